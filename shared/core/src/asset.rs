@@ -1,0 +1,553 @@
+//! The asset record and its state machine.
+//!
+//! ```text
+//! Registered ──TranscodeSubmitted──▶ Transcoding ──MediaPrepared──▶ MediaPrepared
+//!     ──AnalysesStarted──▶ Analysing ──AnalysisCompleted(last kind)──▶ Analysed
+//!     ──Scored──▶ Complete
+//! any non-terminal state ──Failed──▶ Failed
+//! ```
+//!
+//! [`transition`] is a pure function of (asset, event). It returns the next asset, or says the
+//! event was already applied (a redelivered message: the caller re-announces instead of acting
+//! twice), or a typed error for an illegal move. The store's conditional write on `version`
+//! makes sure only one writer wins a race; this function makes sure the winner is right.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AssetId, S3Uri, SourceObject};
+use crate::loudness::AudioReport;
+use crate::rekognition::AnalysisKind;
+
+/// Where an asset is in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AssetState {
+    Registered,
+    Transcoding,
+    MediaPrepared,
+    Analysing,
+    Analysed,
+    Complete,
+    Failed,
+}
+
+impl AssetState {
+    pub const ALL: [AssetState; 7] = [
+        Self::Registered,
+        Self::Transcoding,
+        Self::MediaPrepared,
+        Self::Analysing,
+        Self::Analysed,
+        Self::Complete,
+        Self::Failed,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Complete | Self::Failed)
+    }
+
+    /// Position along the happy path (Failed has none).
+    fn rank(self) -> Option<u8> {
+        match self {
+            Self::Registered => Some(0),
+            Self::Transcoding => Some(1),
+            Self::MediaPrepared => Some(2),
+            Self::Analysing => Some(3),
+            Self::Analysed => Some(4),
+            Self::Complete => Some(5),
+            Self::Failed => None,
+        }
+    }
+
+    /// True when `self` is `other` or lies after it on the happy path.
+    pub fn at_or_after(self, other: AssetState) -> bool {
+        matches!((self.rank(), other.rank()), (Some(a), Some(b)) if a >= b)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "REGISTERED",
+            Self::Transcoding => "TRANSCODING",
+            Self::MediaPrepared => "MEDIA_PREPARED",
+            Self::Analysing => "ANALYSING",
+            Self::Analysed => "ANALYSED",
+            Self::Complete => "COMPLETE",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for AssetState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What ffprobe (or MediaInfo) told us about the source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeInfo {
+    pub container: String,
+    pub duration_seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoStreamInfo>,
+    #[serde(default)]
+    pub audio_tracks: Vec<AudioTrackInfo>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VideoStreamInfo {
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    /// Frames per second as a float (25.0, 29.97...).
+    pub frame_rate: f64,
+    /// The exact rational rate, e.g. "30000/1001".
+    pub frame_rate_ratio: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AudioTrackInfo {
+    /// 1-based track number, the order of audio streams in the file.
+    pub track: u32,
+    /// Stream index in the container.
+    pub stream_index: u32,
+    pub codec: String,
+    pub channels: u32,
+    pub sample_rate: u32,
+}
+
+/// A job cuepoint started on an external engine (MediaConvert, Rekognition or their local stand-ins).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub job_id: String,
+    /// The idempotency token the job was submitted with.
+    pub client_token: String,
+    pub submitted_at_ms: u64,
+    #[serde(default)]
+    pub status: JobStatus,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    #[default]
+    Submitted,
+    Succeeded,
+    Failed,
+}
+
+/// Where an asset's outputs live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultLocations {
+    /// Prefix of the results layout (`.../assets/<id>/`).
+    pub prefix: S3Uri,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hls_master: Option<S3Uri>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<S3Uri>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmap: Option<S3Uri>,
+}
+
+/// Why an asset failed, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub stage: String,
+    pub reason: String,
+}
+
+/// One chosen ad break, as recorded on the asset for summaries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakSummary {
+    pub timestamp: f64,
+    pub score: f64,
+    pub reasons: Vec<String>,
+}
+
+/// The asset record: the single source of truth for one upload's progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asset {
+    pub id: AssetId,
+    pub source: SourceObject,
+    pub state: AssetState,
+    /// Optimistic-concurrency version: 1 when created, +1 on every write.
+    pub version: u64,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    /// When the asset entered its current state (stuck-asset deadlines count from here).
+    pub state_entered_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcode: Option<JobRecord>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub analyses: BTreeMap<AnalysisKind, JobRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioReport>,
+    pub results: ResultLocations,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breaks: Vec<BreakSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+impl Asset {
+    /// A freshly registered asset (version 1), after the source was probed.
+    pub fn register(source: SourceObject, probe: ProbeInfo, results_prefix: S3Uri, now_ms: u64) -> Self {
+        Asset {
+            id: AssetId::for_source(&source),
+            source,
+            state: AssetState::Registered,
+            version: 1,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            state_entered_at_ms: now_ms,
+            probe: Some(probe),
+            transcode: None,
+            analyses: BTreeMap::new(),
+            audio: None,
+            results: ResultLocations { prefix: results_prefix, hls_master: None, proxy: None, vmap: None },
+            breaks: Vec::new(),
+            failure: None,
+        }
+    }
+
+    /// The analyses that have not completed yet.
+    pub fn pending_analyses(&self) -> Vec<AnalysisKind> {
+        self.analyses.iter().filter(|(_, j)| j.status == JobStatus::Submitted).map(|(k, _)| *k).collect()
+    }
+}
+
+/// What happened to an asset: the inputs of the state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AssetEvent {
+    /// The transcode job was created (or found) for this asset.
+    TranscodeSubmitted { job: JobRecord },
+    /// The transcode job completed and its loudness logs were read.
+    MediaPrepared { job_id: String, audio: AudioReport, hls_master: S3Uri, proxy: S3Uri },
+    /// Every analysis job was started.
+    AnalysesStarted { jobs: BTreeMap<AnalysisKind, JobRecord> },
+    /// One analysis job completed and its results were stored.
+    AnalysisCompleted { kind: AnalysisKind, job_id: String },
+    /// Slots were scored and the VMAP written.
+    Scored { breaks: Vec<BreakSummary>, vmap: S3Uri },
+    /// Something failed for good.
+    Failed { stage: String, reason: String },
+}
+
+impl AssetEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::TranscodeSubmitted { .. } => "TranscodeSubmitted",
+            Self::MediaPrepared { .. } => "MediaPrepared",
+            Self::AnalysesStarted { .. } => "AnalysesStarted",
+            Self::AnalysisCompleted { .. } => "AnalysisCompleted",
+            Self::Scored { .. } => "Scored",
+            Self::Failed { .. } => "Failed",
+        }
+    }
+}
+
+/// The result of applying an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// The event moves the asset: store this (the store bumps `version`).
+    Applied(Box<Asset>),
+    /// The event's effect is already in the record (a redelivery): do nothing but re-announce.
+    AlreadyApplied,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("asset {asset} is {state}: event {event} is not allowed there")]
+    Illegal { asset: AssetId, state: AssetState, event: &'static str },
+    #[error("asset {asset}: {event} names job {got}, but the asset's job is {expected}")]
+    UnknownJob { asset: AssetId, event: &'static str, expected: String, got: String },
+    #[error("asset {asset}: analysis {kind} was never started")]
+    UnknownAnalysis { asset: AssetId, kind: AnalysisKind },
+    #[error("asset {asset}: AnalysesStarted with no jobs")]
+    NoAnalyses { asset: AssetId },
+}
+
+/// Apply `event` to `asset` at time `now_ms`. Pure.
+pub fn transition(asset: &Asset, event: &AssetEvent, now_ms: u64) -> Result<Transition, TransitionError> {
+    use AssetState as S;
+    let illegal =
+        || TransitionError::Illegal { asset: asset.id.clone(), state: asset.state, event: event.name() };
+    let mut next = asset.clone();
+    match event {
+        AssetEvent::TranscodeSubmitted { job } => match asset.state {
+            S::Registered => {
+                next.transcode = Some(job.clone());
+                next.state = S::Transcoding;
+            }
+            s if s.at_or_after(S::Transcoding) => {
+                let recorded = asset.transcode.as_ref().map(|j| j.job_id.as_str());
+                return if recorded == Some(job.job_id.as_str()) {
+                    Ok(Transition::AlreadyApplied)
+                } else {
+                    Err(TransitionError::UnknownJob {
+                        asset: asset.id.clone(),
+                        event: event.name(),
+                        expected: recorded.unwrap_or("<none>").to_string(),
+                        got: job.job_id.clone(),
+                    })
+                };
+            }
+            _ => return Err(illegal()),
+        },
+        AssetEvent::MediaPrepared { job_id, audio, hls_master, proxy } => {
+            check_transcode_job(asset, job_id, event.name())?;
+            match asset.state {
+                S::Transcoding => {
+                    if let Some(j) = next.transcode.as_mut() {
+                        j.status = JobStatus::Succeeded;
+                    }
+                    next.audio = Some(audio.clone());
+                    next.results.hls_master = Some(hls_master.clone());
+                    next.results.proxy = Some(proxy.clone());
+                    next.state = S::MediaPrepared;
+                }
+                s if s.at_or_after(S::MediaPrepared) => return Ok(Transition::AlreadyApplied),
+                _ => return Err(illegal()),
+            }
+        }
+        AssetEvent::AnalysesStarted { jobs } => match asset.state {
+            S::MediaPrepared => {
+                if jobs.is_empty() {
+                    return Err(TransitionError::NoAnalyses { asset: asset.id.clone() });
+                }
+                next.analyses = jobs.clone();
+                next.state = S::Analysing;
+            }
+            s if s.at_or_after(S::Analysing) => return Ok(Transition::AlreadyApplied),
+            _ => return Err(illegal()),
+        },
+        AssetEvent::AnalysisCompleted { kind, job_id } => match asset.state {
+            S::Analysing => {
+                let Some(job) = asset.analyses.get(kind) else {
+                    return Err(TransitionError::UnknownAnalysis { asset: asset.id.clone(), kind: *kind });
+                };
+                if &job.job_id != job_id {
+                    return Err(TransitionError::UnknownJob {
+                        asset: asset.id.clone(),
+                        event: event.name(),
+                        expected: job.job_id.clone(),
+                        got: job_id.clone(),
+                    });
+                }
+                if job.status == JobStatus::Succeeded {
+                    return Ok(Transition::AlreadyApplied);
+                }
+                if let Some(j) = next.analyses.get_mut(kind) {
+                    j.status = JobStatus::Succeeded;
+                }
+                if next.pending_analyses().is_empty() {
+                    next.state = S::Analysed;
+                }
+            }
+            s if s.at_or_after(S::Analysed) => return Ok(Transition::AlreadyApplied),
+            _ => return Err(illegal()),
+        },
+        AssetEvent::Scored { breaks, vmap } => match asset.state {
+            S::Analysed => {
+                next.breaks = breaks.clone();
+                next.results.vmap = Some(vmap.clone());
+                next.state = S::Complete;
+            }
+            S::Complete => return Ok(Transition::AlreadyApplied),
+            _ => return Err(illegal()),
+        },
+        AssetEvent::Failed { stage, reason } => match asset.state {
+            S::Failed => return Ok(Transition::AlreadyApplied),
+            S::Complete => return Err(illegal()),
+            _ => {
+                next.failure = Some(Failure { stage: stage.clone(), reason: reason.clone() });
+                next.state = S::Failed;
+            }
+        },
+    }
+    if next.state != asset.state {
+        next.state_entered_at_ms = now_ms;
+    }
+    next.updated_at_ms = now_ms;
+    Ok(Transition::Applied(Box::new(next)))
+}
+
+fn check_transcode_job(asset: &Asset, job_id: &str, event: &'static str) -> Result<(), TransitionError> {
+    match &asset.transcode {
+        Some(j) if j.job_id == job_id => Ok(()),
+        other => Err(TransitionError::UnknownJob {
+            asset: asset.id.clone(),
+            event,
+            expected: other.as_ref().map(|j| j.job_id.clone()).unwrap_or_else(|| "<none>".into()),
+            got: job_id.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{BucketName, ObjectKey};
+    use crate::loudness::AudioLayout;
+
+    fn asset() -> Asset {
+        let source = SourceObject {
+            bucket: BucketName::parse("ingest").unwrap(),
+            key: ObjectKey::parse("in/a.mov").unwrap(),
+            version_id: None,
+            etag: Some("e".into()),
+            size: Some(10),
+        };
+        Asset::register(source, ProbeInfo::default(), S3Uri::parse("s3://out/assets/x/").unwrap(), 1)
+    }
+
+    fn job(id: &str) -> JobRecord {
+        JobRecord { job_id: id.into(), client_token: format!("tok-{id}"), submitted_at_ms: 1, status: JobStatus::Submitted }
+    }
+
+    fn audio() -> AudioReport {
+        AudioReport {
+            audiocount: 2,
+            maxloudness: vec![-12.0, -140.0],
+            loudnessmap: vec![1, 0],
+            layout: AudioLayout::Mono,
+            silences: vec![],
+        }
+    }
+
+    fn uri(s: &str) -> S3Uri {
+        S3Uri::parse(s).unwrap()
+    }
+
+    fn applied(a: &Asset, e: &AssetEvent) -> Asset {
+        match transition(a, e, 100).unwrap() {
+            Transition::Applied(n) => *n,
+            Transition::AlreadyApplied => panic!("expected applied for {}", e.name()),
+        }
+    }
+
+    fn events() -> Vec<AssetEvent> {
+        let jobs: BTreeMap<_, _> =
+            [AnalysisKind::Segments, AnalysisKind::Labels].into_iter().map(|k| (k, job(k.as_str()))).collect();
+        vec![
+            AssetEvent::TranscodeSubmitted { job: job("mc-1") },
+            AssetEvent::MediaPrepared {
+                job_id: "mc-1".into(),
+                audio: audio(),
+                hls_master: uri("s3://out/a/hls/index.m3u8"),
+                proxy: uri("s3://out/a/proxy.mp4"),
+            },
+            AssetEvent::AnalysesStarted { jobs },
+            AssetEvent::AnalysisCompleted { kind: AnalysisKind::Labels, job_id: "labels".into() },
+            AssetEvent::AnalysisCompleted { kind: AnalysisKind::Segments, job_id: "segments".into() },
+            AssetEvent::Scored { breaks: vec![], vmap: uri("s3://out/a/ad_breaks.vmap") },
+        ]
+    }
+
+    #[test]
+    fn happy_path_reaches_complete() {
+        let mut a = asset();
+        let expected = [
+            AssetState::Transcoding,
+            AssetState::MediaPrepared,
+            AssetState::Analysing,
+            AssetState::Analysing,
+            AssetState::Analysed,
+            AssetState::Complete,
+        ];
+        for (e, want) in events().iter().zip(expected) {
+            a = applied(&a, e);
+            assert_eq!(a.state, want, "after {}", e.name());
+        }
+        assert_eq!(a.results.vmap, Some(uri("s3://out/a/ad_breaks.vmap")));
+        assert!(a.pending_analyses().is_empty());
+    }
+
+    #[test]
+    fn every_event_is_recognised_when_replayed_later() {
+        // Replaying any already-applied event at any later point is AlreadyApplied, never a change.
+        let evs = events();
+        let mut a = asset();
+        let mut history = vec![];
+        for e in &evs {
+            a = applied(&a, e);
+            history.push(e.clone());
+            for old in &history {
+                assert_eq!(transition(&a, old, 200).unwrap(), Transition::AlreadyApplied, "{} in {}", old.name(), a.state);
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_order_events_are_typed_errors() {
+        let evs = events();
+        let a = asset();
+        for e in &evs[1..] {
+            let r = transition(&a, e, 1);
+            assert!(r.is_err(), "{} on REGISTERED must fail, got {r:?}", e.name());
+        }
+        // a stale job's completion is refused by id
+        let a = applied(&a, &evs[0]);
+        let stale = AssetEvent::MediaPrepared {
+            job_id: "other".into(),
+            audio: audio(),
+            hls_master: uri("s3://out/a/h.m3u8"),
+            proxy: uri("s3://out/a/p.mp4"),
+        };
+        assert!(matches!(transition(&a, &stale, 1), Err(TransitionError::UnknownJob { .. })));
+        // a second, different transcode job is refused, not recorded
+        let second = AssetEvent::TranscodeSubmitted { job: job("mc-2") };
+        assert!(matches!(transition(&a, &second, 1), Err(TransitionError::UnknownJob { .. })));
+    }
+
+    #[test]
+    fn failure_is_terminal_and_idempotent() {
+        let fail = AssetEvent::Failed { stage: "transcode".into(), reason: "bad".into() };
+        let mut a = asset();
+        for e in events().iter().take(5) {
+            let f = applied(&a, &fail);
+            assert_eq!(f.state, AssetState::Failed);
+            assert_eq!(f.failure.as_ref().unwrap().reason, "bad");
+            assert_eq!(transition(&f, &fail, 1).unwrap(), Transition::AlreadyApplied);
+            for e2 in events() {
+                // nothing but a repeat moves a failed asset
+                let r = transition(&f, &e2, 1);
+                assert!(!matches!(r, Ok(Transition::Applied(_))), "{} moved a FAILED asset", e2.name());
+            }
+            a = applied(&a, e);
+        }
+        let done = applied(&a, &events()[5]);
+        assert!(matches!(transition(&done, &fail, 1), Err(TransitionError::Illegal { .. })));
+    }
+
+    #[test]
+    fn timestamps_follow_state_changes() {
+        let a = asset();
+        let b = applied(&a, &events()[0]);
+        assert_eq!(b.state_entered_at_ms, 100);
+        assert_eq!(b.updated_at_ms, 100);
+        assert_eq!(b.version, a.version, "the store bumps the version, not the state machine");
+    }
+
+    #[test]
+    fn asset_round_trips_through_json() {
+        let mut a = asset();
+        for e in events() {
+            a = applied(&a, &e);
+            let back: Asset = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+            assert_eq!(back, a);
+        }
+    }
+}

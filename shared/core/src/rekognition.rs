@@ -1,0 +1,346 @@
+//! Amazon Rekognition Video result shapes (Get* responses, pages merged), as cuepoint stores
+//! them in the results layout. Field names follow the AWS API exactly; fields cuepoint does not
+//! read are kept in `extra` so a stored response round-trips unchanged.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What kind of Rekognition Video analysis (also the name of its results file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisKind {
+    Segments,
+    Labels,
+    Faces,
+    Celebrities,
+    Moderation,
+}
+
+impl AnalysisKind {
+    pub const ALL: [AnalysisKind; 5] =
+        [Self::Segments, Self::Labels, Self::Faces, Self::Celebrities, Self::Moderation];
+
+    /// File name in the results layout.
+    pub fn results_file(self) -> &'static str {
+        match self {
+            Self::Segments => "segments.json",
+            Self::Labels => "labels.json",
+            Self::Faces => "faces.json",
+            Self::Celebrities => "celebrities.json",
+            Self::Moderation => "moderation.json",
+        }
+    }
+
+    /// The Rekognition `API` value in a completion notification.
+    pub fn start_api(self) -> &'static str {
+        match self {
+            Self::Segments => "StartSegmentDetection",
+            Self::Labels => "StartLabelDetection",
+            Self::Faces => "StartFaceDetection",
+            Self::Celebrities => "StartCelebrityRecognition",
+            Self::Moderation => "StartContentModeration",
+        }
+    }
+
+    pub fn from_start_api(api: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.start_api() == api)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Segments => "segments",
+            Self::Labels => "labels",
+            Self::Faces => "faces",
+            Self::Celebrities => "celebrities",
+            Self::Moderation => "moderation",
+        }
+    }
+}
+
+impl std::fmt::Display for AnalysisKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VideoMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_millis: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_height: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_range: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AudioMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_millis: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_of_channels: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `SegmentType`: `TECHNICAL_CUE` or `SHOT`.
+pub const SEGMENT_TECHNICAL_CUE: &str = "TECHNICAL_CUE";
+pub const SEGMENT_SHOT: &str = "SHOT";
+/// `TechnicalCueType` values cuepoint acts on (others: ColorBars, Slate, StudioLogo, Content,
+/// OpeningCredits are kept but ignored by scoring).
+pub const CUE_BLACK_FRAMES: &str = "BlackFrames";
+pub const CUE_END_CREDITS: &str = "EndCredits";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TechnicalCueSegment {
+    #[serde(rename = "Type")]
+    pub cue_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ShotSegment {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Segment {
+    #[serde(rename = "Type")]
+    pub segment_type: String,
+    pub start_timestamp_millis: u64,
+    #[serde(default)]
+    pub end_timestamp_millis: u64,
+    #[serde(default)]
+    pub duration_millis: u64,
+    #[serde(default, rename = "StartTimecodeSMPTE", skip_serializing_if = "Option::is_none")]
+    pub start_timecode_smpte: Option<String>,
+    #[serde(default, rename = "EndTimecodeSMPTE", skip_serializing_if = "Option::is_none")]
+    pub end_timecode_smpte: Option<String>,
+    #[serde(default, rename = "DurationSMPTE", skip_serializing_if = "Option::is_none")]
+    pub duration_smpte: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub technical_cue_segment: Option<TechnicalCueSegment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shot_segment: Option<ShotSegment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_frame_number: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_frame_number: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_frames: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Segment {
+    pub fn is_shot(&self) -> bool {
+        self.segment_type == SEGMENT_SHOT
+    }
+    /// The technical cue type when this is a `TECHNICAL_CUE` segment.
+    pub fn cue_type(&self) -> Option<&str> {
+        (self.segment_type == SEGMENT_TECHNICAL_CUE)
+            .then(|| self.technical_cue_segment.as_ref().map(|c| c.cue_type.as_str()))
+            .flatten()
+    }
+}
+
+/// GetSegmentDetection response, pages merged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SegmentDetection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_status: Option<String>,
+    #[serde(default)]
+    pub video_metadata: Vec<VideoMetadata>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audio_metadata: Vec<AudioMetadata>,
+    #[serde(default)]
+    pub segments: Vec<Segment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_segment_types: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl SegmentDetection {
+    /// Video duration in seconds from the first `VideoMetadata` entry.
+    pub fn duration_seconds(&self) -> Option<f64> {
+        self.video_metadata.first().and_then(|m| m.duration_millis).map(|ms| ms as f64 / 1000.0)
+    }
+}
+
+/// A named detection with a confidence (a label, a celebrity, a moderation label).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NamedDetection {
+    pub name: String,
+    #[serde(default)]
+    pub confidence: f64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Emotion {
+    #[serde(rename = "Type")]
+    pub emotion_type: String,
+    #[serde(default)]
+    pub confidence: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FaceDetail {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emotions: Option<Vec<Emotion>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LabelDetection {
+    pub timestamp: i64,
+    pub label: NamedDetection,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CelebrityRecognition {
+    pub timestamp: i64,
+    pub celebrity: NamedDetection,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FaceDetection {
+    pub timestamp: i64,
+    pub face: FaceDetail,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContentModerationDetection {
+    pub timestamp: i64,
+    pub moderation_label: NamedDetection,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// GetLabelDetection response, pages merged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LabelResults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub video_metadata: Vec<VideoMetadata>,
+    #[serde(default)]
+    pub labels: Vec<LabelDetection>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// GetCelebrityRecognition response, pages merged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CelebrityResults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub video_metadata: Vec<VideoMetadata>,
+    #[serde(default)]
+    pub celebrities: Vec<CelebrityRecognition>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// GetFaceDetection response, pages merged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FaceResults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub video_metadata: Vec<VideoMetadata>,
+    #[serde(default)]
+    pub faces: Vec<FaceDetection>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// GetContentModeration response, pages merged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ModerationResults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub video_metadata: Vec<VideoMetadata>,
+    #[serde(default)]
+    pub moderation_labels: Vec<ContentModerationDetection>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_detection_round_trips_unknown_fields() {
+        let raw = r#"{"JobStatus":"SUCCEEDED","VideoMetadata":[{"Codec":"h264","DurationMillis":60000,"Format":"QuickTime / MOV","FrameRate":25.0,"FrameHeight":1080,"FrameWidth":1920,"ColorRange":"LIMITED"}],
+          "Segments":[{"Type":"TECHNICAL_CUE","StartTimestampMillis":10000,"EndTimestampMillis":12000,"DurationMillis":2000,
+            "StartTimecodeSMPTE":"00:00:10:00","EndTimecodeSMPTE":"00:00:12:00","DurationSMPTE":"00:00:02:00",
+            "TechnicalCueSegment":{"Type":"BlackFrames","Confidence":99.9},"StartFrameNumber":250,"EndFrameNumber":300,"DurationFrames":50},
+            {"Type":"SHOT","StartTimestampMillis":0,"EndTimestampMillis":9960,"DurationMillis":9960,"ShotSegment":{"Index":0,"Confidence":99.0},"Future":1}],
+          "SelectedSegmentTypes":[{"Type":"SHOT","ModelVersion":"1.0"}]}"#;
+        let d: SegmentDetection = serde_json::from_str(raw).unwrap();
+        assert_eq!(d.duration_seconds(), Some(60.0));
+        assert_eq!(d.segments[0].cue_type(), Some(CUE_BLACK_FRAMES));
+        assert!(d.segments[1].is_shot());
+        assert_eq!(d.segments[1].extra["Future"], 1);
+        let back: SegmentDetection = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        assert_eq!(back, d);
+    }
+
+    #[test]
+    fn analysis_kind_maps_apis() {
+        for k in AnalysisKind::ALL {
+            assert_eq!(AnalysisKind::from_start_api(k.start_api()), Some(k));
+        }
+        assert_eq!(AnalysisKind::from_start_api("StartTextDetection"), None);
+    }
+}

@@ -1,0 +1,3 @@
+//! Ports, the consume loop, configuration and telemetry shared by every worker.
+
+pub mod ports;
