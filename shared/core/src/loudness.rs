@@ -45,3 +45,30 @@ pub struct AudioReport {
     #[serde(default)]
     pub silences: Vec<Vec<SilenceInterval>>,
 }
+
+/// One measurement row of a MediaConvert loudness log (one per logging interval).
+/// The CSV column order is fixed by `LoudnessLog::to_csv`/`parse`: column 0 is `seconds`,
+/// column 3 is `short_term`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoudnessRow {
+    pub seconds: f64,
+    pub momentary: f64,
+    pub integrated: f64,
+    pub short_term: f64,
+    pub true_peak: f64,
+}
+
+/// The log's last (summary) row: column 6 is the Input Max Loudness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoudnessSummary {
+    pub input_integrated: f64,
+    pub input_max_loudness: f64,
+    pub input_true_peak: f64,
+}
+
+/// A whole loudness log for one audio track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoudnessLog {
+    pub rows: Vec<LoudnessRow>,
+    pub summary: LoudnessSummary,
+}

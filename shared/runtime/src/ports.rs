@@ -281,3 +281,37 @@ pub struct Ports {
     pub analyzer: Arc<dyn VideoAnalyzer>,
     pub clock: Arc<dyn Clock>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Job ledger (local stand-ins for MediaConvert and Rekognition)
+
+/// A job the local media engine accepted, keyed by (service, client token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerJob {
+    /// `mediaconvert` or `rekognition`.
+    pub service: String,
+    pub job_id: String,
+    pub client_token: String,
+    pub asset_id: String,
+    /// The request as submitted (job settings, or the analysis request).
+    pub request: serde_json::Value,
+    /// `SUBMITTED`, `COMPLETE` or `ERROR`.
+    pub status: String,
+    /// Outcome: output paths, results, or the error.
+    pub result: Option<serde_json::Value>,
+    pub created_at_ms: u64,
+}
+
+/// Durable record of local engine jobs: makes submission idempotent by token and lets the
+/// engine resume unfinished jobs after a crash.
+#[async_trait]
+pub trait JobLedger: Send + Sync {
+    /// Insert `job` unless a job with the same (service, client_token) exists; return the
+    /// stored job and whether it was created now.
+    async fn create_or_get(&self, job: &LedgerJob) -> PortResult<(LedgerJob, bool)>;
+    async fn get(&self, service: &str, job_id: &str) -> PortResult<Option<LedgerJob>>;
+    async fn find_by_asset(&self, service: &str, asset_id: &str) -> PortResult<Vec<LedgerJob>>;
+    async fn finish(&self, service: &str, job_id: &str, status: &str, result: serde_json::Value) -> PortResult<()>;
+    /// Jobs still `SUBMITTED` (to resume after a restart).
+    async fn unfinished(&self, service: &str) -> PortResult<Vec<LedgerJob>>;
+}
