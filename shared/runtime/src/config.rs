@@ -1,0 +1,219 @@
+//! One configuration struct, layered: built-in defaults < TOML file < environment.
+//!
+//! File: `--config FILE` or `CUEPOINT_CONFIG`. Environment: `CUEPOINT_` prefix, `__` between
+//! levels, e.g. `CUEPOINT_BACKEND=aws`, `CUEPOINT_AWS__TABLE=cuepoint-assets`,
+//! `CUEPOINT_CONSUMER__CONCURRENCY=8`. Every key is listed in the README.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// SQLite + files + FFmpeg on one machine.
+    Embedded,
+    /// SQS, EventBridge, DynamoDB, S3, MediaConvert, Rekognition.
+    Aws,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub backend: Backend,
+    /// Embedded backend: where the database, blobs and job scratch space live.
+    pub data_dir: PathBuf,
+    /// Uploads here start the pipeline.
+    pub ingest_bucket: String,
+    /// HLS, proxies, results and VMAPs are written here under `assets/<asset-id>/`.
+    pub output_bucket: String,
+    /// Our workflow name: in MediaConvert `userMetadata.workflow` and the rule that filters on it.
+    pub workflow: String,
+    pub log_format: LogFormat,
+    pub consumer: ConsumerSettings,
+    pub audio: AudioSettings,
+    pub analysis: AnalysisSettings,
+    /// Slot scoring (`cuepoint_core::scoring` config, as JSON-compatible values).
+    pub scoring: serde_json::Value,
+    pub aws: AwsSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Embedded,
+            data_dir: PathBuf::from("cuepoint-data"),
+            ingest_bucket: "cuepoint-ingest".into(),
+            output_bucket: "cuepoint-output".into(),
+            workflow: "cuepoint".into(),
+            log_format: LogFormat::Text,
+            consumer: ConsumerSettings::default(),
+            audio: AudioSettings::default(),
+            analysis: AnalysisSettings::default(),
+            scoring: serde_json::Value::Object(Default::default()),
+            aws: AwsSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsumerSettings {
+    /// Messages per receive (SQS allows up to 10).
+    pub batch_size: usize,
+    /// Long-poll wait (SQS allows up to 20 s).
+    pub wait_seconds: u64,
+    /// Handlers running at once per worker.
+    pub concurrency: usize,
+    /// Visibility timeout given on receive; extended by the heartbeat while a handler runs.
+    pub visibility_seconds: u64,
+    /// How often the heartbeat extends visibility.
+    pub heartbeat_seconds: u64,
+    /// On SIGTERM, how long in-flight handlers get before their messages are released.
+    pub shutdown_grace_seconds: u64,
+    /// First retry delay for transient failures (doubles per receive, with jitter).
+    pub retry_base_seconds: u64,
+    pub retry_max_seconds: u64,
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 10,
+            wait_seconds: 20,
+            concurrency: 4,
+            visibility_seconds: 120,
+            heartbeat_seconds: 30,
+            shutdown_grace_seconds: 90,
+            retry_base_seconds: 2,
+            retry_max_seconds: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AudioSettings {
+    /// A track whose Input Max Loudness is below this is silent (LUFS).
+    pub silence_threshold_lufs: f64,
+    /// Shortest silence interval reported (seconds).
+    pub min_silence_seconds: f64,
+}
+
+impl Default for AudioSettings {
+    fn default() -> Self {
+        Self { silence_threshold_lufs: -50.0, min_silence_seconds: 0.5 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnalysisSettings {
+    /// Open Rekognition jobs allowed at once (account-wide); excess work waits in the queue.
+    pub max_open_jobs: i64,
+    /// How long to delay a start when the cap is reached.
+    pub cap_retry_seconds: u64,
+}
+
+impl Default for AnalysisSettings {
+    fn default() -> Self {
+        Self { max_open_jobs: 20, cap_retry_seconds: 30 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AwsSettings {
+    /// DynamoDB table of asset records.
+    pub table: String,
+    /// Queue URL per queue name (`ingest`, `media`, `analysis`, `results`, `scoring`); DLQs are
+    /// found from each queue's redrive policy.
+    pub queue_urls: BTreeMap<String, String>,
+    /// EventBridge bus for pipeline events.
+    pub event_bus: String,
+    /// SNS topic Rekognition notifies, and the role it publishes with.
+    pub rekognition_topic_arn: String,
+    pub rekognition_role_arn: String,
+    /// MediaConvert role; endpoint discovered once (DescribeEndpoints) unless given.
+    pub mediaconvert_role_arn: String,
+    pub mediaconvert_endpoint: Option<String>,
+    pub mediaconvert_queue: Option<String>,
+    /// S3 path-style addressing (emulators).
+    pub s3_path_style: bool,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        Self {
+            table: "cuepoint-assets".into(),
+            queue_urls: BTreeMap::new(),
+            event_bus: "default".into(),
+            rekognition_topic_arn: String::new(),
+            rekognition_role_arn: String::new(),
+            mediaconvert_role_arn: String::new(),
+            mediaconvert_endpoint: None,
+            mediaconvert_queue: None,
+            s3_path_style: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(#[from] config::ConfigError);
+
+impl Settings {
+    /// Defaults < `file` (or `CUEPOINT_CONFIG`) < `CUEPOINT_*` environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let defaults = config::Config::try_from(&Settings::default())?;
+        let mut b = config::Config::builder().add_source(defaults);
+        let env_file = std::env::var_os("CUEPOINT_CONFIG").map(PathBuf::from);
+        if let Some(f) = file.map(Path::to_path_buf).or(env_file) {
+            b = b.add_source(config::File::from(f).required(true));
+        }
+        b = b.add_source(
+            config::Environment::with_prefix("CUEPOINT")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        );
+        Ok(b.build()?.try_deserialize()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_file_then_environment() {
+        let dir = std::env::temp_dir().join(format!("cuepoint-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "workflow = \"from-file\"\noutput_bucket = \"file-out\"\n[consumer]\nconcurrency = 7\n").unwrap();
+        // SAFETY: this is the only test touching these variables.
+        unsafe {
+            std::env::set_var("CUEPOINT_OUTPUT_BUCKET", "env-out");
+            std::env::set_var("CUEPOINT_AWS__TABLE", "env-table");
+        }
+        let s = Settings::load(Some(&f)).unwrap();
+        unsafe {
+            std::env::remove_var("CUEPOINT_OUTPUT_BUCKET");
+            std::env::remove_var("CUEPOINT_AWS__TABLE");
+        }
+        assert_eq!(s.workflow, "from-file");
+        assert_eq!(s.output_bucket, "env-out");
+        assert_eq!(s.consumer.concurrency, 7);
+        assert_eq!(s.consumer.batch_size, 10, "default survives");
+        assert_eq!(s.aws.table, "env-table");
+        assert_eq!(s.backend, Backend::Embedded);
+    }
+}
