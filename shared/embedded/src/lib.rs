@@ -1,1 +1,179 @@
-//! OWNER: embedded helper.
+//! Embedded backends behind cuepoint's ports: one SQLite database (`<data_dir>/cuepoint.db`,
+//! WAL mode) holds the queues, dead-letter queues, dedup keys, asset records, counters and the
+//! local engine's job ledger; blobs are files under `<data_dir>/blobs/`.
+//!
+//! Several worker processes may open the same data directory at once (each with its own
+//! connections; SQLite's locking and `BEGIN IMMEDIATE` serialize writers), or one process may
+//! run every worker.
+
+pub mod blobs;
+mod db;
+mod ids;
+pub mod ledger;
+pub mod queue;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cuepoint_runtime::ports::{AssetStore, BlobStore, Clock, DeadLetters, JobLedger, Queue, SystemClock};
+
+pub use blobs::FsBlobStore;
+pub use db::SCHEMA_VERSION;
+pub use ids::{new_token, new_uuid};
+pub use ledger::SqliteJobLedger;
+pub use queue::{dead_letter_queue_name, QueueCounts, Redrive, SqliteDeadLetters, SqliteQueue};
+pub use store::SqliteAssetStore;
+
+use db::Db;
+use queue::Notifiers;
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "cuepoint.db";
+/// The blob directory inside the data directory.
+pub const BLOB_DIR: &str = "blobs";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("database {path}: {source}")]
+    Database { path: PathBuf, source: rusqlite::Error },
+    #[error("database {path}: journal mode is {mode:?}, WAL is required (is the file on a network file system?)")]
+    NoWal { path: PathBuf, mode: String },
+    #[error("database {path}: schema migration failed: {source}")]
+    Migration { path: PathBuf, source: rusqlite::Error },
+    #[error("database {path} has schema version {found}; this build knows up to {supported} (a newer cuepoint wrote it)")]
+    SchemaTooNew { path: PathBuf, found: u32, supported: u32 },
+}
+
+/// How to open the embedded backend.
+#[derive(Clone)]
+pub struct EmbeddedOptions {
+    /// Account id in event envelopes and ARNs.
+    pub account: String,
+    /// Region in event envelopes and ARNs.
+    pub region: String,
+    pub clock: Arc<dyn Clock>,
+    /// How long a writer waits for another connection's write lock before failing (transient).
+    pub busy_timeout: Duration,
+    /// How often a long poll re-checks the database for messages sent by other processes.
+    pub poll_interval: Duration,
+    /// `synchronous = FULL` (survives power loss; one fsync per commit) instead of NORMAL
+    /// (survives a killed process).
+    pub synchronous_full: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self {
+            account: "000000000000".into(),
+            region: "local".into(),
+            clock: Arc::new(SystemClock),
+            busy_timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(50),
+            synchronous_full: false,
+        }
+    }
+}
+
+/// The embedded backend of one process: hands out the port implementations.
+pub struct EmbeddedBackend {
+    data_dir: PathBuf,
+    db: Arc<Db>,
+    opts: EmbeddedOptions,
+    notifiers: Arc<Notifiers>,
+    store: Arc<SqliteAssetStore>,
+    blobs: Arc<FsBlobStore>,
+    ledger: Arc<SqliteJobLedger>,
+    dead_letters: Arc<SqliteDeadLetters>,
+}
+
+impl EmbeddedBackend {
+    /// Open (creating and migrating if needed) the database and blob directory under
+    /// `data_dir`. Blocking (file and SQLite work): call it at start-up.
+    pub fn open(data_dir: &Path, opts: EmbeddedOptions) -> Result<Arc<EmbeddedBackend>, EmbeddedError> {
+        let dir_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| EmbeddedError::DataDir { path, source }
+        };
+        std::fs::create_dir_all(data_dir).map_err(dir_err(data_dir))?;
+        let blob_root = data_dir.join(BLOB_DIR);
+        std::fs::create_dir_all(&blob_root).map_err(dir_err(&blob_root))?;
+        let blob_root = std::fs::canonicalize(&blob_root).map_err(dir_err(&blob_root))?;
+        let db = Db::open(&data_dir.join(DATABASE_FILE), opts.busy_timeout, opts.synchronous_full)?;
+        let notifiers = Arc::new(Notifiers::default());
+        let sources: Vec<(String, Redrive)> = Vec::new();
+        Ok(Arc::new(EmbeddedBackend {
+            data_dir: data_dir.to_path_buf(),
+            store: Arc::new(SqliteAssetStore::new(Arc::clone(&db))),
+            blobs: Arc::new(FsBlobStore::new(blob_root)),
+            ledger: Arc::new(SqliteJobLedger::new(Arc::clone(&db))),
+            dead_letters: Arc::new(SqliteDeadLetters::new(
+                Arc::clone(&db),
+                Arc::clone(&opts.clock),
+                sources,
+                Arc::clone(&notifiers),
+            )),
+            db,
+            opts,
+            notifiers,
+        }))
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(DATABASE_FILE)
+    }
+
+    pub fn options(&self) -> &EmbeddedOptions {
+        &self.opts
+    }
+
+    fn redrive_of(&self, _queue: &str) -> Option<Redrive> {
+        None
+    }
+
+    /// The named queue, concrete (for `send_dedup` and `counts`).
+    pub fn sqlite_queue(&self, name: &str) -> Arc<SqliteQueue> {
+        Arc::new(SqliteQueue::new(
+            name,
+            Arc::clone(&self.db),
+            Arc::clone(&self.opts.clock),
+            self.redrive_of(name),
+            Arc::clone(&self.notifiers),
+            self.opts.poll_interval,
+        ))
+    }
+
+    /// The named queue. Queues in the routing definition get their redrive policy; any other
+    /// name is a plain queue without one.
+    pub fn queue(&self, name: &str) -> Arc<dyn Queue> {
+        self.sqlite_queue(name)
+    }
+
+    pub fn dead_letters(&self) -> Arc<dyn DeadLetters> {
+        self.dead_letters.clone()
+    }
+
+    pub fn store(&self) -> Arc<dyn AssetStore> {
+        self.store.clone()
+    }
+
+    pub fn blobs(&self) -> Arc<dyn BlobStore> {
+        self.blobs.clone()
+    }
+
+    /// The blob store, concrete (for `path_of` and `root`).
+    pub fn fs_blobs(&self) -> Arc<FsBlobStore> {
+        Arc::clone(&self.blobs)
+    }
+
+    pub fn ledger(&self) -> Arc<dyn JobLedger> {
+        self.ledger.clone()
+    }
+}

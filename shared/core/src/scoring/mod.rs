@@ -1,1 +1,224 @@
-//! OWNER: helper — to be written.
+//! Ad-slot scoring: candidate break points from audio silence, black frames, shot changes and
+//! end credits, scored and filtered into slots, of which the best become ad breaks.
+//!
+//! Two policies:
+//! - [`Policy::Reference`] reproduces the public sample `aws-samples/aws-smart-ad-breaks`
+//!   exactly (slots, timestamps, reasons, scores, quirks), so users migrating from it keep their
+//!   breaks. See `reference.rs` and `shared/reference/ad-slot-algorithm.md`.
+//! - [`Policy::Default`] is what a broadcaster wants: silence intervals, breaks in time order, a
+//!   minimum spacing, no break near the start or end, HLS-aligned breaks. See `default_policy.rs`.
+//!
+//! Both policies read the same pure [`ScoringInputs`] and share candidate extraction
+//! (`candidates.rs`) and the context look-up (`context.rs`).
+
+mod candidates;
+mod context;
+mod default_policy;
+mod inputs;
+mod reference;
+
+use serde::{Deserialize, Serialize};
+
+pub use candidates::{visual_cues, BlackSpan, Candidate, VisualCues};
+pub use context::{context_at, ContextParams};
+pub use default_policy::{
+    candidates as default_candidates, silence_intervals as default_silence_intervals,
+    DefaultPolicyConfig, ReasonWeights, SilenceTracks,
+};
+pub use inputs::{parse_hls_boundaries, InputError, ScoringInputs, MAX_LOUDNESS_TRACKS};
+pub use reference::{
+    candidates as reference_candidates, CONTEXT_INTERVAL_SECONDS, CONTEXT_MIN_CONFIDENCE,
+    MERGE_DISTANCE_SECONDS, SILENCE_THRESHOLD, START_THRESHOLD_SECONDS,
+};
+
+/// Default number of breaks chosen.
+pub const DEFAULT_TOP_N: usize = 3;
+
+/// Why a slot is a candidate break. Serialized exactly as the variant names (the sample's
+/// strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Reason {
+    Silence,
+    BlackFrame,
+    ShotChange,
+    EndCredits,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Silence => "Silence",
+            Self::BlackFrame => "BlackFrame",
+            Self::ShotChange => "ShotChange",
+            Self::EndCredits => "EndCredits",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One name seen near a slot (a label, a celebrity, a face's emotion, a moderation label).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextEntry {
+    pub name: String,
+    pub confidence: f64,
+}
+
+/// What was seen in the seconds before and after a slot, one entry per name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContextSide {
+    pub before: Vec<ContextEntry>,
+    pub after: Vec<ContextEntry>,
+}
+
+impl ContextSide {
+    pub fn before_names(&self) -> impl Iterator<Item = &str> {
+        self.before.iter().map(|e| e.name.as_str())
+    }
+    pub fn after_names(&self) -> impl Iterator<Item = &str> {
+        self.after.iter().map(|e| e.name.as_str())
+    }
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty()
+    }
+}
+
+/// The context of a slot, per Rekognition result list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlotContext {
+    pub celebrities: ContextSide,
+    pub faces: ContextSide,
+    pub labels: ContextSide,
+    pub moderation: ContextSide,
+}
+
+impl SlotContext {
+    /// Label names for ad choice: the names before the slot, then the names after it that are
+    /// not already there.
+    pub fn ad_labels(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.labels.before_names().map(str::to_string).collect();
+        for name in self.labels.after_names() {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        names
+    }
+}
+
+/// A scored candidate break.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slot {
+    /// Seconds from the start of the programme.
+    pub timestamp: f64,
+    /// In [0, 1].
+    pub score: f64,
+    /// Distinct reasons, in the order they were found.
+    pub reasons: Vec<Reason>,
+    #[serde(default)]
+    pub context: SlotContext,
+    /// Where the slot was before it was moved onto an HLS segment boundary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapped_from: Option<f64>,
+}
+
+/// Which policy produced an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyName {
+    Reference,
+    Default,
+}
+
+impl PolicyName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reference => "reference",
+            Self::Default => "default",
+        }
+    }
+}
+
+/// A scoring policy and its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Policy {
+    /// Reproduces the public sample exactly; it has no settings.
+    Reference,
+    Default(DefaultPolicyConfig),
+}
+
+impl Policy {
+    pub fn name(&self) -> PolicyName {
+        match self {
+            Self::Reference => PolicyName::Reference,
+            Self::Default(_) => PolicyName::Default,
+        }
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self::Default(DefaultPolicyConfig::default())
+    }
+}
+
+/// Result of scoring one asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoringOutput {
+    pub policy: PolicyName,
+    /// Programme duration used for scoring, seconds (see [`ScoringInputs::duration_seconds`]).
+    pub duration: Option<f64>,
+    /// Every kept slot, in time order.
+    pub slots: Vec<Slot>,
+    /// The chosen breaks: ascending score for the reference policy (the sample's order), time
+    /// order for the default policy.
+    pub breaks: Vec<Slot>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScoringError {
+    #[error(
+        "the programme duration is unknown (no VideoMetadata DurationMillis in segments.json or \
+         the other results, and no loudness rows); cannot score {candidates} candidate(s)"
+    )]
+    UnknownDuration { candidates: usize },
+    #[error("the programme duration is {0} s; scoring needs a positive duration")]
+    BadDuration(f64),
+    #[error("default policy configuration: {0}")]
+    Config(String),
+}
+
+/// Scores the inputs with `policy` and chooses up to `top_n` breaks.
+pub fn score(
+    inputs: &ScoringInputs,
+    policy: &Policy,
+    top_n: usize,
+) -> Result<ScoringOutput, ScoringError> {
+    match policy {
+        Policy::Reference => reference::score(inputs, top_n),
+        Policy::Default(cfg) => default_policy::score(inputs, cfg, top_n),
+    }
+}
+
+/// Probabilistic "or": `1 - (1 - x)(1 - y)`, evaluated in exactly that order (the reference
+/// scores must match to the last bits).
+pub fn disjunction(x: f64, y: f64) -> f64 {
+    1.0 - ((1.0 - x) * (1.0 - y))
+}
+
+/// Duration to score against: must be known and positive when there is anything to score.
+fn checked_duration(inputs: &ScoringInputs, candidates: usize) -> Result<Option<f64>, ScoringError> {
+    match inputs.duration_seconds() {
+        Some(t) if t > 0.0 && t.is_finite() => Ok(Some(t)),
+        Some(t) if candidates > 0 => Err(ScoringError::BadDuration(t)),
+        None if candidates > 0 => Err(ScoringError::UnknownDuration { candidates }),
+        other => Ok(other),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,271 @@
+//! Blobs as files: `s3://bucket/key` is `<data_dir>/blobs/<bucket>/<key segments>`.
+//!
+//! - A key that would escape (or alias) its bucket directory — `..`, `.`, empty segments, a
+//!   leading `/`, a backslash — is refused (`ObjectKey::relative_path_segments`), and so is a
+//!   path that passes through a symbolic link below the blob root, so a planted link cannot
+//!   redirect reads or writes outside it.
+//! - Writes are atomic: a temp file in the target directory, fsync, rename, fsync of the
+//!   directory. Readers see the old object or the new one, never half of one.
+//! - `head`'s etag is *not* an MD5 of the content (hashing large media on every head would be
+//!   slow): it is a hash of (size, modification time in ns, inode, device). It changes whenever
+//!   the object is rewritten (every write is a new file by rename) and stays put otherwise.
+//! - Content types are not stored (files have none).
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use cuepoint_core::domain::{ObjectKey, S3Uri};
+use cuepoint_runtime::ports::{BlobMeta, BlobStore, PortError, PortResult};
+use sha2::{Digest, Sha256};
+
+use crate::ids;
+
+/// Temp files start with this; keys with a segment starting with it are refused so a listing
+/// never confuses one with an object.
+const TEMP_PREFIX: &str = ".cuepoint-tmp-";
+
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+fn io_error(what: &str, path: &Path, e: io::Error) -> PortError {
+    let msg = format!("{what} {}: {e}", path.display());
+    match e.kind() {
+        io::ErrorKind::NotFound => PortError::NotFound(msg),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::StorageFull => {
+            PortError::Transient(msg)
+        }
+        _ => PortError::Permanent(msg),
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> PortResult<T> + Send + 'static) -> PortResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(out) => out,
+        Err(e) => Err(PortError::Transient(format!("blob task failed: {e}"))),
+    }
+}
+
+impl FsBlobStore {
+    /// A store rooted at `root` (normally `<data_dir>/blobs`, created by the backend).
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn key_segments(key: &ObjectKey) -> PortResult<Vec<&str>> {
+        let segs = key.relative_path_segments().ok_or_else(|| {
+            PortError::Permanent(format!("object key {:?} would escape the blob directory (., .., empty segment, leading / or backslash)", key.as_str()))
+        })?;
+        if segs.iter().any(|s| s.starts_with(TEMP_PREFIX)) {
+            return Err(PortError::Permanent(format!("object key {:?}: segments starting with {TEMP_PREFIX:?} are reserved", key.as_str())));
+        }
+        Ok(segs)
+    }
+
+    /// The file of `uri`, after the key checks (no file-system access).
+    pub fn path_of(&self, uri: &S3Uri) -> PortResult<PathBuf> {
+        let mut p = self.root.join(uri.bucket.as_str());
+        for seg in Self::key_segments(&uri.key)? {
+            p.push(seg);
+        }
+        Ok(p)
+    }
+
+    /// The file of `uri`, refusing any path through a symbolic link below the root.
+    fn checked_path(&self, uri: &S3Uri) -> PortResult<PathBuf> {
+        let path = self.path_of(uri)?;
+        self.refuse_symlinks(&path, uri)?;
+        Ok(path)
+    }
+
+    fn refuse_symlinks(&self, path: &Path, uri: &S3Uri) -> PortResult<()> {
+        let rel = path.strip_prefix(&self.root).map_err(|_| PortError::Permanent(format!("{uri}: path outside the blob root")))?;
+        let mut cur = self.root.clone();
+        for comp in rel.components() {
+            cur.push(comp);
+            match fs::symlink_metadata(&cur) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(PortError::Permanent(format!(
+                        "object key {:?} passes through a symbolic link at {}",
+                        uri.key.as_str(),
+                        cur.display()
+                    )))
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_error("inspecting", &cur, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Write `fill`'s output to `path` atomically (temp file in the same directory, fsync, rename).
+    fn write_atomic(&self, uri: &S3Uri, path: &Path, fill: impl FnOnce(&mut fs::File, &Path) -> io::Result<()>) -> PortResult<()> {
+        let parent = path.parent().ok_or_else(|| PortError::Permanent(format!("{uri}: no parent directory")))?;
+        fs::create_dir_all(parent).map_err(|e| {
+            PortError::Permanent(format!("{uri}: cannot create directory {} (does an object name a prefix of this key?): {e}", parent.display()))
+        })?;
+        // The directories now exist: check again that none of them is a link.
+        self.refuse_symlinks(path, uri)?;
+        if path.is_dir() {
+            return Err(PortError::Permanent(format!("{uri}: {} is a directory (other objects use this key as a prefix)", path.display())));
+        }
+        let tmp = parent.join(format!("{TEMP_PREFIX}{}", ids::new_token()));
+        let result = (|| {
+            let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            fill(&mut f, &tmp)?;
+            f.flush()?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, path)?;
+            // The rename itself is durable once the directory is synced.
+            fs::File::open(parent)?.sync_all()
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_error("writing", path, e));
+        }
+        Ok(())
+    }
+
+    fn etag(meta: &fs::Metadata) -> String {
+        let mut h = Sha256::new();
+        h.update(meta.len().to_le_bytes());
+        h.update(meta.mtime().to_le_bytes());
+        h.update(meta.mtime_nsec().to_le_bytes());
+        h.update(meta.ino().to_le_bytes());
+        h.update(meta.dev().to_le_bytes());
+        h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn list_blocking(&self, prefix: &S3Uri) -> PortResult<Vec<S3Uri>> {
+        let p = prefix.key.as_str();
+        // Walk only the directory the prefix names fully; filter the rest by string prefix.
+        let dir_part = p.rfind('/').map_or("", |i| &p[..i]);
+        let mut dir = self.root.join(prefix.bucket.as_str());
+        if !dir_part.is_empty() {
+            for seg in dir_part.split('/') {
+                if seg.is_empty() || seg == "." || seg == ".." || seg.contains('\\') {
+                    return Err(PortError::Permanent(format!("list prefix {p:?} would escape the blob directory")));
+                }
+                dir.push(seg);
+            }
+        }
+        self.refuse_symlinks(&dir, prefix)?;
+        let mut keys = Vec::new();
+        let mut stack = vec![(dir, dir_part.to_string())];
+        while let Some((d, rel)) = stack.pop() {
+            let entries = match fs::read_dir(&d) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => continue,
+                Err(e) => return Err(io_error("listing", &d, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| io_error("listing", &d, e))?;
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                    tracing::debug!(dir = %d.display(), "skipping a file name that is not UTF-8");
+                    continue;
+                };
+                if name.starts_with(TEMP_PREFIX) {
+                    continue;
+                }
+                let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                let ft = entry.file_type().map_err(|e| io_error("listing", &entry.path(), e))?;
+                // Links are neither followed nor listed.
+                if ft.is_dir() {
+                    if key.starts_with(p) || p.starts_with(&format!("{key}/")) {
+                        stack.push((entry.path(), key));
+                    }
+                } else if ft.is_file() && key.starts_with(p) {
+                    if let Ok(k) = ObjectKey::parse(key) {
+                        keys.push(S3Uri::new(prefix.bucket.clone(), k));
+                    }
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn get(&self, uri: &S3Uri) -> PortResult<Option<Vec<u8>>> {
+        let path = self.checked_path(uri)?;
+        run_blocking(move || match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::IsADirectory || e.kind() == io::ErrorKind::NotADirectory => Ok(None),
+            Err(e) => Err(io_error("reading", &path, e)),
+        })
+        .await
+    }
+
+    async fn put(&self, uri: &S3Uri, bytes: Vec<u8>, _content_type: &str) -> PortResult<()> {
+        let path = self.checked_path(uri)?;
+        let (me, uri) = (self.clone_handle(), uri.clone());
+        run_blocking(move || me.write_atomic(&uri, &path, |f, _| f.write_all(&bytes))).await
+    }
+
+    async fn head(&self, uri: &S3Uri) -> PortResult<Option<BlobMeta>> {
+        let path = self.checked_path(uri)?;
+        run_blocking(move || match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(BlobMeta { size: m.len(), etag: Some(Self::etag(&m)) })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => Ok(None),
+            Err(e) => Err(io_error("inspecting", &path, e)),
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &S3Uri) -> PortResult<Vec<S3Uri>> {
+        let (me, prefix) = (self.clone_handle(), prefix.clone());
+        run_blocking(move || me.list_blocking(&prefix)).await
+    }
+
+    async fn put_file(&self, uri: &S3Uri, path: &Path, _content_type: &str) -> PortResult<()> {
+        let dest = self.checked_path(uri)?;
+        let (me, uri, src) = (self.clone_handle(), uri.clone(), path.to_path_buf());
+        run_blocking(move || {
+            // The engine may have written the output in place (through `local_path`).
+            if let (Ok(a), Ok(b)) = (fs::canonicalize(&src), fs::canonicalize(&dest)) {
+                if a == b {
+                    return Ok(());
+                }
+            }
+            let mut input = fs::File::open(&src).map_err(|e| io_error("opening upload source", &src, e))?;
+            me.write_atomic(&uri, &dest, |f, _| io::copy(&mut input, f).map(|_| ()))
+        })
+        .await
+    }
+
+    async fn readable_location(&self, uri: &S3Uri) -> PortResult<String> {
+        let path = self.checked_path(uri)?;
+        run_blocking(move || match fs::metadata(&path) {
+            Ok(m) if m.is_file() => path
+                .to_str()
+                .map(str::to_string)
+                .ok_or_else(|| PortError::Permanent(format!("blob path {} is not UTF-8", path.display()))),
+            Ok(_) => Err(PortError::NotFound(format!("{} is not a file", path.display()))),
+            Err(e) => Err(io_error("locating", &path, e)),
+        })
+        .await
+    }
+
+    /// The file for `uri`; `None` when the key is refused (would escape the blob directory).
+    fn local_path(&self, uri: &S3Uri) -> Option<PathBuf> {
+        self.checked_path(uri).ok()
+    }
+}
+
+impl FsBlobStore {
+    fn clone_handle(&self) -> FsBlobStore {
+        FsBlobStore { root: self.root.clone() }
+    }
+}

@@ -1,0 +1,46 @@
+//! What every handler gets: the ports, the settings, and a few derived values.
+
+use std::sync::Arc;
+
+use cuepoint_core::domain::{AssetId, BucketName, ObjectKey, S3Uri};
+use cuepoint_runtime::config::Settings;
+use cuepoint_runtime::metrics::Metrics;
+use cuepoint_runtime::ports::Ports;
+
+/// Name of the counter of open Rekognition jobs (cap: `analysis.max_open_jobs`).
+pub const OPEN_JOBS_COUNTER: &str = "rekognition-open-jobs";
+
+#[derive(Clone)]
+pub struct WorkerContext {
+    pub ports: Ports,
+    pub settings: Arc<Settings>,
+    /// MediaConvert job-settings template (infra/mediaconvert-job-template.json unless configured).
+    pub job_template: Arc<serde_json::Value>,
+    pub metrics: Metrics,
+}
+
+impl WorkerContext {
+    pub fn new(ports: Ports, settings: Settings, metrics: Metrics) -> Self {
+        Self {
+            ports,
+            settings: Arc::new(settings),
+            job_template: Arc::new(cuepoint_core::mediaconvert::default_template()),
+            metrics,
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.ports.clock.now_ms()
+    }
+
+    /// `s3://<output bucket>/assets/<id>/`: the asset's results prefix.
+    pub fn results_prefix(&self, id: &AssetId) -> S3Uri {
+        let bucket = BucketName::parse(self.settings.output_bucket.clone()).expect("output bucket validated at startup");
+        S3Uri::new(bucket, ObjectKey::parse(format!("assets/{id}/")).expect("asset ids are key-safe"))
+    }
+
+    /// A file of the results layout under the asset's prefix.
+    pub fn result_uri(&self, id: &AssetId, rel: &str) -> S3Uri {
+        self.results_prefix(id).join(rel).expect("results layout names are valid keys")
+    }
+}

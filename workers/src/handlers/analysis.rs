@@ -1,0 +1,58 @@
+//! Analysis: "Media Prepared" → start every Rekognition analysis on the proxy, within the cap
+//! on open jobs (excess work waits in the queue).
+
+use std::collections::BTreeMap;
+
+use cuepoint_core::asset::{AssetEvent, AssetState, JobRecord, JobStatus};
+use cuepoint_core::events::PipelineEvent;
+use cuepoint_core::rekognition::AnalysisKind;
+use cuepoint_runtime::consumer::HandlerError;
+use cuepoint_runtime::ports::{AnalysisRequest, CounterDelta};
+
+use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
+use crate::flow::{advance, load, Advanced};
+
+pub async fn on_media_prepared(ctx: &WorkerContext, ev: &PipelineEvent) -> Result<(), HandlerError> {
+    let asset = load(ctx, &ev.asset_id).await?;
+    if asset.state.at_or_after(AssetState::Analysing) || asset.state.is_terminal() {
+        tracing::info!(state = %asset.state, "analyses already started; nothing to do");
+        return Ok(());
+    }
+    if asset.state != AssetState::MediaPrepared {
+        return Err(HandlerError::Transient(format!("asset is {}, not yet MEDIA_PREPARED", asset.state)));
+    }
+    let Some(proxy) = asset.results.proxy.clone() else {
+        return Err(HandlerError::Permanent("media prepared without a proxy location".into()));
+    };
+    let kinds = AnalysisKind::ALL;
+    let max = ctx.settings.analysis.max_open_jobs;
+    let open = ctx.ports.store.counter(OPEN_JOBS_COUNTER).await?;
+    if open + kinds.len() as i64 > max {
+        return Err(HandlerError::Delay {
+            after: std::time::Duration::from_secs(ctx.settings.analysis.cap_retry_seconds),
+            reason: format!("{open} Rekognition jobs open, cap {max}"),
+        });
+    }
+    // Start every job; the tokens make a restart return the same jobs.
+    let mut jobs = BTreeMap::new();
+    for kind in kinds {
+        let client_token = format!("{}-{}", asset.id, kind);
+        let request = AnalysisRequest { kind, video: proxy.clone(), client_token: client_token.clone(), job_tag: asset.id.to_string() };
+        let job_id = ctx.ports.analyzer.start(&request).await?;
+        jobs.insert(kind, JobRecord { job_id, client_token, submitted_at_ms: ctx.now_ms(), status: JobStatus::Submitted });
+    }
+    let counter = CounterDelta { name: OPEN_JOBS_COUNTER.into(), delta: jobs.len() as i64, max: Some(max) };
+    match advance(ctx, &asset, AssetEvent::AnalysesStarted { jobs }, Some(counter)).await? {
+        Advanced::Applied(_) => {
+            if let Ok(n) = ctx.ports.store.counter(OPEN_JOBS_COUNTER).await {
+                ctx.metrics.open_jobs(n);
+            }
+            Ok(())
+        }
+        Advanced::AlreadyApplied(_) => Ok(()),
+        Advanced::Ignored(why) => {
+            tracing::warn!(%why, "analyses not recorded");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Ingest: S3 "Object Created" → probe → register the asset → submit the transcode.
+
+use std::collections::BTreeMap;
+
+use cuepoint_core::asset::{Asset, AssetEvent, AssetState, JobRecord, JobStatus, ProbeInfo};
+use cuepoint_core::domain::{AssetId, SourceObject};
+use cuepoint_core::events::s3::ObjectCreated;
+use cuepoint_core::events::{PipelineDetail, PipelineEvent};
+use cuepoint_core::mediaconvert::build_job_settings;
+use cuepoint_core::results;
+use cuepoint_runtime::consumer::HandlerError;
+use cuepoint_runtime::ports::{AssetWrite, PortError, ProbeError, StoreError, TranscodeRequest};
+
+use crate::context::WorkerContext;
+use crate::flow::{advance, announce, fail, Advanced};
+
+pub async fn on_object_created(ctx: &WorkerContext, obj: &ObjectCreated) -> Result<(), HandlerError> {
+    if obj.bucket.as_str() != ctx.settings.ingest_bucket {
+        tracing::warn!(bucket = %obj.bucket, "object created in a bucket that is not the ingest bucket; ignored");
+        return Ok(());
+    }
+    let source = obj.source_object();
+    let id = AssetId::for_source(&source);
+    tracing::Span::current().record("asset_id", id.as_str());
+
+    let asset = match ctx.ports.store.get(&id).await? {
+        Some(a) => a,
+        None => match register(ctx, source).await? {
+            Some(a) => a,
+            None => return Ok(()), // registered as FAILED (unusable media) and announced
+        },
+    };
+    match asset.state {
+        AssetState::Registered => submit_transcode(ctx, &asset).await,
+        AssetState::Failed => {
+            // A redelivery after the failure was recorded: re-announce it.
+            let f = asset.failure.clone().unwrap_or(cuepoint_core::asset::Failure { stage: "ingest".into(), reason: String::new() });
+            announce(ctx, &[PipelineEvent::new(id, PipelineDetail::AssetFailed { stage: f.stage, reason: f.reason })]).await
+        }
+        _ => {
+            // Already submitted: re-announce, never submit again.
+            let job_id = asset.transcode.as_ref().map(|j| j.job_id.clone()).unwrap_or_default();
+            announce(ctx, &[PipelineEvent::new(id, PipelineDetail::TranscodeSubmitted { job_id })]).await
+        }
+    }
+}
+
+/// Probe the source and create its record. `Ok(None)`: the media is unusable; the asset was
+/// created FAILED with the cause.
+async fn register(ctx: &WorkerContext, source: SourceObject) -> Result<Option<Asset>, HandlerError> {
+    let uri = source.uri();
+    let location = match ctx.ports.blobs.readable_location(&uri).await {
+        Ok(l) => l,
+        Err(PortError::NotFound(_)) => {
+            return Err(HandlerError::Permanent(format!("source object {uri} does not exist")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let probed = ctx.ports.prober.probe(&location).await;
+    let (probe, unusable) = match probed {
+        Ok(p) => {
+            let problem = check_usable(&p);
+            (p, problem)
+        }
+        Err(ProbeError::Unusable(why)) => (ProbeInfo::default(), Some(why)),
+        Err(ProbeError::Port(e)) => return Err(e.into()),
+    };
+    let now = ctx.now_ms();
+    let id = AssetId::for_source(&source);
+    let asset = Asset::register(source, probe.clone(), ctx.results_prefix(&id), now);
+    if unusable.is_none() {
+        let body = serde_json::to_vec_pretty(&probe).unwrap_or_default();
+        ctx.ports.blobs.put(&ctx.result_uri(&id, results::PROBE), body, "application/json").await?;
+    }
+    match ctx.ports.store.commit(AssetWrite { asset: asset.clone(), expected_version: None, counter: None }).await {
+        Ok(()) => tracing::info!(asset_id = %id, source = %uri, "asset registered"),
+        Err(StoreError::Conflict { .. }) => {
+            // A concurrent duplicate registered it first: carry on with the stored record.
+            let stored = ctx.ports.store.get(&id).await?;
+            return stored.map(Some).ok_or_else(|| HandlerError::Transient("asset vanished after conflict".into()));
+        }
+        Err(StoreError::CounterLimit { .. }) => unreachable!("no counter on create"),
+        Err(StoreError::Port(e)) => return Err(e.into()),
+    }
+    if let Some(why) = unusable {
+        fail(ctx, &asset, "probe", format!("{uri}: {why}")).await?;
+        return Ok(None);
+    }
+    Ok(Some(asset))
+}
+
+/// What makes a probed file unusable for this pipeline.
+pub fn check_usable(p: &ProbeInfo) -> Option<String> {
+    if p.video.is_none() {
+        return Some("no video stream (audio-only files cannot be analysed for ad breaks)".into());
+    }
+    if p.duration_seconds <= 0.0 || !p.duration_seconds.is_finite() {
+        return Some(format!("unusable duration {}", p.duration_seconds));
+    }
+    None
+}
+
+async fn submit_transcode(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerError> {
+    let tracks = asset.probe.as_ref().map(|p| p.audio_tracks.len() as u32).unwrap_or(0);
+    let prefix = ctx.results_prefix(&asset.id);
+    let settings = build_job_settings(&ctx.job_template, &asset.source.uri(), &prefix, tracks)
+        .map_err(|e| HandlerError::Permanent(format!("MediaConvert job settings: {e}")))?;
+    let client_token = format!("{}-transcode", asset.id);
+    // A job created earlier for this asset (crash before we recorded it, token window long
+    // gone) is adopted, never duplicated.
+    let job_id = match ctx.ports.transcoder.find_job(&asset.id).await? {
+        Some(j) => {
+            tracing::info!(job_id = %j, "adopting the transcode job already created for this asset");
+            j
+        }
+        None => {
+            let mut user_metadata = BTreeMap::new();
+            user_metadata.insert("assetId".to_string(), asset.id.to_string());
+            user_metadata.insert("workflow".to_string(), ctx.settings.workflow.clone());
+            let request = TranscodeRequest { asset_id: asset.id.clone(), client_token: client_token.clone(), settings, user_metadata };
+            ctx.ports.transcoder.submit(&request).await?
+        }
+    };
+    let job = JobRecord { job_id: job_id.clone(), client_token, submitted_at_ms: ctx.now_ms(), status: JobStatus::Submitted };
+    match advance(ctx, asset, AssetEvent::TranscodeSubmitted { job }, None).await? {
+        Advanced::Applied(a) | Advanced::AlreadyApplied(a) => {
+            let job_id = a.transcode.map(|j| j.job_id).unwrap_or(job_id);
+            announce(ctx, &[PipelineEvent::new(a.id, PipelineDetail::TranscodeSubmitted { job_id })]).await
+        }
+        Advanced::Ignored(why) => {
+            tracing::warn!(%why, "transcode submission not recorded");
+            Ok(())
+        }
+    }
+}

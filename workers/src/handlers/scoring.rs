@@ -1,0 +1,83 @@
+//! Scoring: "Analyses Completed" → slots and breaks from the stored results → VMAP → COMPLETE.
+
+use std::collections::HashMap;
+
+use cuepoint_core::asset::{Asset, AssetEvent, AssetState, BreakSummary};
+use cuepoint_core::events::{PipelineDetail, PipelineEvent};
+use cuepoint_core::rekognition::AnalysisKind;
+use cuepoint_core::results;
+use cuepoint_core::scoring::ScoringInputs;
+use cuepoint_runtime::consumer::HandlerError;
+
+use crate::context::WorkerContext;
+use crate::flow::{advance, announce, fail, load, write_record, Advanced};
+use crate::hls;
+use crate::scoring_config::ScoringSettings;
+
+pub async fn on_analyses_completed(ctx: &WorkerContext, ev: &PipelineEvent) -> Result<(), HandlerError> {
+    let asset = load(ctx, &ev.asset_id).await?;
+    match asset.state {
+        AssetState::Complete => return announce_complete(ctx, &asset).await,
+        AssetState::Failed => return Ok(()),
+        AssetState::Analysed => {}
+        other => return Err(HandlerError::Transient(format!("asset is {other}, not yet ANALYSED"))),
+    }
+    let scoring = ScoringSettings::from_value(&ctx.settings.scoring).map_err(HandlerError::Permanent)?;
+
+    // Fetch the results layout once, then score from memory (the core is pure).
+    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    let tracks = asset.audio.as_ref().map(|a| a.audiocount).unwrap_or(0);
+    let mut wanted: Vec<String> = (1..=tracks).map(results::loudness_track).collect();
+    wanted.extend(AnalysisKind::ALL.iter().map(|k| k.results_file().to_string()));
+    for rel in wanted {
+        if let Some(bytes) = ctx.ports.blobs.get(&ctx.result_uri(&asset.id, &rel)).await? {
+            files.insert(rel, bytes);
+        }
+    }
+    let mut inputs = match ScoringInputs::from_files(|rel: &str| Ok(files.get(rel).cloned())) {
+        Ok(i) => i,
+        Err(e) => return fail(ctx, &asset, "scoring", format!("results of asset {}: {e}", asset.id)).await,
+    };
+    if let Some(master) = &asset.results.hls_master {
+        match hls::segment_boundaries(ctx.ports.blobs.as_ref(), master).await {
+            Ok(b) if !b.is_empty() => inputs.hls_segment_boundaries = Some(b),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read HLS segment boundaries; breaks not snapped"),
+        }
+    }
+    let output = match scoring.score(&inputs) {
+        Ok(o) => o,
+        Err(e) => return fail(ctx, &asset, "scoring", e).await,
+    };
+    let slots_json = serde_json::to_vec_pretty(&output).unwrap_or_default();
+    ctx.ports.blobs.put(&ctx.result_uri(&asset.id, results::SLOTS), slots_json, "application/json").await?;
+    let vmap = scoring.vmap(&output).map_err(HandlerError::Permanent)?;
+    let vmap_uri = ctx.result_uri(&asset.id, results::VMAP);
+    ctx.ports.blobs.put(&vmap_uri, vmap.into_bytes(), "application/xml").await?;
+
+    let breaks = output
+        .breaks
+        .iter()
+        .map(|s| BreakSummary {
+            timestamp: s.timestamp,
+            score: s.score,
+            reasons: s.reasons.iter().map(|r| r.to_string()).collect(),
+        })
+        .collect();
+    match advance(ctx, &asset, AssetEvent::Scored { breaks, vmap: vmap_uri }, None).await? {
+        Advanced::Applied(a) | Advanced::AlreadyApplied(a) => {
+            write_record(ctx, &a).await;
+            announce_complete(ctx, &a).await
+        }
+        Advanced::Ignored(why) => {
+            tracing::warn!(%why, "score not recorded");
+            Ok(())
+        }
+    }
+}
+
+async fn announce_complete(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerError> {
+    let Some(vmap) = asset.results.vmap.clone() else { return Ok(()) };
+    let detail = PipelineDetail::AssetCompleted { vmap, breaks: asset.breaks.len() };
+    announce(ctx, &[PipelineEvent::new(asset.id.clone(), detail)]).await
+}
