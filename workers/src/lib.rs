@@ -1,8 +1,14 @@
 //! cuepoint's workers as a library: each worker is a handler over the ports; binaries are wiring.
 
+pub mod app;
+#[cfg(feature = "aws")]
+pub mod aws_backend;
+pub mod backend;
+pub mod cli;
 pub mod context;
 pub mod flow;
 pub mod handlers;
 pub mod hls;
 pub mod scoring_config;
+pub mod service;
 pub mod slots;

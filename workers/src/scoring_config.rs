@@ -43,7 +43,7 @@ impl ScoringSettings {
 
     pub fn inventory(&self) -> Result<AdInventory, String> {
         match &self.ads {
-            None => Ok(AdInventory::builtin()),
+            None => Ok(AdInventory::default_inventory()),
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| format!("ad inventory {}: {e}", p.display()))?;
                 AdInventory::parse(&text).map_err(|e| format!("ad inventory {}: {e}", p.display()))
@@ -57,6 +57,7 @@ impl ScoringSettings {
 
     pub fn vmap(&self, output: &ScoringOutput) -> Result<String, String> {
         let inventory = self.inventory()?;
-        cuepoint_core::vmap::build_vmap(&output.breaks, &inventory).map_err(|e| e.to_string())
+        let planned = cuepoint_core::vmap::plan_breaks(&output.breaks, &inventory);
+        cuepoint_core::vmap::build_vmap(&planned).map_err(|e| e.to_string())
     }
 }

@@ -1,1 +1,156 @@
-//! OWNER: helper — to be written.
+//! The ad inventory and ad choice: each break gets the ad whose labels are most like the labels
+//! seen around the break (Jaccard similarity of the two name sets).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// The inventory compiled in: a copy of the reference sample's `ads.json`.
+pub const DEFAULT_INVENTORY_JSON: &str = include_str!("../data/ads.json");
+
+/// One ad: a media file URL and the labels it suits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ad {
+    pub url: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+/// `{"ads": [{"url": ..., "labels": [...]}, ...]}`, in file order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdInventory {
+    pub ads: Vec<Ad>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AdsError {
+    #[error("invalid ad inventory JSON (expected {{\"ads\": [{{\"url\": ..., \"labels\": [...]}}]}}): {0}")]
+    Json(String),
+    #[error("the ad inventory has no ads")]
+    Empty,
+    #[error("ad {index} (counting from 0) has an empty url")]
+    EmptyUrl { index: usize },
+}
+
+impl AdInventory {
+    /// Parses and checks an inventory: at least one ad, every url non-empty.
+    pub fn parse(json: &str) -> Result<AdInventory, AdsError> {
+        let inv: AdInventory = serde_json::from_str(json).map_err(|e| AdsError::Json(e.to_string()))?;
+        if inv.ads.is_empty() {
+            return Err(AdsError::Empty);
+        }
+        if let Some(index) = inv.ads.iter().position(|a| a.url.trim().is_empty()) {
+            return Err(AdsError::EmptyUrl { index });
+        }
+        Ok(inv)
+    }
+
+    /// The compiled-in inventory (`shared/core/data/ads.json`).
+    pub fn default_inventory() -> AdInventory {
+        // The file is part of the build and a unit test parses it, so this cannot fail at run time.
+        Self::parse(DEFAULT_INVENTORY_JSON).expect("shared/core/data/ads.json is a valid inventory")
+    }
+
+    /// The ad most similar to `slot_labels`, and its similarity. Ties go to the first ad in
+    /// inventory order (the sample shuffles the inventory and so breaks ties at random; a
+    /// deterministic choice makes the VMAP reproducible). With no label in common anywhere, that
+    /// is the first ad. `None` only for an empty inventory.
+    pub fn choose_scored<S: AsRef<str>>(&self, slot_labels: &[S]) -> Option<(&Ad, f64)> {
+        let slot: BTreeSet<&str> = slot_labels.iter().map(AsRef::as_ref).collect();
+        let mut best: Option<(&Ad, f64)> = None;
+        for ad in &self.ads {
+            let labels: BTreeSet<&str> = ad.labels.iter().map(String::as_str).collect();
+            let similarity = jaccard(&slot, &labels);
+            if best.is_none_or(|(_, b)| similarity > b) {
+                best = Some((ad, similarity));
+            }
+        }
+        best
+    }
+
+    /// [`choose_scored`](Self::choose_scored) without the similarity.
+    pub fn choose<S: AsRef<str>>(&self, slot_labels: &[S]) -> Option<&Ad> {
+        self.choose_scored(slot_labels).map(|(ad, _)| ad)
+    }
+}
+
+/// |a ∩ b| / |a ∪ b|; 0 when both are empty.
+pub fn jaccard(a: &BTreeSet<&str>, b: &BTreeSet<&str>) -> f64 {
+    let common = a.intersection(b).count();
+    let union = a.len() + b.len() - common;
+    if union == 0 {
+        0.0
+    } else {
+        common as f64 / union as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inv(json: &str) -> AdInventory {
+        AdInventory::parse(json).unwrap()
+    }
+
+    #[test]
+    fn default_inventory_is_the_reference_copy() {
+        let inv = AdInventory::default_inventory();
+        assert_eq!(inv.ads.len(), 8);
+        assert!(inv.ads[0].url.ends_with("AD-caribbean-15.mp4"));
+        assert_eq!(inv.ads[7].labels.len(), 9);
+    }
+
+    #[test]
+    fn chooses_by_jaccard() {
+        let inv = AdInventory::default_inventory();
+        let (ad, sim) = inv.choose_scored(&["Snow", "Skiing", "Person"]).unwrap();
+        assert!(ad.url.ends_with("AD-skiing-15.mp4"));
+        // skiing: {Skiing, Snow} common, union 9 + 1 = 10.
+        assert!((sim - 0.2).abs() < 1e-12);
+        let ad = inv.choose(&["Car", "Asphalt"]).unwrap();
+        assert!(ad.url.ends_with("AD-carracing-15.mp4"));
+    }
+
+    #[test]
+    fn ties_go_to_the_first_in_inventory_order() {
+        let inv = inv(r#"{"ads":[{"url":"a","labels":["X","Y"]},{"url":"b","labels":["X","Z"]}]}"#);
+        assert_eq!(inv.choose(&["X"]).unwrap().url, "a");
+        // Nothing in common anywhere: the first ad.
+        assert_eq!(inv.choose(&["Q"]).unwrap().url, "a");
+        let none: [&str; 0] = [];
+        assert_eq!(inv.choose(&none).unwrap().url, "a");
+        assert_eq!(inv.choose(&["Z"]).unwrap().url, "b");
+    }
+
+    #[test]
+    fn duplicate_slot_labels_count_once() {
+        let inv = inv(r#"{"ads":[{"url":"a","labels":["X","Y"]}]}"#);
+        assert_eq!(inv.choose_scored(&["X", "X", "Y"]).unwrap().1, 1.0);
+    }
+
+    #[test]
+    fn jaccard_edges() {
+        let e = BTreeSet::new();
+        assert_eq!(jaccard(&e, &e), 0.0);
+        let a: BTreeSet<&str> = ["A", "B"].into();
+        let b: BTreeSet<&str> = ["B", "C", "D"].into();
+        assert_eq!(jaccard(&a, &b), 0.25);
+        assert_eq!(jaccard(&a, &a), 1.0);
+    }
+
+    #[test]
+    fn bad_inventories_are_rejected_clearly() {
+        assert_eq!(AdInventory::parse(r#"{"ads":[]}"#), Err(AdsError::Empty));
+        assert_eq!(
+            AdInventory::parse(r#"{"ads":[{"url":"a"},{"url":" "}]}"#),
+            Err(AdsError::EmptyUrl { index: 1 })
+        );
+        let err = AdInventory::parse(r#"{"ads":[{"labels":["X"]}]}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `url`"), "{err}");
+        let err = AdInventory::parse("not json").unwrap_err();
+        assert!(matches!(err, AdsError::Json(_)));
+        // Labels are optional (an ad for any slot).
+        assert_eq!(inv(r#"{"ads":[{"url":"a"}]}"#).ads[0].labels.len(), 0);
+    }
+}

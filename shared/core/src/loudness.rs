@@ -427,3 +427,256 @@ impl AudioReport {
         self.loudnessmap.iter().enumerate().filter(|(_, &m)| m == 1).map(|(i, _)| i).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn row(seconds: f64, short_term: f64) -> LoudnessRow {
+        LoudnessRow { seconds, momentary: short_term, integrated: -23.0, short_term, true_peak: -1.0 }
+    }
+
+    fn log(rows: Vec<LoudnessRow>, max: f64) -> LoudnessLog {
+        LoudnessLog {
+            rows,
+            summary: LoudnessSummary { input_integrated: -23.0, input_max_loudness: max, input_true_peak: -1.5 },
+        }
+    }
+
+    #[test]
+    fn to_csv_writes_the_mediaconvert_layout() {
+        let l = log(vec![row(0.1, -20.5), row(0.2, -60.0)], -12.25);
+        let csv = l.to_csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], CSV_HEADER);
+        assert_eq!(lines[0].split(',').nth(6), Some("Input Max Loudness (LUFS)"));
+        assert_eq!(lines[0].split(',').nth(3), Some("Short-Term Loudness (LUFS)"));
+        assert_eq!(lines[1], "0.1,-20.5,-23,-20.5,-1");
+        assert_eq!(lines[2], "0.2,-60,-23,-60,-1");
+        // Summary: column 0 the last time, column 3 the marker, column 6 Input Max Loudness.
+        assert_eq!(lines[3], "0.2,,,0,,-23,-12.25,-1.5");
+        assert_eq!(lines.len(), 4);
+        assert!(csv.ends_with('\n'));
+    }
+
+    #[test]
+    fn parse_reads_back_what_to_csv_wrote() {
+        let l = log(vec![row(0.0, -120.7), row(0.1, -20.5), row(0.2, -60.0)], -143.268118);
+        assert_eq!(LoudnessLog::parse(&l.to_csv()).unwrap(), l);
+        let (_, cells) = LoudnessLog::parse_with_summary_cells(&l.to_csv()).unwrap();
+        assert_eq!(cells, SummaryRowCells { seconds: Some(0.2), short_term: Some(0.0) });
+    }
+
+    #[test]
+    fn a_log_without_rows_still_has_a_summary() {
+        let l = log(vec![], -70.0);
+        let csv = l.to_csv();
+        assert_eq!(csv.lines().nth(1), Some("0,,,0,,-23,-70,-1.5"));
+        assert_eq!(LoudnessLog::parse(&csv).unwrap(), l);
+    }
+
+    #[test]
+    fn parse_tolerates_crlf_bom_blank_lines_extra_and_empty_cells() {
+        let text = "\u{feff}Time,M,I,S,TP,II,IM,ITP\r\n1.0, -20 ,,-21\r\n\r\n2.0,-19,-20,-22,-3,x,y,z\r\n9,,,-5,,-24,-11.5,\r\n\r\n";
+        let l = LoudnessLog::parse(text).unwrap();
+        assert_eq!(l.rows.len(), 2);
+        assert_eq!(l.rows[0].seconds, 1.0);
+        assert_eq!(l.rows[0].momentary, -20.0);
+        assert!(l.rows[0].integrated.is_nan());
+        assert!(l.rows[0].true_peak.is_nan());
+        assert_eq!(l.rows[1].short_term, -22.0);
+        assert_eq!(l.summary.input_max_loudness, -11.5);
+        assert_eq!(l.summary.input_integrated, -24.0);
+        assert!(l.summary.input_true_peak.is_nan());
+    }
+
+    #[test]
+    fn parse_accepts_infinite_loudness() {
+        let l = LoudnessLog::parse("h\n1,-inf,-inf,-inf,-inf\n1,,,0,,-70,-inf,-inf\n").unwrap();
+        assert_eq!(l.rows[0].short_term, f64::NEG_INFINITY);
+        assert!(!l.has_audio(-50.0));
+    }
+
+    #[test]
+    fn parse_errors_name_the_line_and_problem() {
+        assert_eq!(LoudnessLog::parse(""), Err(LoudnessError::Empty));
+        assert_eq!(LoudnessLog::parse(" \n\n"), Err(LoudnessError::Empty));
+        assert_eq!(LoudnessLog::parse("header\n"), Err(LoudnessError::HeaderOnly { line: 2 }));
+        // Truncated: the last line is a measurement row, not a summary.
+        let truncated = "h\n0.1,-20,-20,-20,-1\n0.2,-20,-2";
+        let err = LoudnessLog::parse(truncated).unwrap_err();
+        assert_eq!(err, LoudnessError::MissingSummary { line: 3, found: 3 });
+        assert!(err.to_string().contains("line 3"), "{err}");
+        assert!(err.to_string().contains("truncated"), "{err}");
+        let err = LoudnessLog::parse("h\n0.1,-20,-20\n0.2,,,0,,-1,-2,-3\n").unwrap_err();
+        assert_eq!(err, LoudnessError::TooFewColumns { line: 2, found: 3, needed: 4 });
+        assert_eq!(err.to_string(), "line 2: too few columns: found 3, a measurement row needs at least 4");
+        let err = LoudnessLog::parse("h\n0.1,-20,-20,loud,-1\n0.2,,,0,,-1,-2,-3\n").unwrap_err();
+        assert_eq!(
+            err,
+            LoudnessError::NotANumber { line: 2, column: 3, field: "short-term loudness", value: "loud".into() }
+        );
+        assert_eq!(err.to_string(), "line 2: short-term loudness (column 4) is not a number: \"loud\"");
+        let err = LoudnessLog::parse("h\nabc,-20,-20,-20,-1\n0.2,,,0,,-1,-2,-3\n").unwrap_err();
+        assert!(matches!(err, LoudnessError::NotANumber { line: 2, column: 0, .. }));
+        let err = LoudnessLog::parse("h\nnan,-20,-20,-20,-1\n0.2,,,0,,-1,-2,-3\n").unwrap_err();
+        assert!(matches!(err, LoudnessError::NotANumber { line: 2, column: 0, .. }), "time must be finite");
+        let err = LoudnessLog::parse("h\n1,-20,-20,-20,-1\n0.2,,,0,,-1,,-3\n").unwrap_err();
+        assert!(matches!(err, LoudnessError::NotANumber { line: 3, column: 6, field: "input max loudness", .. }));
+        let err = LoudnessLog::parse("h\n1,x,-20,-20,-1\n0.2,,,0,,-1,-2,-3\n").unwrap_err();
+        assert!(matches!(err, LoudnessError::NotANumber { line: 2, column: 1, .. }));
+    }
+
+    #[test]
+    fn non_numeric_summary_cells_are_none() {
+        let (_, cells) = LoudnessLog::parse_with_summary_cells("h\nSummary,,,,,-1,-2,-3\n").unwrap();
+        assert_eq!(cells, SummaryRowCells { seconds: None, short_term: None });
+    }
+
+    fn rows_at(levels: &[(f64, f64)]) -> Vec<LoudnessRow> {
+        levels.iter().map(|&(t, s)| row(t, s)).collect()
+    }
+
+    #[test]
+    fn silent_runs_and_intervals() {
+        let rows = rows_at(&[(0.0, -70.0), (1.0, -70.0), (2.0, -20.0), (3.0, -60.0), (4.0, -50.0), (5.0, -55.0), (6.0, -56.0)]);
+        let runs = silent_runs(&rows, -50.0, LoudnessMeasure::ShortTerm);
+        assert_eq!(runs, vec![SilentRun { first: 0, last: 1 }, SilentRun { first: 3, last: 3 }, SilentRun { first: 5, last: 6 }]);
+        // -50 is not below -50. The last run ends with the log, at the last row's time.
+        let ivs = silence_intervals(&rows, -50.0, LoudnessMeasure::ShortTerm, 0.0);
+        let spans: Vec<(f64, f64, f64)> = ivs.iter().map(|i| (i.start, i.end, i.duration)).collect();
+        assert_eq!(spans, vec![(0.0, 2.0, 2.0), (3.0, 4.0, 1.0), (5.0, 6.0, 1.0)]);
+        let long = silence_intervals(&rows, -50.0, LoudnessMeasure::ShortTerm, 1.5);
+        assert_eq!(long.len(), 1);
+        assert!(silent_runs(&[], -50.0, LoudnessMeasure::ShortTerm).is_empty());
+    }
+
+    #[test]
+    fn momentary_measure_reads_the_momentary_column() {
+        let mut r = row(1.0, -20.0);
+        r.momentary = -80.0;
+        assert_eq!(silent_runs(&[r.clone()], -50.0, LoudnessMeasure::Momentary).len(), 1);
+        assert!(silent_runs(&[r], -50.0, LoudnessMeasure::ShortTerm).is_empty());
+    }
+
+    fn iv(start: f64, end: f64) -> SilenceInterval {
+        SilenceInterval { start, end, duration: end - start }
+    }
+
+    #[test]
+    fn common_silence_intersects_tracks() {
+        let a = vec![iv(0.0, 2.0), iv(5.0, 9.0), iv(12.0, 13.0)];
+        let b = vec![iv(1.0, 6.0), iv(8.0, 12.5)];
+        let both = common_silence(&[a.clone(), b], 0.0);
+        assert_eq!(both, vec![iv(1.0, 2.0), iv(5.0, 6.0), iv(8.0, 9.0), iv(12.0, 12.5)]);
+        assert_eq!(common_silence(&[a.clone()], 1.5), vec![iv(0.0, 2.0), iv(5.0, 9.0)]);
+        assert!(common_silence(&[], 0.0).is_empty());
+        assert!(common_silence(&[a, vec![]], 0.0).is_empty());
+    }
+
+    #[test]
+    fn audio_report_follows_the_seed() {
+        // The seed's 8-track example: two tracks with audio, six silent -> a 2.0 asset.
+        let maxes = [-12.766523, -14.114044, -143.268118, -143.268118, -143.268118, -143.268118, -143.268118, -143.268118];
+        let logs: Vec<LoudnessLog> = maxes.iter().map(|&m| log(vec![row(1.0, -20.0)], m)).collect();
+        let report = AudioReport::from_logs(&logs, &AudioOptions::default());
+        assert_eq!(report.audiocount, 8);
+        assert_eq!(report.maxloudness, maxes.to_vec());
+        assert_eq!(report.loudnessmap, vec![1, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(report.layout, AudioLayout::Stereo);
+        assert_eq!(report.active_tracks(), vec![0, 1]);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["layout"], "2.0");
+        assert_eq!(json["loudnessmap"], serde_json::json!([1, 1, 0, 0, 0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn layouts() {
+        assert_eq!(AudioLayout::classify(0, 0), AudioLayout::NoAudio);
+        assert_eq!(AudioLayout::classify(8, 0), AudioLayout::Silent);
+        assert_eq!(AudioLayout::classify(8, 1), AudioLayout::Mono);
+        assert_eq!(AudioLayout::classify(2, 2), AudioLayout::Stereo);
+        assert_eq!(AudioLayout::classify(8, 6), AudioLayout::Surround51);
+        assert_eq!(AudioLayout::classify(8, 3), AudioLayout::Other);
+        assert_eq!(AudioLayout::classify(8, 8), AudioLayout::Other);
+        let r = AudioReport::from_logs(&[], &AudioOptions::default());
+        assert_eq!((r.audiocount, r.layout), (0, AudioLayout::NoAudio));
+        assert!(r.silences.is_empty());
+    }
+
+    #[test]
+    fn threshold_is_strict_and_configurable() {
+        // The seed: audio when max loudness > threshold; exactly the threshold is silent.
+        let logs = vec![log(vec![], -50.0), log(vec![], -49.9)];
+        let r = AudioReport::from_logs(&logs, &AudioOptions::default());
+        assert_eq!(r.loudnessmap, vec![0, 1]);
+        assert_eq!(r.layout, AudioLayout::Mono);
+        let opts = AudioOptions { silence_threshold: -60.0, ..AudioOptions::default() };
+        assert_eq!(AudioReport::from_logs(&logs, &opts).loudnessmap, vec![1, 1]);
+        let opts: AudioOptions = serde_json::from_str(r#"{"min_silence_seconds": 2}"#).unwrap();
+        assert_eq!(opts.silence_threshold, -50.0);
+        assert_eq!(opts.min_silence_seconds, 2.0);
+    }
+
+    #[test]
+    fn audio_report_silences_per_track() {
+        let t1 = log(rows_at(&[(0.0, -20.0), (1.0, -60.0), (1.2, -60.0), (1.4, -20.0), (2.0, -60.0), (3.0, -61.0)]), -10.0);
+        let t2 = log(rows_at(&[(0.0, -70.0), (3.0, -70.0)]), -70.0);
+        let r = AudioReport::from_logs(&[t1, t2], &AudioOptions::default());
+        // Track 1: [1.0, 1.4] is 0.4 s, under the 0.5 s minimum; [2.0, 3.0] ends with the log.
+        assert_eq!(r.silences[0], vec![iv(2.0, 3.0)]);
+        assert_eq!(r.silences[1], vec![iv(0.0, 3.0)]);
+        assert_eq!(r.layout, AudioLayout::Mono);
+    }
+
+    fn finite() -> impl Strategy<Value = f64> {
+        prop_oneof![-200.0f64..10.0, any::<f64>().prop_filter("finite", |v| v.is_finite())]
+    }
+
+    fn arb_log() -> impl Strategy<Value = LoudnessLog> {
+        let r = (finite(), finite(), finite(), finite(), finite()).prop_map(|(seconds, momentary, integrated, short_term, true_peak)| LoudnessRow {
+            seconds,
+            momentary,
+            integrated,
+            short_term,
+            true_peak,
+        });
+        (proptest::collection::vec(r, 0..40), finite(), finite(), finite()).prop_map(|(rows, a, b, c)| LoudnessLog {
+            rows,
+            summary: LoudnessSummary { input_integrated: a, input_max_loudness: b, input_true_peak: c },
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn csv_round_trips(l in arb_log()) {
+            prop_assert_eq!(LoudnessLog::parse(&l.to_csv()).unwrap(), l);
+        }
+
+        #[test]
+        fn parse_never_panics(text in "\\PC*") {
+            let _ = LoudnessLog::parse(&text);
+        }
+
+        #[test]
+        fn parse_never_panics_on_csv_like_text(text in "([-0-9.,a-z\\r\\n ]|inf|nan){0,200}") {
+            let _ = LoudnessLog::parse_with_summary_cells(&text);
+        }
+
+        #[test]
+        fn silence_intervals_are_ordered_and_long_enough(
+            levels in proptest::collection::vec(-80.0f64..0.0, 0..60),
+            min in 0.0f64..3.0,
+        ) {
+            let rows: Vec<LoudnessRow> = levels.iter().enumerate().map(|(i, &s)| row(i as f64 * 0.1, s)).collect();
+            let ivs = silence_intervals(&rows, -50.0, LoudnessMeasure::ShortTerm, min);
+            for w in ivs.windows(2) {
+                prop_assert!(w[0].end <= w[1].start);
+            }
+            for i in &ivs {
+                prop_assert!(i.duration >= min && i.end >= i.start);
+            }
+        }
+    }
+}

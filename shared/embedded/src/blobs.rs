@@ -27,6 +27,7 @@ use crate::ids;
 /// never confuses one with an object.
 const TEMP_PREFIX: &str = ".cuepoint-tmp-";
 
+#[derive(Debug, Clone)]
 pub struct FsBlobStore {
     root: PathBuf,
 }
@@ -35,14 +36,17 @@ fn io_error(what: &str, path: &Path, e: io::Error) -> PortError {
     let msg = format!("{what} {}: {e}", path.display());
     match e.kind() {
         io::ErrorKind::NotFound => PortError::NotFound(msg),
-        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::StorageFull => {
-            PortError::Transient(msg)
-        }
+        io::ErrorKind::Interrupted
+        | io::ErrorKind::WouldBlock
+        | io::ErrorKind::TimedOut
+        | io::ErrorKind::StorageFull => PortError::Transient(msg),
         _ => PortError::Permanent(msg),
     }
 }
 
-async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> PortResult<T> + Send + 'static) -> PortResult<T> {
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> PortResult<T> + Send + 'static,
+) -> PortResult<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(out) => out,
         Err(e) => Err(PortError::Transient(format!("blob task failed: {e}"))),
@@ -61,10 +65,13 @@ impl FsBlobStore {
 
     fn key_segments(key: &ObjectKey) -> PortResult<Vec<&str>> {
         let segs = key.relative_path_segments().ok_or_else(|| {
-            PortError::Permanent(format!("object key {:?} would escape the blob directory (., .., empty segment, leading / or backslash)", key.as_str()))
+            PortError::Permanent(format!("object key \"{}\" would escape the blob directory (., .., empty segment, leading / or backslash)", key.as_str()))
         })?;
         if segs.iter().any(|s| s.starts_with(TEMP_PREFIX)) {
-            return Err(PortError::Permanent(format!("object key {:?}: segments starting with {TEMP_PREFIX:?} are reserved", key.as_str())));
+            return Err(PortError::Permanent(format!(
+                "object key \"{}\": segments starting with {TEMP_PREFIX:?} are reserved",
+                key.as_str()
+            )));
         }
         Ok(segs)
     }
@@ -86,14 +93,16 @@ impl FsBlobStore {
     }
 
     fn refuse_symlinks(&self, path: &Path, uri: &S3Uri) -> PortResult<()> {
-        let rel = path.strip_prefix(&self.root).map_err(|_| PortError::Permanent(format!("{uri}: path outside the blob root")))?;
+        let rel = path
+            .strip_prefix(&self.root)
+            .map_err(|_| PortError::Permanent(format!("{uri}: path outside the blob root")))?;
         let mut cur = self.root.clone();
         for comp in rel.components() {
             cur.push(comp);
             match fs::symlink_metadata(&cur) {
                 Ok(m) if m.file_type().is_symlink() => {
                     return Err(PortError::Permanent(format!(
-                        "object key {:?} passes through a symbolic link at {}",
+                        "object key \"{}\" passes through a symbolic link at {}",
                         uri.key.as_str(),
                         cur.display()
                     )))
@@ -107,19 +116,32 @@ impl FsBlobStore {
     }
 
     /// Write `fill`'s output to `path` atomically (temp file in the same directory, fsync, rename).
-    fn write_atomic(&self, uri: &S3Uri, path: &Path, fill: impl FnOnce(&mut fs::File, &Path) -> io::Result<()>) -> PortResult<()> {
-        let parent = path.parent().ok_or_else(|| PortError::Permanent(format!("{uri}: no parent directory")))?;
+    fn write_atomic(
+        &self,
+        uri: &S3Uri,
+        path: &Path,
+        fill: impl FnOnce(&mut fs::File, &Path) -> io::Result<()>,
+    ) -> PortResult<()> {
+        let parent = path
+            .parent()
+            .ok_or_else(|| PortError::Permanent(format!("{uri}: no parent directory")))?;
         fs::create_dir_all(parent).map_err(|e| {
             PortError::Permanent(format!("{uri}: cannot create directory {} (does an object name a prefix of this key?): {e}", parent.display()))
         })?;
         // The directories now exist: check again that none of them is a link.
         self.refuse_symlinks(path, uri)?;
         if path.is_dir() {
-            return Err(PortError::Permanent(format!("{uri}: {} is a directory (other objects use this key as a prefix)", path.display())));
+            return Err(PortError::Permanent(format!(
+                "{uri}: {} is a directory (other objects use this key as a prefix)",
+                path.display()
+            )));
         }
         let tmp = parent.join(format!("{TEMP_PREFIX}{}", ids::new_token()));
         let result = (|| {
-            let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
             fill(&mut f, &tmp)?;
             f.flush()?;
             f.sync_all()?;
@@ -142,7 +164,10 @@ impl FsBlobStore {
         h.update(meta.mtime_nsec().to_le_bytes());
         h.update(meta.ino().to_le_bytes());
         h.update(meta.dev().to_le_bytes());
-        h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+        h.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     fn list_blocking(&self, prefix: &S3Uri) -> PortResult<Vec<S3Uri>> {
@@ -153,7 +178,9 @@ impl FsBlobStore {
         if !dir_part.is_empty() {
             for seg in dir_part.split('/') {
                 if seg.is_empty() || seg == "." || seg == ".." || seg.contains('\\') {
-                    return Err(PortError::Permanent(format!("list prefix {p:?} would escape the blob directory")));
+                    return Err(PortError::Permanent(format!(
+                        "list prefix {p:?} would escape the blob directory"
+                    )));
                 }
                 dir.push(seg);
             }
@@ -164,7 +191,12 @@ impl FsBlobStore {
         while let Some((d, rel)) = stack.pop() {
             let entries = match fs::read_dir(&d) {
                 Ok(e) => e,
-                Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => continue,
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.kind() == io::ErrorKind::NotADirectory =>
+                {
+                    continue
+                }
                 Err(e) => return Err(io_error("listing", &d, e)),
             };
             for entry in entries {
@@ -176,8 +208,14 @@ impl FsBlobStore {
                 if name.starts_with(TEMP_PREFIX) {
                     continue;
                 }
-                let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-                let ft = entry.file_type().map_err(|e| io_error("listing", &entry.path(), e))?;
+                let key = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let ft = entry
+                    .file_type()
+                    .map_err(|e| io_error("listing", &entry.path(), e))?;
                 // Links are neither followed nor listed.
                 if ft.is_dir() {
                     if key.starts_with(p) || p.starts_with(&format!("{key}/")) {
@@ -198,74 +236,102 @@ impl FsBlobStore {
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn get(&self, uri: &S3Uri) -> PortResult<Option<Vec<u8>>> {
-        let path = self.checked_path(uri)?;
-        run_blocking(move || match fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::IsADirectory || e.kind() == io::ErrorKind::NotADirectory => Ok(None),
-            Err(e) => Err(io_error("reading", &path, e)),
+        let (me, uri) = (self.clone(), uri.clone());
+        run_blocking(move || {
+            let path = me.checked_path(&uri)?;
+            match fs::read(&path) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if absent(&e) || e.kind() == io::ErrorKind::IsADirectory => Ok(None),
+                Err(e) => Err(io_error("reading", &path, e)),
+            }
         })
         .await
     }
 
     async fn put(&self, uri: &S3Uri, bytes: Vec<u8>, _content_type: &str) -> PortResult<()> {
-        let path = self.checked_path(uri)?;
-        let (me, uri) = (self.clone_handle(), uri.clone());
-        run_blocking(move || me.write_atomic(&uri, &path, |f, _| f.write_all(&bytes))).await
+        let (me, uri) = (self.clone(), uri.clone());
+        run_blocking(move || {
+            let path = me.checked_path(&uri)?;
+            me.write_atomic(&uri, &path, |f, _| f.write_all(&bytes))
+        })
+        .await
     }
 
     async fn head(&self, uri: &S3Uri) -> PortResult<Option<BlobMeta>> {
-        let path = self.checked_path(uri)?;
-        run_blocking(move || match fs::symlink_metadata(&path) {
-            Ok(m) if m.is_file() => Ok(Some(BlobMeta { size: m.len(), etag: Some(Self::etag(&m)) })),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => Ok(None),
-            Err(e) => Err(io_error("inspecting", &path, e)),
+        let (me, uri) = (self.clone(), uri.clone());
+        run_blocking(move || {
+            let path = me.checked_path(&uri)?;
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_file() => Ok(Some(BlobMeta {
+                    size: m.len(),
+                    etag: Some(Self::etag(&m)),
+                })),
+                Ok(_) => Ok(None),
+                Err(e) if absent(&e) => Ok(None),
+                Err(e) => Err(io_error("inspecting", &path, e)),
+            }
         })
         .await
     }
 
     async fn list(&self, prefix: &S3Uri) -> PortResult<Vec<S3Uri>> {
-        let (me, prefix) = (self.clone_handle(), prefix.clone());
+        let (me, prefix) = (self.clone(), prefix.clone());
         run_blocking(move || me.list_blocking(&prefix)).await
     }
 
     async fn put_file(&self, uri: &S3Uri, path: &Path, _content_type: &str) -> PortResult<()> {
-        let dest = self.checked_path(uri)?;
-        let (me, uri, src) = (self.clone_handle(), uri.clone(), path.to_path_buf());
+        let (me, uri, src) = (self.clone(), uri.clone(), path.to_path_buf());
         run_blocking(move || {
+            let dest = me.checked_path(&uri)?;
             // The engine may have written the output in place (through `local_path`).
             if let (Ok(a), Ok(b)) = (fs::canonicalize(&src), fs::canonicalize(&dest)) {
                 if a == b {
                     return Ok(());
                 }
             }
-            let mut input = fs::File::open(&src).map_err(|e| io_error("opening upload source", &src, e))?;
+            let mut input =
+                fs::File::open(&src).map_err(|e| io_error("opening upload source", &src, e))?;
             me.write_atomic(&uri, &dest, |f, _| io::copy(&mut input, f).map(|_| ()))
         })
         .await
     }
 
     async fn readable_location(&self, uri: &S3Uri) -> PortResult<String> {
-        let path = self.checked_path(uri)?;
-        run_blocking(move || match fs::metadata(&path) {
-            Ok(m) if m.is_file() => path
-                .to_str()
-                .map(str::to_string)
-                .ok_or_else(|| PortError::Permanent(format!("blob path {} is not UTF-8", path.display()))),
-            Ok(_) => Err(PortError::NotFound(format!("{} is not a file", path.display()))),
-            Err(e) => Err(io_error("locating", &path, e)),
+        let (me, uri) = (self.clone(), uri.clone());
+        run_blocking(move || {
+            let path = me.checked_path(&uri)?;
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_file() => path.to_str().map(str::to_string).ok_or_else(|| {
+                    PortError::Permanent(format!(
+                        "{uri}: blob path {} is not UTF-8",
+                        path.display()
+                    ))
+                }),
+                Ok(_) => Err(PortError::NotFound(format!(
+                    "{uri}: {} is not a file",
+                    path.display()
+                ))),
+                Err(e) if absent(&e) => Err(PortError::NotFound(format!(
+                    "{uri}: no such object ({})",
+                    path.display()
+                ))),
+                Err(e) => Err(io_error("locating", &path, e)),
+            }
         })
         .await
     }
 
-    /// The file for `uri`; `None` when the key is refused (would escape the blob directory).
+    /// The file for `uri`; `None` when the key is refused (it would escape the blob directory
+    /// or passes through a symbolic link).
     fn local_path(&self, uri: &S3Uri) -> Option<PathBuf> {
         self.checked_path(uri).ok()
     }
 }
 
-impl FsBlobStore {
-    fn clone_handle(&self) -> FsBlobStore {
-        FsBlobStore { root: self.root.clone() }
-    }
+/// The object does not exist (a missing file, or a file where a directory of the key should be).
+fn absent(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
 }

@@ -92,14 +92,31 @@ pub(crate) struct Db {
 
 impl Db {
     /// Open (creating if needed) and migrate the database file.
-    pub(crate) fn open(path: &Path, busy_timeout: Duration, synchronous_full: bool) -> Result<Arc<Db>, EmbeddedError> {
-        let db = Db { path: path.to_path_buf(), busy_timeout, synchronous_full, idle: Mutex::new(Vec::new()) };
-        let open_err = |source: rusqlite::Error| EmbeddedError::Database { path: path.to_path_buf(), source };
+    pub(crate) fn open(
+        path: &Path,
+        busy_timeout: Duration,
+        synchronous_full: bool,
+    ) -> Result<Arc<Db>, EmbeddedError> {
+        let db = Db {
+            path: path.to_path_buf(),
+            busy_timeout,
+            synchronous_full,
+            idle: Mutex::new(Vec::new()),
+        };
+        let open_err = |source: rusqlite::Error| EmbeddedError::Database {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut conn = db.connect().map_err(open_err)?;
         // WAL is a property of the file: set once here, every later connection uses it.
-        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(open_err)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(EmbeddedError::NoWal { path: path.to_path_buf(), mode });
+            return Err(EmbeddedError::NoWal {
+                path: path.to_path_buf(),
+                mode,
+            });
         }
         migrate(&mut conn, path)?;
         db.release(conn);
@@ -109,12 +126,22 @@ impl Db {
     fn connect(&self) -> rusqlite::Result<Connection> {
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(self.busy_timeout)?;
         // NORMAL in WAL mode survives a killed process (what the fault harness does); FULL also
         // survives power loss at one fsync per commit.
-        conn.pragma_update(None, "synchronous", if self.synchronous_full { "FULL" } else { "NORMAL" })?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            if self.synchronous_full {
+                "FULL"
+            } else {
+                "NORMAL"
+            },
+        )?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
@@ -123,7 +150,9 @@ impl Db {
         let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         match pooled {
             Some(c) => Ok(c),
-            None => self.connect().map_err(|e| sql_error(&format!("opening {}", self.path.display()), e)),
+            None => self
+                .connect()
+                .map_err(|e| sql_error(&format!("opening {}", self.path.display()), e)),
         }
     }
 
@@ -136,7 +165,10 @@ impl Db {
     }
 
     /// Run `f` on a pooled connection (blocking: call from `spawn_blocking`).
-    pub(crate) fn with<T, E: From<PortError>>(&self, f: impl FnOnce(&mut Connection) -> Result<T, E>) -> Result<T, E> {
+    pub(crate) fn with<T, E: From<PortError>>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut conn = self.acquire()?;
         let out = f(&mut conn);
         // A connection left inside a transaction (should not happen: Transaction rolls back on
@@ -149,7 +181,10 @@ impl Db {
 }
 
 /// Run blocking database work off the async runtime.
-pub(crate) async fn blocking<T, E>(db: &Arc<Db>, f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
+pub(crate) async fn blocking<T, E>(
+    db: &Arc<Db>,
+    f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
 where
     T: Send + 'static,
     E: From<PortError> + Send + 'static,
@@ -157,21 +192,30 @@ where
     let db = Arc::clone(db);
     match tokio::task::spawn_blocking(move || db.with(f)).await {
         Ok(out) => out,
-        Err(e) if e.is_panic() => Err(PortError::Permanent(format!("database task panicked: {e}")).into()),
+        Err(e) if e.is_panic() => {
+            Err(PortError::Permanent(format!("database task panicked: {e}")).into())
+        }
         Err(e) => Err(PortError::Transient(format!("database task cancelled: {e}")).into()),
     }
 }
 
 /// `BEGIN IMMEDIATE`: take the write lock now (waiting up to the busy timeout).
 pub(crate) fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>, PortError> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| sql_error("begin write", e))
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| sql_error("begin write", e))
 }
 
 /// Map a SQLite error to a port error: a busy/locked database is transient, the rest permanent.
 pub(crate) fn sql_error(what: &str, e: rusqlite::Error) -> PortError {
     let transient = matches!(
         e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::SystemIoFailure | ErrorCode::DiskFull | ErrorCode::OutOfMemory)
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull
+                | ErrorCode::OutOfMemory
+        )
     );
     let msg = format!("sqlite {what}: {e}");
     if transient {
@@ -193,19 +237,31 @@ impl<T> SqlResultExt<T> for rusqlite::Result<T> {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), EmbeddedError> {
-    let mig = |source: rusqlite::Error| EmbeddedError::Migration { path: path.to_path_buf(), source };
+    let mig = |source: rusqlite::Error| EmbeddedError::Migration {
+        path: path.to_path_buf(),
+        source,
+    };
     // Several processes may open a fresh file at once: the write lock makes one of them migrate
     // and the others see the result.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(mig)?;
-    let found: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(mig)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(mig)?;
+    let found: u32 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(mig)?;
     if found > SCHEMA_VERSION {
-        return Err(EmbeddedError::SchemaTooNew { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
+        return Err(EmbeddedError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
     }
     for sql in &MIGRATIONS[found as usize..] {
         tx.execute_batch(sql).map_err(mig)?;
     }
     if found < SCHEMA_VERSION {
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(mig)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(mig)?;
         tracing::info!(path = %path.display(), from = found, to = SCHEMA_VERSION, "migrated database schema");
     }
     tx.commit().map_err(mig)

@@ -19,24 +19,63 @@ impl SqliteJobLedger {
     }
 }
 
-const COLUMNS: &str = "service, job_id, client_token, asset_id, request, status, result, created_at_ms";
+const COLUMNS: &str =
+    "service, job_id, client_token, asset_id, request, status, result, created_at_ms";
 
 /// A row as read, before its JSON columns are parsed.
-type RawJob = (String, String, String, String, String, String, Option<String>, i64);
+type RawJob = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+);
 
 fn raw(r: &Row<'_>) -> rusqlite::Result<RawJob> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
 }
 
 fn to_job(raw: RawJob) -> PortResult<LedgerJob> {
     let (service, job_id, client_token, asset_id, request, status, result, created) = raw;
-    let bad = |col: &str, e: serde_json::Error| PortError::Permanent(format!("ledger job {service}/{job_id}: column {col} does not parse: {e}"));
+    let bad = |col: &str, e: serde_json::Error| {
+        PortError::Permanent(format!(
+            "ledger job {service}/{job_id}: column {col} does not parse: {e}"
+        ))
+    };
     let request = serde_json::from_str(&request).map_err(|e| bad("request", e))?;
-    let result = result.map(|r| serde_json::from_str(&r)).transpose().map_err(|e| bad("result", e))?;
-    Ok(LedgerJob { service, job_id, client_token, asset_id, request, status, result, created_at_ms: created.max(0) as u64 })
+    let result = result
+        .map(|r| serde_json::from_str(&r))
+        .transpose()
+        .map_err(|e| bad("result", e))?;
+    Ok(LedgerJob {
+        service,
+        job_id,
+        client_token,
+        asset_id,
+        request,
+        status,
+        result,
+        created_at_ms: created.max(0) as u64,
+    })
 }
 
-fn query_jobs(conn: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> PortResult<Vec<LedgerJob>> {
+fn query_jobs(
+    conn: &Connection,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> PortResult<Vec<LedgerJob>> {
     let rows: Vec<RawJob> = conn
         .prepare_cached(sql)
         .and_then(|mut st| st.query_map(args, raw)?.collect())
@@ -45,7 +84,9 @@ fn query_jobs(conn: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Po
 }
 
 fn json_text(job: &str, col: &str, v: &serde_json::Value) -> PortResult<String> {
-    serde_json::to_string(v).map_err(|e| PortError::Permanent(format!("ledger job {job}: {col} does not serialize: {e}")))
+    serde_json::to_string(v).map_err(|e| {
+        PortError::Permanent(format!("ledger job {job}: {col} does not serialize: {e}"))
+    })
 }
 
 #[async_trait]
@@ -55,34 +96,45 @@ impl JobLedger for SqliteJobLedger {
         blocking(&self.db, move |conn| {
             let tx = write_tx(conn)?;
             let existing = tx
-                .prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE service = ?1 AND client_token = ?2"))
-                .and_then(|mut st| st.query_row(params![job.service, job.client_token], raw).optional())
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM jobs WHERE service = ?1 AND client_token = ?2"
+                ))
+                .and_then(|mut st| {
+                    st.query_row(params![job.service, job.client_token], raw)
+                        .optional()
+                })
                 .sql("find ledger job by token")?;
             if let Some(found) = existing {
                 return Ok((to_job(found)?, false));
             }
             let request = json_text(&job.job_id, "request", &job.request)?;
-            let result = job.result.as_ref().map(|r| json_text(&job.job_id, "result", r)).transpose()?;
-            tx.prepare_cached(&format!("INSERT INTO jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))
-                .and_then(|mut st| {
-                    st.execute(params![
-                        job.service,
-                        job.job_id,
-                        job.client_token,
-                        job.asset_id,
-                        request,
-                        job.status,
-                        result,
-                        job.created_at_ms as i64
-                    ])
-                })
-                .map_err(|e| match e.sqlite_error_code() {
-                    Some(rusqlite::ErrorCode::ConstraintViolation) => PortError::Permanent(format!(
-                        "ledger job id {}/{} is already taken by another client token",
-                        job.service, job.job_id
-                    )),
-                    _ => crate::db::sql_error("insert ledger job", e),
-                })?;
+            let result = job
+                .result
+                .as_ref()
+                .map(|r| json_text(&job.job_id, "result", r))
+                .transpose()?;
+            tx.prepare_cached(&format!(
+                "INSERT INTO jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))
+            .and_then(|mut st| {
+                st.execute(params![
+                    job.service,
+                    job.job_id,
+                    job.client_token,
+                    job.asset_id,
+                    request,
+                    job.status,
+                    result,
+                    job.created_at_ms as i64
+                ])
+            })
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::ConstraintViolation) => PortError::Permanent(format!(
+                    "ledger job id {}/{} is already taken by another client token",
+                    job.service, job.job_id
+                )),
+                _ => crate::db::sql_error("insert ledger job", e),
+            })?;
             tx.commit().sql("commit ledger job")?;
             Ok((job, true))
         })
@@ -93,7 +145,9 @@ impl JobLedger for SqliteJobLedger {
         let (service, job_id) = (service.to_string(), job_id.to_string());
         blocking(&self.db, move |conn| {
             let sql = format!("SELECT {COLUMNS} FROM jobs WHERE service = ?1 AND job_id = ?2");
-            Ok(query_jobs(conn, &sql, &[&service, &job_id])?.into_iter().next())
+            Ok(query_jobs(conn, &sql, &[&service, &job_id])?
+                .into_iter()
+                .next())
         })
         .await
     }
@@ -107,17 +161,28 @@ impl JobLedger for SqliteJobLedger {
         .await
     }
 
-    async fn finish(&self, service: &str, job_id: &str, status: &str, result: serde_json::Value) -> PortResult<()> {
-        let (service, job_id, status) = (service.to_string(), job_id.to_string(), status.to_string());
+    async fn finish(
+        &self,
+        service: &str,
+        job_id: &str,
+        status: &str,
+        result: serde_json::Value,
+    ) -> PortResult<()> {
+        let (service, job_id, status) =
+            (service.to_string(), job_id.to_string(), status.to_string());
         blocking(&self.db, move |conn| {
             let result = json_text(&job_id, "result", &result)?;
             let tx = write_tx(conn)?;
             let n = tx
-                .prepare_cached("UPDATE jobs SET status = ?3, result = ?4 WHERE service = ?1 AND job_id = ?2")
+                .prepare_cached(
+                    "UPDATE jobs SET status = ?3, result = ?4 WHERE service = ?1 AND job_id = ?2",
+                )
                 .and_then(|mut st| st.execute(params![service, job_id, status, result]))
                 .sql("finish ledger job")?;
             if n == 0 {
-                return Err(PortError::NotFound(format!("ledger job {service}/{job_id}")));
+                return Err(PortError::NotFound(format!(
+                    "ledger job {service}/{job_id}"
+                )));
             }
             tx.commit().sql("commit finish")?;
             Ok(())

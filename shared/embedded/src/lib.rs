@@ -7,6 +7,7 @@
 //! run every worker.
 
 pub mod blobs;
+pub mod bus;
 mod db;
 mod ids;
 pub mod ledger;
@@ -17,9 +18,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cuepoint_runtime::ports::{AssetStore, BlobStore, Clock, DeadLetters, JobLedger, Queue, SystemClock};
+use cuepoint_core::routing::RoutingDefinition;
+use cuepoint_runtime::ports::{
+    AssetStore, BlobStore, Clock, DeadLetters, EventBus, JobLedger, Queue, SystemClock, Topic,
+};
 
 pub use blobs::FsBlobStore;
+pub use bus::{PutOutcome, SqliteEventBus, SqliteTopic};
 pub use db::SCHEMA_VERSION;
 pub use ids::{new_token, new_uuid};
 pub use ledger::SqliteJobLedger;
@@ -37,15 +42,28 @@ pub const BLOB_DIR: &str = "blobs";
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
     #[error("data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("database {path}: {source}")]
-    Database { path: PathBuf, source: rusqlite::Error },
+    Database {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("database {path}: journal mode is {mode:?}, WAL is required (is the file on a network file system?)")]
     NoWal { path: PathBuf, mode: String },
     #[error("database {path}: schema migration failed: {source}")]
-    Migration { path: PathBuf, source: rusqlite::Error },
+    Migration {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("database {path} has schema version {found}; this build knows up to {supported} (a newer cuepoint wrote it)")]
-    SchemaTooNew { path: PathBuf, found: u32, supported: u32 },
+    SchemaTooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
 }
 
 /// How to open the embedded backend.
@@ -55,26 +73,37 @@ pub struct EmbeddedOptions {
     pub account: String,
     /// Region in event envelopes and ARNs.
     pub region: String,
+    /// Queues (with their redrive policies), rules and topics: infra/routing.json, loaded
+    /// through `RoutingDefinition::load`.
+    pub routing: Arc<RoutingDefinition>,
     pub clock: Arc<dyn Clock>,
     /// How long a writer waits for another connection's write lock before failing (transient).
     pub busy_timeout: Duration,
     /// How often a long poll re-checks the database for messages sent by other processes.
     pub poll_interval: Duration,
     /// `synchronous = FULL` (survives power loss; one fsync per commit) instead of NORMAL
-    /// (survives a killed process).
+    /// (survives a killed process; the default).
     pub synchronous_full: bool,
 }
 
-impl Default for EmbeddedOptions {
-    fn default() -> Self {
+impl EmbeddedOptions {
+    /// Account `000000000000`, region `local`, the system clock, a 10 s busy timeout, 50 ms
+    /// polling, `synchronous = NORMAL`.
+    pub fn new(routing: RoutingDefinition) -> Self {
         Self {
             account: "000000000000".into(),
             region: "local".into(),
+            routing: Arc::new(routing),
             clock: Arc::new(SystemClock),
             busy_timeout: Duration::from_secs(10),
             poll_interval: Duration::from_millis(50),
             synchronous_full: false,
         }
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -88,12 +117,16 @@ pub struct EmbeddedBackend {
     blobs: Arc<FsBlobStore>,
     ledger: Arc<SqliteJobLedger>,
     dead_letters: Arc<SqliteDeadLetters>,
+    bus: Arc<SqliteEventBus>,
 }
 
 impl EmbeddedBackend {
     /// Open (creating and migrating if needed) the database and blob directory under
     /// `data_dir`. Blocking (file and SQLite work): call it at start-up.
-    pub fn open(data_dir: &Path, opts: EmbeddedOptions) -> Result<Arc<EmbeddedBackend>, EmbeddedError> {
+    pub fn open(
+        data_dir: &Path,
+        opts: EmbeddedOptions,
+    ) -> Result<Arc<EmbeddedBackend>, EmbeddedError> {
         let dir_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| EmbeddedError::DataDir { path, source }
@@ -102,9 +135,18 @@ impl EmbeddedBackend {
         let blob_root = data_dir.join(BLOB_DIR);
         std::fs::create_dir_all(&blob_root).map_err(dir_err(&blob_root))?;
         let blob_root = std::fs::canonicalize(&blob_root).map_err(dir_err(&blob_root))?;
-        let db = Db::open(&data_dir.join(DATABASE_FILE), opts.busy_timeout, opts.synchronous_full)?;
+        let db = Db::open(
+            &data_dir.join(DATABASE_FILE),
+            opts.busy_timeout,
+            opts.synchronous_full,
+        )?;
         let notifiers = Arc::new(Notifiers::default());
-        let sources: Vec<(String, Redrive)> = Vec::new();
+        let sources: Vec<(String, Redrive)> = opts
+            .routing
+            .queues()
+            .iter()
+            .map(|q| (q.name.clone(), redrive_for(&q.name, q.max_receive_count)))
+            .collect();
         Ok(Arc::new(EmbeddedBackend {
             data_dir: data_dir.to_path_buf(),
             store: Arc::new(SqliteAssetStore::new(Arc::clone(&db))),
@@ -114,6 +156,14 @@ impl EmbeddedBackend {
                 Arc::clone(&db),
                 Arc::clone(&opts.clock),
                 sources,
+                Arc::clone(&notifiers),
+            )),
+            bus: Arc::new(SqliteEventBus::new(
+                Arc::clone(&db),
+                Arc::clone(&opts.clock),
+                Arc::clone(&opts.routing),
+                opts.account.clone(),
+                opts.region.clone(),
                 Arc::clone(&notifiers),
             )),
             db,
@@ -134,8 +184,13 @@ impl EmbeddedBackend {
         &self.opts
     }
 
-    fn redrive_of(&self, _queue: &str) -> Option<Redrive> {
-        None
+    /// The redrive policy of a queue in the routing definition (`None` for other queues,
+    /// including the dead-letter queues themselves).
+    pub fn redrive_of(&self, queue: &str) -> Option<Redrive> {
+        self.opts
+            .routing
+            .queue(queue)
+            .map(|q| redrive_for(&q.name, q.max_receive_count))
     }
 
     /// The named queue, concrete (for `send_dedup` and `counts`).
@@ -160,6 +215,35 @@ impl EmbeddedBackend {
         self.dead_letters.clone()
     }
 
+    /// The event bus, routing by the routing definition.
+    pub fn bus(&self) -> Arc<dyn EventBus> {
+        self.bus.clone()
+    }
+
+    /// The event bus, concrete (for `put_events_outcome` and `unrouted_count`).
+    pub fn event_bus(&self) -> Arc<SqliteEventBus> {
+        Arc::clone(&self.bus)
+    }
+
+    /// The named topic (routing definition `topics`); ARN `arn:aws:sns:<region>:<account>:<name>`.
+    pub fn topic(&self, name: &str) -> Arc<dyn Topic> {
+        self.sqlite_topic(name)
+    }
+
+    pub fn sqlite_topic(&self, name: &str) -> Arc<SqliteTopic> {
+        Arc::new(SqliteTopic::new(
+            name,
+            format!(
+                "arn:aws:sns:{}:{}:{name}",
+                self.opts.region, self.opts.account
+            ),
+            self.opts.routing.topic(name).cloned().into_iter().collect(),
+            Arc::clone(&self.db),
+            Arc::clone(&self.opts.clock),
+            Arc::clone(&self.notifiers),
+        ))
+    }
+
     pub fn store(&self) -> Arc<dyn AssetStore> {
         self.store.clone()
     }
@@ -175,5 +259,12 @@ impl EmbeddedBackend {
 
     pub fn ledger(&self) -> Arc<dyn JobLedger> {
         self.ledger.clone()
+    }
+}
+
+fn redrive_for(queue: &str, max_receive_count: u32) -> Redrive {
+    Redrive {
+        max_receive_count,
+        dead_letter_queue: dead_letter_queue_name(queue),
     }
 }

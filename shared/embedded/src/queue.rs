@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cuepoint_runtime::ports::{Clock, DeadLetter, DeadLetters, PortError, PortResult, Queue, ReceivedMessage};
+use cuepoint_runtime::ports::{
+    Clock, DeadLetter, DeadLetters, PortError, PortResult, Queue, ReceivedMessage,
+};
 use rusqlite::{params, Connection};
 use tokio::sync::Notify;
 
@@ -118,7 +120,14 @@ impl SqliteQueue {
         notifiers: Arc<Notifiers>,
         poll_interval: Duration,
     ) -> Self {
-        Self { name: name.to_string(), db, clock, redrive, notifiers, poll_interval }
+        Self {
+            name: name.to_string(),
+            db,
+            clock,
+            redrive,
+            notifiers,
+            poll_interval,
+        }
     }
 
     pub fn redrive(&self) -> Option<&Redrive> {
@@ -128,7 +137,12 @@ impl SqliteQueue {
     /// Send `body` unless a message with `dedup_key` was ever accepted by this queue. Returns
     /// the new message id, or `None` for a duplicate.
     pub async fn send_dedup(&self, body: &str, dedup_key: &str) -> PortResult<Option<String>> {
-        let (queue, body, key, now) = (self.name.clone(), body.to_string(), dedup_key.to_string(), self.clock.now_ms());
+        let (queue, body, key, now) = (
+            self.name.clone(),
+            body.to_string(),
+            dedup_key.to_string(),
+            self.clock.now_ms(),
+        );
         let id = blocking(&self.db, move |conn| {
             let tx = write_tx(conn)?;
             let id = insert_message(&tx, &queue, &body, now, now, Some(&key))?;
@@ -160,7 +174,11 @@ impl SqliteQueue {
     }
 
     /// One receive attempt, no waiting.
-    async fn receive_now(&self, max: usize, visibility: Duration) -> PortResult<Vec<ReceivedMessage>> {
+    async fn receive_now(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> PortResult<Vec<ReceivedMessage>> {
         let queue = self.name.clone();
         let redrive = self.redrive.clone();
         let now = self.clock.now_ms();
@@ -205,8 +223,10 @@ fn claim(
                  WHERE queue = ?1 AND visible_at_ms <= ?2 ORDER BY visible_at_ms, seq LIMIT ?3",
             )
             .and_then(|mut st| {
-                st.query_map(params![queue, now as i64, want as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                    .collect()
+                st.query_map(params![queue, now as i64, want as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect()
             })
             .sql("select visible messages")?;
         let fetched = rows.len();
@@ -227,7 +247,12 @@ fn claim(
             conn.prepare_cached("UPDATE messages SET visible_at_ms = ?2, receive_count = ?3, receipt = ?4 WHERE seq = ?1")
                 .and_then(|mut st| st.execute(params![seq, invisible_until as i64, count, receipt]))
                 .sql("mark message received")?;
-            out.push(ReceivedMessage { message_id, receipt, body, receive_count: count });
+            out.push(ReceivedMessage {
+                message_id,
+                receipt,
+                body,
+                receive_count: count,
+            });
         }
         moved += moved_now;
         // Only dead-lettering can free room for more in the same receive.
@@ -244,7 +269,12 @@ impl Queue for SqliteQueue {
         &self.name
     }
 
-    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> PortResult<Vec<ReceivedMessage>> {
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> PortResult<Vec<ReceivedMessage>> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -294,7 +324,9 @@ impl Queue for SqliteQueue {
         let changed = blocking(&self.db, move |conn| {
             let tx = write_tx(conn)?;
             let n = tx
-                .prepare_cached("UPDATE messages SET visible_at_ms = ?3 WHERE receipt = ?1 AND queue = ?2")
+                .prepare_cached(
+                    "UPDATE messages SET visible_at_ms = ?3 WHERE receipt = ?1 AND queue = ?2",
+                )
                 .and_then(|mut st| st.execute(params![receipt_s, queue, until as i64]))
                 .sql("change visibility")?;
             tx.commit().sql("commit change visibility")?;
@@ -323,7 +355,9 @@ impl Queue for SqliteQueue {
             Ok::<_, PortError>(id)
         })
         .await?
-        .ok_or_else(|| PortError::Permanent("message without dedup key reported as duplicate".into()))?;
+        .ok_or_else(|| {
+            PortError::Permanent("message without dedup key reported as duplicate".into())
+        })?;
         self.notifiers.wake(&self.name);
         Ok(id)
     }
@@ -357,8 +391,18 @@ pub struct SqliteDeadLetters {
 }
 
 impl SqliteDeadLetters {
-    pub(crate) fn new(db: Arc<Db>, clock: Arc<dyn Clock>, sources: Vec<(String, Redrive)>, notifiers: Arc<Notifiers>) -> Self {
-        Self { db, clock, sources, notifiers }
+    pub(crate) fn new(
+        db: Arc<Db>,
+        clock: Arc<dyn Clock>,
+        sources: Vec<(String, Redrive)>,
+        notifiers: Arc<Notifiers>,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            sources,
+            notifiers,
+        }
     }
 
     fn dlq_of(&self, source: &str) -> PortResult<String> {
@@ -366,7 +410,11 @@ impl SqliteDeadLetters {
             .iter()
             .find(|(s, _)| s == source)
             .map(|(_, r)| r.dead_letter_queue.clone())
-            .ok_or_else(|| PortError::NotFound(format!("queue {source:?} has no dead-letter queue (not in the routing definition)")))
+            .ok_or_else(|| {
+                PortError::NotFound(format!(
+                    "queue {source:?} has no dead-letter queue (not in the routing definition)"
+                ))
+            })
     }
 }
 

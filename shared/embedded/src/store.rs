@@ -6,7 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cuepoint_core::asset::Asset;
 use cuepoint_core::domain::AssetId;
-use cuepoint_runtime::ports::{AssetStore, AssetWrite, CounterDelta, PortError, PortResult, StoreError};
+use cuepoint_runtime::ports::{
+    AssetStore, AssetWrite, CounterDelta, PortError, PortResult, StoreError,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::db::{blocking, write_tx, Db, SqlResultExt};
@@ -22,12 +24,16 @@ impl SqliteAssetStore {
 }
 
 fn parse_asset(id: &str, json: &str) -> PortResult<Asset> {
-    serde_json::from_str(json).map_err(|e| PortError::Permanent(format!("stored asset {id} does not parse: {e}")))
+    serde_json::from_str(json)
+        .map_err(|e| PortError::Permanent(format!("stored asset {id} does not parse: {e}")))
 }
 
 fn read_counter(conn: &Connection, name: &str) -> PortResult<i64> {
     conn.prepare_cached("SELECT value FROM counters WHERE name = ?1")
-        .and_then(|mut st| st.query_row(params![name], |r| r.get::<_, i64>(0)).optional())
+        .and_then(|mut st| {
+            st.query_row(params![name], |r| r.get::<_, i64>(0))
+                .optional()
+        })
         .map(|v| v.unwrap_or(0))
         .sql("read counter")
 }
@@ -38,7 +44,10 @@ fn move_counter(conn: &Connection, c: &CounterDelta) -> Result<(), StoreError> {
     let next = current.saturating_add(c.delta);
     if let Some(max) = c.max {
         if c.delta > 0 && next > max {
-            return Err(StoreError::CounterLimit { name: c.name.clone(), max });
+            return Err(StoreError::CounterLimit {
+                name: c.name.clone(),
+                max,
+            });
         }
     }
     let next = next.max(0);
@@ -61,8 +70,12 @@ fn commit_blocking(conn: &mut Connection, write: &AssetWrite) -> Result<(), Stor
     }
     let json = serde_json::to_string(asset)
         .map_err(|e| PortError::Permanent(format!("asset {id} does not serialize: {e}")))?;
-    let version = i64::try_from(asset.version)
-        .map_err(|_| PortError::Permanent(format!("asset {id}: version {} out of range", asset.version)))?;
+    let version = i64::try_from(asset.version).map_err(|_| {
+        PortError::Permanent(format!(
+            "asset {id}: version {} out of range",
+            asset.version
+        ))
+    })?;
     let tx = write_tx(conn)?;
     match write.expected_version {
         None => {
@@ -73,7 +86,10 @@ fn commit_blocking(conn: &mut Connection, write: &AssetWrite) -> Result<(), Stor
                 .and_then(|mut st| st.execute(params![id, version, asset.state.as_str(), asset.updated_at_ms as i64, json]))
                 .sql("insert asset")?;
             if n == 0 {
-                return Err(StoreError::Conflict { asset: asset.id.clone(), detail: "the asset already exists".into() });
+                return Err(StoreError::Conflict {
+                    asset: asset.id.clone(),
+                    detail: "the asset already exists".into(),
+                });
             }
         }
         Some(expected) => {
@@ -94,7 +110,10 @@ fn commit_blocking(conn: &mut Connection, write: &AssetWrite) -> Result<(), Stor
                     Some(v) => format!("expected version {expected}, stored version is {v}"),
                     None => format!("expected version {expected}, the asset does not exist"),
                 };
-                return Err(StoreError::Conflict { asset: asset.id.clone(), detail });
+                return Err(StoreError::Conflict {
+                    asset: asset.id.clone(),
+                    detail,
+                });
             }
         }
     }

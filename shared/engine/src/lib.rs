@@ -1,1 +1,28 @@
-//! OWNER: engine helper.
+//! The local media engine: FFmpeg and ffprobe doing what MediaConvert and Rekognition segment
+//! detection do, for the embedded pipeline, the CLI, the end-to-end tests and the benchmark.
+//!
+//! - [`probe`] / [`FfprobeProber`]: ffprobe → `ProbeInfo` (the `Prober` port).
+//! - [`analyze`]: one decode → per-track loudness logs + a GetSegmentDetection response.
+//! - [`transcode`]: one encode → HLS (1 s segments, master playlist), proxy MP4, loudness CSVs.
+//! - [`generate_sample`]: synthetic media with known cuts, black gaps and silent tracks.
+//!
+//! FFmpeg 5.1 (`ffmpeg`/`ffprobe` on `PATH`, or `CUEPOINT_FFMPEG`/`CUEPOINT_FFPROBE`) is
+//! required; its absence is `EngineError::ToolMissing`.
+
+pub mod analyze;
+pub mod error;
+mod metadata;
+pub mod probe;
+pub mod sample;
+pub mod segments;
+pub mod timecode;
+pub mod tools;
+pub mod transcode;
+
+pub use analyze::{analyze, Analysis, AnalyzeOptions, BlackOptions, CreditsOptions, ShotOptions};
+pub use error::EngineError;
+pub use probe::{probe, probe_media, FfprobeProber, MediaInfo, Rational};
+pub use sample::{generate_sample, GroundTruth, SampleAudioCodec, SampleContainer, SampleSpec};
+pub use timecode::FrameClock;
+pub use tools::{ProgressFn, Tools};
+pub use transcode::{transcode, HlsSpec, LoudnessLogSpec, ProxySpec, TranscodeOutput, TranscodeSpec};

@@ -1,27 +1,114 @@
-//! `cuepoint`: the operator CLI.
+//! `cuepoint`: the operator CLI. Wiring only; every command lives in `cuepoint_workers::cli`.
 
 use clap::{Parser, Subcommand};
+use cuepoint_workers::cli::run::CommonArgs;
+use cuepoint_workers::cli::{analyze, demo, run, status};
+use cuepoint_workers::handlers::WorkerKind;
 
 #[derive(Debug, Parser)]
-#[command(name = "cuepoint", version, about = "Find ad breaks, silent tracks and what is on screen in video.")]
+#[command(name = "cuepoint", version, about = "Find ad breaks, silent audio tracks and what is on screen in video.")]
 struct Cli {
+    /// Log level (or RUST_LOG).
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Generate a sample with known ad breaks and silent tracks, run it through the whole
+    /// pipeline on this machine, and compare with the ground truth.
+    Demo(demo::DemoArgs),
+    /// Run local files through the whole pipeline (embedded backend) and summarise each asset.
+    Run(run::RunArgs),
+    /// Run the media engine alone on a file and write a results directory.
+    Analyze(analyze::AnalyzeArgs),
     /// Score saved analysis results (a results directory) and choose ad breaks.
     Slots(cuepoint_workers::slots::SlotsArgs),
+    /// Show assets and their state.
+    Status {
+        #[command(flatten)]
+        args: status::StatusArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Put raw events on the bus.
+    Events {
+        #[command(subcommand)]
+        cmd: status::EventsCommand,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Inspect and replay dead-letter queues.
+    Dlq {
+        #[command(subcommand)]
+        cmd: status::DlqCommand,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Run one or more workers in this process until SIGTERM (as the worker binaries do).
+    Worker {
+        /// ingest, media, analysis, results, scoring, or all.
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Slots(args) => cuepoint_workers::slots::run(&args),
+    cuepoint_runtime::telemetry::init(cuepoint_runtime::config::LogFormat::Text, &cli.log);
+    let code = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => match rt.block_on(dispatch(cli.command)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                1
+            }
+        },
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            1
+        }
     };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    std::process::exit(code);
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Demo(args) => Ok(if demo::run(&args).await? { 0 } else { 2 }),
+        Command::Run(args) => {
+            let summaries = run::run(&args).await?;
+            run::print(&summaries, args.json);
+            let failed = summaries.iter().any(|s| s.state == cuepoint_core::asset::AssetState::Failed);
+            Ok(if failed { 3 } else { 0 })
+        }
+        Command::Analyze(args) => analyze::run(&args).await.map(|_| 0),
+        Command::Slots(args) => cuepoint_workers::slots::run(&args).map(|_| 0),
+        Command::Status { args, common } => {
+            let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;
+            status::status(&backend, &args).await.map(|_| 0)
+        }
+        Command::Events { cmd, common } => {
+            let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;
+            status::events(&backend, &cmd).await.map(|_| 0)
+        }
+        Command::Dlq { cmd, common } => {
+            let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;
+            status::dlq(&backend, &cmd).await.map(|_| 0)
+        }
+        Command::Worker { names, common } => {
+            let kinds: Vec<WorkerKind> = if names.iter().any(|n| n == "all") {
+                WorkerKind::ALL.to_vec()
+            } else {
+                names
+                    .iter()
+                    .map(|n| WorkerKind::parse(n).ok_or_else(|| anyhow::anyhow!("unknown worker {n:?}")))
+                    .collect::<anyhow::Result<_>>()?
+            };
+            cuepoint_workers::service::serve(common.settings()?, &kinds).await.map(|_| 0)
+        }
     }
 }

@@ -34,14 +34,18 @@ pub struct VideoJobCompletion {
 
 impl VideoJobCompletion {
     pub fn kind(&self) -> Option<AnalysisKind> {
-        AnalysisKind::from_start_api(&self.api).or_else(|| match self.api.as_str() {
+        if let Some(kind) = AnalysisKind::from_start_api(&self.api) {
+            return Some(kind);
+        }
+        // the developer guide's example spells the API this way
+        match self.api.as_str() {
             "SEGMENT_DETECTION" => Some(AnalysisKind::Segments),
             "LABEL_DETECTION" => Some(AnalysisKind::Labels),
             "FACE_DETECTION" => Some(AnalysisKind::Faces),
             "CELEBRITY_RECOGNITION" => Some(AnalysisKind::Celebrities),
             "CONTENT_MODERATION" => Some(AnalysisKind::Moderation),
             _ => None,
-        })
+        }
     }
     pub fn succeeded(&self) -> bool {
         self.status == "SUCCEEDED"
@@ -98,7 +102,9 @@ pub(crate) fn from_value(v: &Value, sns_message_id: Option<String>) -> Result<Vi
     let video = match v.get("Video") {
         None | Some(Value::Null) => None,
         Some(o @ Value::Object(_)) => Some(o),
-        Some(other) => return Err(InboundError::Invalid { what: WHAT, why: format!("Video is {other}, expected an object") }),
+        Some(other) => {
+            return Err(InboundError::Invalid { what: WHAT, why: format!("Video is {other}, expected an object") })
+        }
     };
     Ok(VideoJobCompletion {
         job_id: req_str(v, "JobId", WHAT)?.to_string(),

@@ -207,6 +207,9 @@ mod tests {
         assert_eq!(e.detail_type, "Object Created");
         assert_eq!(e.resources, vec!["arn:aws:s3:::ingest-1".to_string()]);
         let d: Value = serde_json::from_str(&e.detail).unwrap();
-        assert_eq!(d, json!({"version": "0", "bucket": {"name": "ingest-1"}, "object": {"key": "in/a+b.mxf", "size": 42}}));
+        assert_eq!(
+            d,
+            json!({"version": "0", "bucket": {"name": "ingest-1"}, "object": {"key": "in/a+b.mxf", "size": 42}})
+        );
     }
 }

@@ -1,0 +1,698 @@
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+use crate::loudness::{LoudnessLog, LoudnessRow, LoudnessSummary, SummaryRowCells};
+use crate::rekognition::{
+    CelebrityRecognition, ContentModerationDetection, Emotion, FaceDetail, FaceDetection, LabelDetection, NamedDetection,
+    Segment, SegmentDetection, TechnicalCueSegment, VideoMetadata,
+};
+
+// ---------- builders ----------
+
+fn track(levels: &[(f64, f64)], max: f64) -> LoudnessLog {
+    LoudnessLog {
+        rows: levels
+            .iter()
+            .map(|&(seconds, s)| LoudnessRow { seconds, momentary: s, integrated: -23.0, short_term: s, true_peak: -1.0 })
+            .collect(),
+        summary: LoudnessSummary { input_integrated: -23.0, input_max_loudness: max, input_true_peak: -1.0 },
+    }
+}
+
+/// One row per second from 0 to `end`, loud (-20) except at the given seconds (-60).
+fn track_silent_at(end: u32, silent: &[u32]) -> LoudnessLog {
+    let levels: Vec<(f64, f64)> =
+        (0..=end).map(|s| (s as f64, if silent.contains(&s) { -60.0 } else { -20.0 })).collect();
+    track(&levels, -10.0)
+}
+
+fn seg_cue(cue: &str, start_ms: u64, end_ms: u64) -> Segment {
+    Segment {
+        segment_type: "TECHNICAL_CUE".into(),
+        start_timestamp_millis: start_ms,
+        end_timestamp_millis: end_ms,
+        duration_millis: end_ms.saturating_sub(start_ms),
+        technical_cue_segment: Some(TechnicalCueSegment { cue_type: cue.into(), confidence: Some(99.0) }),
+        ..Segment::default()
+    }
+}
+
+fn seg_shot(start_ms: u64) -> Segment {
+    Segment { segment_type: "SHOT".into(), start_timestamp_millis: start_ms, ..Segment::default() }
+}
+
+fn segments(duration_ms: u64, segs: Vec<Segment>) -> SegmentDetection {
+    SegmentDetection {
+        video_metadata: vec![VideoMetadata { duration_millis: Some(duration_ms), ..VideoMetadata::default() }],
+        segments: segs,
+        ..SegmentDetection::default()
+    }
+}
+
+fn named(name: &str, confidence: f64) -> NamedDetection {
+    NamedDetection { name: name.into(), confidence, ..NamedDetection::default() }
+}
+
+fn labels(items: &[(i64, &str, f64)]) -> crate::rekognition::LabelResults {
+    crate::rekognition::LabelResults {
+        labels: items
+            .iter()
+            .map(|&(ts, n, c)| LabelDetection { timestamp: ts, label: named(n, c), ..LabelDetection::default() })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn inputs(loudness: Vec<LoudnessLog>, segs: SegmentDetection) -> ScoringInputs {
+    ScoringInputs { loudness, segments: Some(segs), ..ScoringInputs::default() }
+}
+
+fn reasons(slot: &Slot) -> Vec<&'static str> {
+    slot.reasons.iter().map(|r| r.as_str()).collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-12
+}
+
+// ---------- reference policy ----------
+
+/// A small case worked by hand from the note. T = 20 s.
+///
+/// Candidates (sorted; ties keep Silence, BlackFrame, ShotChange, EndCredits):
+///   0.0 Shot, 5.0 Silence (first silent row after 3 s; the run at 0-1 s is before 3 s),
+///   5.3 Shot, 9.0 Shot, 12.0 Silence, 12.2 BlackFrame, 15.0 Shot, 18.0 EndCredits.
+/// Labels (ms, name, confidence): 4000 Car 90, 6000 Tree 80, 8000 Tree 75, 10500 Tree 95,
+///   11000 Car 60 (under 70: dropped), 13000 Tree 70 (exactly 70: kept), 14500 Person 99.
+///
+///  0.0 Shot: 0.7 * (0/20)^0.3 = 0. Context [-2,0] / [0,2]: nothing. Keep A = 0.
+///  5.0 Sil: 0.7 (5/20 = 0.25 is not < 0.25). d = 5, d/T = 0.25: no penalty.
+///       Before [3,5] {Car}, after [5,7] {Tree}: distance 1 -> or(0.7, 1) = 1. Keep B = 1.
+///  5.3 Shot: 0.7; d = 0.3 < 0.5: merge into B: B.t = 5.3, reasons [Silence, ShotChange],
+///       B = or(1, 0.7) = 1. B's context stays the one computed at 5.0.
+///  9.0 Shot: 0.7; d = 3.7, d/T = 0.185 < 0.25 and 0.7 < B = 1 -> c = 0.7 * 0.185^0.05.
+///       Before [7,9] {Tree}, after [9,11] {Tree}: distance 0 -> unchanged. Keep C.
+/// 12.0 Sil: 0.7; d = 3, d/T = 0.15; 0.7 is not < C (0.643...) -> C *= 0.15^0.05.
+///       Before {Tree} (10.5), after {Tree} (13.0 at exactly 70): distance 0. Keep D = 0.7.
+/// 12.2 Black: 0.8; d = 0.2: merge: D.t = 12.2, [Silence, BlackFrame], D = or(0.7, 0.8) = 0.94.
+/// 15.0 Shot: 0.7; d = 2.8, d/T = 0.14; 0.7 < 0.94 -> c = 0.7 * 0.14^0.05.
+///       Before [13,15] {Tree, Person}, after {}: distance 1 -> or(c, 1) = 1. Keep E = 1.
+/// 18.0 EndCredits: 1.0; d = 3, d/T = 0.15; 1.0 is not < E = 1.0 (a tie penalises prev):
+///       E = 0.15^0.05. No labels near 18. Keep F = 1.
+///
+/// Slots: A 0.0 = 0 | B 5.3 = 1 | C 9.0 = 0.7 * 0.185^0.05 * 0.15^0.05 ≈ 0.58514 |
+///        D 12.2 = 0.94 | E 15.0 = 0.15^0.05 ≈ 0.90950 | F 18.0 = 1.
+/// Top 3: ascending stable sort A, C, E, D, B, F -> last three D, B, F (score order).
+fn hand_example() -> ScoringInputs {
+    let mut i = inputs(
+        vec![track_silent_at(20, &[0, 1, 5, 6, 12])],
+        segments(
+            20_000,
+            vec![
+                seg_shot(0),
+                seg_cue("BlackFrames", 12_200, 12_800),
+                seg_shot(5_300),
+                seg_shot(9_000),
+                seg_cue("ColorBars", 1_000, 2_000),
+                seg_shot(15_000),
+                seg_cue("EndCredits", 18_000, 20_000),
+            ],
+        ),
+    );
+    i.labels = Some(labels(&[
+        (4000, "Car", 90.0),
+        (6000, "Tree", 80.0),
+        (8000, "Tree", 75.0),
+        (10500, "Tree", 95.0),
+        (11000, "Car", 60.0),
+        (13000, "Tree", 70.0),
+        (14500, "Person", 99.0),
+    ]));
+    i
+}
+
+#[test]
+fn reference_hand_computed_example() {
+    let out = score(&hand_example(), &Policy::Reference, 3).unwrap();
+    assert_eq!(out.policy, PolicyName::Reference);
+    assert_eq!(out.duration, Some(20.0));
+    let got: Vec<(f64, Vec<&str>)> = out.slots.iter().map(|s| (s.timestamp, reasons(s))).collect();
+    assert_eq!(
+        got,
+        vec![
+            (0.0, vec!["ShotChange"]),
+            (5.3, vec!["Silence", "ShotChange"]),
+            (9.0, vec!["ShotChange"]),
+            (12.2, vec!["Silence", "BlackFrame"]),
+            (15.0, vec!["ShotChange"]),
+            (18.0, vec!["EndCredits"]),
+        ]
+    );
+    let scores: Vec<f64> = out.slots.iter().map(|s| s.score).collect();
+    let c = 0.7 * 0.185f64.powf(0.05) * 0.15f64.powf(0.05);
+    let want = [0.0, 1.0, c, 1.0 - 0.3 * 0.2, 0.15f64.powf(0.05), 1.0];
+    for (g, w) in scores.iter().zip(want) {
+        assert!(close(*g, w), "{scores:?} vs {want:?}");
+    }
+    // The same numbers by hand, to 5 places.
+    assert!((scores[2] - 0.58514).abs() < 1e-5, "{}", scores[2]);
+    assert!((scores[4] - 0.90950).abs() < 1e-5, "{}", scores[4]);
+    // The merged slot keeps the context computed at 5.0: Car before, Tree after.
+    let b = &out.slots[1];
+    assert_eq!(b.context.labels.before_names().collect::<Vec<_>>(), ["Car"]);
+    assert_eq!(b.context.labels.after_names().collect::<Vec<_>>(), ["Tree"]);
+    // 13000 Tree at exactly 70 is kept; 11000 Car at 60 is not.
+    let d = &out.slots[3];
+    assert_eq!(d.context.labels.after, vec![ContextEntry { name: "Tree".into(), confidence: 70.0 }]);
+    assert_eq!(d.context.labels.before_names().collect::<Vec<_>>(), ["Tree"]);
+    // Breaks: ascending score, later wins ties.
+    let breaks: Vec<f64> = out.breaks.iter().map(|s| s.timestamp).collect();
+    assert_eq!(breaks, vec![12.2, 5.3, 18.0]);
+}
+
+#[test]
+fn reference_json_shape() {
+    let out = score(&hand_example(), &Policy::Reference, 3).unwrap();
+    let v = serde_json::to_value(&out).unwrap();
+    assert_eq!(v["policy"], "reference");
+    assert_eq!(v["slots"][1]["timestamp"], json!(5.3));
+    assert_eq!(v["slots"][1]["score"], json!(1.0));
+    assert_eq!(v["slots"][1]["reasons"], json!(["Silence", "ShotChange"]));
+    assert_eq!(v["slots"][1]["context"]["labels"]["before"][0]["name"], "Car");
+    assert_eq!(v["breaks"].as_array().unwrap().len(), 3);
+    assert!(v["slots"][1].get("snapped_from").is_none());
+}
+
+#[test]
+fn reference_first_shot_at_zero_is_lifted_by_labels_just_after() {
+    let mut i = inputs(vec![], segments(60_000, vec![seg_shot(0), seg_shot(30_000)]));
+    i.labels = Some(labels(&[(500, "Dog", 90.0)]));
+    let out = score(&i, &Policy::Reference, 3).unwrap();
+    assert_eq!(out.slots[0].timestamp, 0.0);
+    assert_eq!(out.slots[0].score, 1.0);
+    // The other shot has no labels near it: 0.7, no penalties (d/T = 0.5).
+    assert_eq!(out.slots[1].score, 0.7);
+    assert_eq!(out.breaks.last().unwrap().timestamp, 0.0);
+    // Without the label, the shot at 0 scores 0.
+    i.labels = Some(labels(&[(0, "Dog", 90.0), (500, "Dog", 90.0)]));
+    let out = score(&i, &Policy::Reference, 3).unwrap();
+    assert_eq!(out.slots[0].score, 0.0, "same label on both sides: distance 0");
+}
+
+#[test]
+fn reference_context_compares_in_float_seconds() {
+    // t = 2.1: t - 2.0 = 0.10000000000000009 > 0.1, so a label at 100 ms is NOT before it,
+    // while integer milliseconds would say exactly 2 s before.
+    let mut i = inputs(vec![], segments(100_000, vec![seg_shot(2_100)]));
+    i.labels = Some(labels(&[(100, "Sea", 99.0), (4_100, "Sea", 99.0)]));
+    let out = score(&i, &Policy::Reference, 3).unwrap();
+    let ctx = &out.slots[0].context.labels;
+    assert!(ctx.before.is_empty());
+    assert_eq!(ctx.after_names().collect::<Vec<_>>(), ["Sea"]);
+}
+
+#[test]
+fn reference_context_lists_faces_celebrities_moderation() {
+    let mut i = inputs(vec![], segments(100_000, vec![seg_shot(50_000)]));
+    let face = |ts, emotions: Option<Vec<(&str, f64)>>| FaceDetection {
+        timestamp: ts,
+        face: FaceDetail {
+            confidence: Some(99.0),
+            emotions: emotions.map(|e| {
+                e.into_iter().map(|(t, c)| Emotion { emotion_type: t.into(), confidence: c }).collect()
+            }),
+            ..FaceDetail::default()
+        },
+        ..FaceDetection::default()
+    };
+    i.faces = Some(crate::rekognition::FaceResults {
+        faces: vec![
+            face(49_000, Some(vec![("HAPPY", 80.0), ("SAD", 10.0)])),
+            face(49_500, Some(vec![("HAPPY", 95.0), ("CALM", 95.0)])),
+            face(49_800, Some(vec![("CALM", 95.0)])),
+            face(50_000, None),
+            face(51_000, Some(vec![("ANGRY", 70.0)])),
+        ],
+        ..Default::default()
+    });
+    i.celebrities = Some(crate::rekognition::CelebrityResults {
+        celebrities: vec![CelebrityRecognition { timestamp: 50_000, celebrity: named("Ada", 99.0), ..Default::default() }],
+        ..Default::default()
+    });
+    i.moderation = Some(crate::rekognition::ModerationResults {
+        moderation_labels: vec![
+            ContentModerationDetection { timestamp: 51_999, moderation_label: named("Violence", 88.0), ..Default::default() },
+            // Past t + 2: the scan stops here, so the later (out of order) entry is never seen.
+            ContentModerationDetection { timestamp: 53_000, moderation_label: named("Smoking", 88.0), ..Default::default() },
+            ContentModerationDetection { timestamp: 51_000, moderation_label: named("Drugs", 88.0), ..Default::default() },
+        ],
+        ..Default::default()
+    });
+    let out = score(&i, &Policy::Reference, 3).unwrap();
+    let ctx = &out.slots[0].context;
+    // HAPPY keeps its highest confidence at its first position; CALM keeps the first of equals.
+    assert_eq!(
+        ctx.faces.before,
+        vec![ContextEntry { name: "HAPPY".into(), confidence: 95.0 }, ContextEntry { name: "CALM".into(), confidence: 95.0 }]
+    );
+    assert_eq!(ctx.faces.after_names().collect::<Vec<_>>(), ["ANGRY"]);
+    // Exactly at t: Before only.
+    assert_eq!(ctx.celebrities.before_names().collect::<Vec<_>>(), ["Ada"]);
+    assert!(ctx.celebrities.after.is_empty());
+    assert_eq!(ctx.moderation.after_names().collect::<Vec<_>>(), ["Violence"]);
+    // None of these move the score: only labels do.
+    assert_eq!(out.slots[0].score, 0.7);
+}
+
+#[test]
+fn reference_silence_walk() {
+    // A run from 0 s is entered at its first row after 3 s (3.0 itself is not after 3 s).
+    let l = track(&[(0.0, -70.0), (2.5, -70.0), (3.0, -70.0), (3.5, -70.0), (4.0, -70.0), (5.0, -20.0), (6.0, -60.0)], -10.0);
+    assert_eq!(reference::silence_starts(&l, None), vec![3.5, 6.0]);
+    // A run that ends before 3 s gives nothing.
+    let l = track(&[(1.0, -70.0), (2.0, -20.0), (3.0, -70.0), (4.0, -20.0)], -10.0);
+    assert!(reference::silence_starts(&l, None).is_empty());
+    // The summary row is walked: a silent summary row after a loud row opens a run there...
+    let l = track(&[(5.0, -20.0)], -10.0);
+    let quiet_summary = SummaryRowCells { seconds: Some(9.0), short_term: Some(-70.0) };
+    assert_eq!(reference::silence_starts(&l, Some(quiet_summary)), vec![9.0]);
+    // ...but not when the log already ends in an opened run, nor with our marker (0 LUFS).
+    let l = track(&[(5.0, -70.0)], -10.0);
+    assert_eq!(reference::silence_starts(&l, Some(quiet_summary)), vec![5.0]);
+    let marker = SummaryRowCells { seconds: Some(9.0), short_term: Some(0.0) };
+    assert!(reference::silence_starts(&track(&[(5.0, -20.0)], -10.0), Some(marker)).is_empty());
+}
+
+#[test]
+fn reference_uses_track_one_only() {
+    let i = inputs(vec![track_silent_at(10, &[]), track_silent_at(10, &[5])], segments(10_000, vec![]));
+    assert!(score(&i, &Policy::Reference, 3).unwrap().slots.is_empty());
+}
+
+#[test]
+fn reference_top_n_keeps_later_slots_on_ties() {
+    // Four shots far apart with labels changing at each: all 1.0; the last three win.
+    let mut i = inputs(vec![], segments(1_000_000, vec![seg_shot(300_000), seg_shot(500_000), seg_shot(700_000), seg_shot(900_000)]));
+    i.labels = Some(labels(&[(300_500, "A", 99.0), (500_500, "B", 99.0), (700_500, "C", 99.0), (900_500, "D", 99.0)]));
+    let out = score(&i, &Policy::Reference, 3).unwrap();
+    assert!(out.slots.iter().all(|s| s.score == 1.0));
+    let t: Vec<f64> = out.breaks.iter().map(|s| s.timestamp).collect();
+    assert_eq!(t, vec![500.0, 700.0, 900.0]);
+    assert_eq!(score(&i, &Policy::Reference, 10).unwrap().breaks.len(), 4);
+    assert!(score(&i, &Policy::Reference, 0).unwrap().breaks.is_empty());
+}
+
+#[test]
+fn reference_ties_at_one_timestamp_keep_the_reason_order() {
+    // Shot, black frame, end credits and silence all at 10 s: Silence first, then BlackFrame...
+    let i = inputs(
+        vec![track_silent_at(20, &[10])],
+        segments(20_000, vec![seg_cue("EndCredits", 10_000, 20_000), seg_shot(10_000), seg_cue("BlackFrames", 10_000, 10_500)]),
+    );
+    let out = score(&i, &Policy::Reference, 3).unwrap();
+    assert_eq!(out.slots.len(), 1);
+    assert_eq!(reasons(&out.slots[0]), ["Silence", "BlackFrame", "ShotChange", "EndCredits"]);
+    let want = disjunction(disjunction(disjunction(0.7, 0.8), 0.7), 1.0);
+    assert_eq!(out.slots[0].score, want);
+}
+
+#[test]
+fn scoring_needs_a_duration_when_there_is_something_to_score() {
+    let mut i = ScoringInputs::default();
+    let out = score(&i, &Policy::Reference, 3).unwrap();
+    assert!(out.slots.is_empty() && out.breaks.is_empty());
+    assert_eq!(out.duration, None);
+    i.segments = Some(SegmentDetection { segments: vec![seg_shot(1000)], ..Default::default() });
+    assert_eq!(score(&i, &Policy::Reference, 3), Err(ScoringError::UnknownDuration { candidates: 1 }));
+    assert!(matches!(score(&i, &Policy::default(), 3), Err(ScoringError::UnknownDuration { .. })));
+    i.segments = Some(segments(0, vec![seg_shot(1000)]));
+    assert_eq!(score(&i, &Policy::Reference, 3), Err(ScoringError::BadDuration(0.0)));
+}
+
+#[test]
+fn duration_falls_back_to_other_results_then_loudness() {
+    let mut i = ScoringInputs { loudness: vec![track_silent_at(42, &[])], ..Default::default() };
+    assert_eq!(i.duration_seconds(), Some(42.0));
+    i.labels = Some(crate::rekognition::LabelResults {
+        video_metadata: vec![VideoMetadata { duration_millis: Some(41_500), ..Default::default() }],
+        ..Default::default()
+    });
+    assert_eq!(i.duration_seconds(), Some(41.5));
+    i.segments = Some(segments(40_000, vec![]));
+    assert_eq!(i.duration_seconds(), Some(40.0));
+}
+
+// ---------- default policy ----------
+
+fn cfg() -> DefaultPolicyConfig {
+    DefaultPolicyConfig::default()
+}
+
+fn default_out(i: &ScoringInputs, c: DefaultPolicyConfig, n: usize) -> ScoringOutput {
+    score(i, &Policy::Default(c), n).unwrap()
+}
+
+#[test]
+fn default_config_from_json_with_defaults_and_typo_check() {
+    let c: DefaultPolicyConfig =
+        serde_json::from_str(r#"{"min_spacing_seconds": 120, "weights": {"shot_change": 0.1}, "silence_tracks": "programme"}"#)
+            .unwrap();
+    assert_eq!(c.min_spacing_seconds, 120.0);
+    assert_eq!(c.weights.shot_change, 0.1);
+    assert_eq!(c.weights.silence, ReasonWeights::default().silence);
+    assert_eq!(c.silence_tracks, SilenceTracks::Programme);
+    assert_eq!(c.lead_in_seconds, cfg().lead_in_seconds);
+    assert!(serde_json::from_str::<DefaultPolicyConfig>(r#"{"min_spacing": 1}"#).is_err());
+    let bad = DefaultPolicyConfig { context_weight: 1.5, ..cfg() };
+    assert!(matches!(bad.validate(), Err(ScoringError::Config(m)) if m.contains("context_weight")));
+    let bad = DefaultPolicyConfig { min_spacing_seconds: -1.0, ..cfg() };
+    let i = inputs(vec![], segments(10_000, vec![seg_shot(5000)]));
+    assert!(matches!(score(&i, &Policy::Default(bad), 3), Err(ScoringError::Config(_))));
+}
+
+#[test]
+fn default_silence_needs_every_active_track() {
+    // Track 1 silent 10-13 s, track 2 silent 11-14 s, track 3 has no audio at all.
+    let t1 = track_silent_at(60, &[10, 11, 12]);
+    let t2 = track_silent_at(60, &[11, 12, 13]);
+    let t3 = track(&(0..=60).map(|s| (s as f64, -90.0)).collect::<Vec<_>>(), -90.0);
+    let i = inputs(vec![t1, t2, t3], segments(60_000, vec![]));
+    let all = default_silence_intervals(&i, &cfg());
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].start, all[0].end), (11.0, 13.0));
+    let prog = default_silence_intervals(&i, &DefaultPolicyConfig { silence_tracks: SilenceTracks::Programme, ..cfg() });
+    assert_eq!((prog[0].start, prog[0].end), (10.0, 13.0));
+    // The candidate sits in the middle of the common silence.
+    let out = default_out(&i, cfg(), 3);
+    assert_eq!(out.slots.len(), 1);
+    assert_eq!(out.slots[0].timestamp, 12.0);
+    assert_eq!(reasons(&out.slots[0]), ["Silence"]);
+    assert_eq!(out.slots[0].score, 0.6);
+    // A silent programme offers no silence at all.
+    let silent = track(&[(0.0, -90.0), (60.0, -90.0)], -90.0);
+    assert!(default_silence_intervals(&inputs(vec![silent], segments(60_000, vec![])), &cfg()).is_empty());
+}
+
+#[test]
+fn default_min_silence_length() {
+    let i = inputs(vec![track_silent_at(60, &[20])], segments(60_000, vec![]));
+    assert_eq!(default_out(&i, cfg(), 3).slots.len(), 1, "20-21 s is 1 s long");
+    let c = DefaultPolicyConfig { min_silence_seconds: 1.5, ..cfg() };
+    assert!(default_out(&i, c, 3).slots.is_empty());
+}
+
+#[test]
+fn default_slot_sits_on_the_shot_change_inside_a_silence() {
+    // Silence 19-23 s (middle 21), a shot at 20.0 s, a black run 20.8-21.2 (middle 21.0).
+    let i = inputs(
+        vec![track_silent_at(60, &[19, 20, 21, 22])],
+        segments(60_000, vec![seg_shot(0), seg_shot(20_000), seg_cue("BlackFrames", 20_800, 21_200), seg_shot(40_000)]),
+    );
+    let out = default_out(&i, cfg(), 3);
+    let got: Vec<(f64, Vec<&str>)> = out.slots.iter().map(|s| (s.timestamp, reasons(s))).collect();
+    assert_eq!(
+        got,
+        vec![
+            (0.0, vec!["ShotChange"]),
+            // 20.0 shot alone in its cluster, but inside the silence.
+            (20.0, vec!["Silence", "ShotChange"]),
+            // Silence middle and black middle both at 21.0 merge; the black middle places it.
+            (21.0, vec!["Silence", "BlackFrame"]),
+            (40.0, vec!["ShotChange"]),
+        ]
+    );
+    let w = ReasonWeights::default();
+    assert!(close(out.slots[1].score, disjunction(w.silence, w.shot_change)));
+    assert!(close(out.slots[2].score, disjunction(w.silence, w.black_frame)));
+    // Breaks: 21.0 is best; 20.0 is too close (30 s spacing); 40.0 next; 0.0 is in the lead-in.
+    let breaks: Vec<f64> = out.breaks.iter().map(|s| s.timestamp).collect();
+    assert_eq!(breaks, vec![21.0]);
+    let out = default_out(&i, DefaultPolicyConfig { min_spacing_seconds: 10.0, ..cfg() }, 3);
+    let breaks: Vec<f64> = out.breaks.iter().map(|s| s.timestamp).collect();
+    assert_eq!(breaks, vec![21.0, 40.0], "time order, spacing 10 s");
+}
+
+#[test]
+fn default_breaks_are_in_time_order_and_respect_guards() {
+    // Black runs (0.7) at 2, 30, 58 s and shots (0.3) at 15, 45 s; 60 s programme.
+    let i = inputs(
+        vec![],
+        segments(
+            60_000,
+            vec![
+                seg_cue("BlackFrames", 2_000, 2_000),
+                seg_shot(15_000),
+                seg_cue("BlackFrames", 30_000, 30_000),
+                seg_shot(45_000),
+                seg_cue("BlackFrames", 58_000, 58_000),
+            ],
+        ),
+    );
+    let c = DefaultPolicyConfig { min_spacing_seconds: 10.0, ..cfg() };
+    let out = default_out(&i, c.clone(), 3);
+    let t: Vec<f64> = out.breaks.iter().map(|s| s.timestamp).collect();
+    // 2 s and 58 s are inside the 5 s lead-in / lead-out.
+    assert_eq!(t, vec![15.0, 30.0, 45.0]);
+    let t: Vec<f64> = default_out(&i, c.clone(), 2).breaks.iter().map(|s| s.timestamp).collect();
+    // Best first: 30 (0.7), then the tie between 15 and 45 goes to the earlier.
+    assert_eq!(t, vec![15.0, 30.0]);
+    let strict = DefaultPolicyConfig { min_break_score: 0.5, ..c };
+    let t: Vec<f64> = default_out(&i, strict, 3).breaks.iter().map(|s| s.timestamp).collect();
+    assert_eq!(t, vec![30.0]);
+}
+
+#[test]
+fn default_label_change_adds_context_weight() {
+    let mut i = inputs(vec![], segments(60_000, vec![seg_shot(20_000), seg_shot(40_000)]));
+    i.labels = Some(labels(&[(19_000, "Kitchen", 90.0), (21_000, "Beach", 90.0), (39_000, "Car", 90.0)]));
+    let out = default_out(&i, cfg(), 3);
+    let w = ReasonWeights::default();
+    // 20 s: {Kitchen} vs {Beach}, distance 1. 40 s: one side empty: no adjustment (unlike the reference).
+    assert!(close(out.slots[0].score, disjunction(w.shot_change, 0.3)));
+    assert_eq!(out.slots[1].score, w.shot_change);
+}
+
+#[test]
+fn default_snaps_breaks_to_hls_boundaries() {
+    let mut i = inputs(vec![], segments(60_000, vec![seg_cue("BlackFrames", 20_300, 20_500), seg_shot(40_000)]));
+    i.hls_segment_boundaries = Some((0..=10).map(|k| k as f64 * 6.0).collect());
+    let out = default_out(&i, DefaultPolicyConfig { min_spacing_seconds: 10.0, ..cfg() }, 3);
+    // 20.4 -> 18 (nearest of 18 and 24); 40 -> 42 (nearest of 36 and 42).
+    let t: Vec<(f64, Option<f64>)> = out.breaks.iter().map(|s| (s.timestamp, s.snapped_from)).collect();
+    assert_eq!(t, vec![(18.0, Some(20.4)), (42.0, Some(40.0))]);
+    // Slots keep their own times.
+    assert_eq!(out.slots[0].timestamp, 20.4);
+    let v = serde_json::to_value(&out.breaks[0]).unwrap();
+    assert_eq!(v["snapped_from"], json!(20.4));
+    // Ties go to the earlier boundary; snapping can be turned off.
+    assert_eq!(default_policy::nearest_boundary(&[0.0, 6.0, 12.0], 9.0), 6.0);
+    let off = default_out(&i, DefaultPolicyConfig { snap_to_hls: false, min_spacing_seconds: 10.0, ..cfg() }, 3);
+    assert_eq!(off.breaks[0].timestamp, 20.4);
+}
+
+#[test]
+fn hls_playlist_boundaries() {
+    let b = parse_hls_boundaries("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\na.ts\n#EXTINF:1.5,\nb.ts\n#EXTINF:2,\nc.ts\n#EXT-X-ENDLIST\n").unwrap();
+    assert_eq!(b, vec![0.0, 2.0, 3.5, 5.5]);
+    let err = parse_hls_boundaries("#EXTM3U\n#EXTINF:abc,\na.ts\n").unwrap_err();
+    assert!(err.contains("line 2"), "{err}");
+    assert!(parse_hls_boundaries("#EXTM3U\n").is_err());
+}
+
+// ---------- reading a results layout ----------
+
+fn layout(files: &[(&str, String)]) -> impl Fn(&str) -> Result<Option<Vec<u8>>, String> {
+    let map: HashMap<String, Vec<u8>> = files.iter().map(|(k, v)| (k.to_string(), v.clone().into_bytes())).collect();
+    move |path: &str| Ok(map.get(path).cloned())
+}
+
+#[test]
+fn from_files_reads_every_kind_and_treats_missing_as_none() {
+    let t1 = track_silent_at(10, &[5]);
+    let t2 = track_silent_at(10, &[]);
+    let seg = serde_json::to_string(&segments(10_000, vec![seg_shot(0), seg_shot(5_000)])).unwrap();
+    let read = layout(&[
+        ("loudness/track-1.csv", t1.to_csv()),
+        ("loudness/track-2.csv", t2.to_csv()),
+        // track-4 without track-3 is not read: tracks are numbered without gaps.
+        ("loudness/track-4.csv", "garbage".into()),
+        ("segments.json", seg),
+        ("labels.json", r#"{"JobStatus":"SUCCEEDED","Labels":[{"Timestamp":500,"Label":{"Name":"Dog","Confidence":91.5}}]}"#.into()),
+        ("hls/index.m3u8", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv0/index.m3u8\n".into()),
+        ("hls/v0/index.m3u8", "#EXTM3U\n#EXTINF:5,\na.ts\n#EXTINF:5,\nb.ts\n".into()),
+    ]);
+    let i = ScoringInputs::from_files(read).unwrap();
+    assert_eq!(i.loudness, vec![t1, t2]);
+    assert_eq!(i.programme_summary_cells, Some(SummaryRowCells { seconds: Some(10.0), short_term: Some(0.0) }));
+    assert_eq!(i.segments.as_ref().unwrap().segments.len(), 2);
+    assert_eq!(i.labels.as_ref().unwrap().labels[0].label.name, "Dog");
+    assert!(i.faces.is_none() && i.celebrities.is_none() && i.moderation.is_none());
+    assert_eq!(i.hls_segment_boundaries, Some(vec![0.0, 5.0, 10.0]));
+    // And scoring works on it.
+    assert!(!score(&i, &Policy::Reference, 3).unwrap().slots.is_empty());
+}
+
+#[test]
+fn from_files_errors_name_the_file_and_problem() {
+    let good = track_silent_at(10, &[]).to_csv();
+    let truncated: String = good.lines().take(4).collect::<Vec<_>>().join("\n");
+    let err = ScoringInputs::from_files(layout(&[("loudness/track-1.csv", good.clone()), ("loudness/track-2.csv", truncated)]))
+        .unwrap_err();
+    assert_eq!(err.file(), "loudness/track-2.csv");
+    let msg = err.to_string();
+    assert!(msg.starts_with("loudness/track-2.csv: line 4:"), "{msg}");
+
+    let err = ScoringInputs::from_files(layout(&[("labels.json", r#"{"Labels":[{"Timestamp":"x"}]}"#.into())])).unwrap_err();
+    assert_eq!(err.file(), "labels.json");
+    assert!(err.to_string().starts_with("labels.json: invalid JSON for label detection:"), "{err}");
+
+    let err = ScoringInputs::from_files(layout(&[("faces.json", "{".into())])).unwrap_err();
+    assert_eq!(err.file(), "faces.json");
+
+    let err = ScoringInputs::from_files(layout(&[("hls/index.m3u8", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv0.m3u8\n".into())]))
+        .unwrap_err();
+    assert!(err.to_string().contains("hls/v0.m3u8, which is missing"), "{err}");
+
+    let failing = |path: &str| -> Result<Option<Vec<u8>>, String> {
+        if path == "segments.json" { Err("permission denied".into()) } else { Ok(None) }
+    };
+    let err = ScoringInputs::from_files(failing).unwrap_err();
+    assert_eq!(err.to_string(), "segments.json: cannot read: permission denied");
+
+    let bytes = |path: &str| -> Result<Option<Vec<u8>>, String> {
+        Ok((path == "moderation.json").then(|| vec![0xff, 0xfe]))
+    };
+    assert!(matches!(ScoringInputs::from_files(bytes), Err(InputError::NotUtf8 { .. })));
+}
+
+#[test]
+fn from_files_caps_the_track_count() {
+    let csv = track_silent_at(2, &[]).to_csv();
+    let read = move |path: &str| -> Result<Option<Vec<u8>>, String> {
+        Ok(path.starts_with("loudness/").then(|| csv.clone().into_bytes()))
+    };
+    assert!(matches!(ScoringInputs::from_files(read), Err(InputError::TooManyTracks { .. })));
+}
+
+// ---------- properties ----------
+
+fn arb_inputs() -> impl Strategy<Value = ScoringInputs> {
+    let rows = proptest::collection::vec(prop_oneof![Just(-70.0), Just(-20.0), -80.0f64..0.0], 0..80);
+    let shots = proptest::collection::vec(0u64..120_000, 0..25);
+    let blacks = proptest::collection::vec((0u64..120_000, 0u64..3_000), 0..6);
+    let credits = proptest::collection::vec(0u64..120_000, 0..2);
+    let label_items = proptest::collection::vec((0i64..120_000, 0usize..4, 50.0f64..100.0), 0..30);
+    let step = prop_oneof![Just(0.1), Just(0.25), Just(1.0), Just(1.5)];
+    (rows, step, shots, blacks, credits, label_items, 60_000u64..120_000, any::<bool>()).prop_map(
+        |(levels, step, shots, blacks, credits, mut items, duration, two_tracks)| {
+            let mut shots = shots;
+            shots.sort_unstable();
+            let mut segs: Vec<Segment> = shots.into_iter().map(seg_shot).collect();
+            segs.extend(blacks.into_iter().map(|(s, d)| seg_cue("BlackFrames", s, s + d)));
+            segs.extend(credits.into_iter().map(|s| seg_cue("EndCredits", s, s + 1000)));
+            items.sort_by_key(|(ts, _, _)| *ts);
+            let names = ["Car", "Tree", "Sea", "Dog"];
+            let label_items: Vec<(i64, &str, f64)> = items.iter().map(|&(ts, n, c)| (ts, names[n], c)).collect();
+            let levels: Vec<(f64, f64)> = levels.iter().enumerate().map(|(k, &s)| (k as f64 * step, s)).collect();
+            let mut loudness = vec![track(&levels, -10.0)];
+            if two_tracks {
+                let shifted: Vec<(f64, f64)> = levels.iter().map(|&(t, s)| (t, if s < -50.0 { s } else { -60.0 })).collect();
+                loudness.push(track(&shifted, -12.0));
+            }
+            let mut i = inputs(loudness, segments(duration, segs));
+            i.labels = Some(labels(&label_items));
+            i
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn scores_stay_in_unit_interval(i in arb_inputs(), n in 0usize..6) {
+        for policy in [Policy::Reference, Policy::default()] {
+            let out = score(&i, &policy, n).unwrap();
+            for s in out.slots.iter().chain(&out.breaks) {
+                prop_assert!((0.0..=1.0).contains(&s.score), "{:?} score {}", policy.name(), s.score);
+                prop_assert!(!s.reasons.is_empty());
+            }
+            prop_assert!(out.breaks.len() <= n);
+        }
+    }
+
+    #[test]
+    fn reference_slots_are_at_least_the_merge_distance_apart(i in arb_inputs()) {
+        let out = score(&i, &Policy::Reference, 3).unwrap();
+        for w in out.slots.windows(2) {
+            prop_assert!(w[1].timestamp - w[0].timestamp >= MERGE_DISTANCE_SECONDS, "{} then {}", w[0].timestamp, w[1].timestamp);
+        }
+        // Breaks come out in ascending score order.
+        for w in out.breaks.windows(2) {
+            prop_assert!(w[0].score <= w[1].score);
+        }
+    }
+
+    #[test]
+    fn default_slots_and_breaks_are_spaced_and_ordered(i in arb_inputs(), spacing in 0.0f64..40.0) {
+        let c = DefaultPolicyConfig { min_spacing_seconds: spacing, ..DefaultPolicyConfig::default() };
+        let out = score(&i, &Policy::Default(c.clone()), 4).unwrap();
+        for w in out.slots.windows(2) {
+            prop_assert!(w[1].timestamp - w[0].timestamp >= c.merge_distance_seconds);
+        }
+        let duration = out.duration.unwrap();
+        for w in out.breaks.windows(2) {
+            prop_assert!(w[1].timestamp - w[0].timestamp >= spacing);
+            prop_assert!(w[1].timestamp > w[0].timestamp);
+        }
+        for b in &out.breaks {
+            prop_assert!(b.timestamp >= c.lead_in_seconds && b.timestamp <= duration - c.lead_out_seconds);
+        }
+        // Deterministic.
+        prop_assert_eq!(score(&i, &Policy::Default(c), 4).unwrap(), out);
+    }
+
+    #[test]
+    fn policies_agree_on_candidate_extraction(i in arb_inputs()) {
+        let c = DefaultPolicyConfig {
+            silence_tracks: SilenceTracks::Programme,
+            min_silence_seconds: 0.0,
+            ..DefaultPolicyConfig::default()
+        };
+        let reference = reference_candidates(&i);
+        let default = default_candidates(&i, &c);
+        let of = |cands: &[Candidate], r: Reason| -> Vec<f64> {
+            let mut v: Vec<f64> = cands.iter().filter(|c| c.reason == r).map(|c| c.timestamp).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        // Shots and end credits: the same times.
+        prop_assert_eq!(of(&reference, Reason::ShotChange), of(&default, Reason::ShotChange));
+        prop_assert_eq!(of(&reference, Reason::EndCredits), of(&default, Reason::EndCredits));
+        // Black frames: the same runs; the reference takes their start, the default their middle.
+        let cues = visual_cues(i.segments.as_ref());
+        let mut starts: Vec<f64> = cues.black_frames.iter().map(|b| b.start).collect();
+        let mut middles: Vec<f64> = cues.black_frames.iter().map(|b| b.middle()).collect();
+        starts.sort_by(f64::total_cmp);
+        middles.sort_by(f64::total_cmp);
+        prop_assert_eq!(of(&reference, Reason::BlackFrame), starts);
+        prop_assert_eq!(of(&default, Reason::BlackFrame), middles);
+        // Silence: the same runs of track 1. Every reference silence start lies in exactly one
+        // default interval, and every default interval reaching past 3 s holds exactly one.
+        let intervals = default_silence_intervals(&i, &c);
+        let starts = of(&reference, Reason::Silence);
+        let rows = &i.loudness[0].rows;
+        for &s in &starts {
+            prop_assert_eq!(intervals.iter().filter(|iv| iv.start <= s && s <= iv.end).count(), 1);
+        }
+        for iv in &intervals {
+            let after_3s = rows.iter().any(|r| r.short_term < -50.0 && r.seconds > 3.0 && iv.start <= r.seconds && r.seconds < iv.end.max(iv.start + 1e-9))
+                || rows.last().is_some_and(|r| r.short_term < -50.0 && r.seconds > 3.0 && r.seconds == iv.end);
+            let inside = starts.iter().filter(|&&s| iv.start <= s && s <= iv.end).count();
+            prop_assert_eq!(inside, usize::from(after_3s), "interval {:?}", iv);
+        }
+    }
+}

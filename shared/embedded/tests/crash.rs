@@ -1,0 +1,155 @@
+//! Durability across a killed process: the database stays consistent (transactions are all or
+//! nothing) and messages a dead consumer held come back after their visibility timeout.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cuepoint_embedded::{EmbeddedBackend, EmbeddedOptions};
+
+const ROLE_ENV: &str = "CUEPOINT_CRASH_ROLE";
+const DIR_ENV: &str = "CUEPOINT_CRASH_DIR";
+
+fn open(dir: &Path) -> Arc<EmbeddedBackend> {
+    EmbeddedBackend::open(dir, EmbeddedOptions::new(common::routing())).expect("open backend")
+}
+
+fn spawn_child(role: &str, dir: &Path) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--test-threads=1"])
+        .env(ROLE_ENV, role)
+        .env(DIR_ENV, dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn child")
+}
+
+/// The child side; does nothing in a normal test run.
+#[test]
+fn crash_child() {
+    let (Some(role), Some(dir)) = (std::env::var_os(ROLE_ENV), std::env::var_os(DIR_ENV)) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let b = open(&dir);
+        match role.to_str() {
+            // send deduplicated messages until killed
+            Some("sender") => {
+                let q = b.sqlite_queue("analysis");
+                for i in 0.. {
+                    q.send_dedup(&format!("body-{i}"), &format!("key-{i}"))
+                        .await
+                        .unwrap();
+                }
+            }
+            // take five messages, then die without deleting them
+            Some("taker") => {
+                let got = b
+                    .queue("media")
+                    .receive(5, Duration::from_secs(5), Duration::from_secs(1))
+                    .await
+                    .unwrap();
+                assert_eq!(got.len(), 5);
+                // no destructors, no clean close: as good as a crash for the database
+                std::process::exit(3);
+            }
+            other => panic!("unknown role {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn killed_writer_leaves_a_consistent_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut child = spawn_child("sender", dir.path());
+    let q = b.sqlite_queue("analysis");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rt.block_on(q.counts()).unwrap().visible < 300 {
+        assert!(Instant::now() < deadline, "child did not send");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL, mid-stream
+    child.wait().unwrap();
+
+    let conn = rusqlite::Connection::open(dir.path().join("cuepoint.db")).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    // every accepted dedup key has its message and every message its key: no half transaction
+    let orphans: i64 = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM message_dedup d WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.message_id = d.message_id))
+                  + (SELECT COUNT(*) FROM messages m WHERE m.queue = 'analysis'
+                        AND NOT EXISTS (SELECT 1 FROM message_dedup d WHERE d.message_id = m.message_id))",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(orphans, 0);
+    let sent = rt.block_on(q.counts()).unwrap().visible;
+    assert!(sent >= 300);
+    // the keys form an unbroken run key-0..key-(n-1): no commit was lost before a later one
+    let max_i: i64 = conn
+        .query_row(
+            "SELECT MAX(CAST(substr(dedup_key, 5) AS INTEGER)) FROM message_dedup",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(max_i + 1, sent as i64);
+    // and the database keeps working
+    assert!(rt
+        .block_on(q.send_dedup("after", "key-0"))
+        .unwrap()
+        .is_none());
+    assert!(rt
+        .block_on(q.send_dedup("after", "after-crash"))
+        .unwrap()
+        .is_some());
+}
+
+#[test]
+fn messages_of_a_dead_consumer_come_back_after_visibility() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let q = b.queue("media");
+    rt.block_on(async {
+        for i in 0..5 {
+            q.send(&format!("m{i}"), Duration::ZERO).await.unwrap();
+        }
+    });
+    let status = spawn_child("taker", dir.path()).wait().unwrap();
+    assert!(!status.success(), "the child died");
+    assert!(
+        rt.block_on(q.receive(10, Duration::ZERO, Duration::from_secs(30)))
+            .unwrap()
+            .is_empty(),
+        "held by the dead consumer"
+    );
+    let got = rt
+        .block_on(q.receive(10, Duration::from_secs(5), Duration::from_secs(30)))
+        .unwrap();
+    let mut bodies: Vec<_> = got.iter().map(|m| m.body.clone()).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["m0", "m1", "m2", "m3", "m4"]);
+    assert!(got.iter().all(|m| m.receive_count == 2));
+}

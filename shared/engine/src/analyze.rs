@@ -1,0 +1,604 @@
+//! One-pass analysis: a single FFmpeg decode measures every audio track's loudness and finds
+//! black frames, shot changes and end credits in the video.
+//!
+//! The graph (video branch only when there is video, one audio branch per track):
+//!
+//! ```text
+//! [0:V]scale=160:90:flags=fast_bilinear,format=yuv420p,blackdetect=d=0:...,scdet=t=5,split[vm][vs]
+//! [vm]metadata=print:file=video.txt[vout]                      <- mapped to the null muxer
+//! [vs]signalstats,metadata=select:key=lavfi.signalstats.YAVG:value=48:function=less,
+//!     metadata=print:file=dark.txt,nullsink                    <- only dark frames are printed
+//! [0:A]ebur128@tN=metadata=1:peak=true,ametadata=print:file=track_N.txt,anullsink
+//! ```
+//!
+//! Video filters run on a 160x90 copy: decoding dominates the cost, and at that size the
+//! filters add little (see the benchmark). Every filter instance writes its own metadata file;
+//! stderr lines could not be attributed to a track.
+//!
+//! Loudness rows: ebur128 with `metadata=1` emits one reading per 100 ms block. A row's
+//! `seconds` is the *end* of its block (the instant the meter shows that reading), relative
+//! to the container start. Rows are kept every `loudness_row_interval` (default 0.1 s: every
+//! block). The summary's Input Max Loudness is the maximum **short-term** (3 s) loudness once
+//! the 3 s window has filled (the first 2.9 s read -120.7 while it fills); clips shorter than
+//! 3 s fall back to the maximum momentary loudness. True peak per row is the running maximum
+//! over all channels so far (dBTP); digital silence reads `SILENCE_DBTP`. A `nan`/`-inf`
+//! momentary or short-term reading (FFmpeg 5.1 gives `nan` once a window turns digitally
+//! silent after sound) is written as -120.691, ebur128's own empty-window value.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use cuepoint_core::asset::ProbeInfo;
+use cuepoint_core::loudness::{LoudnessLog, LoudnessRow, LoudnessSummary};
+use cuepoint_core::rekognition::SegmentDetection;
+use serde::{Deserialize, Serialize};
+
+use crate::error::EngineError;
+use crate::metadata::{for_each_frame, MetaFrame};
+use crate::probe::{probe_media, MediaInfo};
+use crate::segments::{segment_detection, Cut, FrameSpan, VideoFindings};
+use crate::timecode::FrameClock;
+use crate::tools::{escape_filter_value, run_ffmpeg, summarize_stderr, ProgressFn};
+
+/// True peak reported for a track that never left digital silence (20·log10(0) has no value).
+pub const SILENCE_DBTP: f64 = -144.0;
+/// ebur128's reading for an empty window (momentary / short-term while the window fills).
+pub const EMPTY_WINDOW_LUFS: f64 = -120.691;
+/// ebur128's integrated loudness when no block passed the -70 LUFS gate.
+pub const UNGATED_LUFS: f64 = -70.0;
+
+/// What to measure and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnalyzeOptions {
+    /// Measure loudness on every audio track.
+    pub loudness: bool,
+    /// Run the video detectors (black frames, shots, end credits).
+    pub video: bool,
+    /// Seconds between loudness rows; a multiple of 0.1 (ebur128's block).
+    pub loudness_row_interval: f64,
+    /// True peak (4x oversampled) rather than sample peak in the loudness log.
+    pub true_peak: bool,
+    /// Size of the copy the video detectors see.
+    pub analysis_width: u32,
+    pub analysis_height: u32,
+    /// Skip H.264/HEVC deblocking while decoding: ~10-15 % less decode work, invisible at 160x90.
+    pub skip_loop_filter: bool,
+    pub black: BlackOptions,
+    pub shots: ShotOptions,
+    /// Look for rolling end credits.
+    pub end_credits: bool,
+    pub credits: CreditsOptions,
+}
+
+impl Default for AnalyzeOptions {
+    fn default() -> Self {
+        AnalyzeOptions {
+            loudness: true,
+            video: true,
+            loudness_row_interval: 0.1,
+            true_peak: true,
+            analysis_width: 160,
+            analysis_height: 90,
+            skip_loop_filter: true,
+            black: BlackOptions::default(),
+            shots: ShotOptions::default(),
+            end_credits: true,
+            credits: CreditsOptions::default(),
+        }
+    }
+}
+
+/// blackdetect settings (its thresholds are relative to limited-range luma).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BlackOptions {
+    /// A pixel is black below this fraction of the luma range.
+    pub pixel_threshold: f64,
+    /// A frame is black when this fraction of its pixels is (Rekognition's MinCoveragePercentage 99).
+    pub picture_ratio: f64,
+    /// Shorter black runs are not reported.
+    pub min_duration: f64,
+}
+
+impl Default for BlackOptions {
+    fn default() -> Self {
+        BlackOptions { pixel_threshold: 0.10, picture_ratio: 0.99, min_duration: 0.25 }
+    }
+}
+
+/// scdet settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShotOptions {
+    /// scdet threshold; its score scale depends on the analysis size: 5 finds hard cuts at 160x90.
+    pub threshold: f64,
+    /// Detections closer than this to the previous one are repeat hits of the same cut.
+    pub merge_window: f64,
+}
+
+impl Default for ShotOptions {
+    fn default() -> Self {
+        ShotOptions { threshold: 5.0, merge_window: 0.5 }
+    }
+}
+
+/// The end-credits rule, on signalstats of the 160x90 copy (8-bit limited-range luma): a dark
+/// frame (`YAVG < dark_avg`) with sparse bright text (`YMAX >= text_min`, and the 90th
+/// percentile `YHIGH < sparse_high`: under 10 % of pixels are bright) that moves
+/// (`YDIF >= motion_min`). Runs of such frames (gaps up to `max_gap` s bridged) lasting at
+/// least `min_duration` s that start in the second half of the video are end credits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreditsOptions {
+    pub dark_avg: f64,
+    pub text_min: f64,
+    pub sparse_high: f64,
+    pub motion_min: f64,
+    pub max_gap: f64,
+    pub min_duration: f64,
+    /// Earliest start, as a fraction of the duration.
+    pub earliest_start: f64,
+}
+
+impl Default for CreditsOptions {
+    fn default() -> Self {
+        CreditsOptions {
+            dark_avg: 48.0,
+            text_min: 120.0,
+            sparse_high: 64.0,
+            motion_min: 0.4,
+            max_gap: 1.0,
+            min_duration: 3.0,
+            earliest_start: 0.5,
+        }
+    }
+}
+
+/// The result of one analysis pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub probe: ProbeInfo,
+    /// One log per audio track, track 1 first (empty when loudness was not measured).
+    pub loudness: Vec<LoudnessLog>,
+    /// A GetSegmentDetection response (JobStatus SUCCEEDED, pages merged).
+    pub segments: SegmentDetection,
+}
+
+/// Analyse `input` in one FFmpeg decode. `progress` receives the fraction decoded.
+pub async fn analyze(input: &Path, opts: &AnalyzeOptions, progress: Option<ProgressFn<'_>>) -> Result<Analysis, EngineError> {
+    let location = path_str(input)?;
+    validate(opts)?;
+    let info = probe_media(location).await?;
+    let scratch = scratch_dir("cuepoint-analyze-")?;
+    let plan = AnalysisGraph::new(&info, opts, scratch.path());
+
+    if !plan.is_empty() {
+        let mut args: Vec<OsString> = Vec::new();
+        if opts.skip_loop_filter && plan.video_file.is_some() {
+            args.extend(["-skip_loop_filter:v".into(), "all".into()]);
+        }
+        args.extend(["-i".into(), input.as_os_str().to_owned()]);
+        args.extend(["-filter_complex".into(), plan.graph.clone().into()]);
+        args.extend(["-map".into(), plan.mapped.clone().into(), "-f".into(), "null".into(), "-".into()]);
+        let outcome = run_ffmpeg(&args, info.probe.duration_seconds, location, progress).await?;
+
+        let findings = match &plan.video_file {
+            Some(vf) => Some(read_video(&info, opts, vf, plan.dark_file.as_deref())?),
+            None => None,
+        };
+        let mut loudness = Vec::new();
+        for (_, file) in &plan.audio_files {
+            loudness.push(read_loudness(file, info.start_time, opts.loudness_row_interval, opts.true_peak)?);
+        }
+        check_complete(&info, findings.as_ref(), &plan, &outcome.stderr)?;
+        let findings = findings.unwrap_or_default();
+        let segments = segment_detection(&info, &findings, opts.shots.threshold);
+        return Ok(Analysis { probe: info.probe.clone(), loudness, segments });
+    }
+    let segments = segment_detection(&info, &VideoFindings::default(), opts.shots.threshold);
+    Ok(Analysis { probe: info.probe, loudness: Vec::new(), segments })
+}
+
+pub(crate) fn path_str(p: &Path) -> Result<&str, EngineError> {
+    p.to_str().ok_or_else(|| EngineError::InvalidSpec { field: "input", detail: format!("path {} is not UTF-8", p.display()) })
+}
+
+pub(crate) fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir, EngineError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| EngineError::io("creating scratch directory in", std::env::temp_dir(), e))
+}
+
+fn validate(opts: &AnalyzeOptions) -> Result<(), EngineError> {
+    let blocks = opts.loudness_row_interval / 0.1;
+    if !(blocks >= 0.999 && (blocks - blocks.round()).abs() < 1e-6) {
+        return Err(EngineError::InvalidSpec {
+            field: "loudness_row_interval",
+            detail: format!("{} s is not a positive multiple of 0.1 s", opts.loudness_row_interval),
+        });
+    }
+    if opts.analysis_width < 16 || opts.analysis_height < 16 {
+        return Err(EngineError::InvalidSpec { field: "analysis size", detail: "at least 16x16".into() });
+    }
+    Ok(())
+}
+
+/// The filter graph for one analysis run and the files it writes.
+struct AnalysisGraph {
+    graph: String,
+    mapped: String,
+    video_file: Option<PathBuf>,
+    dark_file: Option<PathBuf>,
+    /// (track, metadata file) in track order.
+    audio_files: Vec<(u32, PathBuf)>,
+}
+
+impl AnalysisGraph {
+    fn new(info: &MediaInfo, opts: &AnalyzeOptions, dir: &Path) -> Self {
+        let mut chains: Vec<String> = Vec::new();
+        let mut mapped = String::new();
+        let mut video_file = None;
+        let mut dark_file = None;
+        if let (true, Some(v)) = (opts.video, &info.video) {
+            let vf = dir.join("video.txt");
+            let b = &opts.black;
+            let mut chain = format!(
+                "[0:{idx}]scale={w}:{h}:flags=fast_bilinear,format=yuv420p,\
+                 blackdetect=d=0:pix_th={pix}:pic_th={pic},scdet=t={t}",
+                idx = v.stream_index,
+                w = opts.analysis_width,
+                h = opts.analysis_height,
+                pix = b.pixel_threshold,
+                pic = b.picture_ratio,
+                t = opts.shots.threshold,
+            );
+            if opts.end_credits {
+                let df = dir.join("dark.txt");
+                chain.push_str(",split=2[vm][vs]");
+                chains.push(chain);
+                chains.push(format!("[vm]metadata=print:file={}[vout]", escape_filter_value(&vf.to_string_lossy())));
+                chains.push(format!(
+                    "[vs]signalstats,metadata=select:key=lavfi.signalstats.YAVG:value={}:function=less,\
+                     metadata=print:file={},nullsink",
+                    opts.credits.dark_avg,
+                    escape_filter_value(&df.to_string_lossy())
+                ));
+                dark_file = Some(df);
+            } else {
+                chain.push_str(&format!(",metadata=print:file={}[vout]", escape_filter_value(&vf.to_string_lossy())));
+                chains.push(chain);
+            }
+            mapped = "[vout]".into();
+            video_file = Some(vf);
+        }
+        let mut audio_files = Vec::new();
+        if opts.loudness {
+            for a in &info.audio {
+                let af = dir.join(format!("track_{}.txt", a.track));
+                let peak = if opts.true_peak { "true" } else { "sample" };
+                let sink = if mapped.is_empty() {
+                    mapped = format!("[aout{}]", a.track);
+                    mapped.clone()
+                } else {
+                    ",anullsink".to_string()
+                };
+                chains.push(format!(
+                    "[0:{idx}]ebur128@t{track}=metadata=1:peak={peak},ametadata=print:file={file}{sink}",
+                    idx = a.stream_index,
+                    track = a.track,
+                    file = escape_filter_value(&af.to_string_lossy()),
+                ));
+                audio_files.push((a.track, af));
+            }
+        }
+        AnalysisGraph { graph: chains.join(";"), mapped, video_file, dark_file, audio_files }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.mapped.is_empty()
+    }
+}
+
+/// Seconds since the container start for a metadata frame.
+fn frame_seconds(f: &MetaFrame, time_base: Option<crate::probe::Rational>, start_time: f64) -> Option<f64> {
+    let t = match (f.pts, time_base) {
+        (Some(pts), Some(tb)) => pts as f64 * tb.num as f64 / tb.den as f64,
+        _ => f.pts_time?,
+    };
+    Some(t - start_time)
+}
+
+fn read_video(info: &MediaInfo, opts: &AnalyzeOptions, video_file: &Path, dark_file: Option<&Path>) -> Result<VideoFindings, EngineError> {
+    let Some(video) = &info.video else { return Ok(VideoFindings::default()) };
+    let clock = FrameClock::new(video.frame_rate);
+    let mut seen_any = false;
+    let mut last_frame = 0u64;
+    let mut black_open: Option<u64> = None;
+    let mut black_runs: Vec<(u64, u64)> = Vec::new();
+    let mut hits: Vec<Cut> = Vec::new();
+    for_each_frame(video_file, |f| {
+        let Some(t) = frame_seconds(f, video.time_base, info.start_time) else { return };
+        let frame = clock.frame_at(t);
+        seen_any = true;
+        last_frame = last_frame.max(frame);
+        // blackdetect (d=0) tags the first black frame with black_start and the first frame
+        // after the run with black_end; runs are paired here so the minimum duration is ours.
+        if f.get("lavfi.black_end").is_some() {
+            if let Some(start) = black_open.take() {
+                black_runs.push((start, frame));
+            }
+        }
+        if f.get("lavfi.black_start").is_some() {
+            black_open = Some(frame);
+        }
+        if f.get("lavfi.scd.time").is_some() {
+            hits.push(Cut { frame, score: f.get_f64("lavfi.scd.score").unwrap_or(opts.shots.threshold) });
+        }
+    })?;
+    if !seen_any {
+        return Ok(VideoFindings::default());
+    }
+    let total_frames = last_frame + 1;
+    if let Some(start) = black_open {
+        // A run reaching the end of the file has no black_end: it ends with the last frame.
+        black_runs.push((start, total_frames));
+    }
+
+    let mut dark: Vec<DarkFrame> = Vec::new();
+    if let Some(df) = dark_file {
+        for_each_frame(df, |f| {
+            let Some(t) = frame_seconds(f, video.time_base, info.start_time) else { return };
+            let (Some(avg), Some(max), Some(high), Some(dif)) = (
+                f.get_f64("lavfi.signalstats.YAVG"),
+                f.get_f64("lavfi.signalstats.YMAX"),
+                f.get_f64("lavfi.signalstats.YHIGH"),
+                f.get_f64("lavfi.signalstats.YDIF"),
+            ) else {
+                return;
+            };
+            dark.push(DarkFrame { frame: clock.frame_at(t), avg, max, high, dif });
+        })?;
+    }
+    let fps = clock.fps();
+    let end_credits = if opts.end_credits { credit_runs(&dark, &opts.credits, fps, total_frames) } else { Vec::new() };
+    let min_black = (opts.black.min_duration * fps).round().max(1.0) as u64;
+    let black = subtract(&black_runs, &end_credits)
+        .into_iter()
+        .filter(|(s, e)| e - s >= min_black)
+        .map(|(s, e)| FrameSpan { start: s, end: e - 1 })
+        .collect();
+    let cuts = merge_cuts(hits, (opts.shots.merge_window * fps).round() as u64);
+    Ok(VideoFindings {
+        total_frames,
+        black,
+        end_credits: end_credits.into_iter().map(|(s, e)| FrameSpan { start: s, end: e - 1 }).collect(),
+        cuts,
+    })
+}
+
+/// Keep the first hit of every burst: hits within `window` frames of the last kept one are
+/// repeats of the same cut. Frame 0 is never a cut (the first shot starts there anyway).
+pub(crate) fn merge_cuts(mut hits: Vec<Cut>, window: u64) -> Vec<Cut> {
+    hits.sort_by_key(|c| c.frame);
+    let mut kept: Vec<Cut> = Vec::new();
+    for h in hits.into_iter().filter(|c| c.frame > 0) {
+        match kept.last_mut() {
+            Some(last) if h.frame - last.frame <= window => {
+                last.score = last.score.max(h.score);
+            }
+            _ => kept.push(h),
+        }
+    }
+    kept
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DarkFrame {
+    pub frame: u64,
+    pub avg: f64,
+    pub max: f64,
+    pub high: f64,
+    pub dif: f64,
+}
+
+/// Frame runs `[start, end)` that satisfy the end-credits rule.
+pub(crate) fn credit_runs(dark: &[DarkFrame], o: &CreditsOptions, fps: f64, total_frames: u64) -> Vec<(u64, u64)> {
+    let max_gap = (o.max_gap * fps).round() as u64;
+    let min_len = (o.min_duration * fps).round() as u64;
+    let earliest = (o.earliest_start * total_frames as f64) as u64;
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for d in dark.iter().filter(|d| d.avg < o.dark_avg && d.max >= o.text_min && d.high < o.sparse_high && d.dif >= o.motion_min) {
+        match runs.last_mut() {
+            Some((_, end)) if d.frame <= *end + max_gap => *end = d.frame + 1,
+            _ => runs.push((d.frame, d.frame + 1)),
+        }
+    }
+    runs.retain(|(s, e)| e - s >= min_len && *s >= earliest);
+    runs
+}
+
+/// `a` minus the union of `b` (both lists of `[start, end)`).
+pub(crate) fn subtract(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for &(s, e) in a {
+        let mut pieces = vec![(s, e)];
+        for &(bs, be) in b {
+            pieces = pieces
+                .into_iter()
+                .flat_map(|(ps, pe)| {
+                    if be <= ps || bs >= pe {
+                        vec![(ps, pe)]
+                    } else {
+                        let mut v = Vec::new();
+                        if bs > ps {
+                            v.push((ps, bs));
+                        }
+                        if be < pe {
+                            v.push((be, pe));
+                        }
+                        v
+                    }
+                })
+                .collect();
+        }
+        out.extend(pieces);
+    }
+    out
+}
+
+/// Build a track's loudness log from its ebur128 metadata file.
+pub(crate) fn read_loudness(file: &Path, start_time: f64, row_interval: f64, true_peak: bool) -> Result<LoudnessLog, EngineError> {
+    let step = (row_interval / 0.1).round().max(1.0) as u64;
+    let mut rows = Vec::new();
+    let mut max_short: Option<f64> = None;
+    let mut max_momentary: Option<f64> = None;
+    let mut integrated = UNGATED_LUFS;
+    let mut peak = SILENCE_DBTP;
+    let mut index = 0u64;
+    let peak_prefix = if true_peak { "lavfi.r128.true_peaks_ch" } else { "lavfi.r128.sample_peaks_ch" };
+    for_each_frame(file, |f| {
+        let Some(t0) = f.pts_time.map(|t| t - start_time) else { return };
+        // The reading refers to the window ending with this 100 ms block.
+        let seconds = ((t0 + 0.1) * 1000.0).round() / 1000.0;
+        let m = lufs(f.get_f64("lavfi.r128.M"));
+        let s = lufs(f.get_f64("lavfi.r128.S"));
+        integrated = f.get_f64("lavfi.r128.I").filter(|v| v.is_finite()).unwrap_or(integrated);
+        let linear = f
+            .values
+            .iter()
+            .filter(|(k, _)| k.starts_with(peak_prefix))
+            .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
+            .fold(0.0_f64, f64::max);
+        let row_peak = to_dbtp(linear);
+        peak = peak.max(row_peak);
+        // Skip the window-fill readings: short-term needs 3 s, momentary 0.4 s.
+        if seconds >= 3.0 - 1e-9 {
+            max_short = Some(max_short.map_or(s, |x: f64| x.max(s)));
+        }
+        if seconds >= 0.4 - 1e-9 {
+            max_momentary = Some(max_momentary.map_or(m, |x: f64| x.max(m)));
+        }
+        index += 1;
+        if index % step == 0 {
+            rows.push(LoudnessRow { seconds, momentary: m, integrated, short_term: s, true_peak: row_peak });
+        }
+    })?;
+    let input_max_loudness = max_short.or(max_momentary).unwrap_or(EMPTY_WINDOW_LUFS);
+    Ok(LoudnessLog {
+        rows,
+        summary: LoudnessSummary { input_integrated: integrated, input_max_loudness, input_true_peak: peak },
+    })
+}
+
+/// A momentary/short-term reading as a number. FFmpeg 5.1's ebur128 reads `nan` when a window
+/// turns digitally silent after sound (its running energy sum rounds to slightly below zero)
+/// and `-inf` for zero energy: both are silence, reported as the empty-window value.
+fn lufs(reading: Option<f64>) -> f64 {
+    match reading {
+        Some(v) if v.is_finite() => v,
+        _ => EMPTY_WINDOW_LUFS,
+    }
+}
+
+fn to_dbtp(linear: f64) -> f64 {
+    if linear > 0.0 {
+        let db = 20.0 * linear.log10();
+        (db * 1000.0).round() / 1000.0
+    } else {
+        SILENCE_DBTP
+    }
+}
+
+/// Fail when the decode stopped well before the announced duration (a truncated file decodes
+/// "successfully" up to where the data ends).
+fn check_complete(info: &MediaInfo, findings: Option<&VideoFindings>, plan: &AnalysisGraph, stderr: &str) -> Result<(), EngineError> {
+    let expected = info.probe.duration_seconds;
+    let decoded = match (findings, &info.video) {
+        (Some(f), Some(v)) if f.total_frames > 0 => Some(FrameClock::new(v.frame_rate).seconds(f.total_frames)),
+        (Some(_), Some(_)) => Some(0.0),
+        _ => None,
+    };
+    let decoded = match decoded {
+        Some(d) => d,
+        None => {
+            // Audio only: the last loudness block.
+            let mut end = 0.0_f64;
+            if let Some((_, file)) = plan.audio_files.first() {
+                for_each_frame(file, |f| {
+                    if let Some(t) = f.pts_time {
+                        end = end.max(t - info.start_time + 0.1);
+                    }
+                })?;
+            } else {
+                return Ok(());
+            }
+            end
+        }
+    };
+    let tolerance = (0.05 * expected).max(2.0);
+    if decoded + tolerance < expected {
+        return Err(EngineError::Truncated {
+            input: info.location.clone(),
+            decoded,
+            expected,
+            message: if stderr.trim().is_empty() { String::new() } else { summarize_stderr(stderr) },
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeat_hits_merge_into_the_first() {
+        let hits = vec![
+            Cut { frame: 76, score: 12.0 },
+            Cut { frame: 75, score: 30.0 },
+            Cut { frame: 0, score: 50.0 },
+            Cut { frame: 200, score: 8.0 },
+            Cut { frame: 212, score: 9.0 },
+            Cut { frame: 213, score: 9.0 },
+        ];
+        let kept = merge_cuts(hits, 12);
+        let frames: Vec<u64> = kept.iter().map(|c| c.frame).collect();
+        assert_eq!(frames, vec![75, 200, 213]);
+        assert_eq!(kept[0].score, 30.0);
+    }
+
+    #[test]
+    fn subtracting_intervals() {
+        assert_eq!(subtract(&[(0, 10), (20, 30)], &[(5, 25)]), vec![(0, 5), (25, 30)]);
+        assert_eq!(subtract(&[(0, 10)], &[(0, 10)]), vec![]);
+        assert_eq!(subtract(&[(0, 10)], &[(2, 3), (5, 6)]), vec![(0, 2), (3, 5), (6, 10)]);
+    }
+
+    #[test]
+    fn credits_need_dark_sparse_bright_moving_frames_late_enough() {
+        let o = CreditsOptions::default();
+        let credit = |frame| DarkFrame { frame, avg: 20.0, max: 200.0, high: 17.0, dif: 2.0 };
+        let still = |frame| DarkFrame { frame, avg: 20.0, max: 200.0, high: 17.0, dif: 0.0 };
+        let mut frames: Vec<DarkFrame> = (400..500).map(credit).collect();
+        frames.retain(|d| d.frame != 450); // one missed frame is bridged
+        assert_eq!(credit_runs(&frames, &o, 25.0, 500), vec![(400, 500)]);
+        let early: Vec<DarkFrame> = (100..200).map(credit).collect();
+        assert!(credit_runs(&early, &o, 25.0, 500).is_empty());
+        let title_card: Vec<DarkFrame> = (400..500).map(still).collect();
+        assert!(credit_runs(&title_card, &o, 25.0, 500).is_empty());
+    }
+
+    #[test]
+    fn row_interval_must_be_a_multiple_of_a_block() {
+        let mut o = AnalyzeOptions::default();
+        assert!(validate(&o).is_ok());
+        o.loudness_row_interval = 1.0;
+        assert!(validate(&o).is_ok());
+        o.loudness_row_interval = 0.15;
+        assert!(validate(&o).is_err());
+        o.loudness_row_interval = 0.0;
+        assert!(validate(&o).is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! Choosing and wiring backends from configuration: the same workers run embedded (SQLite,
+//! files, FFmpeg) or on AWS (feature `aws`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use cuepoint_core::domain::BucketName;
+use cuepoint_core::routing::RoutingDefinition;
+use cuepoint_runtime::config::{Backend as BackendKind, LogFormat, Settings};
+use cuepoint_runtime::metrics::Metrics;
+use cuepoint_runtime::ports::{Clock, DeadLetters, EventBus, Ports, Queue, SystemClock};
+
+use crate::context::WorkerContext;
+
+/// Everything a process needs: the worker context, the queues, the DLQ tooling, and (embedded)
+/// the local media engine that plays MediaConvert and Rekognition.
+pub struct Backend {
+    pub ctx: WorkerContext,
+    pub dead_letters: Arc<dyn DeadLetters>,
+    queues: BTreeMap<String, Arc<dyn Queue>>,
+    /// Embedded only: the backend itself (status views, raw events) and the engine.
+    pub embedded: Option<Arc<cuepoint_embedded::EmbeddedBackend>>,
+    pub engine: Option<cuepoint_engine::local::LocalEngine>,
+}
+
+impl Backend {
+    pub fn queue(&self, name: &str) -> Arc<dyn Queue> {
+        self.queues.get(name).cloned().unwrap_or_else(|| panic!("no queue named {name} in the routing definition"))
+    }
+
+    pub fn bus(&self) -> Arc<dyn EventBus> {
+        self.ctx.ports.bus.clone()
+    }
+
+    /// Stop the local engine's background jobs (they resume on the next start).
+    pub async fn shutdown(&self) {
+        if let Some(engine) = &self.engine {
+            engine.shutdown().await;
+        }
+    }
+}
+
+/// The routing definition with this deployment's names substituted.
+pub fn routing(settings: &Settings) -> anyhow::Result<RoutingDefinition> {
+    let mut vars = BTreeMap::new();
+    vars.insert("IngestBucket", settings.ingest_bucket.as_str());
+    vars.insert("WorkflowName", settings.workflow.as_str());
+    RoutingDefinition::load(&vars).context("routing definition (infra/routing.json)")
+}
+
+fn validate(settings: &Settings) -> anyhow::Result<()> {
+    BucketName::parse(settings.ingest_bucket.clone()).context("ingest_bucket")?;
+    BucketName::parse(settings.output_bucket.clone()).context("output_bucket")?;
+    Ok(())
+}
+
+/// Build the configured backend. `engine` starts the local media engine in this process
+/// (embedded: the processes that submit jobs run them).
+pub async fn build(settings: &Settings, engine: bool) -> anyhow::Result<Backend> {
+    validate(settings)?;
+    match settings.backend {
+        BackendKind::Embedded => build_embedded(settings, engine, Arc::new(SystemClock)).await,
+        BackendKind::Aws => build_aws(settings).await,
+    }
+}
+
+pub async fn build_embedded(settings: &Settings, with_engine: bool, clock: Arc<dyn Clock>) -> anyhow::Result<Backend> {
+    let routing = routing(settings)?;
+    let opts = cuepoint_embedded::EmbeddedOptions::new(routing.clone()).with_clock(clock.clone());
+    let dir = settings.data_dir.clone();
+    let embedded = tokio::task::spawn_blocking(move || cuepoint_embedded::EmbeddedBackend::open(&dir, opts))
+        .await?
+        .with_context(|| format!("opening the embedded backend in {}", settings.data_dir.display()))?;
+    let blobs = embedded.blobs();
+    let bus = embedded.bus();
+    let topic_name = routing.topics().first().map(|t| t.name.clone()).unwrap_or_else(|| "rekognition".into());
+    let engine = cuepoint_engine::local::LocalEngine::new(
+        blobs.clone(),
+        bus.clone(),
+        embedded.topic(&topic_name),
+        embedded.ledger(),
+        clock.clone(),
+        cuepoint_engine::local::LocalEngineOptions { scratch_dir: settings.data_dir.join("scratch"), ..Default::default() },
+    );
+    if with_engine {
+        engine.resume_unfinished().await.context("resuming unfinished local jobs")?;
+    }
+    let ports = Ports {
+        store: embedded.store(),
+        blobs,
+        bus,
+        prober: Arc::new(cuepoint_engine::probe::FfprobeProber),
+        transcoder: Arc::new(engine.media_convert()),
+        analyzer: Arc::new(engine.rekognition()),
+        clock,
+    };
+    let queues = routing.queues().iter().map(|q| (q.name.clone(), embedded.queue(&q.name))).collect();
+    let metrics = Metrics::new("cuepoint", settings.log_format == LogFormat::Json);
+    Ok(Backend {
+        ctx: WorkerContext::new(ports, settings.clone(), metrics),
+        dead_letters: embedded.dead_letters(),
+        queues,
+        embedded: Some(embedded),
+        engine: Some(engine),
+    })
+}
+
+#[cfg(feature = "aws")]
+async fn build_aws(settings: &Settings) -> anyhow::Result<Backend> {
+    crate::aws_backend::build(settings).await
+}
+
+#[cfg(not(feature = "aws"))]
+async fn build_aws(_settings: &Settings) -> anyhow::Result<Backend> {
+    anyhow::bail!("backend = \"aws\" needs a build with the `aws` feature: cargo build --release --features aws")
+}
+
+impl Backend {
+    /// Assemble a backend from parts (the AWS wiring uses this).
+    pub fn from_parts(ctx: WorkerContext, dead_letters: Arc<dyn DeadLetters>, queues: BTreeMap<String, Arc<dyn Queue>>) -> Self {
+        Self { ctx, dead_letters, queues, embedded: None, engine: None }
+    }
+}

@@ -1,0 +1,5 @@
+//! `cuepoint-scoring`: the scoring worker (queue `scoring`). Wiring only; the logic is in the library.
+
+fn main() {
+    cuepoint_workers::service::main_for(cuepoint_workers::handlers::WorkerKind::Scoring);
+}

@@ -1,0 +1,7 @@
+//! The `cuepoint` operator CLI's commands.
+
+pub mod analyze;
+pub mod demo;
+pub mod run;
+pub mod status;
+pub mod summary;

@@ -1,0 +1,165 @@
+//! `cuepoint run FILE...`: ingest local files into the embedded pipeline, run every worker in
+//! this process until each asset is terminal, print a summary per asset.
+//!
+//! Durable: kill it at any point and run it again with the same files; the queues, the asset
+//! records and the local engine's job ledger live in the data directory, so work resumes where
+//! it stopped and no step is done twice.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use cuepoint_core::asset::Asset;
+use cuepoint_core::domain::{AssetId, BucketName, ObjectKey, S3Uri};
+use cuepoint_core::events::s3::{object_created_entry, ObjectCreated};
+use cuepoint_runtime::config::Settings;
+
+use crate::app;
+use crate::backend::{build_embedded, Backend};
+use crate::cli::summary::{render, summarize, AssetSummary};
+use crate::handlers::WorkerKind;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Media files to ingest.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Print the summaries as one JSON array instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up waiting after this many seconds (work stays queued for the next run).
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
+}
+
+/// Options every embedded command shares.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonArgs {
+    /// Configuration file (TOML); environment variables CUEPOINT_* override it.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (database, blobs, outputs). Default: ./cuepoint-data or `data_dir` in the config.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let mut s = Settings::load(self.config.as_deref())?;
+        if let Some(d) = &self.data_dir {
+            s.data_dir = d.clone();
+        }
+        Ok(s)
+    }
+}
+
+pub async fn run(args: &RunArgs) -> anyhow::Result<Vec<AssetSummary>> {
+    let mut settings = args.common.settings()?;
+    // `run` is the embedded pipeline whatever the configured backend.
+    settings.backend = cuepoint_runtime::config::Backend::Embedded;
+    let backend = build_embedded(&settings, true, std::sync::Arc::new(cuepoint_runtime::ports::SystemClock)).await?;
+    let ids = ingest_files(&backend, &settings, &args.files).await?;
+    let assets = run_until_terminal(&backend, &ids, Duration::from_secs(args.timeout)).await?;
+    let mut out = Vec::new();
+    for a in &assets {
+        out.push(summarize(backend.ctx.ports.blobs.as_ref(), a).await);
+    }
+    Ok(out)
+}
+
+pub fn print(summaries: &[AssetSummary], json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(summaries).unwrap_or_default());
+    } else {
+        for s in summaries {
+            println!("{}", render(s));
+        }
+    }
+}
+
+/// Copy each file into the ingest bucket and announce it as S3 would ("Object Created").
+pub async fn ingest_files(backend: &Backend, settings: &Settings, files: &[PathBuf]) -> anyhow::Result<Vec<AssetId>> {
+    let blobs = &backend.ctx.ports.blobs;
+    let bucket = BucketName::parse(settings.ingest_bucket.clone())?;
+    let mut ids = Vec::new();
+    for file in files {
+        let meta = std::fs::metadata(file).with_context(|| format!("{}", file.display()))?;
+        if !meta.is_file() {
+            bail!("{} is not a file", file.display());
+        }
+        let key = ObjectKey::parse(format!("uploads/{}", file_name(file)?))?;
+        let uri = S3Uri::new(bucket.clone(), key.clone());
+        if !already_uploaded(backend, &uri, &meta) {
+            blobs.put_file(&uri, file, "application/octet-stream").await.with_context(|| format!("uploading {}", file.display()))?;
+        }
+        let head = blobs.head(&uri).await?.context("uploaded object vanished")?;
+        let mut created = ObjectCreated::new(bucket.clone(), key);
+        created.size = Some(head.size);
+        created.etag = head.etag.clone();
+        let id = AssetId::for_source(&created.source_object());
+        backend.bus().put_events(&[object_created_entry(&created, Some(backend.ctx.now_ms()))]).await?;
+        tracing::info!(asset_id = %id, file = %file.display(), "ingested");
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Re-running on the same file must not rewrite its upload: the upload's etag names the asset,
+/// and a second copy would start a second asset. Same size and an upload no older than the
+/// file count as the same file.
+fn already_uploaded(backend: &Backend, uri: &S3Uri, source: &std::fs::Metadata) -> bool {
+    let Some(p) = backend.ctx.ports.blobs.local_path(uri) else { return false };
+    let Ok(up) = std::fs::metadata(&p) else { return false };
+    match (up.modified(), source.modified()) {
+        (Ok(u), Ok(s)) => up.len() == source.len() && u >= s,
+        _ => false,
+    }
+}
+
+fn file_name(p: &Path) -> anyhow::Result<String> {
+    p.file_name().and_then(|n| n.to_str()).map(str::to_string).with_context(|| format!("{} has no usable file name", p.display()))
+}
+
+/// Run every worker until all `ids` are COMPLETE or FAILED, with a progress line on a terminal.
+pub async fn run_until_terminal(backend: &Backend, ids: &[AssetId], timeout: Duration) -> anyhow::Result<Vec<Asset>> {
+    let workers = app::start(&backend.ctx, &WorkerKind::ALL, |q| backend.queue(q), false);
+    let started = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let mut interrupted = false;
+    let result = loop {
+        let mut assets = Vec::new();
+        for id in ids {
+            if let Some(a) = backend.ctx.ports.store.get(id).await? {
+                assets.push(a);
+            }
+        }
+        let done = assets.len() == ids.len() && assets.iter().all(|a| a.state.is_terminal());
+        if tty {
+            let states: Vec<String> = assets.iter().map(|a| format!("{} {}", &a.id.as_str()[..8], a.state)).collect();
+            eprint!("\r\x1b[2K[{:>5.1}s] {}", started.elapsed().as_secs_f64(), states.join("  "));
+            let _ = std::io::stderr().flush();
+        }
+        if done {
+            break Ok(assets);
+        }
+        if started.elapsed() > timeout {
+            break Err(anyhow::anyhow!("timed out after {:?}; work stays queued for the next run", timeout));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = tokio::signal::ctrl_c() => { interrupted = true; break Err(anyhow::anyhow!("interrupted; run again to resume")); }
+        }
+    };
+    if tty {
+        eprintln!();
+    }
+    workers.shutdown().await;
+    backend.shutdown().await;
+    if interrupted {
+        tracing::info!("stopped on request");
+    }
+    result
+}

@@ -1,0 +1,142 @@
+//! `cuepoint status [ASSET]`, `cuepoint events send FILE`, `cuepoint dlq ...`: operator views
+//! over the configured backend.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use cuepoint_core::domain::AssetId;
+use cuepoint_core::events::envelope::PutEventsEntry;
+
+use crate::backend::Backend;
+use crate::cli::summary::{render, summarize};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// One asset id; all assets when omitted.
+    pub asset: Option<String>,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn status(backend: &Backend, args: &StatusArgs) -> anyhow::Result<()> {
+    let store = &backend.ctx.ports.store;
+    let assets = match &args.asset {
+        Some(id) => {
+            let id = AssetId::parse(id.clone())?;
+            vec![store.get(&id).await?.with_context(|| format!("no asset {id}"))?]
+        }
+        None => store.list().await?,
+    };
+    if args.json {
+        if args.asset.is_some() {
+            println!("{}", serde_json::to_string_pretty(&assets[0])?);
+        } else {
+            let mut out = Vec::new();
+            for a in &assets {
+                out.push(summarize(backend.ctx.ports.blobs.as_ref(), a).await);
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        return Ok(());
+    }
+    if assets.is_empty() {
+        println!("no assets");
+    }
+    for a in &assets {
+        println!("{}", render(&summarize(backend.ctx.ports.blobs.as_ref(), a).await));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum EventsCommand {
+    /// Put a raw event on the bus. FILE holds an EventBridge event (`source`, `detail-type`,
+    /// `detail`) or a PutEvents entry; the bus routes it like any other.
+    Send { file: PathBuf },
+}
+
+pub async fn events(backend: &Backend, cmd: &EventsCommand) -> anyhow::Result<()> {
+    match cmd {
+        EventsCommand::Send { file } => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+            let entry = entry_from_json(&v).with_context(|| format!("{}", file.display()))?;
+            backend.bus().put_events(&[entry]).await?;
+            println!("sent 1 event to the bus");
+            Ok(())
+        }
+    }
+}
+
+/// Accept an EventBridge event (`detail-type`, `detail` object) or a PutEvents entry
+/// (`DetailType`, `Detail` string).
+pub fn entry_from_json(v: &serde_json::Value) -> anyhow::Result<PutEventsEntry> {
+    let source = v.get("source").or_else(|| v.get("Source")).and_then(|s| s.as_str()).context("missing `source`")?;
+    let detail_type =
+        v.get("detail-type").or_else(|| v.get("DetailType")).and_then(|s| s.as_str()).context("missing `detail-type`")?;
+    let detail = match v.get("detail").or_else(|| v.get("Detail")) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(d @ serde_json::Value::Object(_)) => d.to_string(),
+        _ => anyhow::bail!("missing `detail` object"),
+    };
+    let resources = v
+        .get("resources")
+        .and_then(|r| r.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    Ok(PutEventsEntry { source: source.into(), detail_type: detail_type.into(), detail, resources, time_ms: None })
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DlqCommand {
+    /// Dead-letter queues and how many messages each holds.
+    List,
+    /// The messages in one queue's DLQ, with their failure reasons.
+    Show {
+        /// Source queue name (ingest, media, analysis, results, scoring).
+        queue: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a queue's dead letters back to it (after fixing the cause).
+    Replay { queue: String },
+}
+
+pub async fn dlq(backend: &Backend, cmd: &DlqCommand) -> anyhow::Result<()> {
+    let dl = &backend.dead_letters;
+    match cmd {
+        DlqCommand::List => {
+            println!("{:<12} {:>8}", "queue", "dead");
+            for (q, n) in dl.counts().await? {
+                println!("{q:<12} {n:>8}");
+            }
+        }
+        DlqCommand::Show { queue, limit, json } => {
+            let letters = dl.list(queue, *limit).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&letters)?);
+            } else if letters.is_empty() {
+                println!("the {queue} DLQ is empty");
+            } else {
+                for l in letters {
+                    let body: String = l.body.chars().take(160).collect();
+                    println!(
+                        "{}  receives {}  reason: {}\n    {}",
+                        l.message_id,
+                        l.receive_count,
+                        l.reason.as_deref().unwrap_or("(none recorded)"),
+                        body
+                    );
+                }
+            }
+        }
+        DlqCommand::Replay { queue } => {
+            let n = dl.replay(queue).await?;
+            println!("moved {n} message(s) from the {queue} DLQ back to {queue}");
+        }
+    }
+    Ok(())
+}
