@@ -9,7 +9,9 @@ template must carry the same rules. This check compares, and fails loudly on any
   * every SNS subscription: topic, target queue and raw message delivery, against "topics";
   * every work queue: visibility timeout, the default of its max-receive-count parameter, its
     dead-letter queue, and the ECS task that consumes it (command = worker, queue URL variable,
-    consumer visibility), against "queues".
+    consumer visibility), against "queues";
+  * deploy/docker-compose.yml: one service per worker, reading its own queue with the same
+    consumer visibility (the LocalStack resources themselves are created from routing.json).
 
 References are resolved the way routing.json writes placeholders: `!Ref X` becomes "${X}" (the
 ingest bucket is the resource IngestBucket, the workflow name the parameter WorkflowName), and
@@ -17,6 +19,7 @@ names built with `!Sub ${Prefix}-...` are compared without the prefix.
 
 Usage:
   check_routing.py [--template infra/cuepoint.yaml] [--routing infra/routing.json]
+                   [--compose deploy/docker-compose.yml]
   check_routing.py --self-test   # mutates copies and proves each mutation is caught
 
 Needs Python 3.9+ and PyYAML. Exit status 0 when equal, 1 on a mismatch, 2 on unusable input.
@@ -37,6 +40,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 DEFAULT_TEMPLATE = HERE / "cuepoint.yaml"
 DEFAULT_ROUTING = HERE / "routing.json"
+DEFAULT_COMPOSE = HERE.parent / "deploy" / "docker-compose.yml"
 PREFIX_RE = re.compile(r"^\$\{Prefix\}-(?P<name>[a-z0-9-]+)$")
 
 
@@ -79,6 +83,16 @@ def load_template(path: Path) -> dict:
         raise InputError(f"{path}: cannot read the template: {e}") from e
     if not isinstance(doc, dict) or not isinstance(doc.get("Resources"), dict):
         raise InputError(f"{path}: no Resources section")
+    return doc
+
+
+def load_compose(path: Path) -> dict:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise InputError(f"{path}: cannot read the compose file: {e}") from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict):
+        raise InputError(f"{path}: no services section")
     return doc
 
 
@@ -304,6 +318,37 @@ def check_consumer(task_defs: dict[str, dict], queue: str, queue_lid: str, want:
     return problems
 
 
+def compare_compose(compose: dict, routing: dict) -> list[str]:
+    """deploy/docker-compose.yml runs one service per worker on its own queue, as routing.json says."""
+    problems = []
+    services = compose["services"]
+    for q in routing["queues"]:
+        name, worker = q["name"], q["worker"]
+        svc = services.get(worker)
+        if not isinstance(svc, dict):
+            problems.append(f"compose: no service {worker!r} for queue {name!r}")
+            continue
+        if (svc.get("command") or [])[:1] != [worker]:
+            problems.append(f"compose: service {worker} runs {svc.get('command')!r}, expected [{worker!r}]")
+        env = svc.get("environment") or {}
+        if not isinstance(env, dict):
+            problems.append(f"compose: service {worker} environment must be a mapping")
+            continue
+        key = f"CUEPOINT_AWS__QUEUE_URLS__{name.upper()}"
+        url = str(env.get(key, ""))
+        if not re.search(r"/[a-z0-9-]+-" + re.escape(name) + r"$", url):
+            problems.append(f"compose: service {worker} has {key}={url!r}, expected a URL of queue <prefix>-{name}")
+        if str(env.get("CUEPOINT_CONSUMER__VISIBILITY_SECONDS")) != str(q["visibilityTimeoutSeconds"]):
+            problems.append(
+                f"compose: service {worker} sets CUEPOINT_CONSUMER__VISIBILITY_SECONDS="
+                f"{env.get('CUEPOINT_CONSUMER__VISIBILITY_SECONDS')!r}, routing.json says {q['visibilityTimeoutSeconds']}"
+            )
+        others = sorted(k for k in env if k.startswith("CUEPOINT_AWS__QUEUE_URLS__") and k != key)
+        if others:
+            problems.append(f"compose: service {worker} also gets {others}; a worker may touch only its own queue")
+    return problems
+
+
 # ---------------------------------------------------------------------------------------------
 # Self-test: each mutation of a copy must be caught.
 
@@ -312,38 +357,47 @@ def _rule(t: dict, lid: str) -> dict:
     return t["Resources"][lid]["Properties"]
 
 
-def _mutations() -> list[tuple[str, Callable[[dict, dict], None]]]:
+def _mutations() -> list[tuple[str, Callable[[dict, dict, dict], None]]]:
     def set_path(d: dict, path: list, value: Any) -> None:
         for p in path[:-1]:
             d = d[p]
         d[path[-1]] = value
 
     return [
-        ("detail-type changed", lambda t, r: set_path(_rule(t, "PipelineMediaPreparedRule"), ["EventPattern", "detail-type"], ["Media Ready"])),
-        ("source added", lambda t, r: _rule(t, "PipelineAnalysesCompletedRule")["EventPattern"]["source"].append("cuepoint.other")),
-        ("workflow filter hard-coded", lambda t, r: set_path(_rule(t, "MediaConvertJobFinishedRule"), ["EventPattern", "detail", "userMetadata", "workflow"], ["cuepoint"])),
-        ("status filter dropped", lambda t, r: _rule(t, "MediaConvertJobFinishedRule")["EventPattern"]["detail"].pop("status")),
-        ("bucket filter points elsewhere", lambda t, r: set_path(_rule(t, "IngestObjectCreatedRule"), ["EventPattern", "detail", "bucket", "name"], [{"Ref": "OutputBucket"}])),
-        ("target queue swapped", lambda t, r: set_path(_rule(t, "PipelineAnalysesCompletedRule")["Targets"][0], ["Arn"], {"Fn::GetAtt": ["AnalysisQueue", "Arn"]})),
-        ("second target added", lambda t, r: _rule(t, "PipelineMediaPreparedRule")["Targets"].append({"Id": "x", "Arn": {"Fn::GetAtt": ["ScoringQueue", "Arn"]}})),
-        ("rule removed", lambda t, r: t["Resources"].pop("PipelineMediaPreparedRule")),
-        ("extra rule added", lambda t, r: t["Resources"].__setitem__("ExtraRule", copy.deepcopy(dict(t["Resources"]["PipelineMediaPreparedRule"], Properties=dict(_rule(t, "PipelineMediaPreparedRule"), Name={"Fn::Sub": "${Prefix}-pipeline-extra"}))))),
-        ("rule disabled", lambda t, r: set_path(_rule(t, "IngestObjectCreatedRule"), ["State"], "DISABLED")),
-        ("visibility timeout changed", lambda t, r: set_path(t["Resources"]["AnalysisQueue"]["Properties"], ["VisibilityTimeout"], 300)),
-        ("max receive default changed", lambda t, r: set_path(t["Parameters"]["AnalysisMaxReceiveCount"], ["Default"], 5)),
-        ("raw delivery switched on", lambda t, r: set_path(t["Resources"]["RekognitionResultsSubscription"]["Properties"], ["RawMessageDelivery"], True)),
-        ("subscription removed", lambda t, r: t["Resources"].pop("RekognitionResultsSubscription")),
-        ("consumer reads another queue", lambda t, r: set_path(t["Resources"]["ScoringTaskDefinition"]["Properties"]["ContainerDefinitions"][0], ["Command"], ["results"])),
-        ("consumer visibility drifted", lambda t, r: [e.__setitem__("Value", "30") for e in t["Resources"]["MediaTaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Environment"] if e["Name"] == "CUEPOINT_CONSUMER__VISIBILITY_SECONDS"]),
-        ("routing.json gains a rule", lambda t, r: r["rules"].append({"name": "pipeline-asset-completed", "queue": "scoring", "pattern": {"source": ["cuepoint.pipeline"], "detail-type": ["Asset Completed"]}})),
-        ("routing.json changes a queue", lambda t, r: r["queues"][0].__setitem__("maxReceiveCount", 7)),
+        ("detail-type changed", lambda t, r, c: set_path(_rule(t, "PipelineMediaPreparedRule"), ["EventPattern", "detail-type"], ["Media Ready"])),
+        ("source added", lambda t, r, c: _rule(t, "PipelineAnalysesCompletedRule")["EventPattern"]["source"].append("cuepoint.other")),
+        ("workflow filter hard-coded", lambda t, r, c: set_path(_rule(t, "MediaConvertJobFinishedRule"), ["EventPattern", "detail", "userMetadata", "workflow"], ["cuepoint"])),
+        ("status filter dropped", lambda t, r, c: _rule(t, "MediaConvertJobFinishedRule")["EventPattern"]["detail"].pop("status")),
+        ("bucket filter points elsewhere", lambda t, r, c: set_path(_rule(t, "IngestObjectCreatedRule"), ["EventPattern", "detail", "bucket", "name"], [{"Ref": "OutputBucket"}])),
+        ("target queue swapped", lambda t, r, c: set_path(_rule(t, "PipelineAnalysesCompletedRule")["Targets"][0], ["Arn"], {"Fn::GetAtt": ["AnalysisQueue", "Arn"]})),
+        ("second target added", lambda t, r, c: _rule(t, "PipelineMediaPreparedRule")["Targets"].append({"Id": "x", "Arn": {"Fn::GetAtt": ["ScoringQueue", "Arn"]}})),
+        ("rule removed", lambda t, r, c: t["Resources"].pop("PipelineMediaPreparedRule")),
+        ("extra rule added", lambda t, r, c: t["Resources"].__setitem__("ExtraRule", copy.deepcopy(dict(t["Resources"]["PipelineMediaPreparedRule"], Properties=dict(_rule(t, "PipelineMediaPreparedRule"), Name={"Fn::Sub": "${Prefix}-pipeline-extra"}))))),
+        ("rule disabled", lambda t, r, c: set_path(_rule(t, "IngestObjectCreatedRule"), ["State"], "DISABLED")),
+        ("visibility timeout changed", lambda t, r, c: set_path(t["Resources"]["AnalysisQueue"]["Properties"], ["VisibilityTimeout"], 300)),
+        ("max receive default changed", lambda t, r, c: set_path(t["Parameters"]["AnalysisMaxReceiveCount"], ["Default"], 5)),
+        ("raw delivery switched on", lambda t, r, c: set_path(t["Resources"]["RekognitionResultsSubscription"]["Properties"], ["RawMessageDelivery"], True)),
+        ("subscription removed", lambda t, r, c: t["Resources"].pop("RekognitionResultsSubscription")),
+        ("consumer reads another queue", lambda t, r, c: set_path(t["Resources"]["ScoringTaskDefinition"]["Properties"]["ContainerDefinitions"][0], ["Command"], ["results"])),
+        ("consumer visibility drifted", lambda t, r, c: [e.__setitem__("Value", "30") for e in t["Resources"]["MediaTaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Environment"] if e["Name"] == "CUEPOINT_CONSUMER__VISIBILITY_SECONDS"]),
+        ("routing.json gains a rule", lambda t, r, c: r["rules"].append({"name": "pipeline-asset-completed", "queue": "scoring", "pattern": {"source": ["cuepoint.pipeline"], "detail-type": ["Asset Completed"]}})),
+        ("routing.json changes a queue", lambda t, r, c: r["queues"][0].__setitem__("maxReceiveCount", 7)),
+        ("compose visibility drifted", lambda t, r, c: c["services"]["analysis"]["environment"].__setitem__("CUEPOINT_CONSUMER__VISIBILITY_SECONDS", "300")),
+        ("compose worker reads another queue", lambda t, r, c: c["services"]["scoring"]["environment"].__setitem__("CUEPOINT_AWS__QUEUE_URLS__SCORING", "http://localstack:4566/queue/us-east-1/000000000000/cuepoint-results")),
     ]
 
 
-def self_test(template_path: Path, routing_path: Path) -> int:
-    template, routing = load_template(template_path), load_routing(routing_path)
-    passed = failed = 0
+def check_all(template: dict, routing: dict, compose: dict | None) -> list[str]:
     problems = compare(template, routing)
+    if compose is not None:
+        problems += compare_compose(compose, routing)
+    return problems
+
+
+def self_test(template_path: Path, routing_path: Path, compose_path: Path) -> int:
+    template, routing, compose = load_template(template_path), load_routing(routing_path), load_compose(compose_path)
+    passed = failed = 0
+    problems = check_all(template, routing, compose)
     if problems:
         print("self-test: the unmodified template and routing.json already differ:", file=sys.stderr)
         for p in problems:
@@ -351,12 +405,12 @@ def self_test(template_path: Path, routing_path: Path) -> int:
         failed += 1
     else:
         passed += 1
-        print("ok   unmodified template matches routing.json")
+        print("ok   unmodified template and compose file match routing.json")
     for label, mutate in _mutations():
-        t, r = copy.deepcopy(template), copy.deepcopy(routing)
-        mutate(t, r)
+        t, r, c = copy.deepcopy(template), copy.deepcopy(routing), copy.deepcopy(compose)
+        mutate(t, r, c)
         try:
-            found = compare(t, r)
+            found = check_all(t, r, c)
         except InputError as e:
             found = [str(e)]
         if found:
@@ -373,24 +427,28 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     ap.add_argument("--routing", type=Path, default=DEFAULT_ROUTING)
+    ap.add_argument("--compose", type=Path, default=DEFAULT_COMPOSE, help="also check this compose file")
+    ap.add_argument("--no-compose", action="store_true", help="skip the compose file")
     ap.add_argument("--self-test", action="store_true", help="prove that mutated copies are caught")
     args = ap.parse_args(argv)
     try:
         if args.self_test:
-            return self_test(args.template, args.routing)
-        problems = compare(load_template(args.template), load_routing(args.routing))
+            return self_test(args.template, args.routing, args.compose)
+        compose = None if args.no_compose else load_compose(args.compose)
+        problems = check_all(load_template(args.template), load_routing(args.routing), compose)
     except InputError as e:
         print(f"check_routing: {e}", file=sys.stderr)
         return 2
     if problems:
-        print(f"check_routing: {args.template} does NOT match {args.routing}:", file=sys.stderr)
+        print(f"check_routing: MISMATCH between {args.routing} and the deployment files:", file=sys.stderr)
         for p in problems:
             print("  - " + p, file=sys.stderr)
         return 1
     routing = load_routing(args.routing)
+    checked = args.template.name + ("" if compose is None else f" and {args.compose.name}")
     print(
-        f"check_routing: {args.template.name} matches {args.routing.name}: "
-        f"{len(routing['rules'])} rules, {len(routing['topics'])} subscriptions, {len(routing['queues'])} queues"
+        f"check_routing: {checked} match {args.routing.name}: {len(routing['rules'])} rule(s), "
+        f"{len(routing['topics'])} topic subscription(s), {len(routing['queues'])} queue(s)"
     )
     return 0
 

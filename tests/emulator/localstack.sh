@@ -107,25 +107,52 @@ start() {
   return 1
 }
 
+# The pid and all its descendants. LocalStack starts DynamoDB Local in a session of its own, so
+# the process group alone does not cover it.
+descendants() {
+  local table frontier="$1" out="$1" next p
+  table=$(ps -e -o pid=,ppid=)
+  while [ -n "$frontier" ]; do
+    next=""
+    for p in $frontier; do
+      next="$next $(awk -v p="$p" '$2 == p { print $1 }' <<<"$table")"
+    done
+    next=$(echo $next)
+    out="$out $next"
+    frontier="$next"
+  done
+  echo $out
+}
+
+any_alive() {
+  local p
+  for p in "$@"; do kill -0 "$p" 2>/dev/null && return 0; done
+  return 1
+}
+
 stop() {
-  local pid
+  local pid pids
   if ! pid=$(running_pid); then
     rm -f "$PIDFILE"; log "not running"; return 0
   fi
-  log "stopping process group $pid"
+  pids=$(descendants "$pid")
+  log "stopping LocalStack (pids: $pids)"
+  # TERM lets LocalStack shut its services (and DynamoDB Local) down cleanly.
   kill -TERM -- "-$pid" 2>/dev/null || true
+  kill -TERM $pids 2>/dev/null || true
   for _ in $(seq 1 60); do
-    # Done when no process is left in the group.
-    pgrep -g "$pid" >/dev/null 2>&1 || { rm -f "$PIDFILE"; log "stopped"; return 0; }
+    any_alive $pids || { rm -f "$PIDFILE"; log "stopped"; return 0; }
     sleep 0.5
   done
   log "still alive after 30 s; sending KILL"
   kill -KILL -- "-$pid" 2>/dev/null || true
+  kill -KILL $pids 2>/dev/null || true
   for _ in $(seq 1 20); do
-    pgrep -g "$pid" >/dev/null 2>&1 || break
+    any_alive $pids || break
     sleep 0.25
   done
   rm -f "$PIDFILE"
+  if any_alive $pids; then log "some processes survived KILL: $pids"; return 1; fi
   log "stopped"
 }
 

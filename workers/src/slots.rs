@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _};
 use cuepoint_core::ads::AdInventory;
-use cuepoint_core::scoring::{self, DefaultPolicyConfig, Policy, ScoringInputs, ScoringOutput, Slot};
+use cuepoint_core::scoring::{
+    self, DefaultPolicyConfig, Policy, ScoringInputs, ScoringOutput, Slot,
+};
 use cuepoint_core::vmap::{self, VmapBreak};
-use serde_json::Value;
 
 /// Which scoring policy `cuepoint slots` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -57,7 +58,8 @@ pub fn run(args: &SlotsArgs) -> anyhow::Result<()> {
     let policy = policy(args)?;
     let inventory = match &args.ads {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
             AdInventory::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
         }
         None => AdInventory::default_inventory(),
@@ -69,13 +71,12 @@ pub fn run(args: &SlotsArgs) -> anyhow::Result<()> {
 
     if let Some(out) = &args.vmap {
         let text = vmap::build_vmap(&plan)?;
-        std::fs::write(out, text).with_context(|| format!("{}: cannot write the VMAP", out.display()))?;
+        std::fs::write(out, text)
+            .with_context(|| format!("{}: cannot write the VMAP", out.display()))?;
     }
 
     let stdout = if args.json {
-        let mut text = serde_json::to_string_pretty(&json_report(&output, &plan, args.vmap.as_deref())?)?;
-        text.push('\n');
-        text
+        json_report(&output, &plan, args.vmap.as_deref())?
     } else {
         table(&output, &plan)
     };
@@ -84,7 +85,10 @@ pub fn run(args: &SlotsArgs) -> anyhow::Result<()> {
 }
 
 fn policy(args: &SlotsArgs) -> anyhow::Result<Policy> {
-    let knobs = args.policy_config.is_some() || args.min_spacing.is_some() || args.lead_in.is_some() || args.lead_out.is_some();
+    let knobs = args.policy_config.is_some()
+        || args.min_spacing.is_some()
+        || args.lead_in.is_some()
+        || args.lead_out.is_some();
     if args.policy == PolicyArg::Reference {
         if knobs {
             bail!("--policy-config, --min-spacing, --lead-in and --lead-out apply to --policy default only");
@@ -93,9 +97,14 @@ fn policy(args: &SlotsArgs) -> anyhow::Result<Policy> {
     }
     let mut cfg = match &args.policy_config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-            serde_json::from_str::<DefaultPolicyConfig>(&text)
-                .map_err(|e| anyhow!("{}: invalid default policy configuration: {e}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            serde_json::from_str::<DefaultPolicyConfig>(&text).map_err(|e| {
+                anyhow!(
+                    "{}: invalid default policy configuration: {e}",
+                    path.display()
+                )
+            })?
         }
         None => DefaultPolicyConfig::default(),
     };
@@ -115,7 +124,10 @@ fn policy(args: &SlotsArgs) -> anyhow::Result<Policy> {
 /// Reads a results directory; a missing file is "no results of that kind".
 pub fn read_results(dir: &Path) -> anyhow::Result<ScoringInputs> {
     if !dir.is_dir() {
-        bail!("results directory {} does not exist or is not a directory", dir.display());
+        bail!(
+            "results directory {} does not exist or is not a directory",
+            dir.display()
+        );
     }
     let read = |rel: &str| -> Result<Option<Vec<u8>>, String> {
         match std::fs::read(dir.join(rel)) {
@@ -124,7 +136,8 @@ pub fn read_results(dir: &Path) -> anyhow::Result<ScoringInputs> {
             Err(e) => Err(e.to_string()),
         }
     };
-    ScoringInputs::from_files(read).map_err(|e| anyhow!("in results directory {}: {e}", dir.display()))
+    ScoringInputs::from_files(read)
+        .map_err(|e| anyhow!("in results directory {}: {e}", dir.display()))
 }
 
 /// What `--json` prints: the scoring output, then the ad chosen for each break and the VMAP path.
@@ -146,7 +159,11 @@ struct AdChoice<'a> {
     labels: &'a [String],
 }
 
-fn json_report(output: &ScoringOutput, plan: &[VmapBreak], vmap_path: Option<&Path>) -> anyhow::Result<Value> {
+fn json_report(
+    output: &ScoringOutput,
+    plan: &[VmapBreak],
+    vmap_path: Option<&Path>,
+) -> anyhow::Result<String> {
     let ads = plan
         .iter()
         .enumerate()
@@ -159,8 +176,14 @@ fn json_report(output: &ScoringOutput, plan: &[VmapBreak], vmap_path: Option<&Pa
             labels: &b.labels,
         })
         .collect();
-    let report = JsonReport { output, ads, vmap: vmap_path.map(|p| p.display().to_string()) };
-    Ok(serde_json::to_value(report)?)
+    let report = JsonReport {
+        output,
+        ads,
+        vmap: vmap_path.map(|p| p.display().to_string()),
+    };
+    let mut text = serde_json::to_string_pretty(&report)?;
+    text.push('\n');
+    Ok(text)
 }
 
 fn hms(t: f64) -> String {
@@ -168,7 +191,11 @@ fn hms(t: f64) -> String {
 }
 
 fn reasons(slot: &Slot) -> String {
-    slot.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+    slot.reasons
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn table(output: &ScoringOutput, plan: &[VmapBreak]) -> String {
@@ -191,13 +218,31 @@ fn table(output: &ScoringOutput, plan: &[VmapBreak]) -> String {
             .position(|b| b.snapped_from.unwrap_or(b.timestamp) == slot.timestamp)
             .map(|i| vmap::break_id(i + 1))
             .unwrap_or_default();
-        let _ = writeln!(s, "{:<14} {:>7.4}  {:<11} {}", hms(slot.timestamp), slot.score, id, reasons(slot));
+        let _ = writeln!(
+            s,
+            "{:<14} {:>7.4}  {:<11} {}",
+            hms(slot.timestamp),
+            slot.score,
+            id,
+            reasons(slot)
+        );
     }
     if !output.breaks.is_empty() {
         let _ = writeln!(s, "\nbreaks:");
         for (i, (b, ad)) in output.breaks.iter().zip(plan).enumerate() {
-            let moved = b.snapped_from.map(|f| format!(" (moved from {} to a segment boundary)", hms(f))).unwrap_or_default();
-            let _ = writeln!(s, "  {:<11} {}  {:.4}  {}{}", vmap::break_id(i + 1), hms(b.timestamp), b.score, ad.ad_url, moved);
+            let moved = b
+                .snapped_from
+                .map(|f| format!(" (moved from {} to a segment boundary)", hms(f)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "  {:<11} {}  {:.4}  {}{}",
+                vmap::break_id(i + 1),
+                hms(b.timestamp),
+                b.score,
+                ad.ad_url,
+                moved
+            );
         }
     }
     s

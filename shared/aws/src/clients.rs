@@ -31,7 +31,10 @@ impl AwsClients {
     /// The SDK's own retries are turned off: every adapter retries transient errors with one
     /// explicit policy ([`crate::error::backoff`]), and two nested retry loops would multiply.
     pub fn from_sdk_config(sdk_config: &SdkConfig, settings: &AwsSettings) -> Self {
-        let sdk_config = &sdk_config.to_builder().retry_config(RetryConfig::disabled()).build();
+        let sdk_config = &sdk_config
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .build();
         let s3_config = aws_sdk_s3::config::Builder::from(sdk_config)
             .force_path_style(settings.s3_path_style)
             .build();

@@ -10,11 +10,15 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use cuepoint_core::asset::Asset;
 use cuepoint_core::domain::AssetId;
 use cuepoint_runtime::config::AwsSettings;
-use cuepoint_runtime::ports::{AssetStore, AssetWrite, CounterDelta, PortError, PortResult, StoreError};
+use cuepoint_runtime::ports::{
+    AssetStore, AssetWrite, CounterDelta, PortError, PortResult, StoreError,
+};
 
 use crate::clients::AwsClients;
 use crate::error::{port_error, retry_transient};
@@ -41,7 +45,9 @@ pub struct DynamoAssetStore {
 enum Outcome {
     Written,
     /// The asset's condition failed; `stored` is the item as it was, when DynamoDB returned it.
-    AssetConflict { stored: Option<HashMap<String, AttributeValue>> },
+    AssetConflict {
+        stored: Option<HashMap<String, AttributeValue>>,
+    },
     /// The counter's condition failed (limit reached, or a decrement below zero).
     CounterRefused,
 }
@@ -59,7 +65,10 @@ enum CounterMove {
 
 impl DynamoAssetStore {
     pub fn new(clients: &AwsClients, table: impl Into<String>) -> Self {
-        Self { client: clients.dynamodb.clone(), table: table.into() }
+        Self {
+            client: clients.dynamodb.clone(),
+            table: table.into(),
+        }
     }
 
     pub fn from_settings(clients: &AwsClients, settings: &AwsSettings) -> Self {
@@ -71,9 +80,19 @@ impl DynamoAssetStore {
     }
 
     /// The asset condition: absent on create, at the expected version on update.
-    fn condition(expected: Option<u64>) -> (String, HashMap<String, String>, HashMap<String, AttributeValue>) {
+    fn condition(
+        expected: Option<u64>,
+    ) -> (
+        String,
+        HashMap<String, String>,
+        HashMap<String, AttributeValue>,
+    ) {
         match expected {
-            None => ("attribute_not_exists(pk)".into(), HashMap::new(), HashMap::new()),
+            None => (
+                "attribute_not_exists(pk)".into(),
+                HashMap::new(),
+                HashMap::new(),
+            ),
             Some(v) => (
                 "#version = :expected".into(),
                 HashMap::from([("#version".to_string(), "version".to_string())]),
@@ -82,7 +101,11 @@ impl DynamoAssetStore {
         }
     }
 
-    async fn put_asset(&self, item: &HashMap<String, AttributeValue>, expected: Option<u64>) -> PortResult<Outcome> {
+    async fn put_asset(
+        &self,
+        item: &HashMap<String, AttributeValue>,
+        expected: Option<u64>,
+    ) -> PortResult<Outcome> {
         let (cond, names, values) = Self::condition(expected);
         let what = format!("dynamodb put {}", pk_of(item));
         retry_transient(&what, || async {
@@ -94,14 +117,18 @@ impl DynamoAssetStore {
                 .condition_expression(&cond)
                 .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
                 .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .send()
                 .await;
             match result {
                 Ok(_) => Ok(Outcome::Written),
                 Err(e) => match e.as_service_error() {
                     Some(PutItemError::ConditionalCheckFailedException(c)) => {
-                        Ok(Outcome::AssetConflict { stored: c.item().cloned() })
+                        Ok(Outcome::AssetConflict {
+                            stored: c.item().cloned(),
+                        })
                     }
                     _ => Err(port_error(&what, e)),
                 },
@@ -118,7 +145,9 @@ impl DynamoAssetStore {
         movement: &CounterMove,
     ) -> PortResult<Outcome> {
         let (cond, names, values) = Self::condition(expected);
-        let build_err = |e: aws_sdk_dynamodb::error::BuildError| PortError::Permanent(format!("dynamodb transaction: {e}"));
+        let build_err = |e: aws_sdk_dynamodb::error::BuildError| {
+            PortError::Permanent(format!("dynamodb transaction: {e}"))
+        };
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item.clone()))
@@ -130,21 +159,37 @@ impl DynamoAssetStore {
             .map_err(build_err)?;
         let n = |v: i64| AttributeValue::N(v.to_string());
         let (update_expr, counter_cond, counter_values) = match *movement {
-            CounterMove::Rise { delta, max: Some(max) } => (
+            CounterMove::Rise {
+                delta,
+                max: Some(max),
+            } => (
                 "ADD #count :delta",
                 Some("attribute_not_exists(#count) OR #count <= :limit"),
-                HashMap::from([(":delta".to_string(), n(delta)), (":limit".to_string(), n(max - delta))]),
+                HashMap::from([
+                    (":delta".to_string(), n(delta)),
+                    (":limit".to_string(), n(max - delta)),
+                ]),
             ),
-            CounterMove::Rise { delta, max: None } => ("ADD #count :delta", None, HashMap::from([(":delta".to_string(), n(delta))])),
+            CounterMove::Rise { delta, max: None } => (
+                "ADD #count :delta",
+                None,
+                HashMap::from([(":delta".to_string(), n(delta))]),
+            ),
             CounterMove::Fall { amount } => (
                 "ADD #count :delta",
                 Some("#count >= :amount"),
-                HashMap::from([(":delta".to_string(), n(-amount)), (":amount".to_string(), n(amount))]),
+                HashMap::from([
+                    (":delta".to_string(), n(-amount)),
+                    (":amount".to_string(), n(amount)),
+                ]),
             ),
             CounterMove::ClampToZero { amount } => (
                 "SET #count = :zero",
                 Some("attribute_not_exists(#count) OR #count < :amount"),
-                HashMap::from([(":zero".to_string(), n(0)), (":amount".to_string(), n(amount))]),
+                HashMap::from([
+                    (":zero".to_string(), n(0)),
+                    (":amount".to_string(), n(amount)),
+                ]),
             ),
         };
         let update = Update::builder()
@@ -160,27 +205,38 @@ impl DynamoAssetStore {
             TransactWriteItem::builder().put(put).build(),
             TransactWriteItem::builder().update(update).build(),
         ];
-        let what = format!("dynamodb transaction {} + {}", pk_of(item), counter_key(counter));
+        let what = format!(
+            "dynamodb transaction {} + {}",
+            pk_of(item),
+            counter_key(counter)
+        );
         retry_transient(&what, || async {
-            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
             let err = match result {
                 Ok(_) => return Ok(Outcome::Written),
                 Err(e) => e,
             };
-            let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) = err.as_service_error() else {
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+                err.as_service_error()
+            else {
                 return Err(port_error(&what, err));
             };
             // Reasons line up with the items: [asset put, counter update].
             let reasons = cancel.cancellation_reasons();
             let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
             match (code(0), code(1)) {
-                ("ConditionalCheckFailed", _) => {
-                    Ok(Outcome::AssetConflict { stored: reasons.first().and_then(|r| r.item()).cloned() })
-                }
+                ("ConditionalCheckFailed", _) => Ok(Outcome::AssetConflict {
+                    stored: reasons.first().and_then(|r| r.item()).cloned(),
+                }),
                 (_, "ConditionalCheckFailed") => Ok(Outcome::CounterRefused),
-                (a, c) if is_transient_reason(a) || is_transient_reason(c) => {
-                    Err(PortError::Transient(format!("{what}: cancelled ({a}, {c})")))
-                }
+                (a, c) if is_transient_reason(a) || is_transient_reason(c) => Err(
+                    PortError::Transient(format!("{what}: cancelled ({a}, {c})")),
+                ),
                 (a, c) => Err(PortError::Permanent(format!(
                     "{what}: cancelled ({a}, {c}): {}",
                     cancel.message().unwrap_or("")
@@ -192,7 +248,13 @@ impl DynamoAssetStore {
 }
 
 fn is_transient_reason(code: &str) -> bool {
-    matches!(code, "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded")
+    matches!(
+        code,
+        "TransactionConflict"
+            | "ThrottlingError"
+            | "ProvisionedThroughputExceeded"
+            | "RequestLimitExceeded"
+    )
 }
 
 fn pk_of(item: &HashMap<String, AttributeValue>) -> &str {
@@ -208,9 +270,18 @@ pub fn asset_item(asset: &Asset) -> PortResult<HashMap<String, AttributeValue>> 
         .map_err(|e| PortError::Permanent(format!("asset {} does not serialize: {e}", asset.id)))?;
     Ok(HashMap::from([
         ("pk".to_string(), AttributeValue::S(asset_key(&asset.id))),
-        ("version".to_string(), AttributeValue::N(asset.version.to_string())),
-        ("state".to_string(), AttributeValue::S(asset.state.as_str().to_string())),
-        ("updatedAt".to_string(), AttributeValue::N(asset.updated_at_ms.to_string())),
+        (
+            "version".to_string(),
+            AttributeValue::N(asset.version.to_string()),
+        ),
+        (
+            "state".to_string(),
+            AttributeValue::S(asset.state.as_str().to_string()),
+        ),
+        (
+            "updatedAt".to_string(),
+            AttributeValue::N(asset.updated_at_ms.to_string()),
+        ),
         ("body".to_string(), AttributeValue::S(body)),
     ]))
 }
@@ -219,9 +290,13 @@ pub fn asset_item(asset: &Asset) -> PortResult<HashMap<String, AttributeValue>> 
 pub fn asset_from_item(item: &HashMap<String, AttributeValue>) -> PortResult<Asset> {
     let pk = pk_of(item).to_string();
     let Some(AttributeValue::S(body)) = item.get("body") else {
-        return Err(PortError::Permanent(format!("dynamodb item {pk}: no string attribute `body`")));
+        return Err(PortError::Permanent(format!(
+            "dynamodb item {pk}: no string attribute `body`"
+        )));
     };
-    serde_json::from_str(body).map_err(|e| PortError::Permanent(format!("dynamodb item {pk}: `body` is not an asset: {e}")))
+    serde_json::from_str(body).map_err(|e| {
+        PortError::Permanent(format!("dynamodb item {pk}: `body` is not an asset: {e}"))
+    })
 }
 
 fn stored_version(item: Option<&HashMap<String, AttributeValue>>) -> Option<String> {
@@ -231,7 +306,10 @@ fn stored_version(item: Option<&HashMap<String, AttributeValue>>) -> Option<Stri
     }
 }
 
-fn conflict_detail(expected: Option<u64>, stored: Option<&HashMap<String, AttributeValue>>) -> String {
+fn conflict_detail(
+    expected: Option<u64>,
+    stored: Option<&HashMap<String, AttributeValue>>,
+) -> String {
     match (expected, stored_version(stored)) {
         (None, Some(v)) => format!("the asset already exists (stored version {v})"),
         (None, None) => "the asset already exists".to_string(),
@@ -274,12 +352,26 @@ impl AssetStore for DynamoAssetStore {
             Some(c) if c.delta > 0 => {
                 if let Some(max) = c.max {
                     if c.delta > max {
-                        return Err(StoreError::CounterLimit { name: c.name.clone(), max });
+                        return Err(StoreError::CounterLimit {
+                            name: c.name.clone(),
+                            max,
+                        });
                     }
                 }
-                Some((c, CounterMove::Rise { delta: c.delta, max: c.max }))
+                Some((
+                    c,
+                    CounterMove::Rise {
+                        delta: c.delta,
+                        max: c.max,
+                    },
+                ))
             }
-            Some(c) => Some((c, CounterMove::Fall { amount: c.delta.saturating_neg() })),
+            Some(c) => Some((
+                c,
+                CounterMove::Fall {
+                    amount: c.delta.saturating_neg(),
+                },
+            )),
         };
         let outcome = match movement {
             None => self.put_asset(&item, write.expected_version).await?,
@@ -290,16 +382,24 @@ impl AssetStore for DynamoAssetStore {
                 let mut attempts = 0;
                 loop {
                     attempts += 1;
-                    match self.transact(&item, write.expected_version, &c.name, &movement).await? {
+                    match self
+                        .transact(&item, write.expected_version, &c.name, &movement)
+                        .await?
+                    {
                         Outcome::CounterRefused => match movement {
                             CounterMove::Rise { max, .. } => {
-                                return Err(StoreError::CounterLimit { name: c.name.clone(), max: max.unwrap_or(i64::MAX) })
+                                return Err(StoreError::CounterLimit {
+                                    name: c.name.clone(),
+                                    max: max.unwrap_or(i64::MAX),
+                                })
                             }
                             CounterMove::Fall { amount } if attempts < 4 => {
                                 tracing::warn!(counter = %c.name, amount, "counter below the decrement; clamping at 0");
                                 movement = CounterMove::ClampToZero { amount };
                             }
-                            CounterMove::ClampToZero { amount } if attempts < 4 => movement = CounterMove::Fall { amount },
+                            CounterMove::ClampToZero { amount } if attempts < 4 => {
+                                movement = CounterMove::Fall { amount }
+                            }
                             _ => {
                                 return Err(PortError::Transient(format!(
                                     "counter {} kept changing during the write; try again",
@@ -368,10 +468,12 @@ impl AssetStore for DynamoAssetStore {
         .await?;
         match out.item().and_then(|i| i.get(COUNT_ATTR)) {
             None => Ok(0),
-            Some(AttributeValue::N(n)) => {
-                n.parse().map_err(|_| PortError::Permanent(format!("{what}: `{COUNT_ATTR}` is not an integer: {n}")))
-            }
-            Some(other) => Err(PortError::Permanent(format!("{what}: `{COUNT_ATTR}` is not a number: {other:?}"))),
+            Some(AttributeValue::N(n)) => n.parse().map_err(|_| {
+                PortError::Permanent(format!("{what}: `{COUNT_ATTR}` is not an integer: {n}"))
+            }),
+            Some(other) => Err(PortError::Permanent(format!(
+                "{what}: `{COUNT_ATTR}` is not a number: {other:?}"
+            ))),
         }
     }
 }
@@ -383,8 +485,17 @@ mod tests {
     #[test]
     fn conflict_details_name_versions() {
         let stored = HashMap::from([("version".to_string(), AttributeValue::N("4".into()))]);
-        assert_eq!(conflict_detail(Some(3), Some(&stored)), "expected version 3, stored version is 4");
-        assert_eq!(conflict_detail(Some(3), None), "expected version 3, the asset does not exist");
-        assert_eq!(conflict_detail(None, Some(&stored)), "the asset already exists (stored version 4)");
+        assert_eq!(
+            conflict_detail(Some(3), Some(&stored)),
+            "expected version 3, stored version is 4"
+        );
+        assert_eq!(
+            conflict_detail(Some(3), None),
+            "expected version 3, the asset does not exist"
+        );
+        assert_eq!(
+            conflict_detail(None, Some(&stored)),
+            "the asset already exists (stored version 4)"
+        );
     }
 }

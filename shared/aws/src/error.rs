@@ -134,9 +134,18 @@ mod tests {
         assert!(classify(Some("ProvisionedThroughputExceededException"), 400, m()).is_transient());
         assert!(classify(Some("Whatever"), 503, m()).is_transient());
         assert!(classify(None, 429, m()).is_transient());
-        assert_eq!(classify(Some("ValidationException"), 400, m()), PortError::Permanent("x".into()));
-        assert_eq!(classify(Some("AccessDeniedException"), 403, m()), PortError::Permanent("x".into()));
-        assert_eq!(classify(Some("NoSuchKey"), 404, m()), PortError::NotFound("x".into()));
+        assert_eq!(
+            classify(Some("ValidationException"), 400, m()),
+            PortError::Permanent("x".into())
+        );
+        assert_eq!(
+            classify(Some("AccessDeniedException"), 403, m()),
+            PortError::Permanent("x".into())
+        );
+        assert_eq!(
+            classify(Some("NoSuchKey"), 404, m()),
+            PortError::NotFound("x".into())
+        );
         assert_eq!(
             classify(Some("AWS.SimpleQueueService.NonExistentQueue"), 400, m()),
             PortError::NotFound("x".into())

@@ -25,7 +25,10 @@ pub struct EventBridgeBus {
 
 impl EventBridgeBus {
     pub fn new(clients: &AwsClients, bus_name: impl Into<String>) -> Self {
-        Self { client: clients.eventbridge.clone(), bus_name: bus_name.into() }
+        Self {
+            client: clients.eventbridge.clone(),
+            bus_name: bus_name.into(),
+        }
     }
 
     pub fn from_settings(clients: &AwsClients, settings: &AwsSettings) -> Self {
@@ -44,7 +47,10 @@ impl EventBridgeBus {
     }
 
     /// Send one batch; returns the entries that failed with a retryable code.
-    async fn put_batch(&self, batch: Vec<PutEventsRequestEntry>) -> PortResult<Vec<PutEventsRequestEntry>> {
+    async fn put_batch(
+        &self,
+        batch: Vec<PutEventsRequestEntry>,
+    ) -> PortResult<Vec<PutEventsRequestEntry>> {
         let what = format!("eventbridge put events on {}", self.bus_name);
         let out = retry_transient(&what, || async {
             self.client
@@ -61,7 +67,9 @@ impl EventBridgeBus {
         let mut again = Vec::new();
         // Result entries line up with request entries by position.
         for (sent, result) in batch.into_iter().zip(out.entries()) {
-            let Some(code) = result.error_code() else { continue };
+            let Some(code) = result.error_code() else {
+                continue;
+            };
             if entry_error_is_transient(code) {
                 again.push(sent);
             } else {
@@ -79,15 +87,18 @@ impl EventBridgeBus {
 
 /// Per-entry PutEvents error codes worth another try.
 fn entry_error_is_transient(code: &str) -> bool {
-    matches!(code, "InternalFailure" | "InternalException" | "ServiceUnavailable")
-        || code.starts_with("Throttling")
+    matches!(
+        code,
+        "InternalFailure" | "InternalException" | "ServiceUnavailable"
+    ) || code.starts_with("Throttling")
 }
 
 #[async_trait]
 impl EventBus for EventBridgeBus {
     async fn put_events(&self, entries: &[PutEventsEntry]) -> PortResult<()> {
         for chunk in entries.chunks(MAX_ENTRIES) {
-            let mut pending: Vec<PutEventsRequestEntry> = chunk.iter().map(|e| self.entry(e)).collect();
+            let mut pending: Vec<PutEventsRequestEntry> =
+                chunk.iter().map(|e| self.entry(e)).collect();
             let mut delays = backoff().build();
             loop {
                 pending = self.put_batch(pending).await?;

@@ -34,7 +34,12 @@ use crate::clients::AwsClients;
 use crate::error::{port_error, retry_transient};
 
 /// Job settings members whose values are maps keyed by user-chosen names (wire names).
-const NAME_KEYED_MAPS: [&str; 4] = ["audioSelectors", "audioSelectorGroups", "captionSelectors", "dynamicAudioSelectors"];
+const NAME_KEYED_MAPS: [&str; 4] = [
+    "audioSelectors",
+    "audioSelectorGroups",
+    "captionSelectors",
+    "dynamicAudioSelectors",
+];
 
 /// How far back `find_job` looks: pages of 20 jobs, newest first.
 const FIND_JOB_PAGES: usize = 10;
@@ -55,14 +60,28 @@ impl MediaConvertTranscoder {
     /// `endpoint`: an explicit MediaConvert endpoint (a legacy account endpoint, or a stand-in);
     /// `None` uses the regional endpoint (or `AWS_ENDPOINT_URL`). DescribeEndpoints is not
     /// called: the SDK deprecates it, account endpoints are no longer required.
-    pub fn new(clients: &AwsClients, role_arn: impl Into<String>, queue: Option<String>, endpoint: Option<String>) -> Self {
+    pub fn new(
+        clients: &AwsClients,
+        role_arn: impl Into<String>,
+        queue: Option<String>,
+        endpoint: Option<String>,
+    ) -> Self {
         let client = match endpoint.filter(|e| !e.is_empty()) {
             Some(url) => aws_sdk_mediaconvert::Client::from_conf(
-                clients.mediaconvert.config().to_builder().endpoint_url(url).build(),
+                clients
+                    .mediaconvert
+                    .config()
+                    .to_builder()
+                    .endpoint_url(url)
+                    .build(),
             ),
             None => clients.mediaconvert.clone(),
         };
-        Self { client, role_arn: role_arn.into(), queue }
+        Self {
+            client,
+            role_arn: role_arn.into(),
+            queue,
+        }
     }
 
     pub fn from_settings(clients: &AwsClients, settings: &AwsSettings) -> Self {
@@ -95,7 +114,11 @@ fn to_wire(value: &Value, name_keyed: bool) -> Value {
         Value::Object(map) => {
             let mut out = Map::with_capacity(map.len());
             for (key, v) in map {
-                let key = if name_keyed { key.clone() } else { lower_first(key) };
+                let key = if name_keyed {
+                    key.clone()
+                } else {
+                    lower_first(key)
+                };
                 let child_is_map = !name_keyed && NAME_KEYED_MAPS.contains(&key.as_str());
                 out.insert(key, to_wire(v, child_is_map));
             }
@@ -128,7 +151,9 @@ fn type_name(v: &Value) -> &'static str {
 /// Replace the `settings` member of a serialized CreateJob body with `wire_settings`.
 pub fn splice_settings(body: &[u8], wire_settings: &Value) -> Option<Vec<u8>> {
     let mut request: Value = serde_json::from_slice(body).ok()?;
-    request.as_object_mut()?.insert("settings".into(), wire_settings.clone());
+    request
+        .as_object_mut()?
+        .insert("settings".into(), wire_settings.clone());
     serde_json::to_vec(&request).ok()
 }
 
@@ -195,7 +220,10 @@ impl Transcoder for MediaConvertTranscoder {
             })
             .await?;
             let found = page.jobs().iter().find(|job| {
-                job.user_metadata().and_then(|m| m.get(ASSET_ID_KEY)).map(String::as_str) == Some(asset_id.as_str())
+                job.user_metadata()
+                    .and_then(|m| m.get(ASSET_ID_KEY))
+                    .map(String::as_str)
+                    == Some(asset_id.as_str())
             });
             if let Some(job) = found {
                 return Ok(job.id().map(str::to_string));
@@ -240,13 +268,28 @@ mod tests {
         assert_eq!(wire["timecodeConfig"]["source"], "ZEROBASED");
         let input = &wire["inputs"][0];
         assert_eq!(input["fileInput"], "s3://ingest/in/my movie.mxf");
-        assert_eq!(input["audioSelectors"]["Audio Selector 1"]["tracks"], json!([1]));
-        assert_eq!(input["audioSelectors"]["Audio Selector 1"]["selectorType"], "TRACK");
-        assert_eq!(input["captionSelectors"]["Captions EN"]["sourceSettings"]["sourceType"], "EMBEDDED");
+        assert_eq!(
+            input["audioSelectors"]["Audio Selector 1"]["tracks"],
+            json!([1])
+        );
+        assert_eq!(
+            input["audioSelectors"]["Audio Selector 1"]["selectorType"],
+            "TRACK"
+        );
+        assert_eq!(
+            input["captionSelectors"]["Captions EN"]["sourceSettings"]["sourceType"],
+            "EMBEDDED"
+        );
         let group = &wire["outputGroups"][0];
-        assert_eq!(group["outputGroupSettings"]["hlsGroupSettings"]["minSegmentLength"], 0);
+        assert_eq!(
+            group["outputGroupSettings"]["hlsGroupSettings"]["minSegmentLength"],
+            0
+        );
         let audio = &group["outputs"][0]["audioDescriptions"][0];
-        assert_eq!(audio["audioSourceName"], "Audio Selector 1", "values are never renamed");
+        assert_eq!(
+            audio["audioSourceName"], "Audio Selector 1",
+            "values are never renamed"
+        );
         assert_eq!(audio["codecSettings"]["aacSettings"]["bitrate"], 96000);
         // Already-wire settings pass through unchanged.
         assert_eq!(settings_to_wire(&wire).unwrap(), wire);
@@ -257,13 +300,21 @@ mod tests {
     async fn create_job_sends_settings_metadata_and_token_through_the_sdk() {
         let server = FakeServer::start(|req| {
             if req.method == "POST" && req.path.starts_with("/2017-08-29/jobs") {
-                Reply::json(201, r#"{"job":{"id":"1700000000000-abc123","role":"r","settings":{}}}"#)
+                Reply::json(
+                    201,
+                    r#"{"job":{"id":"1700000000000-abc123","role":"r","settings":{}}}"#,
+                )
             } else {
                 Reply::json(404, r#"{"message":"unexpected"}"#)
             }
         });
         let clients = test_clients(&server.url());
-        let transcoder = MediaConvertTranscoder::new(&clients, "arn:aws:iam::1:role/mc", Some("arn:q".into()), None);
+        let transcoder = MediaConvertTranscoder::new(
+            &clients,
+            "arn:aws:iam::1:role/mc",
+            Some("arn:q".into()),
+            None,
+        );
         let request = TranscodeRequest {
             asset_id: AssetId::parse("a0123456789abcdef0123").unwrap(),
             client_token: "a0123456789abcdef0123-transcode".into(),
@@ -278,12 +329,26 @@ mod tests {
         let body: Value = serde_json::from_slice(&seen[0].body).unwrap();
         assert_eq!(body["role"], "arn:aws:iam::1:role/mc");
         assert_eq!(body["queue"], "arn:q");
-        assert_eq!(body["clientRequestToken"], "a0123456789abcdef0123-transcode");
-        assert_eq!(body["userMetadata"], json!({"assetId": "a0123456789abcdef0123", "workflow": "cuepoint"}));
-        assert_eq!(body["settings"], settings_to_wire(&sample_settings()).unwrap());
+        assert_eq!(
+            body["clientRequestToken"],
+            "a0123456789abcdef0123-transcode"
+        );
+        assert_eq!(
+            body["userMetadata"],
+            json!({"assetId": "a0123456789abcdef0123", "workflow": "cuepoint"})
+        );
+        assert_eq!(
+            body["settings"],
+            settings_to_wire(&sample_settings()).unwrap()
+        );
         // The spliced body is what was signed and sent.
-        assert_eq!(seen[0].header("content-length"), Some(seen[0].body.len().to_string()));
-        assert!(seen[0].header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256")));
+        assert_eq!(
+            seen[0].header("content-length"),
+            Some(seen[0].body.len().to_string())
+        );
+        assert!(seen[0]
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256")));
     }
 
     #[tokio::test]
@@ -291,29 +356,59 @@ mod tests {
         let server = FakeServer::start(|req| {
             assert!(req.path.contains("order=DESCENDING"), "{}", req.path);
             if req.path.contains("nextToken=p2") {
-                Reply::json(200, r#"{"jobs":[{"id":"job-old","role":"r","settings":{},"userMetadata":{"assetId":"a1","workflow":"cuepoint"}}]}"#)
+                Reply::json(
+                    200,
+                    r#"{"jobs":[{"id":"job-old","role":"r","settings":{},"userMetadata":{"assetId":"a1","workflow":"cuepoint"}}]}"#,
+                )
             } else {
-                Reply::json(200, r#"{"jobs":[{"id":"job-other","role":"r","settings":{},"userMetadata":{"assetId":"a2"}}],"nextToken":"p2"}"#)
+                Reply::json(
+                    200,
+                    r#"{"jobs":[{"id":"job-other","role":"r","settings":{},"userMetadata":{"assetId":"a2"}}],"nextToken":"p2"}"#,
+                )
             }
         });
         let clients = test_clients(&server.url());
         let transcoder = MediaConvertTranscoder::new(&clients, "role", None, None);
-        assert_eq!(transcoder.find_job(&AssetId::parse("a1").unwrap()).await.unwrap(), Some("job-old".into()));
-        assert_eq!(transcoder.find_job(&AssetId::parse("a3").unwrap()).await.unwrap(), None);
+        assert_eq!(
+            transcoder
+                .find_job(&AssetId::parse("a1").unwrap())
+                .await
+                .unwrap(),
+            Some("job-old".into())
+        );
+        assert_eq!(
+            transcoder
+                .find_job(&AssetId::parse("a3").unwrap())
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
     async fn service_errors_are_classified() {
-        let server = FakeServer::start(|_| Reply::json(429, r#"{"message":"slow down"}"#).with_header("x-amzn-errortype", "TooManyRequestsException"));
+        let server = FakeServer::start(|_| {
+            Reply::json(429, r#"{"message":"slow down"}"#)
+                .with_header("x-amzn-errortype", "TooManyRequestsException")
+        });
         let clients = test_clients(&server.url());
         let transcoder = MediaConvertTranscoder::new(&clients, "role", None, None);
-        let err = transcoder.find_job(&AssetId::parse("a1").unwrap()).await.unwrap_err();
+        let err = transcoder
+            .find_job(&AssetId::parse("a1").unwrap())
+            .await
+            .unwrap_err();
         assert!(err.is_transient(), "{err}");
 
-        let server = FakeServer::start(|_| Reply::json(400, r#"{"message":"bad role"}"#).with_header("x-amzn-errortype", "BadRequestException"));
+        let server = FakeServer::start(|_| {
+            Reply::json(400, r#"{"message":"bad role"}"#)
+                .with_header("x-amzn-errortype", "BadRequestException")
+        });
         let clients = test_clients(&server.url());
         let transcoder = MediaConvertTranscoder::new(&clients, "role", None, None);
-        let err = transcoder.find_job(&AssetId::parse("a1").unwrap()).await.unwrap_err();
+        let err = transcoder
+            .find_job(&AssetId::parse("a1").unwrap())
+            .await
+            .unwrap_err();
         assert!(matches!(err, PortError::Permanent(_)), "{err}");
     }
 }

@@ -10,10 +10,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification,
 };
 use aws_sdk_eventbridge::types::{RuleState, Target};
-use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, EventBridgeConfiguration, NotificationConfiguration};
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, CreateBucketConfiguration, EventBridgeConfiguration,
+    NotificationConfiguration,
+};
 use aws_sdk_sqs::types::QueueAttributeName;
 use cuepoint_runtime::config::AwsSettings;
 use cuepoint_runtime::ports::PortError;
@@ -83,9 +87,9 @@ impl RuleSpec {
     /// bus: that is the only bus AWS services deliver to.
     pub fn is_aws_service_rule(&self) -> bool {
         match self.pattern.get("source").and_then(Value::as_array) {
-            Some(sources) if !sources.is_empty() => {
-                sources.iter().all(|s| s.as_str().is_some_and(|s| s.starts_with("aws.")))
-            }
+            Some(sources) if !sources.is_empty() => sources
+                .iter()
+                .all(|s| s.as_str().is_some_and(|s| s.starts_with("aws."))),
             _ => false,
         }
     }
@@ -99,12 +103,17 @@ impl RoutingSpec {
             let quoted = serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into());
             quoted[1..quoted.len() - 1].to_string()
         };
-        let text = json.replace("${IngestBucket}", &esc(ingest_bucket)).replace("${WorkflowName}", &esc(workflow));
+        let text = json
+            .replace("${IngestBucket}", &esc(ingest_bucket))
+            .replace("${WorkflowName}", &esc(workflow));
         if let Some(at) = text.find("${") {
             let rest: String = text[at..].chars().take(40).collect();
-            return Err(ProvisionError::Routing(format!("unknown placeholder at {rest:?}")));
+            return Err(ProvisionError::Routing(format!(
+                "unknown placeholder at {rest:?}"
+            )));
         }
-        let spec: RoutingSpec = serde_json::from_str(&text).map_err(|e| ProvisionError::Routing(e.to_string()))?;
+        let spec: RoutingSpec =
+            serde_json::from_str(&text).map_err(|e| ProvisionError::Routing(e.to_string()))?;
         spec.validate()?;
         Ok(spec)
     }
@@ -113,15 +122,24 @@ impl RoutingSpec {
         let known = |q: &str| self.queues.iter().any(|s| s.name == q);
         for r in &self.rules {
             if !known(&r.queue) {
-                return Err(ProvisionError::Routing(format!("rule {} targets unknown queue {:?}", r.name, r.queue)));
+                return Err(ProvisionError::Routing(format!(
+                    "rule {} targets unknown queue {:?}",
+                    r.name, r.queue
+                )));
             }
             if !r.pattern.is_object() {
-                return Err(ProvisionError::Routing(format!("rule {}: pattern must be an object", r.name)));
+                return Err(ProvisionError::Routing(format!(
+                    "rule {}: pattern must be an object",
+                    r.name
+                )));
             }
         }
         for t in &self.topics {
             if !known(&t.queue) {
-                return Err(ProvisionError::Routing(format!("topic {} delivers to unknown queue {:?}", t.name, t.queue)));
+                return Err(ProvisionError::Routing(format!(
+                    "topic {} delivers to unknown queue {:?}",
+                    t.name, t.queue
+                )));
             }
         }
         Ok(())
@@ -190,13 +208,25 @@ impl Provisioned {
 }
 
 /// Create (or converge) everything `routing_json` describes, named by `names`.
-pub async fn provision(clients: &AwsClients, routing_json: &str, names: &ProvisionNames) -> Result<Provisioned, ProvisionError> {
+pub async fn provision(
+    clients: &AwsClients,
+    routing_json: &str,
+    names: &ProvisionNames,
+) -> Result<Provisioned, ProvisionError> {
     let spec = RoutingSpec::load(routing_json, &names.ingest_bucket, &names.workflow)?;
     provision_spec(clients, &spec, names).await
 }
 
-pub async fn provision_spec(clients: &AwsClients, spec: &RoutingSpec, names: &ProvisionNames) -> Result<Provisioned, ProvisionError> {
-    let mut out = Provisioned { table: names.table.clone(), event_bus: names.event_bus.clone(), ..Default::default() };
+pub async fn provision_spec(
+    clients: &AwsClients,
+    spec: &RoutingSpec,
+    names: &ProvisionNames,
+) -> Result<Provisioned, ProvisionError> {
+    let mut out = Provisioned {
+        table: names.table.clone(),
+        event_bus: names.event_bus.clone(),
+        ..Default::default()
+    };
 
     create_table(clients, &names.table).await?;
     for bucket in [&names.ingest_bucket, &names.output_bucket] {
@@ -209,37 +239,63 @@ pub async fn provision_spec(clients: &AwsClients, spec: &RoutingSpec, names: &Pr
         .put_bucket_notification_configuration()
         .bucket(&names.ingest_bucket)
         .notification_configuration(
-            NotificationConfiguration::builder().event_bridge_configuration(EventBridgeConfiguration::builder().build()).build(),
+            NotificationConfiguration::builder()
+                .event_bridge_configuration(EventBridgeConfiguration::builder().build())
+                .build(),
         )
         .send()
         .await
         .map_err(|e| port_error("s3 notification", e))
-        .map_err(aws(format!("EventBridge notifications of bucket {}", names.ingest_bucket)))?;
+        .map_err(aws(format!(
+            "EventBridge notifications of bucket {}",
+            names.ingest_bucket
+        )))?;
 
     for q in &spec.queues {
         let dlq_name = names.resource(&format!("{}-dlq", q.name));
         let dlq_url = create_queue(clients, &dlq_name, BTreeMap::new()).await?;
         let dlq_arn = queue_arn(clients, &dlq_url).await?;
-        let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": q.max_receive_count }).to_string();
+        let redrive =
+            json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": q.max_receive_count })
+                .to_string();
         let attrs = BTreeMap::from([
-            (QueueAttributeName::VisibilityTimeout, q.visibility_timeout_seconds.to_string()),
+            (
+                QueueAttributeName::VisibilityTimeout,
+                q.visibility_timeout_seconds.to_string(),
+            ),
             (QueueAttributeName::RedrivePolicy, redrive),
         ]);
         let url = create_queue(clients, &names.resource(&q.name), attrs).await?;
-        out.queue_arns.insert(q.name.clone(), queue_arn(clients, &url).await?);
+        out.queue_arns
+            .insert(q.name.clone(), queue_arn(clients, &url).await?);
         out.queue_urls.insert(q.name.clone(), url);
         out.dlq_urls.insert(q.name.clone(), dlq_url);
     }
 
     if names.event_bus != "default" {
-        match clients.eventbridge.create_event_bus().name(&names.event_bus).send().await {
+        match clients
+            .eventbridge
+            .create_event_bus()
+            .name(&names.event_bus)
+            .send()
+            .await
+        {
             Ok(_) => {}
             Err(e) if error_code(&e) == Some("ResourceAlreadyExistsException") => {}
-            Err(e) => return Err(aws(format!("event bus {}", names.event_bus))(port_error("create event bus", e))),
+            Err(e) => {
+                return Err(aws(format!("event bus {}", names.event_bus))(port_error(
+                    "create event bus",
+                    e,
+                )))
+            }
         }
     }
     for rule in &spec.rules {
-        let bus = if rule.is_aws_service_rule() { "default" } else { names.event_bus.as_str() };
+        let bus = if rule.is_aws_service_rule() {
+            "default"
+        } else {
+            names.event_bus.as_str()
+        };
         let rule_name = names.resource(&rule.name);
         let step = format!("rule {rule_name}");
         let put = clients
@@ -249,7 +305,7 @@ pub async fn provision_spec(clients: &AwsClients, spec: &RoutingSpec, names: &Pr
             .event_bus_name(bus)
             .event_pattern(rule.pattern.to_string())
             .state(RuleState::Enabled)
-            .description(format!("cuepoint: {} → queue {}", rule.name, rule.queue))
+            .description(format!("cuepoint: {} -> queue {}", rule.name, rule.queue))
             .send()
             .await
             .map_err(|e| port_error("put rule", e))
@@ -273,11 +329,23 @@ pub async fn provision_spec(clients: &AwsClients, spec: &RoutingSpec, names: &Pr
             let why: Vec<String> = targets
                 .failed_entries()
                 .iter()
-                .map(|f| format!("{} {}", f.error_code().unwrap_or(""), f.error_message().unwrap_or("")))
+                .map(|f| {
+                    format!(
+                        "{} {}",
+                        f.error_code().unwrap_or(""),
+                        f.error_message().unwrap_or("")
+                    )
+                })
                 .collect();
-            return Err(aws(step)(PortError::Permanent(format!("target refused: {}", why.join("; ")))));
+            return Err(aws(step)(PortError::Permanent(format!(
+                "target refused: {}",
+                why.join("; ")
+            ))));
         }
-        out.rule_arns.insert(rule.name.clone(), put.rule_arn().unwrap_or_default().to_string());
+        out.rule_arns.insert(
+            rule.name.clone(),
+            put.rule_arn().unwrap_or_default().to_string(),
+        );
     }
 
     for topic in &spec.topics {
@@ -310,16 +378,28 @@ pub async fn provision_spec(clients: &AwsClients, spec: &RoutingSpec, names: &Pr
     out.topic_arn = out
         .topic_arns
         .get("rekognition")
-        .or_else(|| spec.topics.first().and_then(|t| out.topic_arns.get(&t.name)))
+        .or_else(|| {
+            spec.topics
+                .first()
+                .and_then(|t| out.topic_arns.get(&t.name))
+        })
         .cloned()
         .unwrap_or_default();
 
     // Who may send to each queue: the rules and topics that target it, nobody else.
     for q in &spec.queues {
-        let rule_arns: Vec<&String> =
-            spec.rules.iter().filter(|r| r.queue == q.name).filter_map(|r| out.rule_arns.get(&r.name)).collect();
-        let topic_arns: Vec<&String> =
-            spec.topics.iter().filter(|t| t.queue == q.name).filter_map(|t| out.topic_arns.get(&t.name)).collect();
+        let rule_arns: Vec<&String> = spec
+            .rules
+            .iter()
+            .filter(|r| r.queue == q.name)
+            .filter_map(|r| out.rule_arns.get(&r.name))
+            .collect();
+        let topic_arns: Vec<&String> = spec
+            .topics
+            .iter()
+            .filter(|t| t.queue == q.name)
+            .filter_map(|t| out.topic_arns.get(&t.name))
+            .collect();
         let policy = queue_policy(&out.queue_arns[&q.name], &rule_arns, &topic_arns);
         if let Some(policy) = policy {
             clients
@@ -337,7 +417,11 @@ pub async fn provision_spec(clients: &AwsClients, spec: &RoutingSpec, names: &Pr
 }
 
 /// The queue policy letting EventBridge rules and SNS topics (by ARN) send to a queue.
-pub fn queue_policy(queue_arn: &str, rule_arns: &[&String], topic_arns: &[&String]) -> Option<Value> {
+pub fn queue_policy(
+    queue_arn: &str,
+    rule_arns: &[&String],
+    topic_arns: &[&String],
+) -> Option<Value> {
     let mut statements = Vec::new();
     if !rule_arns.is_empty() {
         statements.push(json!({
@@ -367,7 +451,10 @@ async fn create_queue(
     name: &str,
     mut attrs: BTreeMap<QueueAttributeName, String>,
 ) -> Result<String, ProvisionError> {
-    attrs.insert(QueueAttributeName::MessageRetentionPeriod, RETENTION_SECONDS.to_string());
+    attrs.insert(
+        QueueAttributeName::MessageRetentionPeriod,
+        RETENTION_SECONDS.to_string(),
+    );
     let step = format!("queue {name}");
     let created = clients
         .sqs
@@ -379,7 +466,11 @@ async fn create_queue(
     match created {
         Ok(out) => Ok(out.queue_url().unwrap_or_default().to_string()),
         // Exists with other attributes: converge them.
-        Err(e) if error_code(&e).is_some_and(|c| c.contains("QueueAlreadyExists") || c.contains("QueueNameExists")) => {
+        Err(e)
+            if error_code(&e).is_some_and(|c| {
+                c.contains("QueueAlreadyExists") || c.contains("QueueNameExists")
+            }) =>
+        {
             let url = clients
                 .sqs
                 .get_queue_url()
@@ -419,7 +510,9 @@ async fn queue_arn(clients: &AwsClients, url: &str) -> Result<String, ProvisionE
     out.attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .cloned()
-        .ok_or_else(|| aws(format!("arn of {url}"))(PortError::Permanent("no QueueArn attribute".into())))
+        .ok_or_else(|| {
+            aws(format!("arn of {url}"))(PortError::Permanent("no QueueArn attribute".into()))
+        })
 }
 
 async fn create_table(clients: &AwsClients, table: &str) -> Result<(), ProvisionError> {
@@ -471,9 +564,11 @@ async fn create_table(clients: &AwsClients, table: &str) -> Result<(), Provision
         .await
         .map_err(|e| port_error("describe ttl", e))
         .map_err(aws(&step))?;
-    let enabled = ttl
-        .time_to_live_description()
-        .is_some_and(|d| d.attribute_name() == Some("expiresAt") && d.time_to_live_status().is_some_and(|s| s.as_str() != "DISABLED"));
+    let enabled = ttl.time_to_live_description().is_some_and(|d| {
+        d.attribute_name() == Some("expiresAt")
+            && d.time_to_live_status()
+                .is_some_and(|s| s.as_str() != "DISABLED")
+    });
     if !enabled {
         db.update_time_to_live()
             .table_name(table)
@@ -498,13 +593,18 @@ async fn create_bucket(clients: &AwsClients, bucket: &str) -> Result<(), Provisi
     // us-east-1 takes no location constraint (and refuses one).
     if region != "us-east-1" {
         request = request.create_bucket_configuration(
-            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region)).build(),
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region))
+                .build(),
         );
     }
     match request.send().await {
         Ok(_) => Ok(()),
         Err(e) if error_code(&e) == Some("BucketAlreadyOwnedByYou") => Ok(()),
-        Err(e) => Err(aws(format!("bucket {bucket}"))(port_error("create bucket", e))),
+        Err(e) => Err(aws(format!("bucket {bucket}"))(port_error(
+            "create bucket",
+            e,
+        ))),
     }
 }
 
@@ -522,20 +622,35 @@ mod tests {
         assert_eq!(ingest.pattern["detail"]["bucket"]["name"][0], "my-ingest");
         assert!(ingest.is_aws_service_rule());
         let media = spec.rules.iter().find(|r| r.queue == "media").unwrap();
-        assert_eq!(media.pattern["detail"]["userMetadata"]["workflow"][0], "wf-1");
+        assert_eq!(
+            media.pattern["detail"]["userMetadata"]["workflow"][0],
+            "wf-1"
+        );
         let pipeline = spec.rules.iter().find(|r| r.queue == "analysis").unwrap();
         assert!(!pipeline.is_aws_service_rule());
         let analysis = spec.queues.iter().find(|q| q.name == "analysis").unwrap();
-        assert_eq!((analysis.visibility_timeout_seconds, analysis.max_receive_count), (120, 8));
+        assert_eq!(
+            (
+                analysis.visibility_timeout_seconds,
+                analysis.max_receive_count
+            ),
+            (120, 8)
+        );
         assert_eq!(spec.topics[0].queue, "results");
     }
 
     #[test]
     fn routing_errors_are_named() {
         let bad = r#"{"queues":[],"rules":[{"name":"r","queue":"nope","pattern":{}}]}"#;
-        assert!(RoutingSpec::load(bad, "b", "w").unwrap_err().to_string().contains("unknown queue \"nope\""));
+        assert!(RoutingSpec::load(bad, "b", "w")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown queue \"nope\""));
         let bad = r#"{"queues":[],"rules":[],"x":"${Other}"}"#;
-        assert!(RoutingSpec::load(bad, "b", "w").unwrap_err().to_string().contains("${Other}"));
+        assert!(RoutingSpec::load(bad, "b", "w")
+            .unwrap_err()
+            .to_string()
+            .contains("${Other}"));
         // Values are escaped into the JSON, not spliced raw.
         let spec = RoutingSpec::load(ROUTING, "a\"b", "w").unwrap();
         assert_eq!(spec.rules[0].pattern["detail"]["bucket"]["name"][0], "a\"b");
@@ -546,8 +661,14 @@ mod tests {
         let rule = "arn:aws:events:us-east-1:1:rule/x".to_string();
         let p = queue_policy("arn:q", &[&rule], &[]).unwrap();
         assert_eq!(p["Statement"].as_array().unwrap().len(), 1);
-        assert_eq!(p["Statement"][0]["Principal"]["Service"], "events.amazonaws.com");
-        assert_eq!(p["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"][0], rule.as_str());
+        assert_eq!(
+            p["Statement"][0]["Principal"]["Service"],
+            "events.amazonaws.com"
+        );
+        assert_eq!(
+            p["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"][0],
+            rule.as_str()
+        );
         assert!(queue_policy("arn:q", &[], &[]).is_none());
     }
 }

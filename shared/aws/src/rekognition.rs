@@ -13,8 +13,8 @@ use aws_sdk_rekognition::operation::get_face_detection::GetFaceDetectionOutput;
 use aws_sdk_rekognition::operation::get_label_detection::GetLabelDetectionOutput;
 use aws_sdk_rekognition::operation::get_segment_detection::GetSegmentDetectionOutput;
 use aws_sdk_rekognition::types::{
-    AudioMetadata, BoundingBox, CelebrityRecognition, ContentModerationDetection, FaceAttributes, FaceDetection,
-    LabelDetection, NotificationChannel, S3Object, SegmentDetection, SegmentType,
+    AudioMetadata, BoundingBox, CelebrityRecognition, ContentModerationDetection, FaceAttributes,
+    FaceDetection, LabelDetection, NotificationChannel, S3Object, SegmentDetection, SegmentType,
     Video, VideoJobStatus, VideoMetadata,
 };
 use cuepoint_core::rekognition::AnalysisKind;
@@ -37,12 +37,24 @@ pub struct RekognitionAnalyzer {
 
 impl RekognitionAnalyzer {
     /// `topic_arn`/`role_arn`: the SNS topic jobs notify, and the role Rekognition publishes with.
-    pub fn new(clients: &AwsClients, topic_arn: impl Into<String>, role_arn: impl Into<String>) -> Self {
-        Self { client: clients.rekognition.clone(), topic_arn: topic_arn.into(), role_arn: role_arn.into() }
+    pub fn new(
+        clients: &AwsClients,
+        topic_arn: impl Into<String>,
+        role_arn: impl Into<String>,
+    ) -> Self {
+        Self {
+            client: clients.rekognition.clone(),
+            topic_arn: topic_arn.into(),
+            role_arn: role_arn.into(),
+        }
     }
 
     pub fn from_settings(clients: &AwsClients, settings: &AwsSettings) -> Self {
-        Self::new(clients, settings.rekognition_topic_arn.clone(), settings.rekognition_role_arn.clone())
+        Self::new(
+            clients,
+            settings.rekognition_topic_arn.clone(),
+            settings.rekognition_role_arn.clone(),
+        )
     }
 
     fn channel(&self) -> PortResult<NotificationChannel> {
@@ -61,7 +73,12 @@ impl RekognitionAnalyzer {
 
 fn video(request: &AnalysisRequest) -> Video {
     Video::builder()
-        .s3_object(S3Object::builder().bucket(request.video.bucket.as_str()).name(request.video.key.as_str()).build())
+        .s3_object(
+            S3Object::builder()
+                .bucket(request.video.bucket.as_str())
+                .name(request.video.key.as_str())
+                .build(),
+        )
         .build()
 }
 
@@ -70,7 +87,11 @@ impl VideoAnalyzer for RekognitionAnalyzer {
     async fn start(&self, request: &AnalysisRequest) -> PortResult<String> {
         let channel = self.channel()?;
         let c = &self.client;
-        let what = format!("rekognition {} for {}", request.kind.start_api(), request.video);
+        let what = format!(
+            "rekognition {} for {}",
+            request.kind.start_api(),
+            request.video
+        );
         let (token, tag) = (request.client_token.as_str(), request.job_tag.as_str());
         // Retrying is safe: the ClientRequestToken makes a repeated start return the same job.
         let job_id = retry_transient(&what, || {
@@ -78,60 +99,65 @@ impl VideoAnalyzer for RekognitionAnalyzer {
             let what = what.as_str();
             async move {
                 let id = match request.kind {
-                    AnalysisKind::Segments => c
-                        .start_segment_detection()
-                        .video(video)
-                        .client_request_token(token)
-                        .job_tag(tag)
-                        .notification_channel(channel)
-                        .segment_types(SegmentType::TechnicalCue)
-                        .segment_types(SegmentType::Shot)
-                        .send()
-                        .await
-                        .map_err(|e| port_error(what, e))?
-                        .job_id,
-                    AnalysisKind::Labels => c
-                        .start_label_detection()
-                        .video(video)
-                        .client_request_token(token)
-                        .job_tag(tag)
-                        .notification_channel(channel)
-                        .send()
-                        .await
-                        .map_err(|e| port_error(what, e))?
-                        .job_id,
-                    AnalysisKind::Faces => c
-                        .start_face_detection()
-                        .video(video)
-                        .client_request_token(token)
-                        .job_tag(tag)
-                        .notification_channel(channel)
-                        // ALL: emotions are among the attributes only returned with ALL.
-                        .face_attributes(FaceAttributes::All)
-                        .send()
-                        .await
-                        .map_err(|e| port_error(what, e))?
-                        .job_id,
-                    AnalysisKind::Celebrities => c
-                        .start_celebrity_recognition()
-                        .video(video)
-                        .client_request_token(token)
-                        .job_tag(tag)
-                        .notification_channel(channel)
-                        .send()
-                        .await
-                        .map_err(|e| port_error(what, e))?
-                        .job_id,
-                    AnalysisKind::Moderation => c
-                        .start_content_moderation()
-                        .video(video)
-                        .client_request_token(token)
-                        .job_tag(tag)
-                        .notification_channel(channel)
-                        .send()
-                        .await
-                        .map_err(|e| port_error(what, e))?
-                        .job_id,
+                    AnalysisKind::Segments => {
+                        c.start_segment_detection()
+                            .video(video)
+                            .client_request_token(token)
+                            .job_tag(tag)
+                            .notification_channel(channel)
+                            .segment_types(SegmentType::TechnicalCue)
+                            .segment_types(SegmentType::Shot)
+                            .send()
+                            .await
+                            .map_err(|e| port_error(what, e))?
+                            .job_id
+                    }
+                    AnalysisKind::Labels => {
+                        c.start_label_detection()
+                            .video(video)
+                            .client_request_token(token)
+                            .job_tag(tag)
+                            .notification_channel(channel)
+                            .send()
+                            .await
+                            .map_err(|e| port_error(what, e))?
+                            .job_id
+                    }
+                    AnalysisKind::Faces => {
+                        c.start_face_detection()
+                            .video(video)
+                            .client_request_token(token)
+                            .job_tag(tag)
+                            .notification_channel(channel)
+                            // ALL: emotions are among the attributes only returned with ALL.
+                            .face_attributes(FaceAttributes::All)
+                            .send()
+                            .await
+                            .map_err(|e| port_error(what, e))?
+                            .job_id
+                    }
+                    AnalysisKind::Celebrities => {
+                        c.start_celebrity_recognition()
+                            .video(video)
+                            .client_request_token(token)
+                            .job_tag(tag)
+                            .notification_channel(channel)
+                            .send()
+                            .await
+                            .map_err(|e| port_error(what, e))?
+                            .job_id
+                    }
+                    AnalysisKind::Moderation => {
+                        c.start_content_moderation()
+                            .video(video)
+                            .client_request_token(token)
+                            .job_tag(tag)
+                            .notification_channel(channel)
+                            .send()
+                            .await
+                            .map_err(|e| port_error(what, e))?
+                            .job_id
+                    }
                 };
                 Ok(id)
             }
@@ -140,7 +166,12 @@ impl VideoAnalyzer for RekognitionAnalyzer {
         job_id.ok_or_else(|| PortError::Permanent(format!("{what}: response carries no JobId")))
     }
 
-    async fn get_page(&self, kind: AnalysisKind, job_id: &str, next_token: Option<&str>) -> PortResult<ResultsPage> {
+    async fn get_page(
+        &self,
+        kind: AnalysisKind,
+        job_id: &str,
+        next_token: Option<&str>,
+    ) -> PortResult<ResultsPage> {
         let c = &self.client;
         let what = format!("rekognition get {kind} results of job {job_id}");
         let token = next_token.map(str::to_string);
@@ -204,7 +235,10 @@ impl VideoAnalyzer for RekognitionAnalyzer {
                         (moderation_json(&out), out.next_token)
                     }
                 };
-                Ok(ResultsPage { body, next_token: next.filter(|t| !t.is_empty()) })
+                Ok(ResultsPage {
+                    body,
+                    next_token: next.filter(|t| !t.is_empty()),
+                })
             }
         })
         .await
@@ -240,7 +274,9 @@ impl Obj {
 /// An `f32` from the SDK as the decimal the API sent (`99.9`, not `99.90000152587891`).
 fn num(f: f32) -> Value {
     let shortest: f64 = f.to_string().parse().unwrap_or(f as f64);
-    serde_json::Number::from_f64(shortest).map(Value::Number).unwrap_or(Value::Null)
+    serde_json::Number::from_f64(shortest)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 fn status(s: Option<&VideoJobStatus>) -> Option<String> {
@@ -289,13 +325,20 @@ fn segment_json(s: &SegmentDetection) -> Value {
         .opt(
             "TechnicalCueSegment",
             s.technical_cue_segment().map(|c| {
-                Obj::default().opt("Type", c.r#type().map(|t| t.as_str())).opt("Confidence", c.confidence().map(num)).done()
+                Obj::default()
+                    .opt("Type", c.r#type().map(|t| t.as_str()))
+                    .opt("Confidence", c.confidence().map(num))
+                    .done()
             }),
         )
         .opt(
             "ShotSegment",
-            s.shot_segment()
-                .map(|c| Obj::default().opt("Index", c.index()).opt("Confidence", c.confidence().map(num)).done()),
+            s.shot_segment().map(|c| {
+                Obj::default()
+                    .opt("Index", c.index())
+                    .opt("Confidence", c.confidence().map(num))
+                    .done()
+            }),
         )
         .opt("StartFrameNumber", s.start_frame_number())
         .opt("EndFrameNumber", s.end_frame_number())
@@ -309,14 +352,34 @@ pub fn segments_json(out: &GetSegmentDetectionOutput) -> Value {
         .opt("StatusMessage", out.status_message())
         .opt("JobId", out.job_id())
         .opt("JobTag", out.job_tag())
-        .list("VideoMetadata", out.video_metadata().iter().map(video_metadata_json).collect())
-        .list("AudioMetadata", out.audio_metadata().iter().map(audio_metadata_json).collect())
-        .list("Segments", out.segments().iter().map(segment_json).collect())
+        .list(
+            "VideoMetadata",
+            out.video_metadata()
+                .iter()
+                .map(video_metadata_json)
+                .collect(),
+        )
+        .list(
+            "AudioMetadata",
+            out.audio_metadata()
+                .iter()
+                .map(audio_metadata_json)
+                .collect(),
+        )
+        .list(
+            "Segments",
+            out.segments().iter().map(segment_json).collect(),
+        )
         .list(
             "SelectedSegmentTypes",
             out.selected_segment_types()
                 .iter()
-                .map(|t| Obj::default().opt("Type", t.r#type().map(|t| t.as_str())).opt("ModelVersion", t.model_version()).done())
+                .map(|t| {
+                    Obj::default()
+                        .opt("Type", t.r#type().map(|t| t.as_str()))
+                        .opt("ModelVersion", t.model_version())
+                        .done()
+                })
                 .collect(),
         )
         .done()
@@ -344,8 +407,20 @@ fn label_json(d: &LabelDetection) -> Value {
         Obj::default()
             .opt("Name", l.name())
             .opt("Confidence", l.confidence().map(num))
-            .list("Parents", l.parents().iter().map(|p| Obj::default().opt("Name", p.name()).done()).collect())
-            .list("Categories", l.categories().iter().map(|c| Obj::default().opt("Name", c.name()).done()).collect())
+            .list(
+                "Parents",
+                l.parents()
+                    .iter()
+                    .map(|p| Obj::default().opt("Name", p.name()).done())
+                    .collect(),
+            )
+            .list(
+                "Categories",
+                l.categories()
+                    .iter()
+                    .map(|c| Obj::default().opt("Name", c.name()).done())
+                    .collect(),
+            )
             .done()
     });
     Obj::default()
@@ -358,10 +433,16 @@ fn label_json(d: &LabelDetection) -> Value {
 }
 
 pub fn labels_json(out: &GetLabelDetectionOutput) -> Value {
-    header(out.job_status(), out.status_message(), out.job_id(), out.job_tag(), out.video_metadata())
-        .opt("LabelModelVersion", out.label_model_version())
-        .list("Labels", out.labels().iter().map(label_json).collect())
-        .done()
+    header(
+        out.job_status(),
+        out.status_message(),
+        out.job_id(),
+        out.job_tag(),
+        out.video_metadata(),
+    )
+    .opt("LabelModelVersion", out.label_model_version())
+    .list("Labels", out.labels().iter().map(label_json).collect())
+    .done()
 }
 
 fn face_json(d: &FaceDetection) -> Value {
@@ -373,18 +454,32 @@ fn face_json(d: &FaceDetection) -> Value {
                 "Emotions",
                 f.emotions()
                     .iter()
-                    .map(|e| Obj::default().opt("Type", e.r#type().map(|t| t.as_str())).opt("Confidence", e.confidence().map(num)).done())
+                    .map(|e| {
+                        Obj::default()
+                            .opt("Type", e.r#type().map(|t| t.as_str()))
+                            .opt("Confidence", e.confidence().map(num))
+                            .done()
+                    })
                     .collect(),
             )
             .done()
     });
-    Obj::default().put("Timestamp", d.timestamp()).opt("Face", face).done()
+    Obj::default()
+        .put("Timestamp", d.timestamp())
+        .opt("Face", face)
+        .done()
 }
 
 pub fn faces_json(out: &GetFaceDetectionOutput) -> Value {
-    header(out.job_status(), out.status_message(), out.job_id(), out.job_tag(), out.video_metadata())
-        .list("Faces", out.faces().iter().map(face_json).collect())
-        .done()
+    header(
+        out.job_status(),
+        out.status_message(),
+        out.job_id(),
+        out.job_tag(),
+        out.video_metadata(),
+    )
+    .list("Faces", out.faces().iter().map(face_json).collect())
+    .done()
 }
 
 fn celebrity_json(d: &CelebrityRecognition) -> Value {
@@ -393,17 +488,32 @@ fn celebrity_json(d: &CelebrityRecognition) -> Value {
             .opt("Name", c.name())
             .opt("Id", c.id())
             .opt("Confidence", c.confidence().map(num))
-            .list("Urls", c.urls().iter().map(|u| Value::String(u.clone())).collect())
+            .list(
+                "Urls",
+                c.urls().iter().map(|u| Value::String(u.clone())).collect(),
+            )
             .opt("BoundingBox", c.bounding_box().map(bounding_box_json))
             .done()
     });
-    Obj::default().put("Timestamp", d.timestamp()).opt("Celebrity", celebrity).done()
+    Obj::default()
+        .put("Timestamp", d.timestamp())
+        .opt("Celebrity", celebrity)
+        .done()
 }
 
 pub fn celebrities_json(out: &GetCelebrityRecognitionOutput) -> Value {
-    header(out.job_status(), out.status_message(), out.job_id(), out.job_tag(), out.video_metadata())
-        .list("Celebrities", out.celebrities().iter().map(celebrity_json).collect())
-        .done()
+    header(
+        out.job_status(),
+        out.status_message(),
+        out.job_id(),
+        out.job_tag(),
+        out.video_metadata(),
+    )
+    .list(
+        "Celebrities",
+        out.celebrities().iter().map(celebrity_json).collect(),
+    )
+    .done()
 }
 
 fn moderation_label_json(d: &ContentModerationDetection) -> Value {
@@ -425,18 +535,31 @@ fn moderation_label_json(d: &ContentModerationDetection) -> Value {
 }
 
 pub fn moderation_json(out: &GetContentModerationOutput) -> Value {
-    header(out.job_status(), out.status_message(), out.job_id(), out.job_tag(), out.video_metadata())
-        .opt("ModerationModelVersion", out.moderation_model_version())
-        .list("ModerationLabels", out.moderation_labels().iter().map(moderation_label_json).collect())
-        .done()
+    header(
+        out.job_status(),
+        out.status_message(),
+        out.job_id(),
+        out.job_tag(),
+        out.video_metadata(),
+    )
+    .opt("ModerationModelVersion", out.moderation_model_version())
+    .list(
+        "ModerationLabels",
+        out.moderation_labels()
+            .iter()
+            .map(moderation_label_json)
+            .collect(),
+    )
+    .done()
 }
 
 #[cfg(test)]
 mod tests {
     use cuepoint_core::domain::S3Uri;
     use cuepoint_core::rekognition::{
-        CelebrityRecognition as CoreCelebrity, ContentModerationDetection as CoreModeration, FaceDetection as CoreFace,
-        LabelDetection as CoreLabel, SegmentDetection as CoreSegments, CUE_BLACK_FRAMES,
+        CelebrityRecognition as CoreCelebrity, ContentModerationDetection as CoreModeration,
+        FaceDetection as CoreFace, LabelDetection as CoreLabel, SegmentDetection as CoreSegments,
+        CUE_BLACK_FRAMES,
     };
     use serde_json::json;
 
@@ -481,31 +604,55 @@ mod tests {
                 "ModerationModelVersion": "7.0"
             }),
             op if op.starts_with("Start") => json!({"JobId": format!("job-{op}")}),
-            other => return Reply::json(400, &json!({"__type": "InvalidParameterException", "Message": other}).to_string()),
+            other => {
+                return Reply::json(
+                    400,
+                    &json!({"__type": "InvalidParameterException", "Message": other}).to_string(),
+                )
+            }
         };
         Reply::json(200, &body.to_string())
     }
 
     fn analyzer(server: &FakeServer) -> RekognitionAnalyzer {
-        RekognitionAnalyzer::new(&test_clients(&server.url()), "arn:aws:sns:us-east-1:1:rek", "arn:aws:iam::1:role/rek")
+        RekognitionAnalyzer::new(
+            &test_clients(&server.url()),
+            "arn:aws:sns:us-east-1:1:rek",
+            "arn:aws:iam::1:role/rek",
+        )
     }
 
     #[tokio::test]
     async fn segment_page_converts_to_the_api_json_core_reads() {
         let server = FakeServer::start(canned);
-        let page = analyzer(&server).get_page(AnalysisKind::Segments, "job-seg", Some("page-1")).await.unwrap();
+        let page = analyzer(&server)
+            .get_page(AnalysisKind::Segments, "job-seg", Some("page-1"))
+            .await
+            .unwrap();
         assert_eq!(page.next_token.as_deref(), Some("page-2"));
         let sent: Value = serde_json::from_slice(&server.requests()[0].body).unwrap();
-        assert_eq!(sent, json!({"JobId": "job-seg", "MaxResults": 1000, "NextToken": "page-1"}));
+        assert_eq!(
+            sent,
+            json!({"JobId": "job-seg", "MaxResults": 1000, "NextToken": "page-1"})
+        );
 
         let b = &page.body;
-        assert_eq!(b["Segments"][0]["TechnicalCueSegment"], json!({"Type": "BlackFrames", "Confidence": 99.9}));
+        assert_eq!(
+            b["Segments"][0]["TechnicalCueSegment"],
+            json!({"Type": "BlackFrames", "Confidence": 99.9})
+        );
         assert_eq!(b["Segments"][0]["StartTimecodeSMPTE"], "00:00:10:00");
         assert_eq!(b["Segments"][0]["DurationFrames"], 50);
-        assert_eq!(b["Segments"][1]["ShotSegment"], json!({"Index": 0, "Confidence": 99.1}));
+        assert_eq!(
+            b["Segments"][1]["ShotSegment"],
+            json!({"Index": 0, "Confidence": 99.1})
+        );
         assert_eq!(b["VideoMetadata"][0]["FrameRate"], 25.0);
         assert_eq!(b["AudioMetadata"][0]["NumberOfChannels"], 2);
-        assert!(b.get("NextToken").is_none(), "the token travels beside the body");
+        assert!(
+            b.get("NextToken").is_none(),
+            "the token travels beside the body"
+        );
 
         let core: CoreSegments = serde_json::from_value(page.body.clone()).unwrap();
         assert_eq!(core.duration_seconds(), Some(60.0));
@@ -513,7 +660,10 @@ mod tests {
         assert_eq!(core.segments[0].end_timestamp_millis, 12000);
         assert_eq!(core.segments[0].duration_millis, 2000);
         assert!(core.segments[1].is_shot());
-        assert_eq!(core.video_metadata[0].color_range.as_deref(), Some("LIMITED"));
+        assert_eq!(
+            core.video_metadata[0].color_range.as_deref(),
+            Some("LIMITED")
+        );
     }
 
     #[tokio::test]
@@ -523,30 +673,71 @@ mod tests {
 
         let labels = a.get_page(AnalysisKind::Labels, "j", None).await.unwrap();
         assert_eq!(labels.next_token, None);
-        assert_eq!(labels.body["VideoMetadata"]["FrameRate"], 29.97, "one object outside segment detection, as in the API");
+        assert_eq!(
+            labels.body["VideoMetadata"]["FrameRate"], 29.97,
+            "one object outside segment detection, as in the API"
+        );
         let label: CoreLabel = serde_json::from_value(labels.body["Labels"][0].clone()).unwrap();
-        assert_eq!((label.timestamp, label.label.name.as_str(), label.label.confidence), (1500, "Car", 87.25));
-        assert_eq!(labels.body["Labels"][0]["Label"]["Parents"], json!([{"Name": "Vehicle"}]));
+        assert_eq!(
+            (
+                label.timestamp,
+                label.label.name.as_str(),
+                label.label.confidence
+            ),
+            (1500, "Car", 87.25)
+        );
+        assert_eq!(
+            labels.body["Labels"][0]["Label"]["Parents"],
+            json!([{"Name": "Vehicle"}])
+        );
 
         let faces = a.get_page(AnalysisKind::Faces, "j", None).await.unwrap();
         let face: CoreFace = serde_json::from_value(faces.body["Faces"][0].clone()).unwrap();
         assert_eq!(face.timestamp, 2000);
         assert_eq!(face.face.confidence, Some(99.5));
         let emotions = face.face.emotions.unwrap();
-        assert_eq!((emotions[0].emotion_type.as_str(), emotions[0].confidence), ("HAPPY", 80.5));
+        assert_eq!(
+            (emotions[0].emotion_type.as_str(), emotions[0].confidence),
+            ("HAPPY", 80.5)
+        );
         assert_eq!(faces.body["Faces"][0]["Face"]["BoundingBox"]["Width"], 0.25);
 
-        let celebs = a.get_page(AnalysisKind::Celebrities, "j", None).await.unwrap();
-        let celeb: CoreCelebrity = serde_json::from_value(celebs.body["Celebrities"][0].clone()).unwrap();
-        assert_eq!((celeb.timestamp, celeb.celebrity.name.as_str(), celeb.celebrity.confidence), (3000, "Jane Doe", 97.0));
+        let celebs = a
+            .get_page(AnalysisKind::Celebrities, "j", None)
+            .await
+            .unwrap();
+        let celeb: CoreCelebrity =
+            serde_json::from_value(celebs.body["Celebrities"][0].clone()).unwrap();
+        assert_eq!(
+            (
+                celeb.timestamp,
+                celeb.celebrity.name.as_str(),
+                celeb.celebrity.confidence
+            ),
+            (3000, "Jane Doe", 97.0)
+        );
 
-        let moderation = a.get_page(AnalysisKind::Moderation, "j", None).await.unwrap();
+        let moderation = a
+            .get_page(AnalysisKind::Moderation, "j", None)
+            .await
+            .unwrap();
         assert_eq!(moderation.body["JobStatus"], "IN_PROGRESS");
-        let m: CoreModeration = serde_json::from_value(moderation.body["ModerationLabels"][0].clone()).unwrap();
-        assert_eq!((m.timestamp, m.moderation_label.name.as_str()), (4000, "Smoking"));
-        assert_eq!(moderation.body["ModerationLabels"][0]["ModerationLabel"]["ParentName"], "Drugs & Tobacco");
+        let m: CoreModeration =
+            serde_json::from_value(moderation.body["ModerationLabels"][0].clone()).unwrap();
+        assert_eq!(
+            (m.timestamp, m.moderation_label.name.as_str()),
+            (4000, "Smoking")
+        );
+        assert_eq!(
+            moderation.body["ModerationLabels"][0]["ModerationLabel"]["ParentName"],
+            "Drugs & Tobacco"
+        );
 
-        let targets: Vec<String> = server.requests().iter().filter_map(|r| r.header("x-amz-target")).collect();
+        let targets: Vec<String> = server
+            .requests()
+            .iter()
+            .filter_map(|r| r.header("x-amz-target"))
+            .collect();
         assert_eq!(
             targets,
             [
@@ -569,22 +760,33 @@ mod tests {
                 client_token: format!("a1-{kind}"),
                 job_tag: "a1".into(),
             };
-            assert_eq!(a.start(&request).await.unwrap(), format!("job-{}", kind.start_api()));
+            assert_eq!(
+                a.start(&request).await.unwrap(),
+                format!("job-{}", kind.start_api())
+            );
         }
         let seen = server.requests();
         assert_eq!(seen.len(), 5);
         for (req, kind) in seen.iter().zip(AnalysisKind::ALL) {
-            assert_eq!(req.header("x-amz-target").unwrap(), format!("RekognitionService.{}", kind.start_api()));
+            assert_eq!(
+                req.header("x-amz-target").unwrap(),
+                format!("RekognitionService.{}", kind.start_api())
+            );
             let body: Value = serde_json::from_slice(&req.body).unwrap();
             assert_eq!(body["ClientRequestToken"], format!("a1-{kind}"));
             assert_eq!(body["JobTag"], "a1");
-            assert_eq!(body["Video"]["S3Object"], json!({"Bucket": "out-bucket", "Name": "assets/a1/proxy/my clip é.mp4"}));
+            assert_eq!(
+                body["Video"]["S3Object"],
+                json!({"Bucket": "out-bucket", "Name": "assets/a1/proxy/my clip é.mp4"})
+            );
             assert_eq!(
                 body["NotificationChannel"],
                 json!({"SNSTopicArn": "arn:aws:sns:us-east-1:1:rek", "RoleArn": "arn:aws:iam::1:role/rek"})
             );
             match kind {
-                AnalysisKind::Segments => assert_eq!(body["SegmentTypes"], json!(["TECHNICAL_CUE", "SHOT"])),
+                AnalysisKind::Segments => {
+                    assert_eq!(body["SegmentTypes"], json!(["TECHNICAL_CUE", "SHOT"]))
+                }
                 AnalysisKind::Faces => assert_eq!(body["FaceAttributes"], "ALL"),
                 _ => {}
             }
@@ -601,7 +803,10 @@ mod tests {
             client_token: "t".into(),
             job_tag: "a1".into(),
         };
-        assert!(matches!(a.start(&request).await, Err(PortError::Permanent(_))));
+        assert!(matches!(
+            a.start(&request).await,
+            Err(PortError::Permanent(_))
+        ));
         assert!(server.requests().is_empty());
     }
 

@@ -24,7 +24,9 @@ pub struct S3BlobStore {
 
 impl S3BlobStore {
     pub fn new(clients: &AwsClients) -> Self {
-        Self { client: clients.s3.clone() }
+        Self {
+            client: clients.s3.clone(),
+        }
     }
 }
 
@@ -33,13 +35,26 @@ impl BlobStore for S3BlobStore {
     async fn get(&self, uri: &S3Uri) -> PortResult<Option<Vec<u8>>> {
         let what = format!("s3 get {uri}");
         retry_transient(&what, || async {
-            let out = match self.client.get_object().bucket(uri.bucket.as_str()).key(uri.key.as_str()).send().await {
+            let out = match self
+                .client
+                .get_object()
+                .bucket(uri.bucket.as_str())
+                .key(uri.key.as_str())
+                .send()
+                .await
+            {
                 Ok(out) => out,
-                Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => return Ok(None),
+                Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
+                    return Ok(None)
+                }
                 Err(e) => return Err(port_error(&what, e)),
             };
             // A body cut off mid-stream is worth another try, like any network failure.
-            let bytes = out.body.collect().await.map_err(|e| PortError::Transient(format!("{what}: reading body: {e}")))?;
+            let bytes = out
+                .body
+                .collect()
+                .await
+                .map_err(|e| PortError::Transient(format!("{what}: reading body: {e}")))?;
             Ok(Some(bytes.into_bytes().to_vec()))
         })
         .await
@@ -65,12 +80,21 @@ impl BlobStore for S3BlobStore {
     async fn head(&self, uri: &S3Uri) -> PortResult<Option<BlobMeta>> {
         let what = format!("s3 head {uri}");
         retry_transient(&what, || async {
-            match self.client.head_object().bucket(uri.bucket.as_str()).key(uri.key.as_str()).send().await {
+            match self
+                .client
+                .head_object()
+                .bucket(uri.bucket.as_str())
+                .key(uri.key.as_str())
+                .send()
+                .await
+            {
                 Ok(out) => Ok(Some(BlobMeta {
                     size: out.content_length().unwrap_or(0).max(0) as u64,
                     etag: out.e_tag().map(str::to_string),
                 })),
-                Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => Ok(None),
+                Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
+                    Ok(None)
+                }
                 Err(e) => Err(port_error(&what, e)),
             }
         })
@@ -95,7 +119,8 @@ impl BlobStore for S3BlobStore {
             .await?;
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
-                let key = ObjectKey::parse(key).map_err(|e| PortError::Permanent(format!("{what}: {e}")))?;
+                let key = ObjectKey::parse(key)
+                    .map_err(|e| PortError::Permanent(format!("{what}: {e}")))?;
                 uris.push(S3Uri::new(prefix.bucket.clone(), key));
             }
             match page.next_continuation_token() {
@@ -112,7 +137,9 @@ impl BlobStore for S3BlobStore {
         let what = format!("s3 put {uri} from {}", path.display());
         retry_transient(&what, || async {
             // A fresh stream per attempt: a failed upload consumed the previous one.
-            let body = ByteStream::from_path(path).await.map_err(|e| PortError::Permanent(format!("{what}: {e}")))?;
+            let body = ByteStream::from_path(path)
+                .await
+                .map_err(|e| PortError::Permanent(format!("{what}: {e}")))?;
             self.client
                 .put_object()
                 .bucket(uri.bucket.as_str())
@@ -130,7 +157,8 @@ impl BlobStore for S3BlobStore {
     /// A presigned GET URL valid for an hour (FFmpeg reads it over HTTPS).
     async fn readable_location(&self, uri: &S3Uri) -> PortResult<String> {
         let what = format!("s3 presign {uri}");
-        let config = PresigningConfig::expires_in(PRESIGN_VALIDITY).map_err(|e| PortError::Permanent(format!("{what}: {e}")))?;
+        let config = PresigningConfig::expires_in(PRESIGN_VALIDITY)
+            .map_err(|e| PortError::Permanent(format!("{what}: {e}")))?;
         let request = self
             .client
             .get_object()

@@ -14,7 +14,10 @@ pub struct SnsTopic {
 
 impl SnsTopic {
     pub fn new(clients: &AwsClients, topic_arn: impl Into<String>) -> Self {
-        Self { client: clients.sns.clone(), topic_arn: topic_arn.into() }
+        Self {
+            client: clients.sns.clone(),
+            topic_arn: topic_arn.into(),
+        }
     }
 
     pub fn arn(&self) -> &str {

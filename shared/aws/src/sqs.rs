@@ -9,9 +9,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
 use cuepoint_runtime::config::AwsSettings;
-use cuepoint_runtime::ports::{DeadLetter, DeadLetters, PortError, PortResult, Queue, ReceivedMessage};
+use cuepoint_runtime::ports::{
+    DeadLetter, DeadLetters, PortError, PortResult, Queue, ReceivedMessage,
+};
 
 use crate::clients::AwsClients;
 use crate::error::{error_code, port_error, retry_transient};
@@ -59,11 +63,23 @@ impl SqsQueue {
     }
 
     /// The queue called `name` in `settings.queue_urls`; failures go to `settings.table`.
-    pub fn from_settings(clients: &AwsClients, settings: &AwsSettings, name: &str) -> PortResult<Self> {
+    pub fn from_settings(
+        clients: &AwsClients,
+        settings: &AwsSettings,
+        name: &str,
+    ) -> PortResult<Self> {
         let url = settings.queue_urls.get(name).ok_or_else(|| {
-            PortError::NotFound(format!("no URL for queue {name:?} in aws.queue_urls (have: {:?})", settings.queue_urls.keys()))
+            PortError::NotFound(format!(
+                "no URL for queue {name:?} in aws.queue_urls (have: {:?})",
+                settings.queue_urls.keys()
+            ))
         })?;
-        Ok(Self::new(clients, name, url.clone(), settings.table.clone()))
+        Ok(Self::new(
+            clients,
+            name,
+            url.clone(),
+            settings.table.clone(),
+        ))
     }
 
     pub fn url(&self) -> &str {
@@ -95,7 +111,11 @@ impl SqsQueue {
         .await?;
         let mut again = Vec::new();
         for failed in out.failed() {
-            let receipt = failed.id().parse::<usize>().ok().and_then(|i| receipts.get(i));
+            let receipt = failed
+                .id()
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| receipts.get(i));
             let Some(receipt) = receipt else { continue };
             if is_stale_receipt(failed.code(), failed.message()) {
                 // The message was already deleted, or its visibility ran out and someone else
@@ -121,7 +141,8 @@ fn is_stale_receipt(code: &str, message: Option<&str>) -> bool {
     let message = message.unwrap_or("").to_ascii_lowercase();
     code == "ReceiptHandleIsInvalid"
         || code == "AWS.SimpleQueueService.ReceiptHandleIsInvalid"
-        || (code == "InvalidParameterValue" && (message.contains("receipt handle") || message.contains("receipthandle")))
+        || (code == "InvalidParameterValue"
+            && (message.contains("receipt handle") || message.contains("receipthandle")))
 }
 
 fn seconds_i32(d: Duration, max: u64) -> i32 {
@@ -134,7 +155,12 @@ impl Queue for SqsQueue {
         &self.name
     }
 
-    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> PortResult<Vec<ReceivedMessage>> {
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> PortResult<Vec<ReceivedMessage>> {
         let what = format!("sqs receive {}", self.name);
         let out = retry_transient(&what, || async {
             self.sqs
@@ -153,7 +179,9 @@ impl Queue for SqsQueue {
             .iter()
             .map(|m| {
                 let (Some(id), Some(receipt)) = (m.message_id(), m.receipt_handle()) else {
-                    return Err(PortError::Permanent(format!("{what}: message without id or receipt handle")));
+                    return Err(PortError::Permanent(format!(
+                        "{what}: message without id or receipt handle"
+                    )));
                 };
                 Ok(ReceivedMessage {
                     message_id: id.to_string(),
@@ -205,7 +233,9 @@ impl Queue for SqsQueue {
                     let code = error_code(&e).unwrap_or("").to_string();
                     let err = port_error(&what, e);
                     // Already deleted or no longer ours: the caller learns the message is gone.
-                    if code.contains("MessageNotInflight") || is_stale_receipt(&code, Some(&err.to_string())) {
+                    if code.contains("MessageNotInflight")
+                        || is_stale_receipt(&code, Some(&err.to_string()))
+                    {
                         Err(PortError::NotFound(err.to_string()))
                     } else {
                         Err(err)
@@ -238,13 +268,28 @@ impl Queue for SqsQueue {
         let what = format!("record failure of {} on {}", message.message_id, self.name);
         let now = now_secs();
         let item = HashMap::from([
-            ("pk".to_string(), AttributeValue::S(failure_key(&message.message_id))),
+            (
+                "pk".to_string(),
+                AttributeValue::S(failure_key(&message.message_id)),
+            ),
             ("reason".to_string(), AttributeValue::S(reason.to_string())),
             ("queue".to_string(), AttributeValue::S(self.name.clone())),
-            ("body".to_string(), AttributeValue::S(excerpt(&message.body, BODY_EXCERPT_BYTES).to_string())),
-            ("receiveCount".to_string(), AttributeValue::N(message.receive_count.to_string())),
-            ("failedAt".to_string(), AttributeValue::N(now_ms().to_string())),
-            ("expiresAt".to_string(), AttributeValue::N((now + FAILURE_TTL_SECONDS).to_string())),
+            (
+                "body".to_string(),
+                AttributeValue::S(excerpt(&message.body, BODY_EXCERPT_BYTES).to_string()),
+            ),
+            (
+                "receiveCount".to_string(),
+                AttributeValue::N(message.receive_count.to_string()),
+            ),
+            (
+                "failedAt".to_string(),
+                AttributeValue::N(now_ms().to_string()),
+            ),
+            (
+                "expiresAt".to_string(),
+                AttributeValue::N((now + FAILURE_TTL_SECONDS).to_string()),
+            ),
         ]);
         retry_transient(&what, || async {
             self.dynamodb
@@ -301,7 +346,11 @@ pub struct DlqBinding {
 }
 
 impl SqsDeadLetters {
-    pub fn new(clients: &AwsClients, queue_urls: BTreeMap<String, String>, failure_table: impl Into<String>) -> Self {
+    pub fn new(
+        clients: &AwsClients,
+        queue_urls: BTreeMap<String, String>,
+        failure_table: impl Into<String>,
+    ) -> Self {
         Self {
             sqs: clients.sqs.clone(),
             dynamodb: clients.dynamodb.clone(),
@@ -316,10 +365,12 @@ impl SqsDeadLetters {
 
     /// The DLQ of `source` (a queue name from the settings), or `None` without a redrive policy.
     pub async fn binding(&self, source: &str) -> PortResult<Option<DlqBinding>> {
-        let source_url = self
-            .queue_urls
-            .get(source)
-            .ok_or_else(|| PortError::NotFound(format!("no queue named {source:?} (have: {:?})", self.queue_urls.keys())))?;
+        let source_url = self.queue_urls.get(source).ok_or_else(|| {
+            PortError::NotFound(format!(
+                "no queue named {source:?} (have: {:?})",
+                self.queue_urls.keys()
+            ))
+        })?;
         let what = format!("sqs redrive policy of {source}");
         let attrs = retry_transient(&what, || async {
             self.sqs
@@ -336,10 +387,12 @@ impl SqsDeadLetters {
         let Some(policy) = attrs.get(&QueueAttributeName::RedrivePolicy) else {
             return Ok(None);
         };
-        let (dlq_arn, max_receive_count) = parse_redrive_policy(policy)
-            .ok_or_else(|| PortError::Permanent(format!("{what}: unreadable RedrivePolicy {policy}")))?;
-        let (account, dlq_name) = arn_account_and_name(&dlq_arn)
-            .ok_or_else(|| PortError::Permanent(format!("{what}: bad deadLetterTargetArn {dlq_arn}")))?;
+        let (dlq_arn, max_receive_count) = parse_redrive_policy(policy).ok_or_else(|| {
+            PortError::Permanent(format!("{what}: unreadable RedrivePolicy {policy}"))
+        })?;
+        let (account, dlq_name) = arn_account_and_name(&dlq_arn).ok_or_else(|| {
+            PortError::Permanent(format!("{what}: bad deadLetterTargetArn {dlq_arn}"))
+        })?;
         let what = format!("sqs url of dead-letter queue {dlq_name}");
         let dlq_url = retry_transient(&what, || async {
             self.sqs
@@ -356,7 +409,10 @@ impl SqsDeadLetters {
         .to_string();
         Ok(Some(DlqBinding {
             source_url: source_url.clone(),
-            source_arn: attrs.get(&QueueAttributeName::QueueArn).cloned().unwrap_or_default(),
+            source_arn: attrs
+                .get(&QueueAttributeName::QueueArn)
+                .cloned()
+                .unwrap_or_default(),
             dlq_url,
             dlq_arn,
             max_receive_count,
@@ -364,9 +420,11 @@ impl SqsDeadLetters {
     }
 
     async fn dlq_of(&self, source: &str) -> PortResult<DlqBinding> {
-        self.binding(source)
-            .await?
-            .ok_or_else(|| PortError::NotFound(format!("queue {source:?} has no dead-letter queue (no RedrivePolicy)")))
+        self.binding(source).await?.ok_or_else(|| {
+            PortError::NotFound(format!(
+                "queue {source:?} has no dead-letter queue (no RedrivePolicy)"
+            ))
+        })
     }
 
     /// Messages held by a queue: visible plus in flight (a peek makes messages briefly in flight).
@@ -384,8 +442,14 @@ impl SqsDeadLetters {
         })
         .await?;
         let attrs = out.attributes().cloned().unwrap_or_default();
-        let n = |k: QueueAttributeName| attrs.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        Ok(n(QueueAttributeName::ApproximateNumberOfMessages) + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+        let n = |k: QueueAttributeName| {
+            attrs
+                .get(&k)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(n(QueueAttributeName::ApproximateNumberOfMessages)
+            + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
     }
 
     /// Failure records for these message ids (BatchGetItem, 100 keys per call).
@@ -414,15 +478,25 @@ impl SqsDeadLetters {
                         .map_err(|e| port_error("dynamodb failure lookup", e))
                 })
                 .await?;
-                for item in out.responses().and_then(|r| r.get(&self.failure_table)).into_iter().flatten() {
-                    if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(reason))) = (item.get("pk"), item.get("reason")) {
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.failure_table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(reason))) =
+                        (item.get("pk"), item.get("reason"))
+                    {
                         if let Some(id) = pk.strip_prefix("failure#") {
                             reasons.insert(id.to_string(), reason.clone());
                         }
                     }
                 }
                 // Throttled keys come back as unprocessed: ask again, briefly.
-                request = out.unprocessed_keys().and_then(|u| u.get(&self.failure_table)).cloned();
+                request = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.failure_table))
+                    .cloned();
                 rounds += 1;
                 if request.is_some() {
                     if rounds >= 5 {
@@ -491,7 +565,9 @@ impl DeadLetters for SqsDeadLetters {
                     .max_number_of_messages((limit - letters.len()).clamp(1, MAX_BATCH) as i32)
                     .visibility_timeout(0)
                     .wait_time_seconds(if letters.is_empty() { 1 } else { 0 })
-                    .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                    .message_system_attribute_names(
+                        MessageSystemAttributeName::ApproximateReceiveCount,
+                    )
                     .send()
                     .await
                     .map_err(|e| port_error(&what, e))
@@ -510,7 +586,11 @@ impl DeadLetters for SqsDeadLetters {
                     });
                 }
             }
-            idle_rounds = if letters.len() == before { idle_rounds + 1 } else { 0 };
+            idle_rounds = if letters.len() == before {
+                idle_rounds + 1
+            } else {
+                0
+            };
         }
         let ids: Vec<String> = letters.iter().map(|l| l.message_id.clone()).collect();
         let reasons = self.reasons(&ids).await?;
@@ -548,7 +628,10 @@ mod tests {
     #[test]
     fn redrive_policy_parses_both_number_forms() {
         let p = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:q-dlq","maxReceiveCount":"5"}"#;
-        assert_eq!(parse_redrive_policy(p), Some(("arn:aws:sqs:us-east-1:000000000000:q-dlq".into(), Some(5))));
+        assert_eq!(
+            parse_redrive_policy(p),
+            Some(("arn:aws:sqs:us-east-1:000000000000:q-dlq".into(), Some(5)))
+        );
         let p = r#"{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:1:x","maxReceiveCount":8}"#;
         assert_eq!(parse_redrive_policy(p).unwrap().1, Some(8));
         assert_eq!(parse_redrive_policy("{}"), None);
@@ -557,7 +640,10 @@ mod tests {
 
     #[test]
     fn arn_parts() {
-        assert_eq!(arn_account_and_name("arn:aws:sqs:us-east-1:000000000000:q-dlq"), Some(("000000000000", "q-dlq")));
+        assert_eq!(
+            arn_account_and_name("arn:aws:sqs:us-east-1:000000000000:q-dlq"),
+            Some(("000000000000", "q-dlq"))
+        );
         assert_eq!(arn_account_and_name("arn:aws:sqs:us-east-1:1"), None);
     }
 
@@ -572,7 +658,10 @@ mod tests {
     fn stale_receipts_are_recognised() {
         assert!(is_stale_receipt("ReceiptHandleIsInvalid", None));
         assert!(is_stale_receipt("InvalidParameterValue", Some("Value x for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired.")));
-        assert!(!is_stale_receipt("InvalidParameterValue", Some("DelaySeconds too large")));
+        assert!(!is_stale_receipt(
+            "InvalidParameterValue",
+            Some("DelaySeconds too large")
+        ));
         assert!(!is_stale_receipt("InternalError", None));
     }
 }

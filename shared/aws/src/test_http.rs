@@ -23,7 +23,10 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -35,7 +38,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: u16, body: &str) -> Self {
-        Self { status, headers: vec![("content-type".into(), "application/json".into())], body: body.to_string() }
+        Self {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string(),
+        }
     }
     pub fn with_header(mut self, k: &str, v: &str) -> Self {
         self.headers.push((k.into(), v.into()));
@@ -92,16 +99,30 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Recorded>>) -> st
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let len = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let len = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body)?;
-    let request = Recorded { method, path, headers, body };
+    let request = Recorded {
+        method,
+        path,
+        headers,
+        body,
+    };
     let reply = handler(&request);
     if let Ok(mut l) = log.lock() {
         l.push(request);
     }
     let mut out = stream;
-    write!(out, "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n", reply.status, reply.body.len())?;
+    write!(
+        out,
+        "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+        reply.status,
+        reply.body.len()
+    )?;
     for (k, v) in &reply.headers {
         write!(out, "{k}: {v}\r\n")?;
     }
@@ -114,8 +135,16 @@ pub fn test_clients(endpoint: &str) -> AwsClients {
     let config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "test")))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test", "test", None, None, "test",
+        )))
         .endpoint_url(endpoint)
         .build();
-    AwsClients::from_sdk_config(&config, &AwsSettings { s3_path_style: true, ..AwsSettings::default() })
+    AwsClients::from_sdk_config(
+        &config,
+        &AwsSettings {
+            s3_path_style: true,
+            ..AwsSettings::default()
+        },
+    )
 }

@@ -35,7 +35,8 @@ pub enum AdsError {
 impl AdInventory {
     /// Parses and checks an inventory: at least one ad, every url non-empty.
     pub fn parse(json: &str) -> Result<AdInventory, AdsError> {
-        let inv: AdInventory = serde_json::from_str(json).map_err(|e| AdsError::Json(e.to_string()))?;
+        let inv: AdInventory =
+            serde_json::from_str(json).map_err(|e| AdsError::Json(e.to_string()))?;
         if inv.ads.is_empty() {
             return Err(AdsError::Empty);
         }

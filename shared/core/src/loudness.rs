@@ -131,10 +131,21 @@ pub enum LoudnessError {
         COL_INPUT_MAX + 1
     )]
     MissingSummary { line: usize, found: usize },
-    #[error("line {line}: too few columns: found {found}, a measurement row needs at least {needed}")]
-    TooFewColumns { line: usize, found: usize, needed: usize },
+    #[error(
+        "line {line}: too few columns: found {found}, a measurement row needs at least {needed}"
+    )]
+    TooFewColumns {
+        line: usize,
+        found: usize,
+        needed: usize,
+    },
     #[error("line {line}: {field} (column {}) is not a number: {value:?}", column + 1)]
-    NotANumber { line: usize, column: usize, field: &'static str, value: String },
+    NotANumber {
+        line: usize,
+        column: usize,
+        field: &'static str,
+        value: String,
+    },
 }
 
 /// Which loudness measurement decides silence.
@@ -177,7 +188,11 @@ pub struct SilentRun {
 /// Maximal runs of consecutive rows whose `measure` is below `threshold`, in row order.
 /// Shared by the audio report, the reference scorer (which uses only where runs begin) and the
 /// default scorer (which uses whole intervals).
-pub fn silent_runs(rows: &[LoudnessRow], threshold: f64, measure: LoudnessMeasure) -> Vec<SilentRun> {
+pub fn silent_runs(
+    rows: &[LoudnessRow],
+    threshold: f64,
+    measure: LoudnessMeasure,
+) -> Vec<SilentRun> {
     let mut runs = Vec::new();
     let mut open: Option<usize> = None;
     for (i, row) in rows.iter().enumerate() {
@@ -192,7 +207,10 @@ pub fn silent_runs(rows: &[LoudnessRow], threshold: f64, measure: LoudnessMeasur
         }
     }
     if let Some(first) = open {
-        runs.push(SilentRun { first, last: rows.len() - 1 });
+        runs.push(SilentRun {
+            first,
+            last: rows.len() - 1,
+        });
     }
     runs
 }
@@ -202,7 +220,11 @@ pub fn silent_runs(rows: &[LoudnessRow], threshold: f64, measure: LoudnessMeasur
 pub fn run_interval(rows: &[LoudnessRow], run: SilentRun) -> SilenceInterval {
     let start = rows[run.first].seconds;
     let end = rows.get(run.last + 1).unwrap_or(&rows[run.last]).seconds;
-    SilenceInterval { start, end, duration: end - start }
+    SilenceInterval {
+        start,
+        end,
+        duration: end - start,
+    }
 }
 
 /// Silence intervals of one track at least `min_seconds` long.
@@ -233,7 +255,11 @@ pub fn common_silence(tracks: &[Vec<SilenceInterval>], min_seconds: f64) -> Vec<
             let start = acc[i].start.max(other[j].start);
             let end = acc[i].end.min(other[j].end);
             if end >= start {
-                next.push(SilenceInterval { start, end, duration: end - start });
+                next.push(SilenceInterval {
+                    start,
+                    end,
+                    duration: end - start,
+                });
             }
             if acc[i].end < other[j].end {
                 i += 1;
@@ -287,7 +313,9 @@ impl LoudnessLog {
         };
         let body: Vec<(usize, &str)> = lines.filter(|(_, l)| !l.trim().is_empty()).collect();
         let Some((&(summary_line, summary_text), data)) = body.split_last() else {
-            return Err(LoudnessError::HeaderOnly { line: header_line + 1 });
+            return Err(LoudnessError::HeaderOnly {
+                line: header_line + 1,
+            });
         };
 
         let mut rows = Vec::with_capacity(data.len());
@@ -320,15 +348,36 @@ impl LoudnessLog {
 
         let cells: Vec<&str> = summary_text.split(',').map(str::trim).collect();
         if cells.len() < SUMMARY_MIN_COLUMNS {
-            return Err(LoudnessError::MissingSummary { line: summary_line, found: cells.len() });
+            return Err(LoudnessError::MissingSummary {
+                line: summary_line,
+                found: cells.len(),
+            });
         }
         let summary = LoudnessSummary {
-            input_integrated: optional(&cells, summary_line, COL_INPUT_INTEGRATED, "input integrated loudness")?,
-            input_max_loudness: required(&cells, summary_line, COL_INPUT_MAX, "input max loudness")?,
-            input_true_peak: optional(&cells, summary_line, COL_INPUT_TRUE_PEAK, "input true peak")?,
+            input_integrated: optional(
+                &cells,
+                summary_line,
+                COL_INPUT_INTEGRATED,
+                "input integrated loudness",
+            )?,
+            input_max_loudness: required(
+                &cells,
+                summary_line,
+                COL_INPUT_MAX,
+                "input max loudness",
+            )?,
+            input_true_peak: optional(
+                &cells,
+                summary_line,
+                COL_INPUT_TRUE_PEAK,
+                "input true peak",
+            )?,
         };
         let number = |col: usize| cells.get(col).and_then(|c| c.parse::<f64>().ok());
-        let tail = SummaryRowCells { seconds: number(COL_TIME), short_term: number(COL_SHORT_TERM) };
+        let tail = SummaryRowCells {
+            seconds: number(COL_TIME),
+            short_term: number(COL_SHORT_TERM),
+        };
         Ok((LoudnessLog { rows, summary }, tail))
     }
 
@@ -343,7 +392,12 @@ impl LoudnessLog {
     }
 }
 
-fn required(cells: &[&str], line: usize, column: usize, field: &'static str) -> Result<f64, LoudnessError> {
+fn required(
+    cells: &[&str],
+    line: usize,
+    column: usize,
+    field: &'static str,
+) -> Result<f64, LoudnessError> {
     let value = cells[column];
     value.parse::<f64>().map_err(|_| LoudnessError::NotANumber {
         line,
@@ -354,7 +408,12 @@ fn required(cells: &[&str], line: usize, column: usize, field: &'static str) -> 
 }
 
 /// A cell the scorers do not read: absent or empty is NaN, anything else must be a number.
-fn optional(cells: &[&str], line: usize, column: usize, field: &'static str) -> Result<f64, LoudnessError> {
+fn optional(
+    cells: &[&str],
+    line: usize,
+    column: usize,
+    field: &'static str,
+) -> Result<f64, LoudnessError> {
     match cells.get(column) {
         None | Some(&"") => Ok(f64::NAN),
         Some(_) => required(cells, line, column, field),
@@ -399,8 +458,10 @@ impl AudioReport {
     /// The seed's per-asset audio attributes from one loudness log per track (track 1 first).
     pub fn from_logs(logs: &[LoudnessLog], opts: &AudioOptions) -> AudioReport {
         let maxloudness: Vec<f64> = logs.iter().map(|l| l.summary.input_max_loudness).collect();
-        let loudnessmap: Vec<u8> =
-            logs.iter().map(|l| u8::from(l.has_audio(opts.silence_threshold))).collect();
+        let loudnessmap: Vec<u8> = logs
+            .iter()
+            .map(|l| u8::from(l.has_audio(opts.silence_threshold)))
+            .collect();
         let active = loudnessmap.iter().filter(|&&m| m == 1).count();
         let silences = logs
             .iter()
@@ -424,7 +485,12 @@ impl AudioReport {
 
     /// Indexes (0-based) of the tracks that carry audio.
     pub fn active_tracks(&self) -> Vec<usize> {
-        self.loudnessmap.iter().enumerate().filter(|(_, &m)| m == 1).map(|(i, _)| i).collect()
+        self.loudnessmap
+            .iter()
+            .enumerate()
+            .filter(|(_, &m)| m == 1)
+            .map(|(i, _)| i)
+            .collect()
     }
 }
 
@@ -434,13 +500,23 @@ mod tests {
     use proptest::prelude::*;
 
     fn row(seconds: f64, short_term: f64) -> LoudnessRow {
-        LoudnessRow { seconds, momentary: short_term, integrated: -23.0, short_term, true_peak: -1.0 }
+        LoudnessRow {
+            seconds,
+            momentary: short_term,
+            integrated: -23.0,
+            short_term,
+            true_peak: -1.0,
+        }
     }
 
     fn log(rows: Vec<LoudnessRow>, max: f64) -> LoudnessLog {
         LoudnessLog {
             rows,
-            summary: LoudnessSummary { input_integrated: -23.0, input_max_loudness: max, input_true_peak: -1.5 },
+            summary: LoudnessSummary {
+                input_integrated: -23.0,
+                input_max_loudness: max,
+                input_true_peak: -1.5,
+            },
         }
     }
 
@@ -450,8 +526,14 @@ mod tests {
         let csv = l.to_csv();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], CSV_HEADER);
-        assert_eq!(lines[0].split(',').nth(6), Some("Input Max Loudness (LUFS)"));
-        assert_eq!(lines[0].split(',').nth(3), Some("Short-Term Loudness (LUFS)"));
+        assert_eq!(
+            lines[0].split(',').nth(6),
+            Some("Input Max Loudness (LUFS)")
+        );
+        assert_eq!(
+            lines[0].split(',').nth(3),
+            Some("Short-Term Loudness (LUFS)")
+        );
         assert_eq!(lines[1], "0.1,-20.5,-23,-20.5,-1");
         assert_eq!(lines[2], "0.2,-60,-23,-60,-1");
         // Summary: column 0 the last time, column 3 the marker, column 6 Input Max Loudness.
@@ -462,10 +544,19 @@ mod tests {
 
     #[test]
     fn parse_reads_back_what_to_csv_wrote() {
-        let l = log(vec![row(0.0, -120.7), row(0.1, -20.5), row(0.2, -60.0)], -143.268118);
+        let l = log(
+            vec![row(0.0, -120.7), row(0.1, -20.5), row(0.2, -60.0)],
+            -143.268118,
+        );
         assert_eq!(LoudnessLog::parse(&l.to_csv()).unwrap(), l);
         let (_, cells) = LoudnessLog::parse_with_summary_cells(&l.to_csv()).unwrap();
-        assert_eq!(cells, SummaryRowCells { seconds: Some(0.2), short_term: Some(0.0) });
+        assert_eq!(
+            cells,
+            SummaryRowCells {
+                seconds: Some(0.2),
+                short_term: Some(0.0)
+            }
+        );
     }
 
     #[test]
@@ -502,7 +593,10 @@ mod tests {
     fn parse_errors_name_the_line_and_problem() {
         assert_eq!(LoudnessLog::parse(""), Err(LoudnessError::Empty));
         assert_eq!(LoudnessLog::parse(" \n\n"), Err(LoudnessError::Empty));
-        assert_eq!(LoudnessLog::parse("header\n"), Err(LoudnessError::HeaderOnly { line: 2 }));
+        assert_eq!(
+            LoudnessLog::parse("header\n"),
+            Err(LoudnessError::HeaderOnly { line: 2 })
+        );
         // Truncated: the last line is a measurement row, not a summary.
         let truncated = "h\n0.1,-20,-20,-20,-1\n0.2,-20,-2";
         let err = LoudnessLog::parse(truncated).unwrap_err();
@@ -510,28 +604,85 @@ mod tests {
         assert!(err.to_string().contains("line 3"), "{err}");
         assert!(err.to_string().contains("truncated"), "{err}");
         let err = LoudnessLog::parse("h\n0.1,-20,-20\n0.2,,,0,,-1,-2,-3\n").unwrap_err();
-        assert_eq!(err, LoudnessError::TooFewColumns { line: 2, found: 3, needed: 4 });
-        assert_eq!(err.to_string(), "line 2: too few columns: found 3, a measurement row needs at least 4");
+        assert_eq!(
+            err,
+            LoudnessError::TooFewColumns {
+                line: 2,
+                found: 3,
+                needed: 4
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "line 2: too few columns: found 3, a measurement row needs at least 4"
+        );
         let err = LoudnessLog::parse("h\n0.1,-20,-20,loud,-1\n0.2,,,0,,-1,-2,-3\n").unwrap_err();
         assert_eq!(
             err,
-            LoudnessError::NotANumber { line: 2, column: 3, field: "short-term loudness", value: "loud".into() }
+            LoudnessError::NotANumber {
+                line: 2,
+                column: 3,
+                field: "short-term loudness",
+                value: "loud".into()
+            }
         );
-        assert_eq!(err.to_string(), "line 2: short-term loudness (column 4) is not a number: \"loud\"");
+        assert_eq!(
+            err.to_string(),
+            "line 2: short-term loudness (column 4) is not a number: \"loud\""
+        );
         let err = LoudnessLog::parse("h\nabc,-20,-20,-20,-1\n0.2,,,0,,-1,-2,-3\n").unwrap_err();
-        assert!(matches!(err, LoudnessError::NotANumber { line: 2, column: 0, .. }));
+        assert!(matches!(
+            err,
+            LoudnessError::NotANumber {
+                line: 2,
+                column: 0,
+                ..
+            }
+        ));
         let err = LoudnessLog::parse("h\nnan,-20,-20,-20,-1\n0.2,,,0,,-1,-2,-3\n").unwrap_err();
-        assert!(matches!(err, LoudnessError::NotANumber { line: 2, column: 0, .. }), "time must be finite");
+        assert!(
+            matches!(
+                err,
+                LoudnessError::NotANumber {
+                    line: 2,
+                    column: 0,
+                    ..
+                }
+            ),
+            "time must be finite"
+        );
         let err = LoudnessLog::parse("h\n1,-20,-20,-20,-1\n0.2,,,0,,-1,,-3\n").unwrap_err();
-        assert!(matches!(err, LoudnessError::NotANumber { line: 3, column: 6, field: "input max loudness", .. }));
+        assert!(matches!(
+            err,
+            LoudnessError::NotANumber {
+                line: 3,
+                column: 6,
+                field: "input max loudness",
+                ..
+            }
+        ));
         let err = LoudnessLog::parse("h\n1,x,-20,-20,-1\n0.2,,,0,,-1,-2,-3\n").unwrap_err();
-        assert!(matches!(err, LoudnessError::NotANumber { line: 2, column: 1, .. }));
+        assert!(matches!(
+            err,
+            LoudnessError::NotANumber {
+                line: 2,
+                column: 1,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn non_numeric_summary_cells_are_none() {
-        let (_, cells) = LoudnessLog::parse_with_summary_cells("h\nSummary,,,,,-1,-2,-3\n").unwrap();
-        assert_eq!(cells, SummaryRowCells { seconds: None, short_term: None });
+        let (_, cells) =
+            LoudnessLog::parse_with_summary_cells("h\nSummary,,,,,-1,-2,-3\n").unwrap();
+        assert_eq!(
+            cells,
+            SummaryRowCells {
+                seconds: None,
+                short_term: None
+            }
+        );
     }
 
     fn rows_at(levels: &[(f64, f64)]) -> Vec<LoudnessRow> {
@@ -540,13 +691,32 @@ mod tests {
 
     #[test]
     fn silent_runs_and_intervals() {
-        let rows = rows_at(&[(0.0, -70.0), (1.0, -70.0), (2.0, -20.0), (3.0, -60.0), (4.0, -50.0), (5.0, -55.0), (6.0, -56.0)]);
+        let rows = rows_at(&[
+            (0.0, -70.0),
+            (1.0, -70.0),
+            (2.0, -20.0),
+            (3.0, -60.0),
+            (4.0, -50.0),
+            (5.0, -55.0),
+            (6.0, -56.0),
+        ]);
         let runs = silent_runs(&rows, -50.0, LoudnessMeasure::ShortTerm);
-        assert_eq!(runs, vec![SilentRun { first: 0, last: 1 }, SilentRun { first: 3, last: 3 }, SilentRun { first: 5, last: 6 }]);
+        assert_eq!(
+            runs,
+            vec![
+                SilentRun { first: 0, last: 1 },
+                SilentRun { first: 3, last: 3 },
+                SilentRun { first: 5, last: 6 }
+            ]
+        );
         // -50 is not below -50. The last run ends with the log, at the last row's time.
         let ivs = silence_intervals(&rows, -50.0, LoudnessMeasure::ShortTerm, 0.0);
-        let spans: Vec<(f64, f64, f64)> = ivs.iter().map(|i| (i.start, i.end, i.duration)).collect();
-        assert_eq!(spans, vec![(0.0, 2.0, 2.0), (3.0, 4.0, 1.0), (5.0, 6.0, 1.0)]);
+        let spans: Vec<(f64, f64, f64)> =
+            ivs.iter().map(|i| (i.start, i.end, i.duration)).collect();
+        assert_eq!(
+            spans,
+            vec![(0.0, 2.0, 2.0), (3.0, 4.0, 1.0), (5.0, 6.0, 1.0)]
+        );
         let long = silence_intervals(&rows, -50.0, LoudnessMeasure::ShortTerm, 1.5);
         assert_eq!(long.len(), 1);
         assert!(silent_runs(&[], -50.0, LoudnessMeasure::ShortTerm).is_empty());
@@ -556,12 +726,19 @@ mod tests {
     fn momentary_measure_reads_the_momentary_column() {
         let mut r = row(1.0, -20.0);
         r.momentary = -80.0;
-        assert_eq!(silent_runs(&[r.clone()], -50.0, LoudnessMeasure::Momentary).len(), 1);
+        assert_eq!(
+            silent_runs(&[r.clone()], -50.0, LoudnessMeasure::Momentary).len(),
+            1
+        );
         assert!(silent_runs(&[r], -50.0, LoudnessMeasure::ShortTerm).is_empty());
     }
 
     fn iv(start: f64, end: f64) -> SilenceInterval {
-        SilenceInterval { start, end, duration: end - start }
+        SilenceInterval {
+            start,
+            end,
+            duration: end - start,
+        }
     }
 
     #[test]
@@ -569,8 +746,14 @@ mod tests {
         let a = vec![iv(0.0, 2.0), iv(5.0, 9.0), iv(12.0, 13.0)];
         let b = vec![iv(1.0, 6.0), iv(8.0, 12.5)];
         let both = common_silence(&[a.clone(), b], 0.0);
-        assert_eq!(both, vec![iv(1.0, 2.0), iv(5.0, 6.0), iv(8.0, 9.0), iv(12.0, 12.5)]);
-        assert_eq!(common_silence(&[a.clone()], 1.5), vec![iv(0.0, 2.0), iv(5.0, 9.0)]);
+        assert_eq!(
+            both,
+            vec![iv(1.0, 2.0), iv(5.0, 6.0), iv(8.0, 9.0), iv(12.0, 12.5)]
+        );
+        assert_eq!(
+            common_silence(std::slice::from_ref(&a), 1.5),
+            vec![iv(0.0, 2.0), iv(5.0, 9.0)]
+        );
         assert!(common_silence(&[], 0.0).is_empty());
         assert!(common_silence(&[a, vec![]], 0.0).is_empty());
     }
@@ -578,8 +761,20 @@ mod tests {
     #[test]
     fn audio_report_follows_the_seed() {
         // The seed's 8-track example: two tracks with audio, six silent -> a 2.0 asset.
-        let maxes = [-12.766523, -14.114044, -143.268118, -143.268118, -143.268118, -143.268118, -143.268118, -143.268118];
-        let logs: Vec<LoudnessLog> = maxes.iter().map(|&m| log(vec![row(1.0, -20.0)], m)).collect();
+        let maxes = [
+            -12.766523,
+            -14.114044,
+            -143.268118,
+            -143.268118,
+            -143.268118,
+            -143.268118,
+            -143.268118,
+            -143.268118,
+        ];
+        let logs: Vec<LoudnessLog> = maxes
+            .iter()
+            .map(|&m| log(vec![row(1.0, -20.0)], m))
+            .collect();
         let report = AudioReport::from_logs(&logs, &AudioOptions::default());
         assert_eq!(report.audiocount, 8);
         assert_eq!(report.maxloudness, maxes.to_vec());
@@ -588,7 +783,10 @@ mod tests {
         assert_eq!(report.active_tracks(), vec![0, 1]);
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["layout"], "2.0");
-        assert_eq!(json["loudnessmap"], serde_json::json!([1, 1, 0, 0, 0, 0, 0, 0]));
+        assert_eq!(
+            json["loudnessmap"],
+            serde_json::json!([1, 1, 0, 0, 0, 0, 0, 0])
+        );
     }
 
     #[test]
@@ -612,7 +810,10 @@ mod tests {
         let r = AudioReport::from_logs(&logs, &AudioOptions::default());
         assert_eq!(r.loudnessmap, vec![0, 1]);
         assert_eq!(r.layout, AudioLayout::Mono);
-        let opts = AudioOptions { silence_threshold: -60.0, ..AudioOptions::default() };
+        let opts = AudioOptions {
+            silence_threshold: -60.0,
+            ..AudioOptions::default()
+        };
         assert_eq!(AudioReport::from_logs(&logs, &opts).loudnessmap, vec![1, 1]);
         let opts: AudioOptions = serde_json::from_str(r#"{"min_silence_seconds": 2}"#).unwrap();
         assert_eq!(opts.silence_threshold, -50.0);
@@ -621,7 +822,17 @@ mod tests {
 
     #[test]
     fn audio_report_silences_per_track() {
-        let t1 = log(rows_at(&[(0.0, -20.0), (1.0, -60.0), (1.2, -60.0), (1.4, -20.0), (2.0, -60.0), (3.0, -61.0)]), -10.0);
+        let t1 = log(
+            rows_at(&[
+                (0.0, -20.0),
+                (1.0, -60.0),
+                (1.2, -60.0),
+                (1.4, -20.0),
+                (2.0, -60.0),
+                (3.0, -61.0),
+            ]),
+            -10.0,
+        );
         let t2 = log(rows_at(&[(0.0, -70.0), (3.0, -70.0)]), -70.0);
         let r = AudioReport::from_logs(&[t1, t2], &AudioOptions::default());
         // Track 1: [1.0, 1.4] is 0.4 s, under the 0.5 s minimum; [2.0, 3.0] ends with the log.
@@ -631,21 +842,36 @@ mod tests {
     }
 
     fn finite() -> impl Strategy<Value = f64> {
-        prop_oneof![-200.0f64..10.0, any::<f64>().prop_filter("finite", |v| v.is_finite())]
+        prop_oneof![
+            -200.0f64..10.0,
+            any::<f64>().prop_filter("finite", |v| v.is_finite())
+        ]
     }
 
     fn arb_log() -> impl Strategy<Value = LoudnessLog> {
-        let r = (finite(), finite(), finite(), finite(), finite()).prop_map(|(seconds, momentary, integrated, short_term, true_peak)| LoudnessRow {
-            seconds,
-            momentary,
-            integrated,
-            short_term,
-            true_peak,
-        });
-        (proptest::collection::vec(r, 0..40), finite(), finite(), finite()).prop_map(|(rows, a, b, c)| LoudnessLog {
-            rows,
-            summary: LoudnessSummary { input_integrated: a, input_max_loudness: b, input_true_peak: c },
-        })
+        let r = (finite(), finite(), finite(), finite(), finite()).prop_map(
+            |(seconds, momentary, integrated, short_term, true_peak)| LoudnessRow {
+                seconds,
+                momentary,
+                integrated,
+                short_term,
+                true_peak,
+            },
+        );
+        (
+            proptest::collection::vec(r, 0..40),
+            finite(),
+            finite(),
+            finite(),
+        )
+            .prop_map(|(rows, a, b, c)| LoudnessLog {
+                rows,
+                summary: LoudnessSummary {
+                    input_integrated: a,
+                    input_max_loudness: b,
+                    input_true_peak: c,
+                },
+            })
     }
 
     proptest! {

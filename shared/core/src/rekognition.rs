@@ -46,6 +46,17 @@ impl AnalysisKind {
         Self::ALL.into_iter().find(|k| k.start_api() == api)
     }
 
+    /// The list field a Get* response pages over.
+    pub fn list_field(self) -> &'static str {
+        match self {
+            Self::Segments => "Segments",
+            Self::Labels => "Labels",
+            Self::Faces => "Faces",
+            Self::Celebrities => "Celebrities",
+            Self::Moderation => "ModerationLabels",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Segments => "segments",

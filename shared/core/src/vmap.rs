@@ -64,7 +64,12 @@ pub fn plan_breaks(breaks: &[Slot], inventory: &AdInventory) -> Vec<VmapBreak> {
         .filter_map(|slot| {
             let labels = slot.context.ad_labels();
             let (ad, similarity) = inventory.choose_scored(&labels)?;
-            Some(VmapBreak { timestamp: slot.timestamp, ad_url: ad.url.clone(), labels, similarity })
+            Some(VmapBreak {
+                timestamp: slot.timestamp,
+                ad_url: ad.url.clone(),
+                labels,
+                similarity,
+            })
         })
         .collect()
 }
@@ -107,13 +112,17 @@ pub fn build_vmap(breaks: &[VmapBreak]) -> Result<String, VmapError> {
         .iter()
         .enumerate()
         .map(|(index, b)| {
-            time_offset(b.timestamp).ok_or(VmapError::InvalidOffset { index, seconds: b.timestamp })
+            time_offset(b.timestamp).ok_or(VmapError::InvalidOffset {
+                index,
+                seconds: b.timestamp,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
 
     let mut w = Writer::new_with_indent(Cursor::new(Vec::new()), b' ', 2);
     let io = |e: std::io::Error| VmapError::Write(e.to_string());
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(io)?;
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+        .map_err(io)?;
     w.create_element("vmap:VMAP")
         .with_attribute(("xmlns:vmap", VMAP_NAMESPACE))
         .with_attribute(("version", VMAP_VERSION))
@@ -124,7 +133,8 @@ pub fn build_vmap(breaks: &[VmapBreak]) -> Result<String, VmapError> {
             Ok(())
         })
         .map_err(io)?;
-    let mut text = String::from_utf8(w.into_inner().into_inner()).map_err(|e| VmapError::Write(e.to_string()))?;
+    let mut text = String::from_utf8(w.into_inner().into_inner())
+        .map_err(|e| VmapError::Write(e.to_string()))?;
     text.push('\n');
     Ok(text)
 }
@@ -155,25 +165,41 @@ fn write_break<W: std::io::Write>(
     Ok(())
 }
 
-fn write_vast<W: std::io::Write>(w: &mut Writer<W>, n: usize, ad: &str, ad_url: &str) -> std::io::Result<()> {
-    w.create_element("VAST").with_attribute(("version", VAST_VERSION)).write_inner_content(|w| {
-        w.create_element("Ad").with_attribute(("id", n.to_string().as_str())).write_inner_content(|w| {
-            w.create_element("InLine").write_inner_content(|w| {
-                w.create_element("AdSystem").write_text_content(BytesText::new(AD_SYSTEM))?;
-                w.create_element("AdTitle").write_text_content(BytesText::new(ad))?;
-                w.create_element("Impression").write_empty()?;
-                w.create_element("Creatives").write_inner_content(|w| {
-                    w.create_element("Creative").write_inner_content(|w| {
-                        w.create_element("Linear").write_inner_content(|w| {
-                            w.create_element("Duration").write_text_content(BytesText::new(AD_DURATION))?;
-                            w.create_element("MediaFiles").write_inner_content(|w| {
-                                w.create_element("MediaFile")
-                                    .with_attribute(("id", ad))
-                                    .with_attribute(("type", "video/mp4"))
-                                    .with_attribute(("delivery", "progressive"))
-                                    .with_attribute(("width", "1920"))
-                                    .with_attribute(("height", "1080"))
-                                    .write_text_content(BytesText::new(ad_url))?;
+fn write_vast<W: std::io::Write>(
+    w: &mut Writer<W>,
+    n: usize,
+    ad: &str,
+    ad_url: &str,
+) -> std::io::Result<()> {
+    w.create_element("VAST")
+        .with_attribute(("version", VAST_VERSION))
+        .write_inner_content(|w| {
+            w.create_element("Ad")
+                .with_attribute(("id", n.to_string().as_str()))
+                .write_inner_content(|w| {
+                    w.create_element("InLine").write_inner_content(|w| {
+                        w.create_element("AdSystem")
+                            .write_text_content(BytesText::new(AD_SYSTEM))?;
+                        w.create_element("AdTitle")
+                            .write_text_content(BytesText::new(ad))?;
+                        w.create_element("Impression").write_empty()?;
+                        w.create_element("Creatives").write_inner_content(|w| {
+                            w.create_element("Creative").write_inner_content(|w| {
+                                w.create_element("Linear").write_inner_content(|w| {
+                                    w.create_element("Duration")
+                                        .write_text_content(BytesText::new(AD_DURATION))?;
+                                    w.create_element("MediaFiles").write_inner_content(|w| {
+                                        w.create_element("MediaFile")
+                                            .with_attribute(("id", ad))
+                                            .with_attribute(("type", "video/mp4"))
+                                            .with_attribute(("delivery", "progressive"))
+                                            .with_attribute(("width", "1920"))
+                                            .with_attribute(("height", "1080"))
+                                            .write_text_content(BytesText::new(ad_url))?;
+                                        Ok(())
+                                    })?;
+                                    Ok(())
+                                })?;
                                 Ok(())
                             })?;
                             Ok(())
@@ -182,12 +208,8 @@ fn write_vast<W: std::io::Write>(w: &mut Writer<W>, n: usize, ad: &str, ad_url: 
                     })?;
                     Ok(())
                 })?;
-                Ok(())
-            })?;
             Ok(())
         })?;
-        Ok(())
-    })?;
     Ok(())
 }
 
@@ -201,7 +223,11 @@ mod tests {
     #[test]
     fn time_offsets_round_to_the_microsecond_then_truncate() {
         assert_eq!(time_offset(1.001).unwrap(), "00:00:01.001");
-        assert_eq!((1.001f64 * 1000.0).floor(), 1000.0, "the naive rule would say .000");
+        assert_eq!(
+            (1.001f64 * 1000.0).floor(),
+            1000.0,
+            "the naive rule would say .000"
+        );
         assert_eq!(time_offset(0.0).unwrap(), "00:00:00.000");
         assert_eq!(time_offset(3723.5).unwrap(), "01:02:03.500");
         assert_eq!(time_offset(59.9999996).unwrap(), "00:01:00.000");
@@ -269,7 +295,12 @@ mod tests {
                 labels: vec![],
                 similarity: 0.0,
             },
-            VmapBreak { timestamp: 3723.5, ad_url: "https://ads.example/b.mp4".into(), labels: vec![], similarity: 0.0 },
+            VmapBreak {
+                timestamp: 3723.5,
+                ad_url: "https://ads.example/b.mp4".into(),
+                labels: vec![],
+                similarity: 0.0,
+            },
         ]
     }
 
@@ -347,7 +378,10 @@ mod tests {
     fn bad_offsets_are_rejected() {
         let mut breaks = golden_breaks();
         breaks[1].timestamp = f64::NAN;
-        assert!(matches!(build_vmap(&breaks), Err(VmapError::InvalidOffset { index: 1, .. })));
+        assert!(matches!(
+            build_vmap(&breaks),
+            Err(VmapError::InvalidOffset { index: 1, .. })
+        ));
     }
 
     /// What the parse-back test reads from a VMAP document.
@@ -375,7 +409,10 @@ mod tests {
         e.attributes()
             .map(|a| {
                 let a = a.unwrap();
-                (String::from_utf8(a.key.as_ref().to_vec()).unwrap(), a.unescape_value().unwrap().into_owned())
+                (
+                    String::from_utf8(a.key.as_ref().to_vec()).unwrap(),
+                    a.unescape_value().unwrap().into_owned(),
+                )
             })
             .collect()
     }
@@ -397,9 +434,14 @@ mod tests {
                             out.root_ns = get("xmlns:vmap");
                             out.root_version = get("version");
                         }
-                        "vmap:AdBreak" => out.breaks.push(ParsedBreak { attrs: a.clone(), ..Default::default() }),
+                        "vmap:AdBreak" => out.breaks.push(ParsedBreak {
+                            attrs: a.clone(),
+                            ..Default::default()
+                        }),
                         "vmap:AdSource" => out.breaks.last_mut().unwrap().source_attrs = a.clone(),
-                        "VAST" => out.breaks.last_mut().unwrap().vast_version = get("version").unwrap(),
+                        "VAST" => {
+                            out.breaks.last_mut().unwrap().vast_version = get("version").unwrap()
+                        }
                         "MediaFile" => {
                             let b = out.breaks.last_mut().unwrap();
                             b.media_attrs = a.clone();
@@ -433,7 +475,10 @@ mod tests {
     }
 
     fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -455,7 +500,11 @@ mod tests {
             );
             assert_eq!(
                 b.source_attrs,
-                kv(&[("id", &format!("midroll-{n}-ad-1")), ("allowMultipleAds", "false"), ("followRedirects", "true")])
+                kv(&[
+                    ("id", &format!("midroll-{n}-ad-1")),
+                    ("allowMultipleAds", "false"),
+                    ("followRedirects", "true")
+                ])
             );
             assert_eq!(b.vast_version, "3.0");
             assert_eq!(b.ad_title, format!("midroll-{n}-ad-1"));
@@ -473,8 +522,17 @@ mod tests {
                 ])
             );
             let want_path = [
-                "vmap:VMAP", "vmap:AdBreak", "vmap:AdSource", "vmap:VASTAdData", "VAST", "Ad", "InLine", "Creatives",
-                "Creative", "Linear", "MediaFiles",
+                "vmap:VMAP",
+                "vmap:AdBreak",
+                "vmap:AdSource",
+                "vmap:VASTAdData",
+                "VAST",
+                "Ad",
+                "InLine",
+                "Creatives",
+                "Creative",
+                "Linear",
+                "MediaFiles",
             ];
             assert_eq!(b.media_path, want_path);
         }
@@ -482,14 +540,23 @@ mod tests {
 
     fn slot(t: f64, before: &[&str], after: &[&str]) -> Slot {
         let entries = |names: &[&str]| {
-            names.iter().map(|n| ContextEntry { name: n.to_string(), confidence: 90.0 }).collect()
+            names
+                .iter()
+                .map(|n| ContextEntry {
+                    name: n.to_string(),
+                    confidence: 90.0,
+                })
+                .collect()
         };
         Slot {
             timestamp: t,
             score: 0.5,
             reasons: vec![Reason::ShotChange],
             context: SlotContext {
-                labels: ContextSide { before: entries(before), after: entries(after) },
+                labels: ContextSide {
+                    before: entries(before),
+                    after: entries(after),
+                },
                 ..SlotContext::default()
             },
             snapped_from: None,
@@ -499,7 +566,10 @@ mod tests {
     #[test]
     fn plan_breaks_chooses_an_ad_per_break_in_order() {
         let inv = AdInventory::default_inventory();
-        let breaks = [slot(30.0, &["Car", "Person"], &["Asphalt", "Car"]), slot(10.0, &["Snow"], &["Skiing", "Mountain"])];
+        let breaks = [
+            slot(30.0, &["Car", "Person"], &["Asphalt", "Car"]),
+            slot(10.0, &["Snow"], &["Skiing", "Mountain"]),
+        ];
         let plan = plan_breaks(&breaks, &inv);
         assert_eq!(plan.len(), 2);
         assert_eq!(plan[0].timestamp, 30.0);

@@ -11,6 +11,7 @@
 
 pub mod analyze;
 pub mod error;
+pub mod local;
 mod metadata;
 pub mod probe;
 pub mod sample;

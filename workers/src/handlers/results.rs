@@ -89,20 +89,9 @@ async fn fetch_all_pages(ctx: &WorkerContext, kind: AnalysisKind, job_id: &str) 
     Ok(merge_pages(kind, pages))
 }
 
-/// The list field each Get* response pages over.
-pub fn list_field(kind: AnalysisKind) -> &'static str {
-    match kind {
-        AnalysisKind::Segments => "Segments",
-        AnalysisKind::Labels => "Labels",
-        AnalysisKind::Faces => "Faces",
-        AnalysisKind::Celebrities => "Celebrities",
-        AnalysisKind::Moderation => "ModerationLabels",
-    }
-}
-
 /// Merge Get* pages: the first page's metadata, every page's items in order, no NextToken.
 pub fn merge_pages(kind: AnalysisKind, pages: Vec<Value>) -> Value {
-    let field = list_field(kind);
+    let field = kind.list_field();
     let mut iter = pages.into_iter();
     let mut merged = iter.next().unwrap_or_else(|| Value::Object(Default::default()));
     let Some(obj) = merged.as_object_mut() else { return merged };

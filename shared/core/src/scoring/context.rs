@@ -27,27 +27,60 @@ impl Default for ContextParams {
 
 /// The context of time `t` (seconds) from the four result lists in `inputs`.
 pub fn context_at(t: f64, inputs: &ScoringInputs, params: &ContextParams) -> SlotContext {
-    let celebrities = inputs.celebrities.as_ref().map(|r| r.celebrities.as_slice()).unwrap_or_default();
-    let faces = inputs.faces.as_ref().map(|r| r.faces.as_slice()).unwrap_or_default();
-    let labels = inputs.labels.as_ref().map(|r| r.labels.as_slice()).unwrap_or_default();
-    let moderation =
-        inputs.moderation.as_ref().map(|r| r.moderation_labels.as_slice()).unwrap_or_default();
+    let celebrities = inputs
+        .celebrities
+        .as_ref()
+        .map(|r| r.celebrities.as_slice())
+        .unwrap_or_default();
+    let faces = inputs
+        .faces
+        .as_ref()
+        .map(|r| r.faces.as_slice())
+        .unwrap_or_default();
+    let labels = inputs
+        .labels
+        .as_ref()
+        .map(|r| r.labels.as_slice())
+        .unwrap_or_default();
+    let moderation = inputs
+        .moderation
+        .as_ref()
+        .map(|r| r.moderation_labels.as_slice())
+        .unwrap_or_default();
     SlotContext {
-        celebrities: side(celebrities, t, params, |c| c.timestamp, |c, push| {
-            push(&c.celebrity.name, c.celebrity.confidence)
-        }),
+        celebrities: side(
+            celebrities,
+            t,
+            params,
+            |c| c.timestamp,
+            |c, push| push(&c.celebrity.name, c.celebrity.confidence),
+        ),
         // A face gives one entry per emotion; a face without emotions gives nothing.
-        faces: side(faces, t, params, |f| f.timestamp, |f, push| {
-            for e in f.face.emotions.iter().flatten() {
-                push(&e.emotion_type, e.confidence);
-            }
-        }),
-        labels: side(labels, t, params, |l| l.timestamp, |l, push| {
-            push(&l.label.name, l.label.confidence)
-        }),
-        moderation: side(moderation, t, params, |m| m.timestamp, |m, push| {
-            push(&m.moderation_label.name, m.moderation_label.confidence)
-        }),
+        faces: side(
+            faces,
+            t,
+            params,
+            |f| f.timestamp,
+            |f, push| {
+                for e in f.face.emotions.iter().flatten() {
+                    push(&e.emotion_type, e.confidence);
+                }
+            },
+        ),
+        labels: side(
+            labels,
+            t,
+            params,
+            |l| l.timestamp,
+            |l, push| push(&l.label.name, l.label.confidence),
+        ),
+        moderation: side(
+            moderation,
+            t,
+            params,
+            |m| m.timestamp,
+            |m, push| push(&m.moderation_label.name, m.moderation_label.confidence),
+        ),
     }
 }
 
@@ -88,6 +121,9 @@ fn keep_highest(list: &mut Vec<ContextEntry>, name: &str, confidence: f64) {
     match list.iter_mut().find(|e| e.name == name) {
         Some(e) if e.confidence < confidence => e.confidence = confidence,
         Some(_) => {}
-        None => list.push(ContextEntry { name: name.to_string(), confidence }),
+        None => list.push(ContextEntry {
+            name: name.to_string(),
+            confidence,
+        }),
     }
 }

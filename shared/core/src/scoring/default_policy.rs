@@ -29,8 +29,13 @@ use serde::{Deserialize, Serialize};
 
 use super::candidates::{visual_cues, Candidate};
 use super::context::{context_at, ContextParams};
-use super::{checked_duration, disjunction, PolicyName, Reason, ScoringError, ScoringInputs, ScoringOutput, Slot};
-use crate::loudness::{common_silence, silence_intervals as track_silences, LoudnessMeasure, SilenceInterval};
+use super::{
+    checked_duration, disjunction, PolicyName, Reason, ScoringError, ScoringInputs, ScoringOutput,
+    Slot,
+};
+use crate::loudness::{
+    common_silence, silence_intervals as track_silences, LoudnessMeasure, SilenceInterval,
+};
 
 /// Which audio tracks must be silent for a silence candidate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -55,7 +60,12 @@ pub struct ReasonWeights {
 
 impl Default for ReasonWeights {
     fn default() -> Self {
-        Self { silence: 0.6, black_frame: 0.7, shot_change: 0.3, end_credits: 0.5 }
+        Self {
+            silence: 0.6,
+            black_frame: 0.7,
+            shot_change: 0.3,
+            end_credits: 0.5,
+        }
     }
 }
 
@@ -134,7 +144,9 @@ impl DefaultPolicyConfig {
         ];
         for (name, v) in unit {
             if !(0.0..=1.0).contains(&v) {
-                return Err(ScoringError::Config(format!("{name} must be in [0, 1], got {v}")));
+                return Err(ScoringError::Config(format!(
+                    "{name} must be in [0, 1], got {v}"
+                )));
             }
         }
         let seconds = [
@@ -147,25 +159,43 @@ impl DefaultPolicyConfig {
         ];
         for (name, v) in seconds {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(ScoringError::Config(format!("{name} must be a finite number >= 0, got {v}")));
+                return Err(ScoringError::Config(format!(
+                    "{name} must be a finite number >= 0, got {v}"
+                )));
             }
         }
         if !self.silence_threshold.is_finite() || !self.context_min_confidence.is_finite() {
-            return Err(ScoringError::Config("silence_threshold and context_min_confidence must be finite".into()));
+            return Err(ScoringError::Config(
+                "silence_threshold and context_min_confidence must be finite".into(),
+            ));
         }
         Ok(())
     }
 }
 
 /// The silence intervals the policy uses (see the module docs), in time order.
-pub fn silence_intervals(inputs: &ScoringInputs, cfg: &DefaultPolicyConfig) -> Vec<SilenceInterval> {
+pub fn silence_intervals(
+    inputs: &ScoringInputs,
+    cfg: &DefaultPolicyConfig,
+) -> Vec<SilenceInterval> {
     let intervals = |log: &crate::loudness::LoudnessLog| {
         track_silences(&log.rows, cfg.silence_threshold, cfg.silence_measure, 0.0)
     };
     let active = |log: &&crate::loudness::LoudnessLog| log.has_audio(cfg.silence_threshold);
     let tracks: Vec<Vec<SilenceInterval>> = match cfg.silence_tracks {
-        SilenceTracks::Programme => inputs.loudness.first().filter(active).map(intervals).into_iter().collect(),
-        SilenceTracks::AllActive => inputs.loudness.iter().filter(active).map(intervals).collect(),
+        SilenceTracks::Programme => inputs
+            .loudness
+            .first()
+            .filter(active)
+            .map(intervals)
+            .into_iter()
+            .collect(),
+        SilenceTracks::AllActive => inputs
+            .loudness
+            .iter()
+            .filter(active)
+            .map(intervals)
+            .collect(),
     };
     common_silence(&tracks, cfg.min_silence_seconds)
 }
@@ -174,14 +204,31 @@ pub fn silence_intervals(inputs: &ScoringInputs, cfg: &DefaultPolicyConfig) -> V
 pub fn candidates(inputs: &ScoringInputs, cfg: &DefaultPolicyConfig) -> Vec<Candidate> {
     let mut points: Vec<Candidate> = silence_intervals(inputs, cfg)
         .iter()
-        .map(|iv| Candidate { timestamp: iv.start + iv.duration / 2.0, reason: Reason::Silence })
+        .map(|iv| Candidate {
+            timestamp: iv.start + iv.duration / 2.0,
+            reason: Reason::Silence,
+        })
         .collect();
     let cues = visual_cues(inputs.segments.as_ref());
-    let at = |reason| move |t: f64| Candidate { timestamp: t, reason };
-    points.extend(cues.black_frames.iter().map(|b| b.middle()).map(at(Reason::BlackFrame)));
+    let at = |reason| {
+        move |t: f64| Candidate {
+            timestamp: t,
+            reason,
+        }
+    };
+    points.extend(
+        cues.black_frames
+            .iter()
+            .map(|b| b.middle())
+            .map(at(Reason::BlackFrame)),
+    );
     points.extend(cues.shots.iter().copied().map(at(Reason::ShotChange)));
     points.extend(cues.end_credits.iter().copied().map(at(Reason::EndCredits)));
-    points.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp).then(a.reason.cmp(&b.reason)));
+    points.sort_by(|a, b| {
+        a.timestamp
+            .total_cmp(&b.timestamp)
+            .then(a.reason.cmp(&b.reason))
+    });
     points
 }
 
@@ -205,13 +252,18 @@ pub(super) fn score(
     let blacks = visual_cues(inputs.segments.as_ref()).black_frames;
     let points = candidates(inputs, cfg);
     let duration = checked_duration(inputs, points.len())?;
-    let params = ContextParams { interval: cfg.context_interval_seconds, min_confidence: cfg.context_min_confidence };
+    let params = ContextParams {
+        interval: cfg.context_interval_seconds,
+        min_confidence: cfg.context_min_confidence,
+    };
 
     // Chain points into clusters.
     let mut clusters: Vec<Vec<Candidate>> = Vec::new();
     for p in points {
         match clusters.last_mut() {
-            Some(c) if p.timestamp - c[c.len() - 1].timestamp < cfg.merge_distance_seconds => c.push(p),
+            Some(c) if p.timestamp - c[c.len() - 1].timestamp < cfg.merge_distance_seconds => {
+                c.push(p)
+            }
             _ => clusters.push(vec![p]),
         }
     }
@@ -220,9 +272,15 @@ pub(super) fn score(
         .iter()
         .map(|cluster| {
             // min_by_key keeps the first of equals: the earliest point of the best rank.
-            let anchor = cluster.iter().min_by_key(|p| placement_rank(p.reason)).map_or(0.0, |p| p.timestamp);
+            let anchor = cluster
+                .iter()
+                .min_by_key(|p| placement_rank(p.reason))
+                .map_or(0.0, |p| p.timestamp);
             let mut reasons: Vec<Reason> = cluster.iter().map(|p| p.reason).collect();
-            if silences.iter().any(|s| s.start <= anchor && anchor <= s.end) {
+            if silences
+                .iter()
+                .any(|s| s.start <= anchor && anchor <= s.end)
+            {
                 reasons.push(Reason::Silence);
             }
             if blacks.iter().any(|b| b.contains(anchor)) {
@@ -230,22 +288,43 @@ pub(super) fn score(
             }
             reasons.sort();
             reasons.dedup();
-            let mut score = reasons.iter().map(|&r| cfg.weights.of(r)).reduce(disjunction).unwrap_or(0.0);
+            let mut score = reasons
+                .iter()
+                .map(|&r| cfg.weights.of(r))
+                .reduce(disjunction)
+                .unwrap_or(0.0);
             let context = context_at(anchor, inputs, &params);
             let labels = &context.labels;
             if !labels.before.is_empty() && !labels.after.is_empty() {
-                let common = labels.before_names().filter(|n| labels.after_names().any(|m| m == *n)).count();
+                let common = labels
+                    .before_names()
+                    .filter(|n| labels.after_names().any(|m| m == *n))
+                    .count();
                 let union = labels.before.len() + labels.after.len() - common;
                 let distance = 1.0 - common as f64 / union as f64;
                 score = disjunction(score, cfg.context_weight * distance);
             }
-            Slot { timestamp: anchor, score, reasons, context, snapped_from: None }
+            Slot {
+                timestamp: anchor,
+                score,
+                reasons,
+                context,
+                snapped_from: None,
+            }
         })
         .collect();
 
-    let boundaries = inputs.hls_segment_boundaries.as_deref().filter(|b| cfg.snap_to_hls && !b.is_empty());
+    let boundaries = inputs
+        .hls_segment_boundaries
+        .as_deref()
+        .filter(|b| cfg.snap_to_hls && !b.is_empty());
     let breaks = choose_breaks(&slots, duration, cfg, boundaries, top_n);
-    Ok(ScoringOutput { policy: PolicyName::Default, duration, slots, breaks })
+    Ok(ScoringOutput {
+        policy: PolicyName::Default,
+        duration,
+        slots,
+        breaks,
+    })
 }
 
 /// The boundary nearest to `t` (ties: the earlier). `boundaries` must not be empty.
@@ -288,7 +367,12 @@ fn choose_breaks(
         })
         .collect();
     // Best first; ties: the earlier slot (the sort is stable, slots are in time order).
-    eligible.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(Ordering::Equal).then(a.timestamp.total_cmp(&b.timestamp)));
+    eligible.sort_by(|a, b| {
+        b.score
+            .partial_cmp(&a.score)
+            .unwrap_or(Ordering::Equal)
+            .then(a.timestamp.total_cmp(&b.timestamp))
+    });
     let mut chosen: Vec<Slot> = Vec::new();
     for s in eligible {
         if chosen.len() >= top_n {

@@ -44,7 +44,11 @@ pub enum InputError {
         source: LoudnessError,
     },
     #[error("{file}: invalid JSON for {what}: {message}")]
-    Json { file: String, what: &'static str, message: String },
+    Json {
+        file: String,
+        what: &'static str,
+        message: String,
+    },
     #[error("{file}: {message}")]
     Hls { file: String, message: String },
     #[error("{file}: more than {MAX_LOUDNESS_TRACKS} loudness tracks")]
@@ -78,10 +82,17 @@ impl ScoringInputs {
         let read_text = |file: &str| -> Result<Option<String>, InputError> {
             match read(file) {
                 Ok(None) => Ok(None),
-                Ok(Some(bytes)) => String::from_utf8(bytes)
-                    .map(Some)
-                    .map_err(|_| InputError::NotUtf8 { file: file.to_string() }),
-                Err(message) => Err(InputError::Read { file: file.to_string(), message }),
+                Ok(Some(bytes)) => {
+                    String::from_utf8(bytes)
+                        .map(Some)
+                        .map_err(|_| InputError::NotUtf8 {
+                            file: file.to_string(),
+                        })
+                }
+                Err(message) => Err(InputError::Read {
+                    file: file.to_string(),
+                    message,
+                }),
             }
         };
 
@@ -92,8 +103,12 @@ impl ScoringInputs {
             if n > MAX_LOUDNESS_TRACKS {
                 return Err(InputError::TooManyTracks { file });
             }
-            let (log, cells) = LoudnessLog::parse_with_summary_cells(&text)
-                .map_err(|source| InputError::Loudness { file: file.clone(), source })?;
+            let (log, cells) = LoudnessLog::parse_with_summary_cells(&text).map_err(|source| {
+                InputError::Loudness {
+                    file: file.clone(),
+                    source,
+                }
+            })?;
             if n == 1 {
                 inputs.programme_summary_cells = Some(cells);
             }
@@ -114,17 +129,30 @@ impl ScoringInputs {
     /// last loudness row's time of the longest track.
     pub fn duration_seconds(&self) -> Option<f64> {
         fn first(meta: &[VideoMetadata]) -> Option<f64> {
-            meta.first().and_then(|m| m.duration_millis).map(|ms| ms as f64 / 1000.0)
+            meta.first()
+                .and_then(|m| m.duration_millis)
+                .map(|ms| ms as f64 / 1000.0)
         }
         self.segments
             .as_ref()
             .and_then(|s| s.duration_seconds())
             .or_else(|| self.labels.as_ref().and_then(|r| first(&r.video_metadata)))
             .or_else(|| self.faces.as_ref().and_then(|r| first(&r.video_metadata)))
-            .or_else(|| self.celebrities.as_ref().and_then(|r| first(&r.video_metadata)))
-            .or_else(|| self.moderation.as_ref().and_then(|r| first(&r.video_metadata)))
             .or_else(|| {
-                self.loudness.iter().filter_map(LoudnessLog::last_seconds).reduce(f64::max)
+                self.celebrities
+                    .as_ref()
+                    .and_then(|r| first(&r.video_metadata))
+            })
+            .or_else(|| {
+                self.moderation
+                    .as_ref()
+                    .and_then(|r| first(&r.video_metadata))
+            })
+            .or_else(|| {
+                self.loudness
+                    .iter()
+                    .filter_map(LoudnessLog::last_seconds)
+                    .reduce(f64::max)
             })
     }
 }
@@ -134,39 +162,64 @@ fn read_json<T: serde::de::DeserializeOwned>(
     file: &str,
     what: &'static str,
 ) -> Result<Option<T>, InputError> {
-    let Some(text) = read_text(file)? else { return Ok(None) };
-    serde_json::from_str(&text).map(Some).map_err(|e| InputError::Json {
-        file: file.to_string(),
-        what,
-        message: e.to_string(),
-    })
+    let Some(text) = read_text(file)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| InputError::Json {
+            file: file.to_string(),
+            what,
+            message: e.to_string(),
+        })
 }
 
 fn read_hls(
     read_text: &impl Fn(&str) -> Result<Option<String>, InputError>,
 ) -> Result<Option<Vec<f64>>, InputError> {
     let master = results::HLS_MASTER;
-    let Some(text) = read_text(master)? else { return Ok(None) };
-    let hls_err = |file: &str, message: String| InputError::Hls { file: file.to_string(), message };
+    let Some(text) = read_text(master)? else {
+        return Ok(None);
+    };
+    let hls_err = |file: &str, message: String| InputError::Hls {
+        file: file.to_string(),
+        message,
+    };
     if text.contains("#EXTINF") {
-        return parse_hls_boundaries(&text).map(Some).map_err(|m| hls_err(master, m));
+        return parse_hls_boundaries(&text)
+            .map(Some)
+            .map_err(|m| hls_err(master, m));
     }
     let Some(uri) = first_variant(&text) else {
-        return Err(hls_err(master, "neither segments (#EXTINF) nor a variant playlist".into()));
+        return Err(hls_err(
+            master,
+            "neither segments (#EXTINF) nor a variant playlist".into(),
+        ));
     };
     if uri.contains("://") || uri.starts_with('/') {
-        return Err(hls_err(master, format!("variant playlist {uri:?} is not a relative path")));
+        return Err(hls_err(
+            master,
+            format!("variant playlist {uri:?} is not a relative path"),
+        ));
     }
     let variant = format!("{}/{}", results::HLS_DIR, uri.trim_start_matches("./"));
     let Some(text) = read_text(&variant)? else {
-        return Err(hls_err(master, format!("names variant playlist {variant}, which is missing")));
+        return Err(hls_err(
+            master,
+            format!("names variant playlist {variant}, which is missing"),
+        ));
     };
-    parse_hls_boundaries(&text).map(Some).map_err(|m| hls_err(&variant, m))
+    parse_hls_boundaries(&text)
+        .map(Some)
+        .map_err(|m| hls_err(&variant, m))
 }
 
 /// The URI of the first variant of a master playlist (the first non-tag line).
 fn first_variant(master: &str) -> Option<&str> {
-    master.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'))
+    master
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
 /// Segment start times of an HLS media playlist: 0, then the running sum of the `#EXTINF`
@@ -175,13 +228,20 @@ pub fn parse_hls_boundaries(media_playlist: &str) -> Result<Vec<f64>, String> {
     let mut boundaries = vec![0.0];
     let mut at = 0.0;
     for (i, line) in media_playlist.lines().enumerate() {
-        let Some(rest) = line.trim().strip_prefix("#EXTINF:") else { continue };
+        let Some(rest) = line.trim().strip_prefix("#EXTINF:") else {
+            continue;
+        };
         let value = rest.split(',').next().unwrap_or("").trim();
         let duration: f64 = value
             .parse()
             .ok()
             .filter(|d: &f64| d.is_finite() && *d >= 0.0)
-            .ok_or_else(|| format!("line {}: segment duration is not a number: {value:?}", i + 1))?;
+            .ok_or_else(|| {
+                format!(
+                    "line {}: segment duration is not a number: {value:?}",
+                    i + 1
+                )
+            })?;
         at += duration;
         boundaries.push(at);
     }

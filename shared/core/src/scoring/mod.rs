@@ -211,7 +211,10 @@ pub fn disjunction(x: f64, y: f64) -> f64 {
 }
 
 /// Duration to score against: must be known and positive when there is anything to score.
-fn checked_duration(inputs: &ScoringInputs, candidates: usize) -> Result<Option<f64>, ScoringError> {
+fn checked_duration(
+    inputs: &ScoringInputs,
+    candidates: usize,
+) -> Result<Option<f64>, ScoringError> {
     match inputs.duration_seconds() {
         Some(t) if t > 0.0 && t.is_finite() => Ok(Some(t)),
         Some(t) if candidates > 0 => Err(ScoringError::BadDuration(t)),

@@ -7,7 +7,10 @@ use std::cmp::Ordering;
 
 use super::candidates::{visual_cues, Candidate};
 use super::context::{context_at, ContextParams};
-use super::{checked_duration, disjunction, PolicyName, Reason, ScoringError, ScoringInputs, ScoringOutput, Slot};
+use super::{
+    checked_duration, disjunction, PolicyName, Reason, ScoringError, ScoringInputs, ScoringOutput,
+    Slot,
+};
 use crate::loudness::{silent_runs, LoudnessLog, LoudnessMeasure, LoudnessRow, SummaryRowCells};
 
 /// Silence before this time never opens a candidate (strictly greater is required).
@@ -39,16 +42,29 @@ fn base_factor(reason: Reason) -> f64 {
 /// the sample walks like one more row.
 pub fn silence_starts(log: &LoudnessLog, summary: Option<SummaryRowCells>) -> Vec<f64> {
     let mut rows = log.rows.clone();
-    if let Some(SummaryRowCells { seconds, short_term: Some(short_term) }) = summary {
+    if let Some(SummaryRowCells {
+        seconds,
+        short_term: Some(short_term),
+    }) = summary
+    {
         // A non-numeric time cell crashes the sample if this row opens a run; here it never does.
         let seconds = seconds.unwrap_or(f64::NAN);
         let nan = f64::NAN;
-        rows.push(LoudnessRow { seconds, momentary: nan, integrated: nan, short_term, true_peak: nan });
+        rows.push(LoudnessRow {
+            seconds,
+            momentary: nan,
+            integrated: nan,
+            short_term,
+            true_peak: nan,
+        });
     }
     silent_runs(&rows, SILENCE_THRESHOLD, LoudnessMeasure::ShortTerm)
         .into_iter()
         .filter_map(|run| {
-            rows[run.first..=run.last].iter().map(|r| r.seconds).find(|&s| s > START_THRESHOLD_SECONDS)
+            rows[run.first..=run.last]
+                .iter()
+                .map(|r| r.seconds)
+                .find(|&s| s > START_THRESHOLD_SECONDS)
         })
         .collect()
 }
@@ -59,11 +75,24 @@ pub fn candidates(inputs: &ScoringInputs) -> Vec<Candidate> {
     let mut out = Vec::new();
     if let Some(programme) = inputs.loudness.first() {
         let starts = silence_starts(programme, inputs.programme_summary_cells);
-        out.extend(starts.into_iter().map(|t| Candidate { timestamp: t, reason: Reason::Silence }));
+        out.extend(starts.into_iter().map(|t| Candidate {
+            timestamp: t,
+            reason: Reason::Silence,
+        }));
     }
     let cues = visual_cues(inputs.segments.as_ref());
-    let at = |reason| move |t: f64| Candidate { timestamp: t, reason };
-    out.extend(cues.black_frames.iter().map(|b| b.start).map(at(Reason::BlackFrame)));
+    let at = |reason| {
+        move |t: f64| Candidate {
+            timestamp: t,
+            reason,
+        }
+    };
+    out.extend(
+        cues.black_frames
+            .iter()
+            .map(|b| b.start)
+            .map(at(Reason::BlackFrame)),
+    );
     out.extend(cues.shots.iter().copied().map(at(Reason::ShotChange)));
     out.extend(cues.end_credits.iter().copied().map(at(Reason::EndCredits)));
     out
@@ -73,10 +102,17 @@ pub(super) fn score(inputs: &ScoringInputs, top_n: usize) -> Result<ScoringOutpu
     let mut cands = candidates(inputs);
     let duration = checked_duration(inputs, cands.len())?;
     // Stable: ties keep Silence, BlackFrame, ShotChange, EndCredits, then list order.
-    cands.sort_by(|a, b| a.timestamp.partial_cmp(&b.timestamp).unwrap_or(Ordering::Equal));
+    cands.sort_by(|a, b| {
+        a.timestamp
+            .partial_cmp(&b.timestamp)
+            .unwrap_or(Ordering::Equal)
+    });
 
     let total = duration.unwrap_or(1.0);
-    let params = ContextParams { interval: CONTEXT_INTERVAL_SECONDS, min_confidence: CONTEXT_MIN_CONFIDENCE };
+    let params = ContextParams {
+        interval: CONTEXT_INTERVAL_SECONDS,
+        min_confidence: CONTEXT_MIN_CONFIDENCE,
+    };
     let mut kept: Vec<Slot> = Vec::new();
     for c in cands {
         let t = c.timestamp;
@@ -110,17 +146,31 @@ pub(super) fn score(inputs: &ScoringInputs, top_n: usize) -> Result<ScoringOutpu
         let context = context_at(t, inputs, &params);
         let labels = &context.labels;
         if !labels.is_empty() {
-            let common = labels.before_names().filter(|n| labels.after_names().any(|m| m == *n)).count();
+            let common = labels
+                .before_names()
+                .filter(|n| labels.after_names().any(|m| m == *n))
+                .count();
             let union = labels.before.len() + labels.after.len() - common;
             let distance = 1.0 - (common as f64 / union as f64);
             score = disjunction(score, distance.powf(LABEL_DISTANCE_EXPONENT));
         }
         // 6. Keep.
-        kept.push(Slot { timestamp: t, score, reasons: vec![c.reason], context, snapped_from: None });
+        kept.push(Slot {
+            timestamp: t,
+            score,
+            reasons: vec![c.reason],
+            context,
+            snapped_from: None,
+        });
     }
 
     let breaks = top_by_score(&kept, top_n);
-    Ok(ScoringOutput { policy: PolicyName::Reference, duration, slots: kept, breaks })
+    Ok(ScoringOutput {
+        policy: PolicyName::Reference,
+        duration,
+        slots: kept,
+        breaks,
+    })
 }
 
 /// A stable ascending sort by score, then the last `n`: equal scores favour later slots and the

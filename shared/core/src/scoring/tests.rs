@@ -6,8 +6,8 @@ use serde_json::json;
 use super::*;
 use crate::loudness::{LoudnessLog, LoudnessRow, LoudnessSummary, SummaryRowCells};
 use crate::rekognition::{
-    CelebrityRecognition, ContentModerationDetection, Emotion, FaceDetail, FaceDetection, LabelDetection, NamedDetection,
-    Segment, SegmentDetection, TechnicalCueSegment, VideoMetadata,
+    CelebrityRecognition, ContentModerationDetection, Emotion, FaceDetail, FaceDetection,
+    LabelDetection, NamedDetection, Segment, SegmentDetection, TechnicalCueSegment, VideoMetadata,
 };
 
 // ---------- builders ----------
@@ -16,16 +16,27 @@ fn track(levels: &[(f64, f64)], max: f64) -> LoudnessLog {
     LoudnessLog {
         rows: levels
             .iter()
-            .map(|&(seconds, s)| LoudnessRow { seconds, momentary: s, integrated: -23.0, short_term: s, true_peak: -1.0 })
+            .map(|&(seconds, s)| LoudnessRow {
+                seconds,
+                momentary: s,
+                integrated: -23.0,
+                short_term: s,
+                true_peak: -1.0,
+            })
             .collect(),
-        summary: LoudnessSummary { input_integrated: -23.0, input_max_loudness: max, input_true_peak: -1.0 },
+        summary: LoudnessSummary {
+            input_integrated: -23.0,
+            input_max_loudness: max,
+            input_true_peak: -1.0,
+        },
     }
 }
 
 /// One row per second from 0 to `end`, loud (-20) except at the given seconds (-60).
 fn track_silent_at(end: u32, silent: &[u32]) -> LoudnessLog {
-    let levels: Vec<(f64, f64)> =
-        (0..=end).map(|s| (s as f64, if silent.contains(&s) { -60.0 } else { -20.0 })).collect();
+    let levels: Vec<(f64, f64)> = (0..=end)
+        .map(|s| (s as f64, if silent.contains(&s) { -60.0 } else { -20.0 }))
+        .collect();
     track(&levels, -10.0)
 }
 
@@ -35,39 +46,61 @@ fn seg_cue(cue: &str, start_ms: u64, end_ms: u64) -> Segment {
         start_timestamp_millis: start_ms,
         end_timestamp_millis: end_ms,
         duration_millis: end_ms.saturating_sub(start_ms),
-        technical_cue_segment: Some(TechnicalCueSegment { cue_type: cue.into(), confidence: Some(99.0) }),
+        technical_cue_segment: Some(TechnicalCueSegment {
+            cue_type: cue.into(),
+            confidence: Some(99.0),
+        }),
         ..Segment::default()
     }
 }
 
 fn seg_shot(start_ms: u64) -> Segment {
-    Segment { segment_type: "SHOT".into(), start_timestamp_millis: start_ms, ..Segment::default() }
+    Segment {
+        segment_type: "SHOT".into(),
+        start_timestamp_millis: start_ms,
+        ..Segment::default()
+    }
 }
 
 fn segments(duration_ms: u64, segs: Vec<Segment>) -> SegmentDetection {
     SegmentDetection {
-        video_metadata: vec![VideoMetadata { duration_millis: Some(duration_ms), ..VideoMetadata::default() }],
+        video_metadata: vec![VideoMetadata {
+            duration_millis: Some(duration_ms),
+            ..VideoMetadata::default()
+        }],
         segments: segs,
         ..SegmentDetection::default()
     }
 }
 
 fn named(name: &str, confidence: f64) -> NamedDetection {
-    NamedDetection { name: name.into(), confidence, ..NamedDetection::default() }
+    NamedDetection {
+        name: name.into(),
+        confidence,
+        ..NamedDetection::default()
+    }
 }
 
 fn labels(items: &[(i64, &str, f64)]) -> crate::rekognition::LabelResults {
     crate::rekognition::LabelResults {
         labels: items
             .iter()
-            .map(|&(ts, n, c)| LabelDetection { timestamp: ts, label: named(n, c), ..LabelDetection::default() })
+            .map(|&(ts, n, c)| LabelDetection {
+                timestamp: ts,
+                label: named(n, c),
+                ..LabelDetection::default()
+            })
             .collect(),
         ..Default::default()
     }
 }
 
 fn inputs(loudness: Vec<LoudnessLog>, segs: SegmentDetection) -> ScoringInputs {
-    ScoringInputs { loudness, segments: Some(segs), ..ScoringInputs::default() }
+    ScoringInputs {
+        loudness,
+        segments: Some(segs),
+        ..ScoringInputs::default()
+    }
 }
 
 fn reasons(slot: &Slot) -> Vec<&'static str> {
@@ -139,7 +172,11 @@ fn reference_hand_computed_example() {
     let out = score(&hand_example(), &Policy::Reference, 3).unwrap();
     assert_eq!(out.policy, PolicyName::Reference);
     assert_eq!(out.duration, Some(20.0));
-    let got: Vec<(f64, Vec<&str>)> = out.slots.iter().map(|s| (s.timestamp, reasons(s))).collect();
+    let got: Vec<(f64, Vec<&str>)> = out
+        .slots
+        .iter()
+        .map(|s| (s.timestamp, reasons(s)))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -166,8 +203,17 @@ fn reference_hand_computed_example() {
     assert_eq!(b.context.labels.after_names().collect::<Vec<_>>(), ["Tree"]);
     // 13000 Tree at exactly 70 is kept; 11000 Car at 60 is not.
     let d = &out.slots[3];
-    assert_eq!(d.context.labels.after, vec![ContextEntry { name: "Tree".into(), confidence: 70.0 }]);
-    assert_eq!(d.context.labels.before_names().collect::<Vec<_>>(), ["Tree"]);
+    assert_eq!(
+        d.context.labels.after,
+        vec![ContextEntry {
+            name: "Tree".into(),
+            confidence: 70.0
+        }]
+    );
+    assert_eq!(
+        d.context.labels.before_names().collect::<Vec<_>>(),
+        ["Tree"]
+    );
     // Breaks: ascending score, later wins ties.
     let breaks: Vec<f64> = out.breaks.iter().map(|s| s.timestamp).collect();
     assert_eq!(breaks, vec![12.2, 5.3, 18.0]);
@@ -181,14 +227,20 @@ fn reference_json_shape() {
     assert_eq!(v["slots"][1]["timestamp"], json!(5.3));
     assert_eq!(v["slots"][1]["score"], json!(1.0));
     assert_eq!(v["slots"][1]["reasons"], json!(["Silence", "ShotChange"]));
-    assert_eq!(v["slots"][1]["context"]["labels"]["before"][0]["name"], "Car");
+    assert_eq!(
+        v["slots"][1]["context"]["labels"]["before"][0]["name"],
+        "Car"
+    );
     assert_eq!(v["breaks"].as_array().unwrap().len(), 3);
     assert!(v["slots"][1].get("snapped_from").is_none());
 }
 
 #[test]
 fn reference_first_shot_at_zero_is_lifted_by_labels_just_after() {
-    let mut i = inputs(vec![], segments(60_000, vec![seg_shot(0), seg_shot(30_000)]));
+    let mut i = inputs(
+        vec![],
+        segments(60_000, vec![seg_shot(0), seg_shot(30_000)]),
+    );
     i.labels = Some(labels(&[(500, "Dog", 90.0)]));
     let out = score(&i, &Policy::Reference, 3).unwrap();
     assert_eq!(out.slots[0].timestamp, 0.0);
@@ -199,7 +251,10 @@ fn reference_first_shot_at_zero_is_lifted_by_labels_just_after() {
     // Without the label, the shot at 0 scores 0.
     i.labels = Some(labels(&[(0, "Dog", 90.0), (500, "Dog", 90.0)]));
     let out = score(&i, &Policy::Reference, 3).unwrap();
-    assert_eq!(out.slots[0].score, 0.0, "same label on both sides: distance 0");
+    assert_eq!(
+        out.slots[0].score, 0.0,
+        "same label on both sides: distance 0"
+    );
 }
 
 #[test]
@@ -222,7 +277,12 @@ fn reference_context_lists_faces_celebrities_moderation() {
         face: FaceDetail {
             confidence: Some(99.0),
             emotions: emotions.map(|e| {
-                e.into_iter().map(|(t, c)| Emotion { emotion_type: t.into(), confidence: c }).collect()
+                e.into_iter()
+                    .map(|(t, c)| Emotion {
+                        emotion_type: t.into(),
+                        confidence: c,
+                    })
+                    .collect()
             }),
             ..FaceDetail::default()
         },
@@ -239,15 +299,31 @@ fn reference_context_lists_faces_celebrities_moderation() {
         ..Default::default()
     });
     i.celebrities = Some(crate::rekognition::CelebrityResults {
-        celebrities: vec![CelebrityRecognition { timestamp: 50_000, celebrity: named("Ada", 99.0), ..Default::default() }],
+        celebrities: vec![CelebrityRecognition {
+            timestamp: 50_000,
+            celebrity: named("Ada", 99.0),
+            ..Default::default()
+        }],
         ..Default::default()
     });
     i.moderation = Some(crate::rekognition::ModerationResults {
         moderation_labels: vec![
-            ContentModerationDetection { timestamp: 51_999, moderation_label: named("Violence", 88.0), ..Default::default() },
+            ContentModerationDetection {
+                timestamp: 51_999,
+                moderation_label: named("Violence", 88.0),
+                ..Default::default()
+            },
             // Past t + 2: the scan stops here, so the later (out of order) entry is never seen.
-            ContentModerationDetection { timestamp: 53_000, moderation_label: named("Smoking", 88.0), ..Default::default() },
-            ContentModerationDetection { timestamp: 51_000, moderation_label: named("Drugs", 88.0), ..Default::default() },
+            ContentModerationDetection {
+                timestamp: 53_000,
+                moderation_label: named("Smoking", 88.0),
+                ..Default::default()
+            },
+            ContentModerationDetection {
+                timestamp: 51_000,
+                moderation_label: named("Drugs", 88.0),
+                ..Default::default()
+            },
         ],
         ..Default::default()
     });
@@ -256,13 +332,25 @@ fn reference_context_lists_faces_celebrities_moderation() {
     // HAPPY keeps its highest confidence at its first position; CALM keeps the first of equals.
     assert_eq!(
         ctx.faces.before,
-        vec![ContextEntry { name: "HAPPY".into(), confidence: 95.0 }, ContextEntry { name: "CALM".into(), confidence: 95.0 }]
+        vec![
+            ContextEntry {
+                name: "HAPPY".into(),
+                confidence: 95.0
+            },
+            ContextEntry {
+                name: "CALM".into(),
+                confidence: 95.0
+            }
+        ]
     );
     assert_eq!(ctx.faces.after_names().collect::<Vec<_>>(), ["ANGRY"]);
     // Exactly at t: Before only.
     assert_eq!(ctx.celebrities.before_names().collect::<Vec<_>>(), ["Ada"]);
     assert!(ctx.celebrities.after.is_empty());
-    assert_eq!(ctx.moderation.after_names().collect::<Vec<_>>(), ["Violence"]);
+    assert_eq!(
+        ctx.moderation.after_names().collect::<Vec<_>>(),
+        ["Violence"]
+    );
     // None of these move the score: only labels do.
     assert_eq!(out.slots[0].score, 0.7);
 }
@@ -270,33 +358,78 @@ fn reference_context_lists_faces_celebrities_moderation() {
 #[test]
 fn reference_silence_walk() {
     // A run from 0 s is entered at its first row after 3 s (3.0 itself is not after 3 s).
-    let l = track(&[(0.0, -70.0), (2.5, -70.0), (3.0, -70.0), (3.5, -70.0), (4.0, -70.0), (5.0, -20.0), (6.0, -60.0)], -10.0);
+    let l = track(
+        &[
+            (0.0, -70.0),
+            (2.5, -70.0),
+            (3.0, -70.0),
+            (3.5, -70.0),
+            (4.0, -70.0),
+            (5.0, -20.0),
+            (6.0, -60.0),
+        ],
+        -10.0,
+    );
     assert_eq!(reference::silence_starts(&l, None), vec![3.5, 6.0]);
     // A run that ends before 3 s gives nothing.
-    let l = track(&[(1.0, -70.0), (2.0, -20.0), (3.0, -70.0), (4.0, -20.0)], -10.0);
+    let l = track(
+        &[(1.0, -70.0), (2.0, -20.0), (3.0, -70.0), (4.0, -20.0)],
+        -10.0,
+    );
     assert!(reference::silence_starts(&l, None).is_empty());
     // The summary row is walked: a silent summary row after a loud row opens a run there...
     let l = track(&[(5.0, -20.0)], -10.0);
-    let quiet_summary = SummaryRowCells { seconds: Some(9.0), short_term: Some(-70.0) };
-    assert_eq!(reference::silence_starts(&l, Some(quiet_summary)), vec![9.0]);
+    let quiet_summary = SummaryRowCells {
+        seconds: Some(9.0),
+        short_term: Some(-70.0),
+    };
+    assert_eq!(
+        reference::silence_starts(&l, Some(quiet_summary)),
+        vec![9.0]
+    );
     // ...but not when the log already ends in an opened run, nor with our marker (0 LUFS).
     let l = track(&[(5.0, -70.0)], -10.0);
-    assert_eq!(reference::silence_starts(&l, Some(quiet_summary)), vec![5.0]);
-    let marker = SummaryRowCells { seconds: Some(9.0), short_term: Some(0.0) };
+    assert_eq!(
+        reference::silence_starts(&l, Some(quiet_summary)),
+        vec![5.0]
+    );
+    let marker = SummaryRowCells {
+        seconds: Some(9.0),
+        short_term: Some(0.0),
+    };
     assert!(reference::silence_starts(&track(&[(5.0, -20.0)], -10.0), Some(marker)).is_empty());
 }
 
 #[test]
 fn reference_uses_track_one_only() {
-    let i = inputs(vec![track_silent_at(10, &[]), track_silent_at(10, &[5])], segments(10_000, vec![]));
+    let i = inputs(
+        vec![track_silent_at(10, &[]), track_silent_at(10, &[5])],
+        segments(10_000, vec![]),
+    );
     assert!(score(&i, &Policy::Reference, 3).unwrap().slots.is_empty());
 }
 
 #[test]
 fn reference_top_n_keeps_later_slots_on_ties() {
     // Four shots far apart with labels changing at each: all 1.0; the last three win.
-    let mut i = inputs(vec![], segments(1_000_000, vec![seg_shot(300_000), seg_shot(500_000), seg_shot(700_000), seg_shot(900_000)]));
-    i.labels = Some(labels(&[(300_500, "A", 99.0), (500_500, "B", 99.0), (700_500, "C", 99.0), (900_500, "D", 99.0)]));
+    let mut i = inputs(
+        vec![],
+        segments(
+            1_000_000,
+            vec![
+                seg_shot(300_000),
+                seg_shot(500_000),
+                seg_shot(700_000),
+                seg_shot(900_000),
+            ],
+        ),
+    );
+    i.labels = Some(labels(&[
+        (300_500, "A", 99.0),
+        (500_500, "B", 99.0),
+        (700_500, "C", 99.0),
+        (900_500, "D", 99.0),
+    ]));
     let out = score(&i, &Policy::Reference, 3).unwrap();
     assert!(out.slots.iter().all(|s| s.score == 1.0));
     let t: Vec<f64> = out.breaks.iter().map(|s| s.timestamp).collect();
@@ -310,11 +443,21 @@ fn reference_ties_at_one_timestamp_keep_the_reason_order() {
     // Shot, black frame, end credits and silence all at 10 s: Silence first, then BlackFrame...
     let i = inputs(
         vec![track_silent_at(20, &[10])],
-        segments(20_000, vec![seg_cue("EndCredits", 10_000, 20_000), seg_shot(10_000), seg_cue("BlackFrames", 10_000, 10_500)]),
+        segments(
+            20_000,
+            vec![
+                seg_cue("EndCredits", 10_000, 20_000),
+                seg_shot(10_000),
+                seg_cue("BlackFrames", 10_000, 10_500),
+            ],
+        ),
     );
     let out = score(&i, &Policy::Reference, 3).unwrap();
     assert_eq!(out.slots.len(), 1);
-    assert_eq!(reasons(&out.slots[0]), ["Silence", "BlackFrame", "ShotChange", "EndCredits"]);
+    assert_eq!(
+        reasons(&out.slots[0]),
+        ["Silence", "BlackFrame", "ShotChange", "EndCredits"]
+    );
     let want = disjunction(disjunction(disjunction(0.7, 0.8), 0.7), 1.0);
     assert_eq!(out.slots[0].score, want);
 }
@@ -325,19 +468,37 @@ fn scoring_needs_a_duration_when_there_is_something_to_score() {
     let out = score(&i, &Policy::Reference, 3).unwrap();
     assert!(out.slots.is_empty() && out.breaks.is_empty());
     assert_eq!(out.duration, None);
-    i.segments = Some(SegmentDetection { segments: vec![seg_shot(1000)], ..Default::default() });
-    assert_eq!(score(&i, &Policy::Reference, 3), Err(ScoringError::UnknownDuration { candidates: 1 }));
-    assert!(matches!(score(&i, &Policy::default(), 3), Err(ScoringError::UnknownDuration { .. })));
+    i.segments = Some(SegmentDetection {
+        segments: vec![seg_shot(1000)],
+        ..Default::default()
+    });
+    assert_eq!(
+        score(&i, &Policy::Reference, 3),
+        Err(ScoringError::UnknownDuration { candidates: 1 })
+    );
+    assert!(matches!(
+        score(&i, &Policy::default(), 3),
+        Err(ScoringError::UnknownDuration { .. })
+    ));
     i.segments = Some(segments(0, vec![seg_shot(1000)]));
-    assert_eq!(score(&i, &Policy::Reference, 3), Err(ScoringError::BadDuration(0.0)));
+    assert_eq!(
+        score(&i, &Policy::Reference, 3),
+        Err(ScoringError::BadDuration(0.0))
+    );
 }
 
 #[test]
 fn duration_falls_back_to_other_results_then_loudness() {
-    let mut i = ScoringInputs { loudness: vec![track_silent_at(42, &[])], ..Default::default() };
+    let mut i = ScoringInputs {
+        loudness: vec![track_silent_at(42, &[])],
+        ..Default::default()
+    };
     assert_eq!(i.duration_seconds(), Some(42.0));
     i.labels = Some(crate::rekognition::LabelResults {
-        video_metadata: vec![VideoMetadata { duration_millis: Some(41_500), ..Default::default() }],
+        video_metadata: vec![VideoMetadata {
+            duration_millis: Some(41_500),
+            ..Default::default()
+        }],
         ..Default::default()
     });
     assert_eq!(i.duration_seconds(), Some(41.5));
@@ -366,11 +527,20 @@ fn default_config_from_json_with_defaults_and_typo_check() {
     assert_eq!(c.silence_tracks, SilenceTracks::Programme);
     assert_eq!(c.lead_in_seconds, cfg().lead_in_seconds);
     assert!(serde_json::from_str::<DefaultPolicyConfig>(r#"{"min_spacing": 1}"#).is_err());
-    let bad = DefaultPolicyConfig { context_weight: 1.5, ..cfg() };
+    let bad = DefaultPolicyConfig {
+        context_weight: 1.5,
+        ..cfg()
+    };
     assert!(matches!(bad.validate(), Err(ScoringError::Config(m)) if m.contains("context_weight")));
-    let bad = DefaultPolicyConfig { min_spacing_seconds: -1.0, ..cfg() };
+    let bad = DefaultPolicyConfig {
+        min_spacing_seconds: -1.0,
+        ..cfg()
+    };
     let i = inputs(vec![], segments(10_000, vec![seg_shot(5000)]));
-    assert!(matches!(score(&i, &Policy::Default(bad), 3), Err(ScoringError::Config(_))));
+    assert!(matches!(
+        score(&i, &Policy::Default(bad), 3),
+        Err(ScoringError::Config(_))
+    ));
 }
 
 #[test]
@@ -378,12 +548,21 @@ fn default_silence_needs_every_active_track() {
     // Track 1 silent 10-13 s, track 2 silent 11-14 s, track 3 has no audio at all.
     let t1 = track_silent_at(60, &[10, 11, 12]);
     let t2 = track_silent_at(60, &[11, 12, 13]);
-    let t3 = track(&(0..=60).map(|s| (s as f64, -90.0)).collect::<Vec<_>>(), -90.0);
+    let t3 = track(
+        &(0..=60).map(|s| (s as f64, -90.0)).collect::<Vec<_>>(),
+        -90.0,
+    );
     let i = inputs(vec![t1, t2, t3], segments(60_000, vec![]));
     let all = default_silence_intervals(&i, &cfg());
     assert_eq!(all.len(), 1);
     assert_eq!((all[0].start, all[0].end), (11.0, 13.0));
-    let prog = default_silence_intervals(&i, &DefaultPolicyConfig { silence_tracks: SilenceTracks::Programme, ..cfg() });
+    let prog = default_silence_intervals(
+        &i,
+        &DefaultPolicyConfig {
+            silence_tracks: SilenceTracks::Programme,
+            ..cfg()
+        },
+    );
     assert_eq!((prog[0].start, prog[0].end), (10.0, 13.0));
     // The candidate sits in the middle of the common silence.
     let out = default_out(&i, cfg(), 3);
@@ -393,14 +572,24 @@ fn default_silence_needs_every_active_track() {
     assert_eq!(out.slots[0].score, 0.6);
     // A silent programme offers no silence at all.
     let silent = track(&[(0.0, -90.0), (60.0, -90.0)], -90.0);
-    assert!(default_silence_intervals(&inputs(vec![silent], segments(60_000, vec![])), &cfg()).is_empty());
+    assert!(
+        default_silence_intervals(&inputs(vec![silent], segments(60_000, vec![])), &cfg())
+            .is_empty()
+    );
 }
 
 #[test]
 fn default_min_silence_length() {
     let i = inputs(vec![track_silent_at(60, &[20])], segments(60_000, vec![]));
-    assert_eq!(default_out(&i, cfg(), 3).slots.len(), 1, "20-21 s is 1 s long");
-    let c = DefaultPolicyConfig { min_silence_seconds: 1.5, ..cfg() };
+    assert_eq!(
+        default_out(&i, cfg(), 3).slots.len(),
+        1,
+        "20-21 s is 1 s long"
+    );
+    let c = DefaultPolicyConfig {
+        min_silence_seconds: 1.5,
+        ..cfg()
+    };
     assert!(default_out(&i, c, 3).slots.is_empty());
 }
 
@@ -409,10 +598,22 @@ fn default_slot_sits_on_the_shot_change_inside_a_silence() {
     // Silence 19-23 s (middle 21), a shot at 20.0 s, a black run 20.8-21.2 (middle 21.0).
     let i = inputs(
         vec![track_silent_at(60, &[19, 20, 21, 22])],
-        segments(60_000, vec![seg_shot(0), seg_shot(20_000), seg_cue("BlackFrames", 20_800, 21_200), seg_shot(40_000)]),
+        segments(
+            60_000,
+            vec![
+                seg_shot(0),
+                seg_shot(20_000),
+                seg_cue("BlackFrames", 20_800, 21_200),
+                seg_shot(40_000),
+            ],
+        ),
     );
     let out = default_out(&i, cfg(), 3);
-    let got: Vec<(f64, Vec<&str>)> = out.slots.iter().map(|s| (s.timestamp, reasons(s))).collect();
+    let got: Vec<(f64, Vec<&str>)> = out
+        .slots
+        .iter()
+        .map(|s| (s.timestamp, reasons(s)))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -425,12 +626,25 @@ fn default_slot_sits_on_the_shot_change_inside_a_silence() {
         ]
     );
     let w = ReasonWeights::default();
-    assert!(close(out.slots[1].score, disjunction(w.silence, w.shot_change)));
-    assert!(close(out.slots[2].score, disjunction(w.silence, w.black_frame)));
+    assert!(close(
+        out.slots[1].score,
+        disjunction(w.silence, w.shot_change)
+    ));
+    assert!(close(
+        out.slots[2].score,
+        disjunction(w.silence, w.black_frame)
+    ));
     // Breaks: 21.0 is best; 20.0 is too close (30 s spacing); 40.0 next; 0.0 is in the lead-in.
     let breaks: Vec<f64> = out.breaks.iter().map(|s| s.timestamp).collect();
     assert_eq!(breaks, vec![21.0]);
-    let out = default_out(&i, DefaultPolicyConfig { min_spacing_seconds: 10.0, ..cfg() }, 3);
+    let out = default_out(
+        &i,
+        DefaultPolicyConfig {
+            min_spacing_seconds: 10.0,
+            ..cfg()
+        },
+        3,
+    );
     let breaks: Vec<f64> = out.breaks.iter().map(|s| s.timestamp).collect();
     assert_eq!(breaks, vec![21.0, 40.0], "time order, spacing 10 s");
 }
@@ -451,23 +665,44 @@ fn default_breaks_are_in_time_order_and_respect_guards() {
             ],
         ),
     );
-    let c = DefaultPolicyConfig { min_spacing_seconds: 10.0, ..cfg() };
+    let c = DefaultPolicyConfig {
+        min_spacing_seconds: 10.0,
+        ..cfg()
+    };
     let out = default_out(&i, c.clone(), 3);
     let t: Vec<f64> = out.breaks.iter().map(|s| s.timestamp).collect();
     // 2 s and 58 s are inside the 5 s lead-in / lead-out.
     assert_eq!(t, vec![15.0, 30.0, 45.0]);
-    let t: Vec<f64> = default_out(&i, c.clone(), 2).breaks.iter().map(|s| s.timestamp).collect();
+    let t: Vec<f64> = default_out(&i, c.clone(), 2)
+        .breaks
+        .iter()
+        .map(|s| s.timestamp)
+        .collect();
     // Best first: 30 (0.7), then the tie between 15 and 45 goes to the earlier.
     assert_eq!(t, vec![15.0, 30.0]);
-    let strict = DefaultPolicyConfig { min_break_score: 0.5, ..c };
-    let t: Vec<f64> = default_out(&i, strict, 3).breaks.iter().map(|s| s.timestamp).collect();
+    let strict = DefaultPolicyConfig {
+        min_break_score: 0.5,
+        ..c
+    };
+    let t: Vec<f64> = default_out(&i, strict, 3)
+        .breaks
+        .iter()
+        .map(|s| s.timestamp)
+        .collect();
     assert_eq!(t, vec![30.0]);
 }
 
 #[test]
 fn default_label_change_adds_context_weight() {
-    let mut i = inputs(vec![], segments(60_000, vec![seg_shot(20_000), seg_shot(40_000)]));
-    i.labels = Some(labels(&[(19_000, "Kitchen", 90.0), (21_000, "Beach", 90.0), (39_000, "Car", 90.0)]));
+    let mut i = inputs(
+        vec![],
+        segments(60_000, vec![seg_shot(20_000), seg_shot(40_000)]),
+    );
+    i.labels = Some(labels(&[
+        (19_000, "Kitchen", 90.0),
+        (21_000, "Beach", 90.0),
+        (39_000, "Car", 90.0),
+    ]));
     let out = default_out(&i, cfg(), 3);
     let w = ReasonWeights::default();
     // 20 s: {Kitchen} vs {Beach}, distance 1. 40 s: one side empty: no adjustment (unlike the reference).
@@ -477,19 +712,47 @@ fn default_label_change_adds_context_weight() {
 
 #[test]
 fn default_snaps_breaks_to_hls_boundaries() {
-    let mut i = inputs(vec![], segments(60_000, vec![seg_cue("BlackFrames", 20_300, 20_500), seg_shot(40_000)]));
+    let mut i = inputs(
+        vec![],
+        segments(
+            60_000,
+            vec![seg_cue("BlackFrames", 20_300, 20_500), seg_shot(40_000)],
+        ),
+    );
     i.hls_segment_boundaries = Some((0..=10).map(|k| k as f64 * 6.0).collect());
-    let out = default_out(&i, DefaultPolicyConfig { min_spacing_seconds: 10.0, ..cfg() }, 3);
+    let out = default_out(
+        &i,
+        DefaultPolicyConfig {
+            min_spacing_seconds: 10.0,
+            ..cfg()
+        },
+        3,
+    );
     // 20.4 -> 18 (nearest of 18 and 24); 40 -> 42 (nearest of 36 and 42).
-    let t: Vec<(f64, Option<f64>)> = out.breaks.iter().map(|s| (s.timestamp, s.snapped_from)).collect();
+    let t: Vec<(f64, Option<f64>)> = out
+        .breaks
+        .iter()
+        .map(|s| (s.timestamp, s.snapped_from))
+        .collect();
     assert_eq!(t, vec![(18.0, Some(20.4)), (42.0, Some(40.0))]);
     // Slots keep their own times.
     assert_eq!(out.slots[0].timestamp, 20.4);
     let v = serde_json::to_value(&out.breaks[0]).unwrap();
     assert_eq!(v["snapped_from"], json!(20.4));
     // Ties go to the earlier boundary; snapping can be turned off.
-    assert_eq!(default_policy::nearest_boundary(&[0.0, 6.0, 12.0], 9.0), 6.0);
-    let off = default_out(&i, DefaultPolicyConfig { snap_to_hls: false, min_spacing_seconds: 10.0, ..cfg() }, 3);
+    assert_eq!(
+        default_policy::nearest_boundary(&[0.0, 6.0, 12.0], 9.0),
+        6.0
+    );
+    let off = default_out(
+        &i,
+        DefaultPolicyConfig {
+            snap_to_hls: false,
+            min_spacing_seconds: 10.0,
+            ..cfg()
+        },
+        3,
+    );
     assert_eq!(off.breaks[0].timestamp, 20.4);
 }
 
@@ -505,7 +768,10 @@ fn hls_playlist_boundaries() {
 // ---------- reading a results layout ----------
 
 fn layout(files: &[(&str, String)]) -> impl Fn(&str) -> Result<Option<Vec<u8>>, String> {
-    let map: HashMap<String, Vec<u8>> = files.iter().map(|(k, v)| (k.to_string(), v.clone().into_bytes())).collect();
+    let map: HashMap<String, Vec<u8>> = files
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone().into_bytes()))
+        .collect();
     move |path: &str| Ok(map.get(path).cloned())
 }
 
@@ -526,7 +792,13 @@ fn from_files_reads_every_kind_and_treats_missing_as_none() {
     ]);
     let i = ScoringInputs::from_files(read).unwrap();
     assert_eq!(i.loudness, vec![t1, t2]);
-    assert_eq!(i.programme_summary_cells, Some(SummaryRowCells { seconds: Some(10.0), short_term: Some(0.0) }));
+    assert_eq!(
+        i.programme_summary_cells,
+        Some(SummaryRowCells {
+            seconds: Some(10.0),
+            short_term: Some(0.0)
+        })
+    );
     assert_eq!(i.segments.as_ref().unwrap().segments.len(), 2);
     assert_eq!(i.labels.as_ref().unwrap().labels[0].label.name, "Dog");
     assert!(i.faces.is_none() && i.celebrities.is_none() && i.moderation.is_none());
@@ -539,74 +811,133 @@ fn from_files_reads_every_kind_and_treats_missing_as_none() {
 fn from_files_errors_name_the_file_and_problem() {
     let good = track_silent_at(10, &[]).to_csv();
     let truncated: String = good.lines().take(4).collect::<Vec<_>>().join("\n");
-    let err = ScoringInputs::from_files(layout(&[("loudness/track-1.csv", good.clone()), ("loudness/track-2.csv", truncated)]))
-        .unwrap_err();
+    let err = ScoringInputs::from_files(layout(&[
+        ("loudness/track-1.csv", good.clone()),
+        ("loudness/track-2.csv", truncated),
+    ]))
+    .unwrap_err();
     assert_eq!(err.file(), "loudness/track-2.csv");
     let msg = err.to_string();
     assert!(msg.starts_with("loudness/track-2.csv: line 4:"), "{msg}");
 
-    let err = ScoringInputs::from_files(layout(&[("labels.json", r#"{"Labels":[{"Timestamp":"x"}]}"#.into())])).unwrap_err();
+    let err = ScoringInputs::from_files(layout(&[(
+        "labels.json",
+        r#"{"Labels":[{"Timestamp":"x"}]}"#.into(),
+    )]))
+    .unwrap_err();
     assert_eq!(err.file(), "labels.json");
-    assert!(err.to_string().starts_with("labels.json: invalid JSON for label detection:"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("labels.json: invalid JSON for label detection:"),
+        "{err}"
+    );
 
     let err = ScoringInputs::from_files(layout(&[("faces.json", "{".into())])).unwrap_err();
     assert_eq!(err.file(), "faces.json");
 
-    let err = ScoringInputs::from_files(layout(&[("hls/index.m3u8", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv0.m3u8\n".into())]))
-        .unwrap_err();
-    assert!(err.to_string().contains("hls/v0.m3u8, which is missing"), "{err}");
+    let err = ScoringInputs::from_files(layout(&[(
+        "hls/index.m3u8",
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv0.m3u8\n".into(),
+    )]))
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("hls/v0.m3u8, which is missing"),
+        "{err}"
+    );
 
     let failing = |path: &str| -> Result<Option<Vec<u8>>, String> {
-        if path == "segments.json" { Err("permission denied".into()) } else { Ok(None) }
+        if path == "segments.json" {
+            Err("permission denied".into())
+        } else {
+            Ok(None)
+        }
     };
     let err = ScoringInputs::from_files(failing).unwrap_err();
-    assert_eq!(err.to_string(), "segments.json: cannot read: permission denied");
+    assert_eq!(
+        err.to_string(),
+        "segments.json: cannot read: permission denied"
+    );
 
     let bytes = |path: &str| -> Result<Option<Vec<u8>>, String> {
         Ok((path == "moderation.json").then(|| vec![0xff, 0xfe]))
     };
-    assert!(matches!(ScoringInputs::from_files(bytes), Err(InputError::NotUtf8 { .. })));
+    assert!(matches!(
+        ScoringInputs::from_files(bytes),
+        Err(InputError::NotUtf8 { .. })
+    ));
 }
 
 #[test]
 fn from_files_caps_the_track_count() {
     let csv = track_silent_at(2, &[]).to_csv();
     let read = move |path: &str| -> Result<Option<Vec<u8>>, String> {
-        Ok(path.starts_with("loudness/").then(|| csv.clone().into_bytes()))
+        Ok(path
+            .starts_with("loudness/")
+            .then(|| csv.clone().into_bytes()))
     };
-    assert!(matches!(ScoringInputs::from_files(read), Err(InputError::TooManyTracks { .. })));
+    assert!(matches!(
+        ScoringInputs::from_files(read),
+        Err(InputError::TooManyTracks { .. })
+    ));
 }
 
 // ---------- properties ----------
 
 fn arb_inputs() -> impl Strategy<Value = ScoringInputs> {
-    let rows = proptest::collection::vec(prop_oneof![Just(-70.0), Just(-20.0), -80.0f64..0.0], 0..80);
+    let rows =
+        proptest::collection::vec(prop_oneof![Just(-70.0), Just(-20.0), -80.0f64..0.0], 0..80);
     let shots = proptest::collection::vec(0u64..120_000, 0..25);
     let blacks = proptest::collection::vec((0u64..120_000, 0u64..3_000), 0..6);
     let credits = proptest::collection::vec(0u64..120_000, 0..2);
     let label_items = proptest::collection::vec((0i64..120_000, 0usize..4, 50.0f64..100.0), 0..30);
     let step = prop_oneof![Just(0.1), Just(0.25), Just(1.0), Just(1.5)];
-    (rows, step, shots, blacks, credits, label_items, 60_000u64..120_000, any::<bool>()).prop_map(
-        |(levels, step, shots, blacks, credits, mut items, duration, two_tracks)| {
-            let mut shots = shots;
-            shots.sort_unstable();
-            let mut segs: Vec<Segment> = shots.into_iter().map(seg_shot).collect();
-            segs.extend(blacks.into_iter().map(|(s, d)| seg_cue("BlackFrames", s, s + d)));
-            segs.extend(credits.into_iter().map(|s| seg_cue("EndCredits", s, s + 1000)));
-            items.sort_by_key(|(ts, _, _)| *ts);
-            let names = ["Car", "Tree", "Sea", "Dog"];
-            let label_items: Vec<(i64, &str, f64)> = items.iter().map(|&(ts, n, c)| (ts, names[n], c)).collect();
-            let levels: Vec<(f64, f64)> = levels.iter().enumerate().map(|(k, &s)| (k as f64 * step, s)).collect();
-            let mut loudness = vec![track(&levels, -10.0)];
-            if two_tracks {
-                let shifted: Vec<(f64, f64)> = levels.iter().map(|&(t, s)| (t, if s < -50.0 { s } else { -60.0 })).collect();
-                loudness.push(track(&shifted, -12.0));
-            }
-            let mut i = inputs(loudness, segments(duration, segs));
-            i.labels = Some(labels(&label_items));
-            i
-        },
+    (
+        rows,
+        step,
+        shots,
+        blacks,
+        credits,
+        label_items,
+        60_000u64..120_000,
+        any::<bool>(),
     )
+        .prop_map(
+            |(levels, step, shots, blacks, credits, mut items, duration, two_tracks)| {
+                let mut shots = shots;
+                shots.sort_unstable();
+                let mut segs: Vec<Segment> = shots.into_iter().map(seg_shot).collect();
+                segs.extend(
+                    blacks
+                        .into_iter()
+                        .map(|(s, d)| seg_cue("BlackFrames", s, s + d)),
+                );
+                segs.extend(
+                    credits
+                        .into_iter()
+                        .map(|s| seg_cue("EndCredits", s, s + 1000)),
+                );
+                items.sort_by_key(|(ts, _, _)| *ts);
+                let names = ["Car", "Tree", "Sea", "Dog"];
+                let label_items: Vec<(i64, &str, f64)> =
+                    items.iter().map(|&(ts, n, c)| (ts, names[n], c)).collect();
+                let levels: Vec<(f64, f64)> = levels
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &s)| (k as f64 * step, s))
+                    .collect();
+                let mut loudness = vec![track(&levels, -10.0)];
+                if two_tracks {
+                    let shifted: Vec<(f64, f64)> = levels
+                        .iter()
+                        .map(|&(t, s)| (t, if s < -50.0 { s } else { -60.0 }))
+                        .collect();
+                    loudness.push(track(&shifted, -12.0));
+                }
+                let mut i = inputs(loudness, segments(duration, segs));
+                i.labels = Some(labels(&label_items));
+                i
+            },
+        )
 }
 
 proptest! {

@@ -1,0 +1,68 @@
+//! End to end on the embedded backend: a generated clip with a known answer goes through
+//! ingest → transcode (local MediaConvert) → silent tracks → analyses (local Rekognition) →
+//! scoring → VMAP, with every hop a queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cuepoint_core::asset::AssetState;
+use cuepoint_engine::sample::generate_sample;
+use cuepoint_runtime::ports::SystemClock;
+use cuepoint_tests::{short_clip, test_settings};
+use cuepoint_workers::backend::build_embedded;
+use cuepoint_workers::cli::demo::{compare, shot_starts};
+use cuepoint_workers::cli::run::{ingest_files, run_until_terminal};
+use cuepoint_workers::cli::summary::summarize;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_clip_runs_to_a_vmap_with_breaks_in_the_black_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mov");
+    let truth = generate_sample(&clip, &short_clip()).await.expect("generate clip");
+    let settings = test_settings(&dir.path().join("data"));
+    let backend = build_embedded(&settings, true, Arc::new(SystemClock)).await.unwrap();
+
+    let ids = ingest_files(&backend, &settings, &[clip]).await.unwrap();
+    let assets = run_until_terminal(&backend, &ids, Duration::from_secs(300)).await.unwrap();
+    let asset = &assets[0];
+    assert_eq!(asset.state, AssetState::Complete, "failure: {:?}", asset.failure);
+
+    let summary = summarize(backend.ctx.ports.blobs.as_ref(), asset).await;
+    let shots = shot_starts(&backend, asset).await;
+    let cmp = compare(&truth, &summary, &shots);
+    assert!(cmp.black_gaps_within_one_frame, "black gaps: {:?}", cmp.black_gaps);
+    assert!(cmp.cuts_within_one_frame, "cuts: {:?}", cmp.cuts);
+    assert!(cmp.silent_tracks_exact, "silent tracks: truth {:?} found {:?}", cmp.silent_tracks_truth, cmp.silent_tracks_found);
+    assert_eq!(summary.silent_tracks, vec![3, 4]);
+
+    // The VMAP on disk: every break sits inside a black, silent gap.
+    let vmap_path = backend.ctx.ports.blobs.local_path(asset.results.vmap.as_ref().unwrap()).unwrap();
+    let vmap = std::fs::read_to_string(&vmap_path).unwrap();
+    let offsets: Vec<f64> = vmap
+        .split("timeOffset=\"")
+        .skip(1)
+        .map(|s| {
+            let t = &s[..12];
+            let h: f64 = t[0..2].parse().unwrap();
+            let m: f64 = t[3..5].parse().unwrap();
+            let sec: f64 = t[6..12].parse().unwrap();
+            h * 3600.0 + m * 60.0 + sec
+        })
+        .collect();
+    assert!(!offsets.is_empty(), "VMAP has no breaks:\n{vmap}");
+    for t in &offsets {
+        assert!(
+            truth.black_gaps.iter().any(|&(a, b)| *t >= a - 0.04 && *t <= b + 0.04),
+            "break at {t} is outside the black gaps {:?}\n{vmap}",
+            truth.black_gaps
+        );
+    }
+    // Each gap got its break (they are 14 s apart, spacing is 10 s).
+    assert_eq!(offsets.len(), 2, "{vmap}");
+
+    // The results layout is complete.
+    for rel in ["probe.json", "audio.json", "segments.json", "labels.json", "slots.json", "ad_breaks.vmap", "asset.json", "loudness/track-1.csv", "loudness/track-4.csv", "hls/index.m3u8"] {
+        let uri = asset.results.prefix.join(rel).unwrap();
+        assert!(backend.ctx.ports.blobs.head(&uri).await.unwrap().is_some(), "missing {rel}");
+    }
+}

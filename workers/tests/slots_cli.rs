@@ -1,0 +1,270 @@
+//! `cuepoint slots` end to end: the real binary on the hand-built results directory
+//! `tests/fixtures/slots-example` (a 60 s programme).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/slots-example")
+}
+
+fn cuepoint(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cuepoint"))
+        .args(args)
+        .output()
+        .expect("run cuepoint")
+}
+
+fn slots_json(dir: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["slots", dir.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let out = cuepoint(&args);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Exactly one JSON object on stdout.
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn times(list: &Value) -> Vec<f64> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["timestamp"].as_f64().unwrap())
+        .collect()
+}
+
+fn check_slot_shape(slot: &Value) {
+    let score = slot["score"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&score), "{slot}");
+    let reasons = slot["reasons"].as_array().unwrap();
+    assert!(!reasons.is_empty());
+    for r in reasons {
+        assert!(
+            ["Silence", "BlackFrame", "ShotChange", "EndCredits"].contains(&r.as_str().unwrap()),
+            "{r}"
+        );
+    }
+    for list in ["celebrities", "faces", "labels", "moderation"] {
+        assert!(
+            slot["context"][list]["before"].is_array() && slot["context"][list]["after"].is_array()
+        );
+    }
+}
+
+#[test]
+fn default_policy_json_shape() {
+    let v = slots_json(&fixture(), &[]);
+    let obj = v.as_object().unwrap();
+    let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    for k in ["policy", "duration", "slots", "breaks", "ads", "vmap"] {
+        assert!(keys.contains(&k), "missing {k} in {keys:?}");
+    }
+    assert_eq!(v["policy"], "default");
+    assert_eq!(v["duration"], 60.0);
+    assert_eq!(v["vmap"], Value::Null);
+    let slots = times(&v["slots"]);
+    assert!(
+        slots.windows(2).all(|w| w[0] < w[1]),
+        "slots in time order: {slots:?}"
+    );
+    v["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .for_each(check_slot_shape);
+    v["breaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .for_each(check_slot_shape);
+    // The scene change at the black frames (silence + black + cut at 15.84 s), moved onto the
+    // 1 s HLS boundary at 16 s, and the end credits at 50 s, 30 s apart or more, in time order.
+    assert_eq!(times(&v["breaks"]), vec![16.0, 50.0]);
+    assert_eq!(v["breaks"][0]["snapped_from"], 15.84);
+    assert_eq!(
+        v["breaks"][0]["reasons"],
+        serde_json::json!(["Silence", "BlackFrame", "ShotChange"])
+    );
+    let ads = v["ads"].as_array().unwrap();
+    assert_eq!(ads.len(), 2);
+    assert_eq!(ads[0]["break_id"], "midroll-1");
+    assert_eq!(ads[0]["time_offset"], "00:00:16.000");
+    assert!(ads[0]["ad_url"].as_str().unwrap().ends_with(".mp4"));
+}
+
+#[test]
+fn default_policy_knobs_from_flags() {
+    let v = slots_json(&fixture(), &["--min-spacing", "15", "--top", "5"]);
+    // 36.4 s (silence + cut, labels change) now fits; 50 s is 13.6 s from it.
+    assert_eq!(times(&v["breaks"]), vec![16.0, 36.0]);
+    let v = slots_json(&fixture(), &["--lead-out", "15", "--top", "1"]);
+    assert_eq!(times(&v["breaks"]), vec![16.0]);
+}
+
+#[test]
+fn reference_policy_on_the_fixture() {
+    let v = slots_json(&fixture(), &["--policy", "reference"]);
+    assert_eq!(v["policy"], "reference");
+    let slots = v["slots"].as_array().unwrap();
+    assert_eq!(
+        times(&v["slots"]),
+        vec![0.0, 6.2, 14.5, 15.0, 15.84, 22.4, 30.0, 35.5, 36.4, 43.0, 50.0]
+    );
+    // Silence at 14.5 s: 0.7, then labels {Indoors, Person} before and nothing after -> 1.0.
+    assert_eq!(slots[2]["reasons"], serde_json::json!(["Silence"]));
+    assert_eq!(slots[2]["score"], 1.0);
+    // The first shot at 0 scores 0 (no labels within 2 s).
+    assert_eq!(slots[0]["score"], 0.0);
+    // EndCredits merges with the shot at 50 s.
+    assert_eq!(
+        slots[10]["reasons"],
+        serde_json::json!(["ShotChange", "EndCredits"])
+    );
+    // Top 3: all 1.0, so the three latest, in (ascending) score order.
+    assert_eq!(times(&v["breaks"]), vec![35.5, 36.4, 50.0]);
+    slots.iter().for_each(check_slot_shape);
+}
+
+#[test]
+fn table_output_and_vmap_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let vmap = dir.path().join("ad_breaks.vmap");
+    let out = cuepoint(&[
+        "slots",
+        fixture().to_str().unwrap(),
+        "--vmap",
+        vmap.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("00:00:15.840"), "{table}");
+    assert!(table.contains("midroll-1"), "{table}");
+    assert!(table.contains("Silence, BlackFrame, ShotChange"), "{table}");
+    let xml = std::fs::read_to_string(&vmap).unwrap();
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
+    assert!(
+        xml.contains(
+            r#"<vmap:AdBreak timeOffset="00:00:16.000" breakType="linear" breakId="midroll-1">"#
+        ),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"breakId="midroll-2""#));
+    assert!(!xml.contains("midroll-3"));
+}
+
+#[test]
+fn missing_result_files_mean_no_results() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), dir.path());
+    for f in [
+        "faces.json",
+        "celebrities.json",
+        "moderation.json",
+        "labels.json",
+        "hls/index.m3u8",
+    ] {
+        std::fs::remove_file(dir.path().join(f)).unwrap();
+    }
+    let v = slots_json(dir.path(), &[]);
+    // No HLS: the break stays on the cut.
+    assert_eq!(times(&v["breaks"]), vec![15.84, 50.0]);
+}
+
+fn expect_failure(dir: &Path, file: &str, also: &str) {
+    let out = cuepoint(&["slots", dir.to_str().unwrap(), "--json"]);
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing on stdout on error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(file), "{err} should name {file}");
+    assert!(err.contains(also), "{err} should say {also}");
+}
+
+#[test]
+fn bad_files_fail_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), dir.path());
+    std::fs::write(
+        dir.path().join("labels.json"),
+        r#"{"Labels": [{"Timestamp": "soon"}]}"#,
+    )
+    .unwrap();
+    expect_failure(dir.path(), "labels.json", "invalid JSON");
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), dir.path());
+    let csv = std::fs::read_to_string(dir.path().join("loudness/track-2.csv")).unwrap();
+    let truncated: String = csv.lines().take(40).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.path().join("loudness/track-2.csv"), truncated).unwrap();
+    expect_failure(dir.path(), "loudness/track-2.csv", "line 40");
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), dir.path());
+    let csv = std::fs::read_to_string(dir.path().join("loudness/track-1.csv")).unwrap();
+    std::fs::write(
+        dir.path().join("loudness/track-1.csv"),
+        csv.replacen("14.5,-72.4,-23.1,-64.8", "14.5,-72.4,-23.1,quiet", 1),
+    )
+    .unwrap();
+    expect_failure(
+        dir.path(),
+        "loudness/track-1.csv",
+        "short-term loudness (column 4) is not a number",
+    );
+
+    let out = cuepoint(&["slots", "/definitely/not/here"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/definitely/not/here"));
+
+    let ads = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ads.path(), "{\"ads\": 3}").unwrap();
+    let out = cuepoint(&[
+        "slots",
+        fixture().to_str().unwrap(),
+        "--ads",
+        ads.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(ads.path().to_str().unwrap()) && err.contains("ad inventory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn custom_ad_inventory_is_used() {
+    let ads = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        ads.path(),
+        r#"{"ads": [{"url": "https://ads.example/generic.mp4", "labels": []}, {"url": "https://ads.example/beach.mp4", "labels": ["Beach", "Sea"]}]}"#,
+    )
+    .unwrap();
+    let v = slots_json(&fixture(), &["--ads", ads.path().to_str().unwrap()]);
+    assert_eq!(v["ads"][0]["ad_url"], "https://ads.example/beach.mp4");
+    // Nothing in common at 50 s: the first ad in inventory order.
+    assert_eq!(v["ads"][1]["ad_url"], "https://ads.example/generic.mp4");
+}
