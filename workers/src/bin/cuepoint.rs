@@ -8,8 +8,9 @@ use cuepoint_workers::handlers::WorkerKind;
 #[derive(Debug, Parser)]
 #[command(name = "cuepoint", version, about = "Find ad breaks, silent audio tracks and what is on screen in video.")]
 struct Cli {
-    /// Log level (or RUST_LOG).
-    #[arg(long, global = true, default_value = "warn")]
+    /// Log level: error, warn, info, debug (or RUST_LOG). Retried races and redeliveries log
+    /// at warn; the default shows only what needs attention.
+    #[arg(long, global = true, default_value = "error")]
     log: String,
     #[command(subcommand)]
     command: Command,

@@ -108,9 +108,25 @@ pub fn render_comparison(c: &Comparison) -> String {
 pub async fn run(args: &DemoArgs) -> anyhow::Result<bool> {
     let mut settings = args.common.settings()?;
     settings.backend = cuepoint_runtime::config::Backend::Embedded;
+    // A one-minute demo has room for a break per black gap only if breaks may be 15 s apart
+    // (broadcast spacing is minutes); keep any spacing the user configured.
+    if settings.scoring.pointer("/default/min_spacing_seconds").is_none() {
+        let mut scoring = settings.scoring.as_object().cloned().unwrap_or_default();
+        let mut default = scoring.get("default").and_then(|d| d.as_object().cloned()).unwrap_or_default();
+        default.insert("min_spacing_seconds".into(), serde_json::json!(15.0));
+        scoring.insert("default".into(), serde_json::Value::Object(default));
+        settings.scoring = serde_json::Value::Object(scoring);
+    }
     let sample_dir = settings.data_dir.join("demo");
     std::fs::create_dir_all(&sample_dir).with_context(|| format!("creating {}", sample_dir.display()))?;
-    let spec = SampleSpec { duration: args.duration, ..SampleSpec::default() };
+    // The standard demo is 60 s; other lengths get the same shape scaled (a cut every ~7 s, a
+    // black silent gap every ~20 s).
+    let spec = if (args.duration - 60.0).abs() < 1e-9 {
+        SampleSpec::default()
+    } else {
+        let d = SampleSpec::default();
+        SampleSpec { active_tracks: d.active_tracks, track_count: d.track_count, ..SampleSpec::regular(args.duration, d.width, d.height, 7.0, 20.0) }
+    };
     let path = sample_dir.join(format!("cuepoint-demo-{}s.{}", args.duration as u64, match spec.container { cuepoint_engine::sample::SampleContainer::Mov => "mov", cuepoint_engine::sample::SampleContainer::Mkv => "mkv" }));
     eprintln!("generating a {:.0}-second sample with FFmpeg: {}", args.duration, path.display());
     let t0 = Instant::now();

@@ -38,7 +38,16 @@ pub struct BreakLine {
 
 /// A printable location for a blob: the local path when blobs are files.
 pub fn location(blobs: &dyn BlobStore, uri: &S3Uri) -> String {
-    blobs.local_path(uri).map(|p| p.display().to_string()).unwrap_or_else(|| uri.to_string())
+    if let Some(p) = blobs.local_path(uri) {
+        return p.display().to_string();
+    }
+    // A prefix (`.../`) has no file of its own: show the directory its files live in.
+    if uri.key.as_str().ends_with('/') {
+        if let Some(dir) = uri.join("x").ok().and_then(|f| blobs.local_path(&f)).and_then(|p| p.parent().map(|d| d.to_path_buf())) {
+            return format!("{}/", dir.display());
+        }
+    }
+    uri.to_string()
 }
 
 pub async fn summarize(blobs: &dyn BlobStore, asset: &Asset) -> AssetSummary {
