@@ -425,7 +425,7 @@ fn optional(
 #[serde(default, deny_unknown_fields)]
 pub struct AudioOptions {
     /// LUFS. A track has audio when its Input Max Loudness is above this; a moment is silent
-    /// when its short-term loudness is below it.
+    /// when its momentary loudness is below it.
     pub silence_threshold: f64,
     /// Shortest silence interval reported, seconds.
     pub min_silence_seconds: f64,
@@ -466,10 +466,12 @@ impl AudioReport {
         let silences = logs
             .iter()
             .map(|l| {
+                // Momentary loudness (400 ms window): the 3 s short-term window never drops
+                // below the threshold in a silence shorter than about 3 s.
                 silence_intervals(
                     &l.rows,
                     opts.silence_threshold,
-                    LoudnessMeasure::ShortTerm,
+                    LoudnessMeasure::Momentary,
                     opts.min_silence_seconds,
                 )
             })

@@ -78,6 +78,18 @@ impl ProxySpec {
     }
 }
 
+/// MediaConvert's loudness vehicle: a small video plus one AAC track per measured source
+/// track (MediaConvert logs loudness per audio description of an output). Audio is kept mono
+/// here: encoding cost grows with channels and nothing listens to this file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioOutputSpec {
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    /// Source tracks (1-based), one output audio stream each, in this order.
+    pub tracks: Vec<u32>,
+}
+
 /// Where one track's loudness log goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoudnessLogSpec {
@@ -92,6 +104,8 @@ pub struct TranscodeSpec {
     pub input: PathBuf,
     pub hls: Option<HlsSpec>,
     pub proxy: Option<ProxySpec>,
+    /// The file carrying the measured tracks (MediaConvert's `Audio` output group).
+    pub audio_output: Option<AudioOutputSpec>,
     pub loudness_logs: Vec<LoudnessLogSpec>,
     /// Seconds between loudness rows (a multiple of 0.1).
     pub loudness_row_interval: f64,
@@ -106,6 +120,7 @@ impl TranscodeSpec {
             input: input.into(),
             hls: None,
             proxy: None,
+            audio_output: None,
             loudness_logs: Vec::new(),
             loudness_row_interval: 0.1,
             true_peak: true,
@@ -123,6 +138,7 @@ pub struct TranscodeOutput {
     /// Segment boundaries in seconds: 0, then the end of every segment (from `#EXTINF`).
     pub segment_boundaries: Vec<f64>,
     pub proxy: Option<PathBuf>,
+    pub audio_output: Option<PathBuf>,
     /// (track, CSV path) in the order requested.
     pub loudness_logs: Vec<(u32, PathBuf)>,
     /// The logs as written, same order.
@@ -139,6 +155,7 @@ impl TranscodeOutput {
         v.extend(self.hls_media_playlist.iter().cloned());
         v.extend(self.hls_segments.iter().cloned());
         v.extend(self.proxy.iter().cloned());
+        v.extend(self.audio_output.iter().cloned());
         v.extend(self.loudness_logs.iter().map(|(_, p)| p.clone()));
         v
     }
@@ -182,6 +199,7 @@ pub async fn transcode(spec: &TranscodeSpec, progress: Option<ProgressFn<'_>>) -
         hls_segments: Vec::new(),
         segment_boundaries: Vec::new(),
         proxy: spec.proxy.as_ref().map(|p| p.path.clone()),
+        audio_output: spec.audio_output.as_ref().map(|a| a.path.clone()),
         loudness_logs: Vec::new(),
         loudness: Vec::new(),
         duration_seconds: done.max(0.0),
@@ -211,7 +229,7 @@ fn invalid(field: &'static str, detail: impl Into<String>) -> EngineError {
 }
 
 fn validate(spec: &TranscodeSpec, info: &MediaInfo) -> Result<(), EngineError> {
-    if spec.hls.is_none() && spec.proxy.is_none() && spec.loudness_logs.is_empty() {
+    if spec.hls.is_none() && spec.proxy.is_none() && spec.audio_output.is_none() && spec.loudness_logs.is_empty() {
         return Err(invalid("outputs", "the job has no outputs"));
     }
     let blocks = spec.loudness_row_interval / 0.1;
@@ -251,7 +269,15 @@ fn validate(spec: &TranscodeSpec, info: &MediaInfo) -> Result<(), EngineError> {
             check_track("proxy audio", t)?;
         }
     }
-    if (spec.hls.is_some() || spec.proxy.is_some()) && info.video.is_none() {
+    if let Some(a) = &spec.audio_output {
+        if a.width < 16 || a.width % 2 == 1 || a.height < 16 || a.height % 2 == 1 {
+            return Err(invalid("audio output size", "width/height must be even and at least 16"));
+        }
+        for t in &a.tracks {
+            check_track("audio output", *t)?;
+        }
+    }
+    if (spec.hls.is_some() || spec.proxy.is_some() || spec.audio_output.is_some()) && info.video.is_none() {
         return Err(EngineError::Unusable { input: info.location.clone(), message: "no video stream to transcode".into() });
     }
     Ok(())
@@ -286,6 +312,7 @@ fn plan(spec: &TranscodeSpec, info: &MediaInfo, scratch: &Path) -> Result<Plan, 
     };
     let hls_audio = spec.hls.as_ref().and_then(|h| h.audio_track).map(&mut want);
     let proxy_audio = spec.proxy.as_ref().and_then(|p| p.audio_track).map(&mut want);
+    let vehicle_audio: Vec<String> = spec.audio_output.iter().flat_map(|a| a.tracks.iter()).map(|t| want(*t)).collect();
     let loud_labels: Vec<String> = spec.loudness_logs.iter().map(|l| want(l.track)).collect();
     for (track, n) in &consumers {
         let idx = info.audio[(*track - 1) as usize].stream_index;
@@ -304,6 +331,9 @@ fn plan(spec: &TranscodeSpec, info: &MediaInfo, scratch: &Path) -> Result<Plan, 
         }
         if spec.proxy.is_some() {
             video_outs.push("[pv]");
+        }
+        if spec.audio_output.is_some() {
+            video_outs.push("[av]");
         }
         match video_outs.len() {
             0 => {}
@@ -326,7 +356,7 @@ fn plan(spec: &TranscodeSpec, info: &MediaInfo, scratch: &Path) -> Result<Plan, 
                 [
                     "-c:v", "libx264", "-preset", &h.x264_preset, "-crf", &h.crf.to_string(), "-profile:v", "high",
                     "-force_key_frames", &format!("expr:gte(t,n_forced*{})", h.segment_seconds), "-sc_threshold", "0",
-                    "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-f", "hls", "-hls_time", &h.segment_seconds.to_string(),
+                    "-c:a", "aac", "-b:a", "96k", "-ac", "2", "-ar", "48000", "-f", "hls", "-hls_time", &h.segment_seconds.to_string(),
                     "-hls_playlist_type", "vod", "-hls_flags", "independent_segments", "-hls_segment_type", "mpegts",
                     "-start_number", "1", "-master_pl_name", &h.master_name,
                 ]
@@ -360,6 +390,22 @@ fn plan(spec: &TranscodeSpec, info: &MediaInfo, scratch: &Path) -> Result<Plan, 
             if let Some(parent) = p.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 dirs.push(parent.to_path_buf());
             }
+        }
+    }
+
+    if let (Some(a), Some(_)) = (&spec.audio_output, &info.video) {
+        chains.push(format!("[av]scale={}:{},format=yuv420p[vehiclev]", a.width, a.height));
+        output_args.extend(["-map".into(), "[vehiclev]".into()]);
+        for label in &vehicle_audio {
+            output_args.extend(["-map".into(), label.into()]);
+        }
+        output_args.extend(
+            ["-c:v", "libx264", "-preset", "ultrafast", "-b:v", "200k", "-c:a", "aac", "-b:a", "96k", "-f", "mp4"]
+                .map(OsString::from),
+        );
+        output_args.push(a.path.clone().into_os_string());
+        if let Some(parent) = a.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            dirs.push(parent.to_path_buf());
         }
     }
 

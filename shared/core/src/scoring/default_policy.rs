@@ -114,7 +114,7 @@ impl Default for DefaultPolicyConfig {
     fn default() -> Self {
         Self {
             silence_threshold: crate::loudness::DEFAULT_SILENCE_THRESHOLD,
-            silence_measure: LoudnessMeasure::ShortTerm,
+            silence_measure: LoudnessMeasure::Momentary,
             silence_tracks: SilenceTracks::AllActive,
             min_silence_seconds: 0.5,
             merge_distance_seconds: 0.5,
