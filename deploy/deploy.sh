@@ -48,7 +48,9 @@ EXTRA_PARAMS=()
 die() { echo "deploy.sh: $*" >&2; exit 2; }
 note() { echo "# $*"; }
 
-need_value() { [ "$#" -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
+need_value() {
+    if [ "$#" -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi
+}
 
 while [ "$#" -gt 0 ]; do
     case "$1" in
@@ -65,7 +67,7 @@ while [ "$#" -gt 0 ]; do
         --account) need_value "$@"; ACCOUNT=$2; shift ;;
         --artifacts-bucket) need_value "$@"; ARTIFACTS=$2; shift ;;
         --param) need_value "$@"; [[ "$2" == *=* ]] || die "--param wants Key=Value, got '$2'"; EXTRA_PARAMS+=("$2"); shift ;;
-        -h | --help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (try --help)" ;;
     esac
     shift

@@ -6,7 +6,8 @@
 #   1. cfn-lint (errors, warnings and informational rules) on every CloudFormation template in infra/
 #   2. infra/check_routing.py: the template and deploy/docker-compose.yml route exactly as
 #      infra/routing.json says, and its self-test proves that mutated copies are caught
-#   3. deploy/test-deploy.sh: the image entry point and deploy.sh --dry-run
+#   3. deploy/test-deploy.sh: the image entry point and deploy.sh --dry-run; shellcheck on the
+#      scripts when it is installed
 set -euo pipefail
 
 INFRA=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,3 +38,9 @@ echo "== routing equivalence"
 
 echo "== deploy/"
 bash "$ROOT/deploy/test-deploy.sh"
+if command -v shellcheck >/dev/null; then
+    shellcheck "$ROOT/deploy/deploy.sh" "$ROOT/deploy/test-deploy.sh" "$ROOT/deploy/entrypoint.sh" "$INFRA/check.sh"
+    echo "shellcheck: clean"
+else
+    echo "shellcheck: not installed, skipped (optional)"
+fi

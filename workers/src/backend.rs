@@ -21,7 +21,7 @@ pub struct Backend {
     queues: BTreeMap<String, Arc<dyn Queue>>,
     /// Embedded only: the backend itself (status views, raw events) and the engine.
     pub embedded: Option<Arc<cuepoint_embedded::EmbeddedBackend>>,
-    pub engine: Option<cuepoint_engine::local::LocalEngine>,
+    pub engine: Option<cuepoint_engine::standin::LocalEngine>,
 }
 
 impl Backend {
@@ -75,13 +75,13 @@ pub async fn build_embedded(settings: &Settings, with_engine: bool, clock: Arc<d
     let blobs = embedded.blobs();
     let bus = embedded.bus();
     let topic_name = routing.topics().first().map(|t| t.name.clone()).unwrap_or_else(|| "rekognition".into());
-    let engine = cuepoint_engine::local::LocalEngine::new(
+    let engine = cuepoint_engine::standin::LocalEngine::new(
         blobs.clone(),
         bus.clone(),
         embedded.topic(&topic_name),
         embedded.ledger(),
         clock.clone(),
-        cuepoint_engine::local::LocalEngineOptions { scratch_dir: settings.data_dir.join("scratch"), ..Default::default() },
+        cuepoint_engine::standin::LocalEngineOptions { scratch_dir: settings.data_dir.join("scratch"), ..Default::default() },
     );
     if with_engine {
         engine.resume_unfinished().await.context("resuming unfinished local jobs")?;

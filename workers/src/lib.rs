@@ -12,3 +12,4 @@ pub mod hls;
 pub mod scoring_config;
 pub mod service;
 pub mod slots;
+pub mod sweeper;

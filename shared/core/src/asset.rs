@@ -198,6 +198,13 @@ pub struct Asset {
     pub breaks: Vec<BreakSummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// How many times the stuck-asset sweeper re-announced the current state.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sweeps: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Asset {
@@ -218,6 +225,7 @@ impl Asset {
             results: ResultLocations { prefix: results_prefix, hls_master: None, proxy: None, vmap: None },
             breaks: Vec::new(),
             failure: None,
+            sweeps: 0,
         }
     }
 
@@ -379,6 +387,7 @@ pub fn transition(asset: &Asset, event: &AssetEvent, now_ms: u64) -> Result<Tran
     }
     if next.state != asset.state {
         next.state_entered_at_ms = now_ms;
+        next.sweeps = 0;
     }
     next.updated_at_ms = now_ms;
     Ok(Transition::Applied(Box::new(next)))

@@ -13,5 +13,6 @@ pub mod rekognition;
 pub mod results;
 pub mod routing;
 pub mod scoring;
+pub mod stuck;
 pub mod timefmt;
 pub mod vmap;

@@ -276,7 +276,8 @@ pub struct ContentModerationDetection {
 pub struct LabelResults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// GetLabelDetection & co. return one object here (GetSegmentDetection a list): both read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "one_or_many")]
     pub video_metadata: Vec<VideoMetadata>,
     #[serde(default)]
     pub labels: Vec<LabelDetection>,
@@ -290,7 +291,8 @@ pub struct LabelResults {
 pub struct CelebrityResults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// GetLabelDetection & co. return one object here (GetSegmentDetection a list): both read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "one_or_many")]
     pub video_metadata: Vec<VideoMetadata>,
     #[serde(default)]
     pub celebrities: Vec<CelebrityRecognition>,
@@ -304,7 +306,8 @@ pub struct CelebrityResults {
 pub struct FaceResults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// GetLabelDetection & co. return one object here (GetSegmentDetection a list): both read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "one_or_many")]
     pub video_metadata: Vec<VideoMetadata>,
     #[serde(default)]
     pub faces: Vec<FaceDetection>,
@@ -318,7 +321,8 @@ pub struct FaceResults {
 pub struct ModerationResults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// GetLabelDetection & co. return one object here (GetSegmentDetection a list): both read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "one_or_many")]
     pub video_metadata: Vec<VideoMetadata>,
     #[serde(default)]
     pub moderation_labels: Vec<ContentModerationDetection>,
@@ -326,9 +330,38 @@ pub struct ModerationResults {
     pub extra: Map<String, Value>,
 }
 
+/// A field the API gives as one object in some responses and as a list in others.
+fn one_or_many<'de, D>(d: D) -> Result<Vec<VideoMetadata>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Box<VideoMetadata>),
+        Many(Vec<VideoMetadata>),
+        Null(()),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(m) => vec![*m],
+        OneOrMany::Many(v) => v,
+        OneOrMany::Null(()) => vec![],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_results_read_video_metadata_as_object_or_list() {
+        let one: LabelResults = serde_json::from_str(r#"{"JobStatus":"SUCCEEDED","VideoMetadata":{"DurationMillis":5000},"Labels":[{"Timestamp":0,"Label":{"Name":"Sea","Confidence":99.0}}]}"#).unwrap();
+        assert_eq!(one.video_metadata[0].duration_millis, Some(5000));
+        let many: FaceResults = serde_json::from_str(r#"{"VideoMetadata":[{"DurationMillis":7}],"Faces":[]}"#).unwrap();
+        assert_eq!(many.video_metadata[0].duration_millis, Some(7));
+        let none: ModerationResults = serde_json::from_str(r#"{"ModerationLabels":[]}"#).unwrap();
+        assert!(none.video_metadata.is_empty());
+    }
 
     #[test]
     fn segment_detection_round_trips_unknown_fields() {

@@ -22,7 +22,10 @@ use cuepoint_core::rekognition::CUE_BLACK_FRAMES;
 use cuepoint_engine::{analyze, generate_sample, AnalyzeOptions, GroundTruth, SampleSpec};
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// CPU seconds (user + system) of all waited-for children so far.
@@ -67,7 +70,10 @@ fn decode_only(file: &Path) -> Cost {
         .status()
         .expect("ffmpeg runs");
     assert!(status.success(), "decode-only ffmpeg failed: {status}");
-    Cost { wall: t0.elapsed().as_secs_f64(), cpu: children_cpu() - cpu0 }
+    Cost {
+        wall: t0.elapsed().as_secs_f64(),
+        cpu: children_cpu() - cpu0,
+    }
 }
 
 fn main() {
@@ -78,24 +84,36 @@ fn main() {
         .split_once('x')
         .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
         .expect("CUEPOINT_BENCH_SIZE is WIDTHxHEIGHT");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
 
     let dir = target_dir();
     std::fs::create_dir_all(&dir).expect("bench dir");
     let file = dir.join(format!("bench_{seconds}s_{w}x{h}.mov"));
     let truth_file = file.with_extension("truth.json");
-    let truth: GroundTruth = match std::fs::read(&truth_file).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+    let truth: GroundTruth = match std::fs::read(&truth_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
         Some(t) if file.exists() => {
             println!("asset: {} (cached)", file.display());
             t
         }
         _ => {
             let spec = SampleSpec::regular(seconds, w, h, 40.0, 150.0);
-            println!("generating {} ({seconds} s {w}x{h}, 8 mono PCM tracks) ...", file.display());
+            println!(
+                "generating {} ({seconds} s {w}x{h}, 8 mono PCM tracks) ...",
+                file.display()
+            );
             let t0 = Instant::now();
-            let t = rt.block_on(generate_sample(&file, &spec)).expect("generate the asset");
+            let t = rt
+                .block_on(generate_sample(&file, &spec))
+                .expect("generate the asset");
             println!("generated in {:.1} s", t0.elapsed().as_secs_f64());
-            std::fs::write(&truth_file, serde_json::to_vec_pretty(&t).unwrap()).expect("write truth");
+            std::fs::write(&truth_file, serde_json::to_vec_pretty(&t).unwrap())
+                .expect("write truth");
             t
         }
     };
@@ -105,48 +123,95 @@ fn main() {
     let mut last = None;
     for run in 1..=runs {
         let d = decode_only(&file);
-        println!("run {run}: decode-only  wall {:7.2} s  cpu {:7.2} s", d.wall, d.cpu);
+        println!(
+            "run {run}: decode-only  wall {:7.2} s  cpu {:7.2} s",
+            d.wall, d.cpu
+        );
         decode.push(d);
         let cpu0 = children_cpu();
         let t0 = Instant::now();
-        let a = rt.block_on(analyze(&file, &AnalyzeOptions::default(), None)).expect("analysis");
-        let c = Cost { wall: t0.elapsed().as_secs_f64(), cpu: children_cpu() - cpu0 };
-        println!("run {run}: analyze()    wall {:7.2} s  cpu {:7.2} s", c.wall, c.cpu);
+        let a = rt
+            .block_on(analyze(&file, &AnalyzeOptions::default(), None))
+            .expect("analysis");
+        let c = Cost {
+            wall: t0.elapsed().as_secs_f64(),
+            cpu: children_cpu() - cpu0,
+        };
+        println!(
+            "run {run}: analyze()    wall {:7.2} s  cpu {:7.2} s",
+            c.wall, c.cpu
+        );
         analysis.push(c);
         last = Some(a);
     }
     let (d, a) = (median(decode), median(analysis));
     println!();
-    println!("decode-only (every stream): wall {:.2} s, cpu {:.2} s", d.wall, d.cpu);
-    println!("analyze() one pass:         wall {:.2} s, cpu {:.2} s", a.wall, a.cpu);
-    println!("ratio analyze/decode:       wall {:.3}, cpu {:.3} (target <= 1.3)", a.wall / d.wall, a.cpu / d.cpu);
+    println!(
+        "decode-only (every stream): wall {:.2} s, cpu {:.2} s",
+        d.wall, d.cpu
+    );
+    println!(
+        "analyze() one pass:         wall {:.2} s, cpu {:.2} s",
+        a.wall, a.cpu
+    );
+    println!(
+        "ratio analyze/decode:       wall {:.3}, cpu {:.3} (target <= 1.3)",
+        a.wall / d.wall,
+        a.cpu / d.cpu
+    );
 
     // Accuracy against the ground truth.
     let a = last.expect("at least one run");
     let frame = 1.0 / truth.fps + 1e-9;
-    let starts: Vec<f64> =
-        a.segments.segments.iter().filter(|s| s.is_shot()).map(|s| s.start_timestamp_millis as f64 / 1000.0).collect();
-    let found_cuts = truth.cuts.iter().filter(|c| starts.iter().any(|s| (s - *c).abs() <= frame)).count();
+    let starts: Vec<f64> = a
+        .segments
+        .segments
+        .iter()
+        .filter(|s| s.is_shot())
+        .map(|s| s.start_timestamp_millis as f64 / 1000.0)
+        .collect();
+    let found_cuts = truth
+        .cuts
+        .iter()
+        .filter(|c| starts.iter().any(|s| (s - *c).abs() <= frame))
+        .count();
     let mut edges = vec![0.0];
     edges.extend(&truth.cuts);
     for (s, e) in &truth.black_gaps {
         edges.extend([*s, *e]);
     }
-    let spurious = starts.iter().filter(|s| !edges.iter().any(|e| (*s - e).abs() <= frame)).count();
+    let spurious = starts
+        .iter()
+        .filter(|s| !edges.iter().any(|e| (*s - e).abs() <= frame))
+        .count();
     let black: Vec<(f64, f64)> = a
         .segments
         .segments
         .iter()
         .filter(|s| s.cue_type() == Some(CUE_BLACK_FRAMES))
-        .map(|s| (s.start_timestamp_millis as f64 / 1000.0, s.end_timestamp_millis as f64 / 1000.0))
+        .map(|s| {
+            (
+                s.start_timestamp_millis as f64 / 1000.0,
+                s.end_timestamp_millis as f64 / 1000.0,
+            )
+        })
         .collect();
-    let exact_black =
-        truth.black_gaps.iter().filter(|(s, e)| black.iter().any(|(bs, be)| (bs - s).abs() <= frame && (be - e).abs() <= frame)).count();
+    let exact_black = truth
+        .black_gaps
+        .iter()
+        .filter(|(s, e)| {
+            black
+                .iter()
+                .any(|(bs, be)| (bs - s).abs() <= frame && (be - e).abs() <= frame)
+        })
+        .count();
     let verdicts_ok = a
         .loudness
         .iter()
         .enumerate()
-        .filter(|(i, l)| (l.summary.input_max_loudness > -50.0) == truth.active_tracks.contains(&(*i as u32 + 1)))
+        .filter(|(i, l)| {
+            (l.summary.input_max_loudness > -50.0) == truth.active_tracks.contains(&(*i as u32 + 1))
+        })
         .count();
     println!(
         "accuracy: cuts {found_cuts}/{} within one frame ({spurious} shots elsewhere), black gaps {exact_black}/{} \

@@ -103,7 +103,11 @@ pub struct BlackOptions {
 
 impl Default for BlackOptions {
     fn default() -> Self {
-        BlackOptions { pixel_threshold: 0.10, picture_ratio: 0.99, min_duration: 0.25 }
+        BlackOptions {
+            pixel_threshold: 0.10,
+            picture_ratio: 0.99,
+            min_duration: 0.25,
+        }
     }
 }
 
@@ -119,7 +123,10 @@ pub struct ShotOptions {
 
 impl Default for ShotOptions {
     fn default() -> Self {
-        ShotOptions { threshold: 5.0, merge_window: 0.5 }
+        ShotOptions {
+            threshold: 5.0,
+            merge_window: 0.5,
+        }
     }
 }
 
@@ -166,7 +173,11 @@ pub struct Analysis {
 }
 
 /// Analyse `input` in one FFmpeg decode. `progress` receives the fraction decoded.
-pub async fn analyze(input: &Path, opts: &AnalyzeOptions, progress: Option<ProgressFn<'_>>) -> Result<Analysis, EngineError> {
+pub async fn analyze(
+    input: &Path,
+    opts: &AnalyzeOptions,
+    progress: Option<ProgressFn<'_>>,
+) -> Result<Analysis, EngineError> {
     let location = path_str(input)?;
     validate(opts)?;
     let info = probe_media(location).await?;
@@ -180,7 +191,13 @@ pub async fn analyze(input: &Path, opts: &AnalyzeOptions, progress: Option<Progr
         }
         args.extend(["-i".into(), input.as_os_str().to_owned()]);
         args.extend(["-filter_complex".into(), plan.graph.clone().into()]);
-        args.extend(["-map".into(), plan.mapped.clone().into(), "-f".into(), "null".into(), "-".into()]);
+        args.extend([
+            "-map".into(),
+            plan.mapped.clone().into(),
+            "-f".into(),
+            "null".into(),
+            "-".into(),
+        ]);
         let outcome = run_ffmpeg(&args, info.probe.duration_seconds, location, progress).await?;
 
         let findings = match &plan.video_file {
@@ -189,19 +206,35 @@ pub async fn analyze(input: &Path, opts: &AnalyzeOptions, progress: Option<Progr
         };
         let mut loudness = Vec::new();
         for (_, file) in &plan.audio_files {
-            loudness.push(read_loudness(file, info.start_time, opts.loudness_row_interval, opts.true_peak)?);
+            loudness.push(read_loudness(
+                file,
+                info.start_time,
+                opts.loudness_row_interval,
+                opts.true_peak,
+            )?);
         }
         check_complete(&info, findings.as_ref(), &plan, &outcome.stderr)?;
         let findings = findings.unwrap_or_default();
         let segments = segment_detection(&info, &findings, opts.shots.threshold);
-        return Ok(Analysis { probe: info.probe.clone(), loudness, segments });
+        return Ok(Analysis {
+            probe: info.probe.clone(),
+            loudness,
+            segments,
+        });
     }
     let segments = segment_detection(&info, &VideoFindings::default(), opts.shots.threshold);
-    Ok(Analysis { probe: info.probe, loudness: Vec::new(), segments })
+    Ok(Analysis {
+        probe: info.probe,
+        loudness: Vec::new(),
+        segments,
+    })
 }
 
 pub(crate) fn path_str(p: &Path) -> Result<&str, EngineError> {
-    p.to_str().ok_or_else(|| EngineError::InvalidSpec { field: "input", detail: format!("path {} is not UTF-8", p.display()) })
+    p.to_str().ok_or_else(|| EngineError::InvalidSpec {
+        field: "input",
+        detail: format!("path {} is not UTF-8", p.display()),
+    })
 }
 
 pub(crate) fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir, EngineError> {
@@ -216,11 +249,17 @@ fn validate(opts: &AnalyzeOptions) -> Result<(), EngineError> {
     if !(blocks >= 0.999 && (blocks - blocks.round()).abs() < 1e-6) {
         return Err(EngineError::InvalidSpec {
             field: "loudness_row_interval",
-            detail: format!("{} s is not a positive multiple of 0.1 s", opts.loudness_row_interval),
+            detail: format!(
+                "{} s is not a positive multiple of 0.1 s",
+                opts.loudness_row_interval
+            ),
         });
     }
     if opts.analysis_width < 16 || opts.analysis_height < 16 {
-        return Err(EngineError::InvalidSpec { field: "analysis size", detail: "at least 16x16".into() });
+        return Err(EngineError::InvalidSpec {
+            field: "analysis size",
+            detail: "at least 16x16".into(),
+        });
     }
     Ok(())
 }
@@ -258,7 +297,10 @@ impl AnalysisGraph {
                 let df = dir.join("dark.txt");
                 chain.push_str(",split=2[vm][vs]");
                 chains.push(chain);
-                chains.push(format!("[vm]metadata=print:file={}[vout]", escape_filter_value(&vf.to_string_lossy())));
+                chains.push(format!(
+                    "[vm]metadata=print:file={}[vout]",
+                    escape_filter_value(&vf.to_string_lossy())
+                ));
                 chains.push(format!(
                     "[vs]signalstats,metadata=select:key=lavfi.signalstats.YAVG:value={}:function=less,\
                      metadata=print:file={},nullsink",
@@ -267,7 +309,10 @@ impl AnalysisGraph {
                 ));
                 dark_file = Some(df);
             } else {
-                chain.push_str(&format!(",metadata=print:file={}[vout]", escape_filter_value(&vf.to_string_lossy())));
+                chain.push_str(&format!(
+                    ",metadata=print:file={}[vout]",
+                    escape_filter_value(&vf.to_string_lossy())
+                ));
                 chains.push(chain);
             }
             mapped = "[vout]".into();
@@ -293,7 +338,13 @@ impl AnalysisGraph {
                 audio_files.push((a.track, af));
             }
         }
-        AnalysisGraph { graph: chains.join(";"), mapped, video_file, dark_file, audio_files }
+        AnalysisGraph {
+            graph: chains.join(";"),
+            mapped,
+            video_file,
+            dark_file,
+            audio_files,
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -302,7 +353,11 @@ impl AnalysisGraph {
 }
 
 /// Seconds since the container start for a metadata frame.
-fn frame_seconds(f: &MetaFrame, time_base: Option<crate::probe::Rational>, start_time: f64) -> Option<f64> {
+fn frame_seconds(
+    f: &MetaFrame,
+    time_base: Option<crate::probe::Rational>,
+    start_time: f64,
+) -> Option<f64> {
     let t = match (f.pts, time_base) {
         (Some(pts), Some(tb)) => pts as f64 * tb.num as f64 / tb.den as f64,
         _ => f.pts_time?,
@@ -310,8 +365,15 @@ fn frame_seconds(f: &MetaFrame, time_base: Option<crate::probe::Rational>, start
     Some(t - start_time)
 }
 
-fn read_video(info: &MediaInfo, opts: &AnalyzeOptions, video_file: &Path, dark_file: Option<&Path>) -> Result<VideoFindings, EngineError> {
-    let Some(video) = &info.video else { return Ok(VideoFindings::default()) };
+fn read_video(
+    info: &MediaInfo,
+    opts: &AnalyzeOptions,
+    video_file: &Path,
+    dark_file: Option<&Path>,
+) -> Result<VideoFindings, EngineError> {
+    let Some(video) = &info.video else {
+        return Ok(VideoFindings::default());
+    };
     let clock = FrameClock::new(video.frame_rate);
     let mut seen_any = false;
     let mut last_frame = 0u64;
@@ -319,7 +381,9 @@ fn read_video(info: &MediaInfo, opts: &AnalyzeOptions, video_file: &Path, dark_f
     let mut black_runs: Vec<(u64, u64)> = Vec::new();
     let mut hits: Vec<Cut> = Vec::new();
     for_each_frame(video_file, |f| {
-        let Some(t) = frame_seconds(f, video.time_base, info.start_time) else { return };
+        let Some(t) = frame_seconds(f, video.time_base, info.start_time) else {
+            return;
+        };
         let frame = clock.frame_at(t);
         seen_any = true;
         last_frame = last_frame.max(frame);
@@ -334,7 +398,10 @@ fn read_video(info: &MediaInfo, opts: &AnalyzeOptions, video_file: &Path, dark_f
             black_open = Some(frame);
         }
         if f.get("lavfi.scd.time").is_some() {
-            hits.push(Cut { frame, score: f.get_f64("lavfi.scd.score").unwrap_or(opts.shots.threshold) });
+            hits.push(Cut {
+                frame,
+                score: f.get_f64("lavfi.scd.score").unwrap_or(opts.shots.threshold),
+            });
         }
     })?;
     if !seen_any {
@@ -349,7 +416,9 @@ fn read_video(info: &MediaInfo, opts: &AnalyzeOptions, video_file: &Path, dark_f
     let mut dark: Vec<DarkFrame> = Vec::new();
     if let Some(df) = dark_file {
         for_each_frame(df, |f| {
-            let Some(t) = frame_seconds(f, video.time_base, info.start_time) else { return };
+            let Some(t) = frame_seconds(f, video.time_base, info.start_time) else {
+                return;
+            };
             let (Some(avg), Some(max), Some(high), Some(dif)) = (
                 f.get_f64("lavfi.signalstats.YAVG"),
                 f.get_f64("lavfi.signalstats.YMAX"),
@@ -358,22 +427,41 @@ fn read_video(info: &MediaInfo, opts: &AnalyzeOptions, video_file: &Path, dark_f
             ) else {
                 return;
             };
-            dark.push(DarkFrame { frame: clock.frame_at(t), avg, max, high, dif });
+            dark.push(DarkFrame {
+                frame: clock.frame_at(t),
+                avg,
+                max,
+                high,
+                dif,
+            });
         })?;
     }
     let fps = clock.fps();
-    let end_credits = if opts.end_credits { credit_runs(&dark, &opts.credits, fps, total_frames) } else { Vec::new() };
+    let end_credits = if opts.end_credits {
+        credit_runs(&dark, &opts.credits, fps, total_frames)
+    } else {
+        Vec::new()
+    };
     let min_black = (opts.black.min_duration * fps).round().max(1.0) as u64;
     let black = subtract(&black_runs, &end_credits)
         .into_iter()
         .filter(|(s, e)| e - s >= min_black)
-        .map(|(s, e)| FrameSpan { start: s, end: e - 1 })
+        .map(|(s, e)| FrameSpan {
+            start: s,
+            end: e - 1,
+        })
         .collect();
     let cuts = merge_cuts(hits, (opts.shots.merge_window * fps).round() as u64);
     Ok(VideoFindings {
         total_frames,
         black,
-        end_credits: end_credits.into_iter().map(|(s, e)| FrameSpan { start: s, end: e - 1 }).collect(),
+        end_credits: end_credits
+            .into_iter()
+            .map(|(s, e)| FrameSpan {
+                start: s,
+                end: e - 1,
+            })
+            .collect(),
         cuts,
     })
 }
@@ -404,12 +492,19 @@ pub(crate) struct DarkFrame {
 }
 
 /// Frame runs `[start, end)` that satisfy the end-credits rule.
-pub(crate) fn credit_runs(dark: &[DarkFrame], o: &CreditsOptions, fps: f64, total_frames: u64) -> Vec<(u64, u64)> {
+pub(crate) fn credit_runs(
+    dark: &[DarkFrame],
+    o: &CreditsOptions,
+    fps: f64,
+    total_frames: u64,
+) -> Vec<(u64, u64)> {
     let max_gap = (o.max_gap * fps).round() as u64;
     let min_len = (o.min_duration * fps).round() as u64;
     let earliest = (o.earliest_start * total_frames as f64) as u64;
     let mut runs: Vec<(u64, u64)> = Vec::new();
-    for d in dark.iter().filter(|d| d.avg < o.dark_avg && d.max >= o.text_min && d.high < o.sparse_high && d.dif >= o.motion_min) {
+    for d in dark.iter().filter(|d| {
+        d.avg < o.dark_avg && d.max >= o.text_min && d.high < o.sparse_high && d.dif >= o.motion_min
+    }) {
         match runs.last_mut() {
             Some((_, end)) if d.frame <= *end + max_gap => *end = d.frame + 1,
             _ => runs.push((d.frame, d.frame + 1)),
@@ -449,7 +544,12 @@ pub(crate) fn subtract(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
 }
 
 /// Build a track's loudness log from its ebur128 metadata file.
-pub(crate) fn read_loudness(file: &Path, start_time: f64, row_interval: f64, true_peak: bool) -> Result<LoudnessLog, EngineError> {
+pub(crate) fn read_loudness(
+    file: &Path,
+    start_time: f64,
+    row_interval: f64,
+    true_peak: bool,
+) -> Result<LoudnessLog, EngineError> {
     let step = (row_interval / 0.1).round().max(1.0) as u64;
     let mut rows = Vec::new();
     let mut max_short: Option<f64> = None;
@@ -457,14 +557,23 @@ pub(crate) fn read_loudness(file: &Path, start_time: f64, row_interval: f64, tru
     let mut integrated = UNGATED_LUFS;
     let mut peak = SILENCE_DBTP;
     let mut index = 0u64;
-    let peak_prefix = if true_peak { "lavfi.r128.true_peaks_ch" } else { "lavfi.r128.sample_peaks_ch" };
+    let peak_prefix = if true_peak {
+        "lavfi.r128.true_peaks_ch"
+    } else {
+        "lavfi.r128.sample_peaks_ch"
+    };
     for_each_frame(file, |f| {
-        let Some(t0) = f.pts_time.map(|t| t - start_time) else { return };
+        let Some(t0) = f.pts_time.map(|t| t - start_time) else {
+            return;
+        };
         // The reading refers to the window ending with this 100 ms block.
         let seconds = ((t0 + 0.1) * 1000.0).round() / 1000.0;
         let m = lufs(f.get_f64("lavfi.r128.M"));
         let s = lufs(f.get_f64("lavfi.r128.S"));
-        integrated = f.get_f64("lavfi.r128.I").filter(|v| v.is_finite()).unwrap_or(integrated);
+        integrated = f
+            .get_f64("lavfi.r128.I")
+            .filter(|v| v.is_finite())
+            .unwrap_or(integrated);
         let linear = f
             .values
             .iter()
@@ -482,13 +591,23 @@ pub(crate) fn read_loudness(file: &Path, start_time: f64, row_interval: f64, tru
         }
         index += 1;
         if index % step == 0 {
-            rows.push(LoudnessRow { seconds, momentary: m, integrated, short_term: s, true_peak: row_peak });
+            rows.push(LoudnessRow {
+                seconds,
+                momentary: m,
+                integrated,
+                short_term: s,
+                true_peak: row_peak,
+            });
         }
     })?;
     let input_max_loudness = max_short.or(max_momentary).unwrap_or(EMPTY_WINDOW_LUFS);
     Ok(LoudnessLog {
         rows,
-        summary: LoudnessSummary { input_integrated: integrated, input_max_loudness, input_true_peak: peak },
+        summary: LoudnessSummary {
+            input_integrated: integrated,
+            input_max_loudness,
+            input_true_peak: peak,
+        },
     })
 }
 
@@ -513,10 +632,17 @@ fn to_dbtp(linear: f64) -> f64 {
 
 /// Fail when the decode stopped well before the announced duration (a truncated file decodes
 /// "successfully" up to where the data ends).
-fn check_complete(info: &MediaInfo, findings: Option<&VideoFindings>, plan: &AnalysisGraph, stderr: &str) -> Result<(), EngineError> {
+fn check_complete(
+    info: &MediaInfo,
+    findings: Option<&VideoFindings>,
+    plan: &AnalysisGraph,
+    stderr: &str,
+) -> Result<(), EngineError> {
     let expected = info.probe.duration_seconds;
     let decoded = match (findings, &info.video) {
-        (Some(f), Some(v)) if f.total_frames > 0 => Some(FrameClock::new(v.frame_rate).seconds(f.total_frames)),
+        (Some(f), Some(v)) if f.total_frames > 0 => {
+            Some(FrameClock::new(v.frame_rate).seconds(f.total_frames))
+        }
         (Some(_), Some(_)) => Some(0.0),
         _ => None,
     };
@@ -543,7 +669,11 @@ fn check_complete(info: &MediaInfo, findings: Option<&VideoFindings>, plan: &Ana
             input: info.location.clone(),
             decoded,
             expected,
-            message: if stderr.trim().is_empty() { String::new() } else { summarize_stderr(stderr) },
+            message: if stderr.trim().is_empty() {
+                String::new()
+            } else {
+                summarize_stderr(stderr)
+            },
         });
     }
     Ok(())
@@ -556,12 +686,30 @@ mod tests {
     #[test]
     fn repeat_hits_merge_into_the_first() {
         let hits = vec![
-            Cut { frame: 76, score: 12.0 },
-            Cut { frame: 75, score: 30.0 },
-            Cut { frame: 0, score: 50.0 },
-            Cut { frame: 200, score: 8.0 },
-            Cut { frame: 212, score: 9.0 },
-            Cut { frame: 213, score: 9.0 },
+            Cut {
+                frame: 76,
+                score: 12.0,
+            },
+            Cut {
+                frame: 75,
+                score: 30.0,
+            },
+            Cut {
+                frame: 0,
+                score: 50.0,
+            },
+            Cut {
+                frame: 200,
+                score: 8.0,
+            },
+            Cut {
+                frame: 212,
+                score: 9.0,
+            },
+            Cut {
+                frame: 213,
+                score: 9.0,
+            },
         ];
         let kept = merge_cuts(hits, 12);
         let frames: Vec<u64> = kept.iter().map(|c| c.frame).collect();
@@ -571,16 +719,34 @@ mod tests {
 
     #[test]
     fn subtracting_intervals() {
-        assert_eq!(subtract(&[(0, 10), (20, 30)], &[(5, 25)]), vec![(0, 5), (25, 30)]);
+        assert_eq!(
+            subtract(&[(0, 10), (20, 30)], &[(5, 25)]),
+            vec![(0, 5), (25, 30)]
+        );
         assert_eq!(subtract(&[(0, 10)], &[(0, 10)]), vec![]);
-        assert_eq!(subtract(&[(0, 10)], &[(2, 3), (5, 6)]), vec![(0, 2), (3, 5), (6, 10)]);
+        assert_eq!(
+            subtract(&[(0, 10)], &[(2, 3), (5, 6)]),
+            vec![(0, 2), (3, 5), (6, 10)]
+        );
     }
 
     #[test]
     fn credits_need_dark_sparse_bright_moving_frames_late_enough() {
         let o = CreditsOptions::default();
-        let credit = |frame| DarkFrame { frame, avg: 20.0, max: 200.0, high: 17.0, dif: 2.0 };
-        let still = |frame| DarkFrame { frame, avg: 20.0, max: 200.0, high: 17.0, dif: 0.0 };
+        let credit = |frame| DarkFrame {
+            frame,
+            avg: 20.0,
+            max: 200.0,
+            high: 17.0,
+            dif: 2.0,
+        };
+        let still = |frame| DarkFrame {
+            frame,
+            avg: 20.0,
+            max: 200.0,
+            high: 17.0,
+            dif: 0.0,
+        };
         let mut frames: Vec<DarkFrame> = (400..500).map(credit).collect();
         frames.retain(|d| d.frame != 450); // one missed frame is bridged
         assert_eq!(credit_runs(&frames, &o, 25.0, 500), vec![(400, 500)]);

@@ -9,16 +9,30 @@ use cuepoint_runtime::ports::{PortError, ProbeError};
 pub enum EngineError {
     /// `ffmpeg` or `ffprobe` is not installed (or the override points nowhere).
     #[error("{tool} was not found ({looked_for}); install FFmpeg (Debian: apt-get install ffmpeg) or set {env_var} to its path")]
-    ToolMissing { tool: &'static str, looked_for: String, env_var: &'static str },
+    ToolMissing {
+        tool: &'static str,
+        looked_for: String,
+        env_var: &'static str,
+    },
     /// The input is not usable media: zero bytes, corrupt, no audio or video stream.
     #[error("unusable media {input}: {message}")]
     Unusable { input: String, message: String },
     /// The input decodes but stops well before the duration its header announces.
     #[error("{input} ended early: decoded {decoded:.2} s of the {expected:.2} s its header announces{}", tool_detail(.message))]
-    Truncated { input: String, decoded: f64, expected: f64, message: String },
+    Truncated {
+        input: String,
+        decoded: f64,
+        expected: f64,
+        message: String,
+    },
     /// FFmpeg/ffprobe exited with an error.
     #[error("{tool} failed on {input} ({status}): {message}")]
-    ToolFailed { tool: &'static str, input: String, status: String, message: String },
+    ToolFailed {
+        tool: &'static str,
+        input: String,
+        status: String,
+        message: String,
+    },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -28,7 +42,11 @@ pub enum EngineError {
     },
     /// A file FFmpeg wrote (metadata log, playlist) did not read as expected.
     #[error("cannot read {path} line {line}: {detail}")]
-    Parse { path: PathBuf, line: usize, detail: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
     /// The request itself is wrong (a cut outside the clip, track 0...).
     #[error("invalid {field}: {detail}")]
     InvalidSpec { field: &'static str, detail: String },
@@ -45,18 +63,27 @@ fn tool_detail(message: &str) -> String {
 impl EngineError {
     /// True when the input media is at fault (the job fails for good, retrying cannot help).
     pub fn is_input_problem(&self) -> bool {
-        matches!(self, EngineError::Unusable { .. } | EngineError::Truncated { .. })
+        matches!(
+            self,
+            EngineError::Unusable { .. } | EngineError::Truncated { .. }
+        )
     }
 
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        EngineError::Io { what, path: path.into(), source }
+        EngineError::Io {
+            what,
+            path: path.into(),
+            source,
+        }
     }
 }
 
 impl From<EngineError> for ProbeError {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::Unusable { input, message } => ProbeError::Unusable(format!("{input}: {message}")),
+            EngineError::Unusable { input, message } => {
+                ProbeError::Unusable(format!("{input}: {message}"))
+            }
             e @ EngineError::Truncated { .. } => ProbeError::Unusable(e.to_string()),
             e @ (EngineError::ToolMissing { .. } | EngineError::InvalidSpec { .. }) => {
                 ProbeError::Port(PortError::Permanent(e.to_string()))
@@ -69,7 +96,9 @@ impl From<EngineError> for ProbeError {
 impl From<EngineError> for PortError {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::Io { .. } | EngineError::ToolFailed { .. } => PortError::Transient(e.to_string()),
+            EngineError::Io { .. } | EngineError::ToolFailed { .. } => {
+                PortError::Transient(e.to_string())
+            }
             _ => PortError::Permanent(e.to_string()),
         }
     }

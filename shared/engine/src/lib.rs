@@ -5,6 +5,8 @@
 //! - [`analyze`]: one decode → per-track loudness logs + a GetSegmentDetection response.
 //! - [`transcode`]: one encode → HLS (1 s segments, master playlist), proxy MP4, loudness CSVs.
 //! - [`generate_sample`]: synthetic media with known cuts, black gaps and silent tracks.
+//! - [`LocalMediaConvert`] / [`LocalRekognition`]: the `Transcoder` / `VideoAnalyzer` ports on
+//!   top of these, announcing completion as AWS does.
 //!
 //! FFmpeg 5.1 (`ffmpeg`/`ffprobe` on `PATH`, or `CUEPOINT_FFMPEG`/`CUEPOINT_FFPROBE`) is
 //! required; its absence is `EngineError::ToolMissing`.
@@ -12,6 +14,7 @@
 pub mod analyze;
 pub mod error;
 pub mod local;
+pub mod standin;
 mod metadata;
 pub mod probe;
 pub mod sample;
@@ -22,6 +25,7 @@ pub mod transcode;
 
 pub use analyze::{analyze, Analysis, AnalyzeOptions, BlackOptions, CreditsOptions, ShotOptions};
 pub use error::EngineError;
+pub use local::{LocalEngineConfig, LocalMediaConvert, LocalRekognition};
 pub use probe::{probe, probe_media, FfprobeProber, MediaInfo, Rational};
 pub use sample::{generate_sample, GroundTruth, SampleAudioCodec, SampleContainer, SampleSpec};
 pub use timecode::FrameClock;

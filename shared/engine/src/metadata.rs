@@ -21,7 +21,10 @@ pub(crate) struct MetaFrame {
 
 impl MetaFrame {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.values.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn get_f64(&self, key: &str) -> Option<f64> {
@@ -31,7 +34,10 @@ impl MetaFrame {
 
 /// Call `each` for every frame in the file, in order. A file that does not exist counts as
 /// empty (FFmpeg creates it only once a frame reaches the filter).
-pub(crate) fn for_each_frame(path: &Path, mut each: impl FnMut(&MetaFrame)) -> Result<(), EngineError> {
+pub(crate) fn for_each_frame(
+    path: &Path,
+    mut each: impl FnMut(&MetaFrame),
+) -> Result<(), EngineError> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -99,7 +99,9 @@ pub struct MediaInfo {
 /// port error naming the tool.
 pub async fn probe(location: &str) -> Result<ProbeInfo, ProbeError> {
     if !looks_like_url(location) && !Path::new(location).exists() {
-        return Err(ProbeError::Port(PortError::NotFound(format!("no such file: {location}"))));
+        return Err(ProbeError::Port(PortError::NotFound(format!(
+            "no such file: {location}"
+        ))));
     }
     Ok(probe_media(location).await?.probe)
 }
@@ -129,21 +131,35 @@ pub async fn probe_media(location: &str) -> Result<MediaInfo, EngineError> {
 fn strip_location(stderr: &str, location: &str) -> String {
     stderr
         .lines()
-        .map(|l| l.strip_prefix(location).and_then(|r| r.strip_prefix(": ")).unwrap_or(l))
+        .map(|l| {
+            l.strip_prefix(location)
+                .and_then(|r| r.strip_prefix(": "))
+                .unwrap_or(l)
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
 fn looks_like_url(s: &str) -> bool {
-    s.split_once("://").is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric()))
+    s.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())
+    })
 }
 
 /// Parse `ffprobe -show_format -show_streams -of json` output.
 pub fn parse_ffprobe_json(location: &str, json: &[u8]) -> Result<MediaInfo, EngineError> {
-    let unusable = |message: String| EngineError::Unusable { input: location.to_string(), message };
-    let root: Value = serde_json::from_slice(json).map_err(|e| unusable(format!("ffprobe output is not JSON: {e}")))?;
+    let unusable = |message: String| EngineError::Unusable {
+        input: location.to_string(),
+        message,
+    };
+    let root: Value = serde_json::from_slice(json)
+        .map_err(|e| unusable(format!("ffprobe output is not JSON: {e}")))?;
     let format = root.get("format").cloned().unwrap_or(Value::Null);
-    let streams = root.get("streams").and_then(Value::as_array).cloned().unwrap_or_default();
+    let streams = root
+        .get("streams")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
 
     let format_name = text(&format, "format_name").unwrap_or_default();
     let format_long_name = text(&format, "format_long_name").unwrap_or_else(|| format_name.clone());
@@ -155,7 +171,10 @@ pub fn parse_ffprobe_json(location: &str, json: &[u8]) -> Result<MediaInfo, Engi
         let index = number(s, "index").unwrap_or(0.0) as u32;
         match text(s, "codec_type").as_deref() {
             Some("video") if video.is_none() => {
-                let cover_art = s.pointer("/disposition/attached_pic").and_then(Value::as_i64) == Some(1);
+                let cover_art = s
+                    .pointer("/disposition/attached_pic")
+                    .and_then(Value::as_i64)
+                    == Some(1);
                 if cover_art {
                     continue;
                 }
@@ -193,7 +212,11 @@ pub fn parse_ffprobe_json(location: &str, json: &[u8]) -> Result<MediaInfo, Engi
     let duration = number(&format, "duration")
         .filter(|d| *d > 0.0)
         .or_else(|| {
-            video.iter().filter_map(|v| v.duration).chain(audio.iter().filter_map(|a| a.duration)).reduce(f64::max)
+            video
+                .iter()
+                .filter_map(|v| v.duration)
+                .chain(audio.iter().filter_map(|a| a.duration))
+                .reduce(f64::max)
         })
         .ok_or_else(|| unusable("no duration in the container or its streams".into()))?;
 
@@ -219,7 +242,15 @@ pub fn parse_ffprobe_json(location: &str, json: &[u8]) -> Result<MediaInfo, Engi
             })
             .collect(),
     };
-    Ok(MediaInfo { location: location.to_string(), probe, format_name, format_long_name, start_time, video, audio })
+    Ok(MediaInfo {
+        location: location.to_string(),
+        probe,
+        format_name,
+        format_long_name,
+        start_time,
+        video,
+        audio,
+    })
 }
 
 /// A field as text, whether ffprobe wrote a string or a number.
@@ -244,7 +275,11 @@ fn stream_duration(s: &Value) -> Option<f64> {
     number(s, "duration").filter(|d| *d > 0.0).or_else(|| {
         let tags = s.get("tags")?.as_object()?;
         // MKV: tags.DURATION = "00:00:20.000000000" (key case varies by muxer).
-        let raw = tags.iter().find(|(k, _)| k.eq_ignore_ascii_case("duration"))?.1.as_str()?;
+        let raw = tags
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("duration"))?
+            .1
+            .as_str()?;
         parse_clock(raw)
     })
 }
@@ -255,7 +290,10 @@ fn parse_clock(s: &str) -> Option<f64> {
     let h: f64 = parts.next()?.parse().ok()?;
     let m: f64 = parts.next()?.parse().ok()?;
     let sec: f64 = parts.next()?.parse().ok()?;
-    parts.next().is_none().then_some(h * 3600.0 + m * 60.0 + sec)
+    parts
+        .next()
+        .is_none()
+        .then_some(h * 3600.0 + m * 60.0 + sec)
 }
 
 /// The `Prober` port on top of ffprobe.
@@ -293,14 +331,20 @@ mod tests {
         assert_eq!(v.frame_rate, Rational::new(30000, 1001));
         assert_eq!(v.duration, Some(12.012));
         assert_eq!(info.probe.video.unwrap().frame_rate_ratio, "30000/1001");
-        let tracks: Vec<(u32, u32)> = info.probe.audio_tracks.iter().map(|a| (a.track, a.stream_index)).collect();
+        let tracks: Vec<(u32, u32)> = info
+            .probe
+            .audio_tracks
+            .iter()
+            .map(|a| (a.track, a.stream_index))
+            .collect();
         assert_eq!(tracks, vec![(1, 1), (2, 3)]);
         assert_eq!(info.probe.audio_tracks[0].sample_rate, 48000);
     }
 
     #[test]
     fn no_streams_is_unusable() {
-        let e = parse_ffprobe_json("x", br#"{"streams":[],"format":{"duration":"1.0"}}"#).unwrap_err();
+        let e =
+            parse_ffprobe_json("x", br#"{"streams":[],"format":{"duration":"1.0"}}"#).unwrap_err();
         assert!(matches!(e, EngineError::Unusable { .. }), "{e}");
         assert!(e.to_string().contains("no audio or video stream"));
     }

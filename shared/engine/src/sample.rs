@@ -148,7 +148,15 @@ pub async fn generate_sample(path: &Path, spec: &SampleSpec) -> Result<GroundTru
     let gop = (spec.fps * 2).to_string();
     args.extend(
         [
-            "-c:v", "libx264", "-preset", &spec.x264_preset, "-crf", &spec.crf.to_string(), "-pix_fmt", "yuv420p", "-g",
+            "-c:v",
+            "libx264",
+            "-preset",
+            &spec.x264_preset,
+            "-crf",
+            &spec.crf.to_string(),
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
             &gop,
         ]
         .map(OsString::from),
@@ -158,10 +166,13 @@ pub async fn generate_sample(path: &Path, spec: &SampleSpec) -> Result<GroundTru
         SampleAudioCodec::Aac => args.extend(["-c:a", "aac", "-b:a", "96k"].map(OsString::from)),
     }
     args.extend(["-ar", "48000", "-ac", "1"].map(OsString::from));
-    args.extend(["-f".into(), OsString::from(match spec.container {
-        SampleContainer::Mov => "mov",
-        SampleContainer::Mkv => "matroska",
-    })]);
+    args.extend([
+        "-f".into(),
+        OsString::from(match spec.container {
+            SampleContainer::Mov => "mov",
+            SampleContainer::Mkv => "matroska",
+        }),
+    ]);
     args.push(path.as_os_str().to_owned());
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| EngineError::io("creating", parent, e))?;
@@ -171,7 +182,10 @@ pub async fn generate_sample(path: &Path, spec: &SampleSpec) -> Result<GroundTru
 }
 
 fn invalid(field: &'static str, detail: impl Into<String>) -> EngineError {
-    EngineError::InvalidSpec { field, detail: detail.into() }
+    EngineError::InvalidSpec {
+        field,
+        detail: detail.into(),
+    }
 }
 
 /// Validate, snap to frames, and build the filter graph. Returns (truth, graph, map labels).
@@ -180,13 +194,22 @@ fn plan(spec: &SampleSpec) -> Result<(GroundTruth, String, Vec<String>), EngineE
         return Err(invalid("fps", format!("{} is not in 1..=240", spec.fps)));
     }
     if spec.width < 16 || spec.height < 16 || spec.width % 2 == 1 || spec.height % 2 == 1 {
-        return Err(invalid("size", format!("{}x{} must be even and at least 16x16", spec.width, spec.height)));
+        return Err(invalid(
+            "size",
+            format!(
+                "{}x{} must be even and at least 16x16",
+                spec.width, spec.height
+            ),
+        ));
     }
     let fps = spec.fps as f64;
     let frames = |t: f64| (t * fps).round() as u64;
     let total = frames(spec.duration);
     if !(spec.duration.is_finite()) || total < 2 {
-        return Err(invalid("duration", format!("{} s is too short", spec.duration)));
+        return Err(invalid(
+            "duration",
+            format!("{} s is too short", spec.duration),
+        ));
     }
     if spec.track_count == 0 && !spec.active_tracks.is_empty() {
         return Err(invalid("active_tracks", "there are no tracks"));
@@ -195,14 +218,20 @@ fn plan(spec: &SampleSpec) -> Result<(GroundTruth, String, Vec<String>), EngineE
     active.sort_unstable();
     active.dedup();
     if let Some(bad) = active.iter().find(|t| **t == 0 || **t > spec.track_count) {
-        return Err(invalid("active_tracks", format!("track {bad} is not in 1..={}", spec.track_count)));
+        return Err(invalid(
+            "active_tracks",
+            format!("track {bad} is not in 1..={}", spec.track_count),
+        ));
     }
 
     let mut gaps: Vec<(u64, u64)> = Vec::new();
     for &(a, b) in &spec.black_gaps {
         let (fa, fb) = (frames(a), frames(b));
         if !(a.is_finite() && b.is_finite()) || fa >= fb || fb > total {
-            return Err(invalid("black_gaps", format!("({a}, {b}) is not inside 0..{} s", spec.duration)));
+            return Err(invalid(
+                "black_gaps",
+                format!("({a}, {b}) is not inside 0..{} s", spec.duration),
+            ));
         }
         gaps.push((fa, fb));
     }
@@ -214,10 +243,16 @@ fn plan(spec: &SampleSpec) -> Result<(GroundTruth, String, Vec<String>), EngineE
         Some(t) => {
             let f = frames(t);
             if f == 0 || f >= total {
-                return Err(invalid("end_credits_from", format!("{t} s is not inside the clip")));
+                return Err(invalid(
+                    "end_credits_from",
+                    format!("{t} s is not inside the clip"),
+                ));
             }
             if gaps.iter().any(|(_, b)| *b > f) {
-                return Err(invalid("end_credits_from", "a black gap runs into the credits"));
+                return Err(invalid(
+                    "end_credits_from",
+                    "a black gap runs into the credits",
+                ));
             }
             Some(f)
         }
@@ -230,7 +265,10 @@ fn plan(spec: &SampleSpec) -> Result<(GroundTruth, String, Vec<String>), EngineE
             return Err(invalid("cuts", format!("{c} s is not inside the clip")));
         }
         if gaps.iter().any(|(a, b)| f >= *a && f <= *b) || credits.is_some_and(|cf| f >= cf) {
-            return Err(invalid("cuts", format!("{c} s falls in a black gap or the credits")));
+            return Err(invalid(
+                "cuts",
+                format!("{c} s falls in a black gap or the credits"),
+            ));
         }
         cuts.push(f);
     }
@@ -298,7 +336,11 @@ fn plan(spec: &SampleSpec) -> Result<(GroundTruth, String, Vec<String>), EngineE
                 segs.push((sample_at(pos), total_samples, true));
             }
             for (j, (s0, s1, tone)) in segs.iter().enumerate() {
-                let src = if *tone { format!("sine=f={freq}:r=48000") } else { "anullsrc=r=48000:cl=mono".into() };
+                let src = if *tone {
+                    format!("sine=f={freq}:r=48000")
+                } else {
+                    "anullsrc=r=48000:cl=mono".into()
+                };
                 let _ = write!(g, "{src},atrim=end_sample={},aformat=sample_fmts=s32:channel_layouts=mono[t{track}s{j}];", s1 - s0);
             }
             for j in 0..segs.len() {
@@ -306,7 +348,10 @@ fn plan(spec: &SampleSpec) -> Result<(GroundTruth, String, Vec<String>), EngineE
             }
             let _ = write!(g, "concat=n={}:v=0:a=1[a{track}]", segs.len());
         } else {
-            let _ = write!(g, "anullsrc=r=48000:cl=mono,atrim=end_sample={total_samples}[a{track}]");
+            let _ = write!(
+                g,
+                "anullsrc=r=48000:cl=mono,atrim=end_sample={total_samples}[a{track}]"
+            );
         }
         maps.push(format!("[a{track}]"));
     }
@@ -359,12 +404,19 @@ fn credits_source(w: u32, h: u32, r: u32, seconds: f64) -> String {
         let mut x = (w - line_w) / 2;
         for _ in 0..words {
             let word_w = (line_w / words).saturating_sub(w / 80).max(2);
-            let _ = write!(s, ",drawbox=x={x}:y={y}:w={word_w}:h={line_h}:color=white:t=fill");
+            let _ = write!(
+                s,
+                ",drawbox=x={x}:y={y}:w={word_w}:h={line_h}:color=white:t=fill"
+            );
             x += line_w / words;
         }
         y += pitch;
     }
-    let _ = write!(s, ",crop={w}:{h}:0:'min(t*{speed:.3}\\,{max})'", max = canvas_h - h);
+    let _ = write!(
+        s,
+        ",crop={w}:{h}:0:'min(t*{speed:.3}\\,{max})'",
+        max = canvas_h - h
+    );
     s
 }
 
@@ -391,11 +443,26 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs() {
-        let bad_cut = SampleSpec { cuts: vec![21.0], ..SampleSpec::default() };
-        assert!(plan(&bad_cut).unwrap_err().to_string().contains("black gap"));
-        let bad_track = SampleSpec { active_tracks: vec![9], ..SampleSpec::default() };
-        assert!(plan(&bad_track).unwrap_err().to_string().contains("track 9"));
-        let odd = SampleSpec { width: 321, ..SampleSpec::default() };
+        let bad_cut = SampleSpec {
+            cuts: vec![21.0],
+            ..SampleSpec::default()
+        };
+        assert!(plan(&bad_cut)
+            .unwrap_err()
+            .to_string()
+            .contains("black gap"));
+        let bad_track = SampleSpec {
+            active_tracks: vec![9],
+            ..SampleSpec::default()
+        };
+        assert!(plan(&bad_track)
+            .unwrap_err()
+            .to_string()
+            .contains("track 9"));
+        let odd = SampleSpec {
+            width: 321,
+            ..SampleSpec::default()
+        };
         assert!(plan(&odd).is_err());
     }
 

@@ -12,8 +12,8 @@
 //!   start time.
 
 use cuepoint_core::rekognition::{
-    AudioMetadata, Segment, SegmentDetection, ShotSegment, TechnicalCueSegment, VideoMetadata, CUE_BLACK_FRAMES,
-    CUE_END_CREDITS, SEGMENT_SHOT, SEGMENT_TECHNICAL_CUE,
+    AudioMetadata, Segment, SegmentDetection, ShotSegment, TechnicalCueSegment, VideoMetadata,
+    CUE_BLACK_FRAMES, CUE_END_CREDITS, SEGMENT_SHOT, SEGMENT_TECHNICAL_CUE,
 };
 use serde_json::{json, Map, Value};
 
@@ -50,7 +50,11 @@ pub struct VideoFindings {
 
 /// Build the response for `info`'s video with `findings`. Without a video stream the response
 /// has no `VideoMetadata` and no segments.
-pub fn segment_detection(info: &MediaInfo, findings: &VideoFindings, shot_threshold: f64) -> SegmentDetection {
+pub fn segment_detection(
+    info: &MediaInfo,
+    findings: &VideoFindings,
+    shot_threshold: f64,
+) -> SegmentDetection {
     let mut out = SegmentDetection {
         job_status: Some("SUCCEEDED".into()),
         audio_metadata: info
@@ -58,7 +62,9 @@ pub fn segment_detection(info: &MediaInfo, findings: &VideoFindings, shot_thresh
             .iter()
             .map(|a| AudioMetadata {
                 codec: Some(a.codec.clone()),
-                duration_millis: Some(seconds_to_millis(a.duration.unwrap_or(info.probe.duration_seconds))),
+                duration_millis: Some(seconds_to_millis(
+                    a.duration.unwrap_or(info.probe.duration_seconds),
+                )),
                 sample_rate: Some(a.sample_rate as u64),
                 number_of_channels: Some(a.channels as u64),
                 extra: Map::new(),
@@ -74,12 +80,21 @@ pub fn segment_detection(info: &MediaInfo, findings: &VideoFindings, shot_thresh
     let clock = FrameClock::new(video.frame_rate);
     out.video_metadata.push(VideoMetadata {
         codec: Some(video.codec.clone()),
-        duration_millis: Some(seconds_to_millis(video.duration.unwrap_or(info.probe.duration_seconds))),
+        duration_millis: Some(seconds_to_millis(
+            video.duration.unwrap_or(info.probe.duration_seconds),
+        )),
         format: Some(info.format_long_name.clone()),
         frame_rate: Some(clock.fps()),
         frame_height: Some(video.height),
         frame_width: Some(video.width),
-        color_range: Some(if video.color_range.as_deref() == Some("pc") { "FULL" } else { "LIMITED" }.into()),
+        color_range: Some(
+            if video.color_range.as_deref() == Some("pc") {
+                "FULL"
+            } else {
+                "LIMITED"
+            }
+            .into(),
+        ),
         extra: Map::new(),
     });
     if findings.total_frames == 0 {
@@ -89,22 +104,38 @@ pub fn segment_detection(info: &MediaInfo, findings: &VideoFindings, shot_thresh
 
     let mut cues: Vec<(FrameSpan, &str, f64)> = Vec::new();
     cues.extend(findings.black.iter().map(|s| (*s, CUE_BLACK_FRAMES, 99.0)));
-    cues.extend(findings.end_credits.iter().map(|s| (*s, CUE_END_CREDITS, 80.0)));
+    cues.extend(
+        findings
+            .end_credits
+            .iter()
+            .map(|s| (*s, CUE_END_CREDITS, 80.0)),
+    );
     cues.sort_by_key(|(s, _, _)| (s.start, s.end));
     for (span, cue, confidence) in cues {
         let mut seg = segment(&clock, SEGMENT_TECHNICAL_CUE, clamp(span, last));
-        seg.technical_cue_segment = Some(TechnicalCueSegment { cue_type: cue.into(), confidence: Some(confidence) });
+        seg.technical_cue_segment = Some(TechnicalCueSegment {
+            cue_type: cue.into(),
+            confidence: Some(confidence),
+        });
         out.segments.push(seg);
     }
 
     let mut starts: Vec<(u64, Option<f64>)> = vec![(0, None)];
-    starts.extend(findings.cuts.iter().filter(|c| c.frame > 0 && c.frame <= last).map(|c| (c.frame, Some(c.score))));
+    starts.extend(
+        findings
+            .cuts
+            .iter()
+            .filter(|c| c.frame > 0 && c.frame <= last)
+            .map(|c| (c.frame, Some(c.score))),
+    );
     starts.dedup_by_key(|(f, _)| *f);
     for (i, (start, score)) in starts.iter().enumerate() {
         let end = starts.get(i + 1).map(|(next, _)| next - 1).unwrap_or(last);
         let mut seg = segment(&clock, SEGMENT_SHOT, FrameSpan { start: *start, end });
-        seg.shot_segment =
-            Some(ShotSegment { index: Some(i as u64), confidence: Some(shot_confidence(*score, shot_threshold)) });
+        seg.shot_segment = Some(ShotSegment {
+            index: Some(i as u64),
+            confidence: Some(shot_confidence(*score, shot_threshold)),
+        });
         out.segments.push(seg);
     }
     out
@@ -122,7 +153,10 @@ fn shot_confidence(score: Option<f64>, threshold: f64) -> f64 {
 
 fn clamp(span: FrameSpan, last: u64) -> FrameSpan {
     let end = span.end.min(last);
-    FrameSpan { start: span.start.min(end), end }
+    FrameSpan {
+        start: span.start.min(end),
+        end,
+    }
 }
 
 fn segment(clock: &FrameClock, segment_type: &str, span: FrameSpan) -> Segment {
@@ -163,7 +197,11 @@ mod tests {
     fn info() -> MediaInfo {
         MediaInfo {
             location: "x.mov".into(),
-            probe: ProbeInfo { container: "mov".into(), duration_seconds: 20.0, ..Default::default() },
+            probe: ProbeInfo {
+                container: "mov".into(),
+                duration_seconds: 20.0,
+                ..Default::default()
+            },
             format_name: "mov,mp4".into(),
             format_long_name: "QuickTime / MOV".into(),
             start_time: 0.0,
@@ -194,9 +232,21 @@ mod tests {
     fn shots_tile_the_timeline_and_cues_come_first() {
         let findings = VideoFindings {
             total_frames: 500,
-            black: vec![FrameSpan { start: 175, end: 224 }],
+            black: vec![FrameSpan {
+                start: 175,
+                end: 224,
+            }],
             end_credits: vec![],
-            cuts: vec![Cut { frame: 75, score: 20.0 }, Cut { frame: 175, score: 30.0 }],
+            cuts: vec![
+                Cut {
+                    frame: 75,
+                    score: 20.0,
+                },
+                Cut {
+                    frame: 175,
+                    score: 30.0,
+                },
+            ],
         };
         let d = segment_detection(&info(), &findings, 5.0);
         assert_eq!(d.video_metadata[0].duration_millis, Some(20000));
@@ -204,8 +254,22 @@ mod tests {
         assert_eq!(d.audio_metadata[0].sample_rate, Some(48000));
         let black = &d.segments[0];
         assert_eq!(black.cue_type(), Some(CUE_BLACK_FRAMES));
-        assert_eq!((black.start_timestamp_millis, black.end_timestamp_millis, black.duration_millis), (7000, 9000, 2000));
-        assert_eq!((black.start_frame_number, black.end_frame_number, black.duration_frames), (Some(175), Some(224), Some(50)));
+        assert_eq!(
+            (
+                black.start_timestamp_millis,
+                black.end_timestamp_millis,
+                black.duration_millis
+            ),
+            (7000, 9000, 2000)
+        );
+        assert_eq!(
+            (
+                black.start_frame_number,
+                black.end_frame_number,
+                black.duration_frames
+            ),
+            (Some(175), Some(224), Some(50))
+        );
         assert_eq!(black.start_timecode_smpte.as_deref(), Some("00:00:07:00"));
         assert_eq!(black.end_timecode_smpte.as_deref(), Some("00:00:09:00"));
         assert_eq!(black.duration_smpte.as_deref(), Some("00:00:02:00"));
@@ -216,9 +280,15 @@ mod tests {
         assert_eq!(shots[2].end_frame_number, Some(499));
         assert_eq!(shots[2].end_timestamp_millis, 20000);
         assert_eq!(shots[2].shot_segment.as_ref().unwrap().index, Some(2));
-        assert_eq!(shots[1].shot_segment.as_ref().unwrap().confidence, Some(80.0));
+        assert_eq!(
+            shots[1].shot_segment.as_ref().unwrap().confidence,
+            Some(80.0)
+        );
         let json = serde_json::to_value(&d).unwrap();
         assert_eq!(json["SelectedSegmentTypes"][1]["Type"], "SHOT");
-        assert_eq!(json["Segments"][0]["TechnicalCueSegment"]["Type"], "BlackFrames");
+        assert_eq!(
+            json["Segments"][0]["TechnicalCueSegment"]["Type"],
+            "BlackFrames"
+        );
     }
 }

@@ -69,7 +69,13 @@ impl FrameClock {
         };
         let ff = label_frame % nominal;
         let total_secs = label_frame / nominal;
-        format!("{:02}:{:02}:{:02}{sep}{:02}", total_secs / 3600, (total_secs / 60) % 60, total_secs % 60, ff)
+        format!(
+            "{:02}:{:02}:{:02}{sep}{:02}",
+            total_secs / 3600,
+            (total_secs / 60) % 60,
+            total_secs % 60,
+            ff
+        )
     }
 }
 

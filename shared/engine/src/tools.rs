@@ -32,7 +32,10 @@ pub struct Tools {
 impl Tools {
     /// Locate both tools (override variables first, then `PATH`).
     pub fn locate() -> Result<Self, EngineError> {
-        Ok(Tools { ffmpeg: locate_tool("ffmpeg", FFMPEG_ENV)?, ffprobe: locate_tool("ffprobe", FFPROBE_ENV)? })
+        Ok(Tools {
+            ffmpeg: locate_tool("ffmpeg", FFMPEG_ENV)?,
+            ffprobe: locate_tool("ffprobe", FFPROBE_ENV)?,
+        })
     }
 
     /// The first line of `ffmpeg -version` (e.g. `ffmpeg version 5.1.9-0+deb12u1 ...`).
@@ -43,11 +46,18 @@ impl Tools {
             .output()
             .await
             .map_err(|e| EngineError::io("running", &self.ffmpeg, e))?;
-        Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string())
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string())
     }
 }
 
-pub(crate) fn locate_tool(name: &'static str, env_var: &'static str) -> Result<PathBuf, EngineError> {
+pub(crate) fn locate_tool(
+    name: &'static str,
+    env_var: &'static str,
+) -> Result<PathBuf, EngineError> {
     if let Some(custom) = std::env::var_os(env_var).filter(|v| !v.is_empty()) {
         let p = PathBuf::from(&custom);
         if is_executable(&p) {
@@ -66,14 +76,20 @@ pub(crate) fn locate_tool(name: &'static str, env_var: &'static str) -> Result<P
             return Ok(candidate);
         }
     }
-    Err(EngineError::ToolMissing { tool: name, looked_for: "not on PATH".into(), env_var })
+    Err(EngineError::ToolMissing {
+        tool: name,
+        looked_for: "not on PATH".into(),
+        env_var,
+    })
 }
 
 fn is_executable(p: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
     }
     #[cfg(not(unix))]
     {
@@ -100,14 +116,24 @@ pub(crate) async fn run_ffmpeg(
 ) -> Result<RunOutcome, EngineError> {
     let ffmpeg = locate_tool("ffmpeg", FFMPEG_ENV)?;
     let mut cmd = Command::new(&ffmpeg);
-    cmd.args(["-hide_banner", "-nostdin", "-nostats", "-v", "error", "-progress", "pipe:1"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    cmd.args([
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-v",
+        "error",
+        "-progress",
+        "pipe:1",
+    ])
+    .args(args)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
     tracing::debug!(command = %render_command(&ffmpeg, args), "running ffmpeg");
-    let mut child = cmd.spawn().map_err(|e| EngineError::io("starting", &ffmpeg, e))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| EngineError::io("starting", &ffmpeg, e))?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
@@ -117,7 +143,9 @@ pub(crate) async fn run_ffmpeg(
         if let Some(out) = stdout {
             let mut lines = BufReader::new(out).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let Some((key, value)) = line.split_once('=') else { continue };
+                let Some((key, value)) = line.split_once('=') else {
+                    continue;
+                };
                 match key {
                     // out_time_ms is microseconds too (an old FFmpeg misnomer); out_time_us is exact.
                     "out_time_us" => {
@@ -157,7 +185,10 @@ pub(crate) async fn run_ffmpeg(
         String::from_utf8_lossy(&buf).into_owned()
     };
     let (out_time, stderr) = tokio::join!(read_progress, read_errors);
-    let status = child.wait().await.map_err(|e| EngineError::io("waiting for", &ffmpeg, e))?;
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| EngineError::io("waiting for", &ffmpeg, e))?;
     if !status.success() {
         return Err(EngineError::ToolFailed {
             tool: "ffmpeg",
@@ -173,7 +204,9 @@ pub(crate) async fn run_ffmpeg(
 }
 
 /// Run ffprobe with `args`; returns stdout, or the exit status and stderr.
-pub(crate) async fn run_ffprobe(args: &[&OsStr]) -> Result<Result<Vec<u8>, (String, String)>, EngineError> {
+pub(crate) async fn run_ffprobe(
+    args: &[&OsStr],
+) -> Result<Result<Vec<u8>, (String, String)>, EngineError> {
     let ffprobe = locate_tool("ffprobe", FFPROBE_ENV)?;
     let out = Command::new(&ffprobe)
         .args(args)
@@ -185,7 +218,10 @@ pub(crate) async fn run_ffprobe(args: &[&OsStr]) -> Result<Result<Vec<u8>, (Stri
     if out.status.success() {
         Ok(Ok(out.stdout))
     } else {
-        Ok(Err((out.status.to_string(), String::from_utf8_lossy(&out.stderr).into_owned())))
+        Ok(Err((
+            out.status.to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )))
     }
 }
 

@@ -74,7 +74,14 @@ pub struct ProxySpec {
 impl ProxySpec {
     /// 640 wide, source aspect, track 1 as audio.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        ProxySpec { path: path.into(), width: 640, height: None, audio_track: Some(1), x264_preset: "veryfast".into(), crf: 26 }
+        ProxySpec {
+            path: path.into(),
+            width: 640,
+            height: None,
+            audio_track: Some(1),
+            x264_preset: "veryfast".into(),
+            crf: 26,
+        }
     }
 }
 
@@ -163,7 +170,10 @@ impl TranscodeOutput {
 
 /// Run `spec` in one FFmpeg pass. A corrupt input gives `EngineError::Unusable` (or
 /// `Truncated`) with FFmpeg's message.
-pub async fn transcode(spec: &TranscodeSpec, progress: Option<ProgressFn<'_>>) -> Result<TranscodeOutput, EngineError> {
+pub async fn transcode(
+    spec: &TranscodeSpec,
+    progress: Option<ProgressFn<'_>>,
+) -> Result<TranscodeOutput, EngineError> {
     let location = path_str(&spec.input)?;
     let info = probe_media(location).await?;
     validate(spec, &info)?;
@@ -188,7 +198,11 @@ pub async fn transcode(spec: &TranscodeSpec, progress: Option<ProgressFn<'_>>) -
             input: location.to_string(),
             decoded: done,
             expected,
-            message: if outcome.stderr.trim().is_empty() { String::new() } else { summarize_stderr(&outcome.stderr) },
+            message: if outcome.stderr.trim().is_empty() {
+                String::new()
+            } else {
+                summarize_stderr(&outcome.stderr)
+            },
         });
     }
 
@@ -216,32 +230,54 @@ pub async fn transcode(spec: &TranscodeSpec, progress: Option<ProgressFn<'_>>) -
         }
     }
     for (log_spec, file) in spec.loudness_logs.iter().zip(&plan.loudness_files) {
-        let log = read_loudness(file, info.start_time, spec.loudness_row_interval, spec.true_peak)?;
-        std::fs::write(&log_spec.path, log.to_csv()).map_err(|e| EngineError::io("writing", &log_spec.path, e))?;
-        out.loudness_logs.push((log_spec.track, log_spec.path.clone()));
+        let log = read_loudness(
+            file,
+            info.start_time,
+            spec.loudness_row_interval,
+            spec.true_peak,
+        )?;
+        std::fs::write(&log_spec.path, log.to_csv())
+            .map_err(|e| EngineError::io("writing", &log_spec.path, e))?;
+        out.loudness_logs
+            .push((log_spec.track, log_spec.path.clone()));
         out.loudness.push((log_spec.track, log));
     }
     Ok(out)
 }
 
 fn invalid(field: &'static str, detail: impl Into<String>) -> EngineError {
-    EngineError::InvalidSpec { field, detail: detail.into() }
+    EngineError::InvalidSpec {
+        field,
+        detail: detail.into(),
+    }
 }
 
 fn validate(spec: &TranscodeSpec, info: &MediaInfo) -> Result<(), EngineError> {
-    if spec.hls.is_none() && spec.proxy.is_none() && spec.audio_output.is_none() && spec.loudness_logs.is_empty() {
+    if spec.hls.is_none()
+        && spec.proxy.is_none()
+        && spec.audio_output.is_none()
+        && spec.loudness_logs.is_empty()
+    {
         return Err(invalid("outputs", "the job has no outputs"));
     }
     let blocks = spec.loudness_row_interval / 0.1;
     if !(blocks >= 0.999 && (blocks - blocks.round()).abs() < 1e-6) {
-        return Err(invalid("loudness_row_interval", format!("{} s is not a multiple of 0.1 s", spec.loudness_row_interval)));
+        return Err(invalid(
+            "loudness_row_interval",
+            format!(
+                "{} s is not a multiple of 0.1 s",
+                spec.loudness_row_interval
+            ),
+        ));
     }
     let tracks = info.audio.len() as u32;
     let check_track = |field: &'static str, t: u32| {
         if t == 0 || t > tracks {
             Err(EngineError::Unusable {
                 input: info.location.clone(),
-                message: format!("{field}: audio track {t} requested but the input has {tracks} audio track(s)"),
+                message: format!(
+                    "{field}: audio track {t} requested but the input has {tracks} audio track(s)"
+                ),
             })
         } else {
             Ok(())
@@ -254,8 +290,14 @@ fn validate(spec: &TranscodeSpec, info: &MediaInfo) -> Result<(), EngineError> {
         if h.segment_seconds == 0 {
             return Err(invalid("hls.segment_seconds", "must be at least 1"));
         }
-        if !h.media_name.ends_with(".m3u8") || !h.master_name.ends_with(".m3u8") || h.media_name == h.master_name {
-            return Err(invalid("hls playlist names", "two different *.m3u8 names are needed"));
+        if !h.media_name.ends_with(".m3u8")
+            || !h.master_name.ends_with(".m3u8")
+            || h.media_name == h.master_name
+        {
+            return Err(invalid(
+                "hls playlist names",
+                "two different *.m3u8 names are needed",
+            ));
         }
         if let Some(t) = h.audio_track {
             check_track("hls audio", t)?;
@@ -263,7 +305,10 @@ fn validate(spec: &TranscodeSpec, info: &MediaInfo) -> Result<(), EngineError> {
     }
     if let Some(p) = &spec.proxy {
         if p.width < 16 || p.width % 2 == 1 || p.height.is_some_and(|h| h < 16 || h % 2 == 1) {
-            return Err(invalid("proxy size", "width/height must be even and at least 16"));
+            return Err(invalid(
+                "proxy size",
+                "width/height must be even and at least 16",
+            ));
         }
         if let Some(t) = p.audio_track {
             check_track("proxy audio", t)?;
@@ -271,14 +316,22 @@ fn validate(spec: &TranscodeSpec, info: &MediaInfo) -> Result<(), EngineError> {
     }
     if let Some(a) = &spec.audio_output {
         if a.width < 16 || a.width % 2 == 1 || a.height < 16 || a.height % 2 == 1 {
-            return Err(invalid("audio output size", "width/height must be even and at least 16"));
+            return Err(invalid(
+                "audio output size",
+                "width/height must be even and at least 16",
+            ));
         }
         for t in &a.tracks {
             check_track("audio output", *t)?;
         }
     }
-    if (spec.hls.is_some() || spec.proxy.is_some() || spec.audio_output.is_some()) && info.video.is_none() {
-        return Err(EngineError::Unusable { input: info.location.clone(), message: "no video stream to transcode".into() });
+    if (spec.hls.is_some() || spec.proxy.is_some() || spec.audio_output.is_some())
+        && info.video.is_none()
+    {
+        return Err(EngineError::Unusable {
+            input: info.location.clone(),
+            message: "no video stream to transcode".into(),
+        });
     }
     Ok(())
 }
@@ -311,8 +364,17 @@ fn plan(spec: &TranscodeSpec, info: &MediaInfo, scratch: &Path) -> Result<Plan, 
         format!("[a{track}_{n}]")
     };
     let hls_audio = spec.hls.as_ref().and_then(|h| h.audio_track).map(&mut want);
-    let proxy_audio = spec.proxy.as_ref().and_then(|p| p.audio_track).map(&mut want);
-    let vehicle_audio: Vec<String> = spec.audio_output.iter().flat_map(|a| a.tracks.iter()).map(|t| want(*t)).collect();
+    let proxy_audio = spec
+        .proxy
+        .as_ref()
+        .and_then(|p| p.audio_track)
+        .map(&mut want);
+    let vehicle_audio: Vec<String> = spec
+        .audio_output
+        .iter()
+        .flat_map(|a| a.tracks.iter())
+        .map(|t| want(*t))
+        .collect();
     let loud_labels: Vec<String> = spec.loudness_logs.iter().map(|l| want(l.track)).collect();
     for (track, n) in &consumers {
         let idx = info.audio[(*track - 1) as usize].stream_index;
@@ -338,11 +400,18 @@ fn plan(spec: &TranscodeSpec, info: &MediaInfo, scratch: &Path) -> Result<Plan, 
         match video_outs.len() {
             0 => {}
             1 => chains.push(format!("[0:{}]null{}", v.stream_index, video_outs[0])),
-            n => chains.push(format!("[0:{}]split={n}{}", v.stream_index, video_outs.concat())),
+            n => chains.push(format!(
+                "[0:{}]split={n}{}",
+                v.stream_index,
+                video_outs.concat()
+            )),
         }
         if let Some(h) = &spec.hls {
             let (w, ht) = match h.max_height {
-                Some(max) if v.height > max && v.height > 0 => (even(v.width as f64 * max as f64 / v.height as f64), max - max % 2),
+                Some(max) if v.height > max && v.height > 0 => (
+                    even(v.width as f64 * max as f64 / v.height as f64),
+                    max - max % 2,
+                ),
                 _ => (even(v.width as f64), even(v.height as f64)),
             };
             chains.push(format!("[hv]scale={w}:{ht},format=yuv420p[hlsv]"));
@@ -354,11 +423,40 @@ fn plan(spec: &TranscodeSpec, info: &MediaInfo, scratch: &Path) -> Result<Plan, 
             }
             output_args.extend(
                 [
-                    "-c:v", "libx264", "-preset", &h.x264_preset, "-crf", &h.crf.to_string(), "-profile:v", "high",
-                    "-force_key_frames", &format!("expr:gte(t,n_forced*{})", h.segment_seconds), "-sc_threshold", "0",
-                    "-c:a", "aac", "-b:a", "96k", "-ac", "2", "-ar", "48000", "-f", "hls", "-hls_time", &h.segment_seconds.to_string(),
-                    "-hls_playlist_type", "vod", "-hls_flags", "independent_segments", "-hls_segment_type", "mpegts",
-                    "-start_number", "1", "-master_pl_name", &h.master_name,
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    &h.x264_preset,
+                    "-crf",
+                    &h.crf.to_string(),
+                    "-profile:v",
+                    "high",
+                    "-force_key_frames",
+                    &format!("expr:gte(t,n_forced*{})", h.segment_seconds),
+                    "-sc_threshold",
+                    "0",
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    "96k",
+                    "-ac",
+                    "2",
+                    "-ar",
+                    "48000",
+                    "-f",
+                    "hls",
+                    "-hls_time",
+                    &h.segment_seconds.to_string(),
+                    "-hls_playlist_type",
+                    "vod",
+                    "-hls_flags",
+                    "independent_segments",
+                    "-hls_segment_type",
+                    "mpegts",
+                    "-start_number",
+                    "1",
+                    "-master_pl_name",
+                    &h.master_name,
                 ]
                 .map(OsString::from),
             );
@@ -381,8 +479,20 @@ fn plan(spec: &TranscodeSpec, info: &MediaInfo, scratch: &Path) -> Result<Plan, 
             }
             output_args.extend(
                 [
-                    "-c:v", "libx264", "-preset", &p.x264_preset, "-crf", &p.crf.to_string(), "-c:a", "aac", "-b:a", "96k",
-                    "-movflags", "+faststart", "-f", "mp4",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    &p.x264_preset,
+                    "-crf",
+                    &p.crf.to_string(),
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    "96k",
+                    "-movflags",
+                    "+faststart",
+                    "-f",
+                    "mp4",
                 ]
                 .map(OsString::from),
             );
@@ -394,14 +504,30 @@ fn plan(spec: &TranscodeSpec, info: &MediaInfo, scratch: &Path) -> Result<Plan, 
     }
 
     if let (Some(a), Some(_)) = (&spec.audio_output, &info.video) {
-        chains.push(format!("[av]scale={}:{},format=yuv420p[vehiclev]", a.width, a.height));
+        chains.push(format!(
+            "[av]scale={}:{},format=yuv420p[vehiclev]",
+            a.width, a.height
+        ));
         output_args.extend(["-map".into(), "[vehiclev]".into()]);
         for label in &vehicle_audio {
             output_args.extend(["-map".into(), label.into()]);
         }
         output_args.extend(
-            ["-c:v", "libx264", "-preset", "ultrafast", "-b:v", "200k", "-c:a", "aac", "-b:a", "96k", "-f", "mp4"]
-                .map(OsString::from),
+            [
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-b:v",
+                "200k",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "96k",
+                "-f",
+                "mp4",
+            ]
+            .map(OsString::from),
         );
         output_args.push(a.path.clone().into_os_string());
         if let Some(parent) = a.path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -433,9 +559,20 @@ fn plan(spec: &TranscodeSpec, info: &MediaInfo, scratch: &Path) -> Result<Plan, 
         }
     }
     if let Some(out) = null_output {
-        output_args.extend(["-map".into(), out.into(), "-f".into(), "null".into(), "-".into()]);
+        output_args.extend([
+            "-map".into(),
+            out.into(),
+            "-f".into(),
+            "null".into(),
+            "-".into(),
+        ]);
     }
-    Ok(Plan { graph: chains.join(";"), output_args, loudness_files, dirs })
+    Ok(Plan {
+        graph: chains.join(";"),
+        output_args,
+        loudness_files,
+        dirs,
+    })
 }
 
 fn even(x: f64) -> u32 {
@@ -446,11 +583,14 @@ fn even(x: f64) -> u32 {
 /// Segments of an earlier run would otherwise linger next to the new playlist.
 fn remove_old_segments(h: &HlsSpec) -> Result<(), EngineError> {
     let stem = h.media_name.trim_end_matches(".m3u8");
-    let Ok(entries) = std::fs::read_dir(&h.dir) else { return Ok(()) };
+    let Ok(entries) = std::fs::read_dir(&h.dir) else {
+        return Ok(());
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with(&format!("{stem}_")) && name.ends_with(".ts") {
-            std::fs::remove_file(entry.path()).map_err(|e| EngineError::io("removing", entry.path(), e))?;
+            std::fs::remove_file(entry.path())
+                .map_err(|e| EngineError::io("removing", entry.path(), e))?;
         }
     }
     Ok(())
@@ -466,11 +606,17 @@ pub fn read_media_playlist(path: &Path) -> Result<(Vec<PathBuf>, Vec<f64>), Engi
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("#EXTINF:") {
-            let d = rest.split(',').next().unwrap_or("").trim().parse::<f64>().map_err(|_| EngineError::Parse {
-                path: path.to_path_buf(),
-                line: n + 1,
-                detail: format!("bad #EXTINF duration in {line:?}"),
-            })?;
+            let d = rest
+                .split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| EngineError::Parse {
+                    path: path.to_path_buf(),
+                    line: n + 1,
+                    detail: format!("bad #EXTINF duration in {line:?}"),
+                })?;
             pending = Some(d);
         } else if !line.is_empty() && !line.starts_with('#') {
             let d = pending.take().ok_or_else(|| EngineError::Parse {
@@ -484,7 +630,11 @@ pub fn read_media_playlist(path: &Path) -> Result<(Vec<PathBuf>, Vec<f64>), Engi
         }
     }
     if segments.is_empty() {
-        return Err(EngineError::Parse { path: path.to_path_buf(), line: 0, detail: "the playlist lists no segments".into() });
+        return Err(EngineError::Parse {
+            path: path.to_path_buf(),
+            line: 0,
+            detail: "the playlist lists no segments".into(),
+        });
     }
     Ok((segments, boundaries))
 }

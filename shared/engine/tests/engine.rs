@@ -34,19 +34,47 @@ fn seconds(ms: u64) -> f64 {
 async fn probe_reads_a_generated_mkv() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("clip.mkv");
-    let spec = SampleSpec { container: SampleContainer::Mkv, audio_codec: SampleAudioCodec::Aac, track_count: 3, active_tracks: vec![2], ..small(6.0) };
+    let spec = SampleSpec {
+        container: SampleContainer::Mkv,
+        audio_codec: SampleAudioCodec::Aac,
+        track_count: 3,
+        active_tracks: vec![2],
+        ..small(6.0)
+    };
     generate_sample(&path, &spec).await.unwrap();
 
     let info = FfprobeProber.probe(path.to_str().unwrap()).await.unwrap();
     assert!(info.container.contains("matroska"), "{}", info.container);
-    assert!((info.duration_seconds - 6.0).abs() < 0.1, "{}", info.duration_seconds);
+    assert!(
+        (info.duration_seconds - 6.0).abs() < 0.1,
+        "{}",
+        info.duration_seconds
+    );
     let v = info.video.as_ref().unwrap();
     assert_eq!((v.codec.as_str(), v.width, v.height), ("h264", 320, 180));
     assert_eq!(v.frame_rate_ratio, "25/1");
     assert_eq!(v.frame_rate, 25.0);
-    let tracks: Vec<(u32, u32, &str, u32, u32)> =
-        info.audio_tracks.iter().map(|a| (a.track, a.stream_index, a.codec.as_str(), a.channels, a.sample_rate)).collect();
-    assert_eq!(tracks, vec![(1, 1, "aac", 1, 48000), (2, 2, "aac", 1, 48000), (3, 3, "aac", 1, 48000)]);
+    let tracks: Vec<(u32, u32, &str, u32, u32)> = info
+        .audio_tracks
+        .iter()
+        .map(|a| {
+            (
+                a.track,
+                a.stream_index,
+                a.codec.as_str(),
+                a.channels,
+                a.sample_rate,
+            )
+        })
+        .collect();
+    assert_eq!(
+        tracks,
+        vec![
+            (1, 1, "aac", 1, 48000),
+            (2, 2, "aac", 1, 48000),
+            (3, 3, "aac", 1, 48000)
+        ]
+    );
 }
 
 /// 16 s: cuts at 3 and 6.2 s, a black silent gap 8-10 s, a cut at 12 s, credits from 13 s.
@@ -65,9 +93,14 @@ async fn analysis_matches_the_ground_truth() {
 
     let seen = Mutex::new(Vec::<f64>::new());
     let record = |f: f64| seen.lock().unwrap().push(f);
-    let a = analyze(&path, &AnalyzeOptions::default(), Some(&record)).await.unwrap();
+    let a = analyze(&path, &AnalyzeOptions::default(), Some(&record))
+        .await
+        .unwrap();
     let seen = seen.into_inner().unwrap();
-    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "progress went backwards: {seen:?}"
+    );
     assert_eq!(seen.last(), Some(&1.0));
 
     let d = &a.segments;
@@ -76,22 +109,41 @@ async fn analysis_matches_the_ground_truth() {
     assert_eq!(vm.codec.as_deref(), Some("h264"));
     assert_eq!(vm.duration_millis, Some(16000));
     assert_eq!(vm.format.as_deref(), Some("QuickTime / MOV"));
-    assert_eq!((vm.frame_width, vm.frame_height, vm.frame_rate), (Some(320), Some(180), Some(25.0)));
+    assert_eq!(
+        (vm.frame_width, vm.frame_height, vm.frame_rate),
+        (Some(320), Some(180), Some(25.0))
+    );
     assert_eq!(d.audio_metadata.len(), 4);
 
     // Black frames: exactly the gap, to the frame.
-    let black: Vec<&Segment> = d.segments.iter().filter(|s| s.cue_type() == Some(CUE_BLACK_FRAMES)).collect();
+    let black: Vec<&Segment> = d
+        .segments
+        .iter()
+        .filter(|s| s.cue_type() == Some(CUE_BLACK_FRAMES))
+        .collect();
     assert_eq!(black.len(), truth.black_gaps.len(), "{black:#?}");
     for (seg, (start, end)) in black.iter().zip(&truth.black_gaps) {
-        assert!((seconds(seg.start_timestamp_millis) - start).abs() <= FRAME + 1e-9, "black start {seg:?}");
-        assert!((seconds(seg.end_timestamp_millis) - end).abs() <= FRAME + 1e-9, "black end {seg:?}");
+        assert!(
+            (seconds(seg.start_timestamp_millis) - start).abs() <= FRAME + 1e-9,
+            "black start {seg:?}"
+        );
+        assert!(
+            (seconds(seg.end_timestamp_millis) - end).abs() <= FRAME + 1e-9,
+            "black end {seg:?}"
+        );
     }
 
     // Shots: every cut found to the frame, no shot that is not at a cut, a gap edge or the credits.
     let shots: Vec<&Segment> = d.segments.iter().filter(|s| s.is_shot()).collect();
-    let starts: Vec<f64> = shots.iter().map(|s| seconds(s.start_timestamp_millis)).collect();
+    let starts: Vec<f64> = shots
+        .iter()
+        .map(|s| seconds(s.start_timestamp_millis))
+        .collect();
     for cut in &truth.cuts {
-        assert!(starts.iter().any(|s| (s - cut).abs() <= FRAME + 1e-9), "cut {cut} missed; shots start at {starts:?}");
+        assert!(
+            starts.iter().any(|s| (s - cut).abs() <= FRAME + 1e-9),
+            "cut {cut} missed; shots start at {starts:?}"
+        );
     }
     let mut edges: Vec<f64> = vec![0.0];
     edges.extend(&truth.cuts);
@@ -100,14 +152,23 @@ async fn analysis_matches_the_ground_truth() {
     }
     edges.extend(truth.end_credits.map(|(s, _)| s));
     for s in &starts {
-        assert!(edges.iter().any(|e| (s - e).abs() <= FRAME + 1e-9), "spurious shot at {s}; edges {edges:?}");
+        assert!(
+            edges.iter().any(|e| (s - e).abs() <= FRAME + 1e-9),
+            "spurious shot at {s}; edges {edges:?}"
+        );
     }
     // They tile the timeline, frame by frame, indexed in order.
     assert_eq!(shots[0].start_frame_number, Some(0));
     for (i, w) in shots.windows(2).enumerate() {
-        assert_eq!(w[0].end_frame_number.unwrap() + 1, w[1].start_frame_number.unwrap());
+        assert_eq!(
+            w[0].end_frame_number.unwrap() + 1,
+            w[1].start_frame_number.unwrap()
+        );
         assert_eq!(w[0].end_timestamp_millis, w[1].start_timestamp_millis);
-        assert_eq!(w[1].shot_segment.as_ref().unwrap().index, Some(i as u64 + 1));
+        assert_eq!(
+            w[1].shot_segment.as_ref().unwrap().index,
+            Some(i as u64 + 1)
+        );
     }
     let last = shots.last().unwrap();
     assert_eq!(last.end_frame_number, Some(399));
@@ -116,15 +177,30 @@ async fn analysis_matches_the_ground_truth() {
     for s in &d.segments {
         let tc = s.start_timecode_smpte.as_deref().unwrap();
         assert!(tc.len() == 11 && tc.as_bytes()[8] == b':', "{tc}");
-        assert_eq!(s.duration_frames.unwrap(), s.end_frame_number.unwrap() - s.start_frame_number.unwrap() + 1);
+        assert_eq!(
+            s.duration_frames.unwrap(),
+            s.end_frame_number.unwrap() - s.start_frame_number.unwrap() + 1
+        );
     }
 
     // End credits: one cue from the credits' start to the end.
-    let credits: Vec<&Segment> = d.segments.iter().filter(|s| s.cue_type() == Some(CUE_END_CREDITS)).collect();
+    let credits: Vec<&Segment> = d
+        .segments
+        .iter()
+        .filter(|s| s.cue_type() == Some(CUE_END_CREDITS))
+        .collect();
     assert_eq!(credits.len(), 1, "{credits:#?}");
     let (cs, ce) = truth.end_credits.unwrap();
-    assert!((seconds(credits[0].start_timestamp_millis) - cs).abs() <= 0.5, "{:?}", credits[0]);
-    assert!((seconds(credits[0].end_timestamp_millis) - ce).abs() <= FRAME + 1e-9, "{:?}", credits[0]);
+    assert!(
+        (seconds(credits[0].start_timestamp_millis) - cs).abs() <= 0.5,
+        "{:?}",
+        credits[0]
+    );
+    assert!(
+        (seconds(credits[0].end_timestamp_millis) - ce).abs() <= FRAME + 1e-9,
+        "{:?}",
+        credits[0]
+    );
 
     // Audio: one log per track, silent tracks far below -50, active ones far above.
     assert_eq!(a.loudness.len(), 4);
@@ -138,11 +214,19 @@ async fn analysis_matches_the_ground_truth() {
             assert!(max < -100.0, "track {track} should be silent: {max}");
         }
         assert_eq!(log.rows.len(), 160, "100 ms rows");
-        assert!(log.rows.iter().all(|r| r.momentary.is_finite() && r.short_term.is_finite() && r.integrated.is_finite()));
-        assert!((log.rows[0].seconds - 0.1).abs() < 1e-9 && (log.rows[159].seconds - 16.0).abs() < 1e-9);
+        assert!(log.rows.iter().all(|r| r.momentary.is_finite()
+            && r.short_term.is_finite()
+            && r.integrated.is_finite()));
+        assert!(
+            (log.rows[0].seconds - 0.1).abs() < 1e-9 && (log.rows[159].seconds - 16.0).abs() < 1e-9
+        );
     }
     // The active track goes quiet under the black gap (momentary window 0.4 s).
-    let quiet = a.loudness[0].rows.iter().find(|r| (r.seconds - 9.5).abs() < 1e-6).unwrap();
+    let quiet = a.loudness[0]
+        .rows
+        .iter()
+        .find(|r| (r.seconds - 9.5).abs() < 1e-6)
+        .unwrap();
     assert!(quiet.momentary < -100.0, "{quiet:?}");
 }
 
@@ -151,13 +235,23 @@ async fn coarser_loudness_rows_and_audio_only_options() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("clip.mov");
     generate_sample(&path, &small(5.0)).await.unwrap();
-    let opts = AnalyzeOptions { video: false, loudness_row_interval: 1.0, ..AnalyzeOptions::default() };
+    let opts = AnalyzeOptions {
+        video: false,
+        loudness_row_interval: 1.0,
+        ..AnalyzeOptions::default()
+    };
     let a = analyze(&path, &opts, None).await.unwrap();
     assert!(a.segments.segments.is_empty());
     let secs: Vec<f64> = a.loudness[0].rows.iter().map(|r| r.seconds).collect();
     assert_eq!(secs, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
-    let bad = AnalyzeOptions { loudness_row_interval: 0.25, ..AnalyzeOptions::default() };
-    assert!(matches!(analyze(&path, &bad, None).await, Err(EngineError::InvalidSpec { .. })));
+    let bad = AnalyzeOptions {
+        loudness_row_interval: 0.25,
+        ..AnalyzeOptions::default()
+    };
+    assert!(matches!(
+        analyze(&path, &bad, None).await,
+        Err(EngineError::InvalidSpec { .. })
+    ));
 }
 
 #[tokio::test]
@@ -169,8 +263,13 @@ async fn zero_byte_file_is_unusable_everywhere() {
         Err(ProbeError::Unusable(msg)) => assert!(msg.contains("Invalid data"), "{msg}"),
         other => panic!("expected Unusable, got {other:?}"),
     }
-    let e = analyze(&path, &AnalyzeOptions::default(), None).await.unwrap_err();
-    assert!(matches!(e, EngineError::Unusable { .. }) && e.is_input_problem(), "{e}");
+    let e = analyze(&path, &AnalyzeOptions::default(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, EngineError::Unusable { .. }) && e.is_input_problem(),
+        "{e}"
+    );
     assert!(e.to_string().contains("empty.mov"), "{e}");
     let mut spec = TranscodeSpec::new(&path);
     spec.proxy = Some(ProxySpec::new(dir.path().join("p.mp4")));
@@ -201,18 +300,33 @@ async fn truncated_files_give_clear_errors() {
     }
     // MKV: the header announces 8 s, the data stops near 4 s.
     let mkv = dir.path().join("full.mkv");
-    generate_sample(&mkv, &SampleSpec { container: SampleContainer::Mkv, ..small(8.0) }).await.unwrap();
+    generate_sample(
+        &mkv,
+        &SampleSpec {
+            container: SampleContainer::Mkv,
+            ..small(8.0)
+        },
+    )
+    .await
+    .unwrap();
     let cut_mkv = dir.path().join("cut.mkv");
     truncate_to_half(&mkv, &cut_mkv);
-    let e = analyze(&cut_mkv, &AnalyzeOptions::default(), None).await.unwrap_err();
+    let e = analyze(&cut_mkv, &AnalyzeOptions::default(), None)
+        .await
+        .unwrap_err();
     assert!(e.is_input_problem(), "{e}");
     match &e {
-        EngineError::Truncated { decoded, expected, .. } => assert!(*decoded < 6.0 && *expected > 7.9, "{e}"),
+        EngineError::Truncated {
+            decoded, expected, ..
+        } => assert!(*decoded < 6.0 && *expected > 7.9, "{e}"),
         EngineError::Unusable { .. } => {}
         other => panic!("expected Truncated, got {other}"),
     }
     let mut spec = TranscodeSpec::new(&cut_mkv);
-    spec.loudness_logs = vec![LoudnessLogSpec { track: 1, path: dir.path().join("t1.csv") }];
+    spec.loudness_logs = vec![LoudnessLogSpec {
+        track: 1,
+        path: dir.path().join("t1.csv"),
+    }];
     let e = transcode(&spec, None).await.unwrap_err();
     assert!(e.is_input_problem(), "{e}");
 }
@@ -221,13 +335,37 @@ async fn truncated_files_give_clear_errors() {
 async fn transcode_writes_hls_proxy_and_loudness_logs() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.mov");
-    let truth = generate_sample(&src, &SampleSpec { cuts: vec![2.5, 7.3], ..small(10.4) }).await.unwrap();
+    let truth = generate_sample(
+        &src,
+        &SampleSpec {
+            cuts: vec![2.5, 7.3],
+            ..small(10.4)
+        },
+    )
+    .await
+    .unwrap();
     let out = dir.path().join("out");
     let mut spec = TranscodeSpec::new(&src);
-    spec.hls = Some(HlsSpec { x264_preset: "ultrafast".into(), ..HlsSpec::new(out.join("hls")) });
-    spec.proxy = Some(ProxySpec { x264_preset: "ultrafast".into(), ..ProxySpec::new(out.join("proxy").join("proxy.mp4")) });
-    spec.loudness_logs =
-        (1..=4).map(|t| LoudnessLogSpec { track: t, path: out.join("audio").join(format!("src_{t}_loudness.csv")) }).collect();
+    spec.hls = Some(HlsSpec {
+        x264_preset: "ultrafast".into(),
+        ..HlsSpec::new(out.join("hls"))
+    });
+    spec.proxy = Some(ProxySpec {
+        x264_preset: "ultrafast".into(),
+        ..ProxySpec::new(out.join("proxy").join("proxy.mp4"))
+    });
+    spec.audio_output = Some(AudioOutputSpec {
+        path: out.join("audio").join("src_240p.mp4"),
+        width: 320,
+        height: 240,
+        tracks: vec![1, 2, 3, 4],
+    });
+    spec.loudness_logs = (1..=4)
+        .map(|t| LoudnessLogSpec {
+            track: t,
+            path: out.join("audio").join(format!("src_{t}_loudness.csv")),
+        })
+        .collect();
     let calls = Mutex::new(0u32);
     let count = |_f: f64| *calls.lock().unwrap() += 1;
     let o = transcode(&spec, Some(&count)).await.unwrap();
@@ -235,23 +373,46 @@ async fn transcode_writes_hls_proxy_and_loudness_logs() {
 
     // HLS: master -> media playlist -> 1 s segments (the last one takes the remainder).
     let master = std::fs::read_to_string(o.hls_master.as_ref().unwrap()).unwrap();
-    assert!(master.contains("#EXT-X-STREAM-INF") && master.contains("index_720p.m3u8"), "{master}");
+    assert!(
+        master.contains("#EXT-X-STREAM-INF") && master.contains("index_720p.m3u8"),
+        "{master}"
+    );
     assert_eq!(o.hls_segments.len(), 11);
-    assert!(o.hls_segments.iter().all(|s| s.metadata().map(|m| m.len() > 0).unwrap_or(false)));
-    let lengths: Vec<f64> = o.segment_boundaries.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(o
+        .hls_segments
+        .iter()
+        .all(|s| s.metadata().map(|m| m.len() > 0).unwrap_or(false)));
+    let lengths: Vec<f64> = o
+        .segment_boundaries
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .collect();
     for l in &lengths[..lengths.len() - 1] {
         assert!((l - 1.0).abs() < 0.05, "segment of {l} s: {lengths:?}");
     }
-    assert!((o.segment_boundaries.last().unwrap() - 10.4).abs() < 0.05, "{:?}", o.segment_boundaries);
+    assert!(
+        (o.segment_boundaries.last().unwrap() - 10.4).abs() < 0.05,
+        "{:?}",
+        o.segment_boundaries
+    );
     let first_segment = probe(o.hls_segments[0].to_str().unwrap()).await.unwrap();
     assert_eq!(first_segment.audio_tracks.len(), 1);
 
     // Proxy: 640 wide, source aspect, H.264 + one audio track.
-    let p = probe(o.proxy.as_ref().unwrap().to_str().unwrap()).await.unwrap();
+    let p = probe(o.proxy.as_ref().unwrap().to_str().unwrap())
+        .await
+        .unwrap();
     let v = p.video.unwrap();
     assert_eq!((v.codec.as_str(), v.width, v.height), ("h264", 640, 360));
     assert_eq!(p.audio_tracks.len(), 1);
     assert!((p.duration_seconds - truth.duration).abs() < 0.1);
+
+    // The loudness vehicle: a small video carrying every measured track.
+    let vehicle = probe(o.audio_output.as_ref().unwrap().to_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(vehicle.video.map(|v| (v.width, v.height)), Some((320, 240)));
+    assert_eq!(vehicle.audio_tracks.len(), 4);
 
     // Loudness logs parse back and tell silent from active tracks.
     assert_eq!(o.loudness_logs.len(), 4);
@@ -259,11 +420,16 @@ async fn transcode_writes_hls_proxy_and_loudness_logs() {
         let log = LoudnessLog::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert_eq!(log.rows.len(), 104);
         let active = truth.active_tracks.contains(track);
-        assert_eq!(log.has_audio(-50.0), active, "track {track}: {:?}", log.summary);
+        assert_eq!(
+            log.has_audio(-50.0),
+            active,
+            "track {track}: {:?}",
+            log.summary
+        );
         let (_, written) = o.loudness.iter().find(|(t, _)| t == track).unwrap();
         assert_eq!(&log, written);
     }
-    assert_eq!(o.files().len(), 2 + 11 + 1 + 4);
+    assert_eq!(o.files().len(), 2 + 11 + 1 + 1 + 4);
 }
 
 #[tokio::test]
@@ -272,7 +438,13 @@ async fn transcode_rejects_tracks_the_input_lacks() {
     let src = dir.path().join("src.mov");
     generate_sample(&src, &small(2.0)).await.unwrap();
     let mut spec = TranscodeSpec::new(&src);
-    spec.loudness_logs = vec![LoudnessLogSpec { track: 5, path: dir.path().join("t5.csv") }];
+    spec.loudness_logs = vec![LoudnessLogSpec {
+        track: 5,
+        path: dir.path().join("t5.csv"),
+    }];
     let e = transcode(&spec, None).await.unwrap_err();
-    assert!(e.to_string().contains("audio track 5") && e.to_string().contains("4 audio track"), "{e}");
+    assert!(
+        e.to_string().contains("audio track 5") && e.to_string().contains("4 audio track"),
+        "{e}"
+    );
 }

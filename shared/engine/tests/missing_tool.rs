@@ -6,9 +6,24 @@ use cuepoint_engine::{analyze, AnalyzeOptions, EngineError, Tools};
 async fn missing_ffmpeg_is_a_clear_typed_error() {
     std::env::set_var("CUEPOINT_FFPROBE", "/nonexistent/ffprobe");
     let e = Tools::locate().unwrap_err();
-    assert!(matches!(e, EngineError::ToolMissing { tool: "ffprobe", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            EngineError::ToolMissing {
+                tool: "ffprobe",
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("install FFmpeg"), "{e}");
-    let e = analyze(std::path::Path::new("/tmp/whatever.mov"), &AnalyzeOptions::default(), None).await.unwrap_err();
+    let e = analyze(
+        std::path::Path::new("/tmp/whatever.mov"),
+        &AnalyzeOptions::default(),
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, EngineError::ToolMissing { .. }), "{e}");
     match cuepoint_engine::probe("/etc/hostname").await {
         Err(cuepoint_runtime::ports::ProbeError::Port(p)) => assert!(!p.is_transient(), "{p}"),

@@ -43,6 +43,8 @@ pub struct Settings {
     pub analysis: AnalysisSettings,
     /// Slot scoring (`cuepoint_core::scoring` config, as JSON-compatible values).
     pub scoring: serde_json::Value,
+    /// Deadlines per state and what the sweeper does past them.
+    pub stuck: cuepoint_core::stuck::StuckPolicy,
     pub aws: AwsSettings,
 }
 
@@ -59,6 +61,7 @@ impl Default for Settings {
             audio: AudioSettings::default(),
             analysis: AnalysisSettings::default(),
             scoring: serde_json::Value::Object(Default::default()),
+            stuck: cuepoint_core::stuck::StuckPolicy::default(),
             aws: AwsSettings::default(),
         }
     }

@@ -48,6 +48,23 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Operator views of assets.
+    Assets {
+        #[command(subcommand)]
+        cmd: status::AssetsCommand,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Re-announce or fail assets stuck past their state's deadline (run it periodically).
+    Sweep {
+        /// Show what would be done without doing it.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Run one or more workers in this process until SIGTERM (as the worker binaries do).
     Worker {
         /// ingest, media, analysis, results, scoring, or all.
@@ -99,6 +116,14 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Dlq { cmd, common } => {
             let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;
             status::dlq(&backend, &cmd).await.map(|_| 0)
+        }
+        Command::Assets { cmd, common } => {
+            let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;
+            status::assets(&backend, &cmd).await.map(|_| 0)
+        }
+        Command::Sweep { dry_run, json, common } => {
+            let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;
+            status::sweep(&backend, dry_run, json).await.map(|_| 0)
         }
         Command::Worker { names, common } => {
             let kinds: Vec<WorkerKind> = if names.iter().any(|n| n == "all") {

@@ -140,3 +140,60 @@ pub async fn dlq(backend: &Backend, cmd: &DlqCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AssetsCommand {
+    /// Assets past their state's deadline (see the `stuck` configuration section).
+    Stuck {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn assets(backend: &Backend, cmd: &AssetsCommand) -> anyhow::Result<()> {
+    match cmd {
+        AssetsCommand::Stuck { json } => {
+            let stuck = crate::sweeper::find_stuck(&backend.ctx, &backend.ctx.settings.stuck).await?;
+            let rows: Vec<_> = stuck.into_iter().map(|(_, s)| s).collect();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if rows.is_empty() {
+                println!("no stuck assets");
+            } else {
+                println!("{:<22} {:<15} {:>12} {:>6}  action", "asset", "state", "overdue (s)", "sweeps");
+                for r in rows {
+                    println!("{:<22} {:<15} {:>12.0} {:>6}  {}", r.asset_id, r.state, r.overdue_seconds, r.sweeps, action_text(&r.action));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn action_text(a: &cuepoint_core::stuck::SweepAction) -> String {
+    match a {
+        cuepoint_core::stuck::SweepAction::Reannounce => "re-announce".into(),
+        cuepoint_core::stuck::SweepAction::Fail { reason } => format!("fail: {reason}"),
+    }
+}
+
+/// `cuepoint sweep`: apply the stuck-asset policy once.
+pub async fn sweep(backend: &Backend, dry_run: bool, json: bool) -> anyhow::Result<()> {
+    let outcomes = crate::sweeper::sweep(&backend.ctx, &backend.ctx.settings.stuck, dry_run).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+        return Ok(());
+    }
+    if outcomes.is_empty() {
+        println!("no stuck assets");
+    }
+    for o in outcomes {
+        let status = match (&o.error, o.done) {
+            (Some(e), _) => format!("error: {e}"),
+            (None, true) => "done".into(),
+            (None, false) => "dry run".into(),
+        };
+        println!("{}  {}  {}  [{status}]", o.stuck.asset_id, o.stuck.state, action_text(&o.stuck.action));
+    }
+    Ok(())
+}

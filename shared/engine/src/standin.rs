@@ -1,4 +1,4 @@
-//! Local stand-ins for MediaConvert and Rekognition Video over the ports (OWNER: the lead —
+//! Local stand-ins for MediaConvert and Rekognition Video over the ports (the lead's version, wired into the workers; `local/` is the engine helper's parallel version — one of the two will be removed).
 //! `LocalMediaConvert` and `LocalRekognition` live here).
 //!
 //! They take the same requests the AWS adapters send (MediaConvert job settings; Start*

@@ -1,0 +1,434 @@
+//! MediaConvert played by FFmpeg: the job settings are read back into a `JobPlan`, done in one
+//! `transcode` run, the outputs stored at the plan's destinations, and the job announced with a
+//! "MediaConvert Job State Change" event (COMPLETE with `outputGroupDetails`, or ERROR with
+//! `errorCode` 1010 for an unusable input, 1401 when an output cannot be stored, 1999 else).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cuepoint_core::domain::{AssetId, S3Uri};
+use cuepoint_core::events::envelope::PutEventsEntry;
+use cuepoint_core::events::mediaconvert::{job_state_change_entry, JobState, JobStateChange};
+use cuepoint_core::mediaconvert::{JobPlan, AUDIO_GROUP_NAME};
+use cuepoint_runtime::ports::{
+    BlobStore, Clock, EventBus, JobLedger, LedgerJob, PortError, PortResult, TranscodeRequest,
+    Transcoder,
+};
+use serde_json::{json, Value};
+
+use super::{
+    content_type, digest, job_scratch, local_input, sibling, LocalEngineConfig, Runner,
+    STATUS_COMPLETE, STATUS_ERROR, STATUS_SUBMITTED,
+};
+use crate::transcode::{
+    transcode, AudioOutputSpec, HlsSpec, LoudnessLogSpec, ProxySpec, TranscodeSpec,
+};
+
+/// The ledger's service name for transcode jobs.
+pub const MEDIACONVERT_SERVICE: &str = "mediaconvert";
+
+/// `errorCode` for an input MediaConvert cannot open or decode ("File access error").
+const ERROR_INPUT: i64 = 1010;
+/// `errorCode` for an output that could not be written.
+const ERROR_OUTPUT: i64 = 1401;
+/// `errorCode` for anything else.
+const ERROR_OTHER: i64 = 1999;
+
+/// The `Transcoder` port on FFmpeg.
+#[derive(Clone)]
+pub struct LocalMediaConvert {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    blobs: Arc<dyn BlobStore>,
+    bus: Arc<dyn EventBus>,
+    ledger: Arc<dyn JobLedger>,
+    clock: Arc<dyn Clock>,
+    config: LocalEngineConfig,
+    runner: Runner,
+}
+
+impl LocalMediaConvert {
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        bus: Arc<dyn EventBus>,
+        ledger: Arc<dyn JobLedger>,
+        clock: Arc<dyn Clock>,
+        config: LocalEngineConfig,
+    ) -> Self {
+        let runner = Runner::new(config.max_concurrent_jobs);
+        LocalMediaConvert {
+            inner: Arc::new(Inner {
+                blobs,
+                bus,
+                ledger,
+                clock,
+                config,
+                runner,
+            }),
+        }
+    }
+
+    /// Re-run the jobs the ledger still has `SUBMITTED` (after a crash or restart). Returns how
+    /// many were started.
+    pub async fn resume_unfinished(&self) -> PortResult<usize> {
+        let jobs = self.inner.ledger.unfinished(MEDIACONVERT_SERVICE).await?;
+        let n = jobs.len();
+        for job in jobs {
+            tracing::info!(job_id = %job.job_id, asset = %job.asset_id, "resuming transcode job");
+            self.spawn(job).await;
+        }
+        Ok(n)
+    }
+
+    /// Wait until every job started so far has finished and been announced.
+    pub async fn wait_idle(&self) {
+        self.inner.runner.wait_idle().await;
+    }
+
+    async fn spawn(&self, job: LedgerJob) {
+        let inner = self.inner.clone();
+        self.inner
+            .runner
+            .spawn(async move { inner.run(job).await })
+            .await;
+    }
+}
+
+/// `<epoch ms>-<6 base-36 characters>`, like MediaConvert's ids (`1515368087458-qnoxtd`).
+fn job_id(now_ms: u64, token: &str) -> String {
+    let mut h = digest(&[MEDIACONVERT_SERVICE, token, &now_ms.to_string()]);
+    let mut s = String::with_capacity(6);
+    for _ in 0..6 {
+        s.push(char::from_digit((h % 36) as u32, 36).unwrap_or('x'));
+        h /= 36;
+    }
+    format!("{now_ms}-{s}")
+}
+
+#[async_trait]
+impl Transcoder for LocalMediaConvert {
+    async fn submit(&self, request: &TranscodeRequest) -> PortResult<String> {
+        // CreateJob validates the settings synchronously (HTTP 400), so do we.
+        JobPlan::from_settings(&request.settings)
+            .map_err(|e| PortError::Permanent(format!("invalid MediaConvert job settings: {e}")))?;
+        let now = self.inner.clock.now_ms();
+        let job = LedgerJob {
+            service: MEDIACONVERT_SERVICE.into(),
+            job_id: job_id(now, &request.client_token),
+            client_token: request.client_token.clone(),
+            asset_id: request.asset_id.to_string(),
+            request: serde_json::to_value(request)
+                .map_err(|e| PortError::Permanent(format!("request does not serialize: {e}")))?,
+            status: STATUS_SUBMITTED.into(),
+            result: None,
+            created_at_ms: now,
+        };
+        let (stored, created) = self.inner.ledger.create_or_get(&job).await?;
+        if created {
+            tracing::info!(job_id = %stored.job_id, asset = %stored.asset_id, "transcode job accepted");
+            self.spawn(stored.clone()).await;
+        } else {
+            tracing::info!(job_id = %stored.job_id, "transcode job already exists for this token");
+        }
+        Ok(stored.job_id)
+    }
+
+    async fn find_job(&self, asset_id: &AssetId) -> PortResult<Option<String>> {
+        let mut jobs = self
+            .inner
+            .ledger
+            .find_by_asset(MEDIACONVERT_SERVICE, asset_id.as_str())
+            .await?;
+        jobs.sort_by_key(|j| j.created_at_ms);
+        Ok(jobs.pop().map(|j| j.job_id))
+    }
+}
+
+/// Why a job failed, as MediaConvert would report it.
+struct JobFailure {
+    code: i64,
+    message: String,
+}
+
+impl Inner {
+    async fn run(&self, job: LedgerJob) {
+        if let Some((status, outcome, entry)) = pending_announcement(&job) {
+            // Finished before a restart but not announced: announce only.
+            self.publish(&job, &entry, &status, outcome).await;
+            return;
+        }
+        let request: TranscodeRequest = match serde_json::from_value(job.request.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(job_id = %job.job_id, error = %e, "ledger holds an unreadable transcode request");
+                let fail = JobFailure {
+                    code: ERROR_OTHER,
+                    message: format!("the stored job request does not parse: {e}"),
+                };
+                self.finish_error(&job, BTreeMap::new(), fail).await;
+                return;
+            }
+        };
+        match self.execute(&job, &request).await {
+            Ok((plan, duration_ms)) => {
+                self.finish_complete(&job, &request, &plan, duration_ms)
+                    .await
+            }
+            Err(fail) => {
+                self.finish_error(&job, request.user_metadata.clone(), fail)
+                    .await
+            }
+        }
+    }
+
+    /// Do the job; returns the plan and the output duration in ms.
+    async fn execute(
+        &self,
+        job: &LedgerJob,
+        request: &TranscodeRequest,
+    ) -> Result<(JobPlan, u64), JobFailure> {
+        let other = |message: String| JobFailure {
+            code: ERROR_OTHER,
+            message,
+        };
+        let plan = JobPlan::from_settings(&request.settings)
+            .map_err(|e| other(format!("invalid job settings: {e}")))?;
+        let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| other(e.to_string()))?;
+        let input = local_input(&self.blobs, &plan.input, scratch.path())
+            .await
+            .map_err(|e| other(format!("reading input {}: {e}", plan.input)))?
+            .ok_or_else(|| JobFailure {
+                code: ERROR_INPUT,
+                message: format!(
+                    "Unable to open input file [{}]: [object not found]",
+                    plan.input
+                ),
+            })?;
+
+        let out = scratch.path().join("out");
+        let (spec, uploads) = transcode_spec(&plan, &request.settings, input, &out)
+            .map_err(|e| other(e.to_string()))?;
+        let job_id = job.job_id.clone();
+        let last_tenth = std::sync::atomic::AtomicU32::new(0);
+        let progress = move |f: f64| {
+            let tenth = (f * 10.0).floor() as u32;
+            if last_tenth.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) < tenth {
+                tracing::info!(job_id = %job_id, percent = tenth * 10, "transcoding");
+            }
+        };
+        let output = transcode(&spec, Some(&progress))
+            .await
+            .map_err(|e| JobFailure {
+                code: if e.is_input_problem() {
+                    ERROR_INPUT
+                } else {
+                    ERROR_OTHER
+                },
+                message: if e.is_input_problem() {
+                    format!("Unable to open input file [{}]: [{e}]", plan.input)
+                } else {
+                    format!("transcoding {} failed: {e}", plan.input)
+                },
+            })?;
+
+        // Segments first, playlists last: a reader that finds the playlist finds its segments.
+        let mut files: Vec<(PathBuf, S3Uri)> = Vec::new();
+        for seg in &output.hls_segments {
+            let name = seg.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let uri = sibling(&plan.hls.master, name).map_err(|e| other(e.to_string()))?;
+            files.push((seg.clone(), uri));
+        }
+        files.extend(uploads);
+        for (path, uri) in &files {
+            self.blobs
+                .put_file(uri, path, content_type(path))
+                .await
+                .map_err(|e| JobFailure {
+                    code: ERROR_OUTPUT,
+                    message: format!("Unable to write output file [{uri}]: {e}"),
+                })?;
+        }
+        let duration_ms = (output.duration_seconds * 1000.0).round() as u64;
+        Ok((plan, duration_ms))
+    }
+
+    async fn finish_complete(
+        &self,
+        job: &LedgerJob,
+        request: &TranscodeRequest,
+        plan: &JobPlan,
+        duration_ms: u64,
+    ) {
+        let change = JobStateChange {
+            job_id: job.job_id.clone(),
+            state: JobState::Complete,
+            queue: None,
+            user_metadata: request.user_metadata.clone(),
+            output_group_details: plan.output_group_details(Some(duration_ms)),
+            error_code: None,
+            error_message: None,
+            timestamp_ms: Some(self.clock.now_ms()),
+        };
+        let entry = job_state_change_entry(&change, &self.config.account, &self.config.region);
+        let result = serde_json::from_str::<Value>(&entry.detail).unwrap_or(Value::Null);
+        self.announce(job, entry, STATUS_COMPLETE, result).await;
+    }
+
+    async fn finish_error(
+        &self,
+        job: &LedgerJob,
+        user_metadata: BTreeMap<String, String>,
+        fail: JobFailure,
+    ) {
+        tracing::warn!(job_id = %job.job_id, code = fail.code, message = %fail.message, "transcode job failed");
+        let change = JobStateChange {
+            job_id: job.job_id.clone(),
+            state: JobState::Error,
+            queue: None,
+            user_metadata,
+            output_group_details: Vec::new(),
+            error_code: Some(fail.code),
+            error_message: Some(fail.message.clone()),
+            timestamp_ms: Some(self.clock.now_ms()),
+        };
+        let entry = job_state_change_entry(&change, &self.config.account, &self.config.region);
+        let result = json!({"errorCode": fail.code, "errorMessage": fail.message});
+        self.announce(job, entry, STATUS_ERROR, result).await;
+    }
+
+    /// Store the event while the job is still SUBMITTED, publish it, then mark the job
+    /// finished. A crash before the final mark re-publishes the stored event on resume (consumers
+    /// are idempotent) instead of transcoding again; a lost event cannot happen.
+    async fn announce(&self, job: &LedgerJob, entry: PutEventsEntry, status: &str, result: Value) {
+        let pending = json!({"status": status, "outcome": result, "event": entry});
+        if let Err(e) = self
+            .ledger
+            .finish(MEDIACONVERT_SERVICE, &job.job_id, STATUS_SUBMITTED, pending)
+            .await
+        {
+            tracing::error!(job_id = %job.job_id, error = %e, "could not record the job outcome; it resumes on restart");
+            return;
+        }
+        self.publish(job, &entry, status, result).await;
+    }
+
+    async fn publish(&self, job: &LedgerJob, entry: &PutEventsEntry, status: &str, result: Value) {
+        if let Err(e) = self.bus.put_events(std::slice::from_ref(entry)).await {
+            tracing::error!(job_id = %job.job_id, error = %e, "could not announce the transcode job; it is re-announced on resume");
+            return;
+        }
+        if let Err(e) = self
+            .ledger
+            .finish(MEDIACONVERT_SERVICE, &job.job_id, status, result)
+            .await
+        {
+            tracing::error!(job_id = %job.job_id, error = %e, "announced, but the ledger did not record the outcome");
+        }
+    }
+}
+
+/// An outcome stored by `announce` but not yet marked finished: (status, outcome, event).
+fn pending_announcement(job: &LedgerJob) -> Option<(String, Value, PutEventsEntry)> {
+    let r = job.result.as_ref()?;
+    let status = r.get("status")?.as_str()?.to_string();
+    let entry: PutEventsEntry = serde_json::from_value(r.get("event")?.clone()).ok()?;
+    Some((
+        status,
+        r.get("outcome").cloned().unwrap_or(Value::Null),
+        entry,
+    ))
+}
+
+/// The FFmpeg job for `plan`, staged under `out`, and where each staged file goes (segments
+/// are added after the run, when their names are known).
+fn transcode_spec(
+    plan: &JobPlan,
+    settings: &Value,
+    input: PathBuf,
+    out: &std::path::Path,
+) -> PortResult<(TranscodeSpec, Vec<(PathBuf, S3Uri)>)> {
+    let name = |u: &S3Uri| u.key.file_name().to_string();
+    let mut uploads: Vec<(PathBuf, S3Uri)> = Vec::new();
+    let mut spec = TranscodeSpec::new(input);
+
+    let hls_dir = out.join("hls");
+    let mut hls = HlsSpec::new(&hls_dir);
+    hls.master_name = name(&plan.hls.master);
+    hls.media_name = name(&plan.hls.variant);
+    hls.segment_seconds = plan.hls.segment_length_s.max(1);
+    hls.audio_track = plan.hls.audio_track;
+    uploads.push((hls_dir.join(&hls.media_name), plan.hls.variant.clone()));
+    uploads.push((hls_dir.join(&hls.master_name), plan.hls.master.clone()));
+    spec.hls = Some(hls);
+
+    let proxy_path = out.join("proxy").join(name(&plan.proxy.output));
+    let mut proxy = ProxySpec::new(&proxy_path);
+    proxy.width = plan.proxy.width.unwrap_or(640);
+    proxy.height = plan.proxy.height;
+    // The template's proxy output has no audio description.
+    proxy.audio_track = None;
+    uploads.push((proxy_path, plan.proxy.output.clone()));
+    spec.proxy = Some(proxy);
+
+    if let Some(audio) = &plan.audio {
+        let (w, h) = vehicle_size(settings);
+        let path = out.join("audio").join(name(&audio.output));
+        spec.audio_output = Some(AudioOutputSpec {
+            path: path.clone(),
+            width: w,
+            height: h,
+            tracks: audio.tracks.iter().map(|t| t.track).collect(),
+        });
+        uploads.push((path, audio.output.clone()));
+        for (track, uri) in plan.loudness_log_uris() {
+            let path = out.join("audio").join(name(&uri));
+            spec.loudness_logs.push(LoudnessLogSpec {
+                track,
+                path: path.clone(),
+            });
+            uploads.push((path, uri));
+        }
+    }
+    Ok((spec, uploads))
+}
+
+/// Width and height of the Audio group's small video (320x240 in our template).
+fn vehicle_size(settings: &Value) -> (u32, u32) {
+    let group = settings
+        .get("OutputGroups")
+        .and_then(Value::as_array)
+        .and_then(|gs| {
+            gs.iter()
+                .find(|g| g.get("Name").and_then(Value::as_str) == Some(AUDIO_GROUP_NAME))
+        });
+    let dim = |key: &str, default: u32| {
+        group
+            .and_then(|g| g.pointer(&format!("/Outputs/0/VideoDescription/{key}")))
+            .and_then(Value::as_u64)
+            .map(|v| (v as u32).max(16) & !1)
+            .unwrap_or(default)
+    };
+    (dim("Width", 320), dim("Height", 240))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_look_like_mediaconvert_ids() {
+        let id = job_id(1_515_368_087_458, "a1-transcode");
+        let (ms, tail) = id.split_once('-').unwrap();
+        assert_eq!(ms, "1515368087458");
+        assert_eq!(tail.len(), 6);
+        assert!(tail
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert_eq!(id, job_id(1_515_368_087_458, "a1-transcode"));
+        assert_ne!(id, job_id(1_515_368_087_458, "a2-transcode"));
+    }
+}

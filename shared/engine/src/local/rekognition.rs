@@ -1,0 +1,380 @@
+//! Rekognition Video played locally. Segment detection runs `analyze` (video detectors only) on
+//! the video; label, face, celebrity and moderation jobs complete at once with empty results
+//! (there is no local model for them). Completion is the notification Rekognition publishes to
+//! its SNS topic; results are served by `get_page` in pages with a `NextToken`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cuepoint_core::events::rekognition::{completion_message, VideoJobCompletion};
+use cuepoint_core::rekognition::AnalysisKind;
+use cuepoint_runtime::ports::{
+    AnalysisRequest, BlobStore, Clock, JobLedger, LedgerJob, PortError, PortResult, ResultsPage,
+    Topic, VideoAnalyzer,
+};
+use serde_json::{json, Map, Value};
+
+use super::{
+    digest, job_scratch, local_input, LocalEngineConfig, Runner, STATUS_COMPLETE, STATUS_ERROR,
+    STATUS_SUBMITTED,
+};
+use crate::analyze::{analyze, AnalyzeOptions};
+
+/// The ledger's service name for video analysis jobs.
+pub const REKOGNITION_SERVICE: &str = "rekognition";
+/// Items per `get_page` page (Rekognition's MaxResults ceiling is 1000).
+pub const SEGMENTS_PAGE_SIZE: usize = 1000;
+
+/// The `VideoAnalyzer` port on FFmpeg.
+#[derive(Clone)]
+pub struct LocalRekognition {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    blobs: Arc<dyn BlobStore>,
+    topic: Arc<dyn Topic>,
+    ledger: Arc<dyn JobLedger>,
+    clock: Arc<dyn Clock>,
+    config: LocalEngineConfig,
+    options: AnalyzeOptions,
+    page_size: usize,
+    runner: Runner,
+}
+
+impl LocalRekognition {
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        topic: Arc<dyn Topic>,
+        ledger: Arc<dyn JobLedger>,
+        clock: Arc<dyn Clock>,
+        config: LocalEngineConfig,
+    ) -> Self {
+        Self::with_options(
+            blobs,
+            topic,
+            ledger,
+            clock,
+            config,
+            AnalyzeOptions::default(),
+            SEGMENTS_PAGE_SIZE,
+        )
+    }
+
+    /// As `new`, with the analysis options (loudness is always off here) and the page size.
+    pub fn with_options(
+        blobs: Arc<dyn BlobStore>,
+        topic: Arc<dyn Topic>,
+        ledger: Arc<dyn JobLedger>,
+        clock: Arc<dyn Clock>,
+        config: LocalEngineConfig,
+        options: AnalyzeOptions,
+        page_size: usize,
+    ) -> Self {
+        let runner = Runner::new(config.max_concurrent_jobs);
+        let options = AnalyzeOptions {
+            loudness: false,
+            video: true,
+            ..options
+        };
+        LocalRekognition {
+            inner: Arc::new(Inner {
+                blobs,
+                topic,
+                ledger,
+                clock,
+                config,
+                options,
+                page_size: page_size.max(1),
+                runner,
+            }),
+        }
+    }
+
+    /// Re-run the jobs the ledger still has `SUBMITTED`. Returns how many were started.
+    pub async fn resume_unfinished(&self) -> PortResult<usize> {
+        let jobs = self.inner.ledger.unfinished(REKOGNITION_SERVICE).await?;
+        let n = jobs.len();
+        for job in jobs {
+            tracing::info!(job_id = %job.job_id, asset = %job.asset_id, "resuming video analysis job");
+            self.spawn(job).await;
+        }
+        Ok(n)
+    }
+
+    /// Wait until every job started so far has finished and been announced.
+    pub async fn wait_idle(&self) {
+        self.inner.runner.wait_idle().await;
+    }
+
+    async fn spawn(&self, job: LedgerJob) {
+        let inner = self.inner.clone();
+        self.inner
+            .runner
+            .spawn(async move { inner.run(job).await })
+            .await;
+    }
+}
+
+/// 64 hex digits, like Rekognition's job ids.
+fn job_id(now_ms: u64, token: &str) -> String {
+    let now = now_ms.to_string();
+    (0..4u8)
+        .map(|i| {
+            format!(
+                "{:016x}",
+                digest(&[REKOGNITION_SERVICE, token, &now, &i.to_string()])
+            )
+        })
+        .collect()
+}
+
+/// Rekognition's idempotency is per operation: the same token on two Start* APIs is two jobs.
+fn ledger_token(kind: AnalysisKind, token: &str) -> String {
+    format!("{}/{token}", kind.start_api())
+}
+
+#[async_trait]
+impl VideoAnalyzer for LocalRekognition {
+    async fn start(&self, request: &AnalysisRequest) -> PortResult<String> {
+        let now = self.inner.clock.now_ms();
+        let token = ledger_token(request.kind, &request.client_token);
+        let job = LedgerJob {
+            service: REKOGNITION_SERVICE.into(),
+            job_id: job_id(now, &token),
+            client_token: token,
+            asset_id: request.job_tag.clone(),
+            request: serde_json::to_value(request)
+                .map_err(|e| PortError::Permanent(format!("request does not serialize: {e}")))?,
+            status: STATUS_SUBMITTED.into(),
+            result: None,
+            created_at_ms: now,
+        };
+        let (stored, created) = self.inner.ledger.create_or_get(&job).await?;
+        if created {
+            tracing::info!(job_id = %stored.job_id, kind = %request.kind, "video analysis job accepted");
+            self.spawn(stored.clone()).await;
+        }
+        Ok(stored.job_id)
+    }
+
+    async fn get_page(
+        &self,
+        kind: AnalysisKind,
+        job_id: &str,
+        next_token: Option<&str>,
+    ) -> PortResult<ResultsPage> {
+        let job = self
+            .inner
+            .ledger
+            .get(REKOGNITION_SERVICE, job_id)
+            .await?
+            .ok_or_else(|| PortError::NotFound(format!("no video analysis job {job_id}")))?;
+        let request: AnalysisRequest =
+            serde_json::from_value(job.request.clone()).map_err(|e| {
+                PortError::Permanent(format!("job {job_id}: stored request does not parse: {e}"))
+            })?;
+        if request.kind != kind {
+            return Err(PortError::Permanent(format!(
+                "job {job_id} is a {} job, not {kind}",
+                request.kind
+            )));
+        }
+        let mut body = match stored_response(&job) {
+            Some(Value::Object(response)) => response.clone(),
+            _ if job.status == STATUS_ERROR => {
+                let mut m = Map::new();
+                m.insert("JobStatus".into(), json!("FAILED"));
+                m.insert("StatusMessage".into(), json!("the job failed"));
+                m
+            }
+            _ => {
+                let mut m = Map::new();
+                m.insert("JobStatus".into(), json!("IN_PROGRESS"));
+                m
+            }
+        };
+        body.insert("JobId".into(), json!(job.job_id));
+        body.insert("JobTag".into(), json!(request.job_tag));
+        body.insert(
+            "Video".into(),
+            json!({"S3Object": {"Bucket": request.video.bucket.to_string(), "Name": request.video.key.to_string()}}),
+        );
+        let field = kind.list_field();
+        let items = match body.remove(field) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        let start = match next_token {
+            None => 0,
+            Some(t) => t
+                .strip_prefix("page-")
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n <= items.len())
+                .ok_or_else(|| {
+                    PortError::Permanent(format!("invalid NextToken {t:?} for job {job_id}"))
+                })?,
+        };
+        let end = (start + self.inner.page_size).min(items.len());
+        let next = (end < items.len()).then(|| format!("page-{end}"));
+        body.insert(field.into(), Value::Array(items[start..end].to_vec()));
+        if let Some(t) = &next {
+            body.insert("NextToken".into(), json!(t));
+        }
+        Ok(ResultsPage {
+            body: Value::Object(body),
+            next_token: next,
+        })
+    }
+}
+
+impl Inner {
+    async fn run(&self, job: LedgerJob) {
+        let request: AnalysisRequest = match serde_json::from_value(job.request.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(job_id = %job.job_id, error = %e, "ledger holds an unreadable analysis request");
+                let _ = self
+                    .ledger
+                    .finish(
+                        REKOGNITION_SERVICE,
+                        &job.job_id,
+                        STATUS_ERROR,
+                        json!({"StatusMessage": format!("stored request does not parse: {e}")}),
+                    )
+                    .await;
+                return;
+            }
+        };
+        if let Some(response) = stored_response(&job) {
+            // Finished before a restart but not announced: announce only.
+            self.announce(&job, &request, response.clone()).await;
+            return;
+        }
+        let outcome = match request.kind {
+            AnalysisKind::Segments => self.detect_segments(&job, &request).await,
+            other => Ok(empty_results(other)),
+        };
+        let response = match outcome {
+            Ok(result) => result,
+            Err(message) => {
+                tracing::warn!(job_id = %job.job_id, %message, "video analysis failed");
+                json!({"JobStatus": "FAILED", "StatusMessage": message})
+            }
+        };
+        // Store the response while the job is still SUBMITTED, publish, then mark it finished:
+        // a notified consumer calls get_page at once and finds the results, and a crash before
+        // the final mark re-publishes on resume without re-running the analysis.
+        if let Err(e) = self
+            .ledger
+            .finish(
+                REKOGNITION_SERVICE,
+                &job.job_id,
+                STATUS_SUBMITTED,
+                response.clone(),
+            )
+            .await
+        {
+            tracing::error!(job_id = %job.job_id, error = %e, "could not record the analysis result; it resumes on restart");
+            return;
+        }
+        self.announce(&job, &request, response).await;
+    }
+
+    /// Publish the completion of a job whose response is stored, then mark it finished.
+    async fn announce(&self, job: &LedgerJob, request: &AnalysisRequest, response: Value) {
+        let succeeded = response.get("JobStatus").and_then(Value::as_str) == Some("SUCCEEDED");
+        let completion = VideoJobCompletion {
+            job_id: job.job_id.clone(),
+            status: if succeeded { "SUCCEEDED" } else { "FAILED" }.into(),
+            api: request.kind.start_api().into(),
+            job_tag: Some(request.job_tag.clone()),
+            timestamp_ms: Some(self.clock.now_ms()),
+            video_bucket: Some(request.video.bucket.to_string()),
+            video_key: Some(request.video.key.to_string()),
+            sns_message_id: None,
+        };
+        let message = completion_message(&completion);
+        let mut delay = std::time::Duration::from_millis(200);
+        for attempt in 1..=5 {
+            match self.topic.publish(&message).await {
+                Ok(_) => break,
+                Err(e) if attempt < 5 && e.is_transient() => {
+                    tracing::warn!(job_id = %job.job_id, error = %e, "publishing the completion failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    tracing::error!(job_id = %job.job_id, error = %e, "could not publish the completion; it is re-published on resume");
+                    return;
+                }
+            }
+        }
+        let status = if succeeded {
+            STATUS_COMPLETE
+        } else {
+            STATUS_ERROR
+        };
+        if let Err(e) = self
+            .ledger
+            .finish(REKOGNITION_SERVICE, &job.job_id, status, response)
+            .await
+        {
+            tracing::error!(job_id = %job.job_id, error = %e, "published, but the ledger did not record the outcome");
+        }
+    }
+
+    async fn detect_segments(
+        &self,
+        job: &LedgerJob,
+        request: &AnalysisRequest,
+    ) -> Result<Value, String> {
+        let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| e.to_string())?;
+        let video = local_input(&self.blobs, &request.video, scratch.path())
+            .await
+            .map_err(|e| format!("reading {}: {e}", request.video))?
+            .ok_or_else(|| format!("Unable to get object metadata from S3. Check object key, region and/or access permissions: {}", request.video))?;
+        let analysis = analyze(&video, &self.options, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::to_value(&analysis.segments)
+            .map_err(|e| format!("segment detection does not serialize: {e}"))
+    }
+}
+
+/// The Get* response stored for a job (a JSON object with `JobStatus`), once it has one.
+fn stored_response(job: &LedgerJob) -> Option<&Value> {
+    job.result.as_ref().filter(|r| {
+        r.get("JobStatus")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s != "IN_PROGRESS")
+    })
+}
+
+/// A SUCCEEDED response with no items, for the analyses without a local model.
+fn empty_results(kind: AnalysisKind) -> Value {
+    let mut m = Map::new();
+    m.insert("JobStatus".into(), json!("SUCCEEDED"));
+    m.insert(kind.list_field().into(), json!([]));
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_tokens() {
+        let id = job_id(1, "Start/x");
+        assert_eq!(id.len(), 64);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(
+            ledger_token(AnalysisKind::Labels, "t"),
+            ledger_token(AnalysisKind::Faces, "t")
+        );
+        assert_eq!(
+            empty_results(AnalysisKind::Moderation)["ModerationLabels"],
+            json!([])
+        );
+    }
+}

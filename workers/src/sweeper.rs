@@ -1,0 +1,109 @@
+//! The stuck-asset sweeper: finds assets past their state's deadline and re-announces or fails
+//! them (see `cuepoint_core::stuck`). Run by `cuepoint sweep` (on AWS, a scheduled task).
+
+use cuepoint_core::asset::{Asset, AssetState};
+use cuepoint_core::events::s3::{object_created_entry, ObjectCreated};
+use cuepoint_core::events::{PipelineDetail, PipelineEvent};
+use cuepoint_core::stuck::{StuckPolicy, SweepAction};
+use cuepoint_runtime::consumer::HandlerError;
+use cuepoint_runtime::ports::AssetWrite;
+use serde::Serialize;
+
+use crate::context::WorkerContext;
+use crate::flow::fail;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StuckAsset {
+    pub asset_id: String,
+    pub state: AssetState,
+    pub since_ms: u64,
+    pub deadline_ms: u64,
+    pub overdue_seconds: f64,
+    pub sweeps: u32,
+    pub action: SweepAction,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepOutcome {
+    #[serde(flatten)]
+    pub stuck: StuckAsset,
+    pub done: bool,
+    pub error: Option<String>,
+}
+
+/// Assets past their deadline, most overdue first.
+pub async fn find_stuck(ctx: &WorkerContext, policy: &StuckPolicy) -> Result<Vec<(Asset, StuckAsset)>, HandlerError> {
+    let now = ctx.now_ms();
+    let mut out: Vec<(Asset, StuckAsset)> = Vec::new();
+    for a in ctx.ports.store.list().await? {
+        let Some(deadline) = policy.deadline_ms(&a) else { continue };
+        if now <= deadline {
+            continue;
+        }
+        let s = StuckAsset {
+            asset_id: a.id.to_string(),
+            state: a.state,
+            since_ms: a.state_entered_at_ms,
+            deadline_ms: deadline,
+            overdue_seconds: (now - deadline) as f64 / 1000.0,
+            sweeps: a.sweeps,
+            action: policy.decide(&a, a.sweeps),
+        };
+        out.push((a, s));
+    }
+    out.sort_by(|x, y| y.1.overdue_seconds.total_cmp(&x.1.overdue_seconds));
+    Ok(out)
+}
+
+/// Apply each stuck asset's action (unless `dry_run`).
+pub async fn sweep(ctx: &WorkerContext, policy: &StuckPolicy, dry_run: bool) -> Result<Vec<SweepOutcome>, HandlerError> {
+    let mut outcomes = Vec::new();
+    for (asset, stuck) in find_stuck(ctx, policy).await? {
+        let result = if dry_run { Ok(()) } else { apply(ctx, &asset, &stuck.action).await };
+        outcomes.push(SweepOutcome { done: !dry_run && result.is_ok(), error: result.err().map(|e| e.to_string()), stuck });
+    }
+    Ok(outcomes)
+}
+
+async fn apply(ctx: &WorkerContext, asset: &Asset, action: &SweepAction) -> Result<(), HandlerError> {
+    match action {
+        SweepAction::Fail { reason } => fail(ctx, asset, "stuck", reason.clone()).await,
+        SweepAction::Reannounce => {
+            // Count the attempt first (conditional: a worker that moved the asset meanwhile wins).
+            let mut next = asset.clone();
+            next.sweeps += 1;
+            next.version = asset.version + 1;
+            ctx.ports
+                .store
+                .commit(AssetWrite { asset: next.clone(), expected_version: Some(asset.version), counter: None })
+                .await
+                .map_err(|e| HandlerError::Transient(e.to_string()))?;
+            tracing::warn!(asset_id = %asset.id, state = %asset.state, attempt = next.sweeps, "re-announcing a stuck asset");
+            let entry = match asset.state {
+                AssetState::Registered => {
+                    let src = &asset.source;
+                    let mut created = ObjectCreated::new(src.bucket.clone(), src.key.clone());
+                    created.size = src.size;
+                    created.etag = src.etag.clone();
+                    created.version_id = src.version_id.clone();
+                    object_created_entry(&created, Some(ctx.now_ms()))
+                }
+                AssetState::MediaPrepared | AssetState::Analysed => {
+                    let detail = if asset.state == AssetState::Analysed {
+                        PipelineDetail::AnalysesCompleted
+                    } else {
+                        let proxy = asset.results.proxy.clone().ok_or_else(|| HandlerError::Permanent("no proxy recorded".into()))?;
+                        PipelineDetail::MediaPrepared { proxy }
+                    };
+                    let mut ev = PipelineEvent::new(asset.id.clone(), detail);
+                    // A new id: the first announcement's copy may have been consumed (or
+                    // dead-lettered), and buses drop repeated ids.
+                    ev.event_id = format!("{}:sweep-{}", ev.event_id, next.sweeps);
+                    ev.to_entry(Some(ctx.now_ms()))
+                }
+                other => return Err(HandlerError::Permanent(format!("nothing to re-announce in {other}"))),
+            };
+            ctx.ports.bus.put_events(&[entry]).await.map_err(HandlerError::from)
+        }
+    }
+}
