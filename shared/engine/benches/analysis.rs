@@ -5,6 +5,7 @@
 //! in the same run:
 //!   1. `ffmpeg -i FILE -map 0:v -map 0:a -f null -`   (decode every stream, nothing else)
 //!   2. `analyze(FILE)`                                  (loudness x8, blackdetect, scdet, credits)
+//!
 //! wall time and CPU time of the child processes (getrusage(RUSAGE_CHILDREN)), and the ratio.
 //! Target: analysis ≤ 1.3 × decode-only. It also checks the analysis against the ground truth.
 //!

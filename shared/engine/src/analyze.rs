@@ -544,6 +544,8 @@ pub(crate) fn subtract(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
 }
 
 /// Build a track's loudness log from its ebur128 metadata file.
+// `%` rather than `is_multiple_of`: the workspace's rust-version is 1.85.
+#[allow(clippy::manual_is_multiple_of)]
 pub(crate) fn read_loudness(
     file: &Path,
     start_time: f64,

@@ -448,3 +448,76 @@ async fn transcode_rejects_tracks_the_input_lacks() {
         "{e}"
     );
 }
+
+async fn ffmpeg(args: &[&str]) {
+    let status = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
+/// 29.97 fps: frame numbers from exact rational time, drop-frame timecodes with `;`.
+#[tokio::test]
+async fn ntsc_rate_gives_drop_frame_timecodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ntsc.mov");
+    let p = path.to_str().unwrap();
+    ffmpeg(&[
+        "-filter_complex",
+        "testsrc2=s=160x90:r=30000/1001,trim=end_frame=60[a];smptehdbars=s=160x90:r=30000/1001,trim=end_frame=30[b];\
+         [a][b]concat=n=2:v=1:a=0,format=yuv420p[v]",
+        "-map",
+        "[v]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        p,
+    ])
+    .await;
+    let a = analyze(&path, &AnalyzeOptions::default(), None).await.unwrap();
+    let shots: Vec<&Segment> = a.segments.segments.iter().filter(|s| s.is_shot()).collect();
+    assert_eq!(shots.len(), 2, "{shots:#?}");
+    let cut = shots[1];
+    assert_eq!(cut.start_frame_number, Some(60));
+    assert_eq!(cut.start_timestamp_millis, 2002);
+    assert_eq!(cut.start_timecode_smpte.as_deref(), Some("00:00:02;00"));
+    assert_eq!(shots[0].end_frame_number, Some(59));
+    assert_eq!(cut.end_frame_number, Some(89));
+    assert_eq!(cut.end_timestamp_millis, 3003);
+    assert!((a.segments.video_metadata[0].frame_rate.unwrap() - 29.97).abs() < 0.001);
+}
+
+/// MPEG-TS starts its clock at 1.4 s: times are reported from the start of the file.
+#[tokio::test]
+async fn transport_stream_start_time_is_subtracted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mov = dir.path().join("clip.mov");
+    let truth = generate_sample(
+        &mov,
+        &SampleSpec { cuts: vec![2.0], black_gaps: vec![(3.0, 4.0)], ..small(6.0) },
+    )
+    .await
+    .unwrap();
+    let ts = dir.path().join("clip.ts");
+    ffmpeg(&["-i", mov.to_str().unwrap(), "-map", "0", "-c:v", "copy", "-c:a", "aac", "-f", "mpegts", ts.to_str().unwrap()])
+        .await;
+    let info = probe_media(ts.to_str().unwrap()).await.unwrap();
+    assert!(info.start_time > 1.0, "MPEG-TS start time {}", info.start_time);
+    let a = analyze(&ts, &AnalyzeOptions::default(), None).await.unwrap();
+    let black: Vec<&Segment> =
+        a.segments.segments.iter().filter(|s| s.cue_type() == Some(CUE_BLACK_FRAMES)).collect();
+    assert_eq!(black.len(), 1);
+    let (gs, ge) = truth.black_gaps[0];
+    assert!((seconds(black[0].start_timestamp_millis) - gs).abs() <= FRAME + 1e-9, "{:?}", black[0]);
+    assert!((seconds(black[0].end_timestamp_millis) - ge).abs() <= FRAME + 1e-9, "{:?}", black[0]);
+    let starts: Vec<f64> =
+        a.segments.segments.iter().filter(|s| s.is_shot()).map(|s| seconds(s.start_timestamp_millis)).collect();
+    assert!(starts.iter().any(|s| (s - 2.0).abs() <= FRAME + 1e-9), "{starts:?}");
+    assert_eq!(starts[0], 0.0);
+    // Loudness rows count from the file start too.
+    assert!((a.loudness[0].rows[0].seconds - 0.1).abs() < 0.05, "{:?}", a.loudness[0].rows[0]);
+}

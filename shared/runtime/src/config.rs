@@ -151,6 +151,9 @@ pub struct AwsSettings {
     pub mediaconvert_queue: Option<String>,
     /// S3 path-style addressing (emulators).
     pub s3_path_style: bool,
+    /// Let the local media engine (FFmpeg) play MediaConvert and Rekognition, announcing
+    /// through EventBridge and SNS like the services do (emulators have neither service).
+    pub local_media_engine: bool,
 }
 
 impl Default for AwsSettings {
@@ -165,6 +168,7 @@ impl Default for AwsSettings {
             mediaconvert_endpoint: None,
             mediaconvert_queue: None,
             s3_path_style: false,
+            local_media_engine: false,
         }
     }
 }
