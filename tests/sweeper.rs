@@ -54,7 +54,7 @@ async fn a_lost_announcement_is_reannounced_and_the_asset_completes() {
     let stuck = find_stuck(&backend.ctx, &settings.stuck).await.unwrap();
     assert_eq!(stuck.len(), 1);
     assert_eq!(stuck[0].1.action, SweepAction::Reannounce);
-    let outcomes = sweep(&backend.ctx, &settings.stuck, false).await.unwrap();
+    let outcomes = sweep(&backend.ctx, &settings.stuck, false, backend.try_queue("ingest")).await.unwrap();
     assert!(outcomes[0].done, "{:?}", outcomes[0].error);
     assert_eq!(backend.ctx.ports.store.get(&asset.id).await.unwrap().unwrap().sweeps, 1);
 
@@ -87,7 +87,7 @@ async fn a_transcode_that_never_reports_back_fails_with_the_cause() {
     store.commit(AssetWrite { asset: next.clone(), expected_version: Some(1), counter: None }).await.unwrap();
     a = next;
 
-    let outcomes = sweep(&backend.ctx, &settings.stuck, false).await.unwrap();
+    let outcomes = sweep(&backend.ctx, &settings.stuck, false, backend.try_queue("ingest")).await.unwrap();
     assert_eq!(outcomes.len(), 1);
     let failed = store.get(&a.id).await.unwrap().unwrap();
     assert_eq!(failed.state, AssetState::Failed);
@@ -95,5 +95,5 @@ async fn a_transcode_that_never_reports_back_fails_with_the_cause() {
     assert_eq!(f.stage, "stuck");
     assert!(f.reason.contains("1700000000000-lost01") && f.reason.contains("did not report back"), "{}", f.reason);
     // A second sweep finds nothing: terminal assets have no deadline.
-    assert!(sweep(&backend.ctx, &settings.stuck, false).await.unwrap().is_empty());
+    assert!(sweep(&backend.ctx, &settings.stuck, false, backend.try_queue("ingest")).await.unwrap().is_empty());
 }

@@ -29,6 +29,10 @@ impl Backend {
         self.queues.get(name).cloned().unwrap_or_else(|| panic!("no queue named {name} in the routing definition"))
     }
 
+    pub fn try_queue(&self, name: &str) -> Option<Arc<dyn Queue>> {
+        self.queues.get(name).cloned()
+    }
+
     pub fn bus(&self) -> Arc<dyn EventBus> {
         self.ctx.ports.bus.clone()
     }

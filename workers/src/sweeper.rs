@@ -6,7 +6,9 @@ use cuepoint_core::events::s3::{object_created_entry, ObjectCreated};
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
 use cuepoint_core::stuck::{StuckPolicy, SweepAction};
 use cuepoint_runtime::consumer::HandlerError;
-use cuepoint_runtime::ports::AssetWrite;
+use std::sync::Arc;
+
+use cuepoint_runtime::ports::{AssetWrite, Queue};
 use serde::Serialize;
 
 use crate::context::WorkerContext;
@@ -55,17 +57,24 @@ pub async fn find_stuck(ctx: &WorkerContext, policy: &StuckPolicy) -> Result<Vec
     Ok(out)
 }
 
-/// Apply each stuck asset's action (unless `dry_run`).
-pub async fn sweep(ctx: &WorkerContext, policy: &StuckPolicy, dry_run: bool) -> Result<Vec<SweepOutcome>, HandlerError> {
+/// Apply each stuck asset's action (unless `dry_run`). `ingest` is the ingest queue: a stuck
+/// registration is re-driven by sending its upload event there directly (on AWS only S3 may
+/// put `aws.s3` events on EventBridge).
+pub async fn sweep(
+    ctx: &WorkerContext,
+    policy: &StuckPolicy,
+    dry_run: bool,
+    ingest: Option<Arc<dyn Queue>>,
+) -> Result<Vec<SweepOutcome>, HandlerError> {
     let mut outcomes = Vec::new();
     for (asset, stuck) in find_stuck(ctx, policy).await? {
-        let result = if dry_run { Ok(()) } else { apply(ctx, &asset, &stuck.action).await };
+        let result = if dry_run { Ok(()) } else { apply(ctx, &asset, &stuck.action, ingest.as_ref()).await };
         outcomes.push(SweepOutcome { done: !dry_run && result.is_ok(), error: result.err().map(|e| e.to_string()), stuck });
     }
     Ok(outcomes)
 }
 
-async fn apply(ctx: &WorkerContext, asset: &Asset, action: &SweepAction) -> Result<(), HandlerError> {
+async fn apply(ctx: &WorkerContext, asset: &Asset, action: &SweepAction, ingest: Option<&Arc<dyn Queue>>) -> Result<(), HandlerError> {
     match action {
         SweepAction::Fail { reason } => fail(ctx, asset, "stuck", reason.clone()).await,
         SweepAction::Reannounce => {
@@ -86,7 +95,18 @@ async fn apply(ctx: &WorkerContext, asset: &Asset, action: &SweepAction) -> Resu
                     created.size = src.size;
                     created.etag = src.etag.clone();
                     created.version_id = src.version_id.clone();
-                    object_created_entry(&created, Some(ctx.now_ms()))
+                    let entry = object_created_entry(&created, Some(ctx.now_ms()));
+                    if let Some(q) = ingest {
+                        let time = cuepoint_core::timefmt::rfc3339_seconds(ctx.now_ms());
+                        let id = format!("{}:sweep-{}", asset.id, next.sweeps);
+                        let env = entry
+                            .into_envelope(id, "000000000000", "sweeper", time)
+                            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+                        let body = serde_json::to_string(&env).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+                        q.send(&body, std::time::Duration::ZERO).await?;
+                        return Ok(());
+                    }
+                    entry
                 }
                 AssetState::MediaPrepared | AssetState::Analysed => {
                     let detail = if asset.state == AssetState::Analysed {

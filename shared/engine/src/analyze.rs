@@ -17,7 +17,7 @@
 //!
 //! Loudness rows: ebur128 with `metadata=1` emits one reading per 100 ms block. A row's
 //! `seconds` is the *end* of its block (the instant the meter shows that reading), relative
-//! to the container start. Rows are kept every `loudness_row_interval` (default 0.1 s: every
+//! to the start of the file (FFmpeg shifts inputs by their start time). Rows are kept every `loudness_row_interval` (default 0.1 s: every
 //! block). The summary's Input Max Loudness is the maximum **short-term** (3 s) loudness once
 //! the 3 s window has filled (the first 2.9 s read -120.7 while it fills); clips shorter than
 //! 3 s fall back to the maximum momentary loudness. True peak per row is the running maximum
@@ -208,7 +208,6 @@ pub async fn analyze(
         for (_, file) in &plan.audio_files {
             loudness.push(read_loudness(
                 file,
-                info.start_time,
                 opts.loudness_row_interval,
                 opts.true_peak,
             )?);
@@ -352,17 +351,14 @@ impl AnalysisGraph {
     }
 }
 
-/// Seconds since the container start for a metadata frame.
-fn frame_seconds(
-    f: &MetaFrame,
-    time_base: Option<crate::probe::Rational>,
-    start_time: f64,
-) -> Option<f64> {
-    let t = match (f.pts, time_base) {
-        (Some(pts), Some(tb)) => pts as f64 * tb.num as f64 / tb.den as f64,
-        _ => f.pts_time?,
-    };
-    Some(t - start_time)
+/// Seconds since the start of the file for a metadata frame. FFmpeg (without `-copyts`)
+/// already shifts every input by `-format.start_time`, so filter timestamps start at 0 even
+/// for MPEG-TS (1.4 s) or edit lists; subtracting the start time again would be wrong.
+fn frame_seconds(f: &MetaFrame, time_base: Option<crate::probe::Rational>) -> Option<f64> {
+    match (f.pts, time_base) {
+        (Some(pts), Some(tb)) => Some(pts as f64 * tb.num as f64 / tb.den as f64),
+        _ => f.pts_time,
+    }
 }
 
 fn read_video(
@@ -381,7 +377,7 @@ fn read_video(
     let mut black_runs: Vec<(u64, u64)> = Vec::new();
     let mut hits: Vec<Cut> = Vec::new();
     for_each_frame(video_file, |f| {
-        let Some(t) = frame_seconds(f, video.time_base, info.start_time) else {
+        let Some(t) = frame_seconds(f, video.time_base) else {
             return;
         };
         let frame = clock.frame_at(t);
@@ -416,7 +412,7 @@ fn read_video(
     let mut dark: Vec<DarkFrame> = Vec::new();
     if let Some(df) = dark_file {
         for_each_frame(df, |f| {
-            let Some(t) = frame_seconds(f, video.time_base, info.start_time) else {
+            let Some(t) = frame_seconds(f, video.time_base) else {
                 return;
             };
             let (Some(avg), Some(max), Some(high), Some(dif)) = (
@@ -548,7 +544,6 @@ pub(crate) fn subtract(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
 #[allow(clippy::manual_is_multiple_of)]
 pub(crate) fn read_loudness(
     file: &Path,
-    start_time: f64,
     row_interval: f64,
     true_peak: bool,
 ) -> Result<LoudnessLog, EngineError> {
@@ -565,7 +560,8 @@ pub(crate) fn read_loudness(
         "lavfi.r128.sample_peaks_ch"
     };
     for_each_frame(file, |f| {
-        let Some(t0) = f.pts_time.map(|t| t - start_time) else {
+        // Relative to the file start already (see `frame_seconds`).
+        let Some(t0) = f.pts_time else {
             return;
         };
         // The reading refers to the window ending with this 100 ms block.
@@ -656,7 +652,7 @@ fn check_complete(
             if let Some((_, file)) = plan.audio_files.first() {
                 for_each_frame(file, |f| {
                     if let Some(t) = f.pts_time {
-                        end = end.max(t - info.start_time + 0.1);
+                        end = end.max(t + 0.1);
                     }
                 })?;
             } else {

@@ -86,7 +86,9 @@ pub struct MediaInfo {
     pub format_name: String,
     /// ffprobe `format_long_name`, e.g. `QuickTime / MOV` (Rekognition's `Format`).
     pub format_long_name: String,
-    /// `format.start_time`: subtract it from every pts (MPEG-TS, edit lists).
+    /// `format.start_time` (1.4 s for MPEG-TS, non-zero with edit lists). FFmpeg shifts its
+    /// inputs by it unless `-copyts`, so filter timestamps already start at 0; subtract it only
+    /// from raw stream timestamps (ffprobe packets, `-copyts` runs).
     pub start_time: f64,
     pub video: Option<VideoDetail>,
     pub audio: Vec<AudioDetail>,

@@ -230,12 +230,7 @@ pub async fn transcode(
         }
     }
     for (log_spec, file) in spec.loudness_logs.iter().zip(&plan.loudness_files) {
-        let log = read_loudness(
-            file,
-            info.start_time,
-            spec.loudness_row_interval,
-            spec.true_peak,
-        )?;
+        let log = read_loudness(file, spec.loudness_row_interval, spec.true_peak)?;
         std::fs::write(&log_spec.path, log.to_csv())
             .map_err(|e| EngineError::io("writing", &log_spec.path, e))?;
         out.loudness_logs

@@ -478,7 +478,9 @@ async fn ntsc_rate_gives_drop_frame_timecodes() {
         p,
     ])
     .await;
-    let a = analyze(&path, &AnalyzeOptions::default(), None).await.unwrap();
+    let a = analyze(&path, &AnalyzeOptions::default(), None)
+        .await
+        .unwrap();
     let shots: Vec<&Segment> = a.segments.segments.iter().filter(|s| s.is_shot()).collect();
     assert_eq!(shots.len(), 2, "{shots:#?}");
     let cut = shots[1];
@@ -493,31 +495,77 @@ async fn ntsc_rate_gives_drop_frame_timecodes() {
 
 /// MPEG-TS starts its clock at 1.4 s: times are reported from the start of the file.
 #[tokio::test]
-async fn transport_stream_start_time_is_subtracted() {
+async fn transport_stream_times_count_from_the_file_start() {
     let dir = tempfile::tempdir().unwrap();
     let mov = dir.path().join("clip.mov");
     let truth = generate_sample(
         &mov,
-        &SampleSpec { cuts: vec![2.0], black_gaps: vec![(3.0, 4.0)], ..small(6.0) },
+        &SampleSpec {
+            cuts: vec![2.0],
+            black_gaps: vec![(3.0, 4.0)],
+            ..small(6.0)
+        },
     )
     .await
     .unwrap();
     let ts = dir.path().join("clip.ts");
-    ffmpeg(&["-i", mov.to_str().unwrap(), "-map", "0", "-c:v", "copy", "-c:a", "aac", "-f", "mpegts", ts.to_str().unwrap()])
-        .await;
+    ffmpeg(&[
+        "-i",
+        mov.to_str().unwrap(),
+        "-map",
+        "0",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "aac",
+        "-f",
+        "mpegts",
+        ts.to_str().unwrap(),
+    ])
+    .await;
     let info = probe_media(ts.to_str().unwrap()).await.unwrap();
-    assert!(info.start_time > 1.0, "MPEG-TS start time {}", info.start_time);
-    let a = analyze(&ts, &AnalyzeOptions::default(), None).await.unwrap();
-    let black: Vec<&Segment> =
-        a.segments.segments.iter().filter(|s| s.cue_type() == Some(CUE_BLACK_FRAMES)).collect();
+    assert!(
+        info.start_time > 1.0,
+        "MPEG-TS start time {}",
+        info.start_time
+    );
+    let a = analyze(&ts, &AnalyzeOptions::default(), None)
+        .await
+        .unwrap();
+    let black: Vec<&Segment> = a
+        .segments
+        .segments
+        .iter()
+        .filter(|s| s.cue_type() == Some(CUE_BLACK_FRAMES))
+        .collect();
     assert_eq!(black.len(), 1);
     let (gs, ge) = truth.black_gaps[0];
-    assert!((seconds(black[0].start_timestamp_millis) - gs).abs() <= FRAME + 1e-9, "{:?}", black[0]);
-    assert!((seconds(black[0].end_timestamp_millis) - ge).abs() <= FRAME + 1e-9, "{:?}", black[0]);
-    let starts: Vec<f64> =
-        a.segments.segments.iter().filter(|s| s.is_shot()).map(|s| seconds(s.start_timestamp_millis)).collect();
-    assert!(starts.iter().any(|s| (s - 2.0).abs() <= FRAME + 1e-9), "{starts:?}");
+    assert!(
+        (seconds(black[0].start_timestamp_millis) - gs).abs() <= FRAME + 1e-9,
+        "{:?}",
+        black[0]
+    );
+    assert!(
+        (seconds(black[0].end_timestamp_millis) - ge).abs() <= FRAME + 1e-9,
+        "{:?}",
+        black[0]
+    );
+    let starts: Vec<f64> = a
+        .segments
+        .segments
+        .iter()
+        .filter(|s| s.is_shot())
+        .map(|s| seconds(s.start_timestamp_millis))
+        .collect();
+    assert!(
+        starts.iter().any(|s| (s - 2.0).abs() <= FRAME + 1e-9),
+        "{starts:?}"
+    );
     assert_eq!(starts[0], 0.0);
     // Loudness rows count from the file start too.
-    assert!((a.loudness[0].rows[0].seconds - 0.1).abs() < 0.05, "{:?}", a.loudness[0].rows[0]);
+    assert!(
+        (a.loudness[0].rows[0].seconds - 0.1).abs() < 0.05,
+        "{:?}",
+        a.loudness[0].rows[0]
+    );
 }

@@ -179,7 +179,7 @@ fn action_text(a: &cuepoint_core::stuck::SweepAction) -> String {
 
 /// `cuepoint sweep`: apply the stuck-asset policy once.
 pub async fn sweep(backend: &Backend, dry_run: bool, json: bool) -> anyhow::Result<()> {
-    let outcomes = crate::sweeper::sweep(&backend.ctx, &backend.ctx.settings.stuck, dry_run).await?;
+    let outcomes = crate::sweeper::sweep(&backend.ctx, &backend.ctx.settings.stuck, dry_run, backend.try_queue("ingest")).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&outcomes)?);
         return Ok(());
