@@ -124,6 +124,13 @@ impl Pipeline {
         let mut backend = build_embedded(&settings, true, Arc::new(SystemClock)).await.expect("embedded backend");
         let holds = Arc::new(Holds::default());
         let ports = &mut backend.ctx.ports;
+        if std::env::var("EXPERIMENT_NEW_ENGINE").is_ok() {
+            let emb = backend.embedded.clone().unwrap();
+            ports.transcoder = Arc::new(cuepoint_engine::local::LocalMediaConvert::new(
+                emb.blobs(), emb.bus(), emb.ledger(), Arc::new(SystemClock),
+                cuepoint_engine::local::LocalEngineConfig { scratch_dir: Some(settings.data_dir.join("scratch2")), ..Default::default() },
+            ));
+        }
         ports.transcoder = Arc::new(HoldingTranscoder { inner: ports.transcoder.clone(), holds: holds.clone() });
         ports.analyzer = Arc::new(HoldingAnalyzer { inner: ports.analyzer.clone(), holds: holds.clone() });
         let workers = app::start(&backend.ctx, &WorkerKind::ALL, |q| backend.queue(q), false);

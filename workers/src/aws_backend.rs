@@ -34,9 +34,12 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Backend> {
         let local = tokio::task::spawn_blocking(move || cuepoint_embedded::EmbeddedBackend::open(&ledger_dir, opts))
             .await?
             .context("opening the local engine's job ledger")?;
+        // MediaConvert announces on the default bus (the only bus AWS services deliver to, where
+        // the MediaConvert rule lives), whatever bus carries cuepoint's own events.
+        let service_bus: Arc<dyn EventBus> = Arc::new(EventBridgeBus::new(&clients, "default"));
         let e = cuepoint_engine::standin::LocalEngine::new(
             blobs.clone(),
-            bus.clone(),
+            service_bus,
             topic,
             local.ledger(),
             clock.clone(),

@@ -99,7 +99,8 @@ pub struct DefaultPolicyConfig {
     pub lead_in_seconds: f64,
     /// No break in the last this many seconds.
     pub lead_out_seconds: f64,
-    /// Slots scoring less are never breaks.
+    /// Slots scoring less are never breaks (0.5: a lone shot change, 0.3, needs a change of
+    /// scene in the labels to qualify; silence or black frames qualify on their own).
     pub min_break_score: f64,
     pub weights: ReasonWeights,
     /// How much a change of labels across the slot adds, in [0, 1].
@@ -121,7 +122,7 @@ impl Default for DefaultPolicyConfig {
             min_spacing_seconds: 30.0,
             lead_in_seconds: 5.0,
             lead_out_seconds: 5.0,
-            min_break_score: 0.0,
+            min_break_score: 0.5,
             weights: ReasonWeights::default(),
             context_weight: 0.3,
             context_interval_seconds: 2.0,

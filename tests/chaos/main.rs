@@ -1,0 +1,119 @@
+//! Chaos test: exactly-once effects under at-least-once delivery, with numbers.
+//!
+//! The real workers (`WorkerHandler` on the real `Consumer` loop) run over the real embedded
+//! backend (SQLite queues, store and bus, files) with every port wrapped in a fault injector
+//! and FFmpeg replaced by a fast engine. It uploads a mix of sources — most should complete,
+//! some are built to fail at a known stage — and then checks that every asset ended as it
+//! should, no job was started twice, and each asset's terminal event was published once.
+//!
+//! ```text
+//! cargo test -p cuepoint-tests --test chaos                   # 200 assets, seed 1
+//! CUEPOINT_CHAOS_ASSETS=1000 CUEPOINT_CHAOS_SEED=7 cargo test -p cuepoint-tests --test chaos --release
+//! ```
+//! Other knobs: `CUEPOINT_CHAOS_TIMEOUT` (seconds, default 600), `CUEPOINT_CHAOS_FAULTS=off`
+//! (a baseline run without faults), `RUST_LOG` (worker logs on stderr).
+//!
+//! Figures are printed last, one per line; the process exits non-zero when anything that must
+//! be zero is not.
+
+mod embedded;
+mod engine;
+mod faults;
+mod figures;
+mod harness;
+mod rng;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cuepoint_tests::test_settings;
+
+use crate::faults::FaultPlan;
+use crate::harness::{chaos_settings, RunOptions};
+
+const DEFAULT_ASSETS: usize = 200;
+const DEFAULT_SEED: u64 = 1;
+/// Redrive limit in the chaos routing (see `embedded::routing_text`).
+const MAX_RECEIVE_COUNT: u32 = 100;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) if v.trim().is_empty() => Ok(default),
+        Ok(v) => v.trim().parse().map_err(|_| format!("{name}={v:?} is not a valid value")),
+    }
+}
+
+fn main() -> ExitCode {
+    // `cargo test` passes libtest flags (`--test-threads 2`, `--nocapture`...): not ours to
+    // parse, and this binary has no sub-tests to filter.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).try_init();
+    }
+    let parsed = (|| -> Result<(usize, u64, u64, bool), String> {
+        Ok((
+            env_or("CUEPOINT_CHAOS_ASSETS", DEFAULT_ASSETS)?,
+            env_or("CUEPOINT_CHAOS_SEED", DEFAULT_SEED)?,
+            env_or("CUEPOINT_CHAOS_TIMEOUT", 600u64)?,
+            std::env::var("CUEPOINT_CHAOS_FAULTS").map(|v| v != "off").unwrap_or(true),
+        ))
+    })();
+    let (assets, seed, timeout, with_faults) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("chaos: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chaos: tokio runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let dir = tempfile::tempdir()?;
+        let settings = chaos_settings(test_settings(&dir.path().join("data")));
+        let visibility = Duration::from_secs(settings.consumer.visibility_seconds);
+        let target = embedded::target(settings, MAX_RECEIVE_COUNT).await?;
+        println!(
+            "chaos: {assets} assets, seed {seed}, faults {}, backend {}",
+            if with_faults { "on" } else { "off" },
+            target.name
+        );
+        let opts = RunOptions {
+            assets,
+            seed,
+            plan: if with_faults { FaultPlan::standard(visibility) } else { FaultPlan::none() },
+            engine: Default::default(),
+            timeout: Duration::from_secs(timeout),
+            settle: Duration::from_secs(60),
+            progress: true,
+        };
+        let figures = harness::run(target, opts).await?;
+        drop(dir);
+        Ok::<_, harness::BoxError>(figures)
+    });
+    // Background tasks (SQLite pollers) must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    let figures = match result {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("chaos: the run could not be carried out: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let failures = figures.failures();
+    if failures.is_empty() {
+        println!("chaos: PASS");
+    } else {
+        println!("chaos: FAIL: {}", failures.join("; "));
+    }
+    figures.print(40);
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
