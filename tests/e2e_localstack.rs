@@ -210,6 +210,8 @@ async fn replaying_the_dlq_after_the_fix_completes_the_asset() {
     EventBridgeBus::new(&stack.clients, "default").put_events(&[object_created_entry(&created, None)]).await.unwrap();
     let dlq = stack.dead_letters();
     let letters = wait_until("the event in the ingest DLQ", Duration::from_secs(90), || async {
+        let assets = stack.assets().await;
+        assert!(assets.is_empty(), "a missing object must not become an asset: {assets:?}");
         let l = dlq.list("ingest", 10).await.expect("list DLQ");
         (!l.is_empty()).then_some(l)
     })
@@ -220,7 +222,8 @@ async fn replaying_the_dlq_after_the_fix_completes_the_asset() {
 
     // The fix: upload the object. Its own S3 event is kept away from the ingest queue (rule
     // disabled) so that only the replayed message can start the asset.
-    let rule = format!("{}-ingest-object-created", stack.names.prefix);
+    let rule_arn = &stack.res.rule_arns["ingest-object-created"];
+    let rule = rule_arn.rsplit('/').next().expect("rule name in its ARN").to_string();
     stack.clients.eventbridge.disable_rule().name(&rule).event_bus_name("default").send().await.expect("disable rule");
     stack.upload(&clip, key).await;
 

@@ -18,7 +18,8 @@ use cuepoint_core::loudness::AudioLayout;
 use cuepoint_engine::sample::{generate_sample, SampleSpec};
 use cuepoint_runtime::config::Settings;
 use cuepoint_runtime::ports::{
-    AnalysisRequest, Clock, DeadLetter, PortResult, ResultsPage, SystemClock, TranscodeRequest, Transcoder, VideoAnalyzer,
+    AnalysisRequest, Clock, DeadLetter, PortResult, ResultsPage, SystemClock, TranscodeRequest, Transcoder,
+    VideoAnalyzer,
 };
 use cuepoint_workers::app::{self, RunningWorkers};
 use cuepoint_workers::backend::{build_embedded, Backend};
@@ -39,7 +40,9 @@ pub struct Holds {
 impl Holds {
     fn job_id(&self, asset: &str, token: &str, make: impl FnOnce() -> String) -> String {
         let mut jobs = self.jobs.lock().expect("holds lock");
-        jobs.entry((asset.to_string(), token.to_string())).or_insert_with(make).clone()
+        jobs.entry((asset.to_string(), token.to_string()))
+            .or_insert_with(make)
+            .clone()
     }
 }
 
@@ -52,7 +55,13 @@ struct HoldingTranscoder {
 #[async_trait]
 impl Transcoder for HoldingTranscoder {
     async fn submit(&self, request: &TranscodeRequest) -> PortResult<String> {
-        if self.holds.transcode.lock().expect("holds lock").contains(&request.asset_id) {
+        if self
+            .holds
+            .transcode
+            .lock()
+            .expect("holds lock")
+            .contains(&request.asset_id)
+        {
             let id = self.holds.job_id(request.asset_id.as_str(), &request.client_token, || {
                 format!("{}-held", SystemClock.now_ms())
             });
@@ -64,7 +73,10 @@ impl Transcoder for HoldingTranscoder {
     async fn find_job(&self, asset_id: &AssetId) -> PortResult<Option<String>> {
         if self.holds.transcode.lock().expect("holds lock").contains(asset_id) {
             let jobs = self.holds.jobs.lock().expect("holds lock");
-            return Ok(jobs.iter().find(|((a, _), _)| a == asset_id.as_str()).map(|(_, j)| j.clone()));
+            return Ok(jobs
+                .iter()
+                .find(|((a, _), _)| a == asset_id.as_str())
+                .map(|(_, j)| j.clone()));
         }
         self.inner.find_job(asset_id).await
     }
@@ -121,20 +133,27 @@ impl Pipeline {
         settings.consumer.shutdown_grace_seconds = 10;
         settings.analysis.max_open_jobs = 1000;
         settings.analysis.cap_retry_seconds = 1;
-        let mut backend = build_embedded(&settings, true, Arc::new(SystemClock)).await.expect("embedded backend");
+        let mut backend = build_embedded(&settings, true, Arc::new(SystemClock))
+            .await
+            .expect("embedded backend");
         let holds = Arc::new(Holds::default());
         let ports = &mut backend.ctx.ports;
-        if std::env::var("EXPERIMENT_NEW_ENGINE").is_ok() {
-            let emb = backend.embedded.clone().unwrap();
-            ports.transcoder = Arc::new(cuepoint_engine::local::LocalMediaConvert::new(
-                emb.blobs(), emb.bus(), emb.ledger(), Arc::new(SystemClock),
-                cuepoint_engine::local::LocalEngineConfig { scratch_dir: Some(settings.data_dir.join("scratch2")), ..Default::default() },
-            ));
-        }
-        ports.transcoder = Arc::new(HoldingTranscoder { inner: ports.transcoder.clone(), holds: holds.clone() });
-        ports.analyzer = Arc::new(HoldingAnalyzer { inner: ports.analyzer.clone(), holds: holds.clone() });
+        ports.transcoder = Arc::new(HoldingTranscoder {
+            inner: ports.transcoder.clone(),
+            holds: holds.clone(),
+        });
+        ports.analyzer = Arc::new(HoldingAnalyzer {
+            inner: ports.analyzer.clone(),
+            holds: holds.clone(),
+        });
         let workers = app::start(&backend.ctx, &WorkerKind::ALL, |q| backend.queue(q), false);
-        Pipeline { root, settings, backend, holds, workers: Some(workers) }
+        Pipeline {
+            root,
+            settings,
+            backend,
+            holds,
+            workers: Some(workers),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -154,7 +173,10 @@ impl Pipeline {
         let key = ObjectKey::parse(key).expect("key");
         let uri = S3Uri::new(self.ingest_bucket(), key.clone());
         let blobs = &self.backend.ctx.ports.blobs;
-        blobs.put_file(&uri, file, "application/octet-stream").await.expect("upload");
+        blobs
+            .put_file(&uri, file, "application/octet-stream")
+            .await
+            .expect("upload");
         let head = blobs.head(&uri).await.expect("head").expect("uploaded object");
         let mut created = ObjectCreated::new(self.ingest_bucket(), key);
         created.size = Some(head.size);
@@ -164,7 +186,8 @@ impl Pipeline {
 
     /// S3's "Object Created" through EventBridge, as `cuepoint run` announces uploads.
     pub async fn announce(&self, created: &ObjectCreated) -> AssetId {
-        self.put(object_created_entry(created, Some(self.backend.ctx.now_ms()))).await;
+        self.put(object_created_entry(created, Some(self.backend.ctx.now_ms())))
+            .await;
         AssetId::for_source(&created.source_object())
     }
 
@@ -192,7 +215,11 @@ impl Pipeline {
 
     /// A raw body straight onto a queue (what a misconfigured producer could send).
     pub async fn send_raw(&self, queue: &str, body: &str) {
-        self.backend.queue(queue).send(body, Duration::ZERO).await.expect("send");
+        self.backend
+            .queue(queue)
+            .send(body, Duration::ZERO)
+            .await
+            .expect("send");
     }
 
     /// Publish on the topic Rekognition notifies.
@@ -213,9 +240,18 @@ impl Pipeline {
                 if a.state == state {
                     return a;
                 }
-                assert!(!a.state.is_terminal(), "asset {id} ended {} while waiting for {state}: {:?}", a.state, a.failure);
+                assert!(
+                    !a.state.is_terminal(),
+                    "asset {id} ended {} while waiting for {state}: {:?}",
+                    a.state,
+                    a.failure
+                );
             }
-            assert!(started.elapsed() < WAIT, "asset {id} not {state} after {WAIT:?}: {:?}", self.asset(id).await);
+            assert!(
+                started.elapsed() < WAIT,
+                "asset {id} not {state} after {WAIT:?}: {:?}",
+                self.asset(id).await
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -227,7 +263,11 @@ impl Pipeline {
             if let Some(a) = self.asset(id).await.filter(|a| a.state.is_terminal()) {
                 return a;
             }
-            assert!(started.elapsed() < WAIT, "asset {id} not finished after {WAIT:?}: {:?}", self.asset(id).await);
+            assert!(
+                started.elapsed() < WAIT,
+                "asset {id} not finished after {WAIT:?}: {:?}",
+                self.asset(id).await
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -244,11 +284,19 @@ impl Pipeline {
     pub async fn wait_dead_letter(&self, queue: &str, marker: &str) -> DeadLetter {
         let started = Instant::now();
         loop {
-            let letters = self.backend.dead_letters.list(queue, 1000).await.expect("list dead letters");
+            let letters = self
+                .backend
+                .dead_letters
+                .list(queue, 1000)
+                .await
+                .expect("list dead letters");
             if let Some(d) = letters.into_iter().find(|d| d.body.contains(marker)) {
                 return d;
             }
-            assert!(started.elapsed() < WAIT, "no dead letter containing {marker:?} on {queue} after {WAIT:?}");
+            assert!(
+                started.elapsed() < WAIT,
+                "no dead letter containing {marker:?} on {queue} after {WAIT:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -266,7 +314,11 @@ impl Pipeline {
         loop {
             let mut busy = Vec::new();
             for kind in WorkerKind::ALL {
-                let counts = embedded.sqlite_queue(kind.queue()).counts().await.expect("queue counts");
+                let counts = embedded
+                    .sqlite_queue(kind.queue())
+                    .counts()
+                    .await
+                    .expect("queue counts");
                 if counts.visible + counts.invisible > 0 {
                     busy.push(format!("{}: {counts:?}", kind.queue()));
                 }
@@ -308,7 +360,9 @@ pub fn good_spec() -> SampleSpec {
 
 pub async fn good_clip(p: &Pipeline) -> PathBuf {
     let path = p.path("good.mov");
-    generate_sample(&path, &good_spec()).await.expect("generate the good clip");
+    generate_sample(&path, &good_spec())
+        .await
+        .expect("generate the good clip");
     path
 }
 
@@ -321,10 +375,18 @@ pub async fn ingest_good(p: &Pipeline) -> AssetId {
 /// The good asset went all the way, with the verdicts its clip implies.
 pub async fn assert_good_completed(p: &Pipeline, id: &AssetId) {
     let a = p.wait_terminal(id).await;
-    assert_eq!(a.state, AssetState::Complete, "the good asset was affected: {:?}", a.failure);
+    assert_eq!(
+        a.state,
+        AssetState::Complete,
+        "the good asset was affected: {:?}",
+        a.failure
+    );
     let audio = a.audio.as_ref().expect("audio verdicts");
     assert_eq!(audio.loudnessmap, vec![1, 0], "good asset audio: {audio:?}");
     assert_eq!(audio.layout, AudioLayout::Mono);
     let vmap = a.results.vmap.as_ref().expect("a VMAP");
-    assert!(p.backend.ctx.ports.blobs.head(vmap).await.expect("head").is_some(), "VMAP missing");
+    assert!(
+        p.backend.ctx.ports.blobs.head(vmap).await.expect("head").is_some(),
+        "VMAP missing"
+    );
 }

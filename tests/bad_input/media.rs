@@ -10,7 +10,11 @@ pub fn ffmpeg(args: &[&str]) {
         .args(args)
         .output()
         .expect("run ffmpeg (is FFmpeg installed?)");
-    assert!(out.status.success(), "ffmpeg {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn s(p: &Path) -> &str {
@@ -23,10 +27,27 @@ pub fn faststart_mp4(dir: &Path, seconds: u32) -> PathBuf {
     let path = dir.join("faststart.mp4");
     let d = seconds.to_string();
     ffmpeg(&[
-        "-f", "lavfi", "-i", &format!("testsrc2=s=160x90:r=25:d={d}"),
-        "-f", "lavfi", "-i", &format!("sine=f=440:r=48000:d={d}"),
-        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k",
-        "-movflags", "+faststart", s(&path),
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=s=160x90:r=25:d={d}"),
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=f=440:r=48000:d={d}"),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-movflags",
+        "+faststart",
+        s(&path),
     ]);
     path
 }
@@ -56,21 +77,42 @@ pub fn garbage(dest: &Path, len: usize) -> PathBuf {
 /// 3 s of mono tone as 24-bit WAV.
 pub fn wav(dir: &Path) -> PathBuf {
     let path = dir.join("tone.wav");
-    ffmpeg(&["-f", "lavfi", "-i", "sine=f=440:r=48000:d=3", "-c:a", "pcm_s24le", s(&path)]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:r=48000:d=3",
+        "-c:a",
+        "pcm_s24le",
+        s(&path),
+    ]);
     path
 }
 
 /// 3 s of mono tone as AAC in an M4A.
 pub fn m4a(dir: &Path) -> PathBuf {
     let path = dir.join("tone.m4a");
-    ffmpeg(&["-f", "lavfi", "-i", "sine=f=440:r=48000:d=3", "-c:a", "aac", "-b:a", "64k", s(&path)]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:r=48000:d=3",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        s(&path),
+    ]);
     path
 }
 
 fn srt(dir: &Path) -> PathBuf {
     let path = dir.join("subs.srt");
-    std::fs::write(&path, "1\n00:00:00,500 --> 00:00:02,000\nHello\n\n2\n00:00:02,500 --> 00:00:03,500\nWorld\n")
-        .expect("write srt");
+    std::fs::write(
+        &path,
+        "1\n00:00:00,500 --> 00:00:02,000\nHello\n\n2\n00:00:02,500 --> 00:00:03,500\nWorld\n",
+    )
+    .expect("write srt");
     path
 }
 
@@ -79,8 +121,24 @@ pub fn mkv_video_and_subtitles(dir: &Path) -> PathBuf {
     let path = dir.join("video+subs.mkv");
     let subs = srt(dir);
     ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=s=160x90:r=25:d=4", "-i", s(&subs),
-        "-map", "0:v", "-map", "1:s", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:s", "srt",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=160x90:r=25:d=4",
+        "-i",
+        s(&subs),
+        "-map",
+        "0:v",
+        "-map",
+        "1:s",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:s",
+        "srt",
         s(&path),
     ]);
     path
@@ -100,13 +158,36 @@ pub fn mkv_subtitles_only(dir: &Path) -> PathBuf {
 pub fn mov_unknown_video_codec(dir: &Path) -> PathBuf {
     let normal = dir.join("normal.mov");
     ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=s=160x90:r=25:d=3", "-f", "lavfi", "-i", "sine=f=440:r=48000:d=3",
-        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mov", s(&normal),
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=160x90:r=25:d=3",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:r=48000:d=3",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-f",
+        "mov",
+        s(&normal),
     ]);
     let mut bytes = std::fs::read(&normal).expect("read mov");
-    let at = bytes.windows(4).position(|w| w == b"avc1").expect("an avc1 sample entry");
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"avc1")
+        .expect("an avc1 sample entry");
     bytes[at..at + 4].copy_from_slice(b"zzzz");
-    assert!(!bytes.windows(4).any(|w| w == b"avc1"), "exactly one avc1 sample entry expected");
+    assert!(
+        !bytes.windows(4).any(|w| w == b"avc1"),
+        "exactly one avc1 sample entry expected"
+    );
     let path = dir.join("unknown-codec.mov");
     std::fs::write(&path, bytes).expect("write mov");
     path

@@ -50,6 +50,9 @@ pub enum Outcome {
     AnalysisFailed(AnalysisKind),
     /// Segment detection returns a response scoring cannot read: FAILED at `scoring`.
     ScoringError,
+    /// MediaConvert reports COMPLETE but track 1's loudness log is not there: FAILED at
+    /// `loudness`.
+    LoudnessMissing,
 }
 
 /// One source: its outcome and how many audio tracks it has.
@@ -67,6 +70,7 @@ impl Scenario {
             Outcome::TranscodeError => "mcerror".into(),
             Outcome::AnalysisFailed(k) => format!("rekfail_{k}"),
             Outcome::ScoringError => "scorefail".into(),
+            Outcome::LoudnessMissing => "nolog".into(),
         }
     }
 
@@ -88,6 +92,7 @@ impl Scenario {
             "unusable" => Outcome::UnusableProbe,
             "mcerror" => Outcome::TranscodeError,
             "scorefail" => Outcome::ScoringError,
+            "nolog" => Outcome::LoudnessMissing,
             other => {
                 let kind = other.strip_prefix("rekfail_")?;
                 Outcome::AnalysisFailed(AnalysisKind::ALL.into_iter().find(|k| k.as_str() == kind)?)
@@ -104,6 +109,7 @@ impl Scenario {
             Outcome::TranscodeError => Some("transcode".into()),
             Outcome::AnalysisFailed(k) => Some(format!("analysis:{k}")),
             Outcome::ScoringError => Some("scoring".into()),
+            Outcome::LoudnessMissing => Some("loudness".into()),
         }
     }
 }
@@ -344,8 +350,8 @@ impl FastEngine {
                 change.error_code = Some(1010);
                 change.error_message = Some(format!("Unable to open input file [{}]: no usable streams", plan.input));
             }
-            Some(_) => {
-                self.write_transcode_outputs(&plan).await;
+            Some(outcome) => {
+                self.write_transcode_outputs(&plan, outcome == Outcome::LoudnessMissing).await;
                 change.output_group_details = plan.output_group_details(Some(DURATION_MS));
             }
         }
@@ -361,9 +367,10 @@ impl FastEngine {
 
     /// Loudness logs, the proxy, the HLS variant, and the master last (a reader that sees the
     /// master finds what it names).
-    async fn write_transcode_outputs(&self, plan: &JobPlan) {
+    async fn write_transcode_outputs(&self, plan: &JobPlan, skip_first_log: bool) {
         let count = plan.audio.as_ref().map(|a| a.tracks.len() as u32).unwrap_or(0);
-        for position in 1..=count {
+        let first = if skip_first_log { 2 } else { 1 };
+        for position in first..=count {
             if let Some(uri) = plan.try_loudness_log_uri(position, count) {
                 let csv = loudness_log(position <= 2).to_csv();
                 self.put(&uri, csv.into_bytes(), "text/csv").await;

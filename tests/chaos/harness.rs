@@ -157,8 +157,10 @@ async fn drain_audit(queue: Arc<dyn Queue>, book: Arc<Mutex<AuditBook>>, mut sto
 
 fn pick_scenario(dice: &Dice) -> Scenario {
     let r = dice.unit();
-    let outcome = if r < 0.80 {
+    let outcome = if r < 0.75 {
         Outcome::Complete
+    } else if r < 0.80 {
+        Outcome::LoudnessMissing
     } else if r < 0.85 {
         Outcome::UnusableProbe
     } else if r < 0.90 {
@@ -168,7 +170,7 @@ fn pick_scenario(dice: &Dice) -> Scenario {
     } else {
         Outcome::ScoringError
     };
-    let tracks = if dice.chance(0.05) { 0 } else { dice.between(1, 4) as u32 };
+    let tracks = if dice.chance(0.05) && outcome != Outcome::LoudnessMissing { 0 } else { dice.between(1, 4) as u32 };
     Scenario { outcome, tracks }
 }
 

@@ -18,6 +18,9 @@ pub struct DemoArgs {
     /// Length of the generated programme, seconds.
     #[arg(long, default_value_t = 60.0)]
     pub duration: f64,
+    /// Frame size of the generated programme, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720")]
+    pub resolution: String,
     /// JSON output (summary and comparison).
     #[arg(long)]
     pub json: bool,
@@ -117,6 +120,12 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<bool> {
         scoring.insert("default".into(), serde_json::Value::Object(default));
         settings.scoring = serde_json::Value::Object(scoring);
     }
+    let (width, height) = args
+        .resolution
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .filter(|(w, h)| *w >= 64 && *h >= 36 && w % 2 == 0 && h % 2 == 0)
+        .with_context(|| format!("--resolution {:?}: expected WIDTHxHEIGHT with even numbers, e.g. 1920x1080", args.resolution))?;
     let sample_dir = settings.data_dir.join("demo");
     std::fs::create_dir_all(&sample_dir).with_context(|| format!("creating {}", sample_dir.display()))?;
     // The standard demo is 60 s; other lengths get the same shape scaled (a cut every ~7 s, a
@@ -127,7 +136,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<bool> {
         let d = SampleSpec::default();
         SampleSpec { active_tracks: d.active_tracks, track_count: d.track_count, ..SampleSpec::regular(args.duration, d.width, d.height, 7.0, 20.0) }
     };
-    let path = sample_dir.join(format!("cuepoint-demo-{}s.{}", args.duration as u64, match spec.container { cuepoint_engine::sample::SampleContainer::Mov => "mov", cuepoint_engine::sample::SampleContainer::Mkv => "mkv" }));
+    let spec = SampleSpec { width, height, ..spec };
+    let path = sample_dir.join(format!("cuepoint-demo-{}s-{}p.{}", args.duration as u64, height, match spec.container { cuepoint_engine::sample::SampleContainer::Mov => "mov", cuepoint_engine::sample::SampleContainer::Mkv => "mkv" }));
     eprintln!("generating a {:.0}-second sample with FFmpeg: {}", args.duration, path.display());
     let t0 = Instant::now();
     let truth = generate_sample(&path, &spec).await.context("generating the demo sample")?;
