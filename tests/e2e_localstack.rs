@@ -227,6 +227,7 @@ async fn replaying_the_dlq_after_the_fix_completes_the_asset() {
     stack.clients.eventbridge.disable_rule().name(&rule).event_bus_name("default").send().await.expect("disable rule");
     stack.upload(&clip, key).await;
 
+    eprintln!("DEBUG DLQ before replay: {:#?}", dlq.list("ingest", 10).await.unwrap());
     let moved = backend.dead_letters.replay("ingest").await.expect("replay (StartMessageMoveTask)");
     assert_eq!(moved, 1);
     let assets = stack.wait_terminal(1, ASSET_TIMEOUT).await;

@@ -154,8 +154,13 @@ impl BlobStore for S3BlobStore {
         .await
     }
 
-    /// A presigned GET URL valid for an hour (FFmpeg reads it over HTTPS).
+    /// A presigned GET URL valid for an hour (FFmpeg reads it over HTTPS). A missing object is
+    /// `NotFound`, as in every `BlobStore`: presigning alone would hand FFmpeg a URL that 404s
+    /// and the caller would take the object for unusable media.
     async fn readable_location(&self, uri: &S3Uri) -> PortResult<String> {
+        if self.head(uri).await?.is_none() {
+            return Err(PortError::NotFound(format!("{uri} does not exist")));
+        }
         let what = format!("s3 presign {uri}");
         let config = PresigningConfig::expires_in(PRESIGN_VALIDITY)
             .map_err(|e| PortError::Permanent(format!("{what}: {e}")))?;

@@ -15,4 +15,5 @@ pub mod routing;
 pub mod scoring;
 pub mod stuck;
 pub mod timefmt;
+pub mod timeline;
 pub mod vmap;

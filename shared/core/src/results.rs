@@ -26,3 +26,4 @@ pub fn loudness_track(n: usize) -> String {
 pub fn analysis_file(kind: AnalysisKind) -> &'static str {
     kind.results_file()
 }
+pub const TIMELINE: &str = "timeline.svg";

@@ -236,6 +236,8 @@ impl LocalEngine {
             proxy.width = w;
         }
         proxy.height = plan.proxy.height;
+        // The proxy carries the rendition's audio, or none when the source has no audio.
+        proxy.audio_track = plan.hls.audio_track;
         let mut spec = TranscodeSpec::new(&input);
         spec.hls = Some(hls);
         spec.proxy = Some(proxy);

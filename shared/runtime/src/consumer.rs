@@ -39,7 +39,8 @@ impl From<PortError> for HandlerError {
     fn from(e: PortError) -> Self {
         match e {
             PortError::Transient(m) => HandlerError::Transient(m),
-            other => HandlerError::Permanent(other.to_string()),
+            PortError::Permanent(m) => HandlerError::Permanent(m),
+            not_found @ PortError::NotFound(_) => HandlerError::Permanent(not_found.to_string()),
         }
     }
 }

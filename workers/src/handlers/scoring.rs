@@ -51,6 +51,16 @@ pub async fn on_analyses_completed(ctx: &WorkerContext, ev: &PipelineEvent) -> R
     };
     let slots_json = serde_json::to_vec_pretty(&output).unwrap_or_default();
     ctx.ports.blobs.put(&ctx.result_uri(&asset.id, results::SLOTS), slots_json, "application/json").await?;
+    let title = format!("{} ({})", asset.source.key, asset.id);
+    let svg = cuepoint_core::timeline::render_svg(&cuepoint_core::timeline::TimelineInput {
+        title: &title,
+        duration: output.duration.or(asset.probe.as_ref().map(|p| p.duration_seconds)).unwrap_or(0.0),
+        loudness: &inputs.loudness,
+        segments: inputs.segments.as_ref(),
+        slots: &output.slots,
+        breaks: &output.breaks,
+    });
+    ctx.ports.blobs.put(&ctx.result_uri(&asset.id, results::TIMELINE), svg.into_bytes(), "image/svg+xml").await?;
     let vmap = scoring.vmap(&output).map_err(HandlerError::Permanent)?;
     let vmap_uri = ctx.result_uri(&asset.id, results::VMAP);
     ctx.ports.blobs.put(&vmap_uri, vmap.into_bytes(), "application/xml").await?;
