@@ -21,7 +21,9 @@ use cuepoint_core::domain::{BucketName, ObjectKey};
 use cuepoint_core::events::mediaconvert::{job_state_change_entry, JobState, JobStateChange};
 use cuepoint_core::events::s3::{object_created_entry, ObjectCreated};
 use cuepoint_core::results;
-use cuepoint_runtime::ports::{AssetStore, BlobStore, DeadLetters, EventBus, Queue, ReceivedMessage};
+use cuepoint_runtime::ports::{
+    AssetStore, BlobStore, DeadLetters, EventBus, Queue, ReceivedMessage,
+};
 use cuepoint_workers::handlers::WorkerKind;
 use localstack_support::{ledger, wait_until, worker_binary, Stack, WorkerProcess};
 
@@ -41,7 +43,9 @@ fn permanent(workers: &cuepoint_workers::app::RunningWorkers, kind: WorkerKind) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_runs_to_a_complete_asset_with_every_result_in_the_output_bucket() {
-    let Some(stack) = Stack::new("complete").await else { return };
+    let Some(stack) = Stack::new("complete").await else {
+        return;
+    };
     let (clip, truth) = stack.clip("clip.mov").await;
     let (backend, workers) = stack.start_workers(&stack.settings, &WorkerKind::ALL).await;
 
@@ -52,7 +56,12 @@ async fn upload_runs_to_a_complete_asset_with_every_result_in_the_output_bucket(
 
     assert_eq!(assets.len(), 1, "one upload, one asset: {assets:?}");
     let asset = &assets[0];
-    assert_eq!(asset.state, AssetState::Complete, "failure: {:?}", asset.failure);
+    assert_eq!(
+        asset.state,
+        AssetState::Complete,
+        "failure: {:?}",
+        asset.failure
+    );
     // The record in DynamoDB names the object S3 announced (key decoded from the event).
     assert_eq!(asset.source.bucket.as_str(), stack.names.ingest_bucket);
     assert_eq!(asset.source.key.as_str(), "uploads/clip one.mov");
@@ -61,13 +70,20 @@ async fn upload_runs_to_a_complete_asset_with_every_result_in_the_output_bucket(
     // Track 2 carries no sound; the audio report found it.
     let audio = asset.audio.as_ref().expect("audio report in the record");
     assert_eq!(audio.audiocount, 2);
-    assert_eq!(audio.loudnessmap, vec![1, 0], "track 1 has sound, track 2 is silent: {audio:?}");
+    assert_eq!(
+        audio.loudnessmap,
+        vec![1, 0],
+        "track 1 has sound, track 2 is silent: {audio:?}"
+    );
 
     // Every break sits in the black, silent gap.
     assert!(!asset.breaks.is_empty(), "no breaks placed: {asset:?}");
     for b in &asset.breaks {
         assert!(
-            truth.black_gaps.iter().any(|&(s, e)| b.timestamp >= s - 0.04 && b.timestamp <= e + 0.04),
+            truth
+                .black_gaps
+                .iter()
+                .any(|&(s, e)| b.timestamp >= s - 0.04 && b.timestamp <= e + 0.04),
             "break at {} outside the black gaps {:?}",
             b.timestamp,
             truth.black_gaps
@@ -77,54 +93,138 @@ async fn upload_runs_to_a_complete_asset_with_every_result_in_the_output_bucket(
     // The results layout in the output bucket.
     let prefix = &asset.results.prefix;
     assert_eq!(prefix.bucket.as_str(), stack.names.output_bucket);
-    for rel in [results::VMAP, results::SLOTS, results::SEGMENTS, results::AUDIO, results::HLS_MASTER, results::PROXY, results::PROBE] {
-        assert!(stack.output_exists(&prefix.join(rel).unwrap()).await, "missing {rel} under {prefix}");
+    for rel in [
+        results::VMAP,
+        results::SLOTS,
+        results::SEGMENTS,
+        results::AUDIO,
+        results::HLS_MASTER,
+        results::PROXY,
+        results::PROBE,
+    ] {
+        assert!(
+            stack.output_exists(&prefix.join(rel).unwrap()).await,
+            "missing {rel} under {prefix}"
+        );
     }
     let blobs = stack.blobs();
-    let vmap_uri = asset.results.vmap.clone().expect("VMAP location in the record");
+    let vmap_uri = asset
+        .results
+        .vmap
+        .clone()
+        .expect("VMAP location in the record");
     let vmap = String::from_utf8(blobs.get(&vmap_uri).await.unwrap().expect("VMAP")).unwrap();
     assert!(vmap.contains("vmap:VMAP"), "not a VMAP:\n{vmap}");
-    assert_eq!(vmap.matches("timeOffset=\"").count(), asset.breaks.len(), "{vmap}");
-    let master = String::from_utf8(blobs.get(&prefix.join(results::HLS_MASTER).unwrap()).await.unwrap().unwrap()).unwrap();
+    assert_eq!(
+        vmap.matches("timeOffset=\"").count(),
+        asset.breaks.len(),
+        "{vmap}"
+    );
+    let master = String::from_utf8(
+        blobs
+            .get(&prefix.join(results::HLS_MASTER).unwrap())
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     assert!(master.starts_with("#EXTM3U"), "HLS master:\n{master}");
-    let slots: serde_json::Value = serde_json::from_slice(&blobs.get(&prefix.join(results::SLOTS).unwrap()).await.unwrap().unwrap()).unwrap();
-    assert_eq!(slots["breaks"].as_array().map(Vec::len), Some(asset.breaks.len()), "{slots}");
+    let slots: serde_json::Value = serde_json::from_slice(
+        &blobs
+            .get(&prefix.join(results::SLOTS).unwrap())
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        slots["breaks"].as_array().map(Vec::len),
+        Some(asset.breaks.len()),
+        "{slots}"
+    );
 
-    assert!(stack.dead_lettered().await.is_empty(), "nothing dead-lettered: {:?}", stack.dead_lettered().await);
+    assert!(
+        stack.dead_lettered().await.is_empty(),
+        "nothing dead-lettered: {:?}",
+        stack.dead_lettered().await
+    );
     let l = ledger(&stack.settings, &stack.settings.data_dir);
-    assert_eq!(l.find_by_asset("mediaconvert", asset.id.as_str()).await.unwrap().len(), 1);
-    assert_eq!(l.find_by_asset("rekognition", asset.id.as_str()).await.unwrap().len(), 5);
+    assert_eq!(
+        l.find_by_asset("mediaconvert", asset.id.as_str())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        l.find_by_asset("rekognition", asset.id.as_str())
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
     stack.elapsed();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicated_messages_create_no_second_job_and_no_second_pass() {
-    let Some(stack) = Stack::new("dupes").await else { return };
+    let Some(stack) = Stack::new("dupes").await else {
+        return;
+    };
     let (clip, _) = stack.clip("clip.mov").await;
     stack.upload(&clip, "uploads/dupe.mov").await;
 
     // Catch the S3 event S3 → EventBridge delivered, keep its body, and put it back.
-    let ingest = cuepoint_aws::SqsQueue::from_settings(&stack.clients, &stack.settings.aws, "ingest").unwrap();
-    let s3_event: ReceivedMessage = wait_until("the S3 Object Created event on the ingest queue", Duration::from_secs(30), || async {
-        let got = ingest.receive(1, Duration::from_secs(1), Duration::from_secs(30)).await.expect("receive");
-        got.into_iter().next()
-    })
+    let ingest =
+        cuepoint_aws::SqsQueue::from_settings(&stack.clients, &stack.settings.aws, "ingest")
+            .unwrap();
+    let s3_event: ReceivedMessage = wait_until(
+        "the S3 Object Created event on the ingest queue",
+        Duration::from_secs(30),
+        || async {
+            let got = ingest
+                .receive(1, Duration::from_secs(1), Duration::from_secs(30))
+                .await
+                .expect("receive");
+            got.into_iter().next()
+        },
+    )
     .await;
-    assert!(s3_event.body.contains("Object Created"), "{}", s3_event.body);
-    ingest.change_visibility(&s3_event.receipt, Duration::ZERO).await.unwrap();
+    assert!(
+        s3_event.body.contains("Object Created"),
+        "{}",
+        s3_event.body
+    );
+    ingest
+        .change_visibility(&s3_event.receipt, Duration::ZERO)
+        .await
+        .unwrap();
 
     let (backend, workers) = stack.start_workers(&stack.settings, &WorkerKind::ALL).await;
     let assets = stack.wait_terminal(1, ASSET_TIMEOUT).await;
     let asset = assets[0].clone();
-    assert_eq!(asset.state, AssetState::Complete, "failure: {:?}", asset.failure);
+    assert_eq!(
+        asset.state,
+        AssetState::Complete,
+        "failure: {:?}",
+        asset.failure
+    );
     assert_eq!(asset.version, ONE_PASS_VERSION);
-    let (ingest_before, media_before, analysis_before) =
-        (handled(&workers, WorkerKind::Ingest), handled(&workers, WorkerKind::Media), handled(&workers, WorkerKind::Analysis));
+    let (ingest_before, media_before, analysis_before) = (
+        handled(&workers, WorkerKind::Ingest),
+        handled(&workers, WorkerKind::Media),
+        handled(&workers, WorkerKind::Analysis),
+    );
 
     // The same S3 event again, straight onto the ingest queue...
     ingest.send(&s3_event.body, Duration::ZERO).await.unwrap();
     // ...and MediaConvert's COMPLETE again, on the default bus where AWS sends it.
-    let job_id = asset.transcode.as_ref().expect("transcode job recorded").job_id.clone();
+    let job_id = asset
+        .transcode
+        .as_ref()
+        .expect("transcode job recorded")
+        .job_id
+        .clone();
     let complete = JobStateChange {
         job_id: job_id.clone(),
         state: JobState::Complete,
@@ -139,15 +239,22 @@ async fn duplicated_messages_create_no_second_job_and_no_second_pass() {
         timestamp_ms: None,
     };
     let entry = job_state_change_entry(&complete, "000000000000", "us-east-1");
-    EventBridgeBus::new(&stack.clients, "default").put_events(&[entry]).await.unwrap();
+    EventBridgeBus::new(&stack.clients, "default")
+        .put_events(&[entry])
+        .await
+        .unwrap();
 
     // Both were consumed, and the re-announced "Media Prepared" reached the analysis worker.
-    wait_until("the duplicates to be handled", Duration::from_secs(60), || async {
-        (handled(&workers, WorkerKind::Ingest) > ingest_before
-            && handled(&workers, WorkerKind::Media) > media_before
-            && handled(&workers, WorkerKind::Analysis) > analysis_before)
-            .then_some(())
-    })
+    wait_until(
+        "the duplicates to be handled",
+        Duration::from_secs(60),
+        || async {
+            (handled(&workers, WorkerKind::Ingest) > ingest_before
+                && handled(&workers, WorkerKind::Media) > media_before
+                && handled(&workers, WorkerKind::Analysis) > analysis_before)
+                .then_some(())
+        },
+    )
     .await;
     // Anything they could have set off has had time to run.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -157,29 +264,64 @@ async fn duplicated_messages_create_no_second_job_and_no_second_pass() {
     let after = stack.assets().await;
     assert_eq!(after.len(), 1, "no second asset: {after:?}");
     assert_eq!(after[0].state, AssetState::Complete);
-    assert_eq!(after[0].version, ONE_PASS_VERSION, "the duplicates changed the record: {:?}", after[0]);
+    assert_eq!(
+        after[0].version, ONE_PASS_VERSION,
+        "the duplicates changed the record: {:?}",
+        after[0]
+    );
     assert_eq!(after[0].updated_at_ms, asset.updated_at_ms);
     let l = ledger(&stack.settings, &stack.settings.data_dir);
-    assert_eq!(l.find_by_asset("mediaconvert", asset.id.as_str()).await.unwrap().len(), 1, "one transcode job");
-    assert_eq!(l.find_by_asset("rekognition", asset.id.as_str()).await.unwrap().len(), 5, "one job per analysis");
-    assert_eq!(stack.store().counter("rekognition-open-jobs").await.unwrap(), 0);
-    assert!(stack.dead_lettered().await.is_empty(), "{:?}", stack.dead_lettered().await);
+    assert_eq!(
+        l.find_by_asset("mediaconvert", asset.id.as_str())
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "one transcode job"
+    );
+    assert_eq!(
+        l.find_by_asset("rekognition", asset.id.as_str())
+            .await
+            .unwrap()
+            .len(),
+        5,
+        "one job per analysis"
+    );
+    assert_eq!(
+        stack
+            .store()
+            .counter("rekognition-open-jobs")
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        stack.dead_lettered().await.is_empty(),
+        "{:?}",
+        stack.dead_lettered().await
+    );
     stack.elapsed();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_message_is_dead_lettered_after_max_receives_with_its_reason() {
-    let Some(stack) = Stack::new("poison").await else { return };
+    let Some(stack) = Stack::new("poison").await else {
+        return;
+    };
     let (backend, workers) = stack.start_workers(&stack.settings, &WorkerKind::ALL).await;
     let ingest = backend.queue("ingest");
     let body = r#"{"detail-type": "Object Created", "source": "aws.s3", "detail": 42"#;
     let id = ingest.send(body, Duration::ZERO).await.unwrap();
 
     let dlq = stack.dead_letters();
-    let letters = wait_until("the malformed message in the ingest DLQ", Duration::from_secs(90), || async {
-        let l = dlq.list("ingest", 10).await.expect("list DLQ");
-        (!l.is_empty()).then_some(l)
-    })
+    let letters = wait_until(
+        "the malformed message in the ingest DLQ",
+        Duration::from_secs(90),
+        || async {
+            let l = dlq.list("ingest", 10).await.expect("list DLQ");
+            (!l.is_empty()).then_some(l)
+        },
+    )
     .await;
     let max = stack.max_receive_count("ingest");
     let attempts = permanent(&workers, WorkerKind::Ingest);
@@ -187,66 +329,127 @@ async fn malformed_message_is_dead_lettered_after_max_receives_with_its_reason()
     backend.shutdown().await;
 
     assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!(letters[0].message_id, id, "SQS keeps the message id on redrive");
+    assert_eq!(
+        letters[0].message_id, id,
+        "SQS keeps the message id on redrive"
+    );
     assert_eq!(letters[0].body, body);
     let reason = letters[0].reason.clone().unwrap_or_default();
-    assert!(reason.contains("malformed message on queue ingest"), "reason: {reason:?}");
+    assert!(
+        reason.contains("malformed message on queue ingest"),
+        "reason: {reason:?}"
+    );
     // Received (and refused) exactly maxReceiveCount times before SQS moved it.
-    assert_eq!(attempts, u64::from(max), "refusals before the move (maxReceiveCount {max})");
-    assert_eq!(stack.dead_lettered().await, BTreeMap::from([("ingest".to_string(), 1)]));
+    assert_eq!(
+        attempts,
+        u64::from(max),
+        "refusals before the move (maxReceiveCount {max})"
+    );
+    assert_eq!(
+        stack.dead_lettered().await,
+        BTreeMap::from([("ingest".to_string(), 1)])
+    );
     assert!(stack.assets().await.is_empty());
     stack.elapsed();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_the_dlq_after_the_fix_completes_the_asset() {
-    let Some(stack) = Stack::new("replay").await else { return };
+    let Some(stack) = Stack::new("replay").await else {
+        return;
+    };
     let (clip, _) = stack.clip("clip.mov").await;
     let (backend, workers) = stack.start_workers(&stack.settings, &WorkerKind::ALL).await;
 
     // S3 announces an object that is not there (yet): ingest cannot use it.
     let key = "uploads/late.mov";
-    let created = ObjectCreated::new(BucketName::parse(&stack.names.ingest_bucket).unwrap(), ObjectKey::parse(key).unwrap());
-    EventBridgeBus::new(&stack.clients, "default").put_events(&[object_created_entry(&created, None)]).await.unwrap();
+    let created = ObjectCreated::new(
+        BucketName::parse(&stack.names.ingest_bucket).unwrap(),
+        ObjectKey::parse(key).unwrap(),
+    );
+    EventBridgeBus::new(&stack.clients, "default")
+        .put_events(&[object_created_entry(&created, None)])
+        .await
+        .unwrap();
     let dlq = stack.dead_letters();
-    let letters = wait_until("the event in the ingest DLQ", Duration::from_secs(90), || async {
-        let assets = stack.assets().await;
-        assert!(assets.is_empty(), "a missing object must not become an asset: {assets:?}");
-        let l = dlq.list("ingest", 10).await.expect("list DLQ");
-        (!l.is_empty()).then_some(l)
-    })
+    let letters = wait_until(
+        "the event in the ingest DLQ",
+        Duration::from_secs(90),
+        || async {
+            let assets = stack.assets().await;
+            assert!(
+                assets.is_empty(),
+                "a missing object must not become an asset: {assets:?}"
+            );
+            let l = dlq.list("ingest", 10).await.expect("list DLQ");
+            (!l.is_empty()).then_some(l)
+        },
+    )
     .await;
     let reason = letters[0].reason.clone().unwrap_or_default();
     assert!(reason.contains("does not exist"), "reason: {reason:?}");
-    assert!(stack.assets().await.is_empty(), "no asset from a missing object");
+    assert!(
+        stack.assets().await.is_empty(),
+        "no asset from a missing object"
+    );
 
-    // The fix: upload the object. Its own S3 event is kept away from the ingest queue (rule
-    // disabled) so that only the replayed message can start the asset.
+    // The fix: upload the object. Its own S3 event must not reach the ingest queue, so that
+    // only the replayed message can start the asset: the ingest rule loses its target
+    // (LocalStack 4.9 still delivers to a rule after DisableRule, so that is not enough).
     let rule_arn = &stack.res.rule_arns["ingest-object-created"];
-    let rule = rule_arn.rsplit('/').next().expect("rule name in its ARN").to_string();
-    stack.clients.eventbridge.disable_rule().name(&rule).event_bus_name("default").send().await.expect("disable rule");
+    let rule = rule_arn
+        .rsplit('/')
+        .next()
+        .expect("rule name in its ARN")
+        .to_string();
+    stack
+        .clients
+        .eventbridge
+        .remove_targets()
+        .rule(&rule)
+        .event_bus_name("default")
+        .ids("ingest-queue")
+        .send()
+        .await
+        .expect("remove the ingest rule's target");
     stack.upload(&clip, key).await;
-
-    eprintln!("DEBUG DLQ before replay: {:#?}", dlq.list("ingest", 10).await.unwrap());
-    let moved = backend.dead_letters.replay("ingest").await.expect("replay (StartMessageMoveTask)");
-    assert_eq!(moved, 1);
+    let moved = backend
+        .dead_letters
+        .replay("ingest")
+        .await
+        .expect("replay (StartMessageMoveTask)");
+    // How many the DLQ held when the move started (SQS's approximate count).
+    assert!(moved >= 1, "the move task found nothing to move");
     let assets = stack.wait_terminal(1, ASSET_TIMEOUT).await;
     workers.shutdown().await;
     backend.shutdown().await;
-    stack.clients.eventbridge.enable_rule().name(&rule).event_bus_name("default").send().await.expect("enable rule");
 
     assert_eq!(assets.len(), 1);
-    assert_eq!(assets[0].state, AssetState::Complete, "failure: {:?}", assets[0].failure);
+    assert_eq!(
+        assets[0].state,
+        AssetState::Complete,
+        "failure: {:?}",
+        assets[0].failure
+    );
     assert_eq!(assets[0].source.key.as_str(), key);
-    assert_eq!(assets[0].source.etag, None, "started by the replayed event (it has no etag), not by the upload's");
+    assert_eq!(
+        assets[0].source.etag, None,
+        "started by the replayed event (it has no etag), not by the upload's"
+    );
     assert_eq!(assets[0].version, ONE_PASS_VERSION);
-    assert!(stack.dead_lettered().await.is_empty(), "the DLQ is empty after the move: {:?}", stack.dead_lettered().await);
+    assert!(
+        stack.dead_lettered().await.is_empty(),
+        "the DLQ is empty after the move: {:?}",
+        stack.dead_lettered().await
+    );
     stack.elapsed();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_batch_loses_nothing() {
-    let Some(stack) = Stack::new("sigterm").await else { return };
+    let Some(stack) = Stack::new("sigterm").await else {
+        return;
+    };
     let bin = worker_binary("cuepoint-ingest");
     let (clip, _) = stack.clip("clip.mov").await;
     const N: usize = 5;
@@ -256,7 +459,12 @@ async fn sigterm_mid_batch_loses_nothing() {
     let mut ingest_settings = stack.settings.clone();
     ingest_settings.data_dir = stack.dir.path().join("ingest-data");
     ingest_settings.consumer.concurrency = N;
-    let others = [WorkerKind::Media, WorkerKind::Analysis, WorkerKind::Results, WorkerKind::Scoring];
+    let others = [
+        WorkerKind::Media,
+        WorkerKind::Analysis,
+        WorkerKind::Results,
+        WorkerKind::Scoring,
+    ];
     let (backend, workers) = stack.start_workers(&stack.settings, &others).await;
 
     for i in 0..N {
@@ -268,35 +476,60 @@ async fn sigterm_mid_batch_loses_nothing() {
     let mut first = WorkerProcess::spawn(&bin, &ingest_settings);
     let t0 = Instant::now();
     // SIGTERM as soon as the first asset is registered: the others are still being handled.
-    wait_until("the ingest worker to register an asset", Duration::from_secs(60), || {
-        let seen = first.find("asset registered").is_some();
-        async move { seen.then_some(()) }
-    })
+    wait_until(
+        "the ingest worker to register an asset",
+        Duration::from_secs(60),
+        || {
+            let seen = first.find("asset registered").is_some();
+            async move { seen.then_some(()) }
+        },
+    )
     .await;
+    let registered_at_sigterm = first.count("asset registered");
     first.sigterm();
-    let (status, took) = first.wait_exit(Duration::from_secs(stack.settings.consumer.shutdown_grace_seconds + 15));
-    let draining = first.find("shutting down: draining in-flight messages").expect("the worker drained on SIGTERM");
+    let (status, took) = first.wait_exit(Duration::from_secs(
+        stack.settings.consumer.shutdown_grace_seconds + 15,
+    ));
+    let draining = first
+        .find("shutting down: draining in-flight messages")
+        .expect("the worker drained on SIGTERM");
     let in_flight = draining["in_flight"].as_u64().unwrap_or(0);
     let registered = first.count("asset registered");
     let jobs_created = first.count("local MediaConvert job created");
     eprintln!(
-        "sigterm: first worker ran {:.1}s, exited {status} {:.1}s after SIGTERM; {in_flight} in flight at SIGTERM; \
-         {registered} registered, {jobs_created} transcodes submitted before stopping",
+        "sigterm: first worker ran {:.1}s, exited {status} {:.1}s after SIGTERM; {in_flight} in flight at SIGTERM \
+         ({registered_at_sigterm} registered then); {registered} registered, {jobs_created} transcodes submitted before stopping",
         t0.elapsed().as_secs_f64(),
         took.as_secs_f64()
     );
-    assert!(status.success(), "exit status {status} after SIGTERM; log tail:\n{}", first.tail(30));
-    assert!(first.find("grace period over: abandoning in-flight handlers; their messages will be redelivered").is_none());
-    assert!(in_flight >= 1, "SIGTERM arrived with no handler running (nothing mid-batch)");
+    assert!(
+        status.success(),
+        "exit status {status} after SIGTERM; log tail:\n{}",
+        first.tail(30)
+    );
+    assert!(first
+        .find(
+            "grace period over: abandoning in-flight handlers; their messages will be redelivered"
+        )
+        .is_none());
+    assert!(
+        in_flight >= 1,
+        "SIGTERM arrived with no handler running (nothing mid-batch)"
+    );
     drop(first);
 
     // Restart: the rest of the batch, and the transcodes the stop interrupted, carry on.
     let mut second = WorkerProcess::spawn(&bin, &ingest_settings);
     let assets = stack.wait_terminal(N, ASSET_TIMEOUT).await;
     second.sigterm();
-    let (status2, _) = second.wait_exit(Duration::from_secs(stack.settings.consumer.shutdown_grace_seconds + 15));
+    let (status2, _) = second.wait_exit(Duration::from_secs(
+        stack.settings.consumer.shutdown_grace_seconds + 15,
+    ));
     assert!(status2.success(), "second worker exit {status2}");
-    eprintln!("sigterm: {} local jobs resumed after the restart", second.count("resuming an unfinished local job"));
+    eprintln!(
+        "sigterm: {} local jobs resumed after the restart",
+        second.count("resuming an unfinished local job")
+    );
     workers.shutdown().await;
     backend.shutdown().await;
 
@@ -304,11 +537,41 @@ async fn sigterm_mid_batch_loses_nothing() {
     let mc = ledger(&ingest_settings, &ingest_settings.data_dir);
     let rk = ledger(&stack.settings, &stack.settings.data_dir);
     for a in &assets {
-        assert_eq!(a.state, AssetState::Complete, "{} failed: {:?}", a.id, a.failure);
-        assert_eq!(a.version, ONE_PASS_VERSION, "{} went through the states more than once", a.id);
-        assert_eq!(mc.find_by_asset("mediaconvert", a.id.as_str()).await.unwrap().len(), 1, "one transcode job for {}", a.id);
-        assert_eq!(rk.find_by_asset("rekognition", a.id.as_str()).await.unwrap().len(), 5, "one job per analysis for {}", a.id);
+        assert_eq!(
+            a.state,
+            AssetState::Complete,
+            "{} failed: {:?}",
+            a.id,
+            a.failure
+        );
+        assert_eq!(
+            a.version, ONE_PASS_VERSION,
+            "{} went through the states more than once",
+            a.id
+        );
+        assert_eq!(
+            mc.find_by_asset("mediaconvert", a.id.as_str())
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "one transcode job for {}",
+            a.id
+        );
+        assert_eq!(
+            rk.find_by_asset("rekognition", a.id.as_str())
+                .await
+                .unwrap()
+                .len(),
+            5,
+            "one job per analysis for {}",
+            a.id
+        );
     }
-    assert!(stack.dead_lettered().await.is_empty(), "{:?}", stack.dead_lettered().await);
+    assert!(
+        stack.dead_lettered().await.is_empty(),
+        "{:?}",
+        stack.dead_lettered().await
+    );
     stack.elapsed();
 }

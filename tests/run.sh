@@ -35,6 +35,8 @@ if [ "$AWS" = 1 ]; then
   trap 'tests/emulator/localstack.sh stop' EXIT
   eval "$(tests/emulator/localstack.sh env)"
   cargo test --locked -p cuepoint-aws -- --test-threads 2
+  step "aws: end to end on LocalStack (real adapters, local media engine)"
+  cargo test --locked -p cuepoint-tests --features aws --test e2e_localstack -- --test-threads 1
 fi
 
 printf '\nall tests passed in %ss\n' "$(( $(date +%s) - t0 ))"

@@ -45,7 +45,11 @@ fn unique_prefix(test: &str) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("e2e{:x}{:x}{n}-{test}", std::process::id() % 0xffff, nanos % 0xfffff)
+    format!(
+        "e2e{:x}{:x}{n}-{test}",
+        std::process::id() % 0xffff,
+        nanos % 0xfffff
+    )
 }
 
 /// One test's private resources (queues, DLQs, rules, bus, topic, table, buckets) and the
@@ -70,7 +74,11 @@ impl Stack {
     pub async fn new(test: &str) -> Option<Stack> {
         endpoint(test)?;
         // The emulator takes any credentials; the worker processes read the same variables.
-        for (k, v) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")] {
+        for (k, v) in [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ] {
             if std::env::var_os(k).is_none() {
                 std::env::set_var(k, v);
             }
@@ -81,11 +89,18 @@ impl Stack {
         names.workflow = prefix.clone();
         names.event_bus = format!("{prefix}-bus");
 
-        let mut aws = AwsSettings { s3_path_style: true, local_media_engine: true, ..AwsSettings::default() };
+        let mut aws = AwsSettings {
+            s3_path_style: true,
+            local_media_engine: true,
+            ..AwsSettings::default()
+        };
         let clients = AwsClients::from_env(&aws).await;
-        let res = provision(&clients, ROUTING, &names).await.expect("provision from infra/routing.json");
+        let res = provision(&clients, ROUTING, &names)
+            .await
+            .expect("provision from infra/routing.json");
         res.apply_to(&mut aws);
-        let routing = RoutingSpec::load(ROUTING, &names.ingest_bucket, &names.workflow).expect("routing.json");
+        let routing = RoutingSpec::load(ROUTING, &names.ingest_bucket, &names.workflow)
+            .expect("routing.json");
 
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = cuepoint_tests::test_settings(&dir.path().join("data"));
@@ -100,8 +115,20 @@ impl Stack {
         settings.consumer.shutdown_grace_seconds = 20;
         settings.analysis.cap_retry_seconds = 2;
         settings.aws = aws;
-        eprintln!("{test}: provisioned {prefix} in {:.1}s", started.elapsed().as_secs_f64());
-        Some(Stack { test: test.to_string(), names, res, clients, settings, routing, dir, started })
+        eprintln!(
+            "{test}: provisioned {prefix} in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        Some(Stack {
+            test: test.to_string(),
+            names,
+            res,
+            clients,
+            settings,
+            routing,
+            dir,
+            started,
+        })
     }
 
     pub fn store(&self) -> DynamoAssetStore {
@@ -117,30 +144,50 @@ impl Stack {
     }
 
     pub fn max_receive_count(&self, queue: &str) -> u32 {
-        self.routing.queues.iter().find(|q| q.name == queue).map(|q| q.max_receive_count).expect("queue in routing.json")
+        self.routing
+            .queues
+            .iter()
+            .find(|q| q.name == queue)
+            .map(|q| q.max_receive_count)
+            .expect("queue in routing.json")
     }
 
     pub fn ingest_uri(&self, key: &str) -> S3Uri {
-        S3Uri::new(BucketName::parse(&self.names.ingest_bucket).unwrap(), ObjectKey::parse(key).unwrap())
+        S3Uri::new(
+            BucketName::parse(&self.names.ingest_bucket).unwrap(),
+            ObjectKey::parse(key).unwrap(),
+        )
     }
 
     /// Upload a local file to the ingest bucket (one PutObject, as a user would).
     pub async fn upload(&self, file: &Path, key: &str) {
-        self.blobs().put_file(&self.ingest_uri(key), file, "video/quicktime").await.expect("upload to the ingest bucket");
+        self.blobs()
+            .put_file(&self.ingest_uri(key), file, "video/quicktime")
+            .await
+            .expect("upload to the ingest bucket");
     }
 
     /// A tiny clip with a known answer: 8 s 160x90, two mono tracks (track 2 silent), hard cuts,
     /// one black silent gap.
     pub async fn clip(&self, name: &str) -> (PathBuf, GroundTruth) {
         let path = self.dir.path().join(name);
-        let truth = generate_sample(&path, &tiny_clip()).await.expect("generate the clip");
+        let truth = generate_sample(&path, &tiny_clip())
+            .await
+            .expect("generate the clip");
         (path, truth)
     }
 
     /// Build the AWS backend and start `kinds` in this process, with settings `settings`.
-    pub async fn start_workers(&self, settings: &Settings, kinds: &[WorkerKind]) -> (Backend, RunningWorkers) {
-        let backend = cuepoint_workers::backend::build(settings, true).await.expect("AWS backend");
-        let workers = cuepoint_workers::app::start(&backend.ctx, kinds, |q| backend.queue(q), false);
+    pub async fn start_workers(
+        &self,
+        settings: &Settings,
+        kinds: &[WorkerKind],
+    ) -> (Backend, RunningWorkers) {
+        let backend = cuepoint_workers::backend::build(settings, true)
+            .await
+            .expect("AWS backend");
+        let workers =
+            cuepoint_workers::app::start(&backend.ctx, kinds, |q| backend.queue(q), false);
         (backend, workers)
     }
 
@@ -158,7 +205,10 @@ impl Stack {
                 return assets;
             }
             if t0.elapsed() > timeout {
-                let states: Vec<String> = assets.iter().map(|a| format!("{} {} v{}", a.id, a.state, a.version)).collect();
+                let states: Vec<String> = assets
+                    .iter()
+                    .map(|a| format!("{} {} v{}", a.id, a.state, a.version))
+                    .collect();
                 let dlq = self.dead_letters().counts().await.unwrap_or_default();
                 panic!("{}: {n} terminal assets expected within {timeout:?}; have {states:?}; DLQs {dlq:?}", self.test);
             }
@@ -168,7 +218,13 @@ impl Stack {
 
     /// Messages in each DLQ that holds any.
     pub async fn dead_lettered(&self) -> BTreeMap<String, u64> {
-        self.dead_letters().counts().await.expect("DLQ counts").into_iter().filter(|(_, n)| *n > 0).collect()
+        self.dead_letters()
+            .counts()
+            .await
+            .expect("DLQ counts")
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// Whether an object exists in the output bucket.
@@ -177,7 +233,11 @@ impl Stack {
     }
 
     pub fn elapsed(&self) {
-        eprintln!("TIME {}: {:.1}s", self.test, self.started.elapsed().as_secs_f64());
+        eprintln!(
+            "TIME {}: {:.1}s",
+            self.test,
+            self.started.elapsed().as_secs_f64()
+        );
     }
 }
 
@@ -185,7 +245,8 @@ impl Stack {
 /// accepted), opened after the workers stopped.
 pub fn ledger(settings: &Settings, data_dir: &Path) -> Arc<dyn JobLedger> {
     let routing = cuepoint_workers::backend::routing(settings).expect("routing");
-    let backend = EmbeddedBackend::open(data_dir, EmbeddedOptions::new(routing)).expect("open the local engine's ledger");
+    let backend = EmbeddedBackend::open(data_dir, EmbeddedOptions::new(routing))
+        .expect("open the local engine's ledger");
     backend.ledger()
 }
 
@@ -215,7 +276,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(t0.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            t0.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -227,7 +291,10 @@ where
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // <target>/<profile>/deps/<test>-<hash>
-    exe.parent().and_then(Path::parent).expect("test binary in <target>/<profile>/deps").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary in <target>/<profile>/deps")
+        .to_path_buf()
 }
 
 /// The path of a worker binary built with `--features aws`, building it if needed (a no-op
@@ -238,18 +305,34 @@ pub fn worker_binary(name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--locked", "--quiet", "-p", "cuepoint-workers", "--features", "aws", "--bin", name])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(&target);
+    cmd.args([
+        "build",
+        "--locked",
+        "--quiet",
+        "-p",
+        "cuepoint-workers",
+        "--features",
+        "aws",
+        "--bin",
+        name,
+    ])
+    .arg("--manifest-path")
+    .arg(&manifest)
+    .arg("--target-dir")
+    .arg(&target);
     if profile.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
     let t0 = Instant::now();
     let status = cmd.status().expect("run cargo build for the worker binary");
-    assert!(status.success(), "building {name} with --features aws failed");
-    eprintln!("worker binary {name} ready in {:.1}s", t0.elapsed().as_secs_f64());
+    assert!(
+        status.success(),
+        "building {name} with --features aws failed"
+    );
+    eprintln!(
+        "worker binary {name} ready in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
     let bin = profile.join(name);
     assert!(bin.is_file(), "{} missing after the build", bin.display());
     bin
@@ -263,25 +346,67 @@ pub fn worker_env(settings: &Settings) -> Vec<(String, String)> {
     let mut env = vec![
         ("CUEPOINT_BACKEND".to_string(), "aws".to_string()),
         ("CUEPOINT_LOG_FORMAT".into(), "json".into()),
-        ("CUEPOINT_DATA_DIR".into(), settings.data_dir.display().to_string()),
-        ("CUEPOINT_INGEST_BUCKET".into(), settings.ingest_bucket.clone()),
-        ("CUEPOINT_OUTPUT_BUCKET".into(), settings.output_bucket.clone()),
+        (
+            "CUEPOINT_DATA_DIR".into(),
+            settings.data_dir.display().to_string(),
+        ),
+        (
+            "CUEPOINT_INGEST_BUCKET".into(),
+            settings.ingest_bucket.clone(),
+        ),
+        (
+            "CUEPOINT_OUTPUT_BUCKET".into(),
+            settings.output_bucket.clone(),
+        ),
         ("CUEPOINT_WORKFLOW".into(), settings.workflow.clone()),
         ("CUEPOINT_AWS__TABLE".into(), a.table.clone()),
         ("CUEPOINT_AWS__EVENT_BUS".into(), a.event_bus.clone()),
-        ("CUEPOINT_AWS__REKOGNITION_TOPIC_ARN".into(), a.rekognition_topic_arn.clone()),
-        ("CUEPOINT_AWS__S3_PATH_STYLE".into(), a.s3_path_style.to_string()),
-        ("CUEPOINT_AWS__LOCAL_MEDIA_ENGINE".into(), a.local_media_engine.to_string()),
-        ("CUEPOINT_CONSUMER__WAIT_SECONDS".into(), c.wait_seconds.to_string()),
-        ("CUEPOINT_CONSUMER__CONCURRENCY".into(), c.concurrency.to_string()),
-        ("CUEPOINT_CONSUMER__VISIBILITY_SECONDS".into(), c.visibility_seconds.to_string()),
-        ("CUEPOINT_CONSUMER__HEARTBEAT_SECONDS".into(), c.heartbeat_seconds.to_string()),
-        ("CUEPOINT_CONSUMER__RETRY_BASE_SECONDS".into(), c.retry_base_seconds.to_string()),
-        ("CUEPOINT_CONSUMER__RETRY_MAX_SECONDS".into(), c.retry_max_seconds.to_string()),
-        ("CUEPOINT_CONSUMER__SHUTDOWN_GRACE_SECONDS".into(), c.shutdown_grace_seconds.to_string()),
+        (
+            "CUEPOINT_AWS__REKOGNITION_TOPIC_ARN".into(),
+            a.rekognition_topic_arn.clone(),
+        ),
+        (
+            "CUEPOINT_AWS__S3_PATH_STYLE".into(),
+            a.s3_path_style.to_string(),
+        ),
+        (
+            "CUEPOINT_AWS__LOCAL_MEDIA_ENGINE".into(),
+            a.local_media_engine.to_string(),
+        ),
+        (
+            "CUEPOINT_CONSUMER__WAIT_SECONDS".into(),
+            c.wait_seconds.to_string(),
+        ),
+        (
+            "CUEPOINT_CONSUMER__CONCURRENCY".into(),
+            c.concurrency.to_string(),
+        ),
+        (
+            "CUEPOINT_CONSUMER__VISIBILITY_SECONDS".into(),
+            c.visibility_seconds.to_string(),
+        ),
+        (
+            "CUEPOINT_CONSUMER__HEARTBEAT_SECONDS".into(),
+            c.heartbeat_seconds.to_string(),
+        ),
+        (
+            "CUEPOINT_CONSUMER__RETRY_BASE_SECONDS".into(),
+            c.retry_base_seconds.to_string(),
+        ),
+        (
+            "CUEPOINT_CONSUMER__RETRY_MAX_SECONDS".into(),
+            c.retry_max_seconds.to_string(),
+        ),
+        (
+            "CUEPOINT_CONSUMER__SHUTDOWN_GRACE_SECONDS".into(),
+            c.shutdown_grace_seconds.to_string(),
+        ),
     ];
     for (queue, url) in &a.queue_urls {
-        env.push((format!("CUEPOINT_AWS__QUEUE_URLS__{}", queue.to_uppercase()), url.clone()));
+        env.push((
+            format!("CUEPOINT_AWS__QUEUE_URLS__{}", queue.to_uppercase()),
+            url.clone(),
+        ));
     }
     env
 }
@@ -302,18 +427,30 @@ impl WorkerProcess {
                 cmd.env_remove(k);
             }
         }
-        cmd.envs(worker_env(settings)).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        cmd.envs(worker_env(settings))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         let stderr = child.stderr.take().expect("stderr piped");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         let reader = std::thread::spawn(move || {
             use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 sink.lock().unwrap().push(line);
             }
         });
-        WorkerProcess { child, lines, reader: Some(reader) }
+        WorkerProcess {
+            child,
+            lines,
+            reader: Some(reader),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -322,7 +459,12 @@ impl WorkerProcess {
 
     /// Log lines parsed as JSON (non-JSON lines are skipped).
     pub fn events(&self) -> Vec<serde_json::Value> {
-        self.lines.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// The first log event whose message is `message`.
@@ -331,12 +473,18 @@ impl WorkerProcess {
     }
 
     pub fn count(&self, message: &str) -> usize {
-        self.events().iter().filter(|e| e["message"] == message).count()
+        self.events()
+            .iter()
+            .filter(|e| e["message"] == message)
+            .count()
     }
 
     /// `kill -TERM <pid>`.
     pub fn sigterm(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("run kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
         assert!(status.success(), "kill -TERM {} failed", self.pid());
     }
 
@@ -353,7 +501,11 @@ impl WorkerProcess {
             if t0.elapsed() > timeout {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                panic!("worker {} did not exit within {timeout:?}; log tail:\n{}", self.pid(), self.tail(30));
+                panic!(
+                    "worker {} did not exit within {timeout:?}; log tail:\n{}",
+                    self.pid(),
+                    self.tail(30)
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

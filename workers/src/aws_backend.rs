@@ -16,7 +16,9 @@ use cuepoint_runtime::ports::{BlobStore, Clock, EventBus, Ports, Queue, SystemCl
 use crate::backend::{routing, Backend};
 use crate::context::WorkerContext;
 
-pub async fn build(settings: &Settings) -> anyhow::Result<Backend> {
+/// `with_engine`: this process submits jobs (ingest, analysis) and so runs the local media
+/// engine's jobs, resuming its unfinished ones; other processes only read job results.
+pub async fn build(settings: &Settings, with_engine: bool) -> anyhow::Result<Backend> {
     let routing = routing(settings)?;
     let aws = &settings.aws;
     let clients = AwsClients::from_env(aws).await;
@@ -49,7 +51,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Backend> {
                 ..Default::default()
             },
         );
-        e.resume_unfinished().await.context("resuming local engine jobs")?;
+        if with_engine {
+            e.resume_unfinished().await.context("resuming local engine jobs")?;
+        }
         let pair = (Arc::new(e.media_convert()) as Arc<dyn Transcoder>, Arc::new(e.rekognition()) as Arc<dyn VideoAnalyzer>);
         engine = Some(e);
         pair

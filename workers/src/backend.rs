@@ -65,7 +65,7 @@ pub async fn build(settings: &Settings, engine: bool) -> anyhow::Result<Backend>
     validate(settings)?;
     match settings.backend {
         BackendKind::Embedded => build_embedded(settings, engine, Arc::new(SystemClock)).await,
-        BackendKind::Aws => build_aws(settings).await,
+        BackendKind::Aws => build_aws(settings, engine).await,
     }
 }
 
@@ -111,12 +111,12 @@ pub async fn build_embedded(settings: &Settings, with_engine: bool, clock: Arc<d
 }
 
 #[cfg(feature = "aws")]
-async fn build_aws(settings: &Settings) -> anyhow::Result<Backend> {
-    crate::aws_backend::build(settings).await
+async fn build_aws(settings: &Settings, engine: bool) -> anyhow::Result<Backend> {
+    crate::aws_backend::build(settings, engine).await
 }
 
 #[cfg(not(feature = "aws"))]
-async fn build_aws(_settings: &Settings) -> anyhow::Result<Backend> {
+async fn build_aws(_settings: &Settings, _engine: bool) -> anyhow::Result<Backend> {
     anyhow::bail!("backend = \"aws\" needs a build with the `aws` feature: cargo build --release --features aws")
 }
 

@@ -14,8 +14,22 @@ use crate::handlers::WorkerKind;
 /// Run `kinds` until SIGTERM/Ctrl-C. In the embedded backend the process also runs the local
 /// media engine for the jobs it submits.
 pub async fn serve(settings: Settings, kinds: &[WorkerKind]) -> anyhow::Result<()> {
-    let engine = kinds.iter().any(|k| matches!(k, WorkerKind::Ingest | WorkerKind::Analysis));
-    let backend = backend::build(&settings, engine).await?;
+    let backend = backend::build(&settings, false).await?;
+    // The process that submits a kind of job runs (and resumes) it: ingest → transcodes,
+    // analysis → analyses. Other processes only read results, so no job runs twice.
+    if let Some(engine) = &backend.engine {
+        let mut services = Vec::new();
+        if kinds.contains(&WorkerKind::Ingest) {
+            services.push(cuepoint_engine::standin::MEDIACONVERT);
+        }
+        if kinds.contains(&WorkerKind::Analysis) {
+            services.push(cuepoint_engine::standin::REKOGNITION);
+        }
+        let n = engine.resume_services(&services).await?;
+        if n > 0 {
+            tracing::info!(jobs = n, "resumed unfinished local media jobs");
+        }
+    }
     let names: Vec<&str> = kinds.iter().map(|k| k.queue()).collect();
     tracing::info!(workers = ?names, backend = ?settings.backend, "starting");
     let workers = app::start(&backend.ctx, kinds, |q| backend.queue(q), settings.log_format == LogFormat::Json);

@@ -104,8 +104,14 @@ impl LocalEngine {
 
     /// Run again every job a previous process accepted but did not finish.
     pub async fn resume_unfinished(&self) -> PortResult<usize> {
+        self.resume_services(&[MEDIACONVERT, REKOGNITION]).await
+    }
+
+    /// Resume only these services' jobs: with several worker processes sharing one ledger, each
+    /// resumes the jobs of the service it submits to, so no job runs in two processes.
+    pub async fn resume_services(&self, services: &[&str]) -> PortResult<usize> {
         let mut n = 0;
-        for service in [MEDIACONVERT, REKOGNITION] {
+        for &service in services {
             for job in self.inner.ledger.unfinished(service).await? {
                 tracing::info!(service, job_id = %job.job_id, asset_id = %job.asset_id, "resuming an unfinished local job");
                 self.spawn(job);

@@ -62,7 +62,8 @@ async fn register(ctx: &WorkerContext, source: SourceObject) -> Result<Option<As
             let problem = check_usable(&p);
             (p, problem)
         }
-        Err(ProbeError::Unusable(why)) => (ProbeInfo::default(), Some(why)),
+        // The location may be a presigned URL: never let its signature into records and logs.
+        Err(ProbeError::Unusable(why)) => (ProbeInfo::default(), Some(why.replace(&location, &uri.to_string()))),
         Err(ProbeError::Port(e)) => return Err(e.into()),
     };
     let now = ctx.now_ms();
