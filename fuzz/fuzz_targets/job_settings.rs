@@ -17,7 +17,9 @@
 
 use arbitrary::Unstructured;
 use cuepoint_core::domain::{BucketName, ObjectKey, S3Uri};
-use cuepoint_core::mediaconvert::{build_job_settings, default_template, JobPlan, JobSettingsError, MAX_AUDIO_TRACKS};
+use cuepoint_core::mediaconvert::{
+    build_job_settings, default_template, JobPlan, JobSettingsError, MAX_AUDIO_TRACKS,
+};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -29,8 +31,12 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn read_any(data: &[u8]) {
-    let Ok(settings) = serde_json::from_slice::<Value>(data) else { return };
-    let Ok(plan) = JobPlan::from_settings(&settings) else { return };
+    let Ok(settings) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let Ok(plan) = JobPlan::from_settings(&settings) else {
+        return;
+    };
     check_plan(&plan);
 }
 
@@ -46,25 +52,39 @@ fn check_plan(plan: &JobPlan) {
     assert!(!audio.tracks.is_empty());
     let count = audio.tracks.len() as u32;
     for t in &audio.tracks {
-        assert_eq!(Some(plan.loudness_log_uri(t.position, count)), plan.try_loudness_log_uri(t.position, count));
+        assert_eq!(
+            Some(plan.loudness_log_uri(t.position, count)),
+            plan.try_loudness_log_uri(t.position, count)
+        );
     }
     let _ = plan.loudness_log_uri(u32::MAX, u32::MAX);
     let _ = plan.loudness_log_uri(1, 1);
-    assert_eq!(plan.loudness_log_uris().len(), audio.tracks.iter().filter(|t| t.loudness_logging).count());
+    assert_eq!(
+        plan.loudness_log_uris().len(),
+        audio.tracks.iter().filter(|t| t.loudness_logging).count()
+    );
 }
 
 fn uri(u: &mut Unstructured<'_>, bucket: &str) -> arbitrary::Result<Option<S3Uri>> {
     let key: String = u.arbitrary()?;
     // Long keys matter (the 1024-byte limit): sometimes pad to near it.
-    let key = if u.ratio(1, 4)? { format!("{}{key}", "k".repeat(u.int_in_range(900..=1030)?)) } else { key };
-    Ok(ObjectKey::parse(key).ok().map(|k| S3Uri::new(BucketName::parse(bucket).expect("valid bucket"), k)))
+    let key = if u.ratio(1, 4)? {
+        format!("{}{key}", "k".repeat(u.int_in_range(900..=1030)?))
+    } else {
+        key
+    };
+    Ok(ObjectKey::parse(key)
+        .ok()
+        .map(|k| S3Uri::new(BucketName::parse(bucket).expect("valid bucket"), k)))
 }
 
 fn build_then_read(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let (Ok(Some(input)), Ok(Some(prefix)), Ok(tracks)) =
-        (uri(&mut u, "cuepoint-ingest"), uri(&mut u, "cuepoint-media"), u.int_in_range(0..=MAX_AUDIO_TRACKS))
-    else {
+    let (Ok(Some(input)), Ok(Some(prefix)), Ok(tracks)) = (
+        uri(&mut u, "cuepoint-ingest"),
+        uri(&mut u, "cuepoint-media"),
+        u.int_in_range(0..=MAX_AUDIO_TRACKS),
+    ) else {
         return;
     };
     let settings = build_job_settings(&default_template(), &input, &prefix, tracks)
@@ -72,7 +92,10 @@ fn build_then_read(data: &[u8]) {
     let plan = match JobPlan::from_settings(&settings) {
         Ok(plan) => plan,
         Err(JobSettingsError::Invalid { path, why }) if why.contains("longer than 1024 bytes") => {
-            assert!(path.ends_with(".Destination") || path.starts_with("OutputGroups"), "{path}: {why}");
+            assert!(
+                path.ends_with(".Destination") || path.starts_with("OutputGroups"),
+                "{path}: {why}"
+            );
             return;
         }
         Err(e) => panic!("from_settings refuses what build_job_settings wrote: {e}"),
@@ -82,13 +105,20 @@ fn build_then_read(data: &[u8]) {
     let dir = prefix.key.as_str().trim_end_matches('/');
     for dest in [&plan.hls.destination, &plan.proxy.destination] {
         assert_eq!(dest.bucket, prefix.bucket);
-        assert!(dest.key.as_str().starts_with(dir), "{dest} is not under {prefix}");
+        assert!(
+            dest.key.as_str().starts_with(dir),
+            "{dest} is not under {prefix}"
+        );
     }
     match (&plan.audio, tracks) {
         (None, 0) => assert_eq!(plan.hls.audio_track, None),
         (Some(a), n) if n > 0 => {
             assert_eq!(a.tracks.len() as u32, n);
-            assert!(a.tracks.iter().enumerate().all(|(i, t)| t.track == i as u32 + 1 && t.loudness_logging));
+            assert!(a
+                .tracks
+                .iter()
+                .enumerate()
+                .all(|(i, t)| t.track == i as u32 + 1 && t.loudness_logging));
             assert_eq!(plan.loudness_log_uris().len() as u32, n);
             assert_eq!(plan.hls.audio_track, Some(1));
         }

@@ -10,12 +10,15 @@
 #![no_main]
 
 use cuepoint_core::loudness::{
-    silent_runs, AudioOptions, AudioReport, LoudnessLog, LoudnessMeasure, LoudnessRow, LoudnessSummary,
+    silent_runs, AudioOptions, AudioReport, LoudnessLog, LoudnessMeasure, LoudnessRow,
+    LoudnessSummary,
 };
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let parsed = LoudnessLog::parse(text);
     match (&parsed, LoudnessLog::parse_with_summary_cells(text)) {
         (Ok(a), Ok((b, _))) => assert!(same_log(a, &b)),
@@ -23,28 +26,43 @@ fuzz_target!(|data: &[u8]| {
         (a, b) => panic!("parse and parse_with_summary_cells disagree: {a:?} / {b:?}"),
     }
     let Ok(log) = parsed else { return };
-    assert!(log.rows.iter().all(|r| r.seconds.is_finite()), "non-finite time in {log:?}");
+    assert!(
+        log.rows.iter().all(|r| r.seconds.is_finite()),
+        "non-finite time in {log:?}"
+    );
 
     let csv = log.to_csv();
-    let back = LoudnessLog::parse(&csv).unwrap_or_else(|e| panic!("to_csv output does not parse: {e}\n{csv}"));
-    assert!(same_log(&log, &back), "round trip changed the log:\n{log:?}\n{back:?}");
+    let back = LoudnessLog::parse(&csv)
+        .unwrap_or_else(|e| panic!("to_csv output does not parse: {e}\n{csv}"));
+    assert!(
+        same_log(&log, &back),
+        "round trip changed the log:\n{log:?}\n{back:?}"
+    );
     assert_eq!(back.to_csv(), csv);
 
     for measure in [LoudnessMeasure::ShortTerm, LoudnessMeasure::Momentary] {
         let runs = silent_runs(&log.rows, -50.0, measure);
         for w in runs.windows(2) {
-            assert!(w[0].last + 1 < w[1].first, "runs not maximal and ordered: {runs:?}");
+            assert!(
+                w[0].last + 1 < w[1].first,
+                "runs not maximal and ordered: {runs:?}"
+            );
         }
         for r in &runs {
             assert!(r.first <= r.last && r.last < log.rows.len());
-            assert!(log.rows[r.first..=r.last].iter().all(|row| measure.of(row) < -50.0));
+            assert!(log.rows[r.first..=r.last]
+                .iter()
+                .all(|row| measure.of(row) < -50.0));
         }
     }
     let opts = AudioOptions::default();
     let report = AudioReport::from_logs(std::slice::from_ref(&log), &opts);
     assert_eq!(report.audiocount, 1);
     for iv in &report.silences[0] {
-        assert!(iv.end >= iv.start && iv.duration >= opts.min_silence_seconds, "{iv:?}");
+        assert!(
+            iv.end >= iv.start && iv.duration >= opts.min_silence_seconds,
+            "{iv:?}"
+        );
     }
 });
 

@@ -16,7 +16,9 @@
 //! policy (the default configuration when absent or not valid).
 //!
 //! Properties, beyond "never panics":
-//! - `from_files` reads a bounded number of files, and an error names a file it asked for;
+//! - `from_files` reads a bounded number of files, every path it asks for is a plain relative
+//!   path (no `..`, `.` or empty segment, no leading `/`, no backslash), and an error names a
+//!   file it asked for;
 //! - on `Ok`: loudness tracks are the consecutive `track-<n>.csv` present (at most
 //!   `MAX_LOUDNESS_TRACKS`), track 1's summary cells are kept exactly when track 1 exists, HLS
 //!   boundaries start at 0 and never decrease;
@@ -28,9 +30,11 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use cuepoint_core::domain::ObjectKey;
 use cuepoint_core::results;
 use cuepoint_core::scoring::{
-    score, DefaultPolicyConfig, Policy, ScoringError, ScoringInputs, ScoringOutput, Slot, MAX_LOUDNESS_TRACKS,
+    score, DefaultPolicyConfig, Policy, ScoringError, ScoringInputs, ScoringOutput, Slot,
+    MAX_LOUDNESS_TRACKS,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -48,7 +52,9 @@ fn unpack(data: &[u8]) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
             Some(i) => (&section[..i], &section[i + 1..]),
             None => (section, &[][..]),
         };
-        let Ok(name) = std::str::from_utf8(name) else { continue };
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
         match name.strip_prefix("!err ") {
             Some(path) => failing.push(path.to_string()),
             None => {
@@ -80,8 +86,20 @@ fuzz_target!(|data: &[u8]| {
     let (files, failing) = unpack(data);
     let asked: RefCell<Vec<String>> = RefCell::new(Vec::new());
     let read = |path: &str| -> Result<Option<Vec<u8>>, String> {
+        // Callers join this onto a directory or a results prefix: it must stay inside.
+        let inside = ObjectKey::parse(path)
+            .ok()
+            .is_some_and(|k| k.relative_path_segments().is_some());
+        assert!(
+            inside,
+            "from_files asks for {path:?}, which is not a plain relative path"
+        );
         asked.borrow_mut().push(path.to_string());
-        assert!(asked.borrow().len() <= MAX_LOUDNESS_TRACKS + 16, "from_files keeps reading: {:?}", asked.borrow());
+        assert!(
+            asked.borrow().len() <= MAX_LOUDNESS_TRACKS + 16,
+            "from_files keeps reading: {:?}",
+            asked.borrow()
+        );
         if failing.iter().any(|f| f == path) {
             return Err("injected read error".into());
         }
@@ -90,17 +108,28 @@ fuzz_target!(|data: &[u8]| {
     let inputs = match ScoringInputs::from_files(read) {
         Ok(inputs) => inputs,
         Err(e) => {
-            assert!(asked.borrow().iter().any(|p| p == e.file()), "error names a file never read: {e}");
+            assert!(
+                asked.borrow().iter().any(|p| p == e.file()),
+                "error names a file never read: {e}"
+            );
             return;
         }
     };
 
-    let present = (1..).take_while(|&n| files.contains_key(&results::loudness_track(n))).count();
+    let present = (1..)
+        .take_while(|&n| files.contains_key(&results::loudness_track(n)))
+        .count();
     assert_eq!(inputs.loudness.len(), present.min(MAX_LOUDNESS_TRACKS));
-    assert_eq!(inputs.programme_summary_cells.is_some(), !inputs.loudness.is_empty());
+    assert_eq!(
+        inputs.programme_summary_cells.is_some(),
+        !inputs.loudness.is_empty()
+    );
     if let Some(b) = &inputs.hls_segment_boundaries {
         assert_eq!(b.first(), Some(&0.0));
-        assert!(b.windows(2).all(|w| w[0] <= w[1]), "boundaries decrease: {b:?}");
+        assert!(
+            b.windows(2).all(|w| w[0] <= w[1]),
+            "boundaries decrease: {b:?}"
+        );
     }
 
     check(&inputs, &Policy::Reference, None);
@@ -115,34 +144,59 @@ fn check(inputs: &ScoringInputs, policy: &Policy, cfg: Option<&DefaultPolicyConf
     let out = match score(inputs, policy, TOP_N) {
         Ok(out) => out,
         Err(ScoringError::Config(why)) => {
-            assert!(cfg.is_some_and(|c| c.validate().is_err()), "config error for a valid config: {why}");
+            assert!(
+                cfg.is_some_and(|c| c.validate().is_err()),
+                "config error for a valid config: {why}"
+            );
             return;
         }
         Err(ScoringError::UnknownDuration { .. } | ScoringError::BadDuration(_)) => return,
     };
-    let ScoringOutput { slots, breaks, duration, .. } = &out;
+    let ScoringOutput {
+        slots,
+        breaks,
+        duration,
+        ..
+    } = &out;
     if let Some(d) = duration {
         assert!(!d.is_nan());
     }
     for s in slots.iter().chain(breaks) {
         assert_slot(s);
     }
-    assert!(breaks.len() <= TOP_N.min(slots.len()), "{} breaks from {} slots", breaks.len(), slots.len());
+    assert!(
+        breaks.len() <= TOP_N.min(slots.len()),
+        "{} breaks from {} slots",
+        breaks.len(),
+        slots.len()
+    );
     let Some(cfg) = cfg else { return };
-    assert!(breaks.windows(2).all(|w| w[0].timestamp <= w[1].timestamp), "breaks out of time order");
+    assert!(
+        breaks.windows(2).all(|w| w[0].timestamp <= w[1].timestamp),
+        "breaks out of time order"
+    );
     let end = duration.unwrap_or(f64::INFINITY);
     for (i, b) in breaks.iter().enumerate() {
-        assert!(b.timestamp >= cfg.lead_in_seconds && b.timestamp <= end - cfg.lead_out_seconds, "{b:?}");
+        assert!(
+            b.timestamp >= cfg.lead_in_seconds && b.timestamp <= end - cfg.lead_out_seconds,
+            "{b:?}"
+        );
         assert!(b.score >= cfg.min_break_score);
         for c in &breaks[..i] {
             let gap = (b.timestamp - c.timestamp).abs();
-            assert!(gap > 0.0 && gap >= cfg.min_spacing_seconds, "breaks {c:?} and {b:?} too close");
+            assert!(
+                gap > 0.0 && gap >= cfg.min_spacing_seconds,
+                "breaks {c:?} and {b:?} too close"
+            );
         }
     }
 }
 
 fn assert_slot(s: &Slot) {
     assert!(!s.timestamp.is_nan(), "NaN slot time: {s:?}");
-    assert!((0.0..=1.0).contains(&s.score), "score outside [0, 1]: {s:?}");
+    assert!(
+        (0.0..=1.0).contains(&s.score),
+        "score outside [0, 1]: {s:?}"
+    );
     assert!(!s.reasons.is_empty(), "a slot without a reason: {s:?}");
 }

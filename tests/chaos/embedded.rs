@@ -26,12 +26,18 @@ pub const AUDIT_QUEUE: &str = "audit";
 /// duplicated while retrying; dead letters are still counted and reported.
 pub fn routing_text(max_receive_count: u32) -> Result<String, BoxError> {
     let mut doc: Value = serde_json::from_str(ROUTING_JSON)?;
-    let queues = doc.get_mut("queues").and_then(Value::as_array_mut).ok_or("routing.json has no queues array")?;
+    let queues = doc
+        .get_mut("queues")
+        .and_then(Value::as_array_mut)
+        .ok_or("routing.json has no queues array")?;
     for q in queues.iter_mut() {
         q["maxReceiveCount"] = json!(max_receive_count);
     }
     queues.push(json!({"name": AUDIT_QUEUE, "worker": "audit", "visibilityTimeoutSeconds": 60, "maxReceiveCount": max_receive_count}));
-    let rules = doc.get_mut("rules").and_then(Value::as_array_mut).ok_or("routing.json has no rules array")?;
+    let rules = doc
+        .get_mut("rules")
+        .and_then(Value::as_array_mut)
+        .ok_or("routing.json has no rules array")?;
     rules.push(json!({
         "name": "audit-terminal",
         "queue": AUDIT_QUEUE,
@@ -62,13 +68,26 @@ pub async fn target(settings: Settings, max_receive_count: u32) -> Result<Target
     vars.insert("IngestBucket", settings.ingest_bucket.as_str());
     vars.insert("WorkflowName", settings.workflow.as_str());
     let routing = RoutingDefinition::from_json_str(&routing_text(max_receive_count)?, &vars)?;
-    let topic_name = routing.topics().first().map(|t| t.name.clone()).ok_or("routing definition has no topic")?;
+    let topic_name = routing
+        .topics()
+        .first()
+        .map(|t| t.name.clone())
+        .ok_or("routing definition has no topic")?;
     let dir: &Path = &settings.data_dir;
     let dir = dir.to_path_buf();
     let opts = EmbeddedOptions::new(routing);
-    let backend: Arc<EmbeddedBackend> = tokio::task::spawn_blocking(move || EmbeddedBackend::open(&dir, opts)).await??;
-    let queues = WorkerKind::ALL.iter().map(|k| (k.queue().to_string(), backend.queue(k.queue()))).collect();
-    let backlog = SqliteBacklog { queues: WorkerKind::ALL.iter().map(|k| backend.sqlite_queue(k.queue())).collect() };
+    let backend: Arc<EmbeddedBackend> =
+        tokio::task::spawn_blocking(move || EmbeddedBackend::open(&dir, opts)).await??;
+    let queues = WorkerKind::ALL
+        .iter()
+        .map(|k| (k.queue().to_string(), backend.queue(k.queue())))
+        .collect();
+    let backlog = SqliteBacklog {
+        queues: WorkerKind::ALL
+            .iter()
+            .map(|k| backend.sqlite_queue(k.queue()))
+            .collect(),
+    };
     Ok(Target {
         name: format!("embedded ({})", backend.data_dir().display()),
         store: backend.store(),

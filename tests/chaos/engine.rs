@@ -25,8 +25,8 @@ use cuepoint_core::loudness::{LoudnessLog, LoudnessRow, LoudnessSummary};
 use cuepoint_core::mediaconvert::JobPlan;
 use cuepoint_core::rekognition::AnalysisKind;
 use cuepoint_runtime::ports::{
-    AnalysisRequest, BlobStore, Clock, EventBus, PortError, PortResult, ProbeError, Prober, ResultsPage, SystemClock,
-    Topic, TranscodeRequest, Transcoder, VideoAnalyzer,
+    AnalysisRequest, BlobStore, Clock, EventBus, PortError, PortResult, ProbeError, Prober,
+    ResultsPage, SystemClock, Topic, TranscodeRequest, Transcoder, VideoAnalyzer,
 };
 use serde_json::{json, Value};
 
@@ -203,7 +203,13 @@ pub struct FastEngine {
 }
 
 impl FastEngine {
-    pub fn new(blobs: Arc<dyn BlobStore>, bus: Arc<dyn EventBus>, topic: Arc<dyn Topic>, dice: Dice, opts: EngineOptions) -> Self {
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        bus: Arc<dyn EventBus>,
+        topic: Arc<dyn Topic>,
+        dice: Dice,
+        opts: EngineOptions,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 blobs,
@@ -229,11 +235,15 @@ impl FastEngine {
     }
 
     pub fn transcoder(&self) -> Arc<dyn Transcoder> {
-        Arc::new(FastTranscoder { engine: self.clone() })
+        Arc::new(FastTranscoder {
+            engine: self.clone(),
+        })
     }
 
     pub fn analyzer(&self) -> Arc<dyn VideoAnalyzer> {
-        Arc::new(FastAnalyzer { engine: self.clone() })
+        Arc::new(FastAnalyzer {
+            engine: self.clone(),
+        })
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -261,7 +271,12 @@ impl FastEngine {
             .iter()
             .filter(|(_, v)| v.len() > 1)
             .map(|(a, v)| format!("{a}: transcode jobs {v:?}"))
-            .chain(b.analysis_jobs.iter().filter(|(_, v)| v.len() > 1).map(|((a, k), v)| format!("{a}: {k} jobs {v:?}")))
+            .chain(
+                b.analysis_jobs
+                    .iter()
+                    .filter(|(_, v)| v.len() > 1)
+                    .map(|((a, k), v)| format!("{a}: {k} jobs {v:?}")),
+            )
             .collect();
         out.sort();
         out
@@ -275,7 +290,11 @@ impl FastEngine {
         let o = &self.inner.opts;
         let d = &self.inner.dice;
         self.inner.delays.fetch_add(1, Ordering::Relaxed);
-        let (lo, hi) = if d.chance(o.slow_share) { o.slow } else { o.fast };
+        let (lo, hi) = if d.chance(o.slow_share) {
+            o.slow
+        } else {
+            o.fast
+        };
         d.millis(lo.as_millis() as u64, hi.as_millis() as u64)
     }
 
@@ -332,7 +351,13 @@ impl FastEngine {
     // -----------------------------------------------------------------------------------------
     // MediaConvert
 
-    async fn run_transcode(self, job_id: String, scenario: Option<Scenario>, plan: JobPlan, user_metadata: BTreeMap<String, String>) {
+    async fn run_transcode(
+        self,
+        job_id: String,
+        scenario: Option<Scenario>,
+        plan: JobPlan,
+        user_metadata: BTreeMap<String, String>,
+    ) {
         tokio::time::sleep(self.delay()).await;
         let mut change = JobStateChange {
             job_id: job_id.clone(),
@@ -348,15 +373,20 @@ impl FastEngine {
             Some(Outcome::TranscodeError) | Some(Outcome::UnusableProbe) | None => {
                 change.state = JobState::Error;
                 change.error_code = Some(1010);
-                change.error_message = Some(format!("Unable to open input file [{}]: no usable streams", plan.input));
+                change.error_message = Some(format!(
+                    "Unable to open input file [{}]: no usable streams",
+                    plan.input
+                ));
             }
             Some(outcome) => {
-                self.write_transcode_outputs(&plan, outcome == Outcome::LoudnessMissing).await;
+                self.write_transcode_outputs(&plan, outcome == Outcome::LoudnessMissing)
+                    .await;
                 change.output_group_details = plan.output_group_details(Some(DURATION_MS));
             }
         }
         change.timestamp_ms = Some(Self::now_ms());
-        let entry = job_state_change_entry(&change, &self.inner.opts.account, &self.inner.opts.region);
+        let entry =
+            job_state_change_entry(&change, &self.inner.opts.account, &self.inner.opts.region);
         let bus = self.inner.bus.clone();
         self.announce("MediaConvert job state change", || {
             let (bus, entry) = (bus.clone(), entry.clone());
@@ -368,7 +398,11 @@ impl FastEngine {
     /// Loudness logs, the proxy, the HLS variant, and the master last (a reader that sees the
     /// master finds what it names).
     async fn write_transcode_outputs(&self, plan: &JobPlan, skip_first_log: bool) {
-        let count = plan.audio.as_ref().map(|a| a.tracks.len() as u32).unwrap_or(0);
+        let count = plan
+            .audio
+            .as_ref()
+            .map(|a| a.tracks.len() as u32)
+            .unwrap_or(0);
         let first = if skip_first_log { 2 } else { 1 };
         for position in first..=count {
             if let Some(uri) = plan.try_loudness_log_uri(position, count) {
@@ -376,29 +410,55 @@ impl FastEngine {
                 self.put(&uri, csv.into_bytes(), "text/csv").await;
             }
         }
-        self.put(&plan.proxy.output, b"chaos proxy: not a real MP4".to_vec(), "video/mp4").await;
+        self.put(
+            &plan.proxy.output,
+            b"chaos proxy: not a real MP4".to_vec(),
+            "video/mp4",
+        )
+        .await;
         let seg = plan.hls.segment_length_s.max(1) as u64 * 1000;
         let variant_name = plan.hls.variant.key.file_name().to_string();
         let stem = variant_name.trim_end_matches(".m3u8").to_string();
-        let mut media = format!("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:0\n", seg / 1000);
+        let mut media = format!(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:0\n",
+            seg / 1000
+        );
         let mut t = 0;
         let mut i = 0;
         while t < DURATION_MS {
             let d = seg.min(DURATION_MS - t);
-            media.push_str(&format!("#EXTINF:{:.6},\n{stem}_{i:05}.ts\n", d as f64 / 1000.0));
+            media.push_str(&format!(
+                "#EXTINF:{:.6},\n{stem}_{i:05}.ts\n",
+                d as f64 / 1000.0
+            ));
             t += d;
             i += 1;
         }
         media.push_str("#EXT-X-ENDLIST\n");
-        self.put(&plan.hls.variant, media.into_bytes(), "application/vnd.apple.mpegurl").await;
+        self.put(
+            &plan.hls.variant,
+            media.into_bytes(),
+            "application/vnd.apple.mpegurl",
+        )
+        .await;
         let master = format!("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n{variant_name}\n");
-        self.put(&plan.hls.master, master.into_bytes(), "application/vnd.apple.mpegurl").await;
+        self.put(
+            &plan.hls.master,
+            master.into_bytes(),
+            "application/vnd.apple.mpegurl",
+        )
+        .await;
     }
 
     // -----------------------------------------------------------------------------------------
     // Rekognition
 
-    async fn run_analysis(self, job_id: String, request: AnalysisRequest, scenario: Option<Scenario>) {
+    async fn run_analysis(
+        self,
+        job_id: String,
+        request: AnalysisRequest,
+        scenario: Option<Scenario>,
+    ) {
         tokio::time::sleep(self.delay()).await;
         let kind = request.kind;
         let (status, body) = analysis_result(kind, scenario);
@@ -447,9 +507,17 @@ fn loudness_log(active: bool) -> LoudnessLog {
         ms += 200;
     }
     let summary = if active {
-        LoudnessSummary { input_integrated: -21.0, input_max_loudness: -14.0, input_true_peak: -1.0 }
+        LoudnessSummary {
+            input_integrated: -21.0,
+            input_max_loudness: -14.0,
+            input_true_peak: -1.0,
+        }
     } else {
-        LoudnessSummary { input_integrated: -82.0, input_max_loudness: -80.0, input_true_peak: -70.0 }
+        LoudnessSummary {
+            input_integrated: -82.0,
+            input_max_loudness: -80.0,
+            input_true_peak: -70.0,
+        }
     };
     LoudnessLog { rows, summary }
 }
@@ -463,7 +531,10 @@ fn video_metadata() -> Value {
 fn analysis_result(kind: AnalysisKind, scenario: Option<Scenario>) -> (&'static str, Value) {
     let outcome = scenario.map(|s| s.outcome);
     if outcome == Some(Outcome::AnalysisFailed(kind)) || outcome.is_none() {
-        return ("FAILED", json!({"JobStatus": "FAILED", "StatusMessage": "Unsupported codec (chaos scenario)"}));
+        return (
+            "FAILED",
+            json!({"JobStatus": "FAILED", "StatusMessage": "Unsupported codec (chaos scenario)"}),
+        );
     }
     let mut body = serde_json::Map::new();
     body.insert("JobStatus".into(), json!("SUCCEEDED"));
@@ -479,7 +550,10 @@ fn analysis_result(kind: AnalysisKind, scenario: Option<Scenario>) -> (&'static 
     };
     body.insert(kind.list_field().into(), items);
     if kind == AnalysisKind::Segments {
-        body.insert("SelectedSegmentTypes".into(), json!([{"Type": "TECHNICAL_CUE"}, {"Type": "SHOT"}]));
+        body.insert(
+            "SelectedSegmentTypes".into(),
+            json!([{"Type": "TECHNICAL_CUE"}, {"Type": "SHOT"}]),
+        );
     }
     ("SUCCEEDED", Value::Object(body))
 }
@@ -524,11 +598,20 @@ fn segments() -> Value {
 fn page_of(full: &Value, field: &str, token: Option<&str>, size: usize) -> PortResult<ResultsPage> {
     let offset: usize = match token {
         None => 0,
-        Some(t) => t.parse().map_err(|_| PortError::Permanent(format!("InvalidPaginationTokenException: {t:?}")))?,
+        Some(t) => t
+            .parse()
+            .map_err(|_| PortError::Permanent(format!("InvalidPaginationTokenException: {t:?}")))?,
     };
-    let items = full.get(field).and_then(Value::as_array).cloned().unwrap_or_default();
+    let items = full
+        .get(field)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let end = (offset + size.max(1)).min(items.len());
-    let page: Vec<Value> = items.get(offset.min(items.len())..end).map(<[Value]>::to_vec).unwrap_or_default();
+    let page: Vec<Value> = items
+        .get(offset.min(items.len())..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
     let next = (end < items.len()).then(|| end.to_string());
     let mut body = full.clone();
     if let Some(obj) = body.as_object_mut() {
@@ -537,7 +620,10 @@ fn page_of(full: &Value, field: &str, token: Option<&str>, size: usize) -> PortR
             obj.insert("NextToken".into(), json!(n));
         }
     }
-    Ok(ResultsPage { body, next_token: next })
+    Ok(ResultsPage {
+        body,
+        next_token: next,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -549,10 +635,14 @@ struct FastProber;
 impl Prober for FastProber {
     async fn probe(&self, location: &str) -> Result<ProbeInfo, ProbeError> {
         let Some(s) = Scenario::from_location(location) else {
-            return Err(ProbeError::Unusable(format!("{location}: not a chaos source")));
+            return Err(ProbeError::Unusable(format!(
+                "{location}: not a chaos source"
+            )));
         };
         if s.outcome == Outcome::UnusableProbe {
-            return Err(ProbeError::Unusable("moov atom not found: no streams (chaos scenario)".into()));
+            return Err(ProbeError::Unusable(
+                "moov atom not found: no streams (chaos scenario)".into(),
+            ));
         }
         Ok(ProbeInfo {
             container: "mov,mp4,m4a,3gp,3g2,mj2".into(),
@@ -566,7 +656,13 @@ impl Prober for FastProber {
                 frames: Some(DURATION_MS / 40),
             }),
             audio_tracks: (1..=s.tracks)
-                .map(|t| AudioTrackInfo { track: t, stream_index: t, codec: "aac".into(), channels: 1, sample_rate: 48_000 })
+                .map(|t| AudioTrackInfo {
+                    track: t,
+                    stream_index: t,
+                    codec: "aac".into(),
+                    channels: 1,
+                    sample_rate: 48_000,
+                })
                 .collect(),
         })
     }
@@ -594,21 +690,33 @@ impl Transcoder for FastTranscoder {
             }
             b.next_job += 1;
             let id = format!("{}-chaos{:06}", FastEngine::now_ms(), b.next_job);
-            b.transcode_tokens.insert(request.client_token.clone(), (id.clone(), Instant::now()));
-            b.transcode_jobs.entry(request.asset_id.clone()).or_default().push(id.clone());
+            b.transcode_tokens
+                .insert(request.client_token.clone(), (id.clone(), Instant::now()));
+            b.transcode_jobs
+                .entry(request.asset_id.clone())
+                .or_default()
+                .push(id.clone());
             if scenario.map(|s| s.outcome) == Some(Outcome::UnusableProbe) {
                 b.transcodes_of_unusable += 1;
             }
             id
         };
         let engine = self.engine.clone();
-        self.engine.spawn(engine.run_transcode(job_id.clone(), scenario, plan, request.user_metadata.clone()));
+        self.engine.spawn(engine.run_transcode(
+            job_id.clone(),
+            scenario,
+            plan,
+            request.user_metadata.clone(),
+        ));
         Ok(job_id)
     }
 
     async fn find_job(&self, asset_id: &AssetId) -> PortResult<Option<String>> {
         let mut b = self.engine.books();
-        let found = b.transcode_jobs.get(asset_id).and_then(|v| v.first().cloned());
+        let found = b
+            .transcode_jobs
+            .get(asset_id)
+            .and_then(|v| v.first().cloned());
         if found.is_some() {
             b.find_job_hits += 1;
         }
@@ -634,21 +742,43 @@ impl VideoAnalyzer for FastAnalyzer {
                 return Ok(id);
             }
             b.next_job += 1;
-            let id = format!("{:016x}{:016x}", self.engine.inner.dice.next_u64(), b.next_job);
-            b.analysis_tokens.insert(request.client_token.clone(), id.clone());
-            b.analysis_jobs.entry((asset.clone(), request.kind)).or_default().push(id.clone());
+            let id = format!(
+                "{:016x}{:016x}",
+                self.engine.inner.dice.next_u64(),
+                b.next_job
+            );
+            b.analysis_tokens
+                .insert(request.client_token.clone(), id.clone());
+            b.analysis_jobs
+                .entry((asset.clone(), request.kind))
+                .or_default()
+                .push(id.clone());
             (id, b.scenarios.get(&asset).copied())
         };
         let engine = self.engine.clone();
-        self.engine.spawn(engine.run_analysis(job_id.clone(), request.clone(), scenario));
+        self.engine
+            .spawn(engine.run_analysis(job_id.clone(), request.clone(), scenario));
         Ok(job_id)
     }
 
-    async fn get_page(&self, kind: AnalysisKind, job_id: &str, next_token: Option<&str>) -> PortResult<ResultsPage> {
+    async fn get_page(
+        &self,
+        kind: AnalysisKind,
+        job_id: &str,
+        next_token: Option<&str>,
+    ) -> PortResult<ResultsPage> {
         let full = self.engine.books().results.get(job_id).cloned();
         match full {
-            Some(full) => page_of(&full, kind.list_field(), next_token, self.engine.inner.opts.page_size),
-            None => Ok(ResultsPage { body: json!({"JobStatus": "IN_PROGRESS"}), next_token: None }),
+            Some(full) => page_of(
+                &full,
+                kind.list_field(),
+                next_token,
+                self.engine.inner.opts.page_size,
+            ),
+            None => Ok(ResultsPage {
+                body: json!({"JobStatus": "IN_PROGRESS"}),
+                next_token: None,
+            }),
         }
     }
 }

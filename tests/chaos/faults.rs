@@ -24,8 +24,9 @@ use cuepoint_core::events::envelope::PutEventsEntry;
 use cuepoint_core::rekognition::AnalysisKind;
 use cuepoint_runtime::consumer::{Handler, HandlerError};
 use cuepoint_runtime::ports::{
-    AnalysisRequest, AssetStore, AssetWrite, BlobMeta, BlobStore, EventBus, PortError, PortResult, ProbeError, Prober,
-    Queue, ReceivedMessage, ResultsPage, StoreError, Topic, TranscodeRequest, Transcoder, VideoAnalyzer,
+    AnalysisRequest, AssetStore, AssetWrite, BlobMeta, BlobStore, EventBus, PortError, PortResult,
+    ProbeError, Prober, Queue, ReceivedMessage, ResultsPage, StoreError, Topic, TranscodeRequest,
+    Transcoder, VideoAnalyzer,
 };
 
 use crate::rng::Dice;
@@ -98,8 +99,16 @@ pub enum Port {
 }
 
 impl Port {
-    pub const ALL: [Port; 8] =
-        [Self::Store, Self::Blobs, Self::Bus, Self::Topic, Self::Queue, Self::Transcoder, Self::Analyzer, Self::Prober];
+    pub const ALL: [Port; 8] = [
+        Self::Store,
+        Self::Blobs,
+        Self::Bus,
+        Self::Topic,
+        Self::Queue,
+        Self::Transcoder,
+        Self::Analyzer,
+        Self::Prober,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -168,6 +177,9 @@ pub struct Faults {
     injected: HashMap<Fault, AtomicU64>,
     /// Handler runs that started while another run of the same message was in progress.
     pub concurrent_runs: AtomicU64,
+    /// "Asset Completed" / "Asset Failed" entries the bus accepted, copies included (the
+    /// audit queue shows how many reached a consumer).
+    pub terminal_publishes: AtomicU64,
 }
 
 impl Faults {
@@ -178,6 +190,7 @@ impl Faults {
             transient: Port::ALL.iter().map(|p| (*p, AtomicU64::new(0))).collect(),
             injected: Fault::ALL.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
             concurrent_runs: AtomicU64::new(0),
+            terminal_publishes: AtomicU64::new(0),
         })
     }
 
@@ -189,7 +202,10 @@ impl Faults {
     fn before(&self, port: Port, op: &str) -> PortResult<()> {
         if self.dice.chance(self.plan.transient) {
             self.transient[&port].fetch_add(1, Ordering::Relaxed);
-            return Err(PortError::Transient(format!("injected: {} {op} throttled", port.name())));
+            return Err(PortError::Transient(format!(
+                "injected: {} {op} throttled",
+                port.name()
+            )));
         }
         Ok(())
     }
@@ -198,7 +214,10 @@ impl Faults {
     fn after(&self, fault: Fault, op: &str) -> PortResult<()> {
         if self.dice.chance(self.plan.crash_after_effect) {
             self.count(fault);
-            return Err(PortError::Transient(format!("injected: {} ({op} done, caller told it failed)", fault.name())));
+            return Err(PortError::Transient(format!(
+                "injected: {} ({op} done, caller told it failed)",
+                fault.name()
+            )));
         }
         Ok(())
     }
@@ -224,7 +243,10 @@ impl Faults {
         let p = &self.plan;
         if self.dice.chance(p.stall) {
             self.count(Fault::StallPastVisibility);
-            return Some(self.dice.millis(p.stall_min.as_millis() as u64, p.stall_max.as_millis() as u64));
+            return Some(self.dice.millis(
+                p.stall_min.as_millis() as u64,
+                p.stall_max.as_millis() as u64,
+            ));
         }
         if self.dice.chance(p.short_delay) {
             self.count(Fault::HandlerDelay);
@@ -298,7 +320,12 @@ impl BlobStore for FaultyBlobs {
         self.inner.list(prefix).await
     }
 
-    async fn put_file(&self, uri: &S3Uri, path: &std::path::Path, content_type: &str) -> PortResult<()> {
+    async fn put_file(
+        &self,
+        uri: &S3Uri,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> PortResult<()> {
         self.faults.before(Port::Blobs, "put_file")?;
         self.inner.put_file(uri, path, content_type).await?;
         self.faults.after(Fault::CrashAfterBlobWrite, "put_file")
@@ -326,10 +353,20 @@ pub struct FaultyBus {
 impl EventBus for FaultyBus {
     async fn put_events(&self, entries: &[PutEventsEntry]) -> PortResult<()> {
         self.faults.before(Port::Bus, "put_events")?;
+        let terminal = entries
+            .iter()
+            .filter(|e| e.detail_type == "Asset Completed" || e.detail_type == "Asset Failed")
+            .count() as u64;
         self.inner.put_events(entries).await?;
+        self.faults
+            .terminal_publishes
+            .fetch_add(terminal, Ordering::Relaxed);
         if self.faults.duplicate(Fault::DuplicateEvent) {
             // EventBridge is at-least-once: the same entries delivered again.
             self.inner.put_events(entries).await?;
+            self.faults
+                .terminal_publishes
+                .fetch_add(terminal, Ordering::Relaxed);
         }
         self.faults.after(Fault::CrashAfterPublish, "put_events")
     }
@@ -367,7 +404,12 @@ impl Queue for FaultyQueue {
         self.inner.name()
     }
 
-    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> PortResult<Vec<ReceivedMessage>> {
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> PortResult<Vec<ReceivedMessage>> {
         self.faults.before(Port::Queue, "receive")?;
         let got = self.inner.receive(max, wait, visibility).await?;
         for m in &got {
@@ -452,7 +494,12 @@ impl VideoAnalyzer for FaultyAnalyzer {
         Ok(id)
     }
 
-    async fn get_page(&self, kind: AnalysisKind, job_id: &str, next_token: Option<&str>) -> PortResult<ResultsPage> {
+    async fn get_page(
+        &self,
+        kind: AnalysisKind,
+        job_id: &str,
+        next_token: Option<&str>,
+    ) -> PortResult<ResultsPage> {
         self.faults.before(Port::Analyzer, "get_page")?;
         self.inner.get_page(kind, job_id, next_token).await
     }
@@ -484,7 +531,11 @@ pub struct ChaosHandler {
 
 impl ChaosHandler {
     pub fn new(inner: Arc<dyn Handler>, faults: Arc<Faults>) -> Self {
-        Self { inner, faults, running: Mutex::new(HashMap::new()) }
+        Self {
+            inner,
+            faults,
+            running: Mutex::new(HashMap::new()),
+        }
     }
 
     fn enter(&self, id: &str) {

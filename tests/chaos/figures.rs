@@ -42,6 +42,8 @@ pub struct Figures {
     pub handler_permanent: u64,
     pub handler_delayed: u64,
     pub concurrent_runs: u64,
+    pub terminal_publishes: u64,
+    pub terminal_deliveries: u64,
     pub transient_by_port: Vec<(&'static str, u64)>,
     pub injected: Vec<(&'static str, u64)>,
     pub engine: EngineStats,
@@ -60,13 +62,27 @@ impl Figures {
         };
         must_be_zero("failed unexpectedly", self.failed_unexpectedly as i64);
         must_be_zero("lost", self.lost as i64);
-        must_be_zero("duplicate transcoder jobs", self.duplicate_transcoder_jobs as i64);
-        must_be_zero("duplicate analyzer jobs", self.duplicate_analyzer_jobs as i64);
-        must_be_zero("duplicate terminal events", self.duplicate_terminal_events as i64);
-        must_be_zero("missing terminal events", self.missing_terminal_events as i64);
+        must_be_zero(
+            "duplicate transcoder jobs",
+            self.duplicate_transcoder_jobs as i64,
+        );
+        must_be_zero(
+            "duplicate analyzer jobs",
+            self.duplicate_analyzer_jobs as i64,
+        );
+        must_be_zero(
+            "duplicate terminal events",
+            self.duplicate_terminal_events as i64,
+        );
+        must_be_zero(
+            "missing terminal events",
+            self.missing_terminal_events as i64,
+        );
         must_be_zero("wrong terminal events", self.wrong_terminal_events as i64);
         must_be_zero("open analyzer jobs left", self.open_analyzer_jobs_left);
-        if self.completed + self.failed_as_expected + self.failed_unexpectedly + self.lost != self.assets {
+        if self.completed + self.failed_as_expected + self.failed_unexpectedly + self.lost
+            != self.assets
+        {
             out.push("the outcomes do not add up to the asset count".into());
         }
         out
@@ -75,32 +91,55 @@ impl Figures {
     /// Problem assets (at most `limit`), then the figures, one per line, last.
     pub fn print(&self, limit: usize) {
         if !self.problems.is_empty() {
-            println!("problems ({} in all, first {}):", self.problems.len(), self.problems.len().min(limit));
+            println!(
+                "problems ({} in all, first {}):",
+                self.problems.len(),
+                self.problems.len().min(limit)
+            );
             for p in self.problems.iter().take(limit) {
-                let src = if p.source_index == usize::MAX { String::new() } else { format!(" (source #{})", p.source_index) };
+                let src = if p.source_index == usize::MAX {
+                    String::new()
+                } else {
+                    format!(" (source #{})", p.source_index)
+                };
                 println!("  {}{src}: {}", p.asset, p.what);
             }
         }
-        let injected_total: u64 =
-            self.transient_by_port.iter().map(|(_, n)| n).sum::<u64>() + self.injected.iter().map(|(_, n)| n).sum::<u64>();
+        let injected_total: u64 = self.transient_by_port.iter().map(|(_, n)| n).sum::<u64>()
+            + self.injected.iter().map(|(_, n)| n).sum::<u64>();
         println!("assets: {}", self.assets);
         println!("completed: {}", self.completed);
         println!("failed as expected: {}", self.failed_as_expected);
         println!("failed unexpectedly: {}", self.failed_unexpectedly);
         println!("lost: {}", self.lost);
-        println!("duplicate transcoder jobs: {}", self.duplicate_transcoder_jobs);
+        println!(
+            "duplicate transcoder jobs: {}",
+            self.duplicate_transcoder_jobs
+        );
         println!("duplicate analyzer jobs: {}", self.duplicate_analyzer_jobs);
-        println!("duplicate terminal events: {}", self.duplicate_terminal_events);
+        println!(
+            "duplicate terminal events: {}",
+            self.duplicate_terminal_events
+        );
         println!("missing terminal events: {}", self.missing_terminal_events);
         println!("wrong terminal events: {}", self.wrong_terminal_events);
         println!("open analyzer jobs left: {}", self.open_analyzer_jobs_left);
-        println!("transcoder jobs for unusable sources: {}", self.engine.transcodes_of_unusable_sources);
+        println!(
+            "transcoder jobs for unusable sources: {}",
+            self.engine.transcodes_of_unusable_sources
+        );
         println!("dead-lettered messages: {}", self.dead_lettered);
         println!("messages left in queues: {}", self.messages_left);
         println!("transcoder jobs: {}", self.engine.transcoder_jobs);
         println!("analyzer jobs: {}", self.engine.analyzer_jobs);
-        println!("jobs returned again by client token: {}", self.engine.token_reuses);
-        println!("transcode jobs found by find_job: {}", self.engine.find_job_hits);
+        println!(
+            "jobs returned again by client token: {}",
+            self.engine.token_reuses
+        );
+        println!(
+            "transcode jobs found by find_job: {}",
+            self.engine.find_job_hits
+        );
         println!("injected faults: {injected_total}");
         for (port, n) in &self.transient_by_port {
             println!("injected transient errors ({port}): {n}");
@@ -108,12 +147,29 @@ impl Figures {
         for (kind, n) in &self.injected {
             println!("injected {kind}: {n}");
         }
-        println!("injected completion delays (engine): {}", self.engine.delays);
-        println!("completion announcements repeated (engine): {}", self.engine.announce_retries);
+        println!(
+            "injected completion delays (engine): {}",
+            self.engine.delays
+        );
+        println!(
+            "completion announcements repeated (engine): {}",
+            self.engine.announce_retries
+        );
         println!("concurrent runs of one message: {}", self.concurrent_runs);
+        println!(
+            "terminal events published (copies included): {}",
+            self.terminal_publishes
+        );
+        println!(
+            "terminal events delivered to the audit queue: {}",
+            self.terminal_deliveries
+        );
         println!("messages received: {}", self.messages_received);
         println!("messages handled: {}", self.messages_handled);
-        println!("handler transient failures (retried): {}", self.handler_transient);
+        println!(
+            "handler transient failures (retried): {}",
+            self.handler_transient
+        );
         println!("handler permanent failures: {}", self.handler_permanent);
         println!("handler delays (open-job cap): {}", self.handler_delayed);
         if self.timed_out {

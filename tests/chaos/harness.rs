@@ -19,7 +19,8 @@ use cuepoint_runtime::config::Settings;
 use cuepoint_runtime::consumer::{Consumer, ConsumerStats};
 use cuepoint_runtime::metrics::Metrics;
 use cuepoint_runtime::ports::{
-    AssetStore, BlobStore, Clock, DeadLetters, EventBus, PortResult, Ports, Queue, SystemClock, Topic,
+    AssetStore, BlobStore, Clock, DeadLetters, EventBus, PortResult, Ports, Queue, SystemClock,
+    Topic,
 };
 use cuepoint_workers::context::{WorkerContext, OPEN_JOBS_COUNTER};
 use cuepoint_workers::handlers::{WorkerHandler, WorkerKind};
@@ -28,8 +29,8 @@ use tokio::task::JoinSet;
 
 use crate::engine::{EngineOptions, EngineStats, FastEngine, Outcome, Scenario};
 use crate::faults::{
-    ChaosHandler, Fault, FaultPlan, Faults, FaultyAnalyzer, FaultyBlobs, FaultyBus, FaultyProber, FaultyQueue, FaultyStore,
-    FaultyTopic, FaultyTranscoder, Port,
+    ChaosHandler, Fault, FaultPlan, Faults, FaultyAnalyzer, FaultyBlobs, FaultyBus, FaultyProber,
+    FaultyQueue, FaultyStore, FaultyTopic, FaultyTranscoder, Port,
 };
 use crate::figures::{Figures, Problem};
 use crate::rng::Dice;
@@ -81,15 +82,15 @@ pub struct RunOptions {
 pub fn chaos_settings(mut s: Settings) -> Settings {
     s.consumer.batch_size = 10;
     s.consumer.wait_seconds = 1;
-    s.consumer.concurrency = 16;
+    s.consumer.concurrency = 32;
     s.consumer.visibility_seconds = 2;
     s.consumer.heartbeat_seconds = 3;
     s.consumer.retry_base_seconds = 1;
     s.consumer.retry_max_seconds = 2;
     s.consumer.shutdown_grace_seconds = 5;
-    // A cap low enough to be hit (work waits with "Delay"), retried after 1 s.
-    s.analysis.max_open_jobs = 200;
-    s.analysis.cap_retry_seconds = 1;
+    // A cap low enough to be hit in a burst (work waits with "Delay"), retried after 2 s.
+    s.analysis.max_open_jobs = 400;
+    s.analysis.cap_retry_seconds = 2;
     s
 }
 
@@ -112,21 +113,46 @@ impl AuditBook {
             self.unreadable += 1;
             return;
         };
-        let detail_type = v.get("detail-type").and_then(|d| d.as_str()).unwrap_or_default().to_string();
-        let asset = v.pointer("/detail/assetId").and_then(|d| d.as_str()).unwrap_or_default().to_string();
-        let event_id = v.pointer("/detail/eventId").and_then(|d| d.as_str()).unwrap_or_default().to_string();
+        let detail_type = v
+            .get("detail-type")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let asset = v
+            .pointer("/detail/assetId")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let event_id = v
+            .pointer("/detail/eventId")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default()
+            .to_string();
         if asset.is_empty() {
             self.unreadable += 1;
             return;
         }
-        self.deliveries.entry(asset).or_default().push((detail_type, event_id));
+        self.deliveries
+            .entry(asset)
+            .or_default()
+            .push((detail_type, event_id));
     }
 }
 
-async fn drain_audit(queue: Arc<dyn Queue>, book: Arc<Mutex<AuditBook>>, mut stop: watch::Receiver<bool>) {
+async fn drain_audit(
+    queue: Arc<dyn Queue>,
+    book: Arc<Mutex<AuditBook>>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let stopping = *stop.borrow();
-        let got = queue.receive(10, Duration::from_secs(if stopping { 0 } else { 1 }), Duration::from_secs(60)).await;
+        let got = queue
+            .receive(
+                10,
+                Duration::from_secs(if stopping { 0 } else { 1 }),
+                Duration::from_secs(60),
+            )
+            .await;
         match got {
             Ok(msgs) if msgs.is_empty() && stopping => return,
             Ok(msgs) => {
@@ -166,21 +192,42 @@ fn pick_scenario(dice: &Dice) -> Scenario {
     } else if r < 0.90 {
         Outcome::TranscodeError
     } else if r < 0.95 {
-        Outcome::AnalysisFailed(AnalysisKind::ALL[dice.between(0, AnalysisKind::ALL.len() as u64 - 1) as usize])
+        Outcome::AnalysisFailed(
+            AnalysisKind::ALL[dice.between(0, AnalysisKind::ALL.len() as u64 - 1) as usize],
+        )
     } else {
         Outcome::ScoringError
     };
-    let tracks = if dice.chance(0.05) && outcome != Outcome::LoudnessMissing { 0 } else { dice.between(1, 4) as u32 };
+    let tracks = if dice.chance(0.05) && outcome != Outcome::LoudnessMissing {
+        0
+    } else {
+        dice.between(1, 4) as u32
+    };
     Scenario { outcome, tracks }
 }
 
 /// Upload one source and announce it the way S3 does (at least once: a failed put is retried,
 /// and may have gone out anyway).
-async fn upload(target: &Target, bus: &Arc<dyn EventBus>, key: ObjectKey) -> Result<AssetId, BoxError> {
+async fn upload(
+    target: &Target,
+    bus: &Arc<dyn EventBus>,
+    key: ObjectKey,
+) -> Result<AssetId, BoxError> {
     let bucket = BucketName::parse(target.settings.ingest_bucket.clone())?;
     let uri = S3Uri::new(bucket.clone(), key.clone());
-    target.blobs.put(&uri, format!("chaos source {key}\n").into_bytes(), "video/quicktime").await?;
-    let head = target.blobs.head(&uri).await?.ok_or_else(|| format!("{uri} vanished after upload"))?;
+    target
+        .blobs
+        .put(
+            &uri,
+            format!("chaos source {key}\n").into_bytes(),
+            "video/quicktime",
+        )
+        .await?;
+    let head = target
+        .blobs
+        .head(&uri)
+        .await?
+        .ok_or_else(|| format!("{uri} vanished after upload"))?;
     let mut created = ObjectCreated::new(bucket, key);
     created.size = Some(head.size);
     created.etag = head.etag;
@@ -212,16 +259,43 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
     let started = Instant::now();
     let dice = Dice::new(opts.seed);
     let faults = Faults::new(opts.plan.clone(), dice.fork(1));
-    let bus: Arc<dyn EventBus> = Arc::new(FaultyBus { inner: target.bus.clone(), faults: faults.clone() });
-    let topic: Arc<dyn Topic> = Arc::new(FaultyTopic { inner: target.topic.clone(), faults: faults.clone() });
-    let engine = FastEngine::new(target.blobs.clone(), bus.clone(), topic, dice.fork(2), opts.engine.clone());
+    let bus: Arc<dyn EventBus> = Arc::new(FaultyBus {
+        inner: target.bus.clone(),
+        faults: faults.clone(),
+    });
+    let topic: Arc<dyn Topic> = Arc::new(FaultyTopic {
+        inner: target.topic.clone(),
+        faults: faults.clone(),
+    });
+    let engine = FastEngine::new(
+        target.blobs.clone(),
+        bus.clone(),
+        topic,
+        dice.fork(2),
+        opts.engine.clone(),
+    );
     let ports = Ports {
-        store: Arc::new(FaultyStore { inner: target.store.clone(), faults: faults.clone() }),
-        blobs: Arc::new(FaultyBlobs { inner: target.blobs.clone(), faults: faults.clone() }),
+        store: Arc::new(FaultyStore {
+            inner: target.store.clone(),
+            faults: faults.clone(),
+        }),
+        blobs: Arc::new(FaultyBlobs {
+            inner: target.blobs.clone(),
+            faults: faults.clone(),
+        }),
         bus: bus.clone(),
-        prober: Arc::new(FaultyProber { inner: engine.prober(), faults: faults.clone() }),
-        transcoder: Arc::new(FaultyTranscoder { inner: engine.transcoder(), faults: faults.clone() }),
-        analyzer: Arc::new(FaultyAnalyzer { inner: engine.analyzer(), faults: faults.clone() }),
+        prober: Arc::new(FaultyProber {
+            inner: engine.prober(),
+            faults: faults.clone(),
+        }),
+        transcoder: Arc::new(FaultyTranscoder {
+            inner: engine.transcoder(),
+            faults: faults.clone(),
+        }),
+        analyzer: Arc::new(FaultyAnalyzer {
+            inner: engine.analyzer(),
+            faults: faults.clone(),
+        }),
         clock: Arc::new(SystemClock),
     };
     let ctx = WorkerContext::new(ports, target.settings.clone(), Metrics::new("chaos", false));
@@ -231,10 +305,28 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
     let mut workers = JoinSet::new();
     let mut stats = BTreeMap::new();
     for kind in WorkerKind::ALL {
-        let raw = target.queues.get(kind.queue()).cloned().ok_or_else(|| format!("target has no {} queue", kind.queue()))?;
-        let queue: Arc<dyn Queue> = Arc::new(FaultyQueue { inner: raw, faults: faults.clone() });
-        let handler = Arc::new(ChaosHandler::new(Arc::new(WorkerHandler { kind, ctx: ctx.clone() }), faults.clone()));
-        let consumer = Consumer::new(kind.queue(), queue, handler, target.settings.consumer.clone());
+        let raw = target
+            .queues
+            .get(kind.queue())
+            .cloned()
+            .ok_or_else(|| format!("target has no {} queue", kind.queue()))?;
+        let queue: Arc<dyn Queue> = Arc::new(FaultyQueue {
+            inner: raw,
+            faults: faults.clone(),
+        });
+        let handler = Arc::new(ChaosHandler::new(
+            Arc::new(WorkerHandler {
+                kind,
+                ctx: ctx.clone(),
+            }),
+            faults.clone(),
+        ));
+        let consumer = Consumer::new(
+            kind.queue(),
+            queue,
+            handler,
+            target.settings.consumer.clone(),
+        );
         stats.insert(kind, consumer.stats.clone());
         let mut rx = stop_rx.clone();
         workers.spawn(consumer.run(async move {
@@ -243,7 +335,11 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
     }
     let audit_book = Arc::new(Mutex::new(AuditBook::default()));
     let (audit_stop, audit_stop_rx) = watch::channel(false);
-    let audit_task = tokio::spawn(drain_audit(target.audit.clone(), audit_book.clone(), audit_stop_rx));
+    let audit_task = tokio::spawn(drain_audit(
+        target.audit.clone(),
+        audit_book.clone(),
+        audit_stop_rx,
+    ));
 
     // The uploads: all at once, the burst a bulk ingest makes.
     let mix = dice.fork(3);
@@ -256,7 +352,11 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
         expected.insert(id, Expected { index, scenario });
     }
     if opts.progress {
-        eprintln!("[chaos {:>6.1}s] {} sources uploaded", started.elapsed().as_secs_f64(), opts.assets);
+        eprintln!(
+            "[chaos {:>6.1}s] {} sources uploaded",
+            started.elapsed().as_secs_f64(),
+            opts.assets
+        );
     }
 
     // Wait for every asset to be terminal and the queues and engine to go quiet.
@@ -267,7 +367,10 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let terminal = match target.store.list().await {
-            Ok(list) => list.iter().filter(|a| expected.contains_key(&a.id) && a.state.is_terminal()).count(),
+            Ok(list) => list
+                .iter()
+                .filter(|a| expected.contains_key(&a.id) && a.state.is_terminal())
+                .count(),
             Err(e) => {
                 tracing::warn!(error = %e, "listing assets failed");
                 continue;
@@ -310,7 +413,17 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
     let _ = audit_stop.send(true);
     let _ = audit_task.await;
 
-    judge(&target, &engine, &faults, &stats, &audit_book, &expected, started, timed_out).await
+    judge(
+        &target,
+        &engine,
+        &faults,
+        &stats,
+        &audit_book,
+        &expected,
+        started,
+        timed_out,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -324,15 +437,30 @@ async fn judge(
     started: Instant,
     timed_out: bool,
 ) -> Result<Figures, BoxError> {
-    let records: HashMap<AssetId, Asset> =
-        target.store.list().await?.into_iter().filter(|a| expected.contains_key(&a.id)).map(|a| (a.id.clone(), a)).collect();
-    let audit = audit.lock().unwrap_or_else(|p| p.into_inner());
-    let mut f = Figures { assets: expected.len() as u64, timed_out, ..Figures::default() };
+    let records: HashMap<AssetId, Asset> = target
+        .store
+        .list()
+        .await?
+        .into_iter()
+        .filter(|a| expected.contains_key(&a.id))
+        .map(|a| (a.id.clone(), a))
+        .collect();
+    // The audit drain has stopped: take its book out of the lock.
+    let audit = std::mem::take(&mut *audit.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut f = Figures {
+        assets: expected.len() as u64,
+        timed_out,
+        ..Figures::default()
+    };
     let mut ids: Vec<(&AssetId, &Expected)> = expected.iter().collect();
     ids.sort_by_key(|(_, e)| e.index);
     for (id, exp) in ids {
         let want_stage = exp.scenario.expected_failure_stage();
-        let problem = |what: String| Problem { asset: id.to_string(), source_index: exp.index, what };
+        let problem = |what: String| Problem {
+            asset: id.to_string(),
+            source_index: exp.index,
+            what,
+        };
         let Some(a) = records.get(id) else {
             f.lost += 1;
             f.problems.push(problem("never registered".into()));
@@ -348,17 +476,28 @@ async fn judge(
                     f.completed += 1;
                 } else {
                     f.failed_unexpectedly += 1;
-                    f.problems.push(problem("COMPLETE but its VMAP is missing".into()));
+                    f.problems
+                        .push(problem("COMPLETE but its VMAP is missing".into()));
                 }
             }
-            (AssetState::Failed, Some(stage)) if a.failure.as_ref().is_some_and(|x| &x.stage == stage) => {
+            (AssetState::Failed, Some(stage))
+                if a.failure.as_ref().is_some_and(|x| &x.stage == stage) =>
+            {
                 f.failed_as_expected += 1;
             }
             (s, want) if s.is_terminal() => {
                 f.failed_unexpectedly += 1;
-                let got = a.failure.as_ref().map(|x| format!("FAILED at {}: {}", x.stage, x.reason)).unwrap_or_else(|| s.to_string());
-                let want = want.as_ref().map(|w| format!("FAILED at {w}")).unwrap_or_else(|| "COMPLETE".into());
-                f.problems.push(problem(format!("ended {got}; expected {want}")));
+                let got = a
+                    .failure
+                    .as_ref()
+                    .map(|x| format!("FAILED at {}: {}", x.stage, x.reason))
+                    .unwrap_or_else(|| s.to_string());
+                let want = want
+                    .as_ref()
+                    .map(|w| format!("FAILED at {w}"))
+                    .unwrap_or_else(|| "COMPLETE".into());
+                f.problems
+                    .push(problem(format!("ended {got}; expected {want}")));
             }
             (s, _) => {
                 f.lost += 1;
@@ -366,7 +505,11 @@ async fn judge(
             }
         }
         // Terminal events: exactly one per terminal asset, of the right kind.
-        let seen = audit.deliveries.get(id.as_str()).cloned().unwrap_or_default();
+        let seen = audit
+            .deliveries
+            .get(id.as_str())
+            .cloned()
+            .unwrap_or_default();
         let copies = if target.bus_dedups_pipeline_events {
             seen.len()
         } else {
@@ -377,17 +520,32 @@ async fn judge(
         };
         if copies > 1 {
             f.duplicate_terminal_events += copies as u64 - 1;
-            f.problems.push(problem(format!("terminal events {seen:?}")));
+            f.problems
+                .push(problem(format!("terminal events {seen:?}")));
         }
         if a.state.is_terminal() {
-            let want_type = if a.state == AssetState::Complete { "Asset Completed" } else { "Asset Failed" };
+            let want_type = if a.state == AssetState::Complete {
+                "Asset Completed"
+            } else {
+                "Asset Failed"
+            };
             if seen.is_empty() {
                 f.missing_terminal_events += 1;
-                let how = a.failure.as_ref().map(|x| format!(" (FAILED at {})", x.stage)).unwrap_or_default();
-                f.problems.push(problem(format!("{}{how}, but no \"{want_type}\" event was ever published", a.state)));
+                let how = a
+                    .failure
+                    .as_ref()
+                    .map(|x| format!(" (FAILED at {})", x.stage))
+                    .unwrap_or_default();
+                f.problems.push(problem(format!(
+                    "{}{how}, but no \"{want_type}\" event was ever published",
+                    a.state
+                )));
             } else if seen.iter().any(|(t, _)| t != want_type) {
                 f.wrong_terminal_events += 1;
-                f.problems.push(problem(format!("record is {} but terminal events are {seen:?}", a.state)));
+                f.problems.push(problem(format!(
+                    "record is {} but terminal events are {seen:?}",
+                    a.state
+                )));
             }
         }
     }
@@ -402,7 +560,11 @@ async fn judge(
     f.duplicate_transcoder_jobs = e.duplicate_transcoder_jobs;
     f.duplicate_analyzer_jobs = e.duplicate_analyzer_jobs;
     for d in engine.assets_with_duplicate_jobs() {
-        f.problems.push(Problem { asset: d.split(':').next().unwrap_or_default().to_string(), source_index: usize::MAX, what: d });
+        f.problems.push(Problem {
+            asset: d.split(':').next().unwrap_or_default().to_string(),
+            source_index: usize::MAX,
+            what: d,
+        });
     }
     f.engine = e;
     let t = worker_totals(stats);
@@ -411,9 +573,17 @@ async fn judge(
     f.handler_transient = t[2];
     f.handler_permanent = t[3];
     f.handler_delayed = t[4];
-    f.transient_by_port = Port::ALL.iter().map(|p| (p.name(), faults.transient_count(*p))).collect();
-    f.injected = Fault::ALL.iter().map(|k| (k.name(), faults.injected_count(*k))).collect();
+    f.transient_by_port = Port::ALL
+        .iter()
+        .map(|p| (p.name(), faults.transient_count(*p)))
+        .collect();
+    f.injected = Fault::ALL
+        .iter()
+        .map(|k| (k.name(), faults.injected_count(*k)))
+        .collect();
     f.concurrent_runs = faults.concurrent_runs.load(Ordering::Relaxed);
+    f.terminal_publishes = faults.terminal_publishes.load(Ordering::Relaxed);
+    f.terminal_deliveries = audit.deliveries.values().map(|v| v.len() as u64).sum();
     f.wall = started.elapsed();
     Ok(f)
 }

@@ -40,7 +40,10 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
     match std::env::var(name) {
         Err(_) => Ok(default),
         Ok(v) if v.trim().is_empty() => Ok(default),
-        Ok(v) => v.trim().parse().map_err(|_| format!("{name}={v:?} is not a valid value")),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={v:?} is not a valid value")),
     }
 }
 
@@ -48,14 +51,19 @@ fn main() -> ExitCode {
     // `cargo test` passes libtest flags (`--test-threads 2`, `--nocapture`...): not ours to
     // parse, and this binary has no sub-tests to filter.
     if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
     }
     let parsed = (|| -> Result<(usize, u64, u64, bool), String> {
         Ok((
             env_or("CUEPOINT_CHAOS_ASSETS", DEFAULT_ASSETS)?,
             env_or("CUEPOINT_CHAOS_SEED", DEFAULT_SEED)?,
             env_or("CUEPOINT_CHAOS_TIMEOUT", 600u64)?,
-            std::env::var("CUEPOINT_CHAOS_FAULTS").map(|v| v != "off").unwrap_or(true),
+            std::env::var("CUEPOINT_CHAOS_FAULTS")
+                .map(|v| v != "off")
+                .unwrap_or(true),
         ))
     })();
     let (assets, seed, timeout, with_faults) = match parsed {
@@ -65,7 +73,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("chaos: tokio runtime: {e}");
@@ -85,7 +97,11 @@ fn main() -> ExitCode {
         let opts = RunOptions {
             assets,
             seed,
-            plan: if with_faults { FaultPlan::standard(visibility) } else { FaultPlan::none() },
+            plan: if with_faults {
+                FaultPlan::standard(visibility)
+            } else {
+                FaultPlan::none()
+            },
             engine: Default::default(),
             timeout: Duration::from_secs(timeout),
             settle: Duration::from_secs(60),

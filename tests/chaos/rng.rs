@@ -24,7 +24,10 @@ pub struct Dice {
 
 impl Dice {
     pub fn new(seed: u64) -> Self {
-        Self { seed, draws: AtomicU64::new(0) }
+        Self {
+            seed,
+            draws: AtomicU64::new(0),
+        }
     }
 
     /// An independent stream for one purpose (the asset mix, the engine, the faults).
@@ -34,7 +37,10 @@ impl Dice {
 
     pub fn next_u64(&self) -> u64 {
         let n = self.draws.fetch_add(1, Ordering::Relaxed);
-        splitmix64(self.seed.wrapping_add(n.wrapping_add(1).wrapping_mul(GOLDEN)))
+        splitmix64(
+            self.seed
+                .wrapping_add(n.wrapping_add(1).wrapping_mul(GOLDEN)),
+        )
     }
 
     /// Uniform in [0, 1).

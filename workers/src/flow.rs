@@ -118,6 +118,13 @@ pub async fn fail(ctx: &WorkerContext, asset: &Asset, stage: &str, reason: Strin
     }
 }
 
+/// Announce an already recorded failure again: the message that failed the asset came back
+/// because a crash fell between the write and the announcement. Same event id as the first.
+pub async fn announce_failure(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerError> {
+    let Some(f) = asset.failure.clone() else { return Ok(()) };
+    announce(ctx, &[PipelineEvent::new(asset.id.clone(), PipelineDetail::AssetFailed { stage: f.stage, reason: f.reason })]).await
+}
+
 /// Save the asset record next to its results (`asset.json`), best effort: the store is the
 /// source of truth, this copy is for people browsing the results.
 pub async fn write_record(ctx: &WorkerContext, asset: &Asset) {

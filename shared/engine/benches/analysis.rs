@@ -5,6 +5,7 @@
 //! in the same run:
 //!   1. `ffmpeg -i FILE -map 0:v -map 0:a -f null -`   (decode every stream, nothing else)
 //!   2. `analyze(FILE)`                                  (loudness x8, blackdetect, scdet, credits)
+//!   3. the same with true peak (4x oversampled) instead of sample peak
 //!
 //! wall time and CPU time of the child processes (getrusage(RUSAGE_CHILDREN)), and the ratio.
 //! Target: analysis ≤ 1.3 × decode-only. It also checks the analysis against the ground truth.
@@ -92,7 +93,8 @@ fn main() {
 
     let dir = target_dir();
     std::fs::create_dir_all(&dir).expect("bench dir");
-    let file = dir.join(format!("bench_{seconds}s_{w}x{h}.mov"));
+    // The version tag changes whenever the generator's content changes.
+    let file = dir.join(format!("bench_v2_{seconds}s_{w}x{h}.mov"));
     let truth_file = file.with_extension("truth.json");
     let truth: GroundTruth = match std::fs::read(&truth_file)
         .ok()
@@ -119,34 +121,50 @@ fn main() {
         }
     };
 
+    let true_peak = AnalyzeOptions {
+        true_peak: true,
+        ..AnalyzeOptions::default()
+    };
     let mut decode = Vec::new();
     let mut analysis = Vec::new();
+    let mut analysis_tp = Vec::new();
     let mut last = None;
+    let measure = |opts: &AnalyzeOptions| {
+        let cpu0 = children_cpu();
+        let t0 = Instant::now();
+        let a = rt.block_on(analyze(&file, opts, None)).expect("analysis");
+        (
+            Cost {
+                wall: t0.elapsed().as_secs_f64(),
+                cpu: children_cpu() - cpu0,
+            },
+            a,
+        )
+    };
     for run in 1..=runs {
         let d = decode_only(&file);
         println!(
-            "run {run}: decode-only  wall {:7.2} s  cpu {:7.2} s",
+            "run {run}: decode-only          wall {:7.2} s  cpu {:7.2} s",
             d.wall, d.cpu
         );
         decode.push(d);
-        let cpu0 = children_cpu();
-        let t0 = Instant::now();
-        let a = rt
-            .block_on(analyze(&file, &AnalyzeOptions::default(), None))
-            .expect("analysis");
-        let c = Cost {
-            wall: t0.elapsed().as_secs_f64(),
-            cpu: children_cpu() - cpu0,
-        };
+        let (c, a) = measure(&AnalyzeOptions::default());
         println!(
-            "run {run}: analyze()    wall {:7.2} s  cpu {:7.2} s",
+            "run {run}: analyze()            wall {:7.2} s  cpu {:7.2} s",
             c.wall, c.cpu
         );
         analysis.push(c);
         last = Some(a);
+        let (c, _) = measure(&true_peak);
+        println!(
+            "run {run}: analyze(true peak)   wall {:7.2} s  cpu {:7.2} s",
+            c.wall, c.cpu
+        );
+        analysis_tp.push(c);
     }
-    let (d, a) = (median(decode), median(analysis));
+    let (d, a, tp) = (median(decode), median(analysis), median(analysis_tp));
     println!();
+    println!("medians of {runs} run(s):");
     println!(
         "decode-only (every stream): wall {:.2} s, cpu {:.2} s",
         d.wall, d.cpu
@@ -156,9 +174,18 @@ fn main() {
         a.wall, a.cpu
     );
     println!(
+        "analyze() with true peak:   wall {:.2} s, cpu {:.2} s",
+        tp.wall, tp.cpu
+    );
+    println!(
         "ratio analyze/decode:       wall {:.3}, cpu {:.3} (target <= 1.3)",
         a.wall / d.wall,
         a.cpu / d.cpu
+    );
+    println!(
+        "ratio with true peak:       wall {:.3}, cpu {:.3}",
+        tp.wall / d.wall,
+        tp.cpu / d.cpu
     );
 
     // Accuracy against the ground truth.

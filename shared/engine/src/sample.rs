@@ -2,7 +2,7 @@
 //! benchmark. Everything comes from lavfi sources in one FFmpeg run:
 //!
 //! - each shot shows a different test pattern (testsrc2, SMPTE bars, rgbtestsrc, testsrc,
-//!   recoloured/flipped variants), so every cut is a hard cut;
+//!   PAL bars, a recoloured variant), so every cut is a hard cut;
 //! - black gaps are `color=black`, with digital silence on every track under them;
 //! - optional rolling end credits: sparse white "words" scrolling up over black;
 //! - active tracks carry a sine tone (a different pitch per track), the others `anullsrc`.
@@ -377,7 +377,8 @@ fn content_source(k: usize, w: u32, h: u32, r: u32) -> String {
         2 => format!("testsrc2=s={w}x{h}:r={r},hue=h=120:s=1.5,vflip"),
         3 => format!("rgbtestsrc=s={w}x{h}:r={r}"),
         4 => format!("testsrc=s={w}x{h}:r={r}"),
-        _ => format!("testsrc2=s={w}x{h}:r={r},negate,hflip"),
+        // (Not testsrc2 negated + mirrored: its bars come out in the same order.)
+        _ => format!("pal75bars=s={w}x{h}:r={r}"),
     }
 }
 

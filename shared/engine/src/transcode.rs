@@ -116,7 +116,8 @@ pub struct TranscodeSpec {
     pub loudness_logs: Vec<LoudnessLogSpec>,
     /// Seconds between loudness rows (a multiple of 0.1).
     pub loudness_row_interval: f64,
-    /// True peak (rather than sample peak) in the loudness logs.
+    /// True peak in the loudness logs' peak column (MediaConvert `PeakCalculation: TRUE_PEAK`);
+    /// otherwise the sample peak (cheap; the reference job asks for `NONE`).
     pub true_peak: bool,
 }
 
@@ -130,7 +131,7 @@ impl TranscodeSpec {
             audio_output: None,
             loudness_logs: Vec::new(),
             loudness_row_interval: 0.1,
-            true_peak: true,
+            true_peak: false,
         }
     }
 }

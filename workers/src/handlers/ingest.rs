@@ -31,7 +31,12 @@ pub async fn on_object_created(ctx: &WorkerContext, obj: &ObjectCreated) -> Resu
         },
     };
     match asset.state {
-        AssetState::Registered => submit_transcode(ctx, &asset).await,
+        AssetState::Registered => match asset.probe.as_ref().and_then(check_usable) {
+            // Registered unusable, then a crash before the failure was recorded: finish failing
+            // it; never transcode it.
+            Some(why) => fail(ctx, &asset, "probe", format!("{}: {why}", asset.source.uri())).await,
+            None => submit_transcode(ctx, &asset).await,
+        },
         AssetState::Failed => {
             // A redelivery after the failure was recorded: re-announce it.
             let f = asset.failure.clone().unwrap_or(cuepoint_core::asset::Failure { stage: "ingest".into(), reason: String::new() });

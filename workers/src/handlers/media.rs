@@ -11,7 +11,7 @@ use cuepoint_core::results;
 use cuepoint_runtime::consumer::HandlerError;
 
 use crate::context::WorkerContext;
-use crate::flow::{advance, announce, fail, load, Advanced};
+use crate::flow::{advance, announce, announce_failure, fail, load, Advanced};
 
 pub async fn on_job_state_change(ctx: &WorkerContext, ev: &JobStateChange) -> Result<(), HandlerError> {
     if ev.user_metadata.get("workflow").map(String::as_str) != Some(ctx.settings.workflow.as_str()) {
@@ -47,6 +47,12 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
         return reannounce(ctx, asset).await;
     }
     if asset.state == AssetState::Failed {
+        let failed_here = asset.failure.as_ref().is_some_and(|f| f.stage == "loudness");
+        if failed_here && asset.transcode.as_ref().is_some_and(|j| j.job_id == job_id) {
+            // This COMPLETE failed the asset (a missing or unreadable loudness log): the
+            // announcement may not have gone out.
+            return announce_failure(ctx, asset).await;
+        }
         tracing::info!("asset already failed; COMPLETE ignored");
         return Ok(());
     }

@@ -13,7 +13,7 @@ use cuepoint_runtime::ports::CounterDelta;
 use serde_json::Value;
 
 use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
-use crate::flow::{advance, announce, fail, load, Advanced};
+use crate::flow::{advance, announce, announce_failure, fail, load, Advanced};
 
 /// Safety net against a service that never stops paging.
 const MAX_PAGES: usize = 10_000;
@@ -27,6 +27,12 @@ pub async fn on_completion(ctx: &WorkerContext, c: &VideoJobCompletion) -> Resul
         return Err(HandlerError::Permanent(format!("Rekognition API {:?} is not one cuepoint starts", c.api)));
     };
     let asset = load(ctx, &id).await?;
+    if asset.failure.as_ref().is_some_and(|f| f.stage == format!("analysis:{kind}"))
+        && asset.analyses.get(&kind).is_some_and(|j| j.job_id == c.job_id)
+    {
+        // This completion failed the asset; its announcement may not have gone out.
+        return announce_failure(ctx, &asset).await;
+    }
     if asset.state.is_terminal() {
         tracing::info!(state = %asset.state, "asset finished; completion ignored");
         return Ok(());

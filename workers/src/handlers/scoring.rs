@@ -10,7 +10,7 @@ use cuepoint_core::scoring::ScoringInputs;
 use cuepoint_runtime::consumer::HandlerError;
 
 use crate::context::WorkerContext;
-use crate::flow::{advance, announce, fail, load, write_record, Advanced};
+use crate::flow::{advance, announce, announce_failure, fail, load, write_record, Advanced};
 use crate::hls;
 use crate::scoring_config::ScoringSettings;
 
@@ -18,6 +18,10 @@ pub async fn on_analyses_completed(ctx: &WorkerContext, ev: &PipelineEvent) -> R
     let asset = load(ctx, &ev.asset_id).await?;
     match asset.state {
         AssetState::Complete => return announce_complete(ctx, &asset).await,
+        // Scoring failed it: the announcement may not have gone out.
+        AssetState::Failed if asset.failure.as_ref().is_some_and(|f| f.stage == "scoring") => {
+            return announce_failure(ctx, &asset).await
+        }
         AssetState::Failed => return Ok(()),
         AssetState::Analysed => {}
         other => return Err(HandlerError::Transient(format!("asset is {other}, not yet ANALYSED"))),

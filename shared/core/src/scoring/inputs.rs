@@ -1,5 +1,6 @@
 //! Everything the scorers read, as one pure value, and how to fill it from a results layout.
 
+use crate::domain::ObjectKey;
 use crate::loudness::{LoudnessError, LoudnessLog, SummaryRowCells};
 use crate::rekognition::{
     CelebrityResults, FaceResults, LabelResults, ModerationResults, SegmentDetection, VideoMetadata,
@@ -196,13 +197,20 @@ fn read_hls(
             "neither segments (#EXTINF) nor a variant playlist".into(),
         ));
     };
-    if uri.contains("://") || uri.starts_with('/') {
+    let variant = format!("{}/{}", results::HLS_DIR, uri.trim_start_matches("./"));
+    // `read` joins the path onto a directory or prefix: no `..`, `.` or empty segment, no NUL or
+    // backslash, or the variant could name a file outside the results layout.
+    let inside =
+        ObjectKey::parse(variant.as_str()).is_ok_and(|k| k.relative_path_segments().is_some());
+    if uri.contains("://") || uri.starts_with('/') || !inside {
         return Err(hls_err(
             master,
-            format!("variant playlist {uri:?} is not a relative path"),
+            format!(
+                "variant playlist {uri:?} is not a relative path inside {}/",
+                results::HLS_DIR
+            ),
         ));
     }
-    let variant = format!("{}/{}", results::HLS_DIR, uri.trim_start_matches("./"));
     let Some(text) = read_text(&variant)? else {
         return Err(hls_err(
             master,

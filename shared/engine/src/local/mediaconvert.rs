@@ -376,6 +376,7 @@ fn transcode_spec(
 
     if let Some(audio) = &plan.audio {
         let (w, h) = vehicle_size(settings);
+        spec.true_peak = wants_true_peak(settings);
         let path = out.join("audio").join(name(&audio.output));
         spec.audio_output = Some(AudioOutputSpec {
             path: path.clone(),
@@ -394,6 +395,24 @@ fn transcode_spec(
         }
     }
     Ok((spec, uploads))
+}
+
+/// Whether any audio description asks for `PeakCalculation: TRUE_PEAK`.
+fn wants_true_peak(settings: &Value) -> bool {
+    let Some(groups) = settings.get("OutputGroups").and_then(Value::as_array) else {
+        return false;
+    };
+    groups
+        .iter()
+        .filter_map(|g| g.get("Outputs").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|o| o.get("AudioDescriptions").and_then(Value::as_array))
+        .flatten()
+        .any(|d| {
+            d.pointer("/AudioNormalizationSettings/PeakCalculation")
+                .and_then(Value::as_str)
+                == Some("TRUE_PEAK")
+        })
 }
 
 /// Width and height of the Audio group's small video (320x240 in our template).
