@@ -23,6 +23,14 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run local files through the whole pipeline (embedded backend) and summarise each asset.
     Run(run::RunArgs),
+    /// Upload local files to the embedded ingest bucket and announce them, without running any
+    /// worker (for worker processes running elsewhere on the same data directory).
+    Ingest {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Run the media engine alone on a file and write a results directory.
     Analyze(analyze::AnalyzeArgs),
     /// Score saved analysis results (a results directory) and choose ad breaks.
@@ -104,6 +112,14 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             Ok(if failed { 3 } else { 0 })
         }
         Command::Analyze(args) => analyze::run(&args).await.map(|_| 0),
+        Command::Ingest { files, common } => {
+            let settings = common.settings()?;
+            let backend = cuepoint_workers::backend::build_embedded(&settings, false, std::sync::Arc::new(cuepoint_runtime::ports::SystemClock)).await?;
+            for id in run::ingest_files(&backend, &settings, &files).await? {
+                println!("{id}");
+            }
+            Ok(0)
+        }
         Command::Slots(args) => cuepoint_workers::slots::run(&args).map(|_| 0),
         Command::Status { args, common } => {
             let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;
