@@ -39,22 +39,25 @@ pub async fn build(settings: &Settings, with_engine: bool) -> anyhow::Result<Bac
         // MediaConvert announces on the default bus (the only bus AWS services deliver to, where
         // the MediaConvert rule lives), whatever bus carries cuepoint's own events.
         let service_bus: Arc<dyn EventBus> = Arc::new(EventBridgeBus::new(&clients, "default"));
-        let e = cuepoint_engine::standin::LocalEngine::new(
+        let e = cuepoint_engine::local::LocalEngine::new(
             blobs.clone(),
             service_bus,
             topic,
             local.ledger(),
             clock.clone(),
-            cuepoint_engine::standin::LocalEngineOptions {
-                scratch_dir: settings.data_dir.join("scratch"),
+            cuepoint_engine::local::LocalEngineConfig {
+                scratch_dir: Some(settings.data_dir.join("scratch")),
                 region: clients.region().unwrap_or("us-east-1").to_string(),
                 ..Default::default()
             },
         );
         if with_engine {
-            e.resume_unfinished().await.context("resuming local engine jobs")?;
+            e.resume(true, true).await.context("resuming local engine jobs")?;
         }
-        let pair = (Arc::new(e.media_convert()) as Arc<dyn Transcoder>, Arc::new(e.rekognition()) as Arc<dyn VideoAnalyzer>);
+        let pair = (
+            Arc::new(e.media_convert.clone()) as Arc<dyn Transcoder>,
+            Arc::new(e.rekognition.clone()) as Arc<dyn VideoAnalyzer>,
+        );
         engine = Some(e);
         pair
     } else {

@@ -21,7 +21,7 @@ pub struct Backend {
     queues: BTreeMap<String, Arc<dyn Queue>>,
     /// Embedded only: the backend itself (status views, raw events) and the engine.
     pub embedded: Option<Arc<cuepoint_embedded::EmbeddedBackend>>,
-    pub engine: Option<cuepoint_engine::standin::LocalEngine>,
+    pub engine: Option<cuepoint_engine::local::LocalEngine>,
 }
 
 impl Backend {
@@ -37,12 +37,9 @@ impl Backend {
         self.ctx.ports.bus.clone()
     }
 
-    /// Stop the local engine's background jobs (they resume on the next start).
-    pub async fn shutdown(&self) {
-        if let Some(engine) = &self.engine {
-            engine.shutdown().await;
-        }
-    }
+    /// Stop: jobs still running are abandoned with the process (their FFmpeg children are
+    /// killed with it) and stay unfinished in the ledger, so the next start resumes them.
+    pub async fn shutdown(&self) {}
 }
 
 /// The routing definition with this deployment's names substituted.
@@ -79,24 +76,28 @@ pub async fn build_embedded(settings: &Settings, with_engine: bool, clock: Arc<d
     let blobs = embedded.blobs();
     let bus = embedded.bus();
     let topic_name = routing.topics().first().map(|t| t.name.clone()).unwrap_or_else(|| "rekognition".into());
-    let engine = cuepoint_engine::standin::LocalEngine::new(
+    let engine = cuepoint_engine::local::LocalEngine::new(
         blobs.clone(),
         bus.clone(),
         embedded.topic(&topic_name),
         embedded.ledger(),
         clock.clone(),
-        cuepoint_engine::standin::LocalEngineOptions { scratch_dir: settings.data_dir.join("scratch"), ..Default::default() },
+        cuepoint_engine::local::LocalEngineConfig {
+            scratch_dir: Some(settings.data_dir.join("scratch")),
+            region: "local".into(),
+            ..Default::default()
+        },
     );
     if with_engine {
-        engine.resume_unfinished().await.context("resuming unfinished local jobs")?;
+        engine.resume(true, true).await.context("resuming unfinished local jobs")?;
     }
     let ports = Ports {
         store: embedded.store(),
         blobs,
         bus,
         prober: Arc::new(cuepoint_engine::probe::FfprobeProber),
-        transcoder: Arc::new(engine.media_convert()),
-        analyzer: Arc::new(engine.rekognition()),
+        transcoder: Arc::new(engine.media_convert.clone()),
+        analyzer: Arc::new(engine.rekognition.clone()),
         clock,
     };
     let queues = routing.queues().iter().map(|q| (q.name.clone(), embedded.queue(&q.name))).collect();

@@ -18,14 +18,7 @@ pub async fn serve(settings: Settings, kinds: &[WorkerKind]) -> anyhow::Result<(
     // The process that submits a kind of job runs (and resumes) it: ingest → transcodes,
     // analysis → analyses. Other processes only read results, so no job runs twice.
     if let Some(engine) = &backend.engine {
-        let mut services = Vec::new();
-        if kinds.contains(&WorkerKind::Ingest) {
-            services.push(cuepoint_engine::standin::MEDIACONVERT);
-        }
-        if kinds.contains(&WorkerKind::Analysis) {
-            services.push(cuepoint_engine::standin::REKOGNITION);
-        }
-        let n = engine.resume_services(&services).await?;
+        let n = engine.resume(kinds.contains(&WorkerKind::Ingest), kinds.contains(&WorkerKind::Analysis)).await?;
         if n > 0 {
             tracing::info!(jobs = n, "resumed unfinished local media jobs");
         }

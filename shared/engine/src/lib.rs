@@ -14,7 +14,6 @@
 pub mod analyze;
 pub mod error;
 pub mod local;
-pub mod standin;
 mod metadata;
 pub mod probe;
 pub mod sample;

@@ -198,3 +198,46 @@ mod tests {
         assert_ne!(digest(&["ab", ""]), digest(&["a", "b"]));
     }
 }
+
+/// Both stand-ins over one set of ports: what a process that runs the local media engine holds.
+#[derive(Clone)]
+pub struct LocalEngine {
+    pub media_convert: LocalMediaConvert,
+    pub rekognition: LocalRekognition,
+}
+
+impl LocalEngine {
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        bus: Arc<dyn cuepoint_runtime::ports::EventBus>,
+        topic: Arc<dyn cuepoint_runtime::ports::Topic>,
+        ledger: Arc<dyn cuepoint_runtime::ports::JobLedger>,
+        clock: Arc<dyn cuepoint_runtime::ports::Clock>,
+        config: LocalEngineConfig,
+    ) -> Self {
+        LocalEngine {
+            media_convert: LocalMediaConvert::new(blobs.clone(), bus, ledger.clone(), clock.clone(), config.clone()),
+            rekognition: LocalRekognition::new(blobs, topic, ledger, clock, config),
+        }
+    }
+
+    /// Resume the unfinished jobs of the services this process submits to. With several worker
+    /// processes sharing one ledger, each resumes only its own service's jobs, so no job runs
+    /// in two processes.
+    pub async fn resume(&self, media_convert: bool, rekognition: bool) -> PortResult<usize> {
+        let mut n = 0;
+        if media_convert {
+            n += self.media_convert.resume_unfinished().await?;
+        }
+        if rekognition {
+            n += self.rekognition.resume_unfinished().await?;
+        }
+        Ok(n)
+    }
+
+    /// Wait for every job started so far (tests; a clean stop).
+    pub async fn wait_idle(&self) {
+        self.media_convert.wait_idle().await;
+        self.rekognition.wait_idle().await;
+    }
+}
