@@ -194,7 +194,9 @@ pub async fn transcode(
 
     let expected = info.probe.duration_seconds;
     let done = outcome.out_time.unwrap_or(0.0);
-    if done + (0.05 * expected).max(2.0) < expected {
+    // Slack for container/stream duration rounding and trailing priming: 1 % or 1 s. Wider,
+    // a short clip cut in half (or minutes of a long master) would pass as whole.
+    if done + (0.01 * expected).max(1.0) < expected {
         return Err(EngineError::Truncated {
             input: location.to_string(),
             decoded: done,
