@@ -130,6 +130,7 @@ pub(crate) async fn run_ffmpeg(
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .kill_on_drop(true);
+    die_with_parent(&mut cmd);
     tracing::debug!(command = %render_command(&ffmpeg, args), "running ffmpeg");
     let mut child = cmd
         .spawn()
@@ -201,6 +202,26 @@ pub(crate) async fn run_ffmpeg(
         tracing::warn!(input, messages = %summarize_stderr(&stderr), "ffmpeg reported errors but finished");
     }
     Ok(RunOutcome { stderr, out_time })
+}
+
+/// Make the child die when this process dies, however it dies: `kill_on_drop` covers a
+/// graceful stop, but after `kill -9` of a worker an orphaned FFmpeg would go on encoding (and
+/// writing into the scratch directory the resumed job reuses).
+fn die_with_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
 }
 
 /// Run ffprobe with `args`; returns stdout, or the exit status and stderr.
