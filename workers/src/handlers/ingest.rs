@@ -73,8 +73,15 @@ async fn register(ctx: &WorkerContext, source: SourceObject) -> Result<Option<As
     };
     let now = ctx.now_ms();
     let id = AssetId::for_source(&source);
-    let asset = Asset::register(source, probe.clone(), ctx.results_prefix(&id), now);
-    if unusable.is_none() {
+    let mut asset = Asset::register(source, probe.clone(), ctx.results_prefix(&id), now);
+    if let Some(why) = &unusable {
+        // Unusable media is FAILED in the record's first write: no crash can leave it
+        // REGISTERED (and so transcodable) in between.
+        let failed = AssetEvent::Failed { stage: "probe".into(), reason: format!("{uri}: {why}") };
+        if let Ok(cuepoint_core::asset::Transition::Applied(next)) = cuepoint_core::asset::transition(&asset, &failed, now) {
+            asset = *next;
+        }
+    } else {
         let body = serde_json::to_vec_pretty(&probe).unwrap_or_default();
         ctx.ports.blobs.put(&ctx.result_uri(&id, results::PROBE), body, "application/json").await?;
     }
@@ -88,8 +95,11 @@ async fn register(ctx: &WorkerContext, source: SourceObject) -> Result<Option<As
         Err(StoreError::CounterLimit { .. }) => unreachable!("no counter on create"),
         Err(StoreError::Port(e)) => return Err(e.into()),
     }
-    if let Some(why) = unusable {
-        fail(ctx, &asset, "probe", format!("{uri}: {why}")).await?;
+    if asset.state == AssetState::Failed {
+        tracing::warn!(asset_id = %id, reason = ?asset.failure.as_ref().map(|f| &f.reason), "unusable media: asset failed");
+        crate::flow::write_record(ctx, &asset).await;
+        let f = asset.failure.clone().expect("failed assets carry their failure");
+        announce(ctx, &[PipelineEvent::new(id, PipelineDetail::AssetFailed { stage: f.stage, reason: f.reason })]).await?;
         return Ok(None);
     }
     Ok(Some(asset))
