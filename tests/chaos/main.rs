@@ -13,9 +13,18 @@
 //! Other knobs: `CUEPOINT_CHAOS_TIMEOUT` (seconds, default 600), `CUEPOINT_CHAOS_FAULTS=off`
 //! (a baseline run without faults), `RUST_LOG` (worker logs on stderr).
 //!
+//! `CUEPOINT_CHAOS_TARGET=localstack` runs the same harness over the AWS adapters against
+//! LocalStack (`AWS_ENDPOINT_URL`; 30 assets and a 3 s visibility unless told), built with the
+//! `aws` feature (`CUEPOINT_CHAOS_VISIBILITY`: the visibility timeout in seconds, either target):
+//! ```text
+//! CUEPOINT_CHAOS_TARGET=localstack cargo test -p cuepoint-tests --features aws --test chaos
+//! ```
+//!
 //! Figures are printed last, one per line; the process exits non-zero when anything that must
 //! be zero is not.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod embedded;
 mod engine;
 mod faults;
@@ -26,12 +35,16 @@ mod rng;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cuepoint_runtime::config::Settings;
 use cuepoint_tests::test_settings;
 
 use crate::faults::FaultPlan;
 use crate::harness::{chaos_settings, RunOptions};
 
 const DEFAULT_ASSETS: usize = 200;
+/// Against LocalStack every port call is an HTTP request to one Python process.
+const DEFAULT_ASSETS_LOCALSTACK: usize = 30;
+const LOCALSTACK_VISIBILITY_SECONDS: u64 = 3;
 const DEFAULT_SEED: u64 = 1;
 /// Redrive limit in the chaos routing (see `embedded::routing_text`).
 const MAX_RECEIVE_COUNT: u32 = 100;
@@ -47,6 +60,19 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
     }
 }
 
+#[cfg(feature = "aws")]
+async fn localstack_target(settings: Settings) -> Result<harness::Target, harness::BoxError> {
+    aws::target(settings, MAX_RECEIVE_COUNT).await
+}
+
+#[cfg(not(feature = "aws"))]
+async fn localstack_target(_: Settings) -> Result<harness::Target, harness::BoxError> {
+    Err(
+        "CUEPOINT_CHAOS_TARGET=localstack needs the AWS adapters: build with `--features aws`"
+            .into(),
+    )
+}
+
 fn main() -> ExitCode {
     // `cargo test` passes libtest flags (`--test-threads 2`, `--nocapture`...): not ours to
     // parse, and this binary has no sub-tests to filter.
@@ -56,9 +82,24 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .try_init();
     }
+    let localstack = match std::env::var("CUEPOINT_CHAOS_TARGET").as_deref() {
+        Err(_) | Ok("") | Ok("embedded") => false,
+        Ok("localstack") => true,
+        Ok(other) => {
+            eprintln!("chaos: CUEPOINT_CHAOS_TARGET={other:?}: expected embedded or localstack");
+            return ExitCode::from(2);
+        }
+    };
     let parsed = (|| -> Result<(usize, u64, u64, bool), String> {
         Ok((
-            env_or("CUEPOINT_CHAOS_ASSETS", DEFAULT_ASSETS)?,
+            env_or(
+                "CUEPOINT_CHAOS_ASSETS",
+                if localstack {
+                    DEFAULT_ASSETS_LOCALSTACK
+                } else {
+                    DEFAULT_ASSETS
+                },
+            )?,
             env_or("CUEPOINT_CHAOS_SEED", DEFAULT_SEED)?,
             env_or("CUEPOINT_CHAOS_TIMEOUT", 600u64)?,
             std::env::var("CUEPOINT_CHAOS_FAULTS")
@@ -68,6 +109,21 @@ fn main() -> ExitCode {
     })();
     let (assets, seed, timeout, with_faults) = match parsed {
         Ok(p) => p,
+        Err(e) => {
+            eprintln!("chaos: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // LocalStack answers in tens to hundreds of milliseconds under this load: at 2 s an
+    // ordinary handler already outlives its visibility now and then (docs/reliability.md).
+    let default_visibility = if localstack {
+        LOCALSTACK_VISIBILITY_SECONDS
+    } else {
+        0
+    };
+    let visibility_override = match env_or("CUEPOINT_CHAOS_VISIBILITY", default_visibility) {
+        Ok(0) => None,
+        Ok(v) => Some(v),
         Err(e) => {
             eprintln!("chaos: {e}");
             return ExitCode::from(2);
@@ -86,12 +142,23 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         let dir = tempfile::tempdir()?;
-        let settings = chaos_settings(test_settings(&dir.path().join("data")));
+        let mut settings = chaos_settings(test_settings(&dir.path().join("data")));
+        if let Some(v) = visibility_override {
+            // The heartbeat stays slower than the visibility: a stalled handler still loses
+            // its message to a second consumer.
+            settings.consumer.visibility_seconds = v;
+            settings.consumer.heartbeat_seconds = v + 1;
+        }
         let visibility = Duration::from_secs(settings.consumer.visibility_seconds);
-        let target = embedded::target(settings, MAX_RECEIVE_COUNT).await?;
+        let target = if localstack {
+            localstack_target(settings).await?
+        } else {
+            embedded::target(settings, MAX_RECEIVE_COUNT).await?
+        };
         println!(
-            "chaos: {assets} assets, seed {seed}, faults {}, backend {}",
+            "chaos: {assets} assets, seed {seed}, faults {}, visibility {} s, backend {}",
             if with_faults { "on" } else { "off" },
+            visibility.as_secs(),
             target.name
         );
         let opts = RunOptions {

@@ -90,7 +90,9 @@ impl BlobStore for S3BlobStore {
             {
                 Ok(out) => Ok(Some(BlobMeta {
                     size: out.content_length().unwrap_or(0).max(0) as u64,
-                    etag: out.e_tag().map(str::to_string),
+                    // HeadObject quotes the ETag; S3 events carry it bare, and the asset id is
+                    // derived from it: the same object must give the same id either way.
+                    etag: out.e_tag().map(|t| t.trim_matches('"').to_string()),
                 })),
                 Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
                     Ok(None)
