@@ -26,6 +26,11 @@ use crate::harness::{Backlog, BoxError, Target};
 /// The bus the workers and the fast engine publish on. AWS services (S3, MediaConvert) deliver
 /// only to the default bus, where the rules for `aws.*` sources live; cuepoint's own events go
 /// to the run's bus. The same split the AWS backend makes for its local media engine.
+///
+/// The emulator accepts `aws.*` sources in PutEvents (AWS reserves them). Provisioning also
+/// points the ingest bucket at EventBridge, as in production, so every upload reaches the
+/// ingest queue twice — from S3 and from the harness's own announcement — and both copies
+/// must become one asset.
 struct ServiceAwareBus {
     own: EventBridgeBus,
     service: EventBridgeBus,
