@@ -528,7 +528,7 @@ async fn sigterm_mid_batch_loses_nothing() {
     assert!(status2.success(), "second worker exit {status2}");
     eprintln!(
         "sigterm: {} local jobs resumed after the restart",
-        second.count("resuming an unfinished local job")
+        second.count("resuming transcode job")
     );
     workers.shutdown().await;
     backend.shutdown().await;
