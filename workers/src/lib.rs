@@ -8,7 +8,6 @@ pub mod cli;
 pub mod context;
 pub mod flow;
 pub mod handlers;
-pub mod hls;
 pub mod scoring_config;
 pub mod service;
 pub mod slots;

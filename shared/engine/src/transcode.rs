@@ -224,7 +224,9 @@ pub async fn transcode(
     if let Some(h) = &spec.hls {
         let media = h.dir.join(&h.media_name);
         let (segments, boundaries) = read_media_playlist(&media)?;
-        out.hls_master = Some(h.dir.join(&h.master_name));
+        let master = h.dir.join(&h.master_name);
+        complete_master_playlist(&master, &h.media_name, &segments, &boundaries)?;
+        out.hls_master = Some(master);
         out.hls_media_playlist = Some(media);
         out.hls_segments = segments;
         out.segment_boundaries = boundaries;
@@ -592,6 +594,33 @@ fn remove_old_segments(h: &HlsSpec) -> Result<(), EngineError> {
         }
     }
     Ok(())
+}
+
+/// FFmpeg 5.1 writes a master playlist with no variant when the rendition has no audio
+/// (`#EXTM3U` and a version line only), which no player can open. Write the one variant
+/// ourselves then, with its peak bandwidth from the segment sizes.
+fn complete_master_playlist(
+    master: &Path,
+    media_name: &str,
+    segments: &[PathBuf],
+    boundaries: &[f64],
+) -> Result<(), EngineError> {
+    let text = std::fs::read_to_string(master).map_err(|e| EngineError::io("reading", master, e))?;
+    if text.lines().any(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        return Ok(());
+    }
+    let mut peak_bps = 1.0f64;
+    for (seg, w) in segments.iter().zip(boundaries.windows(2)) {
+        let bytes = std::fs::metadata(seg).map(|m| m.len()).unwrap_or(0) as f64;
+        let secs = (w[1] - w[0]).max(0.001);
+        peak_bps = peak_bps.max(bytes * 8.0 / secs);
+    }
+    // RESOLUTION is optional and the rendition may be scaled down: leave it out rather than guess.
+    let fixed = format!(
+        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-STREAM-INF:BANDWIDTH={}\n{media_name}\n",
+        peak_bps.ceil() as u64
+    );
+    std::fs::write(master, fixed).map_err(|e| EngineError::io("writing", master, e))
 }
 
 /// Segment files and boundaries (0, then each segment's end) from a media playlist.

@@ -11,7 +11,6 @@ use cuepoint_runtime::consumer::HandlerError;
 
 use crate::context::WorkerContext;
 use crate::flow::{advance, announce, announce_failure, fail, load, write_record, Advanced};
-use crate::hls;
 use crate::scoring_config::ScoringSettings;
 
 pub async fn on_analyses_completed(ctx: &WorkerContext, ev: &PipelineEvent) -> Result<(), HandlerError> {
@@ -33,22 +32,29 @@ pub async fn on_analyses_completed(ctx: &WorkerContext, ev: &PipelineEvent) -> R
     let tracks = asset.audio.as_ref().map(|a| a.audiocount).unwrap_or(0);
     let mut wanted: Vec<String> = (1..=tracks).map(results::loudness_track).collect();
     wanted.extend(AnalysisKind::ALL.iter().map(|k| k.results_file().to_string()));
+    wanted.push(results::HLS_MASTER.to_string());
     for rel in wanted {
         if let Some(bytes) = ctx.ports.blobs.get(&ctx.result_uri(&asset.id, &rel)).await? {
             files.insert(rel, bytes);
         }
     }
-    let mut inputs = match ScoringInputs::from_files(|rel: &str| Ok(files.get(rel).cloned())) {
+    // A master playlist names its variant: fetch that too, so scoring can snap breaks to the
+    // segment boundaries (the core checks the name stays inside hls/).
+    let variant = files
+        .get(results::HLS_MASTER)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .and_then(|m| cuepoint_core::scoring::first_variant(&m).map(|v| format!("{}/{}", results::HLS_DIR, v.trim_start_matches("./"))));
+    if let Some(rel) = variant {
+        if let Ok(uri) = asset.results.prefix.join(&rel) {
+            if let Some(bytes) = ctx.ports.blobs.get(&uri).await? {
+                files.insert(rel, bytes);
+            }
+        }
+    }
+    let inputs = match ScoringInputs::from_files(|rel: &str| Ok(files.get(rel).cloned())) {
         Ok(i) => i,
         Err(e) => return fail(ctx, &asset, "scoring", format!("results of asset {}: {e}", asset.id)).await,
     };
-    if let Some(master) = &asset.results.hls_master {
-        match hls::segment_boundaries(ctx.ports.blobs.as_ref(), master).await {
-            Ok(b) if !b.is_empty() => inputs.hls_segment_boundaries = Some(b),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not read HLS segment boundaries; breaks not snapped"),
-        }
-    }
     let output = match scoring.score(&inputs) {
         Ok(o) => o,
         Err(e) => return fail(ctx, &asset, "scoring", e).await,

@@ -223,7 +223,7 @@ fn read_hls(
 }
 
 /// The URI of the first variant of a master playlist (the first non-tag line).
-fn first_variant(master: &str) -> Option<&str> {
+pub fn first_variant(master: &str) -> Option<&str> {
     master
         .lines()
         .map(str::trim)
