@@ -109,6 +109,9 @@ impl Consumer {
         let (done_tx, done_rx) = mpsc::unbounded_channel::<String>();
         let deleter = tokio::spawn(delete_batches(self.queue.clone(), done_rx));
         let mut tasks: JoinSet<()> = JoinSet::new();
+        // Receipts of messages whose handler is still running: released at once if the grace
+        // period runs out, so another consumer picks them up without waiting for visibility.
+        let in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
         tokio::pin!(shutdown);
         let mut receive_backoff = Duration::from_millis(200);
 
@@ -161,9 +164,13 @@ impl Consumer {
                     asset_id = tracing::field::Empty,
                     event_id = tracing::field::Empty,
                 );
+                let receipt = message.receipt.clone();
+                in_flight.lock().expect("in-flight lock").insert(receipt.clone());
+                let in_flight = in_flight.clone();
                 tasks.spawn(
                     async move {
                         job.process(message).await;
+                        in_flight.lock().expect("in-flight lock").remove(&receipt);
                         drop(permit);
                     }
                     .instrument(span),
@@ -176,13 +183,19 @@ impl Consumer {
         let grace = Duration::from_secs(s.shutdown_grace_seconds);
         let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            // Handlers still running hold messages; aborting them leaves the messages to become
-            // visible again when their visibility expires (the heartbeat stops with them).
-            let n = tasks.len() as u64;
-            self.stats.released_on_shutdown.fetch_add(n, Ordering::Relaxed);
-            tracing::warn!(worker = %self.worker, n, "grace period over: abandoning in-flight handlers; their messages will be redelivered");
+            // Handlers still running hold messages: stop them (their heartbeats stop too) and
+            // release their messages for another consumer. Handlers are idempotent, so work
+            // they did before the abort is recognised when the message comes back.
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
+            let abandoned: Vec<String> = in_flight.lock().expect("in-flight lock").drain().collect();
+            self.stats.released_on_shutdown.fetch_add(abandoned.len() as u64, Ordering::Relaxed);
+            tracing::warn!(worker = %self.worker, n = abandoned.len(), "grace period over: in-flight handlers stopped, their messages released");
+            for receipt in abandoned {
+                if let Err(e) = self.queue.change_visibility(&receipt, Duration::ZERO).await {
+                    tracing::warn!(error = %e, "could not release a message; it reappears when its visibility expires");
+                }
+            }
         }
         drop(done_tx);
         let _ = deleter.await;
@@ -413,6 +426,10 @@ mod tests {
                 "poison" => Err(HandlerError::Permanent("bad json".into())),
                 "flaky" => Err(HandlerError::Transient("throttled".into())),
                 "wait" => Err(HandlerError::Delay { after: Duration::from_secs(30), reason: "cap".into() }),
+                "hang" => {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok(())
+                }
                 _ => unreachable!(),
             }
         }
@@ -453,6 +470,28 @@ mod tests {
         assert!(stats.transient.load(Ordering::Relaxed) >= 1);
         // The transient failure was given a non-zero retry delay.
         assert!(g.visibility.iter().any(|(_, d)| !d.is_zero()));
+    }
+
+    #[tokio::test]
+    async fn handlers_past_the_grace_period_are_stopped_and_their_messages_released() {
+        let q = Arc::new(MemQueue::default());
+        q.inner.lock().unwrap().ready.push_back(("m0".into(), "hang".into(), 0));
+        let s = ConsumerSettings { shutdown_grace_seconds: 1, ..settings() };
+        let consumer = Consumer::new("test", q.clone(), Arc::new(ByBody), s);
+        let stats = consumer.stats.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(consumer.run(async {
+            let _ = rx.await;
+        }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tx.send(()).unwrap();
+        let started = std::time::Instant::now();
+        run.await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "shutdown waits the grace period, not the handler");
+        assert_eq!(stats.released_on_shutdown.load(Ordering::Relaxed), 1);
+        let g = q.inner.lock().unwrap();
+        assert!(g.deleted.is_empty(), "an unfinished message is never deleted");
+        assert_eq!(g.ready.front().map(|m| m.0.as_str()), Some("m0"), "released for the next consumer");
     }
 
     #[test]
