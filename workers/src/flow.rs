@@ -108,8 +108,7 @@ pub async fn fail(ctx: &WorkerContext, asset: &Asset, stage: &str, reason: Strin
     match advance(ctx, asset, event, counter).await? {
         Advanced::Applied(a) | Advanced::AlreadyApplied(a) => {
             write_record(ctx, &a).await;
-            let f = a.failure.clone().unwrap_or(cuepoint_core::asset::Failure { stage: stage.into(), reason: String::new() });
-            announce(ctx, &[PipelineEvent::new(a.id.clone(), PipelineDetail::AssetFailed { stage: f.stage, reason: f.reason })]).await
+            announce_failure(ctx, &a).await
         }
         Advanced::Ignored(why) => {
             tracing::warn!(%why, "failure not recorded: asset already finished");
@@ -118,8 +117,8 @@ pub async fn fail(ctx: &WorkerContext, asset: &Asset, stage: &str, reason: Strin
     }
 }
 
-/// Announce an already recorded failure again: the message that failed the asset came back
-/// because a crash fell between the write and the announcement. Same event id as the first.
+/// Announce an asset's recorded failure ("Asset Failed"). Re-announcing after a crash between
+/// the write and the announcement reuses the first announcement's event id.
 pub async fn announce_failure(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerError> {
     let Some(f) = asset.failure.clone() else { return Ok(()) };
     announce(ctx, &[PipelineEvent::new(asset.id.clone(), PipelineDetail::AssetFailed { stage: f.stage, reason: f.reason })]).await

@@ -12,7 +12,7 @@ use cuepoint_runtime::consumer::HandlerError;
 use cuepoint_runtime::ports::{AssetWrite, PortError, ProbeError, StoreError, TranscodeRequest};
 
 use crate::context::WorkerContext;
-use crate::flow::{advance, announce, fail, Advanced};
+use crate::flow::{advance, announce, announce_failure, fail, Advanced};
 
 pub async fn on_object_created(ctx: &WorkerContext, obj: &ObjectCreated) -> Result<(), HandlerError> {
     if obj.bucket.as_str() != ctx.settings.ingest_bucket {
@@ -37,11 +37,8 @@ pub async fn on_object_created(ctx: &WorkerContext, obj: &ObjectCreated) -> Resu
             Some(why) => fail(ctx, &asset, "probe", format!("{}: {why}", asset.source.uri())).await,
             None => submit_transcode(ctx, &asset).await,
         },
-        AssetState::Failed => {
-            // A redelivery after the failure was recorded: re-announce it.
-            let f = asset.failure.clone().unwrap_or(cuepoint_core::asset::Failure { stage: "ingest".into(), reason: String::new() });
-            announce(ctx, &[PipelineEvent::new(id, PipelineDetail::AssetFailed { stage: f.stage, reason: f.reason })]).await
-        }
+        // A redelivery after the failure was recorded: re-announce it.
+        AssetState::Failed => announce_failure(ctx, &asset).await,
         _ => {
             // Already submitted: re-announce, never submit again.
             let job_id = asset.transcode.as_ref().map(|j| j.job_id.clone()).unwrap_or_default();
@@ -98,8 +95,7 @@ async fn register(ctx: &WorkerContext, source: SourceObject) -> Result<Option<As
     if asset.state == AssetState::Failed {
         tracing::warn!(asset_id = %id, reason = ?asset.failure.as_ref().map(|f| &f.reason), "unusable media: asset failed");
         crate::flow::write_record(ctx, &asset).await;
-        let f = asset.failure.clone().expect("failed assets carry their failure");
-        announce(ctx, &[PipelineEvent::new(id, PipelineDetail::AssetFailed { stage: f.stage, reason: f.reason })]).await?;
+        announce_failure(ctx, &asset).await?;
         return Ok(None);
     }
     Ok(Some(asset))
