@@ -54,16 +54,25 @@ async fn bad_file_fails(case: &str, file: &Path, key: &str, stage: &str) -> Stri
     let (got_stage, reason) = p.wait_failed(&bad).await;
     observed(case, &format!("FAILED at {got_stage}: {reason}"));
     assert_eq!(got_stage, stage, "{reason}");
-    assert!(reason.contains(key), "the reason names the upload: {reason}");
+    assert!(
+        reason.contains(key),
+        "the reason names the upload: {reason}"
+    );
     // The failure is announced and written next to the results, like a success would be.
     // (written just after the record is committed: wait for it)
-    let record = p.backend.ctx.result_uri(&bad, cuepoint_core::results::ASSET);
+    let record = p
+        .backend
+        .ctx
+        .result_uri(&bad, cuepoint_core::results::ASSET);
     let started = std::time::Instant::now();
     let saved = loop {
         if let Some(json) = p.backend.ctx.ports.blobs.get(&record).await.unwrap() {
             break serde_json::from_slice::<serde_json::Value>(&json).unwrap();
         }
-        assert!(started.elapsed() < harness::WAIT, "no asset.json for the failed asset");
+        assert!(
+            started.elapsed() < harness::WAIT,
+            "no asset.json for the failed asset"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert_eq!(saved["state"], "FAILED");
@@ -85,8 +94,17 @@ async fn zero_byte_file_fails_at_probe() {
     let dir = scratch();
     let empty = dir.path().join("empty.mov");
     std::fs::write(&empty, b"").unwrap();
-    let reason = bad_file_fails("zero-byte file (empty.mov)", &empty, "uploads/empty.mov", "probe").await;
-    assert!(reason.contains("Invalid data found when processing input"), "{reason}");
+    let reason = bad_file_fails(
+        "zero-byte file (empty.mov)",
+        &empty,
+        "uploads/empty.mov",
+        "probe",
+    )
+    .await;
+    assert!(
+        reason.contains("Invalid data found when processing input"),
+        "{reason}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,8 +160,17 @@ async fn first_half_of_a_short_faststart_mp4_is_not_accepted() {
 async fn random_bytes_named_mp4_fail_at_probe() {
     let dir = scratch();
     let junk = media::garbage(&dir.path().join("junk.mp4"), 64 * 1024);
-    let reason = bad_file_fails("64 KiB of random bytes named .mp4", &junk, "uploads/junk.mp4", "probe").await;
-    assert!(reason.contains("Invalid data found when processing input"), "{reason}");
+    let reason = bad_file_fails(
+        "64 KiB of random bytes named .mp4",
+        &junk,
+        "uploads/junk.mp4",
+        "probe",
+    )
+    .await;
+    assert!(
+        reason.contains("Invalid data found when processing input"),
+        "{reason}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +188,10 @@ async fn audio_only_files_fail_at_probe() {
         let (stage, reason) = p.wait_failed(id).await;
         observed(case, &format!("FAILED at {stage}: {reason}"));
         assert_eq!(stage, "probe");
-        assert!(reason.contains(key) && reason.contains("no video stream"), "{reason}");
+        assert!(
+            reason.contains(key) && reason.contains("no video stream"),
+            "{reason}"
+        );
     }
     assert_others_unaffected(&p, &good, &[]).await;
     p.stop().await;
@@ -175,7 +205,10 @@ async fn completes_without_audio(case: &str, file: &Path, key: &str) {
     let a = p.wait_terminal(&id).await;
     observed(
         case,
-        &format!("{} (failure: {:?}; audio: {:?})", a.state, a.failure, a.audio),
+        &format!(
+            "{} (failure: {:?}; audio: {:?})",
+            a.state, a.failure, a.audio
+        ),
     );
     assert_eq!(a.state, AssetState::Complete, "{:?}", a.failure);
     assert!(a.probe.as_ref().unwrap().audio_tracks.is_empty());
@@ -183,7 +216,10 @@ async fn completes_without_audio(case: &str, file: &Path, key: &str) {
     assert_eq!((audio.audiocount, audio.layout), (0, AudioLayout::NoAudio));
     assert!(audio.loudnessmap.is_empty() && audio.maxloudness.is_empty());
     let blobs = &p.backend.ctx.ports.blobs;
-    let listed = blobs.list(&a.results.prefix.join("loudness/").unwrap()).await.unwrap();
+    let listed = blobs
+        .list(&a.results.prefix.join("loudness/").unwrap())
+        .await
+        .unwrap();
     assert!(
         listed.is_empty(),
         "no loudness logs for a clip without audio: {listed:?}"
@@ -210,7 +246,12 @@ async fn video_only_mov_completes_with_layout_none() {
         ..harness::good_spec()
     };
     generate_sample(&clip, &spec).await.unwrap();
-    completes_without_audio("video only (MOV, no audio stream)", &clip, "uploads/video-only.mov").await;
+    completes_without_audio(
+        "video only (MOV, no audio stream)",
+        &clip,
+        "uploads/video-only.mov",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,10 +301,17 @@ async fn sixty_four_mono_tracks_complete_with_64_verdicts() {
     assert_eq!(audio.loudnessmap, expected);
     assert_eq!(audio.maxloudness.len(), 64);
     let blobs = &p.backend.ctx.ports.blobs;
-    let logs = blobs.list(&a.results.prefix.join("loudness/").unwrap()).await.unwrap();
+    let logs = blobs
+        .list(&a.results.prefix.join("loudness/").unwrap())
+        .await
+        .unwrap();
     assert_eq!(logs.len(), 64, "one loudness log per track: {logs:?}");
     for t in [1, 32, 64] {
-        let uri = a.results.prefix.join(&format!("loudness/track-{t}.csv")).unwrap();
+        let uri = a
+            .results
+            .prefix
+            .join(&format!("loudness/track-{t}.csv"))
+            .unwrap();
         assert!(logs.contains(&uri), "missing {uri}");
     }
     assert_others_unaffected(&p, &good, &[]).await;
@@ -291,7 +339,13 @@ async fn video_stream_with_an_unknown_codec_fails_clearly() {
 async fn subtitle_only_file_fails_at_probe() {
     let dir = scratch();
     let mkv = media::mkv_subtitles_only(dir.path());
-    let reason = bad_file_fails("subtitle stream only (MKV)", &mkv, "uploads/subs-only.mkv", "probe").await;
+    let reason = bad_file_fails(
+        "subtitle stream only (MKV)",
+        &mkv,
+        "uploads/subs-only.mkv",
+        "probe",
+    )
+    .await;
     assert!(reason.contains("no audio or video stream"), "{reason}");
 }
 
@@ -311,8 +365,11 @@ async fn malformed_json_on_every_queue_is_dead_lettered() {
     let p = Pipeline::start().await;
     let good = ingest_good(&p).await;
     for (q, _) in QUEUES {
-        p.send_raw(q, &format!("{{\"Records\": [{{\"marker\": \"truncated-{q}\""))
-            .await;
+        p.send_raw(
+            q,
+            &format!("{{\"Records\": [{{\"marker\": \"truncated-{q}\""),
+        )
+        .await;
     }
     for (q, max_receives) in QUEUES {
         let d = p.wait_dead_letter(q, &format!("truncated-{q}")).await;
@@ -321,9 +378,14 @@ async fn malformed_json_on_every_queue_is_dead_lettered() {
             &format!("malformed JSON on the {q} queue"),
             &format!("DLQ {q} after {} receives: {reason}", d.receive_count),
         );
-        assert_eq!(d.receive_count, max_receives as u32, "maxReceiveCount of {q}");
+        assert_eq!(
+            d.receive_count, max_receives as u32,
+            "maxReceiveCount of {q}"
+        );
         assert!(
-            reason.starts_with(&format!("malformed message on queue {q}: message body is not JSON")),
+            reason.starts_with(&format!(
+                "malformed message on queue {q}: message body is not JSON"
+            )),
             "{reason}"
         );
         assert!(reason.contains("EOF while parsing"), "{reason}");
@@ -343,8 +405,11 @@ async fn unknown_and_misrouted_events_are_dead_lettered() {
         "resources": [], "detail": {"instance-id": "i-abcd1111", "state": "pending"}
     });
     p.send_raw("ingest", &ec2.to_string()).await;
-    p.send_raw("results", r#"{"hello": "world", "marker": "unknown-shape"}"#)
-        .await;
+    p.send_raw(
+        "results",
+        r#"{"hello": "world", "marker": "unknown-shape"}"#,
+    )
+    .await;
     let pipeline_unknown = json!({
         "version": "0", "id": "1", "detail-type": "Asset Exploded", "source": "cuepoint.pipeline",
         "account": "000000000000", "time": "2026-11-22T05:00:00Z", "region": "local", "resources": [],
@@ -365,7 +430,8 @@ async fn unknown_and_misrouted_events_are_dead_lettered() {
             "2026-11-22T05:00:00Z".into(),
         )
         .unwrap();
-    p.send_raw("scoring", &serde_json::to_string(&envelope).unwrap()).await;
+    p.send_raw("scoring", &serde_json::to_string(&envelope).unwrap())
+        .await;
 
     let cases = [
         (
@@ -418,7 +484,12 @@ async fn unknown_and_misrouted_events_are_dead_lettered() {
     assert_others_unaffected(
         &p,
         &good,
-        &[("ingest", 1), ("results", 1), ("analysis", 1), ("scoring", 1)],
+        &[
+            ("ingest", 1),
+            ("results", 1),
+            ("analysis", 1),
+            ("scoring", 1),
+        ],
     )
     .await;
     p.stop().await;
@@ -431,8 +502,10 @@ async fn events_for_unknown_assets_are_dead_lettered() {
     let ghost = AssetId::parse("a0000000000000000dead").unwrap();
     let ghost2 = AssetId::parse("a0000000000000000beef").unwrap();
     let proxy = p.backend.ctx.result_uri(&ghost, "proxy/proxy.mp4");
-    p.put(PipelineEvent::new(ghost.clone(), PipelineDetail::MediaPrepared { proxy }).to_entry(None))
-        .await;
+    p.put(
+        PipelineEvent::new(ghost.clone(), PipelineDetail::MediaPrepared { proxy }).to_entry(None),
+    )
+    .await;
     p.put(PipelineEvent::new(ghost2.clone(), PipelineDetail::AnalysesCompleted).to_entry(None))
         .await;
     let mut meta = BTreeMap::new();
@@ -448,7 +521,8 @@ async fn events_for_unknown_assets_are_dead_lettered() {
         error_message: None,
         timestamp_ms: None,
     };
-    p.put(job_state_change_entry(&complete, "000000000000", "local")).await;
+    p.put(job_state_change_entry(&complete, "000000000000", "local"))
+        .await;
     let done = VideoJobCompletion {
         job_id: "ghost-segments-job".into(),
         status: "SUCCEEDED".into(),
@@ -463,7 +537,12 @@ async fn events_for_unknown_assets_are_dead_lettered() {
     // S3 announces an object that is gone by the time ingest looks (deleted right after upload).
     p.send_raw(
         "ingest",
-        &s3_notification("cuepoint-ingest", "uploads/never-uploaded.mov", 1234, "etag-gone"),
+        &s3_notification(
+            "cuepoint-ingest",
+            "uploads/never-uploaded.mov",
+            1234,
+            "etag-gone",
+        ),
     )
     .await;
 
@@ -496,7 +575,10 @@ async fn events_for_unknown_assets_are_dead_lettered() {
     for (case, q, id, receives) in cases {
         let d = p.wait_dead_letter(q, id).await;
         let reason = d.reason.unwrap_or_default();
-        observed(case, &format!("DLQ {q} after {} receives: {reason}", d.receive_count));
+        observed(
+            case,
+            &format!("DLQ {q} after {} receives: {reason}", d.receive_count),
+        );
         assert_eq!(d.receive_count, receives);
         assert_eq!(reason, format!("event for unknown asset {id}"), "{case}");
         assert!(
@@ -573,13 +655,21 @@ async fn mediaconvert_error_fails_the_asset_with_code_and_message() {
     let p = Pipeline::start().await;
     let good = ingest_good(&p).await;
     let clip = good_clip(&p).await;
-    let a = held_asset(&p, &clip, "uploads/victim.mov", true, AssetState::Transcoding).await;
+    let a = held_asset(
+        &p,
+        &clip,
+        "uploads/victim.mov",
+        true,
+        AssetState::Transcoding,
+    )
+    .await;
     let job_id = a.transcode.as_ref().unwrap().job_id.clone();
     let message = "Unable to open input file [s3://cuepoint-ingest/uploads/victim.mov]: [Failed probe/open: [Failed to read data]]";
     let mut change = job_change(&p, &a.id, &job_id, JobState::Error);
     change.error_code = Some(1040);
     change.error_message = Some(message.into());
-    p.put(job_state_change_entry(&change, "000000000000", "local")).await;
+    p.put(job_state_change_entry(&change, "000000000000", "local"))
+        .await;
     let (stage, reason) = p.wait_failed(&a.id).await;
     observed(
         "MediaConvert ERROR event for a real asset",
@@ -599,7 +689,14 @@ async fn rekognition_failed_notification_fails_the_asset_and_frees_its_jobs() {
     let p = Pipeline::start().await;
     let good = ingest_good(&p).await;
     let clip = good_clip(&p).await;
-    let a = held_asset(&p, &clip, "uploads/victim.mov", false, AssetState::Analysing).await;
+    let a = held_asset(
+        &p,
+        &clip,
+        "uploads/victim.mov",
+        false,
+        AssetState::Analysing,
+    )
+    .await;
     assert_eq!(a.analyses.len(), AnalysisKind::ALL.len());
     let job = &a.analyses[&AnalysisKind::Segments];
     let proxy = a.results.proxy.clone().unwrap();
@@ -622,7 +719,10 @@ async fn rekognition_failed_notification_fails_the_asset_and_frees_its_jobs() {
     assert_eq!(stage, "analysis:segments");
     assert_eq!(
         reason,
-        format!("Rekognition StartSegmentDetection job {} ended FAILED", job.job_id)
+        format!(
+            "Rekognition StartSegmentDetection job {} ended FAILED",
+            job.job_id
+        )
     );
     assert_others_unaffected(&p, &good, &[]).await;
     // The failed asset's five open jobs were released with it.
@@ -639,7 +739,11 @@ async fn rekognition_failed_notification_fails_the_asset_and_frees_its_jobs() {
 }
 
 /// The loudness-log URI of `track` for the asset, as the media worker derives it.
-fn loudness_log_uri(p: &Pipeline, a: &cuepoint_core::asset::Asset, track: u32) -> cuepoint_core::domain::S3Uri {
+fn loudness_log_uri(
+    p: &Pipeline,
+    a: &cuepoint_core::asset::Asset,
+    track: u32,
+) -> cuepoint_core::domain::S3Uri {
     let tracks = a.probe.as_ref().unwrap().audio_tracks.len() as u32;
     let settings = build_job_settings(
         &p.backend.ctx.job_template,
@@ -658,15 +762,35 @@ async fn truncated_or_garbage_loudness_log_fails_the_asset_naming_track_and_line
     let p = Pipeline::start().await;
     let good = ingest_good(&p).await;
     let clip = good_clip(&p).await;
-    let cut = held_asset(&p, &clip, "uploads/cut-log.mov", true, AssetState::Transcoding).await;
-    let junk = held_asset(&p, &clip, "uploads/junk-log.mov", true, AssetState::Transcoding).await;
+    let cut = held_asset(
+        &p,
+        &clip,
+        "uploads/cut-log.mov",
+        true,
+        AssetState::Transcoding,
+    )
+    .await;
+    let junk = held_asset(
+        &p,
+        &clip,
+        "uploads/junk-log.mov",
+        true,
+        AssetState::Transcoding,
+    )
+    .await;
     assert_good_completed(&p, &good).await;
 
     // A real log, as the engine wrote it for the good asset (same clip, same track layout).
     let blobs = &p.backend.ctx.ports.blobs;
     let good_asset = p.asset(&good).await.unwrap();
     let real = blobs
-        .get(&good_asset.results.prefix.join("loudness/track-2.csv").unwrap())
+        .get(
+            &good_asset
+                .results
+                .prefix
+                .join("loudness/track-2.csv")
+                .unwrap(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -683,7 +807,11 @@ async fn truncated_or_garbage_loudness_log_fails_the_asset_naming_track_and_line
     let truncated = &real[..at];
     let last_line = truncated.lines().count();
     blobs
-        .put(&loudness_log_uri(&p, &cut, 1), real.clone().into_bytes(), "text/csv")
+        .put(
+            &loudness_log_uri(&p, &cut, 1),
+            real.clone().into_bytes(),
+            "text/csv",
+        )
         .await
         .unwrap();
     blobs
@@ -702,7 +830,11 @@ async fn truncated_or_garbage_loudness_log_fails_the_asset_naming_track_and_line
         .await
         .unwrap();
     blobs
-        .put(&loudness_log_uri(&p, &junk, 2), real.clone().into_bytes(), "text/csv")
+        .put(
+            &loudness_log_uri(&p, &junk, 2),
+            real.clone().into_bytes(),
+            "text/csv",
+        )
         .await
         .unwrap();
 
@@ -772,7 +904,10 @@ async fn keys_with_spaces_unicode_and_percent_signs_are_decoded() {
             "uploads/café/épisode 1 — 日本語 ☕.mov",
             "uploads/caf%C3%A9/%C3%A9pisode+1+%E2%80%94+%E6%97%A5%E6%9C%AC%E8%AA%9E+%E2%98%95.mov",
         ),
-        ("uploads/100% done %41 %2F.mov", "uploads/100%25+done+%2541+%252F.mov"),
+        (
+            "uploads/100% done %41 %2F.mov",
+            "uploads/100%25+done+%2541+%252F.mov",
+        ),
     ];
     let mut ids = Vec::new();
     for (i, (key, encoded)) in keys.iter().enumerate() {
@@ -805,7 +940,11 @@ async fn keys_with_spaces_unicode_and_percent_signs_are_decoded() {
         let a = p.wait_terminal(id).await;
         observed(
             &format!("key {key:?} (encoded in the event)"),
-            &format!("{}; source key in the record: {:?}", a.state, a.source.key.as_str()),
+            &format!(
+                "{}; source key in the record: {:?}",
+                a.state,
+                a.source.key.as_str()
+            ),
         );
         assert_eq!(a.state, AssetState::Complete, "{key}: {:?}", a.failure);
         assert_eq!(a.source.key.as_str(), **key);
@@ -858,19 +997,28 @@ async fn keys_escaping_the_data_directory_are_dead_lettered_and_touch_nothing_ou
     for (i, (_, encoded)) in keys.iter().enumerate() {
         p.send_raw(
             "ingest",
-            &s3_notification("cuepoint-ingest", encoded, 1000 + i as u64, &format!("etag-escape-{i}")),
+            &s3_notification(
+                "cuepoint-ingest",
+                encoded,
+                1000 + i as u64,
+                &format!("etag-escape-{i}"),
+            ),
         )
         .await;
     }
     for (i, (key, _)) in keys.iter().enumerate() {
-        let d = p.wait_dead_letter("ingest", &format!("etag-escape-{i}")).await;
+        let d = p
+            .wait_dead_letter("ingest", &format!("etag-escape-{i}"))
+            .await;
         let reason = d.reason.unwrap_or_default();
         observed(
             &format!("key {key:?} (escapes the bucket directory)"),
             &format!("DLQ ingest after {} receives: {reason}", d.receive_count),
         );
         assert!(
-            reason.contains(&format!("object key \"{key}\" would escape the blob directory")),
+            reason.contains(&format!(
+                "object key \"{key}\" would escape the blob directory"
+            )),
             "{reason}"
         );
         let mut created = ObjectCreated::new(
@@ -888,7 +1036,10 @@ async fn keys_escaping_the_data_directory_are_dead_lettered_and_touch_nothing_ou
         .iter()
         .filter(|f| !before.contains(f) && !f.starts_with("data"))
         .collect();
-    assert!(new.is_empty(), "files written outside the data dir: {new:?}");
+    assert!(
+        new.is_empty(),
+        "files written outside the data dir: {new:?}"
+    );
     assert!(
         !data.join("blobs").join("b").exists(),
         "a/../../b was written into the blob root"

@@ -18,25 +18,49 @@ use cuepoint_workers::cli::summary::summarize;
 async fn generated_clip_runs_to_a_vmap_with_breaks_in_the_black_gaps() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mov");
-    let truth = generate_sample(&clip, &short_clip()).await.expect("generate clip");
+    let truth = generate_sample(&clip, &short_clip())
+        .await
+        .expect("generate clip");
     let settings = test_settings(&dir.path().join("data"));
-    let backend = build_embedded(&settings, true, Arc::new(SystemClock)).await.unwrap();
+    let backend = build_embedded(&settings, true, Arc::new(SystemClock))
+        .await
+        .unwrap();
 
     let ids = ingest_files(&backend, &settings, &[clip]).await.unwrap();
-    let assets = run_until_terminal(&backend, &ids, Duration::from_secs(300)).await.unwrap();
+    let assets = run_until_terminal(&backend, &ids, Duration::from_secs(300))
+        .await
+        .unwrap();
     let asset = &assets[0];
-    assert_eq!(asset.state, AssetState::Complete, "failure: {:?}", asset.failure);
+    assert_eq!(
+        asset.state,
+        AssetState::Complete,
+        "failure: {:?}",
+        asset.failure
+    );
 
     let summary = summarize(backend.ctx.ports.blobs.as_ref(), asset).await;
     let shots = shot_starts(&backend, asset).await;
     let cmp = compare(&truth, &summary, &shots);
-    assert!(cmp.black_gaps_within_one_frame, "black gaps: {:?}", cmp.black_gaps);
+    assert!(
+        cmp.black_gaps_within_one_frame,
+        "black gaps: {:?}",
+        cmp.black_gaps
+    );
     assert!(cmp.cuts_within_one_frame, "cuts: {:?}", cmp.cuts);
-    assert!(cmp.silent_tracks_exact, "silent tracks: truth {:?} found {:?}", cmp.silent_tracks_truth, cmp.silent_tracks_found);
+    assert!(
+        cmp.silent_tracks_exact,
+        "silent tracks: truth {:?} found {:?}",
+        cmp.silent_tracks_truth, cmp.silent_tracks_found
+    );
     assert_eq!(summary.silent_tracks, vec![3, 4]);
 
     // The VMAP on disk: every break sits inside a black, silent gap.
-    let vmap_path = backend.ctx.ports.blobs.local_path(asset.results.vmap.as_ref().unwrap()).unwrap();
+    let vmap_path = backend
+        .ctx
+        .ports
+        .blobs
+        .local_path(asset.results.vmap.as_ref().unwrap())
+        .unwrap();
     let vmap = std::fs::read_to_string(&vmap_path).unwrap();
     let offsets: Vec<f64> = vmap
         .split("timeOffset=\"")
@@ -52,7 +76,10 @@ async fn generated_clip_runs_to_a_vmap_with_breaks_in_the_black_gaps() {
     assert!(!offsets.is_empty(), "VMAP has no breaks:\n{vmap}");
     for t in &offsets {
         assert!(
-            truth.black_gaps.iter().any(|&(a, b)| *t >= a - 0.04 && *t <= b + 0.04),
+            truth
+                .black_gaps
+                .iter()
+                .any(|&(a, b)| *t >= a - 0.04 && *t <= b + 0.04),
             "break at {t} is outside the black gaps {:?}\n{vmap}",
             truth.black_gaps
         );
@@ -61,8 +88,22 @@ async fn generated_clip_runs_to_a_vmap_with_breaks_in_the_black_gaps() {
     assert_eq!(offsets.len(), 2, "{vmap}");
 
     // The results layout is complete.
-    for rel in ["probe.json", "audio.json", "segments.json", "labels.json", "slots.json", "ad_breaks.vmap", "asset.json", "loudness/track-1.csv", "loudness/track-4.csv", "hls/index.m3u8"] {
+    for rel in [
+        "probe.json",
+        "audio.json",
+        "segments.json",
+        "labels.json",
+        "slots.json",
+        "ad_breaks.vmap",
+        "asset.json",
+        "loudness/track-1.csv",
+        "loudness/track-4.csv",
+        "hls/index.m3u8",
+    ] {
         let uri = asset.results.prefix.join(rel).unwrap();
-        assert!(backend.ctx.ports.blobs.head(&uri).await.unwrap().is_some(), "missing {rel}");
+        assert!(
+            backend.ctx.ports.blobs.head(&uri).await.unwrap().is_some(),
+            "missing {rel}"
+        );
     }
 }

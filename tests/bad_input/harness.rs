@@ -18,8 +18,8 @@ use cuepoint_core::loudness::AudioLayout;
 use cuepoint_engine::sample::{generate_sample, SampleSpec};
 use cuepoint_runtime::config::Settings;
 use cuepoint_runtime::ports::{
-    AnalysisRequest, Clock, DeadLetter, PortResult, ResultsPage, SystemClock, TranscodeRequest, Transcoder,
-    VideoAnalyzer,
+    AnalysisRequest, Clock, DeadLetter, PortResult, ResultsPage, SystemClock, TranscodeRequest,
+    Transcoder, VideoAnalyzer,
 };
 use cuepoint_workers::app::{self, RunningWorkers};
 use cuepoint_workers::backend::{build_embedded, Backend};
@@ -62,16 +62,24 @@ impl Transcoder for HoldingTranscoder {
             .expect("holds lock")
             .contains(&request.asset_id)
         {
-            let id = self.holds.job_id(request.asset_id.as_str(), &request.client_token, || {
-                format!("{}-held", SystemClock.now_ms())
-            });
+            let id = self
+                .holds
+                .job_id(request.asset_id.as_str(), &request.client_token, || {
+                    format!("{}-held", SystemClock.now_ms())
+                });
             return Ok(id);
         }
         self.inner.submit(request).await
     }
 
     async fn find_job(&self, asset_id: &AssetId) -> PortResult<Option<String>> {
-        if self.holds.transcode.lock().expect("holds lock").contains(asset_id) {
+        if self
+            .holds
+            .transcode
+            .lock()
+            .expect("holds lock")
+            .contains(asset_id)
+        {
             let jobs = self.holds.jobs.lock().expect("holds lock");
             return Ok(jobs
                 .iter()
@@ -92,12 +100,20 @@ struct HoldingAnalyzer {
 impl VideoAnalyzer for HoldingAnalyzer {
     async fn start(&self, request: &AnalysisRequest) -> PortResult<String> {
         let held = AssetId::parse(request.job_tag.clone())
-            .map(|id| self.holds.analyses.lock().expect("holds lock").contains(&id))
+            .map(|id| {
+                self.holds
+                    .analyses
+                    .lock()
+                    .expect("holds lock")
+                    .contains(&id)
+            })
             .unwrap_or(false);
         if held {
-            return Ok(self.holds.job_id(&request.job_tag, &request.client_token, || {
-                format!("held-{}-{}", request.kind, request.job_tag)
-            }));
+            return Ok(self
+                .holds
+                .job_id(&request.job_tag, &request.client_token, || {
+                    format!("held-{}-{}", request.kind, request.job_tag)
+                }));
         }
         self.inner.start(request).await
     }
@@ -177,7 +193,11 @@ impl Pipeline {
             .put_file(&uri, file, "application/octet-stream")
             .await
             .expect("upload");
-        let head = blobs.head(&uri).await.expect("head").expect("uploaded object");
+        let head = blobs
+            .head(&uri)
+            .await
+            .expect("head")
+            .expect("uploaded object");
         let mut created = ObjectCreated::new(self.ingest_bucket(), key);
         created.size = Some(head.size);
         created.etag = head.etag;
@@ -186,8 +206,11 @@ impl Pipeline {
 
     /// S3's "Object Created" through EventBridge, as `cuepoint run` announces uploads.
     pub async fn announce(&self, created: &ObjectCreated) -> AssetId {
-        self.put(object_created_entry(created, Some(self.backend.ctx.now_ms())))
-            .await;
+        self.put(object_created_entry(
+            created,
+            Some(self.backend.ctx.now_ms()),
+        ))
+        .await;
         AssetId::for_source(&created.source_object())
     }
 
@@ -202,15 +225,27 @@ impl Pipeline {
     }
 
     pub fn hold_transcode(&self, id: &AssetId) {
-        self.holds.transcode.lock().expect("holds lock").insert(id.clone());
+        self.holds
+            .transcode
+            .lock()
+            .expect("holds lock")
+            .insert(id.clone());
     }
 
     pub fn hold_analyses(&self, id: &AssetId) {
-        self.holds.analyses.lock().expect("holds lock").insert(id.clone());
+        self.holds
+            .analyses
+            .lock()
+            .expect("holds lock")
+            .insert(id.clone());
     }
 
     pub async fn put(&self, entry: PutEventsEntry) {
-        self.backend.bus().put_events(&[entry]).await.expect("put event");
+        self.backend
+            .bus()
+            .put_events(&[entry])
+            .await
+            .expect("put event");
     }
 
     /// A raw body straight onto a queue (what a misconfigured producer could send).
@@ -225,11 +260,21 @@ impl Pipeline {
     /// Publish on the topic Rekognition notifies.
     pub async fn publish_rekognition(&self, message: &str) {
         let embedded = self.backend.embedded.as_ref().expect("embedded backend");
-        embedded.topic("rekognition").publish(message).await.expect("publish");
+        embedded
+            .topic("rekognition")
+            .publish(message)
+            .await
+            .expect("publish");
     }
 
     pub async fn asset(&self, id: &AssetId) -> Option<Asset> {
-        self.backend.ctx.ports.store.get(id).await.expect("store get")
+        self.backend
+            .ctx
+            .ports
+            .store
+            .get(id)
+            .await
+            .expect("store get")
     }
 
     /// Wait until `id` is in `state` (or terminal, which fails the wait if it is the wrong one).
@@ -275,7 +320,11 @@ impl Pipeline {
     /// Wait until `id` FAILED; returns (stage, reason).
     pub async fn wait_failed(&self, id: &AssetId) -> (String, String) {
         let a = self.wait_terminal(id).await;
-        assert_eq!(a.state, AssetState::Failed, "asset {id} should have failed: {a:?}");
+        assert_eq!(
+            a.state,
+            AssetState::Failed,
+            "asset {id} should have failed: {a:?}"
+        );
         let f = a.failure.expect("a failed asset records its failure");
         (f.stage, f.reason)
     }
@@ -303,7 +352,12 @@ impl Pipeline {
 
     /// Dead letters per source queue (only non-empty ones).
     pub async fn dead_letter_counts(&self) -> BTreeMap<String, u64> {
-        let counts = self.backend.dead_letters.counts().await.expect("dead letter counts");
+        let counts = self
+            .backend
+            .dead_letters
+            .counts()
+            .await
+            .expect("dead letter counts");
         counts.into_iter().filter(|(_, n)| *n > 0).collect()
     }
 
@@ -386,7 +440,14 @@ pub async fn assert_good_completed(p: &Pipeline, id: &AssetId) {
     assert_eq!(audio.layout, AudioLayout::Mono);
     let vmap = a.results.vmap.as_ref().expect("a VMAP");
     assert!(
-        p.backend.ctx.ports.blobs.head(vmap).await.expect("head").is_some(),
+        p.backend
+            .ctx
+            .ports
+            .blobs
+            .head(vmap)
+            .await
+            .expect("head")
+            .is_some(),
         "VMAP missing"
     );
 }

@@ -20,14 +20,27 @@ pub struct RunningWorkers {
 }
 
 /// Start a consume loop for each of `kinds` on its queue.
-pub fn start(ctx: &WorkerContext, kinds: &[WorkerKind], queue: impl Fn(&str) -> Arc<dyn Queue>, json_metrics: bool) -> RunningWorkers {
+pub fn start(
+    ctx: &WorkerContext,
+    kinds: &[WorkerKind],
+    queue: impl Fn(&str) -> Arc<dyn Queue>,
+    json_metrics: bool,
+) -> RunningWorkers {
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut stats = BTreeMap::new();
     for &kind in kinds {
-        let handler = Arc::new(WorkerHandler { kind, ctx: ctx.clone() });
-        let consumer = Consumer::new(kind.queue(), queue(kind.queue()), handler, ctx.settings.consumer.clone())
-            .with_metrics(Metrics::new(kind.queue(), json_metrics));
+        let handler = Arc::new(WorkerHandler {
+            kind,
+            ctx: ctx.clone(),
+        });
+        let consumer = Consumer::new(
+            kind.queue(),
+            queue(kind.queue()),
+            handler,
+            ctx.settings.consumer.clone(),
+        )
+        .with_metrics(Metrics::new(kind.queue(), json_metrics));
         stats.insert(kind, consumer.stats.clone());
         let mut rx = stop_rx.clone();
         tasks.spawn(consumer.run(async move {

@@ -26,7 +26,10 @@ pub struct Backend {
 
 impl Backend {
     pub fn queue(&self, name: &str) -> Arc<dyn Queue> {
-        self.queues.get(name).cloned().unwrap_or_else(|| panic!("no queue named {name} in the routing definition"))
+        self.queues
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no queue named {name} in the routing definition"))
     }
 
     pub fn try_queue(&self, name: &str) -> Option<Arc<dyn Queue>> {
@@ -66,16 +69,30 @@ pub async fn build(settings: &Settings, engine: bool) -> anyhow::Result<Backend>
     }
 }
 
-pub async fn build_embedded(settings: &Settings, with_engine: bool, clock: Arc<dyn Clock>) -> anyhow::Result<Backend> {
+pub async fn build_embedded(
+    settings: &Settings,
+    with_engine: bool,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Backend> {
     let routing = routing(settings)?;
     let opts = cuepoint_embedded::EmbeddedOptions::new(routing.clone()).with_clock(clock.clone());
     let dir = settings.data_dir.clone();
-    let embedded = tokio::task::spawn_blocking(move || cuepoint_embedded::EmbeddedBackend::open(&dir, opts))
-        .await?
-        .with_context(|| format!("opening the embedded backend in {}", settings.data_dir.display()))?;
+    let embedded =
+        tokio::task::spawn_blocking(move || cuepoint_embedded::EmbeddedBackend::open(&dir, opts))
+            .await?
+            .with_context(|| {
+                format!(
+                    "opening the embedded backend in {}",
+                    settings.data_dir.display()
+                )
+            })?;
     let blobs = embedded.blobs();
     let bus = embedded.bus();
-    let topic_name = routing.topics().first().map(|t| t.name.clone()).unwrap_or_else(|| "rekognition".into());
+    let topic_name = routing
+        .topics()
+        .first()
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| "rekognition".into());
     let engine = cuepoint_engine::local::LocalEngine::new(
         blobs.clone(),
         bus.clone(),
@@ -89,7 +106,10 @@ pub async fn build_embedded(settings: &Settings, with_engine: bool, clock: Arc<d
         },
     );
     if with_engine {
-        engine.resume(true, true).await.context("resuming unfinished local jobs")?;
+        engine
+            .resume(true, true)
+            .await
+            .context("resuming unfinished local jobs")?;
     }
     let ports = Ports {
         store: embedded.store(),
@@ -100,7 +120,11 @@ pub async fn build_embedded(settings: &Settings, with_engine: bool, clock: Arc<d
         analyzer: Arc::new(engine.rekognition.clone()),
         clock,
     };
-    let queues = routing.queues().iter().map(|q| (q.name.clone(), embedded.queue(&q.name))).collect();
+    let queues = routing
+        .queues()
+        .iter()
+        .map(|q| (q.name.clone(), embedded.queue(&q.name)))
+        .collect();
     let metrics = Metrics::new("cuepoint", settings.log_format == LogFormat::Json);
     Ok(Backend {
         ctx: WorkerContext::new(ports, settings.clone(), metrics),
@@ -123,7 +147,17 @@ async fn build_aws(_settings: &Settings, _engine: bool) -> anyhow::Result<Backen
 
 impl Backend {
     /// Assemble a backend from parts (the AWS wiring uses this).
-    pub fn from_parts(ctx: WorkerContext, dead_letters: Arc<dyn DeadLetters>, queues: BTreeMap<String, Arc<dyn Queue>>) -> Self {
-        Self { ctx, dead_letters, queues, embedded: None, engine: None }
+    pub fn from_parts(
+        ctx: WorkerContext,
+        dead_letters: Arc<dyn DeadLetters>,
+        queues: BTreeMap<String, Arc<dyn Queue>>,
+    ) -> Self {
+        Self {
+            ctx,
+            dead_letters,
+            queues,
+            embedded: None,
+            engine: None,
+        }
     }
 }

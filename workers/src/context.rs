@@ -35,12 +35,18 @@ impl WorkerContext {
 
     /// `s3://<output bucket>/assets/<id>/`: the asset's results prefix.
     pub fn results_prefix(&self, id: &AssetId) -> S3Uri {
-        let bucket = BucketName::parse(self.settings.output_bucket.clone()).expect("output bucket validated at startup");
-        S3Uri::new(bucket, ObjectKey::parse(format!("assets/{id}/")).expect("asset ids are key-safe"))
+        let bucket = BucketName::parse(self.settings.output_bucket.clone())
+            .expect("output bucket validated at startup");
+        S3Uri::new(
+            bucket,
+            ObjectKey::parse(format!("assets/{id}/")).expect("asset ids are key-safe"),
+        )
     }
 
     /// A file of the results layout under the asset's prefix.
     pub fn result_uri(&self, id: &AssetId, rel: &str) -> S3Uri {
-        self.results_prefix(id).join(rel).expect("results layout names are valid keys")
+        self.results_prefix(id)
+            .join(rel)
+            .expect("results layout names are valid keys")
     }
 }

@@ -6,7 +6,9 @@
 //! event id, so the copy is recognisable downstream. A lost race (conditional write conflict)
 //! is retried: the next attempt re-reads the record and decides again.
 
-use cuepoint_core::asset::{transition, Asset, AssetEvent, AssetState, Transition, TransitionError};
+use cuepoint_core::asset::{
+    transition, Asset, AssetEvent, AssetState, Transition, TransitionError,
+};
 use cuepoint_core::domain::AssetId;
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
 use cuepoint_runtime::consumer::HandlerError;
@@ -30,7 +32,9 @@ pub async fn load(ctx: &WorkerContext, id: &AssetId) -> Result<Asset, HandlerErr
     tracing::Span::current().record("asset_id", id.as_str());
     match ctx.ports.store.get(id).await? {
         Some(a) => Ok(a),
-        None => Err(HandlerError::Permanent(format!("event for unknown asset {id}"))),
+        None => Err(HandlerError::Permanent(format!(
+            "event for unknown asset {id}"
+        ))),
     }
 }
 
@@ -47,15 +51,19 @@ pub async fn advance(
         Ok(Transition::Applied(next)) => {
             let mut next = *next;
             next.version = asset.version + 1;
-            let write = AssetWrite { asset: next.clone(), expected_version: Some(asset.version), counter };
+            let write = AssetWrite {
+                asset: next.clone(),
+                expected_version: Some(asset.version),
+                counter,
+            };
             match ctx.ports.store.commit(write).await {
                 Ok(()) => {
                     tracing::info!(asset_id = %next.id, from = %asset.state, to = %next.state, event = event.name(), "asset advanced");
                     Ok(Advanced::Applied(next))
                 }
-                Err(StoreError::Conflict { detail, .. }) => {
-                    Err(HandlerError::Transient(format!("lost a conditional write ({detail}); will re-read")))
-                }
+                Err(StoreError::Conflict { detail, .. }) => Err(HandlerError::Transient(format!(
+                    "lost a conditional write ({detail}); will re-read"
+                ))),
                 Err(e @ StoreError::CounterLimit { .. }) => Err(HandlerError::Delay {
                     after: std::time::Duration::from_secs(ctx.settings.analysis.cap_retry_seconds),
                     reason: e.to_string(),
@@ -71,11 +79,17 @@ pub async fn advance(
 fn classify(asset: &Asset, e: TransitionError) -> Result<Advanced, HandlerError> {
     match &e {
         // The asset is finished (or failed): late or stale events change nothing.
-        TransitionError::Illegal { state, .. } if state.is_terminal() => Ok(Advanced::Ignored(e.to_string())),
+        TransitionError::Illegal { state, .. } if state.is_terminal() => {
+            Ok(Advanced::Ignored(e.to_string()))
+        }
         // The event arrived before the step that makes it legal was recorded (reordering, or a
         // crash between starting a job and recording it): retry until it is.
-        TransitionError::Illegal { .. } | TransitionError::UnknownAnalysis { .. } => Err(HandlerError::Transient(e.to_string())),
-        TransitionError::UnknownJob { expected, .. } if expected == "<none>" => Err(HandlerError::Transient(e.to_string())),
+        TransitionError::Illegal { .. } | TransitionError::UnknownAnalysis { .. } => {
+            Err(HandlerError::Transient(e.to_string()))
+        }
+        TransitionError::UnknownJob { expected, .. } if expected == "<none>" => {
+            Err(HandlerError::Transient(e.to_string()))
+        }
         // A job we did not record for this asset (a stale duplicate): drop it.
         TransitionError::UnknownJob { .. } => {
             tracing::warn!(asset_id = %asset.id, error = %e, "ignoring event for a job this asset does not own");
@@ -95,16 +109,36 @@ pub async fn announce(ctx: &WorkerContext, events: &[PipelineEvent]) -> Result<(
     for e in events {
         tracing::info!(event_id = %e.event_id, detail_type = e.detail_type(), "announcing");
     }
-    ctx.ports.bus.put_events(&entries).await.map_err(HandlerError::from)
+    ctx.ports
+        .bus
+        .put_events(&entries)
+        .await
+        .map_err(HandlerError::from)
 }
 
 /// Fail an asset for good (idempotent) and announce it. Releases its open analysis jobs from
 /// the cap counter in the same write.
-pub async fn fail(ctx: &WorkerContext, asset: &Asset, stage: &str, reason: String) -> Result<(), HandlerError> {
+pub async fn fail(
+    ctx: &WorkerContext,
+    asset: &Asset,
+    stage: &str,
+    reason: String,
+) -> Result<(), HandlerError> {
     tracing::warn!(asset_id = %asset.id, stage, %reason, "asset failed");
-    let pending = if asset.state == AssetState::Analysing { asset.pending_analyses().len() as i64 } else { 0 };
-    let counter = (pending > 0).then(|| CounterDelta { name: OPEN_JOBS_COUNTER.into(), delta: -pending, max: None });
-    let event = AssetEvent::Failed { stage: stage.to_string(), reason };
+    let pending = if asset.state == AssetState::Analysing {
+        asset.pending_analyses().len() as i64
+    } else {
+        0
+    };
+    let counter = (pending > 0).then(|| CounterDelta {
+        name: OPEN_JOBS_COUNTER.into(),
+        delta: -pending,
+        max: None,
+    });
+    let event = AssetEvent::Failed {
+        stage: stage.to_string(),
+        reason,
+    };
     match advance(ctx, asset, event, counter).await? {
         Advanced::Applied(a) | Advanced::AlreadyApplied(a) => {
             write_record(ctx, &a).await;
@@ -120,8 +154,20 @@ pub async fn fail(ctx: &WorkerContext, asset: &Asset, stage: &str, reason: Strin
 /// Announce an asset's recorded failure ("Asset Failed"). Re-announcing after a crash between
 /// the write and the announcement reuses the first announcement's event id.
 pub async fn announce_failure(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerError> {
-    let Some(f) = asset.failure.clone() else { return Ok(()) };
-    announce(ctx, &[PipelineEvent::new(asset.id.clone(), PipelineDetail::AssetFailed { stage: f.stage, reason: f.reason })]).await
+    let Some(f) = asset.failure.clone() else {
+        return Ok(());
+    };
+    announce(
+        ctx,
+        &[PipelineEvent::new(
+            asset.id.clone(),
+            PipelineDetail::AssetFailed {
+                stage: f.stage,
+                reason: f.reason,
+            },
+        )],
+    )
+    .await
 }
 
 /// Save the asset record next to its results (`asset.json`), best effort: the store is the

@@ -21,7 +21,12 @@ pub struct ScoringSettings {
 
 impl Default for ScoringSettings {
     fn default() -> Self {
-        Self { policy: "default".into(), top: 3, ads: None, default_policy: DefaultPolicyConfig::default() }
+        Self {
+            policy: "default".into(),
+            top: 3,
+            ads: None,
+            default_policy: DefaultPolicyConfig::default(),
+        }
     }
 }
 
@@ -37,7 +42,9 @@ impl ScoringSettings {
         match self.policy.as_str() {
             "reference" => Ok(Policy::Reference),
             "default" => Ok(Policy::Default(self.default_policy.clone())),
-            other => Err(format!("unknown scoring policy {other:?} (expected default or reference)")),
+            other => Err(format!(
+                "unknown scoring policy {other:?} (expected default or reference)"
+            )),
         }
     }
 
@@ -45,7 +52,8 @@ impl ScoringSettings {
         match &self.ads {
             None => Ok(AdInventory::default_inventory()),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| format!("ad inventory {}: {e}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("ad inventory {}: {e}", p.display()))?;
                 AdInventory::parse(&text).map_err(|e| format!("ad inventory {}: {e}", p.display()))
             }
         }

@@ -18,14 +18,24 @@ pub async fn serve(settings: Settings, kinds: &[WorkerKind]) -> anyhow::Result<(
     // The process that submits a kind of job runs (and resumes) it: ingest → transcodes,
     // analysis → analyses. Other processes only read results, so no job runs twice.
     if let Some(engine) = &backend.engine {
-        let n = engine.resume(kinds.contains(&WorkerKind::Ingest), kinds.contains(&WorkerKind::Analysis)).await?;
+        let n = engine
+            .resume(
+                kinds.contains(&WorkerKind::Ingest),
+                kinds.contains(&WorkerKind::Analysis),
+            )
+            .await?;
         if n > 0 {
             tracing::info!(jobs = n, "resumed unfinished local media jobs");
         }
     }
     let names: Vec<&str> = kinds.iter().map(|k| k.queue()).collect();
     tracing::info!(workers = ?names, backend = ?settings.backend, "starting");
-    let workers = app::start(&backend.ctx, kinds, |q| backend.queue(q), settings.log_format == LogFormat::Json);
+    let workers = app::start(
+        &backend.ctx,
+        kinds,
+        |q| backend.queue(q),
+        settings.log_format == LogFormat::Json,
+    );
     telemetry::shutdown_signal().await;
     workers.shutdown().await;
     backend.shutdown().await;
@@ -38,7 +48,9 @@ pub fn main_for(kind: WorkerKind) {
     let result = (|| -> anyhow::Result<()> {
         let settings = Settings::load(config.as_deref()).context("loading configuration")?;
         telemetry::init(settings.log_format, "info");
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
         rt.block_on(serve(settings, &[kind]))
     })();
     if let Err(e) = result {

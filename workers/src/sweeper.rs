@@ -34,11 +34,16 @@ pub struct SweepOutcome {
 }
 
 /// Assets past their deadline, most overdue first.
-pub async fn find_stuck(ctx: &WorkerContext, policy: &StuckPolicy) -> Result<Vec<(Asset, StuckAsset)>, HandlerError> {
+pub async fn find_stuck(
+    ctx: &WorkerContext,
+    policy: &StuckPolicy,
+) -> Result<Vec<(Asset, StuckAsset)>, HandlerError> {
     let now = ctx.now_ms();
     let mut out: Vec<(Asset, StuckAsset)> = Vec::new();
     for a in ctx.ports.store.list().await? {
-        let Some(deadline) = policy.deadline_ms(&a) else { continue };
+        let Some(deadline) = policy.deadline_ms(&a) else {
+            continue;
+        };
         if now <= deadline {
             continue;
         }
@@ -68,13 +73,26 @@ pub async fn sweep(
 ) -> Result<Vec<SweepOutcome>, HandlerError> {
     let mut outcomes = Vec::new();
     for (asset, stuck) in find_stuck(ctx, policy).await? {
-        let result = if dry_run { Ok(()) } else { apply(ctx, &asset, &stuck.action, ingest.as_ref()).await };
-        outcomes.push(SweepOutcome { done: !dry_run && result.is_ok(), error: result.err().map(|e| e.to_string()), stuck });
+        let result = if dry_run {
+            Ok(())
+        } else {
+            apply(ctx, &asset, &stuck.action, ingest.as_ref()).await
+        };
+        outcomes.push(SweepOutcome {
+            done: !dry_run && result.is_ok(),
+            error: result.err().map(|e| e.to_string()),
+            stuck,
+        });
     }
     Ok(outcomes)
 }
 
-async fn apply(ctx: &WorkerContext, asset: &Asset, action: &SweepAction, ingest: Option<&Arc<dyn Queue>>) -> Result<(), HandlerError> {
+async fn apply(
+    ctx: &WorkerContext,
+    asset: &Asset,
+    action: &SweepAction,
+    ingest: Option<&Arc<dyn Queue>>,
+) -> Result<(), HandlerError> {
     match action {
         SweepAction::Fail { reason } => fail(ctx, asset, "stuck", reason.clone()).await,
         SweepAction::Reannounce => {
@@ -84,7 +102,11 @@ async fn apply(ctx: &WorkerContext, asset: &Asset, action: &SweepAction, ingest:
             next.version = asset.version + 1;
             ctx.ports
                 .store
-                .commit(AssetWrite { asset: next.clone(), expected_version: Some(asset.version), counter: None })
+                .commit(AssetWrite {
+                    asset: next.clone(),
+                    expected_version: Some(asset.version),
+                    counter: None,
+                })
                 .await
                 .map_err(|e| HandlerError::Transient(e.to_string()))?;
             tracing::warn!(asset_id = %asset.id, state = %asset.state, attempt = next.sweeps, "re-announcing a stuck asset");
@@ -102,7 +124,8 @@ async fn apply(ctx: &WorkerContext, asset: &Asset, action: &SweepAction, ingest:
                         let env = entry
                             .into_envelope(id, "000000000000", "sweeper", time)
                             .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-                        let body = serde_json::to_string(&env).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+                        let body = serde_json::to_string(&env)
+                            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
                         q.send(&body, std::time::Duration::ZERO).await?;
                         return Ok(());
                     }
@@ -112,7 +135,10 @@ async fn apply(ctx: &WorkerContext, asset: &Asset, action: &SweepAction, ingest:
                     let detail = if asset.state == AssetState::Analysed {
                         PipelineDetail::AnalysesCompleted
                     } else {
-                        let proxy = asset.results.proxy.clone().ok_or_else(|| HandlerError::Permanent("no proxy recorded".into()))?;
+                        let proxy =
+                            asset.results.proxy.clone().ok_or_else(|| {
+                                HandlerError::Permanent("no proxy recorded".into())
+                            })?;
                         PipelineDetail::MediaPrepared { proxy }
                     };
                     let mut ev = PipelineEvent::new(asset.id.clone(), detail);
@@ -121,9 +147,17 @@ async fn apply(ctx: &WorkerContext, asset: &Asset, action: &SweepAction, ingest:
                     ev.event_id = format!("{}:sweep-{}", ev.event_id, next.sweeps);
                     ev.to_entry(Some(ctx.now_ms()))
                 }
-                other => return Err(HandlerError::Permanent(format!("nothing to re-announce in {other}"))),
+                other => {
+                    return Err(HandlerError::Permanent(format!(
+                        "nothing to re-announce in {other}"
+                    )))
+                }
             };
-            ctx.ports.bus.put_events(&[entry]).await.map_err(HandlerError::from)
+            ctx.ports
+                .bus
+                .put_events(&[entry])
+                .await
+                .map_err(HandlerError::from)
         }
     }
 }

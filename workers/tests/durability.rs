@@ -57,12 +57,18 @@ fn kill_when(data: &Path, clip: &Path, reached: impl Fn(&[PathBuf]) -> bool, wha
         if let Ok(Some(status)) = child.try_wait() {
             panic!("cuepoint run ended ({status}) before {what}");
         }
-        assert!(t0.elapsed() < Duration::from_secs(240), "never reached {what}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(240),
+            "never reached {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().expect("SIGKILL"); // Child::kill is SIGKILL on Unix
     let _ = child.wait();
-    eprintln!("killed -9 after {what} ({:.1} s)", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "killed -9 after {what} ({:.1} s)",
+        t0.elapsed().as_secs_f64()
+    );
 }
 
 #[test]
@@ -85,12 +91,26 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
     let data = dir.path().join("data");
 
     // 1: during the transcode (the probe is written, no HLS yet).
-    kill_when(&data, &clip, |f| f.iter().any(|p| p.ends_with("probe.json")), "ingest registered the asset");
+    kill_when(
+        &data,
+        &clip,
+        |f| f.iter().any(|p| p.ends_with("probe.json")),
+        "ingest registered the asset",
+    );
     // 2: after the transcode's outputs landed, while analyses run.
-    kill_when(&data, &clip, |f| f.iter().any(|p| p.ends_with("audio.json")), "media prepared");
+    kill_when(
+        &data,
+        &clip,
+        |f| f.iter().any(|p| p.ends_with("audio.json")),
+        "media prepared",
+    );
     // 3: run to the end.
     let out = cuepoint(&data, &clip).wait_with_output().unwrap();
-    assert!(out.status.success(), "final run failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "final run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summaries: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
     assert_eq!(summaries[0]["state"], "COMPLETE", "{summaries}");
 
@@ -98,7 +118,12 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
     // record's version counts exactly the transitions of one pass
     // (register 1, transcoding 2, media prepared 3, analysing 4, five completions 5..=9, complete 10).
     let routing = RoutingDefinition::load(
-        &[("IngestBucket", "cuepoint-ingest"), ("WorkflowName", "cuepoint")].into_iter().collect(),
+        &[
+            ("IngestBucket", "cuepoint-ingest"),
+            ("WorkflowName", "cuepoint"),
+        ]
+        .into_iter()
+        .collect(),
     )
     .unwrap();
     let backend = EmbeddedBackend::open(&data, EmbeddedOptions::new(routing)).unwrap();
@@ -109,9 +134,33 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
         assert_eq!(a.state, AssetState::Complete);
         assert_eq!(a.version, 10, "one pass through the state machine");
         let ledger = backend.ledger();
-        assert_eq!(ledger.find_by_asset("mediaconvert", a.id.as_str()).await.unwrap().len(), 1, "one transcode job");
-        assert_eq!(ledger.find_by_asset("rekognition", a.id.as_str()).await.unwrap().len(), 5, "one job per analysis");
-        assert_eq!(backend.store().counter("rekognition-open-jobs").await.unwrap(), 0, "every open job released");
+        assert_eq!(
+            ledger
+                .find_by_asset("mediaconvert", a.id.as_str())
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "one transcode job"
+        );
+        assert_eq!(
+            ledger
+                .find_by_asset("rekognition", a.id.as_str())
+                .await
+                .unwrap()
+                .len(),
+            5,
+            "one job per analysis"
+        );
+        assert_eq!(
+            backend
+                .store()
+                .counter("rekognition-open-jobs")
+                .await
+                .unwrap(),
+            0,
+            "every open job released"
+        );
         for q in ["ingest", "media", "analysis", "results", "scoring"] {
             let dlq = backend.dead_letters().list(q, 10).await.unwrap();
             assert!(dlq.is_empty(), "dead letters in {q}: {dlq:?}");

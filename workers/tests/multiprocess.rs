@@ -44,7 +44,10 @@ fn worker_processes_share_one_data_directory() {
         end_credits_from: None,
         ..SampleSpec::default()
     };
-    tokio::runtime::Runtime::new().unwrap().block_on(generate_sample(&clip, &spec)).unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(generate_sample(&clip, &spec))
+        .unwrap();
     let data = dir.path().join("data");
 
     let bins = [
@@ -55,8 +58,17 @@ fn worker_processes_share_one_data_directory() {
         env!("CARGO_BIN_EXE_cuepoint-scoring"),
     ];
     // The first `ingest` creates the database; the workers then open it.
-    let out = Command::new(env!("CARGO_BIN_EXE_cuepoint")).args(["ingest", "--data-dir"]).arg(&data).arg(&clip).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_cuepoint"))
+        .args(["ingest", "--data-dir"])
+        .arg(&data)
+        .arg(&clip)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut children: Vec<Child> = bins.iter().map(|b| worker(b, &data)).collect();
 
     let t0 = Instant::now();
@@ -69,7 +81,9 @@ fn worker_processes_share_one_data_directory() {
         std::thread::sleep(Duration::from_millis(300));
     };
     for c in &children {
-        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
     }
     for (c, b) in children.iter_mut().zip(bins) {
         let status = c.wait().unwrap();

@@ -80,7 +80,9 @@ impl AssetState {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -209,7 +211,12 @@ fn is_zero(n: &u32) -> bool {
 
 impl Asset {
     /// A freshly registered asset (version 1), after the source was probed.
-    pub fn register(source: SourceObject, probe: ProbeInfo, results_prefix: S3Uri, now_ms: u64) -> Self {
+    pub fn register(
+        source: SourceObject,
+        probe: ProbeInfo,
+        results_prefix: S3Uri,
+        now_ms: u64,
+    ) -> Self {
         Asset {
             id: AssetId::for_source(&source),
             source,
@@ -222,7 +229,12 @@ impl Asset {
             transcode: None,
             analyses: BTreeMap::new(),
             audio: None,
-            results: ResultLocations { prefix: results_prefix, hls_master: None, proxy: None, vmap: None },
+            results: ResultLocations {
+                prefix: results_prefix,
+                hls_master: None,
+                proxy: None,
+                vmap: None,
+            },
             breaks: Vec::new(),
             failure: None,
             sweeps: 0,
@@ -231,7 +243,11 @@ impl Asset {
 
     /// The analyses that have not completed yet.
     pub fn pending_analyses(&self) -> Vec<AnalysisKind> {
-        self.analyses.iter().filter(|(_, j)| j.status == JobStatus::Submitted).map(|(k, _)| *k).collect()
+        self.analyses
+            .iter()
+            .filter(|(_, j)| j.status == JobStatus::Submitted)
+            .map(|(k, _)| *k)
+            .collect()
     }
 }
 
@@ -242,13 +258,23 @@ pub enum AssetEvent {
     /// The transcode job was created (or found) for this asset.
     TranscodeSubmitted { job: JobRecord },
     /// The transcode job completed and its loudness logs were read.
-    MediaPrepared { job_id: String, audio: AudioReport, hls_master: S3Uri, proxy: S3Uri },
+    MediaPrepared {
+        job_id: String,
+        audio: AudioReport,
+        hls_master: S3Uri,
+        proxy: S3Uri,
+    },
     /// Every analysis job was started.
-    AnalysesStarted { jobs: BTreeMap<AnalysisKind, JobRecord> },
+    AnalysesStarted {
+        jobs: BTreeMap<AnalysisKind, JobRecord>,
+    },
     /// One analysis job completed and its results were stored.
     AnalysisCompleted { kind: AnalysisKind, job_id: String },
     /// Slots were scored and the VMAP written.
-    Scored { breaks: Vec<BreakSummary>, vmap: S3Uri },
+    Scored {
+        breaks: Vec<BreakSummary>,
+        vmap: S3Uri,
+    },
     /// Something failed for good.
     Failed { stage: String, reason: String },
 }
@@ -278,9 +304,18 @@ pub enum Transition {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     #[error("asset {asset} is {state}: event {event} is not allowed there")]
-    Illegal { asset: AssetId, state: AssetState, event: &'static str },
+    Illegal {
+        asset: AssetId,
+        state: AssetState,
+        event: &'static str,
+    },
     #[error("asset {asset}: {event} names job {got}, but the asset's job is {expected}")]
-    UnknownJob { asset: AssetId, event: &'static str, expected: String, got: String },
+    UnknownJob {
+        asset: AssetId,
+        event: &'static str,
+        expected: String,
+        got: String,
+    },
     #[error("asset {asset}: analysis {kind} was never started")]
     UnknownAnalysis { asset: AssetId, kind: AnalysisKind },
     #[error("asset {asset}: AnalysesStarted with no jobs")]
@@ -288,10 +323,17 @@ pub enum TransitionError {
 }
 
 /// Apply `event` to `asset` at time `now_ms`. Pure.
-pub fn transition(asset: &Asset, event: &AssetEvent, now_ms: u64) -> Result<Transition, TransitionError> {
+pub fn transition(
+    asset: &Asset,
+    event: &AssetEvent,
+    now_ms: u64,
+) -> Result<Transition, TransitionError> {
     use AssetState as S;
-    let illegal =
-        || TransitionError::Illegal { asset: asset.id.clone(), state: asset.state, event: event.name() };
+    let illegal = || TransitionError::Illegal {
+        asset: asset.id.clone(),
+        state: asset.state,
+        event: event.name(),
+    };
     let mut next = asset.clone();
     match event {
         AssetEvent::TranscodeSubmitted { job } => match asset.state {
@@ -314,7 +356,12 @@ pub fn transition(asset: &Asset, event: &AssetEvent, now_ms: u64) -> Result<Tran
             }
             _ => return Err(illegal()),
         },
-        AssetEvent::MediaPrepared { job_id, audio, hls_master, proxy } => {
+        AssetEvent::MediaPrepared {
+            job_id,
+            audio,
+            hls_master,
+            proxy,
+        } => {
             check_transcode_job(asset, job_id, event.name())?;
             match asset.state {
                 S::Transcoding => {
@@ -333,7 +380,9 @@ pub fn transition(asset: &Asset, event: &AssetEvent, now_ms: u64) -> Result<Tran
         AssetEvent::AnalysesStarted { jobs } => match asset.state {
             S::MediaPrepared => {
                 if jobs.is_empty() {
-                    return Err(TransitionError::NoAnalyses { asset: asset.id.clone() });
+                    return Err(TransitionError::NoAnalyses {
+                        asset: asset.id.clone(),
+                    });
                 }
                 next.analyses = jobs.clone();
                 next.state = S::Analysing;
@@ -344,7 +393,10 @@ pub fn transition(asset: &Asset, event: &AssetEvent, now_ms: u64) -> Result<Tran
         AssetEvent::AnalysisCompleted { kind, job_id } => match asset.state {
             S::Analysing => {
                 let Some(job) = asset.analyses.get(kind) else {
-                    return Err(TransitionError::UnknownAnalysis { asset: asset.id.clone(), kind: *kind });
+                    return Err(TransitionError::UnknownAnalysis {
+                        asset: asset.id.clone(),
+                        kind: *kind,
+                    });
                 };
                 if &job.job_id != job_id {
                     return Err(TransitionError::UnknownJob {
@@ -380,7 +432,10 @@ pub fn transition(asset: &Asset, event: &AssetEvent, now_ms: u64) -> Result<Tran
             S::Failed => return Ok(Transition::AlreadyApplied),
             S::Complete => return Err(illegal()),
             _ => {
-                next.failure = Some(Failure { stage: stage.clone(), reason: reason.clone() });
+                next.failure = Some(Failure {
+                    stage: stage.clone(),
+                    reason: reason.clone(),
+                });
                 next.state = S::Failed;
             }
         },
@@ -393,13 +448,20 @@ pub fn transition(asset: &Asset, event: &AssetEvent, now_ms: u64) -> Result<Tran
     Ok(Transition::Applied(Box::new(next)))
 }
 
-fn check_transcode_job(asset: &Asset, job_id: &str, event: &'static str) -> Result<(), TransitionError> {
+fn check_transcode_job(
+    asset: &Asset,
+    job_id: &str,
+    event: &'static str,
+) -> Result<(), TransitionError> {
     match &asset.transcode {
         Some(j) if j.job_id == job_id => Ok(()),
         other => Err(TransitionError::UnknownJob {
             asset: asset.id.clone(),
             event,
-            expected: other.as_ref().map(|j| j.job_id.clone()).unwrap_or_else(|| "<none>".into()),
+            expected: other
+                .as_ref()
+                .map(|j| j.job_id.clone())
+                .unwrap_or_else(|| "<none>".into()),
             got: job_id.to_string(),
         }),
     }
@@ -419,11 +481,21 @@ mod tests {
             etag: Some("e".into()),
             size: Some(10),
         };
-        Asset::register(source, ProbeInfo::default(), S3Uri::parse("s3://out/assets/x/").unwrap(), 1)
+        Asset::register(
+            source,
+            ProbeInfo::default(),
+            S3Uri::parse("s3://out/assets/x/").unwrap(),
+            1,
+        )
     }
 
     fn job(id: &str) -> JobRecord {
-        JobRecord { job_id: id.into(), client_token: format!("tok-{id}"), submitted_at_ms: 1, status: JobStatus::Submitted }
+        JobRecord {
+            job_id: id.into(),
+            client_token: format!("tok-{id}"),
+            submitted_at_ms: 1,
+            status: JobStatus::Submitted,
+        }
     }
 
     fn audio() -> AudioReport {
@@ -448,8 +520,10 @@ mod tests {
     }
 
     fn events() -> Vec<AssetEvent> {
-        let jobs: BTreeMap<_, _> =
-            [AnalysisKind::Segments, AnalysisKind::Labels].into_iter().map(|k| (k, job(k.as_str()))).collect();
+        let jobs: BTreeMap<_, _> = [AnalysisKind::Segments, AnalysisKind::Labels]
+            .into_iter()
+            .map(|k| (k, job(k.as_str())))
+            .collect();
         vec![
             AssetEvent::TranscodeSubmitted { job: job("mc-1") },
             AssetEvent::MediaPrepared {
@@ -459,9 +533,18 @@ mod tests {
                 proxy: uri("s3://out/a/proxy.mp4"),
             },
             AssetEvent::AnalysesStarted { jobs },
-            AssetEvent::AnalysisCompleted { kind: AnalysisKind::Labels, job_id: "labels".into() },
-            AssetEvent::AnalysisCompleted { kind: AnalysisKind::Segments, job_id: "segments".into() },
-            AssetEvent::Scored { breaks: vec![], vmap: uri("s3://out/a/ad_breaks.vmap") },
+            AssetEvent::AnalysisCompleted {
+                kind: AnalysisKind::Labels,
+                job_id: "labels".into(),
+            },
+            AssetEvent::AnalysisCompleted {
+                kind: AnalysisKind::Segments,
+                job_id: "segments".into(),
+            },
+            AssetEvent::Scored {
+                breaks: vec![],
+                vmap: uri("s3://out/a/ad_breaks.vmap"),
+            },
         ]
     }
 
@@ -494,7 +577,13 @@ mod tests {
             a = applied(&a, e);
             history.push(e.clone());
             for old in &history {
-                assert_eq!(transition(&a, old, 200).unwrap(), Transition::AlreadyApplied, "{} in {}", old.name(), a.state);
+                assert_eq!(
+                    transition(&a, old, 200).unwrap(),
+                    Transition::AlreadyApplied,
+                    "{} in {}",
+                    old.name(),
+                    a.state
+                );
             }
         }
     }
@@ -505,7 +594,11 @@ mod tests {
         let a = asset();
         for e in &evs[1..] {
             let r = transition(&a, e, 1);
-            assert!(r.is_err(), "{} on REGISTERED must fail, got {r:?}", e.name());
+            assert!(
+                r.is_err(),
+                "{} on REGISTERED must fail, got {r:?}",
+                e.name()
+            );
         }
         // a stale job's completion is refused by id
         let a = applied(&a, &evs[0]);
@@ -515,30 +608,49 @@ mod tests {
             hls_master: uri("s3://out/a/h.m3u8"),
             proxy: uri("s3://out/a/p.mp4"),
         };
-        assert!(matches!(transition(&a, &stale, 1), Err(TransitionError::UnknownJob { .. })));
+        assert!(matches!(
+            transition(&a, &stale, 1),
+            Err(TransitionError::UnknownJob { .. })
+        ));
         // a second, different transcode job is refused, not recorded
         let second = AssetEvent::TranscodeSubmitted { job: job("mc-2") };
-        assert!(matches!(transition(&a, &second, 1), Err(TransitionError::UnknownJob { .. })));
+        assert!(matches!(
+            transition(&a, &second, 1),
+            Err(TransitionError::UnknownJob { .. })
+        ));
     }
 
     #[test]
     fn failure_is_terminal_and_idempotent() {
-        let fail = AssetEvent::Failed { stage: "transcode".into(), reason: "bad".into() };
+        let fail = AssetEvent::Failed {
+            stage: "transcode".into(),
+            reason: "bad".into(),
+        };
         let mut a = asset();
         for e in events().iter().take(5) {
             let f = applied(&a, &fail);
             assert_eq!(f.state, AssetState::Failed);
             assert_eq!(f.failure.as_ref().unwrap().reason, "bad");
-            assert_eq!(transition(&f, &fail, 1).unwrap(), Transition::AlreadyApplied);
+            assert_eq!(
+                transition(&f, &fail, 1).unwrap(),
+                Transition::AlreadyApplied
+            );
             for e2 in events() {
                 // nothing but a repeat moves a failed asset
                 let r = transition(&f, &e2, 1);
-                assert!(!matches!(r, Ok(Transition::Applied(_))), "{} moved a FAILED asset", e2.name());
+                assert!(
+                    !matches!(r, Ok(Transition::Applied(_))),
+                    "{} moved a FAILED asset",
+                    e2.name()
+                );
             }
             a = applied(&a, e);
         }
         let done = applied(&a, &events()[5]);
-        assert!(matches!(transition(&done, &fail, 1), Err(TransitionError::Illegal { .. })));
+        assert!(matches!(
+            transition(&done, &fail, 1),
+            Err(TransitionError::Illegal { .. })
+        ));
     }
 
     #[test]
@@ -547,7 +659,10 @@ mod tests {
         let b = applied(&a, &events()[0]);
         assert_eq!(b.state_entered_at_ms, 100);
         assert_eq!(b.updated_at_ms, 100);
-        assert_eq!(b.version, a.version, "the store bumps the version, not the state machine");
+        assert_eq!(
+            b.version, a.version,
+            "the store bumps the version, not the state machine"
+        );
     }
 
     #[test]

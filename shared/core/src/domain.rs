@@ -30,7 +30,8 @@ impl AssetId {
         let s = s.into();
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(Self(s))
         } else {
@@ -95,7 +96,8 @@ impl BucketName {
         let s = s.into();
         let b = s.as_bytes();
         let ok = (3..=63).contains(&b.len())
-            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
             && b[0].is_ascii_alphanumeric()
             && b[b.len() - 1].is_ascii_alphanumeric()
             && !s.contains("..");
@@ -157,7 +159,10 @@ impl ObjectKey {
         let spaced = raw.replace('+', " ");
         let decoded = percent_encoding::percent_decode_str(&spaced)
             .decode_utf8()
-            .map_err(|_| DomainError::Key { key: raw.to_string(), why: "percent-decodes to invalid UTF-8" })?;
+            .map_err(|_| DomainError::Key {
+                key: raw.to_string(),
+                why: "percent-decodes to invalid UTF-8",
+            })?;
         Self::parse(decoded.into_owned())
     }
 
@@ -216,15 +221,25 @@ impl S3Uri {
     }
 
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        let rest = s.strip_prefix("s3://").ok_or_else(|| DomainError::S3Uri(s.to_string()))?;
-        let (bucket, key) = rest.split_once('/').ok_or_else(|| DomainError::S3Uri(s.to_string()))?;
-        Ok(Self { bucket: BucketName::parse(bucket)?, key: ObjectKey::parse(key)? })
+        let rest = s
+            .strip_prefix("s3://")
+            .ok_or_else(|| DomainError::S3Uri(s.to_string()))?;
+        let (bucket, key) = rest
+            .split_once('/')
+            .ok_or_else(|| DomainError::S3Uri(s.to_string()))?;
+        Ok(Self {
+            bucket: BucketName::parse(bucket)?,
+            key: ObjectKey::parse(key)?,
+        })
     }
 
     /// A sibling object under the same bucket: `join("hls/index.m3u8")` on `s3://b/out/a1/` etc.
     pub fn join(&self, rel: &str) -> Result<Self, DomainError> {
         let base = self.key.as_str().trim_end_matches('/');
-        Ok(Self { bucket: self.bucket.clone(), key: ObjectKey::parse(format!("{base}/{rel}"))? })
+        Ok(Self {
+            bucket: self.bucket.clone(),
+            key: ObjectKey::parse(format!("{base}/{rel}"))?,
+        })
     }
 }
 
@@ -281,9 +296,18 @@ mod tests {
     #[test]
     fn asset_id_is_stable_and_distinguishes_versions() {
         let a = AssetId::for_source(&src("in/a.mp4", Some("v1"), Some("e")));
-        assert_eq!(a, AssetId::for_source(&src("in/a.mp4", Some("v1"), Some("other-etag"))));
-        assert_ne!(a, AssetId::for_source(&src("in/a.mp4", Some("v2"), Some("e"))));
-        assert_ne!(a, AssetId::for_source(&src("in/b.mp4", Some("v1"), Some("e"))));
+        assert_eq!(
+            a,
+            AssetId::for_source(&src("in/a.mp4", Some("v1"), Some("other-etag")))
+        );
+        assert_ne!(
+            a,
+            AssetId::for_source(&src("in/a.mp4", Some("v2"), Some("e")))
+        );
+        assert_ne!(
+            a,
+            AssetId::for_source(&src("in/b.mp4", Some("v1"), Some("e")))
+        );
         assert_eq!(a.as_str().len(), 21);
         assert!(AssetId::parse(a.as_str()).is_ok());
         // without versioning the etag tells uploads apart
@@ -303,20 +327,50 @@ mod tests {
 
     #[test]
     fn keys_decode_like_s3_notifications() {
-        assert_eq!(ObjectKey::from_url_encoded("my+movie%281%29.mp4").unwrap().as_str(), "my movie(1).mp4");
-        assert_eq!(ObjectKey::from_url_encoded("up%2Fx.mp4").unwrap().as_str(), "up/x.mp4");
-        assert_eq!(ObjectKey::from_url_encoded("caf%C3%A9+%2B1.mov").unwrap().as_str(), "café +1.mov");
+        assert_eq!(
+            ObjectKey::from_url_encoded("my+movie%281%29.mp4")
+                .unwrap()
+                .as_str(),
+            "my movie(1).mp4"
+        );
+        assert_eq!(
+            ObjectKey::from_url_encoded("up%2Fx.mp4").unwrap().as_str(),
+            "up/x.mp4"
+        );
+        assert_eq!(
+            ObjectKey::from_url_encoded("caf%C3%A9+%2B1.mov")
+                .unwrap()
+                .as_str(),
+            "café +1.mov"
+        );
         assert!(ObjectKey::from_url_encoded("%FF").is_err());
         assert!(ObjectKey::from_url_encoded("").is_err());
     }
 
     #[test]
     fn keys_that_escape_have_no_relative_path() {
-        for bad in ["../etc/passwd", "a/../../b", "/abs", "a//b", "a/./b", "a\\..\\b", "a/"] {
-            assert!(ObjectKey::parse(bad).unwrap().relative_path_segments().is_none(), "{bad}");
+        for bad in [
+            "../etc/passwd",
+            "a/../../b",
+            "/abs",
+            "a//b",
+            "a/./b",
+            "a\\..\\b",
+            "a/",
+        ] {
+            assert!(
+                ObjectKey::parse(bad)
+                    .unwrap()
+                    .relative_path_segments()
+                    .is_none(),
+                "{bad}"
+            );
         }
         assert_eq!(
-            ObjectKey::parse("in/my movie é.mp4").unwrap().relative_path_segments().unwrap(),
+            ObjectKey::parse("in/my movie é.mp4")
+                .unwrap()
+                .relative_path_segments()
+                .unwrap(),
             vec!["in", "my movie é.mp4"]
         );
     }
@@ -327,7 +381,14 @@ mod tests {
         assert_eq!(u.bucket.as_str(), "out-bucket");
         assert_eq!(u.key.as_str(), "assets/a1/hls/index.m3u8");
         assert_eq!(u.to_string(), "s3://out-bucket/assets/a1/hls/index.m3u8");
-        assert_eq!(S3Uri::parse("s3://b-1/x/").unwrap().join("y.json").unwrap().to_string(), "s3://b-1/x/y.json");
+        assert_eq!(
+            S3Uri::parse("s3://b-1/x/")
+                .unwrap()
+                .join("y.json")
+                .unwrap()
+                .to_string(),
+            "s3://b-1/x/y.json"
+        );
         for bad in ["http://b/k", "s3://b", "s3://B/k", "s3://bb/"] {
             assert!(S3Uri::parse(bad).is_err(), "{bad}");
         }

@@ -51,12 +51,16 @@ fn missing(path: impl Into<String>) -> JobSettingsError {
 }
 
 fn invalid(path: impl Into<String>, why: impl Into<String>) -> JobSettingsError {
-    JobSettingsError::Invalid { path: path.into(), why: why.into() }
+    JobSettingsError::Invalid {
+        path: path.into(),
+        why: why.into(),
+    }
 }
 
 /// The compiled-in template's `Settings`.
 pub fn default_template() -> Value {
-    serde_json::from_str(JOB_TEMPLATE_JSON).expect("infra/mediaconvert-job-template.json is valid JSON (tested)")
+    serde_json::from_str(JOB_TEMPLATE_JSON)
+        .expect("infra/mediaconvert-job-template.json is valid JSON (tested)")
 }
 
 /// `Audio Selector <n>`.
@@ -83,7 +87,12 @@ pub fn build_job_settings(
     };
     let prefix = {
         let k = output_prefix.key.as_str();
-        format!("s3://{}/{}{}", output_prefix.bucket, k, if k.ends_with('/') { "" } else { "/" })
+        format!(
+            "s3://{}/{}{}",
+            output_prefix.bucket,
+            k,
+            if k.ends_with('/') { "" } else { "/" }
+        )
     };
 
     // Input: the file and one selector per track.
@@ -93,10 +102,13 @@ pub fn build_job_settings(
         .get("AudioSelectors")
         .and_then(Value::as_object)
         .ok_or_else(|| missing("Inputs[0].AudioSelectors"))?;
-    let selector =
-        selectors.get(FIRST_SELECTOR).ok_or_else(|| missing(format!("Inputs[0].AudioSelectors.{FIRST_SELECTOR}")))?;
+    let selector = selectors
+        .get(FIRST_SELECTOR)
+        .ok_or_else(|| missing(format!("Inputs[0].AudioSelectors.{FIRST_SELECTOR}")))?;
     if !selector.get("Tracks").is_some_and(Value::is_array) {
-        return Err(missing(format!("Inputs[0].AudioSelectors.{FIRST_SELECTOR}.Tracks")));
+        return Err(missing(format!(
+            "Inputs[0].AudioSelectors.{FIRST_SELECTOR}.Tracks"
+        )));
     }
     let selector = selector.clone();
     if audio_tracks == 0 {
@@ -116,8 +128,10 @@ pub fn build_job_settings(
     }
 
     // Output groups: destinations, and the per-track loudness descriptions.
-    let groups =
-        settings.get_mut("OutputGroups").and_then(Value::as_array_mut).ok_or_else(|| missing("OutputGroups"))?;
+    let groups = settings
+        .get_mut("OutputGroups")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| missing("OutputGroups"))?;
     for name in [HLS_GROUP_NAME, PROXY_GROUP_NAME, AUDIO_GROUP_NAME] {
         if !groups.iter().any(|g| group_name(g) == Some(name)) {
             return Err(missing(format!("OutputGroups[Name={name}]")));
@@ -129,13 +143,23 @@ pub fn build_job_settings(
         let at = format!("OutputGroups[{i}]");
         match name.as_str() {
             HLS_GROUP_NAME => {
-                set_destination(&mut g, "HlsGroupSettings", format!("{prefix}{HLS_DESTINATION}"), &at)?;
+                set_destination(
+                    &mut g,
+                    "HlsGroupSettings",
+                    format!("{prefix}{HLS_DESTINATION}"),
+                    &at,
+                )?;
                 if audio_tracks == 0 {
                     strip_audio(&mut g);
                 }
             }
             PROXY_GROUP_NAME => {
-                set_destination(&mut g, "FileGroupSettings", format!("{prefix}{PROXY_DESTINATION}"), &at)?;
+                set_destination(
+                    &mut g,
+                    "FileGroupSettings",
+                    format!("{prefix}{PROXY_DESTINATION}"),
+                    &at,
+                )?;
                 if audio_tracks == 0 {
                     strip_audio(&mut g);
                 }
@@ -144,13 +168,20 @@ pub fn build_job_settings(
                 if audio_tracks == 0 {
                     continue;
                 }
-                set_destination(&mut g, "FileGroupSettings", format!("{prefix}{AUDIO_DESTINATION}"), &at)?;
+                set_destination(
+                    &mut g,
+                    "FileGroupSettings",
+                    format!("{prefix}{AUDIO_DESTINATION}"),
+                    &at,
+                )?;
                 let descs = g
                     .pointer_mut("/Outputs/0/AudioDescriptions")
                     .and_then(Value::as_array_mut)
                     .ok_or_else(|| missing(format!("{at}.Outputs[0].AudioDescriptions")))?;
-                let first =
-                    descs.first().cloned().ok_or_else(|| missing(format!("{at}.Outputs[0].AudioDescriptions[0]")))?;
+                let first = descs
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| missing(format!("{at}.Outputs[0].AudioDescriptions[0]")))?;
                 *descs = (1..=audio_tracks)
                     .map(|n| {
                         let mut d = first.clone();
@@ -159,7 +190,12 @@ pub fn build_job_settings(
                     })
                     .collect();
             }
-            other => return Err(invalid(format!("{at}.Name"), format!("unknown output group {other:?}"))),
+            other => {
+                return Err(invalid(
+                    format!("{at}.Name"),
+                    format!("unknown output group {other:?}"),
+                ))
+            }
         }
         kept.push(g);
     }
@@ -171,9 +207,14 @@ fn group_name(g: &Value) -> Option<&str> {
     g.get("Name").and_then(Value::as_str)
 }
 
-fn obj_mut<'a>(v: &'a mut Value, path: &[&str]) -> Result<&'a mut Map<String, Value>, JobSettingsError> {
+fn obj_mut<'a>(
+    v: &'a mut Value,
+    path: &[&str],
+) -> Result<&'a mut Map<String, Value>, JobSettingsError> {
     let pointer: String = path.iter().map(|p| format!("/{p}")).collect();
-    v.pointer_mut(&pointer).and_then(Value::as_object_mut).ok_or_else(|| missing(dotted(path)))
+    v.pointer_mut(&pointer)
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| missing(dotted(path)))
 }
 
 fn dotted(path: &[&str]) -> String {
@@ -191,7 +232,12 @@ fn dotted(path: &[&str]) -> String {
     s
 }
 
-fn set_destination(g: &mut Value, settings_key: &str, dest: String, at: &str) -> Result<(), JobSettingsError> {
+fn set_destination(
+    g: &mut Value,
+    settings_key: &str,
+    dest: String,
+    at: &str,
+) -> Result<(), JobSettingsError> {
     let s = g
         .pointer_mut(&format!("/OutputGroupSettings/{settings_key}"))
         .and_then(Value::as_object_mut)
@@ -267,7 +313,10 @@ impl AudioPlan {
         self.tracks
             .iter()
             .filter(|t| t.loudness_logging)
-            .filter_map(|t| self.loudness_log_uri(t.position, count).map(|u| (t.track, u)))
+            .filter_map(|t| {
+                self.loudness_log_uri(t.position, count)
+                    .map(|u| (t.track, u))
+            })
             .collect()
     }
 }
@@ -285,7 +334,11 @@ fn loudness_uri_unchecked(
     n: u32,
     count: u32,
 ) -> Result<S3Uri, crate::domain::DomainError> {
-    let suffix = if count == 1 { String::new() } else { format!(".{n}") };
+    let suffix = if count == 1 {
+        String::new()
+    } else {
+        format!(".{n}")
+    };
     append(dest, &format!("{modifier}_loudness{suffix}.csv"))
 }
 
@@ -305,9 +358,12 @@ pub struct JobPlan {
 
 impl JobPlan {
     pub fn from_settings(settings: &Value) -> Result<JobPlan, JobSettingsError> {
-        let input = settings.pointer("/Inputs/0").ok_or_else(|| missing("Inputs[0]"))?;
+        let input = settings
+            .pointer("/Inputs/0")
+            .ok_or_else(|| missing("Inputs[0]"))?;
         let file = req_str(input, "FileInput", "Inputs[0]")?;
-        let input_uri = S3Uri::parse(file).map_err(|e| invalid("Inputs[0].FileInput", e.to_string()))?;
+        let input_uri =
+            S3Uri::parse(file).map_err(|e| invalid("Inputs[0].FileInput", e.to_string()))?;
 
         let selectors = match input.get("AudioSelectors") {
             None | Some(Value::Null) => Map::new(),
@@ -315,20 +371,35 @@ impl JobPlan {
             Some(_) => return Err(invalid("Inputs[0].AudioSelectors", "expected an object")),
         };
         let track_of = |name: &str, at: &str| -> Result<u32, JobSettingsError> {
-            let sel =
-                selectors.get(name).ok_or_else(|| invalid(at, format!("names unknown audio selector {name:?}")))?;
+            let sel = selectors
+                .get(name)
+                .ok_or_else(|| invalid(at, format!("names unknown audio selector {name:?}")))?;
             let t = sel
                 .pointer("/Tracks/0")
                 .and_then(Value::as_u64)
                 .ok_or_else(|| missing(format!("Inputs[0].AudioSelectors.{name}.Tracks[0]")))?;
-            u32::try_from(t).map_err(|_| invalid(format!("Inputs[0].AudioSelectors.{name}.Tracks[0]"), "out of range"))
+            u32::try_from(t).map_err(|_| {
+                invalid(
+                    format!("Inputs[0].AudioSelectors.{name}.Tracks[0]"),
+                    "out of range",
+                )
+            })
         };
 
-        let groups = settings.get("OutputGroups").and_then(Value::as_array).ok_or_else(|| missing("OutputGroups"))?;
-        let find = |name: &str| groups.iter().enumerate().find(|(_, g)| group_name(g) == Some(name));
+        let groups = settings
+            .get("OutputGroups")
+            .and_then(Value::as_array)
+            .ok_or_else(|| missing("OutputGroups"))?;
+        let find = |name: &str| {
+            groups
+                .iter()
+                .enumerate()
+                .find(|(_, g)| group_name(g) == Some(name))
+        };
 
         // HLS
-        let (i, g) = find(HLS_GROUP_NAME).ok_or_else(|| missing(format!("OutputGroups[Name={HLS_GROUP_NAME}]")))?;
+        let (i, g) = find(HLS_GROUP_NAME)
+            .ok_or_else(|| missing(format!("OutputGroups[Name={HLS_GROUP_NAME}]")))?;
         let at = format!("OutputGroups[{i}]");
         let hs = group_settings(g, "HLS_GROUP_SETTINGS", "HlsGroupSettings", &at)?;
         let hls_at = format!("{at}.OutputGroupSettings.HlsGroupSettings");
@@ -341,10 +412,15 @@ impl JobPlan {
             None => None,
             Some(d) => {
                 let da = format!("{at}.Outputs[0].AudioDescriptions[0]");
-                Some(track_of(req_str(d, "AudioSourceName", &da)?, &format!("{da}.AudioSourceName"))?)
+                Some(track_of(
+                    req_str(d, "AudioSourceName", &da)?,
+                    &format!("{da}.AudioSourceName"),
+                )?)
             }
         };
-        let uri = |tail: &str, at: &str| append(&destination, tail).map_err(|e| invalid(at, e.to_string()));
+        let uri = |tail: &str, at: &str| {
+            append(&destination, tail).map_err(|e| invalid(at, e.to_string()))
+        };
         let hls = HlsPlan {
             master: uri(".m3u8", &hls_at)?,
             variant: uri(&format!("{name_modifier}.m3u8"), &hls_at)?,
@@ -356,14 +432,18 @@ impl JobPlan {
         };
 
         // Proxy
-        let (i, g) = find(PROXY_GROUP_NAME).ok_or_else(|| missing(format!("OutputGroups[Name={PROXY_GROUP_NAME}]")))?;
+        let (i, g) = find(PROXY_GROUP_NAME)
+            .ok_or_else(|| missing(format!("OutputGroups[Name={PROXY_GROUP_NAME}]")))?;
         let at = format!("OutputGroups[{i}]");
         let fs = group_settings(g, "FILE_GROUP_SETTINGS", "FileGroupSettings", &at)?;
-        let destination = read_destination(fs, &format!("{at}.OutputGroupSettings.FileGroupSettings"))?;
+        let destination =
+            read_destination(fs, &format!("{at}.OutputGroupSettings.FileGroupSettings"))?;
         let out = first_output(g, &at)?;
         let name_modifier = opt_string(out, "NameModifier", &at)?;
         let extension = read_extension(out, &at)?;
-        let video = out.get("VideoDescription").ok_or_else(|| missing(format!("{at}.Outputs[0].VideoDescription")))?;
+        let video = out
+            .get("VideoDescription")
+            .ok_or_else(|| missing(format!("{at}.Outputs[0].VideoDescription")))?;
         let vat = format!("{at}.Outputs[0].VideoDescription");
         let proxy = ProxyPlan {
             output: append(&destination, &format!("{name_modifier}.{extension}"))
@@ -381,7 +461,8 @@ impl JobPlan {
             Some((i, g)) => {
                 let at = format!("OutputGroups[{i}]");
                 let fs = group_settings(g, "FILE_GROUP_SETTINGS", "FileGroupSettings", &at)?;
-                let destination = read_destination(fs, &format!("{at}.OutputGroupSettings.FileGroupSettings"))?;
+                let destination =
+                    read_destination(fs, &format!("{at}.OutputGroupSettings.FileGroupSettings"))?;
                 let out = first_output(g, &at)?;
                 let name_modifier = opt_string(out, "NameModifier", &at)?;
                 let extension = read_extension(out, &at)?;
@@ -395,7 +476,9 @@ impl JobPlan {
                     let da = format!("{at}.Outputs[0].AudioDescriptions[{j}]");
                     let selector = req_str(d, "AudioSourceName", &da)?.to_string();
                     let track = track_of(&selector, &format!("{da}.AudioSourceName"))?;
-                    let logging = d.pointer("/AudioNormalizationSettings/LoudnessLogging").and_then(Value::as_str);
+                    let logging = d
+                        .pointer("/AudioNormalizationSettings/LoudnessLogging")
+                        .and_then(Value::as_str);
                     tracks.push(AudioTrackPlan {
                         position: j as u32 + 1,
                         track,
@@ -404,9 +487,14 @@ impl JobPlan {
                     });
                 }
                 // the longest log name (any position, any count) must still be a valid key
-                loudness_uri_unchecked(&destination, &name_modifier, u32::MAX, u32::MAX).map_err(|e| {
-                    invalid(format!("{at}.OutputGroupSettings.FileGroupSettings.Destination"), e.to_string())
-                })?;
+                loudness_uri_unchecked(&destination, &name_modifier, u32::MAX, u32::MAX).map_err(
+                    |e| {
+                        invalid(
+                            format!("{at}.OutputGroupSettings.FileGroupSettings.Destination"),
+                            e.to_string(),
+                        )
+                    },
+                )?;
                 Some(AudioPlan {
                     output: append(&destination, &format!("{name_modifier}.{extension}"))
                         .map_err(|e| invalid(&at, e.to_string()))?,
@@ -417,7 +505,12 @@ impl JobPlan {
                 })
             }
         };
-        Ok(JobPlan { input: input_uri, hls, proxy, audio })
+        Ok(JobPlan {
+            input: input_uri,
+            hls,
+            proxy,
+            audio,
+        })
     }
 
     /// The multivariant playlist, `<prefix>hls/index.m3u8` for our template.
@@ -438,7 +531,10 @@ impl JobPlan {
     /// loudness log of a source without audio is a caller bug. [`JobPlan::try_loudness_log_uri`]
     /// is the checked form.
     pub fn loudness_log_uri(&self, track: u32, track_count: u32) -> S3Uri {
-        let audio = self.audio.as_ref().expect("loudness_log_uri on a job plan without audio tracks");
+        let audio = self
+            .audio
+            .as_ref()
+            .expect("loudness_log_uri on a job plan without audio tracks");
         loudness_uri_unchecked(&audio.destination, &audio.name_modifier, track, track_count)
             .expect("from_settings checked that loudness log keys fit")
     }
@@ -446,12 +542,17 @@ impl JobPlan {
     /// [`JobPlan::loudness_log_uri`], `None` without an Audio group or for a position outside
     /// `1..=track_count`.
     pub fn try_loudness_log_uri(&self, track: u32, track_count: u32) -> Option<S3Uri> {
-        self.audio.as_ref().and_then(|a| a.loudness_log_uri(track, track_count))
+        self.audio
+            .as_ref()
+            .and_then(|a| a.loudness_log_uri(track, track_count))
     }
 
     /// `(source track, log)` for every logged track; empty without audio.
     pub fn loudness_log_uris(&self) -> Vec<(u32, S3Uri)> {
-        self.audio.as_ref().map(AudioPlan::loudness_log_uris).unwrap_or_default()
+        self.audio
+            .as_ref()
+            .map(AudioPlan::loudness_log_uris)
+            .unwrap_or_default()
     }
 
     /// `outputGroupDetails` as MediaConvert reports them for this job on COMPLETE (without
@@ -484,13 +585,24 @@ impl JobPlan {
     }
 }
 
-fn group_settings<'a>(g: &'a Value, ty: &str, key: &str, at: &str) -> Result<&'a Value, JobSettingsError> {
-    let s = g.get("OutputGroupSettings").ok_or_else(|| missing(format!("{at}.OutputGroupSettings")))?;
+fn group_settings<'a>(
+    g: &'a Value,
+    ty: &str,
+    key: &str,
+    at: &str,
+) -> Result<&'a Value, JobSettingsError> {
+    let s = g
+        .get("OutputGroupSettings")
+        .ok_or_else(|| missing(format!("{at}.OutputGroupSettings")))?;
     let found = s.get("Type").and_then(Value::as_str);
     if found != Some(ty) {
-        return Err(invalid(format!("{at}.OutputGroupSettings.Type"), format!("is {found:?}, expected {ty:?}")));
+        return Err(invalid(
+            format!("{at}.OutputGroupSettings.Type"),
+            format!("is {found:?}, expected {ty:?}"),
+        ));
     }
-    s.get(key).ok_or_else(|| missing(format!("{at}.OutputGroupSettings.{key}")))
+    s.get(key)
+        .ok_or_else(|| missing(format!("{at}.OutputGroupSettings.{key}")))
 }
 
 fn read_destination(s: &Value, at: &str) -> Result<S3Uri, JobSettingsError> {
@@ -499,7 +611,8 @@ fn read_destination(s: &Value, at: &str) -> Result<S3Uri, JobSettingsError> {
 }
 
 fn first_output<'a>(g: &'a Value, at: &str) -> Result<&'a Value, JobSettingsError> {
-    g.pointer("/Outputs/0").ok_or_else(|| missing(format!("{at}.Outputs[0]")))
+    g.pointer("/Outputs/0")
+        .ok_or_else(|| missing(format!("{at}.Outputs[0]")))
 }
 
 fn read_extension(out: &Value, at: &str) -> Result<String, JobSettingsError> {
@@ -512,7 +625,10 @@ fn req_str<'a>(v: &'a Value, key: &str, at: &str) -> Result<&'a str, JobSettings
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(Value::String(_)) => Err(invalid(format!("{at}.{key}"), "is empty")),
         None | Some(Value::Null) => Err(missing(format!("{at}.{key}"))),
-        Some(other) => Err(invalid(format!("{at}.{key}"), format!("is {other}, expected a string"))),
+        Some(other) => Err(invalid(
+            format!("{at}.{key}"),
+            format!("is {other}, expected a string"),
+        )),
     }
 }
 
@@ -520,7 +636,10 @@ fn opt_str(v: &Value, key: &str, at: &str) -> Result<Option<String>, JobSettings
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(invalid(format!("{at}.{key}"), format!("is {other}, expected a string"))),
+        Some(other) => Err(invalid(
+            format!("{at}.{key}"),
+            format!("is {other}, expected a string"),
+        )),
     }
 }
 
@@ -535,7 +654,12 @@ fn opt_u32(v: &Value, key: &str, at: &str) -> Result<Option<u32>, JobSettingsErr
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .map(Some)
-            .ok_or_else(|| invalid(format!("{at}.{key}"), format!("is {n}, expected a non-negative integer"))),
+            .ok_or_else(|| {
+                invalid(
+                    format!("{at}.{key}"),
+                    format!("is {n}, expected a non-negative integer"),
+                )
+            }),
     }
 }
 
@@ -566,19 +690,37 @@ mod tests {
     #[test]
     fn template_is_what_the_builder_expects() {
         let t = default_template();
-        let names: Vec<&str> = t["OutputGroups"].as_array().unwrap().iter().filter_map(group_name).collect();
+        let names: Vec<&str> = t["OutputGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(group_name)
+            .collect();
         assert_eq!(names, ["HLS", "Proxy", "Audio"]);
-        assert_eq!(t["Inputs"][0]["AudioSelectors"]["Audio Selector 1"]["Tracks"], json!([1]));
-        assert_eq!(t["OutputGroups"][0]["OutputGroupSettings"]["HlsGroupSettings"]["SegmentLength"], 1);
-        assert_eq!(t["OutputGroups"][0]["OutputGroupSettings"]["HlsGroupSettings"]["MinSegmentLength"], 0);
         assert_eq!(
-            t["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"][0]["AudioNormalizationSettings"],
+            t["Inputs"][0]["AudioSelectors"]["Audio Selector 1"]["Tracks"],
+            json!([1])
+        );
+        assert_eq!(
+            t["OutputGroups"][0]["OutputGroupSettings"]["HlsGroupSettings"]["SegmentLength"],
+            1
+        );
+        assert_eq!(
+            t["OutputGroups"][0]["OutputGroupSettings"]["HlsGroupSettings"]["MinSegmentLength"],
+            0
+        );
+        assert_eq!(
+            t["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"][0]
+                ["AudioNormalizationSettings"],
             json!({"Algorithm": "ITU_BS_1770_2", "AlgorithmControl": "MEASURE_ONLY", "LoudnessLogging": "LOG", "PeakCalculation": "NONE"})
         );
         // the unbuilt template names no input
         assert_eq!(
             JobPlan::from_settings(&t).unwrap_err(),
-            JobSettingsError::Invalid { path: "Inputs[0].FileInput".into(), why: "is empty".into() }
+            JobSettingsError::Invalid {
+                path: "Inputs[0].FileInput".into(),
+                why: "is empty".into()
+            }
         );
     }
 
@@ -659,19 +801,37 @@ mod tests {
     fn tracks_0_1_2_8_64() {
         for n in [0u32, 1, 2, 8, 64] {
             let s = build(n);
-            let selectors = s["Inputs"][0].get("AudioSelectors").and_then(Value::as_object);
-            let groups: Vec<&str> = s["OutputGroups"].as_array().unwrap().iter().filter_map(group_name).collect();
+            let selectors = s["Inputs"][0]
+                .get("AudioSelectors")
+                .and_then(Value::as_object);
+            let groups: Vec<&str> = s["OutputGroups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(group_name)
+                .collect();
             let plan = JobPlan::from_settings(&s).unwrap();
             assert_eq!(plan.input, input());
-            assert_eq!(plan.hls_master_uri().to_string(), format!("{P}hls/index.m3u8"));
-            assert_eq!(plan.hls.variant.to_string(), format!("{P}hls/index_main.m3u8"));
-            assert_eq!((plan.hls.segment_length_s, plan.hls.min_segment_length_s), (1, 0));
+            assert_eq!(
+                plan.hls_master_uri().to_string(),
+                format!("{P}hls/index.m3u8")
+            );
+            assert_eq!(
+                plan.hls.variant.to_string(),
+                format!("{P}hls/index_main.m3u8")
+            );
+            assert_eq!(
+                (plan.hls.segment_length_s, plan.hls.min_segment_length_s),
+                (1, 0)
+            );
             assert_eq!(plan.proxy_uri().to_string(), format!("{P}proxy/proxy.mp4"));
             assert_eq!((plan.proxy.width, plan.proxy.height), (Some(640), None));
             if n == 0 {
                 assert!(selectors.is_none(), "{n}");
                 assert_eq!(groups, ["HLS", "Proxy"]);
-                assert!(s["OutputGroups"][0]["Outputs"][0].get("AudioDescriptions").is_none());
+                assert!(s["OutputGroups"][0]["Outputs"][0]
+                    .get("AudioDescriptions")
+                    .is_none());
                 assert_eq!(plan.hls.audio_track, None);
                 assert_eq!(plan.audio, None);
                 assert_eq!(plan.try_loudness_log_uri(1, 1), None);
@@ -684,18 +844,26 @@ mod tests {
             for k in 1..=n {
                 let sel = &selectors[&format!("Audio Selector {k}")];
                 assert_eq!(sel["Tracks"], json!([k]));
-                assert_eq!(sel["DefaultSelection"], if k == 1 { "DEFAULT" } else { "NOT_DEFAULT" });
+                assert_eq!(
+                    sel["DefaultSelection"],
+                    if k == 1 { "DEFAULT" } else { "NOT_DEFAULT" }
+                );
                 assert_eq!(sel["SelectorType"], "TRACK");
             }
             assert_eq!(groups, ["HLS", "Proxy", "Audio"]);
-            let descs = s["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"].as_array().unwrap();
+            let descs = s["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"]
+                .as_array()
+                .unwrap();
             assert_eq!(descs.len(), n as usize);
             let audio = plan.audio.as_ref().unwrap();
             assert_eq!(audio.output.to_string(), format!("{P}audio/audio_240p.mp4"));
             assert_eq!(audio.tracks.len(), n as usize);
             for (k, t) in audio.tracks.iter().enumerate() {
                 let k = k as u32 + 1;
-                assert_eq!(descs[k as usize - 1]["AudioSourceName"], format!("Audio Selector {k}"));
+                assert_eq!(
+                    descs[k as usize - 1]["AudioSourceName"],
+                    format!("Audio Selector {k}")
+                );
                 assert_eq!(
                     *t,
                     AudioTrackPlan {
@@ -710,22 +878,40 @@ mod tests {
             let logs = plan.loudness_log_uris();
             assert_eq!(logs.len(), n as usize);
             if n == 1 {
-                assert_eq!(logs[0], (1, S3Uri::parse(&format!("{P}audio/audio_240p_loudness.csv")).unwrap()));
+                assert_eq!(
+                    logs[0],
+                    (
+                        1,
+                        S3Uri::parse(&format!("{P}audio/audio_240p_loudness.csv")).unwrap()
+                    )
+                );
             } else {
                 for (k, (track, uri)) in logs.iter().enumerate() {
                     assert_eq!(*track, k as u32 + 1);
-                    assert_eq!(uri.to_string(), format!("{P}audio/audio_240p_loudness.{}.csv", k + 1));
+                    assert_eq!(
+                        uri.to_string(),
+                        format!("{P}audio/audio_240p_loudness.{}.csv", k + 1)
+                    );
                 }
             }
             assert_eq!(plan.try_loudness_log_uri(n + 1, n), None);
             assert_eq!(plan.try_loudness_log_uri(0, n), None);
             for k in 1..=n {
-                assert_eq!(Some(plan.loudness_log_uri(k, n)), plan.try_loudness_log_uri(k, n));
+                assert_eq!(
+                    Some(plan.loudness_log_uri(k, n)),
+                    plan.try_loudness_log_uri(k, n)
+                );
             }
             let details = plan.output_group_details(Some(600_000));
             assert_eq!(details.len(), 3);
-            assert_eq!(details[0].playlist_file_paths, vec![format!("{P}hls/index.m3u8")]);
-            assert_eq!(details[2].output_file_paths, vec![format!("{P}audio/audio_240p.mp4")]);
+            assert_eq!(
+                details[0].playlist_file_paths,
+                vec![format!("{P}hls/index.m3u8")]
+            );
+            assert_eq!(
+                details[2].output_file_paths,
+                vec![format!("{P}audio/audio_240p.mp4")]
+            );
         }
     }
 
@@ -744,10 +930,19 @@ mod tests {
         );
         // without a name modifier the destination's base name is the file name
         let mut s = s;
-        s["OutputGroups"][2]["Outputs"][0].as_object_mut().unwrap().remove("NameModifier");
+        s["OutputGroups"][2]["Outputs"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("NameModifier");
         let plan = JobPlan::from_settings(&s).unwrap();
-        assert_eq!(plan.loudness_log_uri(2, 8).to_string(), format!("{P}audio/audio_loudness.2.csv"));
-        assert_eq!(plan.audio.unwrap().output.to_string(), format!("{P}audio/audio.mp4"));
+        assert_eq!(
+            plan.loudness_log_uri(2, 8).to_string(),
+            format!("{P}audio/audio_loudness.2.csv")
+        );
+        assert_eq!(
+            plan.audio.unwrap().output.to_string(),
+            format!("{P}audio/audio.mp4")
+        );
     }
 
     #[test]
@@ -756,8 +951,14 @@ mod tests {
         let wrapped = json!({"Settings": default_template()});
         let s = build_job_settings(&wrapped, &input(), &prefix, 1).unwrap();
         let plan = JobPlan::from_settings(&s).unwrap();
-        assert_eq!(plan.proxy_uri().to_string(), "s3://out-bucket/assets/a1/proxy/proxy.mp4");
-        assert_eq!(plan.hls.destination.to_string(), "s3://out-bucket/assets/a1/hls/index");
+        assert_eq!(
+            plan.proxy_uri().to_string(),
+            "s3://out-bucket/assets/a1/proxy/proxy.mp4"
+        );
+        assert_eq!(
+            plan.hls.destination.to_string(),
+            "s3://out-bucket/assets/a1/hls/index"
+        );
     }
 
     #[test]
@@ -768,18 +969,25 @@ mod tests {
             "Main": {"SelectorType": "TRACK", "Tracks": [2]},
             "Commentary": {"SelectorType": "TRACK", "Tracks": [3]}
         });
-        s["OutputGroups"][0]["Outputs"][0]["AudioDescriptions"][0]["AudioSourceName"] = json!("Main");
+        s["OutputGroups"][0]["Outputs"][0]["AudioDescriptions"][0]["AudioSourceName"] =
+            json!("Main");
         s["OutputGroups"][1]["Outputs"][0]["VideoDescription"] = json!({"Height": 480});
-        s["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"][0]["AudioSourceName"] = json!("Commentary");
-        s["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"][0]["AudioNormalizationSettings"]["LoudnessLogging"] =
-            json!("DONT_LOG");
+        s["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"][0]["AudioSourceName"] =
+            json!("Commentary");
+        s["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"][0]["AudioNormalizationSettings"]
+            ["LoudnessLogging"] = json!("DONT_LOG");
         let plan = JobPlan::from_settings(&s).unwrap();
         assert_eq!(plan.hls.audio_track, Some(2));
         assert_eq!((plan.proxy.width, plan.proxy.height), (None, Some(480)));
         let audio = plan.audio.as_ref().unwrap();
         assert_eq!(
             audio.tracks,
-            [AudioTrackPlan { position: 1, track: 3, selector: "Commentary".into(), loudness_logging: false }]
+            [AudioTrackPlan {
+                position: 1,
+                track: 3,
+                selector: "Commentary".into(),
+                loudness_logging: false
+            }]
         );
         assert!(plan.loudness_log_uris().is_empty());
     }
@@ -787,7 +995,9 @@ mod tests {
     #[test]
     #[should_panic(expected = "without audio tracks")]
     fn loudness_log_of_a_silent_plan_is_a_caller_bug() {
-        JobPlan::from_settings(&build(0)).unwrap().loudness_log_uri(1, 1);
+        JobPlan::from_settings(&build(0))
+            .unwrap()
+            .loudness_log_uri(1, 1);
     }
 
     #[test]
@@ -805,43 +1015,65 @@ mod tests {
     #[test]
     fn bad_templates_and_settings_are_refused() {
         assert_eq!(
-            build_job_settings(&default_template(), &input(), &prefix(), MAX_AUDIO_TRACKS + 1).unwrap_err(),
+            build_job_settings(
+                &default_template(),
+                &input(),
+                &prefix(),
+                MAX_AUDIO_TRACKS + 1
+            )
+            .unwrap_err(),
             JobSettingsError::TooManyTracks(MAX_AUDIO_TRACKS + 1)
         );
-        assert!(build_job_settings(&default_template(), &input(), &prefix(), MAX_AUDIO_TRACKS).is_ok());
+        assert!(
+            build_job_settings(&default_template(), &input(), &prefix(), MAX_AUDIO_TRACKS).is_ok()
+        );
         let mut t = default_template();
         t["Inputs"][0]["AudioSelectors"] = json!({"Other": {"Tracks": [1]}});
         assert_eq!(
             build_job_settings(&t, &input(), &prefix(), 2).unwrap_err(),
-            JobSettingsError::Missing { path: "Inputs[0].AudioSelectors.Audio Selector 1".into() }
+            JobSettingsError::Missing {
+                path: "Inputs[0].AudioSelectors.Audio Selector 1".into()
+            }
         );
         let mut t = default_template();
         t["OutputGroups"].as_array_mut().unwrap().remove(1);
         assert_eq!(
             build_job_settings(&t, &input(), &prefix(), 2).unwrap_err(),
-            JobSettingsError::Missing { path: "OutputGroups[Name=Proxy]".into() }
+            JobSettingsError::Missing {
+                path: "OutputGroups[Name=Proxy]".into()
+            }
         );
         let mut t = default_template();
         t["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"] = json!([]);
         assert_eq!(
             build_job_settings(&t, &input(), &prefix(), 2).unwrap_err(),
-            JobSettingsError::Missing { path: "OutputGroups[2].Outputs[0].AudioDescriptions[0]".into() }
+            JobSettingsError::Missing {
+                path: "OutputGroups[2].Outputs[0].AudioDescriptions[0]".into()
+            }
         );
         let mut t = default_template();
-        t["OutputGroups"].as_array_mut().unwrap().push(json!({"Name": "Thumbnails"}));
+        t["OutputGroups"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Name": "Thumbnails"}));
         assert!(
             matches!(build_job_settings(&t, &input(), &prefix(), 1), Err(JobSettingsError::Invalid { ref why, .. }) if why.contains("Thumbnails"))
         );
         assert_eq!(
             build_job_settings(&json!({}), &input(), &prefix(), 1).unwrap_err(),
-            JobSettingsError::Missing { path: "Inputs[0]".into() }
+            JobSettingsError::Missing {
+                path: "Inputs[0]".into()
+            }
         );
 
         let good = build(2);
         let mut s = good.clone();
-        s["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"][1]["AudioSourceName"] = json!("Audio Selector 9");
-        assert!(matches!(JobPlan::from_settings(&s), Err(JobSettingsError::Invalid { ref path, ref why })
-            if path == "OutputGroups[2].Outputs[0].AudioDescriptions[1].AudioSourceName" && why.contains("Audio Selector 9")));
+        s["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"][1]["AudioSourceName"] =
+            json!("Audio Selector 9");
+        assert!(
+            matches!(JobPlan::from_settings(&s), Err(JobSettingsError::Invalid { ref path, ref why })
+            if path == "OutputGroups[2].Outputs[0].AudioDescriptions[1].AudioSourceName" && why.contains("Audio Selector 9"))
+        );
         let mut s = good.clone();
         s["OutputGroups"][0]["OutputGroupSettings"]["Type"] = json!("DASH_ISO_GROUP_SETTINGS");
         assert!(
@@ -850,10 +1082,16 @@ mod tests {
         let mut s = good.clone();
         s["OutputGroups"][1]["OutputGroupSettings"]["FileGroupSettings"]["Destination"] =
             json!("https://example.com/x");
-        assert!(matches!(JobPlan::from_settings(&s), Err(JobSettingsError::Invalid { ref path, .. })
-            if path == "OutputGroups[1].OutputGroupSettings.FileGroupSettings.Destination"));
+        assert!(
+            matches!(JobPlan::from_settings(&s), Err(JobSettingsError::Invalid { ref path, .. })
+            if path == "OutputGroups[1].OutputGroupSettings.FileGroupSettings.Destination")
+        );
         let mut s = good;
-        s["OutputGroups"][0]["OutputGroupSettings"]["HlsGroupSettings"]["SegmentLength"] = json!(-1);
-        assert!(JobPlan::from_settings(&s).unwrap_err().to_string().contains("SegmentLength"));
+        s["OutputGroups"][0]["OutputGroupSettings"]["HlsGroupSettings"]["SegmentLength"] =
+            json!(-1);
+        assert!(JobPlan::from_settings(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("SegmentLength"));
     }
 }

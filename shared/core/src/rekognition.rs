@@ -17,8 +17,13 @@ pub enum AnalysisKind {
 }
 
 impl AnalysisKind {
-    pub const ALL: [AnalysisKind; 5] =
-        [Self::Segments, Self::Labels, Self::Faces, Self::Celebrities, Self::Moderation];
+    pub const ALL: [AnalysisKind; 5] = [
+        Self::Segments,
+        Self::Labels,
+        Self::Faces,
+        Self::Celebrities,
+        Self::Moderation,
+    ];
 
     /// File name in the results layout.
     pub fn results_file(self) -> &'static str {
@@ -146,11 +151,23 @@ pub struct Segment {
     pub end_timestamp_millis: u64,
     #[serde(default)]
     pub duration_millis: u64,
-    #[serde(default, rename = "StartTimecodeSMPTE", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "StartTimecodeSMPTE",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub start_timecode_smpte: Option<String>,
-    #[serde(default, rename = "EndTimecodeSMPTE", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "EndTimecodeSMPTE",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub end_timecode_smpte: Option<String>,
-    #[serde(default, rename = "DurationSMPTE", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "DurationSMPTE",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub duration_smpte: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub technical_cue_segment: Option<TechnicalCueSegment>,
@@ -173,7 +190,11 @@ impl Segment {
     /// The technical cue type when this is a `TECHNICAL_CUE` segment.
     pub fn cue_type(&self) -> Option<&str> {
         (self.segment_type == SEGMENT_TECHNICAL_CUE)
-            .then(|| self.technical_cue_segment.as_ref().map(|c| c.cue_type.as_str()))
+            .then(|| {
+                self.technical_cue_segment
+                    .as_ref()
+                    .map(|c| c.cue_type.as_str())
+            })
             .flatten()
     }
 }
@@ -199,7 +220,10 @@ pub struct SegmentDetection {
 impl SegmentDetection {
     /// Video duration in seconds from the first `VideoMetadata` entry.
     pub fn duration_seconds(&self) -> Option<f64> {
-        self.video_metadata.first().and_then(|m| m.duration_millis).map(|ms| ms as f64 / 1000.0)
+        self.video_metadata
+            .first()
+            .and_then(|m| m.duration_millis)
+            .map(|ms| ms as f64 / 1000.0)
     }
 }
 
@@ -277,7 +301,11 @@ pub struct LabelResults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_status: Option<String>,
     /// GetLabelDetection & co. return one object here (GetSegmentDetection a list): both read.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
     pub video_metadata: Vec<VideoMetadata>,
     #[serde(default)]
     pub labels: Vec<LabelDetection>,
@@ -292,7 +320,11 @@ pub struct CelebrityResults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_status: Option<String>,
     /// GetLabelDetection & co. return one object here (GetSegmentDetection a list): both read.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
     pub video_metadata: Vec<VideoMetadata>,
     #[serde(default)]
     pub celebrities: Vec<CelebrityRecognition>,
@@ -307,7 +339,11 @@ pub struct FaceResults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_status: Option<String>,
     /// GetLabelDetection & co. return one object here (GetSegmentDetection a list): both read.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
     pub video_metadata: Vec<VideoMetadata>,
     #[serde(default)]
     pub faces: Vec<FaceDetection>,
@@ -322,7 +358,11 @@ pub struct ModerationResults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_status: Option<String>,
     /// GetLabelDetection & co. return one object here (GetSegmentDetection a list): both read.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
     pub video_metadata: Vec<VideoMetadata>,
     #[serde(default)]
     pub moderation_labels: Vec<ContentModerationDetection>,
@@ -357,7 +397,8 @@ mod tests {
     fn label_results_read_video_metadata_as_object_or_list() {
         let one: LabelResults = serde_json::from_str(r#"{"JobStatus":"SUCCEEDED","VideoMetadata":{"DurationMillis":5000},"Labels":[{"Timestamp":0,"Label":{"Name":"Sea","Confidence":99.0}}]}"#).unwrap();
         assert_eq!(one.video_metadata[0].duration_millis, Some(5000));
-        let many: FaceResults = serde_json::from_str(r#"{"VideoMetadata":[{"DurationMillis":7}],"Faces":[]}"#).unwrap();
+        let many: FaceResults =
+            serde_json::from_str(r#"{"VideoMetadata":[{"DurationMillis":7}],"Faces":[]}"#).unwrap();
         assert_eq!(many.video_metadata[0].duration_millis, Some(7));
         let none: ModerationResults = serde_json::from_str(r#"{"ModerationLabels":[]}"#).unwrap();
         assert!(none.video_metadata.is_empty());
@@ -376,7 +417,8 @@ mod tests {
         assert_eq!(d.segments[0].cue_type(), Some(CUE_BLACK_FRAMES));
         assert!(d.segments[1].is_shot());
         assert_eq!(d.segments[1].extra["Future"], 1);
-        let back: SegmentDetection = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        let back: SegmentDetection =
+            serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
         assert_eq!(back, d);
     }
 

@@ -94,13 +94,20 @@ enum GlobTok {
 impl EventPattern {
     pub fn parse(pattern: &Value) -> Result<Self, PatternError> {
         let Value::Object(obj) = pattern else {
-            return Err(perr("$", format!("the pattern is {}, expected a JSON object", short(pattern))));
+            return Err(perr(
+                "$",
+                format!("the pattern is {}, expected a JSON object", short(pattern)),
+            ));
         };
-        Ok(Self { root: parse_object(obj, "$")?, json: pattern.clone() })
+        Ok(Self {
+            root: parse_object(obj, "$")?,
+            json: pattern.clone(),
+        })
     }
 
     pub fn parse_str(pattern: &str) -> Result<Self, PatternError> {
-        let v: Value = serde_json::from_str(pattern).map_err(|e| perr("$", format!("not JSON: {e}")))?;
+        let v: Value =
+            serde_json::from_str(pattern).map_err(|e| perr("$", format!("not JSON: {e}")))?;
         Self::parse(&v)
     }
 
@@ -116,7 +123,10 @@ impl EventPattern {
 }
 
 fn perr(path: &str, why: impl Into<String>) -> PatternError {
-    PatternError { path: path.to_string(), why: why.into() }
+    PatternError {
+        path: path.to_string(),
+        why: why.into(),
+    }
 }
 
 fn short(v: &Value) -> String {
@@ -132,11 +142,16 @@ fn parse_object(obj: &Map<String, Value>, path: &str) -> Result<ObjectPattern, P
     if obj.is_empty() {
         return Err(perr(path, "empty object: name at least one field"));
     }
-    let mut p = ObjectPattern { fields: Vec::new(), any_of: Vec::new() };
+    let mut p = ObjectPattern {
+        fields: Vec::new(),
+        any_of: Vec::new(),
+    };
     for (key, v) in obj {
         let at = format!("{path}.{key}");
         if key == "$or" {
-            let Value::Array(alts) = v else { return Err(perr(&at, "$or takes an array of patterns")) };
+            let Value::Array(alts) = v else {
+                return Err(perr(&at, "$or takes an array of patterns"));
+            };
             if alts.len() < 2 {
                 return Err(perr(&at, "$or needs at least two alternatives"));
             }
@@ -154,11 +169,20 @@ fn parse_object(obj: &Map<String, Value>, path: &str) -> Result<ObjectPattern, P
                 if items.is_empty() {
                     return Err(perr(&at, "empty array: list at least one value"));
                 }
-                let ms = items.iter().enumerate().map(|(i, it)| parse_matcher(it, &format!("{at}[{i}]")));
+                let ms = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, it)| parse_matcher(it, &format!("{at}[{i}]")));
                 FieldPattern::Leaf(ms.collect::<Result<_, _>>()?)
             }
             other => {
-                return Err(perr(&at, format!("{} is neither an array of values nor a nested pattern", short(other))))
+                return Err(perr(
+                    &at,
+                    format!(
+                        "{} is neither an array of values nor a nested pattern",
+                        short(other)
+                    ),
+                ))
             }
         };
         p.fields.push((key.clone(), field));
@@ -184,9 +208,19 @@ fn parse_matcher(item: &Value, at: &str) -> Result<Matcher, PatternError> {
                 Value::String(s) => (s.clone(), false),
                 Value::Object(o) if o.len() == 1 => match o.get("equals-ignore-case") {
                     Some(Value::String(s)) => (s.clone(), true),
-                    _ => return Err(perr(at, "expected a string or {\"equals-ignore-case\": string}")),
+                    _ => {
+                        return Err(perr(
+                            at,
+                            "expected a string or {\"equals-ignore-case\": string}",
+                        ))
+                    }
                 },
-                _ => return Err(perr(at, "expected a string or {\"equals-ignore-case\": string}")),
+                _ => {
+                    return Err(perr(
+                        at,
+                        "expected a string or {\"equals-ignore-case\": string}",
+                    ))
+                }
             };
             Ok(if op == "prefix" {
                 Matcher::Prefix { value, ignore_case }
@@ -220,7 +254,10 @@ fn parse_anything_but(arg: &Value, at: &str) -> Result<AnythingBut, PatternError
             let all_strings = vs.iter().all(Value::is_string);
             let all_numbers = vs.iter().all(Value::is_number);
             if vs.is_empty() || !(all_strings || all_numbers) {
-                return Err(perr(at, "expected a non-empty list of only strings or only numbers"));
+                return Err(perr(
+                    at,
+                    "expected a non-empty list of only strings or only numbers",
+                ));
             }
             Ok(AnythingBut::Values(vs.clone()))
         }
@@ -229,10 +266,15 @@ fn parse_anything_but(arg: &Value, at: &str) -> Result<AnythingBut, PatternError
             let strings = |v: &Value| -> Result<Vec<String>, PatternError> {
                 match v {
                     Value::String(s) => Ok(vec![s.clone()]),
-                    Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_string) => {
-                        Ok(a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-                    }
-                    _ => Err(perr(&format!("{at}.{op}"), "expected a string or a non-empty list of strings")),
+                    Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_string) => Ok(a
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()),
+                    _ => Err(perr(
+                        &format!("{at}.{op}"),
+                        "expected a string or a non-empty list of strings",
+                    )),
                 }
             };
             match (op.as_str(), v) {
@@ -240,18 +282,29 @@ fn parse_anything_but(arg: &Value, at: &str) -> Result<AnythingBut, PatternError
                 ("suffix", Value::String(s)) => Ok(AnythingBut::Suffix(s.clone())),
                 ("equals-ignore-case", v) => Ok(AnythingBut::IgnoreCase(strings(v)?)),
                 ("wildcard", v) => {
-                    let globs = strings(v)?.iter().map(|g| parse_glob(g, at)).collect::<Result<_, _>>()?;
+                    let globs = strings(v)?
+                        .iter()
+                        .map(|g| parse_glob(g, at))
+                        .collect::<Result<_, _>>()?;
                     Ok(AnythingBut::Wildcard(globs))
                 }
-                _ => Err(perr(at, format!("unsupported anything-but operand {:?}", short(arg)))),
+                _ => Err(perr(
+                    at,
+                    format!("unsupported anything-but operand {:?}", short(arg)),
+                )),
             }
         }
-        _ => Err(perr(at, "expected a string, a number, a list, or {prefix|suffix|equals-ignore-case|wildcard}")),
+        _ => Err(perr(
+            at,
+            "expected a string, a number, a list, or {prefix|suffix|equals-ignore-case|wildcard}",
+        )),
     }
 }
 
 fn parse_numeric(arg: &Value, at: &str) -> Result<Matcher, PatternError> {
-    let Value::Array(items) = arg else { return Err(perr(at, "expected [op, number, ...]")) };
+    let Value::Array(items) = arg else {
+        return Err(perr(at, "expected [op, number, ...]"));
+    };
     if items.is_empty() || items.len() % 2 != 0 || items.len() > 4 {
         return Err(perr(at, "expected one or two (operator, number) pairs"));
     }
@@ -263,9 +316,16 @@ fn parse_numeric(arg: &Value, at: &str) -> Result<Matcher, PatternError> {
             Some("=") => Cmp::Eq,
             Some(">=") => Cmp::Ge,
             Some(">") => Cmp::Gt,
-            _ => return Err(perr(at, format!("{} is not one of < <= = >= >", short(&pair[0])))),
+            _ => {
+                return Err(perr(
+                    at,
+                    format!("{} is not one of < <= = >= >", short(&pair[0])),
+                ))
+            }
         };
-        let n = pair[1].as_f64().ok_or_else(|| perr(at, format!("{} is not a number", short(&pair[1]))))?;
+        let n = pair[1]
+            .as_f64()
+            .ok_or_else(|| perr(at, format!("{} is not a number", short(&pair[1]))))?;
         if !(-1.0e9..=1.0e9).contains(&n) {
             return Err(perr(at, format!("{n} is outside -1e9..=1e9")));
         }
@@ -273,17 +333,28 @@ fn parse_numeric(arg: &Value, at: &str) -> Result<Matcher, PatternError> {
     }
     if let [(lo, _), (hi, _)] = out.as_slice() {
         if !matches!(lo, Cmp::Gt | Cmp::Ge) || !matches!(hi, Cmp::Lt | Cmp::Le) {
-            return Err(perr(at, "a range is a lower bound (> or >=) then an upper bound (< or <=)"));
+            return Err(perr(
+                at,
+                "a range is a lower bound (> or >=) then an upper bound (< or <=)",
+            ));
         }
     }
     Ok(Matcher::Numeric(out))
 }
 
 fn parse_cidr(arg: &Value, at: &str) -> Result<Matcher, PatternError> {
-    let s = arg.as_str().ok_or_else(|| perr(at, "expected a string such as \"10.0.0.0/24\""))?;
-    let (ip, bits) = s.split_once('/').ok_or_else(|| perr(at, format!("{s:?} has no /prefix-length")))?;
-    let net: IpAddr = ip.parse().map_err(|_| perr(at, format!("{ip:?} is not an IP address")))?;
-    let bits: u8 = bits.parse().map_err(|_| perr(at, format!("{bits:?} is not a prefix length")))?;
+    let s = arg
+        .as_str()
+        .ok_or_else(|| perr(at, "expected a string such as \"10.0.0.0/24\""))?;
+    let (ip, bits) = s
+        .split_once('/')
+        .ok_or_else(|| perr(at, format!("{s:?} has no /prefix-length")))?;
+    let net: IpAddr = ip
+        .parse()
+        .map_err(|_| perr(at, format!("{ip:?} is not an IP address")))?;
+    let bits: u8 = bits
+        .parse()
+        .map_err(|_| perr(at, format!("{bits:?} is not a prefix length")))?;
     let max = if net.is_ipv4() { 32 } else { 128 };
     if bits > max {
         return Err(perr(at, format!("prefix length {bits} exceeds {max}")));
@@ -303,7 +374,10 @@ fn parse_glob(s: &str, at: &str) -> Result<Vec<GlobTok>, PatternError> {
             },
             '*' => {
                 if toks.last() == Some(&GlobTok::Star) {
-                    return Err(perr(at, format!("{s:?}: consecutive wildcards are not allowed")));
+                    return Err(perr(
+                        at,
+                        format!("{s:?}: consecutive wildcards are not allowed"),
+                    ));
                 }
                 toks.push(GlobTok::Star)
             }
@@ -343,7 +417,10 @@ fn glob_match(toks: &[GlobTok], s: &str) -> bool {
 // ---- matching ----
 
 fn match_object(p: &ObjectPattern, event: Option<&Map<String, Value>>) -> bool {
-    let fields_ok = p.fields.iter().all(|(name, fp)| match_field(fp, event.and_then(|m| m.get(name))));
+    let fields_ok = p
+        .fields
+        .iter()
+        .all(|(name, fp)| match_field(fp, event.and_then(|m| m.get(name))));
     fields_ok && (p.any_of.is_empty() || p.any_of.iter().any(|alt| match_object(alt, event)))
 }
 
@@ -354,7 +431,8 @@ fn match_field(fp: &FieldPattern, v: Option<&Value>) -> bool {
     }
     match fp {
         FieldPattern::Object(op) => {
-            let objects: Vec<&Map<String, Value>> = found.iter().filter_map(|v| v.as_object()).collect();
+            let objects: Vec<&Map<String, Value>> =
+                found.iter().filter_map(|v| v.as_object()).collect();
             if objects.is_empty() {
                 // absent (or not an object): only `exists: false` inside can still hold
                 match_object(op, None)
@@ -386,22 +464,36 @@ impl Matcher {
         match self {
             Matcher::Equals(p) => p == v,
             Matcher::EqualsIgnoreCase(p) => s.is_some_and(|s| s.to_lowercase() == p.to_lowercase()),
-            Matcher::Prefix { value, ignore_case: false } => s.is_some_and(|s| s.starts_with(value.as_str())),
-            Matcher::Prefix { value, ignore_case: true } => {
-                s.is_some_and(|s| s.to_lowercase().starts_with(&value.to_lowercase()))
-            }
-            Matcher::Suffix { value, ignore_case: false } => s.is_some_and(|s| s.ends_with(value.as_str())),
-            Matcher::Suffix { value, ignore_case: true } => {
-                s.is_some_and(|s| s.to_lowercase().ends_with(&value.to_lowercase()))
-            }
+            Matcher::Prefix {
+                value,
+                ignore_case: false,
+            } => s.is_some_and(|s| s.starts_with(value.as_str())),
+            Matcher::Prefix {
+                value,
+                ignore_case: true,
+            } => s.is_some_and(|s| s.to_lowercase().starts_with(&value.to_lowercase())),
+            Matcher::Suffix {
+                value,
+                ignore_case: false,
+            } => s.is_some_and(|s| s.ends_with(value.as_str())),
+            Matcher::Suffix {
+                value,
+                ignore_case: true,
+            } => s.is_some_and(|s| s.to_lowercase().ends_with(&value.to_lowercase())),
             Matcher::Wildcard(g) => s.is_some_and(|s| glob_match(g, s)),
             Matcher::AnythingBut(AnythingBut::Values(vs)) => !vs.contains(v),
-            Matcher::AnythingBut(AnythingBut::Prefix(p)) => s.is_some_and(|s| !s.starts_with(p.as_str())),
-            Matcher::AnythingBut(AnythingBut::Suffix(p)) => s.is_some_and(|s| !s.ends_with(p.as_str())),
+            Matcher::AnythingBut(AnythingBut::Prefix(p)) => {
+                s.is_some_and(|s| !s.starts_with(p.as_str()))
+            }
+            Matcher::AnythingBut(AnythingBut::Suffix(p)) => {
+                s.is_some_and(|s| !s.ends_with(p.as_str()))
+            }
             Matcher::AnythingBut(AnythingBut::IgnoreCase(ps)) => {
                 s.is_some_and(|s| ps.iter().all(|p| p.to_lowercase() != s.to_lowercase()))
             }
-            Matcher::AnythingBut(AnythingBut::Wildcard(gs)) => s.is_some_and(|s| gs.iter().all(|g| !glob_match(g, s))),
+            Matcher::AnythingBut(AnythingBut::Wildcard(gs)) => {
+                s.is_some_and(|s| gs.iter().all(|g| !glob_match(g, s)))
+            }
             Matcher::Numeric(conds) => v.as_f64().is_some_and(|n| {
                 conds.iter().all(|(c, x)| match c {
                     Cmp::Lt => n < *x,
@@ -411,9 +503,9 @@ impl Matcher {
                     Cmp::Gt => n > *x,
                 })
             }),
-            Matcher::Cidr { net, bits } => {
-                s.and_then(|s| s.parse::<IpAddr>().ok()).is_some_and(|ip| in_cidr(ip, *net, *bits))
-            }
+            Matcher::Cidr { net, bits } => s
+                .and_then(|s| s.parse::<IpAddr>().ok())
+                .is_some_and(|ip| in_cidr(ip, *net, *bits)),
             Matcher::Exists(_) => unreachable!("exists is decided on the whole field"),
         }
     }
@@ -473,7 +565,11 @@ pub enum RoutingError {
     #[error("routing definition: rule {rule:?}: {source}")]
     Pattern { rule: String, source: PatternError },
     #[error("routing definition: {what} {name:?} targets unknown queue {queue:?}")]
-    UnknownQueue { what: &'static str, name: String, queue: String },
+    UnknownQueue {
+        what: &'static str,
+        name: String,
+        queue: String,
+    },
     #[error("routing definition: two {what}s are named {name:?}")]
     Duplicate { what: &'static str, name: String },
 }
@@ -502,17 +598,26 @@ impl RoutingDefinition {
     }
 
     pub fn from_json_str(text: &str, vars: &BTreeMap<&str, &str>) -> Result<Self, RoutingError> {
-        let doc: Value = serde_json::from_str(text).map_err(|e| RoutingError::Json(e.to_string()))?;
-        let Value::Object(doc) = doc else { return Err(RoutingError::Shape("expected a JSON object".into())) };
+        let doc: Value =
+            serde_json::from_str(text).map_err(|e| RoutingError::Json(e.to_string()))?;
+        let Value::Object(doc) = doc else {
+            return Err(RoutingError::Shape("expected a JSON object".into()));
+        };
         let section = |key: &str| -> Result<Value, RoutingError> {
-            let mut v = doc.get(key).cloned().ok_or_else(|| RoutingError::Shape(format!("{key} is missing")))?;
+            let mut v = doc
+                .get(key)
+                .cloned()
+                .ok_or_else(|| RoutingError::Shape(format!("{key} is missing")))?;
             substitute(&mut v, vars, key)?;
             Ok(v)
         };
         let shape = |key: &str, e: serde_json::Error| RoutingError::Shape(format!("{key}: {e}"));
-        let queues: Vec<QueueDef> = serde_json::from_value(section("queues")?).map_err(|e| shape("queues", e))?;
-        let raw_rules: Vec<RawRule> = serde_json::from_value(section("rules")?).map_err(|e| shape("rules", e))?;
-        let topics: Vec<TopicDef> = serde_json::from_value(section("topics")?).map_err(|e| shape("topics", e))?;
+        let queues: Vec<QueueDef> =
+            serde_json::from_value(section("queues")?).map_err(|e| shape("queues", e))?;
+        let raw_rules: Vec<RawRule> =
+            serde_json::from_value(section("rules")?).map_err(|e| shape("rules", e))?;
+        let topics: Vec<TopicDef> =
+            serde_json::from_value(section("topics")?).map_err(|e| shape("topics", e))?;
 
         unique("queue", queues.iter().map(|q| q.name.as_str()))?;
         unique("rule", raw_rules.iter().map(|r| r.name.as_str()))?;
@@ -524,18 +629,33 @@ impl RoutingDefinition {
             .chain(topics.iter().map(|t| ("topic", &t.name, &t.queue)));
         for (what, name, queue) in targets {
             if !known.contains(queue.as_str()) {
-                return Err(RoutingError::UnknownQueue { what, name: name.clone(), queue: queue.clone() });
+                return Err(RoutingError::UnknownQueue {
+                    what,
+                    name: name.clone(),
+                    queue: queue.clone(),
+                });
             }
         }
         let rules = raw_rules
             .into_iter()
             .map(|r| {
-                let pattern = EventPattern::parse(&r.pattern)
-                    .map_err(|source| RoutingError::Pattern { rule: r.name.clone(), source })?;
-                Ok(RuleDef { name: r.name, queue: r.queue, pattern })
+                let pattern =
+                    EventPattern::parse(&r.pattern).map_err(|source| RoutingError::Pattern {
+                        rule: r.name.clone(),
+                        source,
+                    })?;
+                Ok(RuleDef {
+                    name: r.name,
+                    queue: r.queue,
+                    pattern,
+                })
             })
             .collect::<Result<_, RoutingError>>()?;
-        Ok(Self { queues, rules, topics })
+        Ok(Self {
+            queues,
+            rules,
+            topics,
+        })
     }
 
     pub fn queues(&self) -> &[QueueDef] {
@@ -560,7 +680,10 @@ impl RoutingDefinition {
 
     /// The rules whose pattern matches `event`, in definition order.
     pub fn matching_rules(&self, event: &Value) -> Vec<&RuleDef> {
-        self.rules.iter().filter(|r| r.pattern.matches(event)).collect()
+        self.rules
+            .iter()
+            .filter(|r| r.pattern.matches(event))
+            .collect()
     }
 
     /// The queues `event` is delivered to (each once, in rule order).
@@ -575,11 +698,17 @@ impl RoutingDefinition {
     }
 }
 
-fn unique<'a>(what: &'static str, names: impl Iterator<Item = &'a str>) -> Result<(), RoutingError> {
+fn unique<'a>(
+    what: &'static str,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<(), RoutingError> {
     let mut seen = BTreeSet::new();
     for n in names {
         if !seen.insert(n) {
-            return Err(RoutingError::Duplicate { what, name: n.to_string() });
+            return Err(RoutingError::Duplicate {
+                what,
+                name: n.to_string(),
+            });
         }
     }
     Ok(())
@@ -594,12 +723,16 @@ fn substitute(v: &mut Value, vars: &BTreeMap<&str, &str>, at: &str) -> Result<()
             while let Some(start) = rest.find("${") {
                 out.push_str(&rest[..start]);
                 let after = &rest[start + 2..];
-                let end =
-                    after.find('}').ok_or_else(|| RoutingError::Shape(format!("{at}: unterminated ${{ in {s:?}")))?;
+                let end = after.find('}').ok_or_else(|| {
+                    RoutingError::Shape(format!("{at}: unterminated ${{ in {s:?}"))
+                })?;
                 let name = &after[..end];
                 let value = vars
                     .get(name)
-                    .ok_or_else(|| RoutingError::MissingVariable { name: name.to_string(), at: at.to_string() })?;
+                    .ok_or_else(|| RoutingError::MissingVariable {
+                        name: name.to_string(),
+                        at: at.to_string(),
+                    })?;
                 out.push_str(value);
                 rest = &after[end + 1..];
             }
@@ -628,7 +761,9 @@ mod tests {
     use super::*;
 
     fn m(pattern: Value, event: Value) -> bool {
-        EventPattern::parse(&pattern).unwrap_or_else(|e| panic!("{pattern}: {e}")).matches(&event)
+        EventPattern::parse(&pattern)
+            .unwrap_or_else(|e| panic!("{pattern}: {e}"))
+            .matches(&event)
     }
 
     fn bad(pattern: Value) -> PatternError {
@@ -666,14 +801,26 @@ mod tests {
     #[test]
     fn numbers_booleans_null_and_empty_string() {
         let e = json!({"detail": {"risk-score": 80, "trigger": {"risk": 8}, "ok": true, "eventVersion": "", "responseElements": null}});
-        assert!(m(json!({"detail": {"risk-score": [80], "trigger": {"risk": [8]}}}), e.clone()));
+        assert!(m(
+            json!({"detail": {"risk-score": [80], "trigger": {"risk": [8]}}}),
+            e.clone()
+        ));
         assert!(!m(json!({"detail": {"risk-score": [81]}}), e.clone()));
-        assert!(!m(json!({"detail": {"risk-score": ["80"]}}), e.clone()), "a string is not a number");
-        assert!(!m(json!({"detail": {"risk-score": [80.0]}}), e.clone()), "numbers compare by their JSON form");
+        assert!(
+            !m(json!({"detail": {"risk-score": ["80"]}}), e.clone()),
+            "a string is not a number"
+        );
+        assert!(
+            !m(json!({"detail": {"risk-score": [80.0]}}), e.clone()),
+            "numbers compare by their JSON form"
+        );
         assert!(m(json!({"detail": {"ok": [true]}}), e.clone()));
         assert!(!m(json!({"detail": {"ok": [false]}}), e.clone()));
         assert!(m(json!({"detail": {"eventVersion": [""]}}), e.clone()));
-        assert!(m(json!({"detail": {"responseElements": [null]}}), e.clone()));
+        assert!(m(
+            json!({"detail": {"responseElements": [null]}}),
+            e.clone()
+        ));
         // null and "" are not interchangeable
         assert!(!m(json!({"detail": {"eventVersion": [null]}}), e.clone()));
         assert!(!m(json!({"detail": {"responseElements": [""]}}), e.clone()));
@@ -692,11 +839,20 @@ mod tests {
             "arn:aws:ec2:us-east-1:111122223333:instance/i-b188560f"
         ]});
         assert!(m(p, e.clone()));
-        assert!(!m(json!({"resources": ["arn:aws:ec2:us-east-1:444455556666:instance/i-b188560f"]}), e.clone()));
-        assert!(m(json!({"resources": [{"prefix": "arn:aws:autoscaling:"}]}), e.clone()));
+        assert!(!m(
+            json!({"resources": ["arn:aws:ec2:us-east-1:444455556666:instance/i-b188560f"]}),
+            e.clone()
+        ));
+        assert!(m(
+            json!({"resources": [{"prefix": "arn:aws:autoscaling:"}]}),
+            e.clone()
+        ));
         // empty event array: no value to match, but it does not "exist" either
         assert!(!m(json!({"resources": ["x"]}), json!({"resources": []})));
-        assert!(m(json!({"resources": [{"exists": false}]}), json!({"resources": []})));
+        assert!(m(
+            json!({"resources": [{"exists": false}]}),
+            json!({"resources": []})
+        ));
         // arrays of objects: nested patterns look inside each element
         let e = json!({"detail": {"items": [{"kind": "a", "n": 1}, {"kind": "b", "n": 2}]}});
         assert!(m(json!({"detail": {"items": {"kind": ["b"]}}}), e.clone()));
@@ -707,32 +863,74 @@ mod tests {
     fn prefix_and_suffix() {
         assert!(m(json!({"time": [{"prefix": "2017-12-22"}]}), ec2()));
         assert!(!m(json!({"time": [{"prefix": "2017-10-02"}]}), ec2()));
-        assert!(m(json!({"detail": {"instance-id": [{"suffix": "cdef0"}]}}), ec2()));
-        assert!(!m(json!({"detail": {"instance-id": [{"suffix": "CDEF0"}]}}), ec2()));
-        assert!(m(json!({"detail": {"instance-id": [{"suffix": {"equals-ignore-case": "CDEF0"}}]}}), ec2()));
-        assert!(m(json!({"source": [{"prefix": {"equals-ignore-case": "AWS.E"}}]}), ec2()));
-        assert!(!m(json!({"source": [{"prefix": {"equals-ignore-case": "aws.s"}}]}), ec2()));
+        assert!(m(
+            json!({"detail": {"instance-id": [{"suffix": "cdef0"}]}}),
+            ec2()
+        ));
+        assert!(!m(
+            json!({"detail": {"instance-id": [{"suffix": "CDEF0"}]}}),
+            ec2()
+        ));
+        assert!(m(
+            json!({"detail": {"instance-id": [{"suffix": {"equals-ignore-case": "CDEF0"}}]}}),
+            ec2()
+        ));
+        assert!(m(
+            json!({"source": [{"prefix": {"equals-ignore-case": "AWS.E"}}]}),
+            ec2()
+        ));
+        assert!(!m(
+            json!({"source": [{"prefix": {"equals-ignore-case": "aws.s"}}]}),
+            ec2()
+        ));
         // only strings have prefixes
         assert!(!m(json!({"n": [{"prefix": "1"}]}), json!({"n": 12})));
-        assert!(m(json!({"detail": {"key": [{"prefix": ""}]}}), json!({"detail": {"key": "x"}})));
+        assert!(m(
+            json!({"detail": {"key": [{"prefix": ""}]}}),
+            json!({"detail": {"key": "x"}})
+        ));
     }
 
     #[test]
     fn equals_ignore_case() {
-        assert!(m(json!({"detail": {"state": [{"equals-ignore-case": "TERMINATED"}]}}), ec2()));
-        assert!(!m(json!({"detail": {"state": [{"equals-ignore-case": "TERMINATE"}]}}), ec2()));
-        assert!(m(json!({"name": [{"equals-ignore-case": "ÉCOLE"}]}), json!({"name": "école"})));
+        assert!(m(
+            json!({"detail": {"state": [{"equals-ignore-case": "TERMINATED"}]}}),
+            ec2()
+        ));
+        assert!(!m(
+            json!({"detail": {"state": [{"equals-ignore-case": "TERMINATE"}]}}),
+            ec2()
+        ));
+        assert!(m(
+            json!({"name": [{"equals-ignore-case": "ÉCOLE"}]}),
+            json!({"name": "école"})
+        ));
     }
 
     #[test]
     fn anything_but() {
         let e = |state: Value| json!({"detail": {"state": state, "x-limit": 150}});
         // a string, a number, lists of each (examples of the content-filtering page)
-        assert!(m(json!({"detail": {"state": [{"anything-but": "initializing"}]}}), e(json!("running"))));
-        assert!(!m(json!({"detail": {"state": [{"anything-but": "initializing"}]}}), e(json!("initializing"))));
-        assert!(m(json!({"detail": {"x-limit": [{"anything-but": 123}]}}), e(json!("x"))));
-        assert!(!m(json!({"detail": {"x-limit": [{"anything-but": [100, 150, 300]}]}}), e(json!("x"))));
-        assert!(m(json!({"detail": {"x-limit": [{"anything-but": [100, 200, 300]}]}}), e(json!("x"))));
+        assert!(m(
+            json!({"detail": {"state": [{"anything-but": "initializing"}]}}),
+            e(json!("running"))
+        ));
+        assert!(!m(
+            json!({"detail": {"state": [{"anything-but": "initializing"}]}}),
+            e(json!("initializing"))
+        ));
+        assert!(m(
+            json!({"detail": {"x-limit": [{"anything-but": 123}]}}),
+            e(json!("x"))
+        ));
+        assert!(!m(
+            json!({"detail": {"x-limit": [{"anything-but": [100, 150, 300]}]}}),
+            e(json!("x"))
+        ));
+        assert!(m(
+            json!({"detail": {"x-limit": [{"anything-but": [100, 200, 300]}]}}),
+            e(json!("x"))
+        ));
         let list = json!({"detail": {"state": [{"anything-but": ["stopped", "overloaded"]}]}});
         assert!(m(list.clone(), e(json!("running"))));
         assert!(!m(list.clone(), e(json!("stopped"))));
@@ -740,12 +938,27 @@ mod tests {
         assert!(m(list.clone(), e(json!(["stopped", "running"]))));
         assert!(!m(list, e(json!(["stopped", "overloaded"]))));
         // anything-but needs the field to be there
-        assert!(!m(json!({"detail": {"absent": [{"anything-but": "x"}]}}), e(json!("y"))));
+        assert!(!m(
+            json!({"detail": {"absent": [{"anything-but": "x"}]}}),
+            e(json!("y"))
+        ));
         // prefix / suffix / ignore-case / wildcard forms
-        assert!(m(json!({"detail": {"state": [{"anything-but": {"prefix": "init"}}]}}), e(json!("running"))));
-        assert!(!m(json!({"detail": {"state": [{"anything-but": {"prefix": "init"}}]}}), e(json!("initializing"))));
-        assert!(!m(json!({"f": [{"anything-but": {"suffix": ".png"}}]}), json!({"f": "a.png"})));
-        assert!(m(json!({"f": [{"anything-but": {"suffix": ".png"}}]}), json!({"f": "a.jpg"})));
+        assert!(m(
+            json!({"detail": {"state": [{"anything-but": {"prefix": "init"}}]}}),
+            e(json!("running"))
+        ));
+        assert!(!m(
+            json!({"detail": {"state": [{"anything-but": {"prefix": "init"}}]}}),
+            e(json!("initializing"))
+        ));
+        assert!(!m(
+            json!({"f": [{"anything-but": {"suffix": ".png"}}]}),
+            json!({"f": "a.png"})
+        ));
+        assert!(m(
+            json!({"f": [{"anything-but": {"suffix": ".png"}}]}),
+            json!({"f": "a.jpg"})
+        ));
         assert!(!m(
             json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": "RUNNING"}}]}}),
             e(json!("running"))
@@ -758,8 +971,14 @@ mod tests {
             json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": ["a", "b"]}}]}}),
             e(json!("running"))
         ));
-        assert!(!m(json!({"p": [{"anything-but": {"wildcard": "*/lib/*"}}]}), json!({"p": "/usr/lib/x.so"})));
-        assert!(m(json!({"p": [{"anything-but": {"wildcard": "*/lib/*"}}]}), json!({"p": "/usr/bin/x"})));
+        assert!(!m(
+            json!({"p": [{"anything-but": {"wildcard": "*/lib/*"}}]}),
+            json!({"p": "/usr/lib/x.so"})
+        ));
+        assert!(m(
+            json!({"p": [{"anything-but": {"wildcard": "*/lib/*"}}]}),
+            json!({"p": "/usr/bin/x"})
+        ));
     }
 
     #[test]
@@ -771,29 +990,56 @@ mod tests {
             "x-limit": [{"numeric": ["=", 3.018e2]}]
         }});
         assert!(m(p, e.clone()));
-        assert!(!m(json!({"detail": {"c-count": [{"numeric": [">", 0, "<", 5]}]}}), e.clone()));
-        assert!(!m(json!({"detail": {"c-count": [{"numeric": [">", 5]}]}}), e.clone()));
-        assert!(m(json!({"detail": {"c-count": [{"numeric": [">=", 5]}]}}), e.clone()));
-        assert!(!m(json!({"detail": {"s": [{"numeric": ["=", 5]}]}}), e.clone()), "strings are not numbers");
-        assert!(m(json!({"detail": {"c-count": [{"numeric": ["=", 5.0]}]}}), e), "numeric compares values");
+        assert!(!m(
+            json!({"detail": {"c-count": [{"numeric": [">", 0, "<", 5]}]}}),
+            e.clone()
+        ));
+        assert!(!m(
+            json!({"detail": {"c-count": [{"numeric": [">", 5]}]}}),
+            e.clone()
+        ));
+        assert!(m(
+            json!({"detail": {"c-count": [{"numeric": [">=", 5]}]}}),
+            e.clone()
+        ));
+        assert!(
+            !m(json!({"detail": {"s": [{"numeric": ["=", 5]}]}}), e.clone()),
+            "strings are not numbers"
+        );
+        assert!(
+            m(json!({"detail": {"c-count": [{"numeric": ["=", 5.0]}]}}), e),
+            "numeric compares values"
+        );
     }
 
     #[test]
     fn exists() {
-        assert!(m(json!({"detail": {"c-count": [{"exists": false}]}}), ec2()));
-        assert!(!m(json!({"detail": {"c-count": [{"exists": true}]}}), ec2()));
+        assert!(m(
+            json!({"detail": {"c-count": [{"exists": false}]}}),
+            ec2()
+        ));
+        assert!(!m(
+            json!({"detail": {"c-count": [{"exists": true}]}}),
+            ec2()
+        ));
         assert!(m(json!({"detail": {"state": [{"exists": true}]}}), ec2()));
         assert!(!m(json!({"detail": {"state": [{"exists": false}]}}), ec2()));
         // exists only sees leaves: an object-valued field does not exist for it
         let mut e = ec2();
         e["detail"]["c-count"] = json!({"c1": 100});
-        assert!(m(json!({"detail": {"c-count": [{"exists": false}]}}), e.clone()));
+        assert!(m(
+            json!({"detail": {"c-count": [{"exists": false}]}}),
+            e.clone()
+        ));
         assert!(!m(json!({"detail": {"c-count": [{"exists": true}]}}), e));
         // a missing parent: exists false still holds, anything else fails
         assert!(m(json!({"nothing": {"here": [{"exists": false}]}}), ec2()));
         assert!(!m(json!({"nothing": {"here": [{"exists": true}]}}), ec2()));
         // or-ed with a value
-        assert!(m(json!({"detail": {"c-count": [{"exists": false}, 3]}}), ec2()));
+        assert!(m(
+            json!({"detail": {"c-count": [{"exists": false}, 3]}}),
+            ec2()
+        ));
     }
 
     #[test]
@@ -814,8 +1060,14 @@ mod tests {
     #[test]
     fn cidr() {
         let p = json!({"detail": {"sourceIPAddress": [{"cidr": "10.0.0.0/24"}]}});
-        assert!(m(p.clone(), json!({"detail": {"sourceIPAddress": "10.0.0.255"}})));
-        assert!(!m(p.clone(), json!({"detail": {"sourceIPAddress": "10.0.1.0"}})));
+        assert!(m(
+            p.clone(),
+            json!({"detail": {"sourceIPAddress": "10.0.0.255"}})
+        ));
+        assert!(!m(
+            p.clone(),
+            json!({"detail": {"sourceIPAddress": "10.0.1.0"}})
+        ));
         assert!(!m(p, json!({"detail": {"sourceIPAddress": "2001:db8::1"}})));
         let p6 = json!({"ip": [{"cidr": "2001:db8::/32"}]});
         assert!(m(p6.clone(), json!({"ip": "2001:db8:ffff::1"})));
@@ -845,19 +1097,43 @@ mod tests {
         assert_eq!(bad(json!({"source": "aws.s3"})).path, "$.source");
         assert_eq!(bad(json!({"source": []})).path, "$.source");
         assert_eq!(bad(json!({"detail": {"a": [["x"]]}})).path, "$.detail.a[0]");
-        assert_eq!(bad(json!({"a": [{"regex": "x"}]})).why, "unknown operator \"regex\"");
-        assert_eq!(bad(json!({"a": [{"prefix": "x", "suffix": "y"}]})).path, "$.a[0]");
+        assert_eq!(
+            bad(json!({"a": [{"regex": "x"}]})).why,
+            "unknown operator \"regex\""
+        );
+        assert_eq!(
+            bad(json!({"a": [{"prefix": "x", "suffix": "y"}]})).path,
+            "$.a[0]"
+        );
         assert_eq!(bad(json!({"a": [{"prefix": 3}]})).path, "$.a[0].prefix");
         assert_eq!(bad(json!({"a": [{"exists": "yes"}]})).path, "$.a[0].exists");
-        assert!(bad(json!({"a": [{"numeric": ["<", 5, ">", 1]}]})).why.contains("lower bound"));
-        assert!(bad(json!({"a": [{"numeric": ["~", 5]}]})).why.contains("not one of"));
-        assert!(bad(json!({"a": [{"numeric": [">", 0, "<"]}]})).why.contains("pairs"));
-        assert!(bad(json!({"a": [{"numeric": [">", 2e9]}]})).why.contains("outside"));
-        assert!(bad(json!({"a": [{"anything-but": ["x", 1]}]})).why.contains("only strings or only numbers"));
-        assert!(bad(json!({"a": [{"anything-but": {"numeric": [">", 1]}}]})).why.contains("unsupported"));
-        assert!(bad(json!({"a": [{"wildcard": "a**b"}]})).why.contains("consecutive"));
-        assert!(bad(json!({"a": [{"cidr": "10.0.0.0/33"}]})).why.contains("exceeds"));
-        assert!(bad(json!({"a": [{"cidr": "nope/8"}]})).why.contains("not an IP"));
+        assert!(bad(json!({"a": [{"numeric": ["<", 5, ">", 1]}]}))
+            .why
+            .contains("lower bound"));
+        assert!(bad(json!({"a": [{"numeric": ["~", 5]}]}))
+            .why
+            .contains("not one of"));
+        assert!(bad(json!({"a": [{"numeric": [">", 0, "<"]}]}))
+            .why
+            .contains("pairs"));
+        assert!(bad(json!({"a": [{"numeric": [">", 2e9]}]}))
+            .why
+            .contains("outside"));
+        assert!(bad(json!({"a": [{"anything-but": ["x", 1]}]}))
+            .why
+            .contains("only strings or only numbers"));
+        assert!(bad(json!({"a": [{"anything-but": {"numeric": [">", 1]}}]}))
+            .why
+            .contains("unsupported"));
+        assert!(bad(json!({"a": [{"wildcard": "a**b"}]}))
+            .why
+            .contains("consecutive"));
+        assert!(bad(json!({"a": [{"cidr": "10.0.0.0/33"}]}))
+            .why
+            .contains("exceeds"));
+        assert!(bad(json!({"a": [{"cidr": "nope/8"}]}))
+            .why
+            .contains("not an IP"));
         assert_eq!(bad(json!({"$or": [{"a": ["x"]}]})).path, "$.$or");
         assert!(EventPattern::parse_str("{").is_err());
         assert_eq!(
@@ -870,12 +1146,18 @@ mod tests {
 
     macro_rules! fixture {
         ($name:literal) => {
-            ($name, include_str!(concat!("../../../tests/fixtures/events/", $name)))
+            (
+                $name,
+                include_str!(concat!("../../../tests/fixtures/events/", $name)),
+            )
         };
     }
 
     fn vars() -> BTreeMap<&'static str, &'static str> {
-        BTreeMap::from([("IngestBucket", "cuepoint-ingest"), ("WorkflowName", "cuepoint")])
+        BTreeMap::from([
+            ("IngestBucket", "cuepoint-ingest"),
+            ("WorkflowName", "cuepoint"),
+        ])
     }
 
     fn def() -> RoutingDefinition {
@@ -891,29 +1173,41 @@ mod tests {
         let d = def();
         let names: Vec<&str> = d.queues().iter().map(|q| q.name.as_str()).collect();
         assert_eq!(names, ["ingest", "media", "analysis", "results", "scoring"]);
-        assert!(d
-            .queues()
-            .iter()
-            .all(|q| q.worker == q.name && q.visibility_timeout_seconds > 0 && q.max_receive_count > 0));
+        assert!(d.queues().iter().all(|q| q.worker == q.name
+            && q.visibility_timeout_seconds > 0
+            && q.max_receive_count > 0));
         assert_eq!(d.queue("analysis").unwrap().max_receive_count, 8);
         assert_eq!(d.rules().len(), 4);
         assert_eq!(
             d.topics(),
-            [TopicDef { name: "rekognition".into(), queue: "results".into(), raw_message_delivery: false }]
+            [TopicDef {
+                name: "rekognition".into(),
+                queue: "results".into(),
+                raw_message_delivery: false
+            }]
         );
         assert_eq!(d.topic("rekognition").unwrap().queue, "results");
         // variables are substituted into the patterns
         let ingest = &d.rules()[0];
         assert_eq!(ingest.name, "ingest-object-created");
-        assert_eq!(ingest.pattern.as_json()["detail"]["bucket"]["name"], json!(["cuepoint-ingest"]));
-        assert_eq!(d.rules()[1].pattern.as_json()["detail"]["userMetadata"]["workflow"], json!(["cuepoint"]));
+        assert_eq!(
+            ingest.pattern.as_json()["detail"]["bucket"]["name"],
+            json!(["cuepoint-ingest"])
+        );
+        assert_eq!(
+            d.rules()[1].pattern.as_json()["detail"]["userMetadata"]["workflow"],
+            json!(["cuepoint"])
+        );
     }
 
     #[test]
     fn every_fixture_routes_to_its_queue_and_no_other() {
         let d = def();
         let expected: &[((&str, &str), &[&str])] = &[
-            (fixture!("s3-eventbridge-object-created-multipart.json"), &["ingest"]),
+            (
+                fixture!("s3-eventbridge-object-created-multipart.json"),
+                &["ingest"],
+            ),
             // the documentation's example is for another bucket
             (fixture!("s3-eventbridge-object-created.json"), &[]),
             (fixture!("s3-eventbridge-object-deleted.json"), &[]),
@@ -953,7 +1247,10 @@ mod tests {
     #[test]
     fn s3_routes_only_for_the_ingest_bucket() {
         let (_, body) = fixture!("s3-eventbridge-object-created.json");
-        let doc_bucket = BTreeMap::from([("IngestBucket", "amzn-s3-demo-bucket1"), ("WorkflowName", "cuepoint")]);
+        let doc_bucket = BTreeMap::from([
+            ("IngestBucket", "amzn-s3-demo-bucket1"),
+            ("WorkflowName", "cuepoint"),
+        ]);
         let d = RoutingDefinition::load(&doc_bucket).unwrap();
         assert_eq!(route(&d, body), ["ingest"]);
         assert_eq!(route(&def(), body), Vec::<String>::new());
@@ -970,14 +1267,23 @@ mod tests {
         assert_eq!(d.targets(&e), ["media"]);
         e["detail"]["status"] = json!("ERROR");
         assert_eq!(d.targets(&e), ["media"]);
-        for status in ["PROGRESSING", "STATUS_UPDATE", "INPUT_INFORMATION", "NEW_WARNING", "CANCELED"] {
+        for status in [
+            "PROGRESSING",
+            "STATUS_UPDATE",
+            "INPUT_INFORMATION",
+            "NEW_WARNING",
+            "CANCELED",
+        ] {
             e["detail"]["status"] = json!(status);
             assert_eq!(d.targets(&e), Vec::<String>::new(), "{status}");
         }
         e["detail"]["status"] = json!("COMPLETE");
         e["detail"]["userMetadata"]["workflow"] = json!("another-workflow");
         assert_eq!(d.targets(&e), Vec::<String>::new());
-        e["detail"]["userMetadata"].as_object_mut().unwrap().remove("workflow");
+        e["detail"]["userMetadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("workflow");
         assert_eq!(d.targets(&e), Vec::<String>::new());
         // the documentation's ERROR event, once it carries our workflow
         let (_, err) = fixture!("mediaconvert-error.json");
@@ -996,12 +1302,20 @@ mod tests {
         use crate::events::s3::{object_created_entry, ObjectCreated};
         let d = def();
         let wrap = |e: crate::events::envelope::PutEventsEntry| {
-            serde_json::to_value(e.into_envelope("id".into(), "000000000000", "us-east-1", "t".into()).unwrap())
-                .unwrap()
+            serde_json::to_value(
+                e.into_envelope("id".into(), "000000000000", "us-east-1", "t".into())
+                    .unwrap(),
+            )
+            .unwrap()
         };
-        let upload =
-            ObjectCreated::new(BucketName::parse("cuepoint-ingest").unwrap(), ObjectKey::parse("in/a.mxf").unwrap());
-        assert_eq!(d.targets(&wrap(object_created_entry(&upload, None))), ["ingest"]);
+        let upload = ObjectCreated::new(
+            BucketName::parse("cuepoint-ingest").unwrap(),
+            ObjectKey::parse("in/a.mxf").unwrap(),
+        );
+        assert_eq!(
+            d.targets(&wrap(object_created_entry(&upload, None))),
+            ["ingest"]
+        );
         let job = JobStateChange {
             job_id: "1-a".into(),
             state: JobState::Complete,
@@ -1012,15 +1326,44 @@ mod tests {
             error_message: None,
             timestamp_ms: Some(1),
         };
-        assert_eq!(d.targets(&wrap(job_state_change_entry(&job, "000000000000", "us-east-1"))), ["media"]);
+        assert_eq!(
+            d.targets(&wrap(job_state_change_entry(
+                &job,
+                "000000000000",
+                "us-east-1"
+            ))),
+            ["media"]
+        );
         let id = AssetId::parse("a1").unwrap();
         let proxy = S3Uri::parse("s3://media-bucket/a1/proxy/proxy.mp4").unwrap();
         let expect = [
-            (PipelineDetail::TranscodeSubmitted { job_id: "1-a".into() }, vec![]),
-            (PipelineDetail::MediaPrepared { proxy: proxy.clone() }, vec!["analysis"]),
+            (
+                PipelineDetail::TranscodeSubmitted {
+                    job_id: "1-a".into(),
+                },
+                vec![],
+            ),
+            (
+                PipelineDetail::MediaPrepared {
+                    proxy: proxy.clone(),
+                },
+                vec!["analysis"],
+            ),
             (PipelineDetail::AnalysesCompleted, vec!["scoring"]),
-            (PipelineDetail::AssetCompleted { vmap: proxy, breaks: 1 }, vec![]),
-            (PipelineDetail::AssetFailed { stage: "x".into(), reason: "y".into() }, vec![]),
+            (
+                PipelineDetail::AssetCompleted {
+                    vmap: proxy,
+                    breaks: 1,
+                },
+                vec![],
+            ),
+            (
+                PipelineDetail::AssetFailed {
+                    stage: "x".into(),
+                    reason: "y".into(),
+                },
+                vec![],
+            ),
         ];
         for (detail, want) in expect {
             let ev = PipelineEvent::new(id.clone(), detail);
@@ -1045,32 +1388,63 @@ mod tests {
         };
         let none = BTreeMap::new();
         let err = RoutingDefinition::from_json_str(
-            &doc(json!([{"name": "r", "queue": "nope", "pattern": {"source": ["x"]}}]), json!([])),
+            &doc(
+                json!([{"name": "r", "queue": "nope", "pattern": {"source": ["x"]}}]),
+                json!([]),
+            ),
             &none,
         );
         assert_eq!(
             err.unwrap_err(),
-            RoutingError::UnknownQueue { what: "rule", name: "r".into(), queue: "nope".into() }
+            RoutingError::UnknownQueue {
+                what: "rule",
+                name: "r".into(),
+                queue: "nope".into()
+            }
         );
         let err = RoutingDefinition::from_json_str(
-            &doc(json!([]), json!([{"name": "t", "queue": "z", "rawMessageDelivery": true}])),
+            &doc(
+                json!([]),
+                json!([{"name": "t", "queue": "z", "rawMessageDelivery": true}]),
+            ),
             &none,
         );
-        assert!(matches!(err, Err(RoutingError::UnknownQueue { what: "topic", .. })));
+        assert!(matches!(
+            err,
+            Err(RoutingError::UnknownQueue { what: "topic", .. })
+        ));
         let err = RoutingDefinition::from_json_str(
-            &doc(json!([{"name": "r", "queue": "q", "pattern": {"source": "x"}}]), json!([])),
+            &doc(
+                json!([{"name": "r", "queue": "q", "pattern": {"source": "x"}}]),
+                json!([]),
+            ),
             &none,
         );
-        assert!(matches!(err, Err(RoutingError::Pattern { ref rule, .. }) if rule == "r"), "{err:?}");
+        assert!(
+            matches!(err, Err(RoutingError::Pattern { ref rule, .. }) if rule == "r"),
+            "{err:?}"
+        );
         let two = json!([{"name": "r", "queue": "q", "pattern": {"source": ["x"]}}, {"name": "r", "queue": "q", "pattern": {"source": ["y"]}}]);
         assert_eq!(
             RoutingDefinition::from_json_str(&doc(two, json!([])), &none).unwrap_err(),
-            RoutingError::Duplicate { what: "rule", name: "r".into() }
+            RoutingError::Duplicate {
+                what: "rule",
+                name: "r".into()
+            }
         );
-        assert!(matches!(RoutingDefinition::from_json_str("{", &none), Err(RoutingError::Json(_))));
-        assert!(matches!(RoutingDefinition::from_json_str("{\"queues\": []}", &none), Err(RoutingError::Shape(_))));
+        assert!(matches!(
+            RoutingDefinition::from_json_str("{", &none),
+            Err(RoutingError::Json(_))
+        ));
+        assert!(matches!(
+            RoutingDefinition::from_json_str("{\"queues\": []}", &none),
+            Err(RoutingError::Shape(_))
+        ));
         let ok = RoutingDefinition::from_json_str(
-            &doc(json!([{"name": "r", "queue": "q", "pattern": {"source": ["x"]}}]), json!([])),
+            &doc(
+                json!([{"name": "r", "queue": "q", "pattern": {"source": ["x"]}}]),
+                json!([]),
+            ),
             &none,
         )
         .unwrap();

@@ -60,7 +60,8 @@ impl StuckPolicy {
 
     /// When the asset's current state times out (epoch ms); `None` for terminal assets.
     pub fn deadline_ms(&self, asset: &Asset) -> Option<u64> {
-        self.limit_seconds(asset.state).map(|s| asset.state_entered_at_ms.saturating_add(s * 1000))
+        self.limit_seconds(asset.state)
+            .map(|s| asset.state_entered_at_ms.saturating_add(s * 1000))
     }
 
     pub fn is_stuck(&self, asset: &Asset, now_ms: u64) -> bool {
@@ -70,19 +71,31 @@ impl StuckPolicy {
     /// The decision for a stuck asset that has been re-announced `reannounced` times already.
     pub fn decide(&self, asset: &Asset, reannounced: u32) -> SweepAction {
         let limit = self.limit_seconds(asset.state).unwrap_or(0);
-        let reannounceable = matches!(asset.state, AssetState::Registered | AssetState::MediaPrepared | AssetState::Analysed);
+        let reannounceable = matches!(
+            asset.state,
+            AssetState::Registered | AssetState::MediaPrepared | AssetState::Analysed
+        );
         if reannounceable && reannounced < self.max_reannouncements {
             return SweepAction::Reannounce;
         }
         let what = match asset.state {
             AssetState::Transcoding => format!(
                 "transcode job {} did not report back",
-                asset.transcode.as_ref().map(|j| j.job_id.as_str()).unwrap_or("<none>")
+                asset
+                    .transcode
+                    .as_ref()
+                    .map(|j| j.job_id.as_str())
+                    .unwrap_or("<none>")
             ),
-            AssetState::Analysing => format!("analyses {:?} did not report back", asset.pending_analyses()),
+            AssetState::Analysing => format!(
+                "analyses {:?} did not report back",
+                asset.pending_analyses()
+            ),
             s => format!("no progress from {s} after {reannounced} re-announcement(s)"),
         };
-        SweepAction::Fail { reason: format!("stuck in {} for more than {limit} s: {what}", asset.state) }
+        SweepAction::Fail {
+            reason: format!("stuck in {} for more than {limit} s: {what}", asset.state),
+        }
     }
 }
 
@@ -100,10 +113,20 @@ mod tests {
             etag: None,
             size: None,
         };
-        let mut a = Asset::register(source, ProbeInfo::default(), S3Uri::parse("s3://out/assets/x/").unwrap(), 0);
+        let mut a = Asset::register(
+            source,
+            ProbeInfo::default(),
+            S3Uri::parse("s3://out/assets/x/").unwrap(),
+            0,
+        );
         a.state = state;
         a.state_entered_at_ms = entered;
-        a.results = ResultLocations { prefix: S3Uri::parse("s3://out/assets/x/").unwrap(), hls_master: None, proxy: None, vmap: None };
+        a.results = ResultLocations {
+            prefix: S3Uri::parse("s3://out/assets/x/").unwrap(),
+            hls_master: None,
+            proxy: None,
+            vmap: None,
+        };
         a
     }
 
@@ -128,8 +151,15 @@ mod tests {
 
     #[test]
     fn reannounce_until_the_limit_then_fail() {
-        let p = StuckPolicy { max_reannouncements: 2, ..Default::default() };
-        for s in [AssetState::Registered, AssetState::MediaPrepared, AssetState::Analysed] {
+        let p = StuckPolicy {
+            max_reannouncements: 2,
+            ..Default::default()
+        };
+        for s in [
+            AssetState::Registered,
+            AssetState::MediaPrepared,
+            AssetState::Analysed,
+        ] {
             let a = asset(s, 0);
             assert_eq!(p.decide(&a, 0), SweepAction::Reannounce);
             assert_eq!(p.decide(&a, 1), SweepAction::Reannounce);
@@ -137,7 +167,9 @@ mod tests {
         }
         for s in [AssetState::Transcoding, AssetState::Analysing] {
             match p.decide(&asset(s, 0), 0) {
-                SweepAction::Fail { reason } => assert!(reason.contains("did not report back"), "{reason}"),
+                SweepAction::Fail { reason } => {
+                    assert!(reason.contains("did not report back"), "{reason}")
+                }
                 other => panic!("{s}: {other:?}"),
             }
         }

@@ -42,7 +42,10 @@ mod tests {
     fn known_instants() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(rfc3339_millis(1_795_325_848_000), "2026-11-22T05:37:28.000Z");
+        assert_eq!(
+            rfc3339_millis(1_795_325_848_000),
+            "2026-11-22T05:37:28.000Z"
+        );
         assert_eq!(rfc3339_seconds(1_795_325_848_999), "2026-11-22T05:37:28Z");
     }
 }

@@ -27,12 +27,19 @@ pub struct TimelineInput<'a> {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Render the SVG document.
 pub fn render_svg(input: &TimelineInput<'_>) -> String {
-    let d = if input.duration > 0.0 && input.duration.is_finite() { input.duration } else { 1.0 };
+    let d = if input.duration > 0.0 && input.duration.is_finite() {
+        input.duration
+    } else {
+        1.0
+    };
     let plot_w = WIDTH - LEFT - RIGHT;
     let x = |t: f64| LEFT + (t.clamp(0.0, d) / d) * plot_w;
     let tracks = input.loudness.len();
@@ -44,35 +51,66 @@ pub fn render_svg(input: &TimelineInput<'_>) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">"#
     );
     let _ = write!(s, r##"<rect width="100%" height="100%" fill="#fff"/>"##);
-    let _ = write!(s, r#"<text x="{LEFT}" y="20" font-size="14" font-weight="bold">{}</text>"#, esc(input.title));
+    let _ = write!(
+        s,
+        r#"<text x="{LEFT}" y="20" font-size="14" font-weight="bold">{}</text>"#,
+        esc(input.title)
+    );
 
     // Loudness per track: momentary loudness as a filled area, silent tracks greyed.
     for (i, log) in input.loudness.iter().enumerate() {
         let top = 40.0 + i as f64 * TRACK_H;
         let base = top + TRACK_H - 4.0;
-        let y = |lufs: f64| base - ((lufs.max(FLOOR_LUFS) - FLOOR_LUFS) / -FLOOR_LUFS) * (TRACK_H - 6.0);
+        let y = |lufs: f64| {
+            base - ((lufs.max(FLOOR_LUFS) - FLOOR_LUFS) / -FLOOR_LUFS) * (TRACK_H - 6.0)
+        };
         let active = log.summary.input_max_loudness > -50.0;
         let colour = if active { "#2b7bb9" } else { "#bbbbbb" };
-        let _ = write!(s, r#"<text x="{}" y="{}" text-anchor="end">track {}</text>"#, LEFT - 6.0, base - 6.0, i + 1);
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">track {}</text>"#,
+            LEFT - 6.0,
+            base - 6.0,
+            i + 1
+        );
         let mut path = format!("M{:.1},{base:.1}", x(0.0));
         // At most one point per horizontal pixel keeps the file small for long programmes.
         let step = (log.rows.len() as f64 / plot_w).ceil().max(1.0) as usize;
         for row in log.rows.iter().step_by(step) {
             let _ = write!(path, " L{:.1},{:.1}", x(row.seconds), y(row.momentary));
         }
-        let _ = write!(path, " L{:.1},{base:.1} Z", x(log.rows.last().map(|r| r.seconds).unwrap_or(0.0)));
-        let _ = write!(s, r#"<path d="{path}" fill="{colour}" fill-opacity="0.6" stroke="none"/>"#);
-        let _ = write!(s, r##"<line x1="{LEFT}" y1="{base}" x2="{}" y2="{base}" stroke="#ddd"/>"##, WIDTH - RIGHT);
+        let _ = write!(
+            path,
+            " L{:.1},{base:.1} Z",
+            x(log.rows.last().map(|r| r.seconds).unwrap_or(0.0))
+        );
+        let _ = write!(
+            s,
+            r#"<path d="{path}" fill="{colour}" fill-opacity="0.6" stroke="none"/>"#
+        );
+        let _ = write!(
+            s,
+            r##"<line x1="{LEFT}" y1="{base}" x2="{}" y2="{base}" stroke="#ddd"/>"##,
+            WIDTH - RIGHT
+        );
     }
 
     // Lanes: picture cues, shots, slots, breaks.
     let lane = |n: usize| lanes_top + n as f64 * LANE_H;
     for (n, name) in ["picture", "shots", "slots", "breaks"].iter().enumerate() {
-        let _ = write!(s, r#"<text x="{}" y="{}" text-anchor="end">{name}</text>"#, LEFT - 6.0, lane(n) + 14.0);
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{name}</text>"#,
+            LEFT - 6.0,
+            lane(n) + 14.0
+        );
     }
     if let Some(seg) = input.segments {
         for sgm in &seg.segments {
-            let (a, b) = (sgm.start_timestamp_millis as f64 / 1000.0, sgm.end_timestamp_millis as f64 / 1000.0);
+            let (a, b) = (
+                sgm.start_timestamp_millis as f64 / 1000.0,
+                sgm.end_timestamp_millis as f64 / 1000.0,
+            );
             let fill = match sgm.cue_type() {
                 Some(CUE_BLACK_FRAMES) => Some("#222"),
                 Some(CUE_END_CREDITS) => Some("#a05fb0"),
@@ -89,7 +127,13 @@ pub fn render_svg(input: &TimelineInput<'_>) -> String {
                 );
             }
             if sgm.is_shot() {
-                let _ = write!(s, r##"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="#e08a00"/>"##, x(a), lane(1) + 2.0, lane(1) + 18.0);
+                let _ = write!(
+                    s,
+                    r##"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="#e08a00"/>"##,
+                    x(a),
+                    lane(1) + 2.0,
+                    lane(1) + 18.0
+                );
             }
         }
     }
@@ -117,22 +161,47 @@ pub fn render_svg(input: &TimelineInput<'_>) -> String {
             b.timestamp,
             b.score
         );
-        let _ = write!(s, r##"<line x1="{bx:.1}" y1="40" x2="{bx:.1}" y2="{:.1}" stroke="#d62728" stroke-dasharray="3,3"/>"##, lane(3) + 6.0);
+        let _ = write!(
+            s,
+            r##"<line x1="{bx:.1}" y1="40" x2="{bx:.1}" y2="{:.1}" stroke="#d62728" stroke-dasharray="3,3"/>"##,
+            lane(3) + 6.0
+        );
     }
 
     // Time axis with ticks at a readable interval.
     let axis_y = lane(4) + 6.0;
-    let _ = write!(s, r##"<line x1="{LEFT}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#444"/>"##, WIDTH - RIGHT);
-    let tick = [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0]
-        .into_iter()
-        .find(|t| d / t <= 12.0)
-        .unwrap_or(7200.0);
+    let _ = write!(
+        s,
+        r##"<line x1="{LEFT}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#444"/>"##,
+        WIDTH - RIGHT
+    );
+    let tick = [
+        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+    ]
+    .into_iter()
+    .find(|t| d / t <= 12.0)
+    .unwrap_or(7200.0);
     let mut t = 0.0;
     while t <= d + 1e-9 {
         let secs = t as u64;
-        let label = format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
-        let _ = write!(s, r##"<line x1="{0:.1}" y1="{axis_y}" x2="{0:.1}" y2="{1}" stroke="#444"/>"##, x(t), axis_y + 4.0);
-        let _ = write!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{label}</text>"#, x(t), axis_y + 16.0);
+        let label = format!(
+            "{:02}:{:02}:{:02}",
+            secs / 3600,
+            (secs / 60) % 60,
+            secs % 60
+        );
+        let _ = write!(
+            s,
+            r##"<line x1="{0:.1}" y1="{axis_y}" x2="{0:.1}" y2="{1}" stroke="#444"/>"##,
+            x(t),
+            axis_y + 4.0
+        );
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{label}</text>"#,
+            x(t),
+            axis_y + 16.0
+        );
         t += tick;
     }
     s.push_str("</svg>\n");
@@ -149,15 +218,31 @@ mod tests {
         let level = if active { -20.0 } else { -140.0 };
         LoudnessLog {
             rows: (1..=100)
-                .map(|i| LoudnessRow { seconds: i as f64 * 0.1, momentary: level, integrated: level, short_term: level, true_peak: -1.0 })
+                .map(|i| LoudnessRow {
+                    seconds: i as f64 * 0.1,
+                    momentary: level,
+                    integrated: level,
+                    short_term: level,
+                    true_peak: -1.0,
+                })
                 .collect(),
-            summary: LoudnessSummary { input_integrated: level, input_max_loudness: level, input_true_peak: -1.0 },
+            summary: LoudnessSummary {
+                input_integrated: level,
+                input_max_loudness: level,
+                input_true_peak: -1.0,
+            },
         }
     }
 
     #[test]
     fn svg_is_well_formed_and_marks_breaks() {
-        let slot = Slot { timestamp: 4.0, score: 0.9, reasons: vec![Reason::Silence, Reason::BlackFrame], context: Default::default(), snapped_from: None };
+        let slot = Slot {
+            timestamp: 4.0,
+            score: 0.9,
+            reasons: vec![Reason::Silence, Reason::BlackFrame],
+            context: Default::default(),
+            snapped_from: None,
+        };
         let logs = [log(true), log(false)];
         let svg = render_svg(&TimelineInput {
             title: "asset <a&b>",
@@ -172,7 +257,9 @@ mod tests {
         loop {
             match reader.read_event() {
                 Ok(quick_xml::events::Event::Eof) => break,
-                Ok(quick_xml::events::Event::Start(_)) | Ok(quick_xml::events::Event::Empty(_)) => elements += 1,
+                Ok(quick_xml::events::Event::Start(_)) | Ok(quick_xml::events::Event::Empty(_)) => {
+                    elements += 1
+                }
                 Ok(_) => {}
                 Err(e) => panic!("not well-formed: {e}\n{svg}"),
             }

@@ -29,4 +29,6 @@ pub use probe::{probe, probe_media, FfprobeProber, MediaInfo, Rational};
 pub use sample::{generate_sample, GroundTruth, SampleAudioCodec, SampleContainer, SampleSpec};
 pub use timecode::FrameClock;
 pub use tools::{ProgressFn, Tools};
-pub use transcode::{transcode, AudioOutputSpec, HlsSpec, LoudnessLogSpec, ProxySpec, TranscodeOutput, TranscodeSpec};
+pub use transcode::{
+    transcode, AudioOutputSpec, HlsSpec, LoudnessLogSpec, ProxySpec, TranscodeOutput, TranscodeSpec,
+};

@@ -605,8 +605,12 @@ fn complete_master_playlist(
     segments: &[PathBuf],
     boundaries: &[f64],
 ) -> Result<(), EngineError> {
-    let text = std::fs::read_to_string(master).map_err(|e| EngineError::io("reading", master, e))?;
-    if text.lines().any(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+    let text =
+        std::fs::read_to_string(master).map_err(|e| EngineError::io("reading", master, e))?;
+    if text
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
         return Ok(());
     }
     let mut peak_bps = 1.0f64;

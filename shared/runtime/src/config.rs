@@ -113,7 +113,10 @@ pub struct AudioSettings {
 
 impl Default for AudioSettings {
     fn default() -> Self {
-        Self { silence_threshold_lufs: -50.0, min_silence_seconds: 0.5 }
+        Self {
+            silence_threshold_lufs: -50.0,
+            min_silence_seconds: 0.5,
+        }
     }
 }
 
@@ -128,7 +131,10 @@ pub struct AnalysisSettings {
 
 impl Default for AnalysisSettings {
     fn default() -> Self {
-        Self { max_open_jobs: 20, cap_retry_seconds: 30 }
+        Self {
+            max_open_jobs: 20,
+            cap_retry_seconds: 30,
+        }
     }
 }
 
@@ -205,7 +211,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cuepoint-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.toml");
-        std::fs::write(&f, "workflow = \"from-file\"\noutput_bucket = \"file-out\"\n[consumer]\nconcurrency = 7\n").unwrap();
+        std::fs::write(
+            &f,
+            "workflow = \"from-file\"\noutput_bucket = \"file-out\"\n[consumer]\nconcurrency = 7\n",
+        )
+        .unwrap();
         // SAFETY: this is the only test touching these variables.
         unsafe {
             std::env::set_var("CUEPOINT_OUTPUT_BUCKET", "env-out");

@@ -85,7 +85,12 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn new(worker: impl Into<String>, queue: Arc<dyn Queue>, handler: Arc<dyn Handler>, settings: ConsumerSettings) -> Self {
+    pub fn new(
+        worker: impl Into<String>,
+        queue: Arc<dyn Queue>,
+        handler: Arc<dyn Handler>,
+        settings: ConsumerSettings,
+    ) -> Self {
         let worker = worker.into();
         Self {
             metrics: Metrics::new(&worker, false),
@@ -146,7 +151,11 @@ impl Consumer {
             };
             for message in messages {
                 self.stats.received.fetch_add(1, Ordering::Relaxed);
-                let permit = limit.clone().acquire_owned().await.expect("semaphore never closed");
+                let permit = limit
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closed");
                 let job = MessageJob {
                     worker: self.worker.clone(),
                     queue: self.queue.clone(),
@@ -165,7 +174,10 @@ impl Consumer {
                     event_id = tracing::field::Empty,
                 );
                 let receipt = message.receipt.clone();
-                in_flight.lock().expect("in-flight lock").insert(receipt.clone());
+                in_flight
+                    .lock()
+                    .expect("in-flight lock")
+                    .insert(receipt.clone());
                 let in_flight = in_flight.clone();
                 tasks.spawn(
                     async move {
@@ -181,15 +193,19 @@ impl Consumer {
         // Shutdown: no more receives. Give in-flight handlers the grace period.
         tracing::info!(worker = %self.worker, in_flight = tasks.len(), "shutting down: draining in-flight messages");
         let grace = Duration::from_secs(s.shutdown_grace_seconds);
-        let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             // Handlers still running hold messages: stop them (their heartbeats stop too) and
             // release their messages for another consumer. Handlers are idempotent, so work
             // they did before the abort is recognised when the message comes back.
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
-            let abandoned: Vec<String> = in_flight.lock().expect("in-flight lock").drain().collect();
-            self.stats.released_on_shutdown.fetch_add(abandoned.len() as u64, Ordering::Relaxed);
+            let abandoned: Vec<String> =
+                in_flight.lock().expect("in-flight lock").drain().collect();
+            self.stats
+                .released_on_shutdown
+                .fetch_add(abandoned.len() as u64, Ordering::Relaxed);
             tracing::warn!(worker = %self.worker, n = abandoned.len(), "grace period over: in-flight handlers stopped, their messages released");
             for receipt in abandoned {
                 if let Err(e) = self.queue.change_visibility(&receipt, Duration::ZERO).await {
@@ -244,7 +260,10 @@ impl MessageJob {
                     tracing::warn!(error = %e, "could not record the failure reason");
                 }
                 // Release at once: each receive counts toward maxReceiveCount, then the DLQ.
-                let _ = self.queue.change_visibility(&message.receipt, Duration::ZERO).await;
+                let _ = self
+                    .queue
+                    .change_visibility(&message.receipt, Duration::ZERO)
+                    .await;
             }
             Err(HandlerError::Delay { after, reason }) => {
                 self.stats.delayed.fetch_add(1, Ordering::Relaxed);
@@ -264,7 +283,11 @@ impl MessageJob {
     }
 }
 
-fn spawn_heartbeat(queue: &Arc<dyn Queue>, receipt: &str, s: &ConsumerSettings) -> tokio::task::JoinHandle<()> {
+fn spawn_heartbeat(
+    queue: &Arc<dyn Queue>,
+    receipt: &str,
+    s: &ConsumerSettings,
+) -> tokio::task::JoinHandle<()> {
     let queue = queue.clone();
     let receipt = receipt.to_string();
     let every = Duration::from_secs(s.heartbeat_seconds.max(1));
@@ -315,7 +338,11 @@ async fn delete_batches(queue: Arc<dyn Queue>, mut done: mpsc::UnboundedReceiver
 /// Exponential backoff by receive count, capped, with full jitter in its upper half.
 pub fn retry_delay(s: &ConsumerSettings, receive_count: u32) -> Duration {
     let exp = receive_count.saturating_sub(1).min(16);
-    let base = s.retry_base_seconds.max(1).saturating_mul(1u64 << exp).min(s.retry_max_seconds.max(1));
+    let base = s
+        .retry_base_seconds
+        .max(1)
+        .saturating_mul(1u64 << exp)
+        .min(s.retry_max_seconds.max(1));
     jitter(Duration::from_secs(base))
 }
 
@@ -333,7 +360,10 @@ fn cheap_random() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
     );
     h.finish()
 }
@@ -365,16 +395,29 @@ mod tests {
         fn name(&self) -> &str {
             "mem"
         }
-        async fn receive(&self, max: usize, _wait: Duration, _vis: Duration) -> Result<Vec<ReceivedMessage>, PortError> {
+        async fn receive(
+            &self,
+            max: usize,
+            _wait: Duration,
+            _vis: Duration,
+        ) -> Result<Vec<ReceivedMessage>, PortError> {
             let out = {
                 let mut g = self.inner.lock().unwrap();
                 let mut out = vec![];
                 while out.len() < max {
-                    let Some((id, body, count)) = g.ready.pop_front() else { break };
+                    let Some((id, body, count)) = g.ready.pop_front() else {
+                        break;
+                    };
                     g.next += 1;
                     let receipt = format!("r{}", g.next);
-                    g.in_flight.insert(receipt.clone(), (id.clone(), body.clone(), count + 1));
-                    out.push(ReceivedMessage { message_id: id, receipt, body, receive_count: count + 1 });
+                    g.in_flight
+                        .insert(receipt.clone(), (id.clone(), body.clone(), count + 1));
+                    out.push(ReceivedMessage {
+                        message_id: id,
+                        receipt,
+                        body,
+                        receive_count: count + 1,
+                    });
                 }
                 out
             };
@@ -392,7 +435,11 @@ mod tests {
             }
             Ok(())
         }
-        async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), PortError> {
+        async fn change_visibility(
+            &self,
+            receipt: &str,
+            timeout: Duration,
+        ) -> Result<(), PortError> {
             let mut g = self.inner.lock().unwrap();
             g.visibility.push((receipt.to_string(), timeout));
             if timeout.is_zero() {
@@ -408,7 +455,11 @@ mod tests {
             Ok("sent".into())
         }
         async fn record_failure(&self, m: &ReceivedMessage, reason: &str) -> Result<(), PortError> {
-            self.inner.lock().unwrap().failures.push((m.message_id.clone(), reason.to_string()));
+            self.inner
+                .lock()
+                .unwrap()
+                .failures
+                .push((m.message_id.clone(), reason.to_string()));
             Ok(())
         }
     }
@@ -425,7 +476,10 @@ mod tests {
                 }
                 "poison" => Err(HandlerError::Permanent("bad json".into())),
                 "flaky" => Err(HandlerError::Transient("throttled".into())),
-                "wait" => Err(HandlerError::Delay { after: Duration::from_secs(30), reason: "cap".into() }),
+                "wait" => Err(HandlerError::Delay {
+                    after: Duration::from_secs(30),
+                    reason: "cap".into(),
+                }),
                 "hang" => {
                     tokio::time::sleep(Duration::from_secs(30)).await;
                     Ok(())
@@ -436,7 +490,12 @@ mod tests {
     }
 
     fn settings() -> ConsumerSettings {
-        ConsumerSettings { wait_seconds: 0, heartbeat_seconds: 1, shutdown_grace_seconds: 5, ..Default::default() }
+        ConsumerSettings {
+            wait_seconds: 0,
+            heartbeat_seconds: 1,
+            shutdown_grace_seconds: 5,
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
@@ -461,10 +520,21 @@ mod tests {
 
         let g = q.inner.lock().unwrap();
         assert!(g.deleted.contains(&"m0".to_string()), "ok is deleted");
-        assert!(g.deleted.contains(&"m4".to_string()), "in-flight slow message finished and was deleted during drain");
-        assert!(g.deleted.contains(&"m3".to_string()), "delayed message's original is deleted");
+        assert!(
+            g.deleted.contains(&"m4".to_string()),
+            "in-flight slow message finished and was deleted during drain"
+        );
+        assert!(
+            g.deleted.contains(&"m3".to_string()),
+            "delayed message's original is deleted"
+        );
         assert_eq!(g.sent, vec![("wait".to_string(), Duration::from_secs(30))]);
-        assert!(g.failures.iter().any(|(id, r)| id == "m1" && r == "bad json"), "poison reason recorded");
+        assert!(
+            g.failures
+                .iter()
+                .any(|(id, r)| id == "m1" && r == "bad json"),
+            "poison reason recorded"
+        );
         assert!(!g.deleted.contains(&"m1".to_string()) && !g.deleted.contains(&"m2".to_string()));
         assert!(stats.permanent.load(Ordering::Relaxed) >= 1);
         assert!(stats.transient.load(Ordering::Relaxed) >= 1);
@@ -475,8 +545,15 @@ mod tests {
     #[tokio::test]
     async fn handlers_past_the_grace_period_are_stopped_and_their_messages_released() {
         let q = Arc::new(MemQueue::default());
-        q.inner.lock().unwrap().ready.push_back(("m0".into(), "hang".into(), 0));
-        let s = ConsumerSettings { shutdown_grace_seconds: 1, ..settings() };
+        q.inner
+            .lock()
+            .unwrap()
+            .ready
+            .push_back(("m0".into(), "hang".into(), 0));
+        let s = ConsumerSettings {
+            shutdown_grace_seconds: 1,
+            ..settings()
+        };
         let consumer = Consumer::new("test", q.clone(), Arc::new(ByBody), s);
         let stats = consumer.stats.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -487,16 +564,30 @@ mod tests {
         tx.send(()).unwrap();
         let started = std::time::Instant::now();
         run.await.unwrap();
-        assert!(started.elapsed() < Duration::from_secs(5), "shutdown waits the grace period, not the handler");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "shutdown waits the grace period, not the handler"
+        );
         assert_eq!(stats.released_on_shutdown.load(Ordering::Relaxed), 1);
         let g = q.inner.lock().unwrap();
-        assert!(g.deleted.is_empty(), "an unfinished message is never deleted");
-        assert_eq!(g.ready.front().map(|m| m.0.as_str()), Some("m0"), "released for the next consumer");
+        assert!(
+            g.deleted.is_empty(),
+            "an unfinished message is never deleted"
+        );
+        assert_eq!(
+            g.ready.front().map(|m| m.0.as_str()),
+            Some("m0"),
+            "released for the next consumer"
+        );
     }
 
     #[test]
     fn retry_delay_grows_and_caps() {
-        let s = ConsumerSettings { retry_base_seconds: 2, retry_max_seconds: 60, ..Default::default() };
+        let s = ConsumerSettings {
+            retry_base_seconds: 2,
+            retry_max_seconds: 60,
+            ..Default::default()
+        };
         let d1 = retry_delay(&s, 1);
         assert!(d1 >= Duration::from_secs(1) && d1 <= Duration::from_secs(2));
         let d4 = retry_delay(&s, 4);

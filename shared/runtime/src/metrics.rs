@@ -14,16 +14,36 @@ pub const NAMESPACE: &str = "Cuepoint";
 
 impl Metrics {
     pub fn new(worker: &str, enabled: bool) -> Self {
-        Self { worker: worker.to_string(), enabled }
+        Self {
+            worker: worker.to_string(),
+            enabled,
+        }
     }
 
     pub fn handled(&self, latency: Duration) {
-        self.emit(&[("EventsHandled", 1.0, "Count"), ("HandlerLatencyMs", latency.as_secs_f64() * 1000.0, "Milliseconds")], None);
+        self.emit(
+            &[
+                ("EventsHandled", 1.0, "Count"),
+                (
+                    "HandlerLatencyMs",
+                    latency.as_secs_f64() * 1000.0,
+                    "Milliseconds",
+                ),
+            ],
+            None,
+        );
     }
 
     pub fn failed(&self, latency: Duration, kind: &str) {
         self.emit(
-            &[("HandlerFailures", 1.0, "Count"), ("HandlerLatencyMs", latency.as_secs_f64() * 1000.0, "Milliseconds")],
+            &[
+                ("HandlerFailures", 1.0, "Count"),
+                (
+                    "HandlerLatencyMs",
+                    latency.as_secs_f64() * 1000.0,
+                    "Milliseconds",
+                ),
+            ],
             Some(kind),
         );
     }
@@ -42,9 +62,17 @@ impl Metrics {
 }
 
 /// One EMF document.
-pub fn emf_line(worker: &str, values: &[(&str, f64, &str)], failure_kind: Option<&str>, ts_ms: u64) -> String {
+pub fn emf_line(
+    worker: &str,
+    values: &[(&str, f64, &str)],
+    failure_kind: Option<&str>,
+    ts_ms: u64,
+) -> String {
     let mut doc = serde_json::Map::new();
-    let defs: Vec<_> = values.iter().map(|(n, _, u)| serde_json::json!({"Name": n, "Unit": u})).collect();
+    let defs: Vec<_> = values
+        .iter()
+        .map(|(n, _, u)| serde_json::json!({"Name": n, "Unit": u}))
+        .collect();
     doc.insert(
         "_aws".into(),
         serde_json::json!({
@@ -63,7 +91,10 @@ pub fn emf_line(worker: &str, values: &[(&str, f64, &str)], failure_kind: Option
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -72,12 +103,26 @@ mod tests {
 
     #[test]
     fn emf_document_shape() {
-        let line = emf_line("ingest", &[("EventsHandled", 1.0, "Count"), ("HandlerLatencyMs", 12.5, "Milliseconds")], None, 7);
+        let line = emf_line(
+            "ingest",
+            &[
+                ("EventsHandled", 1.0, "Count"),
+                ("HandlerLatencyMs", 12.5, "Milliseconds"),
+            ],
+            None,
+            7,
+        );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["_aws"]["Timestamp"], 7);
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Cuepoint");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0], "Worker");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"], "HandlerLatencyMs");
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
+            "Worker"
+        );
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"],
+            "HandlerLatencyMs"
+        );
         assert_eq!(v["Worker"], "ingest");
         assert_eq!(v["HandlerLatencyMs"], 12.5);
     }

@@ -61,7 +61,12 @@ pub trait Queue: Send + Sync {
     fn name(&self) -> &str;
     /// Receive up to `max` messages, waiting up to `wait` for the first (long polling); each is
     /// invisible to other consumers for `visibility`.
-    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> PortResult<Vec<ReceivedMessage>>;
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> PortResult<Vec<ReceivedMessage>>;
     /// Delete finished messages (batch). Deleting an already-deleted message is not an error.
     async fn delete(&self, receipts: &[String]) -> PortResult<()>;
     /// Extend (heartbeat) or shorten (release for retry) a message's invisibility.
@@ -171,7 +176,12 @@ pub trait BlobStore: Send + Sync {
     /// Keys under a prefix (recursive).
     async fn list(&self, prefix: &S3Uri) -> PortResult<Vec<S3Uri>>;
     /// Upload a local file (large media) to `uri`.
-    async fn put_file(&self, uri: &S3Uri, path: &std::path::Path, content_type: &str) -> PortResult<()>;
+    async fn put_file(
+        &self,
+        uri: &S3Uri,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> PortResult<()>;
     /// A location FFmpeg can read the object from: a local path (embedded) or a presigned URL (AWS).
     async fn readable_location(&self, uri: &S3Uri) -> PortResult<String>;
     /// A local directory mirror, when blobs *are* files (embedded): lets the local engine write
@@ -248,7 +258,12 @@ pub struct ResultsPage {
 pub trait VideoAnalyzer: Send + Sync {
     /// Start a job; completion arrives as a Rekognition notification (SNS → SQS).
     async fn start(&self, request: &AnalysisRequest) -> PortResult<String>;
-    async fn get_page(&self, kind: AnalysisKind, job_id: &str, next_token: Option<&str>) -> PortResult<ResultsPage>;
+    async fn get_page(
+        &self,
+        kind: AnalysisKind,
+        job_id: &str,
+        next_token: Option<&str>,
+    ) -> PortResult<ResultsPage>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,7 +326,13 @@ pub trait JobLedger: Send + Sync {
     async fn create_or_get(&self, job: &LedgerJob) -> PortResult<(LedgerJob, bool)>;
     async fn get(&self, service: &str, job_id: &str) -> PortResult<Option<LedgerJob>>;
     async fn find_by_asset(&self, service: &str, asset_id: &str) -> PortResult<Vec<LedgerJob>>;
-    async fn finish(&self, service: &str, job_id: &str, status: &str, result: serde_json::Value) -> PortResult<()>;
+    async fn finish(
+        &self,
+        service: &str,
+        job_id: &str,
+        status: &str,
+        result: serde_json::Value,
+    ) -> PortResult<()>;
     /// Jobs still `SUBMITTED` (to resume after a restart).
     async fn unfinished(&self, service: &str) -> PortResult<Vec<LedgerJob>>;
 }

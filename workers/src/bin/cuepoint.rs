@@ -6,7 +6,11 @@ use cuepoint_workers::cli::{analyze, demo, run, status};
 use cuepoint_workers::handlers::WorkerKind;
 
 #[derive(Debug, Parser)]
-#[command(name = "cuepoint", version, about = "Find ad breaks, silent audio tracks and what is on screen in video.")]
+#[command(
+    name = "cuepoint",
+    version,
+    about = "Find ad breaks, silent audio tracks and what is on screen in video."
+)]
 struct Cli {
     /// Log level: error, warn, info, debug (or RUST_LOG). Retried races and redeliveries log
     /// at warn; the default shows only what needs attention.
@@ -86,7 +90,10 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     cuepoint_runtime::telemetry::init(cuepoint_runtime::config::LogFormat::Text, &cli.log);
-    let code = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let code = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => match rt.block_on(dispatch(cli.command)) {
             Ok(code) => code,
             Err(e) => {
@@ -108,13 +115,20 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Run(args) => {
             let summaries = run::run(&args).await?;
             run::print(&summaries, args.json);
-            let failed = summaries.iter().any(|s| s.state == cuepoint_core::asset::AssetState::Failed);
+            let failed = summaries
+                .iter()
+                .any(|s| s.state == cuepoint_core::asset::AssetState::Failed);
             Ok(if failed { 3 } else { 0 })
         }
         Command::Analyze(args) => analyze::run(&args).await.map(|_| 0),
         Command::Ingest { files, common } => {
             let settings = common.settings()?;
-            let backend = cuepoint_workers::backend::build_embedded(&settings, false, std::sync::Arc::new(cuepoint_runtime::ports::SystemClock)).await?;
+            let backend = cuepoint_workers::backend::build_embedded(
+                &settings,
+                false,
+                std::sync::Arc::new(cuepoint_runtime::ports::SystemClock),
+            )
+            .await?;
             for id in run::ingest_files(&backend, &settings, &files).await? {
                 println!("{id}");
             }
@@ -137,7 +151,11 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;
             status::assets(&backend, &cmd).await.map(|_| 0)
         }
-        Command::Sweep { dry_run, json, common } => {
+        Command::Sweep {
+            dry_run,
+            json,
+            common,
+        } => {
             let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;
             status::sweep(&backend, dry_run, json).await.map(|_| 0)
         }
@@ -147,10 +165,14 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             } else {
                 names
                     .iter()
-                    .map(|n| WorkerKind::parse(n).ok_or_else(|| anyhow::anyhow!("unknown worker {n:?}")))
+                    .map(|n| {
+                        WorkerKind::parse(n).ok_or_else(|| anyhow::anyhow!("unknown worker {n:?}"))
+                    })
                     .collect::<anyhow::Result<_>>()?
             };
-            cuepoint_workers::service::serve(common.settings()?, &kinds).await.map(|_| 0)
+            cuepoint_workers::service::serve(common.settings()?, &kinds)
+                .await
+                .map(|_| 0)
         }
     }
 }

@@ -40,7 +40,8 @@ pub async fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
         eprintln!();
     }
     let out = &args.out;
-    std::fs::create_dir_all(out.join(results::LOUDNESS_DIR)).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::create_dir_all(out.join(results::LOUDNESS_DIR))
+        .with_context(|| format!("creating {}", out.display()))?;
     let write = |rel: &str, bytes: Vec<u8>| -> anyhow::Result<()> {
         let p = out.join(rel);
         std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))
@@ -51,12 +52,28 @@ pub async fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     }
     let audio = AudioReport::from_logs(
         &analysis.loudness,
-        &AudioOptions { silence_threshold: args.silence_threshold, min_silence_seconds: args.min_silence },
+        &AudioOptions {
+            silence_threshold: args.silence_threshold,
+            min_silence_seconds: args.min_silence,
+        },
     );
     write(results::AUDIO, serde_json::to_vec_pretty(&audio)?)?;
-    write(results::SEGMENTS, serde_json::to_vec_pretty(&analysis.segments)?)?;
-    let black = analysis.segments.segments.iter().filter(|s| s.cue_type() == Some(cuepoint_core::rekognition::CUE_BLACK_FRAMES)).count();
-    let shots = analysis.segments.segments.iter().filter(|s| s.is_shot()).count();
+    write(
+        results::SEGMENTS,
+        serde_json::to_vec_pretty(&analysis.segments)?,
+    )?;
+    let black = analysis
+        .segments
+        .segments
+        .iter()
+        .filter(|s| s.cue_type() == Some(cuepoint_core::rekognition::CUE_BLACK_FRAMES))
+        .count();
+    let shots = analysis
+        .segments
+        .segments
+        .iter()
+        .filter(|s| s.is_shot())
+        .count();
     println!(
         "{}: {:.1} s, {} audio track(s) (silent: {:?}, layout {:?}), {} black segment(s), {} shot(s) -> {}",
         args.file.display(),

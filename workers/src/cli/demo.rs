@@ -51,23 +51,45 @@ pub fn compare(truth: &GroundTruth, s: &AssetSummary, shot_starts: &[f64]) -> Co
         .black_gaps
         .iter()
         .map(|&(a, b)| {
-            let found = s.black_frames.iter().copied().min_by(|x, y| (x.0 - a).abs().total_cmp(&(y.0 - a).abs()));
+            let found = s
+                .black_frames
+                .iter()
+                .copied()
+                .min_by(|x, y| (x.0 - a).abs().total_cmp(&(y.0 - a).abs()));
             ((a, b), found.filter(|f| (f.0 - a).abs() <= 1.0))
         })
         .collect();
-    let black_ok = black_gaps.iter().all(|((a, b), f)| f.is_some_and(|(x, y)| (x - a).abs() <= tol && (y - b).abs() <= tol));
+    let black_ok = black_gaps
+        .iter()
+        .all(|((a, b), f)| f.is_some_and(|(x, y)| (x - a).abs() <= tol && (y - b).abs() <= tol));
     let cuts: Vec<_> = truth
         .cuts
         .iter()
-        .map(|&c| (c, shot_starts.iter().copied().min_by(|x, y| (x - c).abs().total_cmp(&(y - c).abs()))))
+        .map(|&c| {
+            (
+                c,
+                shot_starts
+                    .iter()
+                    .copied()
+                    .min_by(|x, y| (x - c).abs().total_cmp(&(y - c).abs())),
+            )
+        })
         .collect();
-    let cuts_ok = cuts.iter().all(|(c, f)| f.is_some_and(|x| (x - c).abs() <= tol));
-    let silent_truth: Vec<usize> =
-        (1..=truth.track_count as usize).filter(|t| !truth.active_tracks.contains(&(*t as u32))).collect();
+    let cuts_ok = cuts
+        .iter()
+        .all(|(c, f)| f.is_some_and(|x| (x - c).abs() <= tol));
+    let silent_truth: Vec<usize> = (1..=truth.track_count as usize)
+        .filter(|t| !truth.active_tracks.contains(&(*t as u32)))
+        .collect();
     let breaks_in_gaps = s
         .breaks
         .iter()
-        .filter(|b| truth.black_gaps.iter().any(|&(a, e)| b.timestamp >= a - tol && b.timestamp <= e + tol))
+        .filter(|b| {
+            truth
+                .black_gaps
+                .iter()
+                .any(|&(a, e)| b.timestamp >= a - tol && b.timestamp <= e + tol)
+        })
         .count();
     Comparison {
         frame_seconds: frame,
@@ -87,11 +109,26 @@ pub fn render_comparison(c: &Comparison) -> String {
     let mark = |ok: bool| if ok { "ok " } else { "MISS" };
     let mut out = String::from("ground truth vs pipeline\n");
     for ((a, b), f) in &c.black_gaps {
-        let found = f.map(|(x, y)| format!("{} - {}", clock(x), clock(y))).unwrap_or_else(|| "not found".into());
-        out.push_str(&format!("  black gap {} - {}  ->  {}\n", clock(*a), clock(*b), found));
+        let found = f
+            .map(|(x, y)| format!("{} - {}", clock(x), clock(y)))
+            .unwrap_or_else(|| "not found".into());
+        out.push_str(&format!(
+            "  black gap {} - {}  ->  {}\n",
+            clock(*a),
+            clock(*b),
+            found
+        ));
     }
-    out.push_str(&format!("  [{}] black gaps within one frame ({:.0} ms)\n", mark(c.black_gaps_within_one_frame), c.frame_seconds * 1000.0));
-    let worst = c.cuts.iter().filter_map(|(t, f)| f.map(|x| (x - t).abs())).fold(0.0, f64::max);
+    out.push_str(&format!(
+        "  [{}] black gaps within one frame ({:.0} ms)\n",
+        mark(c.black_gaps_within_one_frame),
+        c.frame_seconds * 1000.0
+    ));
+    let worst = c
+        .cuts
+        .iter()
+        .filter_map(|(t, f)| f.map(|x| (x - t).abs()))
+        .fold(0.0, f64::max);
     out.push_str(&format!(
         "  [{}] {} hard cuts found within one frame (worst error {:.0} ms)\n",
         mark(c.cuts_within_one_frame),
@@ -104,7 +141,12 @@ pub fn render_comparison(c: &Comparison) -> String {
         c.silent_tracks_truth,
         c.silent_tracks_found
     ));
-    out.push_str(&format!("  [{}] {} of {} breaks inside the black silent gaps\n", mark(c.breaks_in_gaps > 0), c.breaks_in_gaps, c.breaks));
+    out.push_str(&format!(
+        "  [{}] {} of {} breaks inside the black silent gaps\n",
+        mark(c.breaks_in_gaps > 0),
+        c.breaks_in_gaps,
+        c.breaks
+    ));
     out
 }
 
@@ -113,9 +155,16 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<bool> {
     settings.backend = cuepoint_runtime::config::Backend::Embedded;
     // A one-minute demo has room for a break per black gap only if breaks may be 15 s apart
     // (broadcast spacing is minutes); keep any spacing the user configured.
-    if settings.scoring.pointer("/default/min_spacing_seconds").is_none() {
+    if settings
+        .scoring
+        .pointer("/default/min_spacing_seconds")
+        .is_none()
+    {
         let mut scoring = settings.scoring.as_object().cloned().unwrap_or_default();
-        let mut default = scoring.get("default").and_then(|d| d.as_object().cloned()).unwrap_or_default();
+        let mut default = scoring
+            .get("default")
+            .and_then(|d| d.as_object().cloned())
+            .unwrap_or_default();
         default.insert("min_spacing_seconds".into(), serde_json::json!(15.0));
         scoring.insert("default".into(), serde_json::Value::Object(default));
         settings.scoring = serde_json::Value::Object(scoring);
@@ -125,26 +174,65 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<bool> {
         .split_once('x')
         .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
         .filter(|(w, h)| *w >= 64 && *h >= 36 && w % 2 == 0 && h % 2 == 0)
-        .with_context(|| format!("--resolution {:?}: expected WIDTHxHEIGHT with even numbers, e.g. 1920x1080", args.resolution))?;
+        .with_context(|| {
+            format!(
+                "--resolution {:?}: expected WIDTHxHEIGHT with even numbers, e.g. 1920x1080",
+                args.resolution
+            )
+        })?;
     let sample_dir = settings.data_dir.join("demo");
-    std::fs::create_dir_all(&sample_dir).with_context(|| format!("creating {}", sample_dir.display()))?;
+    std::fs::create_dir_all(&sample_dir)
+        .with_context(|| format!("creating {}", sample_dir.display()))?;
     // The standard demo is 60 s; other lengths get the same shape scaled (a cut every ~7 s, a
     // black silent gap every ~20 s).
     let spec = if (args.duration - 60.0).abs() < 1e-9 {
         SampleSpec::default()
     } else {
         let d = SampleSpec::default();
-        SampleSpec { active_tracks: d.active_tracks, track_count: d.track_count, ..SampleSpec::regular(args.duration, d.width, d.height, 7.0, 20.0) }
+        SampleSpec {
+            active_tracks: d.active_tracks,
+            track_count: d.track_count,
+            ..SampleSpec::regular(args.duration, d.width, d.height, 7.0, 20.0)
+        }
     };
-    let spec = SampleSpec { width, height, ..spec };
-    let path = sample_dir.join(format!("cuepoint-demo-{}s-{}p.{}", args.duration as u64, height, match spec.container { cuepoint_engine::sample::SampleContainer::Mov => "mov", cuepoint_engine::sample::SampleContainer::Mkv => "mkv" }));
-    eprintln!("generating a {:.0}-second sample with FFmpeg: {}", args.duration, path.display());
+    let spec = SampleSpec {
+        width,
+        height,
+        ..spec
+    };
+    let path = sample_dir.join(format!(
+        "cuepoint-demo-{}s-{}p.{}",
+        args.duration as u64,
+        height,
+        match spec.container {
+            cuepoint_engine::sample::SampleContainer::Mov => "mov",
+            cuepoint_engine::sample::SampleContainer::Mkv => "mkv",
+        }
+    ));
+    eprintln!(
+        "generating a {:.0}-second sample with FFmpeg: {}",
+        args.duration,
+        path.display()
+    );
     let t0 = Instant::now();
-    let truth = generate_sample(&path, &spec).await.context("generating the demo sample")?;
-    std::fs::write(sample_dir.join("ground-truth.json"), serde_json::to_vec_pretty(&truth)?)?;
-    eprintln!("generated in {:.1} s; running the pipeline (ingest -> transcode -> analyse -> score)", t0.elapsed().as_secs_f64());
+    let truth = generate_sample(&path, &spec)
+        .await
+        .context("generating the demo sample")?;
+    std::fs::write(
+        sample_dir.join("ground-truth.json"),
+        serde_json::to_vec_pretty(&truth)?,
+    )?;
+    eprintln!(
+        "generated in {:.1} s; running the pipeline (ingest -> transcode -> analyse -> score)",
+        t0.elapsed().as_secs_f64()
+    );
 
-    let backend = crate::backend::build_embedded(&settings, true, std::sync::Arc::new(cuepoint_runtime::ports::SystemClock)).await?;
+    let backend = crate::backend::build_embedded(
+        &settings,
+        true,
+        std::sync::Arc::new(cuepoint_runtime::ports::SystemClock),
+    )
+    .await?;
     let t1 = Instant::now();
     let ids = ingest_files(&backend, &settings, &[path]).await?;
     let assets = run_until_terminal(&backend, &ids, Duration::from_secs(3600)).await?;
@@ -154,18 +242,42 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<bool> {
     let shots = shot_starts(&backend, &asset).await;
     let cmp = compare(&truth, &summary, &shots);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"summary": summary, "comparison": cmp, "seconds": wall.as_secs_f64()}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"summary": summary, "comparison": cmp, "seconds": wall.as_secs_f64()})
+            )?
+        );
     } else {
         println!("{}", render(&summary));
         println!("{}", render_comparison(&cmp));
-        println!("pipeline wall time {:.1} s (ingest to VMAP)", wall.as_secs_f64());
+        println!(
+            "pipeline wall time {:.1} s (ingest to VMAP)",
+            wall.as_secs_f64()
+        );
     }
     Ok(cmp.black_gaps_within_one_frame && cmp.cuts_within_one_frame && cmp.silent_tracks_exact)
 }
 
-pub async fn shot_starts(backend: &crate::backend::Backend, asset: &cuepoint_core::asset::Asset) -> Vec<f64> {
-    let uri = asset.results.prefix.join(cuepoint_core::results::SEGMENTS).expect("valid");
-    let Ok(Some(bytes)) = backend.ctx.ports.blobs.get(&uri).await else { return vec![] };
-    let Ok(seg) = serde_json::from_slice::<cuepoint_core::rekognition::SegmentDetection>(&bytes) else { return vec![] };
-    seg.segments.iter().filter(|s| s.is_shot()).map(|s| s.start_timestamp_millis as f64 / 1000.0).collect()
+pub async fn shot_starts(
+    backend: &crate::backend::Backend,
+    asset: &cuepoint_core::asset::Asset,
+) -> Vec<f64> {
+    let uri = asset
+        .results
+        .prefix
+        .join(cuepoint_core::results::SEGMENTS)
+        .expect("valid");
+    let Ok(Some(bytes)) = backend.ctx.ports.blobs.get(&uri).await else {
+        return vec![];
+    };
+    let Ok(seg) = serde_json::from_slice::<cuepoint_core::rekognition::SegmentDetection>(&bytes)
+    else {
+        return vec![];
+    };
+    seg.segments
+        .iter()
+        .filter(|s| s.is_shot())
+        .map(|s| s.start_timestamp_millis as f64 / 1000.0)
+        .collect()
 }

@@ -60,7 +60,12 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Vec<AssetSummary>> {
     let mut settings = args.common.settings()?;
     // `run` is the embedded pipeline whatever the configured backend.
     settings.backend = cuepoint_runtime::config::Backend::Embedded;
-    let backend = build_embedded(&settings, true, std::sync::Arc::new(cuepoint_runtime::ports::SystemClock)).await?;
+    let backend = build_embedded(
+        &settings,
+        true,
+        std::sync::Arc::new(cuepoint_runtime::ports::SystemClock),
+    )
+    .await?;
     let ids = ingest_files(&backend, &settings, &args.files).await?;
     let assets = run_until_terminal(&backend, &ids, Duration::from_secs(args.timeout)).await?;
     let mut out = Vec::new();
@@ -72,7 +77,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Vec<AssetSummary>> {
 
 pub fn print(summaries: &[AssetSummary], json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(summaries).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(summaries).unwrap_or_default()
+        );
     } else {
         for s in summaries {
             println!("{}", render(s));
@@ -81,7 +89,11 @@ pub fn print(summaries: &[AssetSummary], json: bool) {
 }
 
 /// Copy each file into the ingest bucket and announce it as S3 would ("Object Created").
-pub async fn ingest_files(backend: &Backend, settings: &Settings, files: &[PathBuf]) -> anyhow::Result<Vec<AssetId>> {
+pub async fn ingest_files(
+    backend: &Backend,
+    settings: &Settings,
+    files: &[PathBuf],
+) -> anyhow::Result<Vec<AssetId>> {
     let blobs = &backend.ctx.ports.blobs;
     let bucket = BucketName::parse(settings.ingest_bucket.clone())?;
     let mut ids = Vec::new();
@@ -93,14 +105,23 @@ pub async fn ingest_files(backend: &Backend, settings: &Settings, files: &[PathB
         let key = ObjectKey::parse(format!("uploads/{}", file_name(file)?))?;
         let uri = S3Uri::new(bucket.clone(), key.clone());
         if !already_uploaded(backend, &uri, &meta) {
-            blobs.put_file(&uri, file, "application/octet-stream").await.with_context(|| format!("uploading {}", file.display()))?;
+            blobs
+                .put_file(&uri, file, "application/octet-stream")
+                .await
+                .with_context(|| format!("uploading {}", file.display()))?;
         }
-        let head = blobs.head(&uri).await?.context("uploaded object vanished")?;
+        let head = blobs
+            .head(&uri)
+            .await?
+            .context("uploaded object vanished")?;
         let mut created = ObjectCreated::new(bucket.clone(), key);
         created.size = Some(head.size);
         created.etag = head.etag.clone();
         let id = AssetId::for_source(&created.source_object());
-        backend.bus().put_events(&[object_created_entry(&created, Some(backend.ctx.now_ms()))]).await?;
+        backend
+            .bus()
+            .put_events(&[object_created_entry(&created, Some(backend.ctx.now_ms()))])
+            .await?;
         tracing::info!(asset_id = %id, file = %file.display(), "ingested");
         ids.push(id);
     }
@@ -111,8 +132,12 @@ pub async fn ingest_files(backend: &Backend, settings: &Settings, files: &[PathB
 /// and a second copy would start a second asset. Same size and an upload no older than the
 /// file count as the same file.
 fn already_uploaded(backend: &Backend, uri: &S3Uri, source: &std::fs::Metadata) -> bool {
-    let Some(p) = backend.ctx.ports.blobs.local_path(uri) else { return false };
-    let Ok(up) = std::fs::metadata(&p) else { return false };
+    let Some(p) = backend.ctx.ports.blobs.local_path(uri) else {
+        return false;
+    };
+    let Ok(up) = std::fs::metadata(&p) else {
+        return false;
+    };
     match (up.modified(), source.modified()) {
         (Ok(u), Ok(s)) => up.len() == source.len() && u >= s,
         _ => false,
@@ -120,11 +145,18 @@ fn already_uploaded(backend: &Backend, uri: &S3Uri, source: &std::fs::Metadata) 
 }
 
 fn file_name(p: &Path) -> anyhow::Result<String> {
-    p.file_name().and_then(|n| n.to_str()).map(str::to_string).with_context(|| format!("{} has no usable file name", p.display()))
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .with_context(|| format!("{} has no usable file name", p.display()))
 }
 
 /// Run every worker until all `ids` are COMPLETE or FAILED, with a progress line on a terminal.
-pub async fn run_until_terminal(backend: &Backend, ids: &[AssetId], timeout: Duration) -> anyhow::Result<Vec<Asset>> {
+pub async fn run_until_terminal(
+    backend: &Backend,
+    ids: &[AssetId],
+    timeout: Duration,
+) -> anyhow::Result<Vec<Asset>> {
     let workers = app::start(&backend.ctx, &WorkerKind::ALL, |q| backend.queue(q), false);
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
@@ -138,15 +170,25 @@ pub async fn run_until_terminal(backend: &Backend, ids: &[AssetId], timeout: Dur
         }
         let done = assets.len() == ids.len() && assets.iter().all(|a| a.state.is_terminal());
         if tty {
-            let states: Vec<String> = assets.iter().map(|a| format!("{} {}", &a.id.as_str()[..8], a.state)).collect();
-            eprint!("\r\x1b[2K[{:>5.1}s] {}", started.elapsed().as_secs_f64(), states.join("  "));
+            let states: Vec<String> = assets
+                .iter()
+                .map(|a| format!("{} {}", &a.id.as_str()[..8], a.state))
+                .collect();
+            eprint!(
+                "\r\x1b[2K[{:>5.1}s] {}",
+                started.elapsed().as_secs_f64(),
+                states.join("  ")
+            );
             let _ = std::io::stderr().flush();
         }
         if done {
             break Ok(assets);
         }
         if started.elapsed() > timeout {
-            break Err(anyhow::anyhow!("timed out after {:?}; work stays queued for the next run", timeout));
+            break Err(anyhow::anyhow!(
+                "timed out after {:?}; work stays queued for the next run",
+                timeout
+            ));
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}

@@ -24,7 +24,10 @@ pub async fn status(backend: &Backend, args: &StatusArgs) -> anyhow::Result<()> 
     let assets = match &args.asset {
         Some(id) => {
             let id = AssetId::parse(id.clone())?;
-            vec![store.get(&id).await?.with_context(|| format!("no asset {id}"))?]
+            vec![store
+                .get(&id)
+                .await?
+                .with_context(|| format!("no asset {id}"))?]
         }
         None => store.list().await?,
     };
@@ -44,7 +47,10 @@ pub async fn status(backend: &Backend, args: &StatusArgs) -> anyhow::Result<()> 
         println!("no assets");
     }
     for a in &assets {
-        println!("{}", render(&summarize(backend.ctx.ports.blobs.as_ref(), a).await));
+        println!(
+            "{}",
+            render(&summarize(backend.ctx.ports.blobs.as_ref(), a).await)
+        );
     }
     Ok(())
 }
@@ -59,8 +65,10 @@ pub enum EventsCommand {
 pub async fn events(backend: &Backend, cmd: &EventsCommand) -> anyhow::Result<()> {
     match cmd {
         EventsCommand::Send { file } => {
-            let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
-            let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+            let text =
+                std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not JSON", file.display()))?;
             let entry = entry_from_json(&v).with_context(|| format!("{}", file.display()))?;
             backend.bus().put_events(&[entry]).await?;
             println!("sent 1 event to the bus");
@@ -72,9 +80,16 @@ pub async fn events(backend: &Backend, cmd: &EventsCommand) -> anyhow::Result<()
 /// Accept an EventBridge event (`detail-type`, `detail` object) or a PutEvents entry
 /// (`DetailType`, `Detail` string).
 pub fn entry_from_json(v: &serde_json::Value) -> anyhow::Result<PutEventsEntry> {
-    let source = v.get("source").or_else(|| v.get("Source")).and_then(|s| s.as_str()).context("missing `source`")?;
-    let detail_type =
-        v.get("detail-type").or_else(|| v.get("DetailType")).and_then(|s| s.as_str()).context("missing `detail-type`")?;
+    let source = v
+        .get("source")
+        .or_else(|| v.get("Source"))
+        .and_then(|s| s.as_str())
+        .context("missing `source`")?;
+    let detail_type = v
+        .get("detail-type")
+        .or_else(|| v.get("DetailType"))
+        .and_then(|s| s.as_str())
+        .context("missing `detail-type`")?;
     let detail = match v.get("detail").or_else(|| v.get("Detail")) {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(d @ serde_json::Value::Object(_)) => d.to_string(),
@@ -83,9 +98,19 @@ pub fn entry_from_json(v: &serde_json::Value) -> anyhow::Result<PutEventsEntry> 
     let resources = v
         .get("resources")
         .and_then(|r| r.as_array())
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
-    Ok(PutEventsEntry { source: source.into(), detail_type: detail_type.into(), detail, resources, time_ms: None })
+    Ok(PutEventsEntry {
+        source: source.into(),
+        detail_type: detail_type.into(),
+        detail,
+        resources,
+        time_ms: None,
+    })
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -153,16 +178,27 @@ pub enum AssetsCommand {
 pub async fn assets(backend: &Backend, cmd: &AssetsCommand) -> anyhow::Result<()> {
     match cmd {
         AssetsCommand::Stuck { json } => {
-            let stuck = crate::sweeper::find_stuck(&backend.ctx, &backend.ctx.settings.stuck).await?;
+            let stuck =
+                crate::sweeper::find_stuck(&backend.ctx, &backend.ctx.settings.stuck).await?;
             let rows: Vec<_> = stuck.into_iter().map(|(_, s)| s).collect();
             if *json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else if rows.is_empty() {
                 println!("no stuck assets");
             } else {
-                println!("{:<22} {:<15} {:>12} {:>6}  action", "asset", "state", "overdue (s)", "sweeps");
+                println!(
+                    "{:<22} {:<15} {:>12} {:>6}  action",
+                    "asset", "state", "overdue (s)", "sweeps"
+                );
                 for r in rows {
-                    println!("{:<22} {:<15} {:>12.0} {:>6}  {}", r.asset_id, r.state, r.overdue_seconds, r.sweeps, action_text(&r.action));
+                    println!(
+                        "{:<22} {:<15} {:>12.0} {:>6}  {}",
+                        r.asset_id,
+                        r.state,
+                        r.overdue_seconds,
+                        r.sweeps,
+                        action_text(&r.action)
+                    );
                 }
             }
             Ok(())
@@ -179,7 +215,13 @@ fn action_text(a: &cuepoint_core::stuck::SweepAction) -> String {
 
 /// `cuepoint sweep`: apply the stuck-asset policy once.
 pub async fn sweep(backend: &Backend, dry_run: bool, json: bool) -> anyhow::Result<()> {
-    let outcomes = crate::sweeper::sweep(&backend.ctx, &backend.ctx.settings.stuck, dry_run, backend.try_queue("ingest")).await?;
+    let outcomes = crate::sweeper::sweep(
+        &backend.ctx,
+        &backend.ctx.settings.stuck,
+        dry_run,
+        backend.try_queue("ingest"),
+    )
+    .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&outcomes)?);
         return Ok(());
@@ -193,7 +235,12 @@ pub async fn sweep(backend: &Backend, dry_run: bool, json: bool) -> anyhow::Resu
             (None, true) => "done".into(),
             (None, false) => "dry run".into(),
         };
-        println!("{}  {}  {}  [{status}]", o.stuck.asset_id, o.stuck.state, action_text(&o.stuck.action));
+        println!(
+            "{}  {}  {}  [{status}]",
+            o.stuck.asset_id,
+            o.stuck.state,
+            action_text(&o.stuck.action)
+        );
     }
     Ok(())
 }

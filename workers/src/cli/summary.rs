@@ -43,7 +43,12 @@ pub fn location(blobs: &dyn BlobStore, uri: &S3Uri) -> String {
     }
     // A prefix (`.../`) has no file of its own: show the directory its files live in.
     if uri.key.as_str().ends_with('/') {
-        if let Some(dir) = uri.join("x").ok().and_then(|f| blobs.local_path(&f)).and_then(|p| p.parent().map(|d| d.to_path_buf())) {
+        if let Some(dir) = uri
+            .join("x")
+            .ok()
+            .and_then(|f| blobs.local_path(&f))
+            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+        {
             return format!("{}/", dir.display());
         }
     }
@@ -51,12 +56,18 @@ pub fn location(blobs: &dyn BlobStore, uri: &S3Uri) -> String {
 }
 
 pub async fn summarize(blobs: &dyn BlobStore, asset: &Asset) -> AssetSummary {
-    let segments: Option<SegmentDetection> = match blobs.get(&asset.results.prefix.join(results::SEGMENTS).expect("valid")).await {
+    let segments: Option<SegmentDetection> = match blobs
+        .get(&asset.results.prefix.join(results::SEGMENTS).expect("valid"))
+        .await
+    {
         Ok(Some(b)) => serde_json::from_slice(&b).ok(),
         _ => None,
     };
     let span = |s: &cuepoint_core::rekognition::Segment| {
-        (s.start_timestamp_millis as f64 / 1000.0, s.end_timestamp_millis as f64 / 1000.0)
+        (
+            s.start_timestamp_millis as f64 / 1000.0,
+            s.end_timestamp_millis as f64 / 1000.0,
+        )
     };
     let (mut black, mut credits, mut shots) = (vec![], vec![], 0);
     if let Some(seg) = &segments {
@@ -74,24 +85,54 @@ pub async fn summarize(blobs: &dyn BlobStore, asset: &Asset) -> AssetSummary {
         asset_id: asset.id.to_string(),
         source: asset.source.uri().to_string(),
         state: asset.state,
-        duration_seconds: asset.probe.as_ref().map(|p| p.duration_seconds).filter(|d| *d > 0.0),
-        failure: asset.failure.as_ref().map(|f| format!("{}: {}", f.stage, f.reason)),
-        audio_tracks: audio.map(|a| a.audiocount).unwrap_or_else(|| asset.probe.as_ref().map(|p| p.audio_tracks.len()).unwrap_or(0)),
+        duration_seconds: asset
+            .probe
+            .as_ref()
+            .map(|p| p.duration_seconds)
+            .filter(|d| *d > 0.0),
+        failure: asset
+            .failure
+            .as_ref()
+            .map(|f| format!("{}: {}", f.stage, f.reason)),
+        audio_tracks: audio.map(|a| a.audiocount).unwrap_or_else(|| {
+            asset
+                .probe
+                .as_ref()
+                .map(|p| p.audio_tracks.len())
+                .unwrap_or(0)
+        }),
         silent_tracks: audio
-            .map(|a| a.loudnessmap.iter().enumerate().filter(|(_, v)| **v == 0).map(|(i, _)| i + 1).collect())
+            .map(|a| {
+                a.loudnessmap
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v == 0)
+                    .map(|(i, _)| i + 1)
+                    .collect()
+            })
             .unwrap_or_default(),
         layout: audio.map(|a| a.layout),
         max_loudness: audio.map(|a| a.maxloudness.clone()).unwrap_or_default(),
         black_frames: black,
         shots,
         end_credits: credits,
-        silence_intervals: audio.map(|a| a.silences.iter().map(Vec::len).sum()).unwrap_or(0),
+        silence_intervals: audio
+            .map(|a| a.silences.iter().map(Vec::len).sum())
+            .unwrap_or(0),
         breaks: asset
             .breaks
             .iter()
-            .map(|b| BreakLine { timestamp: b.timestamp, score: b.score, reasons: b.reasons.clone() })
+            .map(|b| BreakLine {
+                timestamp: b.timestamp,
+                score: b.score,
+                reasons: b.reasons.clone(),
+            })
             .collect(),
-        hls: asset.results.hls_master.as_ref().map(|u| location(blobs, u)),
+        hls: asset
+            .results
+            .hls_master
+            .as_ref()
+            .map(|u| location(blobs, u)),
         vmap: asset.results.vmap.as_ref().map(|u| location(blobs, u)),
         results: location(blobs, &asset.results.prefix),
     }
@@ -100,7 +141,13 @@ pub async fn summarize(blobs: &dyn BlobStore, asset: &Asset) -> AssetSummary {
 /// `HH:MM:SS.mmm`.
 pub fn clock(t: f64) -> String {
     let ms = (t * 1000.0).round().max(0.0) as u64;
-    format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, (ms / 60_000) % 60, (ms / 1000) % 60, ms % 1000)
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        (ms / 60_000) % 60,
+        (ms / 1000) % 60,
+        ms % 1000
+    )
 }
 
 fn layout_name(l: AudioLayout) -> &'static str {
@@ -137,8 +184,14 @@ pub fn timeline(s: &AssetSummary, width: usize) -> Option<String> {
 
 pub fn render(s: &AssetSummary) -> String {
     let mut out = String::new();
-    let dur = s.duration_seconds.map(|d| format!(", {d:.1} s")).unwrap_or_default();
-    out.push_str(&format!("asset {}  {}  ({}{})\n", s.asset_id, s.state, s.source, dur));
+    let dur = s
+        .duration_seconds
+        .map(|d| format!(", {d:.1} s"))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "asset {}  {}  ({}{})\n",
+        s.asset_id, s.state, s.source, dur
+    ));
     if let Some(f) = &s.failure {
         out.push_str(&format!("  failed    {f}\n"));
     }
@@ -146,7 +199,11 @@ pub fn render(s: &AssetSummary) -> String {
         let silent = if s.silent_tracks.is_empty() {
             "none".to_string()
         } else {
-            s.silent_tracks.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
+            s.silent_tracks
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         };
         let loud: Vec<String> = s.max_loudness.iter().map(|l| format!("{l:.1}")).collect();
         out.push_str(&format!(
@@ -168,10 +225,17 @@ pub fn render(s: &AssetSummary) -> String {
     }
     for (i, b) in s.breaks.iter().enumerate() {
         let head = if i == 0 { "  breaks   " } else { "           " };
-        out.push_str(&format!("{head} {}  score {:.3}  {}\n", clock(b.timestamp), b.score, b.reasons.join("+")));
+        out.push_str(&format!(
+            "{head} {}  score {:.3}  {}\n",
+            clock(b.timestamp),
+            b.score,
+            b.reasons.join("+")
+        ));
     }
     if let Some(t) = timeline(s, 60) {
-        out.push_str(&format!("  timeline  [{t}]  (# black, E credits, V break)\n"));
+        out.push_str(&format!(
+            "  timeline  [{t}]  (# black, E credits, V break)\n"
+        ));
     }
     if let Some(h) = &s.hls {
         out.push_str(&format!("  hls       {h}\n"));
@@ -204,7 +268,11 @@ mod tests {
             shots: 2,
             end_credits: vec![],
             silence_intervals: 0,
-            breaks: vec![BreakLine { timestamp: 5.0, score: 0.9, reasons: vec!["ShotChange".into()] }],
+            breaks: vec![BreakLine {
+                timestamp: 5.0,
+                score: 0.9,
+                reasons: vec!["ShotChange".into()],
+            }],
             hls: None,
             vmap: None,
             results: "r".into(),

@@ -12,17 +12,25 @@ use cuepoint_runtime::ports::{AnalysisRequest, CounterDelta};
 use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
 use crate::flow::{advance, load, Advanced};
 
-pub async fn on_media_prepared(ctx: &WorkerContext, ev: &PipelineEvent) -> Result<(), HandlerError> {
+pub async fn on_media_prepared(
+    ctx: &WorkerContext,
+    ev: &PipelineEvent,
+) -> Result<(), HandlerError> {
     let asset = load(ctx, &ev.asset_id).await?;
     if asset.state.at_or_after(AssetState::Analysing) || asset.state.is_terminal() {
         tracing::info!(state = %asset.state, "analyses already started; nothing to do");
         return Ok(());
     }
     if asset.state != AssetState::MediaPrepared {
-        return Err(HandlerError::Transient(format!("asset is {}, not yet MEDIA_PREPARED", asset.state)));
+        return Err(HandlerError::Transient(format!(
+            "asset is {}, not yet MEDIA_PREPARED",
+            asset.state
+        )));
     }
     let Some(proxy) = asset.results.proxy.clone() else {
-        return Err(HandlerError::Permanent("media prepared without a proxy location".into()));
+        return Err(HandlerError::Permanent(
+            "media prepared without a proxy location".into(),
+        ));
     };
     let kinds = AnalysisKind::ALL;
     let max = ctx.settings.analysis.max_open_jobs;
@@ -37,12 +45,36 @@ pub async fn on_media_prepared(ctx: &WorkerContext, ev: &PipelineEvent) -> Resul
     let mut jobs = BTreeMap::new();
     for kind in kinds {
         let client_token = format!("{}-{}", asset.id, kind);
-        let request = AnalysisRequest { kind, video: proxy.clone(), client_token: client_token.clone(), job_tag: asset.id.to_string() };
+        let request = AnalysisRequest {
+            kind,
+            video: proxy.clone(),
+            client_token: client_token.clone(),
+            job_tag: asset.id.to_string(),
+        };
         let job_id = ctx.ports.analyzer.start(&request).await?;
-        jobs.insert(kind, JobRecord { job_id, client_token, submitted_at_ms: ctx.now_ms(), status: JobStatus::Submitted });
+        jobs.insert(
+            kind,
+            JobRecord {
+                job_id,
+                client_token,
+                submitted_at_ms: ctx.now_ms(),
+                status: JobStatus::Submitted,
+            },
+        );
     }
-    let counter = CounterDelta { name: OPEN_JOBS_COUNTER.into(), delta: jobs.len() as i64, max: Some(max) };
-    match advance(ctx, &asset, AssetEvent::AnalysesStarted { jobs }, Some(counter)).await? {
+    let counter = CounterDelta {
+        name: OPEN_JOBS_COUNTER.into(),
+        delta: jobs.len() as i64,
+        max: Some(max),
+    };
+    match advance(
+        ctx,
+        &asset,
+        AssetEvent::AnalysesStarted { jobs },
+        Some(counter),
+    )
+    .await?
+    {
         Advanced::Applied(_) => {
             if let Ok(n) = ctx.ports.store.counter(OPEN_JOBS_COUNTER).await {
                 ctx.metrics.open_jobs(n);

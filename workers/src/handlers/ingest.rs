@@ -14,7 +14,10 @@ use cuepoint_runtime::ports::{AssetWrite, PortError, ProbeError, StoreError, Tra
 use crate::context::WorkerContext;
 use crate::flow::{advance, announce, announce_failure, fail, Advanced};
 
-pub async fn on_object_created(ctx: &WorkerContext, obj: &ObjectCreated) -> Result<(), HandlerError> {
+pub async fn on_object_created(
+    ctx: &WorkerContext,
+    obj: &ObjectCreated,
+) -> Result<(), HandlerError> {
     if obj.bucket.as_str() != ctx.settings.ingest_bucket {
         tracing::warn!(bucket = %obj.bucket, "object created in a bucket that is not the ingest bucket; ignored");
         return Ok(());
@@ -34,27 +37,51 @@ pub async fn on_object_created(ctx: &WorkerContext, obj: &ObjectCreated) -> Resu
         AssetState::Registered => match asset.probe.as_ref().and_then(check_usable) {
             // Registered unusable, then a crash before the failure was recorded: finish failing
             // it; never transcode it.
-            Some(why) => fail(ctx, &asset, "probe", format!("{}: {why}", asset.source.uri())).await,
+            Some(why) => {
+                fail(
+                    ctx,
+                    &asset,
+                    "probe",
+                    format!("{}: {why}", asset.source.uri()),
+                )
+                .await
+            }
             None => submit_transcode(ctx, &asset).await,
         },
         // A redelivery after the failure was recorded: re-announce it.
         AssetState::Failed => announce_failure(ctx, &asset).await,
         _ => {
             // Already submitted: re-announce, never submit again.
-            let job_id = asset.transcode.as_ref().map(|j| j.job_id.clone()).unwrap_or_default();
-            announce(ctx, &[PipelineEvent::new(id, PipelineDetail::TranscodeSubmitted { job_id })]).await
+            let job_id = asset
+                .transcode
+                .as_ref()
+                .map(|j| j.job_id.clone())
+                .unwrap_or_default();
+            announce(
+                ctx,
+                &[PipelineEvent::new(
+                    id,
+                    PipelineDetail::TranscodeSubmitted { job_id },
+                )],
+            )
+            .await
         }
     }
 }
 
 /// Probe the source and create its record. `Ok(None)`: the media is unusable; the asset was
 /// created FAILED with the cause.
-async fn register(ctx: &WorkerContext, source: SourceObject) -> Result<Option<Asset>, HandlerError> {
+async fn register(
+    ctx: &WorkerContext,
+    source: SourceObject,
+) -> Result<Option<Asset>, HandlerError> {
     let uri = source.uri();
     let location = match ctx.ports.blobs.readable_location(&uri).await {
         Ok(l) => l,
         Err(PortError::NotFound(_)) => {
-            return Err(HandlerError::Permanent(format!("source object {uri} does not exist")));
+            return Err(HandlerError::Permanent(format!(
+                "source object {uri} does not exist"
+            )));
         }
         Err(e) => return Err(e.into()),
     };
@@ -65,7 +92,10 @@ async fn register(ctx: &WorkerContext, source: SourceObject) -> Result<Option<As
             (p, problem)
         }
         // The location may be a presigned URL: never let its signature into records and logs.
-        Err(ProbeError::Unusable(why)) => (ProbeInfo::default(), Some(why.replace(&location, &uri.to_string()))),
+        Err(ProbeError::Unusable(why)) => (
+            ProbeInfo::default(),
+            Some(why.replace(&location, &uri.to_string())),
+        ),
         Err(ProbeError::Port(e)) => return Err(e.into()),
     };
     let now = ctx.now_ms();
@@ -74,20 +104,43 @@ async fn register(ctx: &WorkerContext, source: SourceObject) -> Result<Option<As
     if let Some(why) = &unusable {
         // Unusable media is FAILED in the record's first write: no crash can leave it
         // REGISTERED (and so transcodable) in between.
-        let failed = AssetEvent::Failed { stage: "probe".into(), reason: format!("{uri}: {why}") };
-        if let Ok(cuepoint_core::asset::Transition::Applied(next)) = cuepoint_core::asset::transition(&asset, &failed, now) {
+        let failed = AssetEvent::Failed {
+            stage: "probe".into(),
+            reason: format!("{uri}: {why}"),
+        };
+        if let Ok(cuepoint_core::asset::Transition::Applied(next)) =
+            cuepoint_core::asset::transition(&asset, &failed, now)
+        {
             asset = *next;
         }
     } else {
         let body = serde_json::to_vec_pretty(&probe).unwrap_or_default();
-        ctx.ports.blobs.put(&ctx.result_uri(&id, results::PROBE), body, "application/json").await?;
+        ctx.ports
+            .blobs
+            .put(
+                &ctx.result_uri(&id, results::PROBE),
+                body,
+                "application/json",
+            )
+            .await?;
     }
-    match ctx.ports.store.commit(AssetWrite { asset: asset.clone(), expected_version: None, counter: None }).await {
+    match ctx
+        .ports
+        .store
+        .commit(AssetWrite {
+            asset: asset.clone(),
+            expected_version: None,
+            counter: None,
+        })
+        .await
+    {
         Ok(()) => tracing::info!(asset_id = %id, source = %uri, "asset registered"),
         Err(StoreError::Conflict { .. }) => {
             // A concurrent duplicate registered it first: carry on with the stored record.
             let stored = ctx.ports.store.get(&id).await?;
-            return stored.map(Some).ok_or_else(|| HandlerError::Transient("asset vanished after conflict".into()));
+            return stored
+                .map(Some)
+                .ok_or_else(|| HandlerError::Transient("asset vanished after conflict".into()));
         }
         Err(StoreError::CounterLimit { .. }) => unreachable!("no counter on create"),
         Err(StoreError::Port(e)) => return Err(e.into()),
@@ -113,7 +166,11 @@ pub fn check_usable(p: &ProbeInfo) -> Option<String> {
 }
 
 async fn submit_transcode(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerError> {
-    let tracks = asset.probe.as_ref().map(|p| p.audio_tracks.len() as u32).unwrap_or(0);
+    let tracks = asset
+        .probe
+        .as_ref()
+        .map(|p| p.audio_tracks.len() as u32)
+        .unwrap_or(0);
     let prefix = ctx.results_prefix(&asset.id);
     let settings = build_job_settings(&ctx.job_template, &asset.source.uri(), &prefix, tracks)
         .map_err(|e| HandlerError::Permanent(format!("MediaConvert job settings: {e}")))?;
@@ -129,15 +186,32 @@ async fn submit_transcode(ctx: &WorkerContext, asset: &Asset) -> Result<(), Hand
             let mut user_metadata = BTreeMap::new();
             user_metadata.insert("assetId".to_string(), asset.id.to_string());
             user_metadata.insert("workflow".to_string(), ctx.settings.workflow.clone());
-            let request = TranscodeRequest { asset_id: asset.id.clone(), client_token: client_token.clone(), settings, user_metadata };
+            let request = TranscodeRequest {
+                asset_id: asset.id.clone(),
+                client_token: client_token.clone(),
+                settings,
+                user_metadata,
+            };
             ctx.ports.transcoder.submit(&request).await?
         }
     };
-    let job = JobRecord { job_id: job_id.clone(), client_token, submitted_at_ms: ctx.now_ms(), status: JobStatus::Submitted };
+    let job = JobRecord {
+        job_id: job_id.clone(),
+        client_token,
+        submitted_at_ms: ctx.now_ms(),
+        status: JobStatus::Submitted,
+    };
     match advance(ctx, asset, AssetEvent::TranscodeSubmitted { job }, None).await? {
         Advanced::Applied(a) | Advanced::AlreadyApplied(a) => {
             let job_id = a.transcode.map(|j| j.job_id).unwrap_or(job_id);
-            announce(ctx, &[PipelineEvent::new(a.id, PipelineDetail::TranscodeSubmitted { job_id })]).await
+            announce(
+                ctx,
+                &[PipelineEvent::new(
+                    a.id,
+                    PipelineDetail::TranscodeSubmitted { job_id },
+                )],
+            )
+            .await
         }
         Advanced::Ignored(why) => {
             tracing::warn!(%why, "transcode submission not recorded");

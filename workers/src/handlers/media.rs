@@ -13,27 +13,38 @@ use cuepoint_runtime::consumer::HandlerError;
 use crate::context::WorkerContext;
 use crate::flow::{advance, announce, announce_failure, fail, load, Advanced};
 
-pub async fn on_job_state_change(ctx: &WorkerContext, ev: &JobStateChange) -> Result<(), HandlerError> {
-    if ev.user_metadata.get("workflow").map(String::as_str) != Some(ctx.settings.workflow.as_str()) {
+pub async fn on_job_state_change(
+    ctx: &WorkerContext,
+    ev: &JobStateChange,
+) -> Result<(), HandlerError> {
+    if ev.user_metadata.get("workflow").map(String::as_str) != Some(ctx.settings.workflow.as_str())
+    {
         tracing::info!(job_id = %ev.job_id, "MediaConvert job of another workflow; ignored");
         return Ok(());
     }
     let Some(raw_id) = ev.user_metadata.get("assetId") else {
-        return Err(HandlerError::Permanent(format!("MediaConvert job {} has no userMetadata.assetId", ev.job_id)));
+        return Err(HandlerError::Permanent(format!(
+            "MediaConvert job {} has no userMetadata.assetId",
+            ev.job_id
+        )));
     };
     let id = AssetId::parse(raw_id.clone())
         .map_err(|e| HandlerError::Permanent(format!("MediaConvert job {}: {e}", ev.job_id)))?;
     let asset = load(ctx, &id).await?;
     match ev.state {
         JobState::Error => {
-            if asset.transcode.as_ref().map(|j| j.job_id.as_str()) != Some(ev.job_id.as_str()) && asset.state != AssetState::Registered {
+            if asset.transcode.as_ref().map(|j| j.job_id.as_str()) != Some(ev.job_id.as_str())
+                && asset.state != AssetState::Registered
+            {
                 tracing::warn!(job_id = %ev.job_id, "ERROR for a job this asset does not own; ignored");
                 return Ok(());
             }
             let reason = format!(
                 "MediaConvert job {} failed: error {}: {}",
                 ev.job_id,
-                ev.error_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into()),
+                ev.error_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "?".into()),
                 ev.error_message.as_deref().unwrap_or("no message")
             );
             fail(ctx, &asset, "transcode", reason).await
@@ -47,7 +58,10 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
         return reannounce(ctx, asset).await;
     }
     if asset.state == AssetState::Failed {
-        let failed_here = asset.failure.as_ref().is_some_and(|f| f.stage == "loudness");
+        let failed_here = asset
+            .failure
+            .as_ref()
+            .is_some_and(|f| f.stage == "loudness");
         if failed_here && asset.transcode.as_ref().is_some_and(|j| j.job_id == job_id) {
             // This COMPLETE failed the asset (a missing or unreadable loudness log): the
             // announcement may not have gone out.
@@ -57,21 +71,45 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
         return Ok(());
     }
     // The job's outputs follow from the same settings the ingest worker submitted.
-    let tracks = asset.probe.as_ref().map(|p| p.audio_tracks.len() as u32).unwrap_or(0);
-    let settings = build_job_settings(&ctx.job_template, &asset.source.uri(), &ctx.results_prefix(&asset.id), tracks)
-        .map_err(|e| HandlerError::Permanent(format!("MediaConvert job settings: {e}")))?;
-    let plan = JobPlan::from_settings(&settings).map_err(|e| HandlerError::Permanent(format!("job plan: {e}")))?;
+    let tracks = asset
+        .probe
+        .as_ref()
+        .map(|p| p.audio_tracks.len() as u32)
+        .unwrap_or(0);
+    let settings = build_job_settings(
+        &ctx.job_template,
+        &asset.source.uri(),
+        &ctx.results_prefix(&asset.id),
+        tracks,
+    )
+    .map_err(|e| HandlerError::Permanent(format!("MediaConvert job settings: {e}")))?;
+    let plan = JobPlan::from_settings(&settings)
+        .map_err(|e| HandlerError::Permanent(format!("job plan: {e}")))?;
 
     let mut logs = Vec::with_capacity(tracks as usize);
     for track in 1..=tracks {
         let uri = plan.loudness_log_uri(track, tracks);
         let Some(bytes) = ctx.ports.blobs.get(&uri).await? else {
-            return fail(ctx, asset, "loudness", format!("loudness log for track {track} missing at {uri}")).await;
+            return fail(
+                ctx,
+                asset,
+                "loudness",
+                format!("loudness log for track {track} missing at {uri}"),
+            )
+            .await;
         };
         let text = String::from_utf8_lossy(&bytes);
         let log = match LoudnessLog::parse(&text) {
             Ok(l) => l,
-            Err(e) => return fail(ctx, asset, "loudness", format!("loudness log for track {track} ({uri}): {e}")).await,
+            Err(e) => {
+                return fail(
+                    ctx,
+                    asset,
+                    "loudness",
+                    format!("loudness log for track {track} ({uri}): {e}"),
+                )
+                .await
+            }
         };
         let dest = ctx.result_uri(&asset.id, &results::loudness_track(track as usize));
         ctx.ports.blobs.put(&dest, bytes, "text/csv").await?;
@@ -83,7 +121,14 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
     };
     let audio = AudioReport::from_logs(&logs, &opts);
     let body = serde_json::to_vec_pretty(&audio).unwrap_or_default();
-    ctx.ports.blobs.put(&ctx.result_uri(&asset.id, results::AUDIO), body, "application/json").await?;
+    ctx.ports
+        .blobs
+        .put(
+            &ctx.result_uri(&asset.id, results::AUDIO),
+            body,
+            "application/json",
+        )
+        .await?;
 
     let event = AssetEvent::MediaPrepared {
         job_id: job_id.to_string(),
@@ -101,6 +146,15 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
 }
 
 async fn reannounce(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerError> {
-    let Some(proxy) = asset.results.proxy.clone() else { return Ok(()) };
-    announce(ctx, &[PipelineEvent::new(asset.id.clone(), PipelineDetail::MediaPrepared { proxy })]).await
+    let Some(proxy) = asset.results.proxy.clone() else {
+        return Ok(());
+    };
+    announce(
+        ctx,
+        &[PipelineEvent::new(
+            asset.id.clone(),
+            PipelineDetail::MediaPrepared { proxy },
+        )],
+    )
+    .await
 }

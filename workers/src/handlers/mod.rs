@@ -25,7 +25,13 @@ pub enum WorkerKind {
 }
 
 impl WorkerKind {
-    pub const ALL: [WorkerKind; 5] = [Self::Ingest, Self::Media, Self::Analysis, Self::Results, Self::Scoring];
+    pub const ALL: [WorkerKind; 5] = [
+        Self::Ingest,
+        Self::Media,
+        Self::Analysis,
+        Self::Results,
+        Self::Scoring,
+    ];
 
     /// The queue it consumes (names in infra/routing.json).
     pub fn queue(self) -> &'static str {
@@ -57,8 +63,12 @@ pub struct WorkerHandler {
 #[async_trait]
 impl Handler for WorkerHandler {
     async fn handle(&self, message: &ReceivedMessage) -> Result<(), HandlerError> {
-        let events = parse_message(&message.body)
-            .map_err(|e| HandlerError::Permanent(format!("malformed message on queue {}: {e}", self.kind.queue())))?;
+        let events = parse_message(&message.body).map_err(|e| {
+            HandlerError::Permanent(format!(
+                "malformed message on queue {}: {e}",
+                self.kind.queue()
+            ))
+        })?;
         for event in &events {
             self.dispatch(event).await?;
         }
@@ -78,13 +88,21 @@ impl WorkerHandler {
                 tracing::debug!(%reason, "event needs no action");
                 Ok(())
             }
-            (WorkerKind::Ingest, Inbound::S3ObjectCreated(o)) => ingest::on_object_created(ctx, o).await,
-            (WorkerKind::Media, Inbound::MediaConvert(j)) => media::on_job_state_change(ctx, j).await,
-            (WorkerKind::Analysis, Inbound::Pipeline(p)) if matches!(p.detail, PipelineDetail::MediaPrepared { .. }) => {
+            (WorkerKind::Ingest, Inbound::S3ObjectCreated(o)) => {
+                ingest::on_object_created(ctx, o).await
+            }
+            (WorkerKind::Media, Inbound::MediaConvert(j)) => {
+                media::on_job_state_change(ctx, j).await
+            }
+            (WorkerKind::Analysis, Inbound::Pipeline(p))
+                if matches!(p.detail, PipelineDetail::MediaPrepared { .. }) =>
+            {
                 analysis::on_media_prepared(ctx, p).await
             }
             (WorkerKind::Results, Inbound::Rekognition(c)) => results::on_completion(ctx, c).await,
-            (WorkerKind::Scoring, Inbound::Pipeline(p)) if matches!(p.detail, PipelineDetail::AnalysesCompleted) => {
+            (WorkerKind::Scoring, Inbound::Pipeline(p))
+                if matches!(p.detail, PipelineDetail::AnalysesCompleted) =>
+            {
                 scoring::on_analyses_completed(ctx, p).await
             }
             (kind, other) => Err(HandlerError::Permanent(format!(

@@ -18,17 +18,33 @@ use crate::flow::{advance, announce, announce_failure, fail, load, Advanced};
 /// Safety net against a service that never stops paging.
 const MAX_PAGES: usize = 10_000;
 
-pub async fn on_completion(ctx: &WorkerContext, c: &VideoJobCompletion) -> Result<(), HandlerError> {
+pub async fn on_completion(
+    ctx: &WorkerContext,
+    c: &VideoJobCompletion,
+) -> Result<(), HandlerError> {
     let Some(tag) = c.job_tag.as_deref() else {
-        return Err(HandlerError::Permanent(format!("Rekognition job {} notification has no JobTag", c.job_id)));
+        return Err(HandlerError::Permanent(format!(
+            "Rekognition job {} notification has no JobTag",
+            c.job_id
+        )));
     };
-    let id = AssetId::parse(tag).map_err(|e| HandlerError::Permanent(format!("Rekognition JobTag: {e}")))?;
+    let id = AssetId::parse(tag)
+        .map_err(|e| HandlerError::Permanent(format!("Rekognition JobTag: {e}")))?;
     let Some(kind) = c.kind() else {
-        return Err(HandlerError::Permanent(format!("Rekognition API {:?} is not one cuepoint starts", c.api)));
+        return Err(HandlerError::Permanent(format!(
+            "Rekognition API {:?} is not one cuepoint starts",
+            c.api
+        )));
     };
     let asset = load(ctx, &id).await?;
-    if asset.failure.as_ref().is_some_and(|f| f.stage == format!("analysis:{kind}"))
-        && asset.analyses.get(&kind).is_some_and(|j| j.job_id == c.job_id)
+    if asset
+        .failure
+        .as_ref()
+        .is_some_and(|f| f.stage == format!("analysis:{kind}"))
+        && asset
+            .analyses
+            .get(&kind)
+            .is_some_and(|j| j.job_id == c.job_id)
     {
         // This completion failed the asset; its announcement may not have gone out.
         return announce_failure(ctx, &asset).await;
@@ -38,10 +54,15 @@ pub async fn on_completion(ctx: &WorkerContext, c: &VideoJobCompletion) -> Resul
         return Ok(());
     }
     if !asset.state.at_or_after(AssetState::Analysing) {
-        return Err(HandlerError::Transient(format!("completion arrived while the asset is {}", asset.state)));
+        return Err(HandlerError::Transient(format!(
+            "completion arrived while the asset is {}",
+            asset.state
+        )));
     }
     let Some(job) = asset.analyses.get(&kind) else {
-        return Err(HandlerError::Transient(format!("analysis {kind} not recorded yet")));
+        return Err(HandlerError::Transient(format!(
+            "analysis {kind} not recorded yet"
+        )));
     };
     if job.job_id != c.job_id {
         tracing::warn!(job_id = %c.job_id, recorded = %job.job_id, "completion of a job this asset does not own; ignored");
@@ -58,11 +79,34 @@ pub async fn on_completion(ctx: &WorkerContext, c: &VideoJobCompletion) -> Resul
 
     let merged = fetch_all_pages(ctx, kind, &c.job_id).await?;
     let body = serde_json::to_vec_pretty(&merged).unwrap_or_default();
-    ctx.ports.blobs.put(&ctx.result_uri(&id, kind.results_file()), body, "application/json").await?;
+    ctx.ports
+        .blobs
+        .put(
+            &ctx.result_uri(&id, kind.results_file()),
+            body,
+            "application/json",
+        )
+        .await?;
 
-    let counter = CounterDelta { name: OPEN_JOBS_COUNTER.into(), delta: -1, max: None };
-    match advance(ctx, &asset, AssetEvent::AnalysisCompleted { kind, job_id: c.job_id.clone() }, Some(counter)).await? {
-        Advanced::Applied(a) | Advanced::AlreadyApplied(a) => announce_if_analysed(ctx, &a.id, a.state).await,
+    let counter = CounterDelta {
+        name: OPEN_JOBS_COUNTER.into(),
+        delta: -1,
+        max: None,
+    };
+    match advance(
+        ctx,
+        &asset,
+        AssetEvent::AnalysisCompleted {
+            kind,
+            job_id: c.job_id.clone(),
+        },
+        Some(counter),
+    )
+    .await?
+    {
+        Advanced::Applied(a) | Advanced::AlreadyApplied(a) => {
+            announce_if_analysed(ctx, &a.id, a.state).await
+        }
         Advanced::Ignored(why) => {
             tracing::warn!(%why, "completion not applied");
             Ok(())
@@ -70,26 +114,47 @@ pub async fn on_completion(ctx: &WorkerContext, c: &VideoJobCompletion) -> Resul
     }
 }
 
-async fn announce_if_analysed(ctx: &WorkerContext, id: &AssetId, state: AssetState) -> Result<(), HandlerError> {
+async fn announce_if_analysed(
+    ctx: &WorkerContext,
+    id: &AssetId,
+    state: AssetState,
+) -> Result<(), HandlerError> {
     if state == AssetState::Analysed {
-        announce(ctx, &[PipelineEvent::new(id.clone(), PipelineDetail::AnalysesCompleted)]).await
+        announce(
+            ctx,
+            &[PipelineEvent::new(
+                id.clone(),
+                PipelineDetail::AnalysesCompleted,
+            )],
+        )
+        .await
     } else {
         Ok(())
     }
 }
 
-async fn fetch_all_pages(ctx: &WorkerContext, kind: AnalysisKind, job_id: &str) -> Result<Value, HandlerError> {
+async fn fetch_all_pages(
+    ctx: &WorkerContext,
+    kind: AnalysisKind,
+    job_id: &str,
+) -> Result<Value, HandlerError> {
     let mut pages = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let page = ctx.ports.analyzer.get_page(kind, job_id, token.as_deref()).await?;
+        let page = ctx
+            .ports
+            .analyzer
+            .get_page(kind, job_id, token.as_deref())
+            .await?;
         token = page.next_token.clone();
         pages.push(page.body);
         if token.is_none() {
             break;
         }
         if pages.len() >= MAX_PAGES {
-            return Err(HandlerError::Permanent(format!("{kind} job {job_id}: more than {MAX_PAGES} pages")));
+            return Err(HandlerError::Permanent(format!(
+                "{kind} job {job_id}: more than {MAX_PAGES} pages"
+            )));
         }
     }
     Ok(merge_pages(kind, pages))
@@ -99,8 +164,12 @@ async fn fetch_all_pages(ctx: &WorkerContext, kind: AnalysisKind, job_id: &str) 
 pub fn merge_pages(kind: AnalysisKind, pages: Vec<Value>) -> Value {
     let field = kind.list_field();
     let mut iter = pages.into_iter();
-    let mut merged = iter.next().unwrap_or_else(|| Value::Object(Default::default()));
-    let Some(obj) = merged.as_object_mut() else { return merged };
+    let mut merged = iter
+        .next()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let Some(obj) = merged.as_object_mut() else {
+        return merged;
+    };
     obj.remove("NextToken");
     let mut items = match obj.remove(field) {
         Some(Value::Array(a)) => a,
@@ -131,7 +200,10 @@ mod tests {
         assert_eq!(m["Segments"], json!([{"i":1},{"i":2},{"i":3}]));
         assert!(m.get("NextToken").is_none());
         assert_eq!(m["VideoMetadata"][0]["DurationMillis"], 1000);
-        let empty = merge_pages(AnalysisKind::Moderation, vec![json!({"JobStatus":"SUCCEEDED"})]);
+        let empty = merge_pages(
+            AnalysisKind::Moderation,
+            vec![json!({"JobStatus":"SUCCEEDED"})],
+        );
         assert_eq!(empty["ModerationLabels"], json!([]));
     }
 }

@@ -13,7 +13,10 @@ use crate::context::WorkerContext;
 use crate::flow::{advance, announce, announce_failure, fail, load, write_record, Advanced};
 use crate::scoring_config::ScoringSettings;
 
-pub async fn on_analyses_completed(ctx: &WorkerContext, ev: &PipelineEvent) -> Result<(), HandlerError> {
+pub async fn on_analyses_completed(
+    ctx: &WorkerContext,
+    ev: &PipelineEvent,
+) -> Result<(), HandlerError> {
     let asset = load(ctx, &ev.asset_id).await?;
     match asset.state {
         AssetState::Complete => return announce_complete(ctx, &asset).await,
@@ -23,18 +26,32 @@ pub async fn on_analyses_completed(ctx: &WorkerContext, ev: &PipelineEvent) -> R
         }
         AssetState::Failed => return Ok(()),
         AssetState::Analysed => {}
-        other => return Err(HandlerError::Transient(format!("asset is {other}, not yet ANALYSED"))),
+        other => {
+            return Err(HandlerError::Transient(format!(
+                "asset is {other}, not yet ANALYSED"
+            )))
+        }
     }
-    let scoring = ScoringSettings::from_value(&ctx.settings.scoring).map_err(HandlerError::Permanent)?;
+    let scoring =
+        ScoringSettings::from_value(&ctx.settings.scoring).map_err(HandlerError::Permanent)?;
 
     // Fetch the results layout once, then score from memory (the core is pure).
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
     let tracks = asset.audio.as_ref().map(|a| a.audiocount).unwrap_or(0);
     let mut wanted: Vec<String> = (1..=tracks).map(results::loudness_track).collect();
-    wanted.extend(AnalysisKind::ALL.iter().map(|k| k.results_file().to_string()));
+    wanted.extend(
+        AnalysisKind::ALL
+            .iter()
+            .map(|k| k.results_file().to_string()),
+    );
     wanted.push(results::HLS_MASTER.to_string());
     for rel in wanted {
-        if let Some(bytes) = ctx.ports.blobs.get(&ctx.result_uri(&asset.id, &rel)).await? {
+        if let Some(bytes) = ctx
+            .ports
+            .blobs
+            .get(&ctx.result_uri(&asset.id, &rel))
+            .await?
+        {
             files.insert(rel, bytes);
         }
     }
@@ -43,7 +60,10 @@ pub async fn on_analyses_completed(ctx: &WorkerContext, ev: &PipelineEvent) -> R
     let variant = files
         .get(results::HLS_MASTER)
         .map(|b| String::from_utf8_lossy(b).into_owned())
-        .and_then(|m| cuepoint_core::scoring::first_variant(&m).map(|v| format!("{}/{}", results::HLS_DIR, v.trim_start_matches("./"))));
+        .and_then(|m| {
+            cuepoint_core::scoring::first_variant(&m)
+                .map(|v| format!("{}/{}", results::HLS_DIR, v.trim_start_matches("./")))
+        });
     if let Some(rel) = variant {
         if let Ok(uri) = asset.results.prefix.join(&rel) {
             if let Some(bytes) = ctx.ports.blobs.get(&uri).await? {
@@ -53,27 +73,55 @@ pub async fn on_analyses_completed(ctx: &WorkerContext, ev: &PipelineEvent) -> R
     }
     let inputs = match ScoringInputs::from_files(|rel: &str| Ok(files.get(rel).cloned())) {
         Ok(i) => i,
-        Err(e) => return fail(ctx, &asset, "scoring", format!("results of asset {}: {e}", asset.id)).await,
+        Err(e) => {
+            return fail(
+                ctx,
+                &asset,
+                "scoring",
+                format!("results of asset {}: {e}", asset.id),
+            )
+            .await
+        }
     };
     let output = match scoring.score(&inputs) {
         Ok(o) => o,
         Err(e) => return fail(ctx, &asset, "scoring", e).await,
     };
     let slots_json = serde_json::to_vec_pretty(&output).unwrap_or_default();
-    ctx.ports.blobs.put(&ctx.result_uri(&asset.id, results::SLOTS), slots_json, "application/json").await?;
+    ctx.ports
+        .blobs
+        .put(
+            &ctx.result_uri(&asset.id, results::SLOTS),
+            slots_json,
+            "application/json",
+        )
+        .await?;
     let title = format!("{} ({})", asset.source.key, asset.id);
     let svg = cuepoint_core::timeline::render_svg(&cuepoint_core::timeline::TimelineInput {
         title: &title,
-        duration: output.duration.or(asset.probe.as_ref().map(|p| p.duration_seconds)).unwrap_or(0.0),
+        duration: output
+            .duration
+            .or(asset.probe.as_ref().map(|p| p.duration_seconds))
+            .unwrap_or(0.0),
         loudness: &inputs.loudness,
         segments: inputs.segments.as_ref(),
         slots: &output.slots,
         breaks: &output.breaks,
     });
-    ctx.ports.blobs.put(&ctx.result_uri(&asset.id, results::TIMELINE), svg.into_bytes(), "image/svg+xml").await?;
+    ctx.ports
+        .blobs
+        .put(
+            &ctx.result_uri(&asset.id, results::TIMELINE),
+            svg.into_bytes(),
+            "image/svg+xml",
+        )
+        .await?;
     let vmap = scoring.vmap(&output).map_err(HandlerError::Permanent)?;
     let vmap_uri = ctx.result_uri(&asset.id, results::VMAP);
-    ctx.ports.blobs.put(&vmap_uri, vmap.into_bytes(), "application/xml").await?;
+    ctx.ports
+        .blobs
+        .put(&vmap_uri, vmap.into_bytes(), "application/xml")
+        .await?;
 
     let breaks = output
         .breaks
@@ -84,7 +132,17 @@ pub async fn on_analyses_completed(ctx: &WorkerContext, ev: &PipelineEvent) -> R
             reasons: s.reasons.iter().map(|r| r.to_string()).collect(),
         })
         .collect();
-    match advance(ctx, &asset, AssetEvent::Scored { breaks, vmap: vmap_uri }, None).await? {
+    match advance(
+        ctx,
+        &asset,
+        AssetEvent::Scored {
+            breaks,
+            vmap: vmap_uri,
+        },
+        None,
+    )
+    .await?
+    {
         Advanced::Applied(a) | Advanced::AlreadyApplied(a) => {
             write_record(ctx, &a).await;
             announce_complete(ctx, &a).await
@@ -97,7 +155,12 @@ pub async fn on_analyses_completed(ctx: &WorkerContext, ev: &PipelineEvent) -> R
 }
 
 async fn announce_complete(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerError> {
-    let Some(vmap) = asset.results.vmap.clone() else { return Ok(()) };
-    let detail = PipelineDetail::AssetCompleted { vmap, breaks: asset.breaks.len() };
+    let Some(vmap) = asset.results.vmap.clone() else {
+        return Ok(());
+    };
+    let detail = PipelineDetail::AssetCompleted {
+        vmap,
+        breaks: asset.breaks.len(),
+    };
     announce(ctx, &[PipelineEvent::new(asset.id.clone(), detail)]).await
 }

@@ -43,7 +43,13 @@ pub struct PutEventsEntry {
 
 impl PutEventsEntry {
     /// Wrap the entry into the envelope a rule target receives.
-    pub fn into_envelope(self, id: String, account: &str, region: &str, time: String) -> Result<EventBridgeEvent<serde_json::Value>, serde_json::Error> {
+    pub fn into_envelope(
+        self,
+        id: String,
+        account: &str,
+        region: &str,
+        time: String,
+    ) -> Result<EventBridgeEvent<serde_json::Value>, serde_json::Error> {
         Ok(EventBridgeEvent {
             version: "0".into(),
             id,

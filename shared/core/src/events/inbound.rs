@@ -48,7 +48,10 @@ pub fn parse_message(body: &str) -> Result<Vec<Inbound>, InboundError> {
 /// `sns_message_id` is `Some` when `v` came out of an SNS envelope (which is never nested).
 fn classify(v: &Value, sns_message_id: Option<String>) -> Result<Vec<Inbound>, InboundError> {
     let Value::Object(obj) = v else {
-        return Err(InboundError::UnknownShape(format!("a JSON {}, expected an object", kind_of(v))));
+        return Err(InboundError::UnknownShape(format!(
+            "a JSON {}, expected an object",
+            kind_of(v)
+        )));
     };
 
     if sns_message_id.is_none() && obj.contains_key("TopicArn") {
@@ -73,19 +76,34 @@ fn classify(v: &Value, sns_message_id: Option<String>) -> Result<Vec<Inbound>, I
 
     if obj.get("Event").and_then(Value::as_str) == Some(s3::TEST_EVENT) {
         let bucket = obj.get("Bucket").and_then(Value::as_str).unwrap_or("?");
-        return Ok(vec![Inbound::Ignored { reason: format!("S3 test event for bucket {bucket}") }]);
+        return Ok(vec![Inbound::Ignored {
+            reason: format!("S3 test event for bucket {bucket}"),
+        }]);
     }
 
     if rekognition::is_completion(v) {
-        return Ok(vec![Inbound::Rekognition(rekognition::from_value(v, sns_message_id)?)]);
+        return Ok(vec![Inbound::Rekognition(rekognition::from_value(
+            v,
+            sns_message_id,
+        )?)]);
     }
 
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort_unstable();
     let shown = keys.iter().take(12).copied().collect::<Vec<_>>().join(", ");
-    let more = if keys.len() > 12 { format!(", ... ({} keys)", keys.len()) } else { String::new() };
-    let inside = if sns_message_id.is_some() { " inside an SNS notification" } else { "" };
-    Err(InboundError::UnknownShape(format!("JSON object{inside} with keys [{shown}{more}]")))
+    let more = if keys.len() > 12 {
+        format!(", ... ({} keys)", keys.len())
+    } else {
+        String::new()
+    };
+    let inside = if sns_message_id.is_some() {
+        " inside an SNS notification"
+    } else {
+        ""
+    };
+    Err(InboundError::UnknownShape(format!(
+        "JSON object{inside} with keys [{shown}{more}]"
+    )))
 }
 
 fn from_sns(v: &Value, msg_type: &str) -> Result<Vec<Inbound>, InboundError> {
@@ -93,25 +111,35 @@ fn from_sns(v: &Value, msg_type: &str) -> Result<Vec<Inbound>, InboundError> {
     let topic = req_str(v, "TopicArn", WHAT)?;
     if msg_type != SNS_NOTIFICATION {
         // SubscriptionConfirmation / UnsubscribeConfirmation reach a queue subscribed across accounts.
-        return Ok(vec![Inbound::Ignored { reason: format!("SNS {msg_type} from {topic}") }]);
+        return Ok(vec![Inbound::Ignored {
+            reason: format!("SNS {msg_type} from {topic}"),
+        }]);
     }
     let id = req_str(v, "MessageId", WHAT)?.to_string();
     let message = req_str(v, "Message", WHAT)?;
     let inner: Value = serde_json::from_str(message).map_err(|e| {
-        InboundError::UnknownShape(format!("SNS notification {id} from {topic} whose Message is not JSON ({e})"))
+        InboundError::UnknownShape(format!(
+            "SNS notification {id} from {topic} whose Message is not JSON ({e})"
+        ))
     })?;
     classify(&inner, Some(id))
 }
 
 fn from_eventbridge(v: &Value) -> Result<Inbound, InboundError> {
-    let ev: EventBridgeEvent<Value> = serde_json::from_value(v.clone())
-        .map_err(|e| InboundError::Invalid { what: "EventBridge event", why: e.to_string() })?;
+    let ev: EventBridgeEvent<Value> =
+        serde_json::from_value(v.clone()).map_err(|e| InboundError::Invalid {
+            what: "EventBridge event",
+            why: e.to_string(),
+        })?;
     match ev.source.as_str() {
         s3::SOURCE => s3::from_eventbridge(&ev),
         mediaconvert::SOURCE => mediaconvert::from_eventbridge(&ev),
         PIPELINE_SOURCE => PipelineEvent::from_envelope(&ev)
             .map(Inbound::Pipeline)
-            .map_err(|e| InboundError::Invalid { what: "pipeline event", why: e.to_string() }),
+            .map_err(|e| InboundError::Invalid {
+                what: "pipeline event",
+                why: e.to_string(),
+            }),
         other => Err(InboundError::UnknownShape(format!(
             "EventBridge event with source {other:?} and detail-type {:?}",
             ev.detail_type
@@ -132,33 +160,64 @@ fn kind_of(v: &Value) -> &'static str {
 
 // Field readers shared by the event modules: each error names the field and what holds it.
 
-pub(crate) fn req_str<'a>(v: &'a Value, key: &str, what: &'static str) -> Result<&'a str, InboundError> {
+pub(crate) fn req_str<'a>(
+    v: &'a Value,
+    key: &str,
+    what: &'static str,
+) -> Result<&'a str, InboundError> {
     match v.get(key) {
         Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(InboundError::Invalid { what, why: format!("{key} is missing") }),
-        Some(other) => Err(InboundError::Invalid { what, why: format!("{key} is {other}, expected a string") }),
+        None | Some(Value::Null) => Err(InboundError::Invalid {
+            what,
+            why: format!("{key} is missing"),
+        }),
+        Some(other) => Err(InboundError::Invalid {
+            what,
+            why: format!("{key} is {other}, expected a string"),
+        }),
     }
 }
 
-pub(crate) fn req_obj<'a>(v: &'a Value, key: &str, what: &'static str) -> Result<&'a Value, InboundError> {
+pub(crate) fn req_obj<'a>(
+    v: &'a Value,
+    key: &str,
+    what: &'static str,
+) -> Result<&'a Value, InboundError> {
     match v.get(key) {
         Some(o @ Value::Object(_)) => Ok(o),
-        None | Some(Value::Null) => Err(InboundError::Invalid { what, why: format!("{key} is missing") }),
-        Some(other) => Err(InboundError::Invalid { what, why: format!("{key} is {other}, expected an object") }),
+        None | Some(Value::Null) => Err(InboundError::Invalid {
+            what,
+            why: format!("{key} is missing"),
+        }),
+        Some(other) => Err(InboundError::Invalid {
+            what,
+            why: format!("{key} is {other}, expected an object"),
+        }),
     }
 }
 
 /// Absent or `null` is `None`; anything but a string is an error.
-pub(crate) fn opt_str(v: &Value, key: &str, what: &'static str) -> Result<Option<String>, InboundError> {
+pub(crate) fn opt_str(
+    v: &Value,
+    key: &str,
+    what: &'static str,
+) -> Result<Option<String>, InboundError> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(InboundError::Invalid { what, why: format!("{key} is {other}, expected a string") }),
+        Some(other) => Err(InboundError::Invalid {
+            what,
+            why: format!("{key} is {other}, expected a string"),
+        }),
     }
 }
 
 /// Absent or `null` is `None`; anything but a non-negative integer is an error.
-pub(crate) fn opt_u64(v: &Value, key: &str, what: &'static str) -> Result<Option<u64>, InboundError> {
+pub(crate) fn opt_u64(
+    v: &Value,
+    key: &str,
+    what: &'static str,
+) -> Result<Option<u64>, InboundError> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(n) => n.as_u64().map(Some).ok_or_else(|| InboundError::Invalid {
@@ -176,7 +235,9 @@ mod tests {
 
     use super::*;
     use crate::domain::{AssetId, BucketName, ObjectKey, S3Uri};
-    use crate::events::mediaconvert::{job_state_change_entry, JobState, OutputGroupDetail, VideoDetails};
+    use crate::events::mediaconvert::{
+        job_state_change_entry, JobState, OutputGroupDetail, VideoDetails,
+    };
     use crate::events::pipeline::PipelineDetail;
     use crate::events::rekognition::{completion_message, sns_envelope};
     use crate::events::s3::object_created_entry;
@@ -246,13 +307,21 @@ mod tests {
             }
         );
         let src = o.source_object();
-        assert_eq!(src.uri().to_string(), "s3://amzn-s3-demo-bucket1/example-key");
-        assert_eq!(src.version_id.as_deref(), Some("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"));
+        assert_eq!(
+            src.uri().to_string(),
+            "s3://amzn-s3-demo-bucket1/example-key"
+        );
+        assert_eq!(
+            src.version_id.as_deref(),
+            Some("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e")
+        );
     }
 
     #[test]
     fn s3_eventbridge_multipart_key_is_decoded() {
-        let o = created(one(fixture!("s3-eventbridge-object-created-multipart.json")));
+        let o = created(one(fixture!(
+            "s3-eventbridge-object-created-multipart.json"
+        )));
         assert_eq!(
             o,
             ObjectCreated {
@@ -316,7 +385,10 @@ mod tests {
         assert_eq!(second.reason.as_deref(), Some("CopyObject"));
         assert_eq!(second.version_id, None);
         let third = ignored(it.next().unwrap());
-        assert!(third.contains("ObjectRemoved:Delete") && third.contains("masters/old+cut.mov"), "{third}");
+        assert!(
+            third.contains("ObjectRemoved:Delete") && third.contains("masters/old+cut.mov"),
+            "{third}"
+        );
     }
 
     #[test]
@@ -338,19 +410,38 @@ mod tests {
 
     #[test]
     fn s3_bad_fields_are_invalid() {
-        let mut v: Value = serde_json::from_str(fixture!("s3-eventbridge-object-created.json")).unwrap();
+        let mut v: Value =
+            serde_json::from_str(fixture!("s3-eventbridge-object-created.json")).unwrap();
         v["detail"]["bucket"]["name"] = json!("Not_A_Bucket");
-        assert!(matches!(parse_message(&v.to_string()), Err(InboundError::Invalid { what: "S3 bucket name", .. })));
+        assert!(matches!(
+            parse_message(&v.to_string()),
+            Err(InboundError::Invalid {
+                what: "S3 bucket name",
+                ..
+            })
+        ));
         v["detail"]["bucket"]["name"] = json!("ok-bucket");
         v["detail"]["object"]["key"] = json!("%FF");
-        assert!(matches!(parse_message(&v.to_string()), Err(InboundError::Invalid { what: "S3 object key", .. })));
+        assert!(matches!(
+            parse_message(&v.to_string()),
+            Err(InboundError::Invalid {
+                what: "S3 object key",
+                ..
+            })
+        ));
         v["detail"]["object"]["key"] = json!("k");
         v["detail"]["object"]["size"] = json!("5");
         let e = parse_message(&v.to_string()).unwrap_err();
         assert!(e.to_string().contains("size"), "{e}");
         v["detail"]["object"] = json!(null);
         let e = parse_message(&v.to_string()).unwrap_err();
-        assert_eq!(e, InboundError::Invalid { what: "S3 Object Created event", why: "object is missing".into() });
+        assert_eq!(
+            e,
+            InboundError::Invalid {
+                what: "S3 Object Created event",
+                why: "object is missing".into()
+            }
+        );
     }
 
     #[test]
@@ -367,12 +458,19 @@ mod tests {
         let ms = 1_795_325_848_000;
         o.event_time = Some(rfc3339_seconds(ms));
         let env = object_created_entry(&o, Some(ms))
-            .into_envelope("id-1".into(), "111122223333", "us-west-2", rfc3339_seconds(ms))
+            .into_envelope(
+                "id-1".into(),
+                "111122223333",
+                "us-west-2",
+                rfc3339_seconds(ms),
+            )
             .unwrap();
         assert_eq!(created(one(&serde_json::to_string(&env).unwrap())), o);
         // the bare minimum too
         let mut bare = ObjectCreated::new(o.bucket.clone(), o.key.clone());
-        let env = object_created_entry(&bare, None).into_envelope("id-2".into(), "a", "r", String::new()).unwrap();
+        let env = object_created_entry(&bare, None)
+            .into_envelope("id-2".into(), "a", "r", String::new())
+            .unwrap();
         bare.event_time = None;
         assert_eq!(created(one(&serde_json::to_string(&env).unwrap())), bare);
     }
@@ -424,10 +522,17 @@ mod tests {
                 ],
                 playlist_file_paths: vec!["s3://amzn-s3-demo-bucket/hls/main.m3u8".into()],
                 duration_ms: Some(180_041),
-                video: Some(VideoDetails { width_px: Some(426), height_px: Some(240), average_bitrate: None }),
+                video: Some(VideoDetails {
+                    width_px: Some(426),
+                    height_px: Some(240),
+                    average_bitrate: None
+                }),
             }]
         );
-        assert_eq!(j.hls_playlist(), Some("s3://amzn-s3-demo-bucket/hls/main.m3u8"));
+        assert_eq!(
+            j.hls_playlist(),
+            Some("s3://amzn-s3-demo-bucket/hls/main.m3u8")
+        );
         assert_eq!(j.output_file_paths().count(), 2);
     }
 
@@ -441,7 +546,10 @@ mod tests {
         assert_eq!(j.user_metadata.len(), 3);
         assert_eq!(j.output_group_details.len(), 3);
         let base = "s3://cuepoint-media/assets/a0123456789abcdef0123";
-        assert_eq!(j.hls_playlist(), Some(format!("{base}/hls/index.m3u8").as_str()));
+        assert_eq!(
+            j.hls_playlist(),
+            Some(format!("{base}/hls/index.m3u8").as_str())
+        );
         assert_eq!(
             j.output_file_paths().collect::<Vec<_>>(),
             vec![
@@ -450,8 +558,14 @@ mod tests {
                 format!("{base}/audio/audio_240p.mp4")
             ]
         );
-        assert_eq!(j.output_group_details[1].video.as_ref().unwrap().width_px, Some(640));
-        assert!(j.output_group_details.iter().all(|g| g.duration_ms == Some(600_000)));
+        assert_eq!(
+            j.output_group_details[1].video.as_ref().unwrap().width_px,
+            Some(640)
+        );
+        assert!(j
+            .output_group_details
+            .iter()
+            .all(|g| g.duration_ms == Some(600_000)));
     }
 
     #[test]
@@ -475,11 +589,20 @@ mod tests {
     #[test]
     fn mediaconvert_other_statuses_are_ignored() {
         let r = ignored(one(fixture!("mediaconvert-progressing.json")));
-        assert!(r.contains("1671477617078-2886ye") && r.contains("PROGRESSING"), "{r}");
+        assert!(
+            r.contains("1671477617078-2886ye") && r.contains("PROGRESSING"),
+            "{r}"
+        );
         let r = ignored(one(fixture!("mediaconvert-status-update.json")));
         assert!(r.contains("STATUS_UPDATE"), "{r}");
         let mut v: Value = serde_json::from_str(fixture!("mediaconvert-progressing.json")).unwrap();
-        for status in ["SUBMITTED", "INPUT_INFORMATION", "NEW_WARNING", "QUEUE_HOP", "CANCELED"] {
+        for status in [
+            "SUBMITTED",
+            "INPUT_INFORMATION",
+            "NEW_WARNING",
+            "QUEUE_HOP",
+            "CANCELED",
+        ] {
             v["detail"]["status"] = json!(status);
             assert!(ignored(one(&v.to_string())).contains(status));
         }
@@ -501,12 +624,20 @@ mod tests {
         v["detail"].as_object_mut().unwrap().remove("jobId");
         assert_eq!(
             parse_message(&v.to_string()).unwrap_err(),
-            InboundError::Invalid { what: "MediaConvert Job State Change", why: "jobId is missing".into() }
+            InboundError::Invalid {
+                what: "MediaConvert Job State Change",
+                why: "jobId is missing".into()
+            }
         );
-        let mut v: Value = serde_json::from_str(fixture!("mediaconvert-complete-hls.json")).unwrap();
+        let mut v: Value =
+            serde_json::from_str(fixture!("mediaconvert-complete-hls.json")).unwrap();
         v["detail"]["outputGroupDetails"][0]["outputDetails"][1]["outputFilePaths"] = json!([7]);
         let e = parse_message(&v.to_string()).unwrap_err();
-        assert!(e.to_string().contains("outputGroupDetails[0].outputDetails[1].outputFilePaths"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("outputGroupDetails[0].outputDetails[1].outputFilePaths"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -514,7 +645,10 @@ mod tests {
         let mut v: Value = serde_json::from_str(fixture!("mediaconvert-error.json")).unwrap();
         v["detail-type"] = json!("MediaConvert Queue Change");
         let e = parse_message(&v.to_string()).unwrap_err();
-        assert!(matches!(&e, InboundError::UnknownShape(m) if m.contains("MediaConvert Queue Change")), "{e}");
+        assert!(
+            matches!(&e, InboundError::UnknownShape(m) if m.contains("MediaConvert Queue Change")),
+            "{e}"
+        );
     }
 
     #[test]
@@ -533,11 +667,18 @@ mod tests {
                     output_file_paths: vec!["s3://m/a/hls/index_main.m3u8".into()],
                     playlist_file_paths: vec!["s3://m/a/hls/index.m3u8".into()],
                     duration_ms: Some(600_000),
-                    video: Some(VideoDetails { width_px: Some(1920), height_px: Some(1080), average_bitrate: None }),
+                    video: Some(VideoDetails {
+                        width_px: Some(1920),
+                        height_px: Some(1080),
+                        average_bitrate: None,
+                    }),
                 },
                 OutputGroupDetail {
                     output_group_type: s("FILE_GROUP"),
-                    output_file_paths: vec!["s3://m/a/proxy/proxy.mp4".into(), "s3://m/a/proxy/other.mp4".into()],
+                    output_file_paths: vec![
+                        "s3://m/a/proxy/proxy.mp4".into(),
+                        "s3://m/a/proxy/other.mp4".into(),
+                    ],
                     playlist_file_paths: vec![],
                     duration_ms: None,
                     video: None,
@@ -558,15 +699,33 @@ mod tests {
             let entry = job_state_change_entry(&j, "111122223333", "us-west-2");
             assert_eq!(entry.source, "aws.mediaconvert");
             assert_eq!(entry.detail_type, "MediaConvert Job State Change");
-            assert_eq!(entry.resources, vec![format!("arn:aws:mediaconvert:us-west-2:111122223333:jobs/{}", j.job_id)]);
+            assert_eq!(
+                entry.resources,
+                vec![format!(
+                    "arn:aws:mediaconvert:us-west-2:111122223333:jobs/{}",
+                    j.job_id
+                )]
+            );
             assert_eq!(entry.time_ms, j.timestamp_ms);
             let detail: Value = serde_json::from_str(&entry.detail).unwrap();
             assert_eq!(detail["accountId"], "111122223333");
             assert_eq!(detail["status"], j.state.as_status());
-            assert_eq!(detail.get("outputGroupDetails").is_some(), j.state == JobState::Complete);
-            assert_eq!(detail.get("errorCode").is_some(), j.state == JobState::Error);
-            let env =
-                entry.into_envelope("e".into(), "111122223333", "us-west-2", "2026-11-22T05:47:28Z".into()).unwrap();
+            assert_eq!(
+                detail.get("outputGroupDetails").is_some(),
+                j.state == JobState::Complete
+            );
+            assert_eq!(
+                detail.get("errorCode").is_some(),
+                j.state == JobState::Error
+            );
+            let env = entry
+                .into_envelope(
+                    "e".into(),
+                    "111122223333",
+                    "us-west-2",
+                    "2026-11-22T05:47:28Z".into(),
+                )
+                .unwrap();
             assert_eq!(job(one(&serde_json::to_string(&env).unwrap())), j);
         }
     }
@@ -583,7 +742,9 @@ mod tests {
             error_message: None,
             timestamp_ms: None,
         };
-        let d: Value = serde_json::from_str(&job_state_change_entry(&j, "000000000000", "eu-west-1").detail).unwrap();
+        let d: Value =
+            serde_json::from_str(&job_state_change_entry(&j, "000000000000", "eu-west-1").detail)
+                .unwrap();
         assert_eq!(
             d,
             json!({"accountId": "000000000000", "queue": "arn:aws:mediaconvert:eu-west-1:000000000000:queues/Default",
@@ -633,7 +794,13 @@ mod tests {
         // the same notification with raw message delivery
         let env: Value = serde_json::from_str(fixture!("rekognition-segments-sns.json")).unwrap();
         let raw = rek(one(env["Message"].as_str().unwrap()));
-        assert_eq!(raw, VideoJobCompletion { sns_message_id: None, ..r });
+        assert_eq!(
+            raw,
+            VideoJobCompletion {
+                sns_message_id: None,
+                ..r
+            }
+        );
     }
 
     #[test]
@@ -642,9 +809,15 @@ mod tests {
         assert_eq!(r.status, "FAILED");
         assert!(!r.succeeded());
         assert_eq!(r.kind(), Some(AnalysisKind::Celebrities));
-        assert_eq!(r.job_tag.as_deref(), Some("a0123456789abcdef0123-celebrities"));
+        assert_eq!(
+            r.job_tag.as_deref(),
+            Some("a0123456789abcdef0123-celebrities")
+        );
         assert_eq!(r.timestamp_ms, Some(1_795_326_700_000));
-        assert_eq!(r.video_key.as_deref(), Some("assets/a0123456789abcdef0123/proxy/proxy.mp4"));
+        assert_eq!(
+            r.video_key.as_deref(),
+            Some("assets/a0123456789abcdef0123/proxy/proxy.mp4")
+        );
         assert_eq!(r.video_bucket.as_deref(), Some("cuepoint-media"));
         assert_eq!(r.sns_message_id, None);
     }
@@ -663,17 +836,33 @@ mod tests {
         };
         let msg = completion_message(&c);
         assert_eq!(rek(one(&msg)), c);
-        let wrapped =
-            sns_envelope(&msg, "arn:aws:sns:us-east-1:000000000000:rekognition", "m-1", "2026-11-22T05:37:28.000Z");
-        assert_eq!(rek(one(&wrapped)), VideoJobCompletion { sns_message_id: s("m-1"), ..c.clone() });
-        let minimal =
-            VideoJobCompletion { job_tag: None, timestamp_ms: None, video_bucket: None, video_key: None, ..c };
+        let wrapped = sns_envelope(
+            &msg,
+            "arn:aws:sns:us-east-1:000000000000:rekognition",
+            "m-1",
+            "2026-11-22T05:37:28.000Z",
+        );
+        assert_eq!(
+            rek(one(&wrapped)),
+            VideoJobCompletion {
+                sns_message_id: s("m-1"),
+                ..c.clone()
+            }
+        );
+        let minimal = VideoJobCompletion {
+            job_tag: None,
+            timestamp_ms: None,
+            video_bucket: None,
+            video_key: None,
+            ..c
+        };
         assert_eq!(rek(one(&completion_message(&minimal))), minimal);
     }
 
     #[test]
     fn rekognition_bad_fields_are_invalid() {
-        let e = parse_message(r#"{"JobId": "j", "Status": 1, "API": "StartLabelDetection"}"#).unwrap_err();
+        let e = parse_message(r#"{"JobId": "j", "Status": 1, "API": "StartLabelDetection"}"#)
+            .unwrap_err();
         assert_eq!(
             e,
             InboundError::Invalid {
@@ -681,7 +870,8 @@ mod tests {
                 why: "Status is 1, expected a string".into()
             }
         );
-        let e = parse_message(r#"{"JobId": "j", "Status": "FAILED", "API": "x", "Timestamp": -1}"#).unwrap_err();
+        let e = parse_message(r#"{"JobId": "j", "Status": "FAILED", "API": "x", "Timestamp": -1}"#)
+            .unwrap_err();
         assert!(e.to_string().contains("Timestamp"), "{e}");
     }
 
@@ -710,31 +900,60 @@ mod tests {
     #[test]
     fn pipeline_fixtures() {
         let id = AssetId::parse("a0123456789abcdef0123").unwrap();
-        let proxy = S3Uri::parse("s3://cuepoint-media/assets/a0123456789abcdef0123/proxy/proxy.mp4").unwrap();
+        let proxy =
+            S3Uri::parse("s3://cuepoint-media/assets/a0123456789abcdef0123/proxy/proxy.mp4")
+                .unwrap();
         assert_eq!(
             one(fixture!("pipeline-media-prepared.json")),
-            Inbound::Pipeline(PipelineEvent::new(id.clone(), PipelineDetail::MediaPrepared { proxy }))
+            Inbound::Pipeline(PipelineEvent::new(
+                id.clone(),
+                PipelineDetail::MediaPrepared { proxy }
+            ))
         );
         assert_eq!(
             one(fixture!("pipeline-analyses-completed.json")),
-            Inbound::Pipeline(PipelineEvent::new(id.clone(), PipelineDetail::AnalysesCompleted))
+            Inbound::Pipeline(PipelineEvent::new(
+                id.clone(),
+                PipelineDetail::AnalysesCompleted
+            ))
         );
-        let vmap = S3Uri::parse("s3://cuepoint-media/assets/a0123456789abcdef0123/ad_breaks.vmap").unwrap();
+        let vmap = S3Uri::parse("s3://cuepoint-media/assets/a0123456789abcdef0123/ad_breaks.vmap")
+            .unwrap();
         assert_eq!(
             one(fixture!("pipeline-asset-completed.json")),
-            Inbound::Pipeline(PipelineEvent::new(id.clone(), PipelineDetail::AssetCompleted { vmap, breaks: 4 }))
+            Inbound::Pipeline(PipelineEvent::new(
+                id.clone(),
+                PipelineDetail::AssetCompleted { vmap, breaks: 4 }
+            ))
         );
         // through the bus
-        let ev = PipelineEvent::new(id, PipelineDetail::TranscodeSubmitted { job_id: "1-x".into() });
-        let env = ev.to_entry(None).into_envelope("i".into(), "a", "r", "t".into()).unwrap();
-        assert_eq!(one(&serde_json::to_string(&env).unwrap()), Inbound::Pipeline(ev));
+        let ev = PipelineEvent::new(
+            id,
+            PipelineDetail::TranscodeSubmitted {
+                job_id: "1-x".into(),
+            },
+        );
+        let env = ev
+            .to_entry(None)
+            .into_envelope("i".into(), "a", "r", "t".into())
+            .unwrap();
+        assert_eq!(
+            one(&serde_json::to_string(&env).unwrap()),
+            Inbound::Pipeline(ev)
+        );
     }
 
     #[test]
     fn pipeline_mismatch_is_invalid() {
         let mut v: Value = serde_json::from_str(fixture!("pipeline-media-prepared.json")).unwrap();
         v["detail-type"] = json!("Asset Completed");
-        assert!(matches!(parse_message(&v.to_string()), Err(InboundError::Invalid { what: "pipeline event", .. })));
+        assert!(matches!(
+            parse_message(&v.to_string()),
+            Err(InboundError::Invalid {
+                what: "pipeline event",
+                ..
+            })
+        ));
     }
 
     // ---- anything else ----
@@ -750,12 +969,22 @@ mod tests {
             )
         );
         let e = parse_message(r#"{"hello": 1, "world": [2]}"#).unwrap_err();
-        assert_eq!(e, InboundError::UnknownShape("JSON object with keys [hello, world]".into()));
+        assert_eq!(
+            e,
+            InboundError::UnknownShape("JSON object with keys [hello, world]".into())
+        );
         let e = parse_message("[1, 2]").unwrap_err();
-        assert_eq!(e, InboundError::UnknownShape("a JSON array, expected an object".into()));
+        assert_eq!(
+            e,
+            InboundError::UnknownShape("a JSON array, expected an object".into())
+        );
         let e = parse_message(r#"{"Records": [{"eventSource": "aws:sqs"}]}"#).unwrap_err();
-        assert!(matches!(&e, InboundError::UnknownShape(m) if m.contains("aws:sqs")), "{e}");
-        let e = parse_message(r#"{"source": "aws.s3", "detail-type": "Object Created"}"#).unwrap_err();
+        assert!(
+            matches!(&e, InboundError::UnknownShape(m) if m.contains("aws:sqs")),
+            "{e}"
+        );
+        let e =
+            parse_message(r#"{"source": "aws.s3", "detail-type": "Object Created"}"#).unwrap_err();
         assert!(
             matches!(&e, InboundError::Invalid { what: "EventBridge event", why } if why.contains("detail")),
             "{e}"
@@ -764,9 +993,15 @@ mod tests {
 
     #[test]
     fn not_json() {
-        assert!(matches!(parse_message("not json"), Err(InboundError::NotJson(_))));
+        assert!(matches!(
+            parse_message("not json"),
+            Err(InboundError::NotJson(_))
+        ));
         assert!(matches!(parse_message(""), Err(InboundError::NotJson(_))));
-        assert!(matches!(parse_message(r#"{"Records": "#), Err(InboundError::NotJson(_))));
+        assert!(matches!(
+            parse_message(r#"{"Records": "#),
+            Err(InboundError::NotJson(_))
+        ));
     }
 
     #[test]

@@ -80,7 +80,9 @@ impl JobStateChange {
 
     /// Every output file path of every group, in event order.
     pub fn output_file_paths(&self) -> impl Iterator<Item = &str> {
-        self.output_group_details.iter().flat_map(|g| g.output_file_paths.iter().map(String::as_str))
+        self.output_group_details
+            .iter()
+            .flat_map(|g| g.output_file_paths.iter().map(String::as_str))
     }
 
     /// The multivariant playlist of the (first) HLS group.
@@ -108,7 +110,13 @@ pub fn job_state_change_entry(job: &JobStateChange, account: &str, region: &str)
         d.insert("timestamp".into(), json!(ts));
     }
     d.insert("accountId".into(), json!(account));
-    d.insert("queue".into(), json!(job.queue.clone().unwrap_or_else(|| default_queue_arn(account, region))));
+    d.insert(
+        "queue".into(),
+        json!(job
+            .queue
+            .clone()
+            .unwrap_or_else(|| default_queue_arn(account, region))),
+    );
     d.insert("jobId".into(), json!(job.job_id));
     d.insert("status".into(), json!(job.state.as_status()));
     d.insert("userMetadata".into(), json!(job.user_metadata));
@@ -130,7 +138,10 @@ pub fn job_state_change_entry(job: &JobStateChange, account: &str, region: &str)
         source: SOURCE.to_string(),
         detail_type: DETAIL_TYPE.to_string(),
         detail: Value::Object(d).to_string(),
-        resources: vec![format!("arn:aws:mediaconvert:{region}:{account}:jobs/{}", job.job_id)],
+        resources: vec![format!(
+            "arn:aws:mediaconvert:{region}:{account}:jobs/{}",
+            job.job_id
+        )],
         time_ms: job.timestamp_ms,
     }
 }
@@ -192,12 +203,17 @@ pub(crate) fn from_eventbridge(ev: &EventBridgeEvent<Value>) -> Result<Inbound, 
         "COMPLETE" => JobState::Complete,
         "ERROR" => JobState::Error,
         other => {
-            return Ok(Inbound::Ignored { reason: format!("MediaConvert job {job_id} status {other} needs no action") })
+            return Ok(Inbound::Ignored {
+                reason: format!("MediaConvert job {job_id} status {other} needs no action"),
+            })
         }
     };
     let error_code = match d.get("errorCode") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_i64().ok_or_else(|| invalid(format!("errorCode {v} is not an integer")))?),
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| invalid(format!("errorCode {v} is not an integer")))?,
+        ),
     };
     Ok(Inbound::MediaConvert(JobStateChange {
         job_id,
@@ -222,10 +238,14 @@ fn user_metadata(d: &Value) -> Result<BTreeMap<String, String>, InboundError> {
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Err(invalid(format!("userMetadata.{k} is {other}, expected a string"))),
+                other => Err(invalid(format!(
+                    "userMetadata.{k} is {other}, expected a string"
+                ))),
             })
             .collect(),
-        Some(other) => Err(invalid(format!("userMetadata is {other}, expected an object"))),
+        Some(other) => Err(invalid(format!(
+            "userMetadata is {other}, expected an object"
+        ))),
     }
 }
 
@@ -233,7 +253,11 @@ fn output_groups(d: &Value) -> Result<Vec<OutputGroupDetail>, InboundError> {
     let groups = match d.get("outputGroupDetails") {
         None | Some(Value::Null) => return Ok(vec![]),
         Some(Value::Array(a)) => a,
-        Some(other) => return Err(invalid(format!("outputGroupDetails is {other}, expected an array"))),
+        Some(other) => {
+            return Err(invalid(format!(
+                "outputGroupDetails is {other}, expected an array"
+            )))
+        }
     };
     groups
         .iter()
@@ -251,7 +275,10 @@ fn output_groups(d: &Value) -> Result<Vec<OutputGroupDetail>, InboundError> {
                 ..Default::default()
             };
             for (j, o) in outputs.iter().enumerate() {
-                let paths = strings(o.get("outputFilePaths"), &at(&format!("outputDetails[{j}].outputFilePaths")))?;
+                let paths = strings(
+                    o.get("outputFilePaths"),
+                    &at(&format!("outputDetails[{j}].outputFilePaths")),
+                )?;
                 detail.output_file_paths.extend(paths);
                 if j == 0 {
                     detail.duration_ms = opt_u64(o, "durationInMs", WHAT)?;
@@ -281,8 +308,14 @@ fn strings(v: Option<&Value>, at: &str) -> Result<Vec<String>, InboundError> {
         None | Some(Value::Null) => Ok(vec![]),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|s| s.as_str().map(str::to_string).ok_or_else(|| invalid(format!("{at} holds {s}, expected strings"))))
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| invalid(format!("{at} holds {s}, expected strings")))
+            })
             .collect(),
-        Some(other) => Err(invalid(format!("{at} is {other}, expected an array of strings"))),
+        Some(other) => Err(invalid(format!(
+            "{at} is {other}, expected an array of strings"
+        ))),
     }
 }

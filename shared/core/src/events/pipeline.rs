@@ -54,8 +54,13 @@ impl PipelineDetail {
         matches!(self, Self::AssetCompleted { .. } | Self::AssetFailed { .. })
     }
 
-    pub const DETAIL_TYPES: [&'static str; 5] =
-        ["Transcode Submitted", "Media Prepared", "Analyses Completed", "Asset Completed", "Asset Failed"];
+    pub const DETAIL_TYPES: [&'static str; 5] = [
+        "Transcode Submitted",
+        "Media Prepared",
+        "Analyses Completed",
+        "Asset Completed",
+        "Asset Failed",
+    ];
 }
 
 /// A pipeline event: what goes in the EventBridge `detail`.
@@ -71,14 +76,21 @@ pub struct PipelineEvent {
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineEventError {
     #[error("detail-type {detail_type:?} does not match the detail's kind {kind:?}")]
-    DetailTypeMismatch { detail_type: String, kind: &'static str },
+    DetailTypeMismatch {
+        detail_type: String,
+        kind: &'static str,
+    },
     #[error("pipeline event detail: {0}")]
     Detail(#[from] serde_json::Error),
 }
 
 impl PipelineEvent {
     pub fn new(asset_id: AssetId, detail: PipelineDetail) -> Self {
-        Self { event_id: format!("{}:{}", asset_id, detail.slug()), asset_id, detail }
+        Self {
+            event_id: format!("{}:{}", asset_id, detail.slug()),
+            asset_id,
+            detail,
+        }
     }
 
     pub fn detail_type(&self) -> &'static str {
@@ -97,7 +109,9 @@ impl PipelineEvent {
     }
 
     /// Read a pipeline event back from a delivered envelope, checking detail-type and kind agree.
-    pub fn from_envelope(ev: &EventBridgeEvent<serde_json::Value>) -> Result<Self, PipelineEventError> {
+    pub fn from_envelope(
+        ev: &EventBridgeEvent<serde_json::Value>,
+    ) -> Result<Self, PipelineEventError> {
         let e: PipelineEvent = serde_json::from_value(ev.detail.clone())?;
         if e.detail_type() != ev.detail_type {
             return Err(PipelineEventError::DetailTypeMismatch {
@@ -117,11 +131,16 @@ mod tests {
         let id = AssetId::parse("a0123456789abcdef0123").unwrap();
         let u = S3Uri::parse("s3://out/assets/a/proxy/proxy.mp4").unwrap();
         [
-            PipelineDetail::TranscodeSubmitted { job_id: "1700000000000-abc123".into() },
+            PipelineDetail::TranscodeSubmitted {
+                job_id: "1700000000000-abc123".into(),
+            },
             PipelineDetail::MediaPrepared { proxy: u.clone() },
             PipelineDetail::AnalysesCompleted,
             PipelineDetail::AssetCompleted { vmap: u, breaks: 3 },
-            PipelineDetail::AssetFailed { stage: "transcode".into(), reason: "ERROR 1010: bad input".into() },
+            PipelineDetail::AssetFailed {
+                stage: "transcode".into(),
+                reason: "ERROR 1010: bad input".into(),
+            },
         ]
         .into_iter()
         .map(|d| PipelineEvent::new(id.clone(), d))
@@ -134,7 +153,14 @@ mod tests {
             let entry = ev.to_entry(Some(0));
             assert_eq!(entry.source, PIPELINE_SOURCE);
             assert!(PipelineDetail::DETAIL_TYPES.contains(&entry.detail_type.as_str()));
-            let env = entry.into_envelope("id-1".into(), "000000000000", "us-east-1", "1970-01-01T00:00:00Z".into()).unwrap();
+            let env = entry
+                .into_envelope(
+                    "id-1".into(),
+                    "000000000000",
+                    "us-east-1",
+                    "1970-01-01T00:00:00Z".into(),
+                )
+                .unwrap();
             let text = serde_json::to_string(&env).unwrap();
             let back: EventBridgeEvent<serde_json::Value> = serde_json::from_str(&text).unwrap();
             assert_eq!(PipelineEvent::from_envelope(&back).unwrap(), ev);
@@ -154,9 +180,15 @@ mod tests {
     #[test]
     fn mismatched_detail_type_is_refused() {
         let ev = &all()[1];
-        let mut env = ev.to_entry(None).into_envelope("x".into(), "a", "r", "t".into()).unwrap();
+        let mut env = ev
+            .to_entry(None)
+            .into_envelope("x".into(), "a", "r", "t".into())
+            .unwrap();
         env.detail_type = "Asset Completed".into();
-        assert!(matches!(PipelineEvent::from_envelope(&env), Err(PipelineEventError::DetailTypeMismatch { .. })));
+        assert!(matches!(
+            PipelineEvent::from_envelope(&env),
+            Err(PipelineEventError::DetailTypeMismatch { .. })
+        ));
         env.detail = serde_json::json!({"eventId": "x"});
         assert!(PipelineEvent::from_envelope(&env).is_err());
     }

@@ -81,7 +81,12 @@ pub fn completion_message(c: &VideoJobCompletion) -> String {
 /// The body SNS delivers to an SQS subscriber without raw message delivery. The signature
 /// fields (`SignatureVersion`, `Signature`, `SigningCertURL`, `UnsubscribeURL`) are left out:
 /// a local topic cannot sign, and cuepoint's consumers do not verify them.
-pub fn sns_envelope(message: &str, topic_arn: &str, message_id: &str, timestamp_rfc3339: &str) -> String {
+pub fn sns_envelope(
+    message: &str,
+    topic_arn: &str,
+    message_id: &str,
+    timestamp_rfc3339: &str,
+) -> String {
     json!({
         "Type": SNS_NOTIFICATION,
         "MessageId": message_id,
@@ -97,13 +102,19 @@ pub(crate) fn is_completion(v: &Value) -> bool {
     v.get("JobId").is_some() && v.get("Status").is_some() && v.get("API").is_some()
 }
 
-pub(crate) fn from_value(v: &Value, sns_message_id: Option<String>) -> Result<VideoJobCompletion, InboundError> {
+pub(crate) fn from_value(
+    v: &Value,
+    sns_message_id: Option<String>,
+) -> Result<VideoJobCompletion, InboundError> {
     const WHAT: &str = "Rekognition completion notification";
     let video = match v.get("Video") {
         None | Some(Value::Null) => None,
         Some(o @ Value::Object(_)) => Some(o),
         Some(other) => {
-            return Err(InboundError::Invalid { what: WHAT, why: format!("Video is {other}, expected an object") })
+            return Err(InboundError::Invalid {
+                what: WHAT,
+                why: format!("Video is {other}, expected an object"),
+            })
         }
     };
     Ok(VideoJobCompletion {
@@ -112,8 +123,14 @@ pub(crate) fn from_value(v: &Value, sns_message_id: Option<String>) -> Result<Vi
         api: req_str(v, "API", WHAT)?.to_string(),
         job_tag: opt_str(v, "JobTag", WHAT)?,
         timestamp_ms: opt_u64(v, "Timestamp", WHAT)?,
-        video_bucket: video.map(|o| opt_str(o, "S3Bucket", WHAT)).transpose()?.flatten(),
-        video_key: video.map(|o| opt_str(o, "S3ObjectName", WHAT)).transpose()?.flatten(),
+        video_bucket: video
+            .map(|o| opt_str(o, "S3Bucket", WHAT))
+            .transpose()?
+            .flatten(),
+        video_key: video
+            .map(|o| opt_str(o, "S3ObjectName", WHAT))
+            .transpose()?
+            .flatten(),
         sns_message_id,
     })
 }
@@ -157,6 +174,9 @@ mod tests {
             sns_message_id: Some("ignored".into()),
         };
         let v: Value = serde_json::from_str(&completion_message(&c)).unwrap();
-        assert_eq!(v, json!({"API": "StartLabelDetection", "JobId": "j1", "Status": "ERROR"}));
+        assert_eq!(
+            v,
+            json!({"API": "StartLabelDetection", "JobId": "j1", "Status": "ERROR"})
+        );
     }
 }

@@ -43,7 +43,16 @@ pub struct ObjectCreated {
 impl ObjectCreated {
     /// An object with only its location known (the rest `None`).
     pub fn new(bucket: BucketName, key: ObjectKey) -> Self {
-        Self { bucket, key, size: None, etag: None, version_id: None, sequencer: None, event_time: None, reason: None }
+        Self {
+            bucket,
+            key,
+            size: None,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+            event_time: None,
+            reason: None,
+        }
     }
 
     pub fn source_object(&self) -> SourceObject {
@@ -63,7 +72,9 @@ pub fn encode_key(key: &ObjectKey) -> String {
     let mut out = String::with_capacity(key.as_str().len());
     for b in key.as_str().bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -108,7 +119,9 @@ pub fn object_created_entry(o: &ObjectCreated, time_ms: Option<u64>) -> PutEvent
 /// (`Object Deleted`, `Object Restore Completed`, ...) is `Ignored`.
 pub(crate) fn from_eventbridge(ev: &EventBridgeEvent<Value>) -> Result<Inbound, InboundError> {
     if ev.detail_type != DETAIL_TYPE_OBJECT_CREATED {
-        return Ok(Inbound::Ignored { reason: format!("S3 event {:?} needs no action", ev.detail_type) });
+        return Ok(Inbound::Ignored {
+            reason: format!("S3 event {:?} needs no action", ev.detail_type),
+        });
     }
     const WHAT: &str = "S3 Object Created event";
     let bucket = req_obj(&ev.detail, "bucket", WHAT)?;
@@ -132,7 +145,9 @@ pub(crate) fn from_eventbridge(ev: &EventBridgeEvent<Value>) -> Result<Inbound, 
 pub(crate) fn from_records(records: &[Value]) -> Result<Vec<Inbound>, InboundError> {
     const WHAT: &str = "S3 notification record";
     if records.is_empty() {
-        return Ok(vec![Inbound::Ignored { reason: "S3 notification with no records".into() }]);
+        return Ok(vec![Inbound::Ignored {
+            reason: "S3 notification with no records".into(),
+        }]);
     }
     let mut out = Vec::with_capacity(records.len());
     for (i, rec) in records.iter().enumerate() {
@@ -144,8 +159,13 @@ pub(crate) fn from_records(records: &[Value]) -> Result<Vec<Inbound>, InboundErr
         }
         let name = req_str(rec, "eventName", WHAT)?;
         let Some(action) = name.strip_prefix("ObjectCreated:") else {
-            let key = rec.pointer("/s3/object/key").and_then(Value::as_str).unwrap_or("?");
-            out.push(Inbound::Ignored { reason: format!("S3 {name} of {key:?} needs no action") });
+            let key = rec
+                .pointer("/s3/object/key")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            out.push(Inbound::Ignored {
+                reason: format!("S3 {name} of {key:?} needs no action"),
+            });
             continue;
         };
         let s3 = req_obj(rec, "s3", WHAT)?;
@@ -176,11 +196,17 @@ fn reason_for_action(action: &str) -> String {
 }
 
 fn parse_bucket(name: &str) -> Result<BucketName, InboundError> {
-    BucketName::parse(name).map_err(|e| InboundError::Invalid { what: "S3 bucket name", why: e.to_string() })
+    BucketName::parse(name).map_err(|e| InboundError::Invalid {
+        what: "S3 bucket name",
+        why: e.to_string(),
+    })
 }
 
 fn parse_key(raw: &str) -> Result<ObjectKey, InboundError> {
-    ObjectKey::from_url_encoded(raw).map_err(|e| InboundError::Invalid { what: "S3 object key", why: e.to_string() })
+    ObjectKey::from_url_encoded(raw).map_err(|e| InboundError::Invalid {
+        what: "S3 object key",
+        why: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -189,18 +215,30 @@ mod tests {
 
     #[test]
     fn encode_key_inverts_from_url_encoded() {
-        for raw in ["in/my movie (1).mxf", "a+b%20c.mov", "café/ünï code.mp4", "x&y=z?.ts", "plain/key.mp4"] {
+        for raw in [
+            "in/my movie (1).mxf",
+            "a+b%20c.mov",
+            "café/ünï code.mp4",
+            "x&y=z?.ts",
+            "plain/key.mp4",
+        ] {
             let key = ObjectKey::parse(raw).unwrap();
             let enc = encode_key(&key);
             assert!(!enc.contains(' '), "{enc}");
             assert_eq!(ObjectKey::from_url_encoded(&enc).unwrap(), key, "{enc}");
         }
-        assert_eq!(encode_key(&ObjectKey::parse("in/my movie+1.mp4").unwrap()), "in/my+movie%2B1.mp4");
+        assert_eq!(
+            encode_key(&ObjectKey::parse("in/my movie+1.mp4").unwrap()),
+            "in/my+movie%2B1.mp4"
+        );
     }
 
     #[test]
     fn entry_carries_the_eventbridge_shape() {
-        let mut o = ObjectCreated::new(BucketName::parse("ingest-1").unwrap(), ObjectKey::parse("in/a b.mxf").unwrap());
+        let mut o = ObjectCreated::new(
+            BucketName::parse("ingest-1").unwrap(),
+            ObjectKey::parse("in/a b.mxf").unwrap(),
+        );
         o.size = Some(42);
         let e = object_created_entry(&o, Some(1_000));
         assert_eq!(e.source, "aws.s3");

@@ -25,7 +25,9 @@ pub use default_policy::{
     candidates as default_candidates, silence_intervals as default_silence_intervals,
     DefaultPolicyConfig, ReasonWeights, SilenceTracks,
 };
-pub use inputs::{first_variant, parse_hls_boundaries, InputError, ScoringInputs, MAX_LOUDNESS_TRACKS};
+pub use inputs::{
+    first_variant, parse_hls_boundaries, InputError, ScoringInputs, MAX_LOUDNESS_TRACKS,
+};
 pub use reference::{
     candidates as reference_candidates, CONTEXT_INTERVAL_SECONDS, CONTEXT_MIN_CONFIDENCE,
     MERGE_DISTANCE_SECONDS, SILENCE_THRESHOLD, START_THRESHOLD_SECONDS,

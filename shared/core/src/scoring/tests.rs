@@ -511,7 +511,10 @@ fn duration_falls_back_to_other_results_then_loudness() {
 /// The default configuration with no score floor, so the mechanics below (spacing, guards,
 /// snapping) can be shown on weak single-reason slots.
 fn cfg() -> DefaultPolicyConfig {
-    DefaultPolicyConfig { min_break_score: 0.0, ..DefaultPolicyConfig::default() }
+    DefaultPolicyConfig {
+        min_break_score: 0.0,
+        ..DefaultPolicyConfig::default()
+    }
 }
 
 fn default_out(i: &ScoringInputs, c: DefaultPolicyConfig, n: usize) -> ScoringOutput {

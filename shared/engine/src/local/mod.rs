@@ -216,7 +216,13 @@ impl LocalEngine {
         config: LocalEngineConfig,
     ) -> Self {
         LocalEngine {
-            media_convert: LocalMediaConvert::new(blobs.clone(), bus, ledger.clone(), clock.clone(), config.clone()),
+            media_convert: LocalMediaConvert::new(
+                blobs.clone(),
+                bus,
+                ledger.clone(),
+                clock.clone(),
+                config.clone(),
+            ),
             rekognition: LocalRekognition::new(blobs, topic, ledger, clock, config),
         }
     }
