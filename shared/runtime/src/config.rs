@@ -45,6 +45,7 @@ pub struct Settings {
     pub scoring: serde_json::Value,
     /// Deadlines per state and what the sweeper does past them.
     pub stuck: cuepoint_core::stuck::StuckPolicy,
+    pub models: ModelsSettings,
     pub aws: AwsSettings,
 }
 
@@ -62,6 +63,7 @@ impl Default for Settings {
             analysis: AnalysisSettings::default(),
             scoring: serde_json::Value::Object(Default::default()),
             stuck: cuepoint_core::stuck::StuckPolicy::default(),
+            models: ModelsSettings::default(),
             aws: AwsSettings::default(),
         }
     }
@@ -136,6 +138,14 @@ impl Default for AnalysisSettings {
             cap_retry_seconds: 30,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelsSettings {
+    /// Where `cuepoint models install` puts the offline models. Unset: `CUEPOINT_MODELS_DIR`,
+    /// else `$XDG_CACHE_HOME/cuepoint/models` or `~/.cache/cuepoint/models`.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

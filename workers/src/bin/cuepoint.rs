@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use cuepoint_workers::cli::run::CommonArgs;
-use cuepoint_workers::cli::{analyze, demo, run, status};
+use cuepoint_workers::cli::{analyze, demo, models, run, status};
 use cuepoint_workers::handlers::WorkerKind;
 
 #[derive(Debug, Parser)]
@@ -76,6 +76,11 @@ enum Command {
         json: bool,
         #[command(flatten)]
         common: CommonArgs,
+    },
+    /// Install, list and locate the offline models of the embedded default.
+    Models {
+        #[command(subcommand)]
+        cmd: models::ModelsCommand,
     },
     /// Run one or more workers in this process until SIGTERM (as the worker binaries do).
     Worker {
@@ -159,6 +164,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;
             status::sweep(&backend, dry_run, json).await.map(|_| 0)
         }
+        Command::Models { cmd } => tokio::task::spawn_blocking(move || models::run(&cmd)).await?,
         Command::Worker { names, common } => {
             let kinds: Vec<WorkerKind> = if names.iter().any(|n| n == "all") {
                 WorkerKind::ALL.to_vec()

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod demo;
+pub mod models;
 pub mod run;
 pub mod status;
 pub mod summary;
