@@ -56,6 +56,8 @@ pub fn routing(settings: &Settings) -> anyhow::Result<RoutingDefinition> {
 fn validate(settings: &Settings) -> anyhow::Result<()> {
     BucketName::parse(settings.ingest_bucket.clone()).context("ingest_bucket")?;
     BucketName::parse(settings.output_bucket.clone()).context("output_bucket")?;
+    crate::scoring_config::ScoringSettings::validated(&settings.scoring)
+        .map_err(anyhow::Error::msg)?;
     Ok(())
 }
 

@@ -2,14 +2,16 @@
 //! inventory, and the default policy's knobs.
 
 use cuepoint_core::ads::AdInventory;
-use cuepoint_core::scoring::{score, DefaultPolicyConfig, Policy, ScoringInputs, ScoringOutput};
+use cuepoint_core::scoring::{
+    score, DefaultPolicyConfig, Policy, PolicyName, ScoringInputs, ScoringOutput,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScoringSettings {
     /// `default` or `reference`.
-    pub policy: String,
+    pub policy: PolicyName,
     /// How many breaks to choose.
     pub top: usize,
     /// Ad inventory file (`{"ads":[{"url","labels":[...]}]}`); the built-in one when unset.
@@ -22,7 +24,7 @@ pub struct ScoringSettings {
 impl Default for ScoringSettings {
     fn default() -> Self {
         Self {
-            policy: "default".into(),
+            policy: PolicyName::Default,
             top: 3,
             ads: None,
             default_policy: DefaultPolicyConfig::default(),
@@ -38,14 +40,22 @@ impl ScoringSettings {
         serde_json::from_value(v.clone()).map_err(|e| format!("scoring configuration: {e}"))
     }
 
+    /// Parses and checks everything a scoring run will need (knob ranges, the ad inventory), so a
+    /// bad value stops the process at start-up instead of failing every asset later.
+    pub fn validated(v: &serde_json::Value) -> Result<Self, String> {
+        let s = Self::from_value(v)?;
+        s.default_policy
+            .validate()
+            .map_err(|e| format!("scoring.default: {e}"))?;
+        s.inventory()?;
+        Ok(s)
+    }
+
     pub fn policy(&self) -> Result<Policy, String> {
-        match self.policy.as_str() {
-            "reference" => Ok(Policy::Reference),
-            "default" => Ok(Policy::Default(self.default_policy.clone())),
-            other => Err(format!(
-                "unknown scoring policy {other:?} (expected default or reference)"
-            )),
-        }
+        Ok(match self.policy {
+            PolicyName::Reference => Policy::Reference,
+            PolicyName::Default => Policy::Default(self.default_policy.clone()),
+        })
     }
 
     pub fn inventory(&self) -> Result<AdInventory, String> {
@@ -67,5 +77,36 @@ impl ScoringSettings {
         let inventory = self.inventory()?;
         let planned = cuepoint_core::vmap::plan_breaks(&output.breaks, &inventory);
         cuepoint_core::vmap::build_vmap(&planned).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn knobs_are_typed_and_checked() {
+        let v = json!({"policy": "reference", "default": {"speech_penalty": 0.25, "brand_safety": {"window_seconds": 3}}});
+        let s = ScoringSettings::validated(&v).unwrap();
+        assert_eq!(s.policy, PolicyName::Reference);
+        assert_eq!(s.default_policy.speech_penalty, 0.25);
+        assert_eq!(s.default_policy.brand_safety.window_seconds, 3.0);
+        assert!(ScoringSettings::validated(&json!({})).is_ok());
+        let err =
+            ScoringSettings::validated(&json!({"default": {"speech_penalty": 2}})).unwrap_err();
+        assert!(err.contains("speech_penalty must be in [0, 1]"), "{err}");
+        let err = ScoringSettings::validated(
+            &json!({"default": {"brand_safety": {"min_confidence": 150}}}),
+        )
+        .unwrap_err();
+        assert!(err.contains("brand_safety.min_confidence"), "{err}");
+        let err = ScoringSettings::validated(&json!({"policy": "smart"})).unwrap_err();
+        assert!(err.contains("unknown variant `smart`"), "{err}");
+        // A knob in the wrong section is a typo, not silently ignored.
+        let err = ScoringSettings::validated(&json!({"speech_penalty": 0.5})).unwrap_err();
+        assert!(err.contains("unknown field `speech_penalty`"), "{err}");
+        let err = ScoringSettings::validated(&json!({"ads": "/nonexistent/ads.json"})).unwrap_err();
+        assert!(err.contains("/nonexistent/ads.json"), "{err}");
     }
 }

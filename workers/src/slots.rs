@@ -226,6 +226,10 @@ fn table(output: &ScoringOutput, plan: &[VmapBreak]) -> String {
             id,
             reasons(slot)
         );
+        // Why the slot was marked down or refused (default policy).
+        for note in &slot.notes {
+            let _ = writeln!(s, "{:<14} {:>7}  {:<11} {note}", "", "", "");
+        }
     }
     if !output.breaks.is_empty() {
         let _ = writeln!(s, "\nbreaks:");

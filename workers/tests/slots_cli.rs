@@ -268,3 +268,52 @@ fn custom_ad_inventory_is_used() {
     // Nothing in common at 50 s: the first ad in inventory order.
     assert_eq!(v["ads"][1]["ad_url"], "https://ads.example/generic.mp4");
 }
+
+#[test]
+fn speech_and_moderation_explain_and_refuse_slots() {
+    // Someone speaks over the 36.4 s cut and a flagged frame sits 4 s after the end credits.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), dir.path());
+    std::fs::write(
+        dir.path().join("speech.json"),
+        r#"{"JobStatus":"SUCCEEDED","Speech":[{"Track":1,"StartTimestamp":35000,"EndTimestamp":38000,"Confidence":91.0}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("moderation.json"),
+        r#"{"JobStatus":"SUCCEEDED","ModerationLabels":[{"Timestamp":54000,"ModerationLabel":{"Name":"Violence","Confidence":88.0,"ParentName":""}}]}"#,
+    )
+    .unwrap();
+    let v = slots_json(dir.path(), &["--min-spacing", "15", "--top", "5"]);
+    // Without these files the breaks are 16 s and 36 s (see default_policy_knobs_from_flags).
+    assert_eq!(times(&v["breaks"]), vec![16.0]);
+    let slot = |t: f64| {
+        v["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["timestamp"].as_f64() == Some(t))
+            .cloned()
+            .unwrap_or_else(|| panic!("no slot at {t}"))
+    };
+    assert_eq!(slot(36.4)["notes"][0]["kind"], "inside_speech");
+    assert_eq!(slot(50.0)["notes"][0]["kind"], "near_moderation");
+    assert_eq!(slot(50.0)["notes"][0]["name"], "Violence");
+    // The table says why, in words.
+    let out = cuepoint(&["slots", dir.path().to_str().unwrap()]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("inside speech on track 1 (35.000-38.000 s)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("refused for brand safety: moderation label \"Violence\""),
+        "{table}"
+    );
+    // The reference policy is not affected by either file.
+    let reference = slots_json(dir.path(), &["--policy", "reference"]);
+    assert_eq!(
+        reference,
+        slots_json(&fixture(), &["--policy", "reference"])
+    );
+}

@@ -10,6 +10,10 @@ pub const LABELS: &str = "labels.json";
 pub const FACES: &str = "faces.json";
 pub const CELEBRITIES: &str = "celebrities.json";
 pub const MODERATION: &str = "moderation.json";
+/// Speech activity per audio track (`crate::speech`).
+pub const SPEECH: &str = "speech.json";
+/// What was said, in Amazon Transcribe's output shape (`crate::transcript`).
+pub const TRANSCRIPT: &str = "transcript.json";
 pub const SLOTS: &str = "slots.json";
 pub const VMAP: &str = "ad_breaks.vmap";
 pub const ASSET: &str = "asset.json";

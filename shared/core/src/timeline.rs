@@ -242,6 +242,7 @@ mod tests {
             reasons: vec![Reason::Silence, Reason::BlackFrame],
             context: Default::default(),
             snapped_from: None,
+            notes: vec![],
         };
         let logs = [log(true), log(false)];
         let svg = render_svg(&TimelineInput {

@@ -560,6 +560,7 @@ mod tests {
                 ..SlotContext::default()
             },
             snapped_from: None,
+            notes: vec![],
         }
     }
 

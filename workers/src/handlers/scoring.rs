@@ -44,6 +44,7 @@ pub async fn on_analyses_completed(
             .iter()
             .map(|k| k.results_file().to_string()),
     );
+    wanted.push(results::SPEECH.to_string());
     wanted.push(results::HLS_MASTER.to_string());
     for rel in wanted {
         if let Some(bytes) = ctx

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{ContextEntry, ContextSide, SlotContext};
+use crate::rekognition::NamedDetection;
 use crate::scoring::ScoringInputs;
 
 /// Window and confidence filter of the context look-up.
@@ -25,8 +26,44 @@ impl Default for ContextParams {
     }
 }
 
-/// The context of time `t` (seconds) from the four result lists in `inputs`.
+/// Name of the entry a face without emotions gives when [`ContextExtras::bare_faces`] is on.
+pub const FACE_ENTRY: &str = "Face";
+
+/// What the default policy counts beyond what the reference sample counts. The local engine's
+/// face detector reports no emotions and its labels carry their parents only inside each label,
+/// so with the sample's rules faces would never show in the context and a "Tabby Cat" would have
+/// nothing in common with a "Tiger Cat".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ContextExtras {
+    /// A face without emotions gives one entry [`FACE_ENTRY`] at the face's confidence (the
+    /// sample: nothing).
+    pub bare_faces: bool,
+    /// A label's `Parents` count as labels at the label's confidence (Rekognition also lists them
+    /// as labels of their own; a name already there keeps its highest confidence).
+    pub label_parents: bool,
+}
+
+impl ContextExtras {
+    /// Everything on: what the default policy uses.
+    pub const ALL: ContextExtras = ContextExtras {
+        bare_faces: true,
+        label_parents: true,
+    };
+}
+
+/// The context of time `t` (seconds) from the four result lists in `inputs`, by the reference
+/// sample's rules.
 pub fn context_at(t: f64, inputs: &ScoringInputs, params: &ContextParams) -> SlotContext {
+    context_with(t, inputs, params, ContextExtras::default())
+}
+
+/// [`context_at`] counting the `extras` too.
+pub fn context_with(
+    t: f64,
+    inputs: &ScoringInputs,
+    params: &ContextParams,
+    extras: ContextExtras,
+) -> SlotContext {
     let celebrities = inputs
         .celebrities
         .as_ref()
@@ -55,15 +92,21 @@ pub fn context_at(t: f64, inputs: &ScoringInputs, params: &ContextParams) -> Slo
             |c| c.timestamp,
             |c, push| push(&c.celebrity.name, c.celebrity.confidence),
         ),
-        // A face gives one entry per emotion; a face without emotions gives nothing.
+        // A face gives one entry per emotion; a face without emotions gives nothing (or one
+        // "Face" entry with the extras).
         faces: side(
             faces,
             t,
             params,
             |f| f.timestamp,
             |f, push| {
-                for e in f.face.emotions.iter().flatten() {
+                let emotions = f.face.emotions.as_deref().unwrap_or_default();
+                for e in emotions {
                     push(&e.emotion_type, e.confidence);
+                }
+                if extras.bare_faces && emotions.is_empty() {
+                    // A face without a confidence cannot pass the confidence filter.
+                    push(FACE_ENTRY, f.face.confidence.unwrap_or(0.0));
                 }
             },
         ),
@@ -72,7 +115,14 @@ pub fn context_at(t: f64, inputs: &ScoringInputs, params: &ContextParams) -> Slo
             t,
             params,
             |l| l.timestamp,
-            |l, push| push(&l.label.name, l.label.confidence),
+            |l, push| {
+                push(&l.label.name, l.label.confidence);
+                if extras.label_parents {
+                    for parent in parent_names(&l.label) {
+                        push(parent, l.label.confidence);
+                    }
+                }
+            },
         ),
         moderation: side(
             moderation,
@@ -82,6 +132,17 @@ pub fn context_at(t: f64, inputs: &ScoringInputs, params: &ContextParams) -> Slo
             |m, push| push(&m.moderation_label.name, m.moderation_label.confidence),
         ),
     }
+}
+
+/// The `Parents[].Name` of a label (Rekognition's shape), in order.
+fn parent_names(label: &NamedDetection) -> impl Iterator<Item = &str> {
+    label
+        .extra
+        .get("Parents")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("Name").and_then(|n| n.as_str()))
 }
 
 /// Scans `items` in order: results in `[t - interval, t]` go Before, otherwise those in

@@ -15,7 +15,13 @@
 //!    shot change inside a silence is a `[Silence, ShotChange]` slot.
 //! 4. Score: the probabilistic "or" of the reasons' weights (a lone shot change is a weak break,
 //!    silence + picture cut a strong one), then "or" `context_weight * label distance` when labels
-//!    exist on both sides (a change of scene). No position penalty: hard guards instead.
+//!    exist on both sides (a change of scene; a label's parents count as labels). A slot inside a
+//!    speech interval (`speech.json`) is multiplied by `1 - speech_penalty`: a break there cuts
+//!    someone off mid-sentence. Without `speech.json` nobody knows, and nothing is penalised.
+//!    No position penalty: hard guards instead.
+//!    Brand safety: a slot within `brand_safety.window_seconds` of a moderation label of at least
+//!    `brand_safety.min_confidence` (measured from where the break would sit, HLS snapping
+//!    included) is never a break; its notes say which label refused it.
 //! 5. Breaks: slots at least `lead_in_seconds` after the start and `lead_out_seconds` before the
 //!    end, scoring at least `min_break_score`, taken best first (ties: earlier first) while at least
 //!    `min_spacing_seconds` from every break already taken, up to N; returned in time order.
@@ -28,10 +34,10 @@ use std::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 
 use super::candidates::{visual_cues, Candidate};
-use super::context::{context_at, ContextParams};
+use super::context::{context_with, ContextExtras, ContextParams};
 use super::{
     checked_duration, disjunction, PolicyName, Reason, ScoringError, ScoringInputs, ScoringOutput,
-    Slot,
+    Slot, SlotNote,
 };
 use crate::loudness::{
     common_silence, silence_intervals as track_silences, LoudnessMeasure, SilenceInterval,
@@ -80,6 +86,30 @@ impl ReasonWeights {
     }
 }
 
+/// No break near unsafe content: advertisers do not want their ad next to what content
+/// moderation flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrandSafety {
+    /// Off: moderation labels never refuse a slot.
+    pub enabled: bool,
+    /// Moderation labels at or above this confidence (percent, 0-100) count.
+    pub min_confidence: f64,
+    /// A slot this close (seconds, either side) to such a label is refused.
+    pub window_seconds: f64,
+}
+
+impl Default for BrandSafety {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            // Rekognition's own default MinConfidence for content moderation.
+            min_confidence: 50.0,
+            window_seconds: 10.0,
+        }
+    }
+}
+
 /// Every constant of the default policy. Deserializes from JSON with defaults for missing
 /// fields (unknown fields are rejected, to catch typos).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +139,10 @@ pub struct DefaultPolicyConfig {
     pub context_min_confidence: f64,
     /// Move breaks onto HLS segment boundaries when they are known.
     pub snap_to_hls: bool,
+    /// How much a slot inside a speech interval loses, in [0, 1]: its score is multiplied by
+    /// `1 - speech_penalty` (0.5: silence alone inside speech no longer qualifies).
+    pub speech_penalty: f64,
+    pub brand_safety: BrandSafety,
 }
 
 impl Default for DefaultPolicyConfig {
@@ -128,6 +162,8 @@ impl Default for DefaultPolicyConfig {
             context_interval_seconds: 2.0,
             context_min_confidence: 70.0,
             snap_to_hls: true,
+            speech_penalty: 0.5,
+            brand_safety: BrandSafety::default(),
         }
     }
 }
@@ -142,6 +178,7 @@ impl DefaultPolicyConfig {
             ("weights.end_credits", self.weights.end_credits),
             ("context_weight", self.context_weight),
             ("min_break_score", self.min_break_score),
+            ("speech_penalty", self.speech_penalty),
         ];
         for (name, v) in unit {
             if !(0.0..=1.0).contains(&v) {
@@ -157,6 +194,10 @@ impl DefaultPolicyConfig {
             ("lead_in_seconds", self.lead_in_seconds),
             ("lead_out_seconds", self.lead_out_seconds),
             ("context_interval_seconds", self.context_interval_seconds),
+            (
+                "brand_safety.window_seconds",
+                self.brand_safety.window_seconds,
+            ),
         ];
         for (name, v) in seconds {
             if !(v.is_finite() && v >= 0.0) {
@@ -169,6 +210,12 @@ impl DefaultPolicyConfig {
             return Err(ScoringError::Config(
                 "silence_threshold and context_min_confidence must be finite".into(),
             ));
+        }
+        let c = self.brand_safety.min_confidence;
+        if !(0.0..=100.0).contains(&c) {
+            return Err(ScoringError::Config(format!(
+                "brand_safety.min_confidence must be a percentage in [0, 100], got {c}"
+            )));
         }
         Ok(())
     }
@@ -257,6 +304,10 @@ pub(super) fn score(
         interval: cfg.context_interval_seconds,
         min_confidence: cfg.context_min_confidence,
     };
+    let boundaries = inputs
+        .hls_segment_boundaries
+        .as_deref()
+        .filter(|b| cfg.snap_to_hls && !b.is_empty());
 
     // Chain points into clusters.
     let mut clusters: Vec<Vec<Candidate>> = Vec::new();
@@ -294,7 +345,7 @@ pub(super) fn score(
                 .map(|&r| cfg.weights.of(r))
                 .reduce(disjunction)
                 .unwrap_or(0.0);
-            let context = context_at(anchor, inputs, &params);
+            let context = context_with(anchor, inputs, &params, ContextExtras::ALL);
             let labels = &context.labels;
             if !labels.before.is_empty() && !labels.after.is_empty() {
                 let common = labels
@@ -305,20 +356,30 @@ pub(super) fn score(
                 let distance = 1.0 - common as f64 / union as f64;
                 score = disjunction(score, cfg.context_weight * distance);
             }
+            let mut notes = Vec::new();
+            let speaking = inputs.speech.as_ref().and_then(|s| s.speaking_at(anchor));
+            if let Some(iv) = speaking.filter(|_| cfg.speech_penalty > 0.0) {
+                score *= 1.0 - cfg.speech_penalty;
+                notes.push(SlotNote::InsideSpeech {
+                    track: iv.track,
+                    start: iv.start_seconds(),
+                    end: iv.end_seconds(),
+                    penalty: cfg.speech_penalty,
+                });
+            }
+            let at_break = boundaries.map_or(anchor, |b| nearest_boundary(b, anchor));
+            notes.extend(unsafe_nearby(inputs, &cfg.brand_safety, anchor, at_break));
             Slot {
                 timestamp: anchor,
                 score,
                 reasons,
                 context,
                 snapped_from: None,
+                notes,
             }
         })
         .collect();
 
-    let boundaries = inputs
-        .hls_segment_boundaries
-        .as_deref()
-        .filter(|b| cfg.snap_to_hls && !b.is_empty());
     let breaks = choose_breaks(&slots, duration, cfg, boundaries, top_n);
     Ok(ScoringOutput {
         policy: PolicyName::Default,
@@ -326,6 +387,50 @@ pub(super) fn score(
         slots,
         breaks,
     })
+}
+
+/// The moderation label that refuses a break between `from` and `to` (the slot and where the
+/// break would sit): the nearest one at or above the brand-safety confidence within the window
+/// (ties: the more confident, then the earlier in the list).
+fn unsafe_nearby(
+    inputs: &ScoringInputs,
+    safety: &BrandSafety,
+    from: f64,
+    to: f64,
+) -> Option<SlotNote> {
+    if !safety.enabled {
+        return None;
+    }
+    let (lo, hi) = (from.min(to), from.max(to));
+    let labels = inputs.moderation.as_ref()?.moderation_labels.iter();
+    labels
+        .filter(|m| m.moderation_label.confidence >= safety.min_confidence)
+        .map(|m| {
+            let at = m.timestamp as f64 / 1000.0;
+            let distance = if at < lo {
+                lo - at
+            } else if at > hi {
+                at - hi
+            } else {
+                0.0
+            };
+            (m, at, distance)
+        })
+        .filter(|&(_, _, d)| d <= safety.window_seconds)
+        .min_by(|a, b| {
+            a.2.total_cmp(&b.2).then(
+                b.0.moderation_label
+                    .confidence
+                    .total_cmp(&a.0.moderation_label.confidence),
+            )
+        })
+        .map(|(m, at, distance)| SlotNote::NearModeration {
+            name: m.moderation_label.name.clone(),
+            confidence: m.moderation_label.confidence,
+            at,
+            distance,
+            window: safety.window_seconds,
+        })
 }
 
 /// The boundary nearest to `t` (ties: the earlier). `boundaries` must not be empty.
@@ -362,7 +467,8 @@ fn choose_breaks(
             s
         })
         .filter(|s| {
-            s.timestamp >= cfg.lead_in_seconds
+            !s.refused()
+                && s.timestamp >= cfg.lead_in_seconds
                 && s.timestamp <= end - cfg.lead_out_seconds
                 && s.score >= cfg.min_break_score
         })

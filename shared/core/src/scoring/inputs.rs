@@ -6,6 +6,7 @@ use crate::rekognition::{
     CelebrityResults, FaceResults, LabelResults, ModerationResults, SegmentDetection, VideoMetadata,
 };
 use crate::results;
+use crate::speech::SpeechResults;
 
 /// More loudness tracks than this is treated as a broken results directory.
 pub const MAX_LOUDNESS_TRACKS: usize = 64;
@@ -25,6 +26,8 @@ pub struct ScoringInputs {
     pub celebrities: Option<CelebrityResults>,
     pub faces: Option<FaceResults>,
     pub moderation: Option<ModerationResults>,
+    /// When someone speaks. `None` (no `speech.json`) means unknown, not "no speech".
+    pub speech: Option<SpeechResults>,
     /// Start times of the HLS segments (0 first, then the cumulative `#EXTINF` durations), when
     /// the rendition is known.
     pub hls_segment_boundaries: Option<Vec<f64>>,
@@ -74,7 +77,8 @@ impl ScoringInputs {
     /// Reads a results layout through `read`, which maps a relative path (e.g.
     /// `loudness/track-1.csv`) to its bytes, `Ok(None)` when the file does not exist, or an error
     /// message. Reads `loudness/track-<n>.csv` for n = 1, 2, ... up to the first missing one,
-    /// `segments.json`, `labels.json`, `celebrities.json`, `faces.json`, `moderation.json`, and
+    /// `segments.json`, `labels.json`, `celebrities.json`, `faces.json`, `moderation.json`,
+    /// `speech.json`, and
     /// `hls/index.m3u8` (following a master playlist to its first variant) for segment
     /// boundaries. A missing file means no results of that kind.
     pub fn from_files(
@@ -121,6 +125,7 @@ impl ScoringInputs {
         inputs.celebrities = read_json(&read_text, results::CELEBRITIES, "celebrity recognition")?;
         inputs.faces = read_json(&read_text, results::FACES, "face detection")?;
         inputs.moderation = read_json(&read_text, results::MODERATION, "content moderation")?;
+        inputs.speech = read_json(&read_text, results::SPEECH, "speech activity")?;
         inputs.hls_segment_boundaries = read_hls(&read_text)?;
         Ok(inputs)
     }

@@ -20,9 +20,9 @@ mod reference;
 use serde::{Deserialize, Serialize};
 
 pub use candidates::{visual_cues, BlackSpan, Candidate, VisualCues};
-pub use context::{context_at, ContextParams};
+pub use context::{context_at, context_with, ContextExtras, ContextParams, FACE_ENTRY};
 pub use default_policy::{
-    candidates as default_candidates, silence_intervals as default_silence_intervals,
+    candidates as default_candidates, silence_intervals as default_silence_intervals, BrandSafety,
     DefaultPolicyConfig, ReasonWeights, SilenceTracks,
 };
 pub use inputs::{
@@ -126,6 +126,77 @@ pub struct Slot {
     /// Where the slot was before it was moved onto an HLS segment boundary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapped_from: Option<f64>,
+    /// Why the default policy marked the slot down or will not break there (the reference policy
+    /// writes none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<SlotNote>,
+}
+
+impl Slot {
+    /// True when a note rules the slot out as a break.
+    pub fn refused(&self) -> bool {
+        self.notes.iter().any(SlotNote::refuses)
+    }
+}
+
+/// Something the default policy found at a slot beyond its reasons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SlotNote {
+    /// The slot is inside a speech interval: a break there would cut someone off. The score was
+    /// multiplied by `1 - penalty`.
+    InsideSpeech {
+        track: u32,
+        /// Seconds.
+        start: f64,
+        end: f64,
+        penalty: f64,
+    },
+    /// A moderation label at or above the brand-safety confidence lies within the brand-safety
+    /// window: no advertiser wants to follow or precede it, so the slot is never a break.
+    NearModeration {
+        name: String,
+        confidence: f64,
+        /// Seconds from the start of the programme.
+        at: f64,
+        /// Seconds between the label and the slot.
+        distance: f64,
+        window: f64,
+    },
+}
+
+impl SlotNote {
+    pub fn refuses(&self) -> bool {
+        matches!(self, Self::NearModeration { .. })
+    }
+}
+
+impl std::fmt::Display for SlotNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InsideSpeech {
+                track,
+                start,
+                end,
+                penalty,
+            } => write!(
+                f,
+                "inside speech on track {track} ({start:.3}-{end:.3} s): score x {:.2}",
+                1.0 - penalty
+            ),
+            Self::NearModeration {
+                name,
+                confidence,
+                at,
+                distance,
+                window,
+            } => write!(
+                f,
+                "refused for brand safety: moderation label \"{name}\" ({confidence:.1}%) at \
+                 {at:.3} s, {distance:.3} s away (window {window} s)"
+            ),
+        }
+    }
 }
 
 /// Which policy produced an output.

@@ -161,6 +161,7 @@ pub(super) fn score(inputs: &ScoringInputs, top_n: usize) -> Result<ScoringOutpu
             reasons: vec![c.reason],
             context,
             snapped_from: None,
+            notes: Vec::new(),
         });
     }
 

@@ -1032,3 +1032,465 @@ proptest! {
         }
     }
 }
+
+// ---------- content analyses in the default policy ----------
+
+fn bare_face(ts: i64, confidence: f64) -> FaceDetection {
+    FaceDetection {
+        timestamp: ts,
+        face: FaceDetail {
+            confidence: Some(confidence),
+            ..FaceDetail::default()
+        },
+        ..FaceDetection::default()
+    }
+}
+
+fn speech(intervals: &[(u32, i64, i64)]) -> crate::speech::SpeechResults {
+    crate::speech::SpeechResults {
+        job_status: Some("SUCCEEDED".into()),
+        speech: intervals
+            .iter()
+            .map(|&(track, a, b)| crate::speech::SpeechInterval {
+                track,
+                start_timestamp: a,
+                end_timestamp: b,
+                confidence: 90.0,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn moderation(items: &[(i64, &str, f64)]) -> crate::rekognition::ModerationResults {
+    crate::rekognition::ModerationResults {
+        moderation_labels: items
+            .iter()
+            .map(|&(ts, n, c)| ContentModerationDetection {
+                timestamp: ts,
+                moderation_label: named(n, c),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn default_context_counts_faces_without_emotions_the_reference_does_not() {
+    let mut i = inputs(vec![], segments(60_000, vec![seg_shot(30_000)]));
+    i.faces = Some(crate::rekognition::FaceResults {
+        faces: vec![
+            bare_face(29_000, 97.0),
+            bare_face(29_500, 99.0),
+            bare_face(31_000, 60.0),
+        ],
+        ..Default::default()
+    });
+    let reference = score(&i, &Policy::Reference, 3).unwrap();
+    assert!(reference.slots[0].context.faces.is_empty());
+    let out = default_out(&i, cfg(), 3);
+    let faces = &out.slots[0].context.faces;
+    // One "Face" entry per side at its best confidence; the 60 % face is under the filter.
+    assert_eq!(
+        faces.before,
+        vec![ContextEntry {
+            name: FACE_ENTRY.into(),
+            confidence: 99.0
+        }]
+    );
+    assert!(faces.after.is_empty());
+}
+
+#[test]
+fn default_context_counts_label_parents() {
+    let mut i = inputs(vec![], segments(60_000, vec![seg_shot(30_000)]));
+    i.labels = Some(
+        serde_json::from_value(json!({"Labels": [
+            {"Timestamp": 29_000, "Label": {"Name": "Tabby Cat", "Confidence": 91.0,
+                "Parents": [{"Name": "Cat"}, {"Name": "Animal"}, {"Name": "Pet"}]}},
+            {"Timestamp": 31_000, "Label": {"Name": "Tiger Cat", "Confidence": 88.0,
+                "Parents": [{"Name": "Cat"}, {"Name": "Animal"}, {"Name": "Pet"}]}},
+        ]}))
+        .unwrap(),
+    );
+    let out = default_out(&i, cfg(), 3);
+    let labels = &out.slots[0].context.labels;
+    assert_eq!(
+        labels.before_names().collect::<Vec<_>>(),
+        ["Tabby Cat", "Cat", "Animal", "Pet"]
+    );
+    assert_eq!(labels.before[1].confidence, 91.0);
+    // 3 of 5 names in common: the scene barely changes.
+    let w = ReasonWeights::default();
+    assert!(close(
+        out.slots[0].score,
+        disjunction(w.shot_change, 0.3 * (1.0 - 3.0 / 5.0))
+    ));
+    // The reference sees names only.
+    let reference = score(&i, &Policy::Reference, 3).unwrap();
+    assert_eq!(
+        reference.slots[0]
+            .context
+            .labels
+            .before_names()
+            .collect::<Vec<_>>(),
+        ["Tabby Cat"]
+    );
+}
+
+/// The default policy with breaks allowed 10 s apart.
+fn spaced() -> DefaultPolicyConfig {
+    DefaultPolicyConfig {
+        min_spacing_seconds: 10.0,
+        ..DefaultPolicyConfig::default()
+    }
+}
+
+#[test]
+fn default_penalises_a_slot_inside_speech() {
+    // Black runs (0.7) at 20 s and 40 s; someone speaks 38-45 s on track 2.
+    let mut i = inputs(
+        vec![],
+        segments(
+            60_000,
+            vec![
+                seg_cue("BlackFrames", 20_000, 20_000),
+                seg_cue("BlackFrames", 40_000, 40_000),
+            ],
+        ),
+    );
+    let without = default_out(&i, spaced(), 3);
+    assert_eq!(
+        without
+            .breaks
+            .iter()
+            .map(|s| s.timestamp)
+            .collect::<Vec<_>>(),
+        vec![20.0, 40.0]
+    );
+    i.speech = Some(speech(&[(1, 5_000, 20_000), (2, 38_000, 45_000)]));
+    let out = default_out(&i, spaced(), 3);
+    let w = ReasonWeights::default();
+    // 20 s is where speech ends, not inside it.
+    assert_eq!(out.slots[0].score, w.black_frame);
+    assert!(out.slots[0].notes.is_empty());
+    assert!(close(out.slots[1].score, w.black_frame * 0.5));
+    assert_eq!(
+        out.slots[1].notes,
+        vec![SlotNote::InsideSpeech {
+            track: 2,
+            start: 38.0,
+            end: 45.0,
+            penalty: 0.5
+        }]
+    );
+    assert!(out.slots[1].notes[0]
+        .to_string()
+        .contains("inside speech on track 2"));
+    // 0.35 is under the 0.5 floor: no break mid-sentence.
+    assert_eq!(
+        out.breaks.iter().map(|s| s.timestamp).collect::<Vec<_>>(),
+        vec![20.0]
+    );
+    // The weight is a knob; 0 turns it off.
+    let off = default_out(
+        &i,
+        DefaultPolicyConfig {
+            speech_penalty: 0.0,
+            ..spaced()
+        },
+        3,
+    );
+    assert_eq!(off, without);
+    // The reference policy does not read speech at all.
+    let mut no_speech = i.clone();
+    no_speech.speech = None;
+    assert_eq!(
+        score(&i, &Policy::Reference, 3).unwrap(),
+        score(&no_speech, &Policy::Reference, 3).unwrap()
+    );
+}
+
+#[test]
+fn default_refuses_a_break_next_to_a_moderation_label() {
+    // Black runs (0.7) at 20 s and 40 s of a 60 s programme.
+    let mut i = inputs(
+        vec![],
+        segments(
+            60_000,
+            vec![
+                seg_cue("BlackFrames", 20_000, 20_000),
+                seg_cue("BlackFrames", 40_000, 40_000),
+            ],
+        ),
+    );
+    i.moderation = Some(moderation(&[
+        (12_000, "Violence", 45.0),
+        (47_000, "Smoking", 60.0),
+        (48_000, "Explicit Nudity", 95.0),
+    ]));
+    let out = default_out(&i, spaced(), 3);
+    // 20 s: only a 45 % label, under the 50 % default. 40 s: two labels within 10 s; the
+    // nearer one refuses it.
+    assert!(out.slots[0].notes.is_empty());
+    assert!(out.slots[1].refused());
+    match &out.slots[1].notes[..] {
+        [SlotNote::NearModeration {
+            name,
+            confidence,
+            at,
+            distance,
+            window,
+        }] => {
+            assert_eq!(
+                (name.as_str(), *confidence, *at, *distance, *window),
+                ("Smoking", 60.0, 47.0, 7.0, 10.0)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let why = out.slots[1].notes[0].to_string();
+    assert!(
+        why.contains("brand safety") && why.contains("\"Smoking\""),
+        "{why}"
+    );
+    // The score is kept (the slot is good, the neighbourhood is not).
+    assert_eq!(out.slots[1].score, ReasonWeights::default().black_frame);
+    assert_eq!(
+        out.breaks.iter().map(|s| s.timestamp).collect::<Vec<_>>(),
+        vec![20.0]
+    );
+    // Confidence and window are knobs, and the check can be turned off.
+    let strict = |safety: BrandSafety| {
+        default_out(
+            &i,
+            DefaultPolicyConfig {
+                brand_safety: safety,
+                ..spaced()
+            },
+            3,
+        )
+        .breaks
+        .iter()
+        .map(|s| s.timestamp)
+        .collect::<Vec<_>>()
+    };
+    let base = BrandSafety::default();
+    assert_eq!(
+        strict(BrandSafety {
+            min_confidence: 40.0,
+            ..base.clone()
+        }),
+        Vec::<f64>::new()
+    );
+    assert_eq!(
+        strict(BrandSafety {
+            window_seconds: 6.0,
+            ..base.clone()
+        }),
+        vec![20.0, 40.0]
+    );
+    assert_eq!(
+        strict(BrandSafety {
+            enabled: false,
+            ..base
+        }),
+        vec![20.0, 40.0]
+    );
+}
+
+#[test]
+fn brand_safety_measures_from_where_the_break_would_sit() {
+    // A black run at 20.4 s snaps to the 6 s segment boundary at 18 s; a label at 12.5 s is
+    // 7.9 s from the slot but 5.5 s from the break.
+    let mut i = inputs(
+        vec![],
+        segments(60_000, vec![seg_cue("BlackFrames", 20_400, 20_400)]),
+    );
+    i.hls_segment_boundaries = Some((0..=10).map(|k| k as f64 * 6.0).collect());
+    i.moderation = Some(moderation(&[(12_500, "Violence", 90.0)]));
+    let safety = BrandSafety {
+        window_seconds: 6.0,
+        ..BrandSafety::default()
+    };
+    let c = DefaultPolicyConfig {
+        brand_safety: safety,
+        ..spaced()
+    };
+    let out = default_out(&i, c.clone(), 3);
+    assert!(out.slots[0].refused(), "{:?}", out.slots[0].notes);
+    assert!(out.breaks.is_empty());
+    let no_snap = default_out(
+        &i,
+        DefaultPolicyConfig {
+            snap_to_hls: false,
+            ..c
+        },
+        3,
+    );
+    assert_eq!(no_snap.breaks.len(), 1);
+}
+
+#[test]
+fn content_knobs_are_validated_and_read_from_json() {
+    let c: DefaultPolicyConfig = serde_json::from_str(
+        r#"{"speech_penalty": 0.8, "brand_safety": {"min_confidence": 70, "window_seconds": 4}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.speech_penalty, 0.8);
+    assert_eq!(c.brand_safety.min_confidence, 70.0);
+    assert_eq!(c.brand_safety.window_seconds, 4.0);
+    assert!(c.brand_safety.enabled);
+    assert!(c.validate().is_ok());
+    assert!(
+        serde_json::from_str::<DefaultPolicyConfig>(r#"{"brand_safety": {"confidence": 70}}"#)
+            .is_err()
+    );
+    for (bad, field) in [
+        (
+            DefaultPolicyConfig {
+                speech_penalty: 1.5,
+                ..cfg()
+            },
+            "speech_penalty",
+        ),
+        (
+            DefaultPolicyConfig {
+                speech_penalty: f64::NAN,
+                ..cfg()
+            },
+            "speech_penalty",
+        ),
+        (
+            DefaultPolicyConfig {
+                brand_safety: BrandSafety {
+                    min_confidence: 101.0,
+                    ..BrandSafety::default()
+                },
+                ..cfg()
+            },
+            "brand_safety.min_confidence",
+        ),
+        (
+            DefaultPolicyConfig {
+                brand_safety: BrandSafety {
+                    window_seconds: -1.0,
+                    ..BrandSafety::default()
+                },
+                ..cfg()
+            },
+            "brand_safety.window_seconds",
+        ),
+    ] {
+        match bad.validate() {
+            Err(ScoringError::Config(m)) => assert!(m.contains(field), "{m}"),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn from_files_reads_speech_and_missing_speech_is_unknown() {
+    let seg = serde_json::to_string(&segments(10_000, vec![seg_shot(5_000)])).unwrap();
+    let i = ScoringInputs::from_files(layout(&[("segments.json", seg.clone())])).unwrap();
+    assert!(i.speech.is_none());
+    let i = ScoringInputs::from_files(layout(&[
+        ("segments.json", seg.clone()),
+        (
+            "speech.json",
+            r#"{"JobStatus":"SUCCEEDED","Speech":[{"Track":1,"StartTimestamp":4000,"EndTimestamp":6000,"Confidence":88.0}]}"#.into(),
+        ),
+    ]))
+    .unwrap();
+    assert_eq!(i.speech.as_ref().unwrap().speech[0].end_seconds(), 6.0);
+    let err = ScoringInputs::from_files(layout(&[
+        ("segments.json", seg),
+        ("speech.json", r#"{"Speech":[{"Track":"one"}]}"#.into()),
+    ]))
+    .unwrap_err();
+    assert_eq!(err.file(), "speech.json");
+    assert!(err.to_string().contains("speech activity"), "{err}");
+}
+
+/// Inputs, the moderation labels (ms, confidence) and the speech intervals (ms) added to them.
+type ContentCase = (ScoringInputs, Vec<(i64, f64)>, Vec<(i64, i64)>);
+
+fn arb_content() -> impl Strategy<Value = ContentCase> {
+    let flagged = proptest::collection::vec((0i64..120_000, 0.0f64..100.0), 0..4);
+    let spoken = proptest::collection::vec((0i64..120_000, 0i64..8_000), 0..5);
+    (arb_inputs(), flagged, spoken).prop_map(|(mut i, mut m, s)| {
+        m.sort_by_key(|x| x.0);
+        let items: Vec<(i64, &str, f64)> = m.iter().map(|&(ts, c)| (ts, "Violence", c)).collect();
+        i.moderation = Some(moderation(&items));
+        let spans: Vec<(i64, i64)> = s.iter().map(|&(a, d)| (a, a + d)).collect();
+        let tracks: Vec<(u32, i64, i64)> = spans.iter().map(|&(a, b)| (1, a, b)).collect();
+        i.speech = Some(speech(&tracks));
+        (i, m, spans)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn no_break_within_the_brand_safety_window(
+        (i, labels, _) in arb_content(),
+        min_confidence in 0.0f64..100.0,
+        window in 0.0f64..20.0,
+    ) {
+        let c = DefaultPolicyConfig {
+            min_break_score: 0.0,
+            brand_safety: BrandSafety { enabled: true, min_confidence, window_seconds: window },
+            ..DefaultPolicyConfig::default()
+        };
+        let out = score(&i, &Policy::Default(c), 5).unwrap();
+        for b in &out.breaks {
+            for &(ts, conf) in &labels {
+                let at = ts as f64 / 1000.0;
+                prop_assert!(
+                    conf < min_confidence || (at - b.timestamp).abs() > window,
+                    "break at {} next to a {conf} % label at {at}", b.timestamp
+                );
+            }
+        }
+        // Every refused slot says which label refused it.
+        for s in &out.slots {
+            for n in &s.notes {
+                if let SlotNote::NearModeration { confidence, distance, .. } = n {
+                    prop_assert!(*confidence >= min_confidence && *distance <= window);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn speech_only_ever_lowers_scores_by_the_penalty(
+        (i, _, spans) in arb_content(),
+        penalty in 0.0f64..=1.0,
+    ) {
+        let c = DefaultPolicyConfig { speech_penalty: penalty, ..DefaultPolicyConfig::default() };
+        let mut silent = i.clone();
+        silent.speech = None;
+        let with = score(&i, &Policy::Default(c.clone()), 3).unwrap();
+        let without = score(&silent, &Policy::Default(c), 3).unwrap();
+        prop_assert_eq!(with.slots.len(), without.slots.len());
+        for (a, b) in with.slots.iter().zip(&without.slots) {
+            prop_assert_eq!(a.timestamp, b.timestamp);
+            let t = a.timestamp;
+            let inside = spans.iter().any(|&(s, e)| (s as f64 / 1000.0) < t && t < (e as f64 / 1000.0));
+            if inside && penalty > 0.0 {
+                prop_assert!(close(a.score, b.score * (1.0 - penalty)), "{} vs {}", a.score, b.score);
+                let noted = a.notes.iter().any(|n| matches!(n, SlotNote::InsideSpeech { .. }));
+                prop_assert!(noted);
+            } else {
+                prop_assert_eq!(a.score, b.score);
+            }
+        }
+        // The reference policy ignores speech and the new knobs entirely.
+        prop_assert_eq!(
+            score(&i, &Policy::Reference, 3).unwrap(),
+            score(&silent, &Policy::Reference, 3).unwrap()
+        );
+    }
+}
