@@ -40,9 +40,20 @@ impl Backend {
         self.ctx.ports.bus.clone()
     }
 
-    /// Stop: jobs still running are abandoned with the process (their FFmpeg children are
-    /// killed with it) and stay unfinished in the ledger, so the next start resumes them.
-    pub async fn shutdown(&self) {}
+    /// Stop (after the consume loops): the local engine starts no queued job and gives the
+    /// running ones the shutdown grace period (`consumer.shutdown_grace_seconds`) to finish
+    /// and announce. Jobs still running then are abandoned with the process (their FFmpeg
+    /// children are killed with it) and stay unfinished in the ledger: the next start resumes
+    /// them.
+    pub async fn shutdown(&self) {
+        if let Some(engine) = &self.engine {
+            let grace =
+                std::time::Duration::from_secs(self.ctx.settings.consumer.shutdown_grace_seconds);
+            if !engine.drain(grace).await {
+                tracing::warn!(grace_seconds = grace.as_secs(), "media jobs still running after the grace period; they resume on the next start");
+            }
+        }
+    }
 }
 
 /// The routing definition with this deployment's names substituted.

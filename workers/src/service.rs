@@ -1,14 +1,13 @@
 //! The main of every worker binary: configuration, logging, backend, one consume loop, and a
 //! graceful stop on SIGTERM.
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
 use cuepoint_runtime::config::{LogFormat, Settings};
 use cuepoint_runtime::telemetry;
 
 use crate::app;
 use crate::backend;
+use crate::cli::run::CommonArgs;
 use crate::handlers::WorkerKind;
 
 /// Run `kinds` until SIGTERM/Ctrl-C. In the embedded backend the process also runs the local
@@ -42,12 +41,33 @@ pub async fn serve(settings: Settings, kinds: &[WorkerKind]) -> anyhow::Result<(
     Ok(())
 }
 
-/// `main` of a worker binary.
+/// The command line of a worker binary: the same options as `cuepoint worker`.
+#[derive(Debug, clap::Parser)]
+struct WorkerCli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Log level: error, warn, info, debug (or RUST_LOG).
+    #[arg(long, default_value = "info")]
+    log: String,
+}
+
+/// `main` of a worker binary. `--help`, `--version` and unknown options behave as in every
+/// `cuepoint` command (clap: usage on stderr, exit status 2).
 pub fn main_for(kind: WorkerKind) {
-    let config = config_arg();
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    // Once per process: clap wants static names without its `string` feature.
+    let name: &'static str = Box::leak(format!("cuepoint-{kind}").into_boxed_str());
+    let about = format!("The {kind} worker: consumes the `{kind}` queue until SIGTERM (as `cuepoint worker {kind}`).");
+    let matches = WorkerCli::command()
+        .name(name)
+        .bin_name(name)
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(about)
+        .get_matches();
+    let cli = WorkerCli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = (|| -> anyhow::Result<()> {
-        let settings = Settings::load(config.as_deref()).context("loading configuration")?;
-        telemetry::init(settings.log_format, "info");
+        let settings = cli.common.settings().context("loading configuration")?;
+        telemetry::init(settings.log_format, &cli.log);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -57,17 +77,4 @@ pub fn main_for(kind: WorkerKind) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
-}
-
-fn config_arg() -> Option<PathBuf> {
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if a == "--config" {
-            return args.next().map(PathBuf::from);
-        }
-        if let Some(v) = a.strip_prefix("--config=") {
-            return Some(PathBuf::from(v));
-        }
-    }
-    None
 }

@@ -80,7 +80,7 @@ pub fn run(args: &SlotsArgs) -> anyhow::Result<()> {
     } else {
         table(&output, &plan)
     };
-    print!("{stdout}");
+    crate::cli::write_stdout(format_args!("{stdout}"));
     Ok(())
 }
 

@@ -101,6 +101,24 @@ fn main() {
     {
         Ok(rt) => match rt.block_on(dispatch(cli.command)) {
             Ok(code) => code,
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<run::RunStopped>(),
+                    Some(run::RunStopped::Requested)
+                ) =>
+            {
+                eprintln!("{e}");
+                0
+            }
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<run::RunStopped>(),
+                    Some(run::RunStopped::DeadLettered(_))
+                ) =>
+            {
+                eprintln!("error: {e}");
+                4
+            }
             Err(e) => {
                 eprintln!("error: {e:#}");
                 1
@@ -135,7 +153,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             )
             .await?;
             for id in run::ingest_files(&backend, &settings, &files).await? {
-                println!("{id}");
+                cuepoint_workers::outln!("{id}");
             }
             Ok(0)
         }

@@ -74,7 +74,7 @@ pub async fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|s| s.is_shot())
         .count();
-    println!(
+    crate::outln!(
         "{}: {:.1} s, {} audio track(s) (silent: {:?}, layout {:?}), {} black segment(s), {} shot(s) -> {}",
         args.file.display(),
         analysis.probe.duration_seconds,

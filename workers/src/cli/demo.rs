@@ -26,12 +26,15 @@ pub struct DemoArgs {
     pub json: bool,
 }
 
+/// A (start, end) span in seconds.
+type Span = (f64, f64);
+
 /// How the pipeline's answer compares with the generated truth.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
     pub frame_seconds: f64,
     /// (truth start, detected start) per black gap; detected None when missed.
-    pub black_gaps: Vec<((f64, f64), Option<(f64, f64)>)>,
+    pub black_gaps: Vec<(Span, Option<Span>)>,
     pub black_gaps_within_one_frame: bool,
     /// (truth cut, nearest detected shot start).
     pub cuts: Vec<(f64, Option<f64>)>,
@@ -242,16 +245,16 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<bool> {
     let shots = shot_starts(&backend, &asset).await;
     let cmp = compare(&truth, &summary, &shots);
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({"summary": summary, "comparison": cmp, "seconds": wall.as_secs_f64()})
             )?
         );
     } else {
-        println!("{}", render(&summary));
-        println!("{}", render_comparison(&cmp));
-        println!(
+        crate::outln!("{}", render(&summary));
+        crate::outln!("{}", render_comparison(&cmp));
+        crate::outln!(
             "pipeline wall time {:.1} s (ingest to VMAP)",
             wall.as_secs_f64()
         );

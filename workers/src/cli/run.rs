@@ -77,13 +77,13 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Vec<AssetSummary>> {
 
 pub fn print(summaries: &[AssetSummary], json: bool) {
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(summaries).unwrap_or_default()
         );
     } else {
         for s in summaries {
-            println!("{}", render(s));
+            crate::outln!("{}", render(s));
         }
     }
 }
@@ -151,16 +151,108 @@ fn file_name(p: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("{} has no usable file name", p.display()))
 }
 
+/// Why `run_until_terminal` returned before every asset was terminal, for callers that treat
+/// these apart from other errors (`cuepoint run` exits 0 on a requested stop).
+#[derive(Debug, thiserror::Error)]
+pub enum RunStopped {
+    /// SIGTERM or Ctrl-C: the workers drained; the rest resumes on the next run.
+    #[error("stopped on request; in-flight work was finished or left queued; run again to resume")]
+    Requested,
+    /// Work for an asset was dead-lettered: nothing will move it until the cause is fixed.
+    #[error("{}", dead_letter_text(.0))]
+    DeadLettered(Vec<DeadLetteredWork>),
+}
+
+/// A dead letter that belongs to one of the run's assets.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadLetteredWork {
+    pub asset_id: String,
+    pub queue: String,
+    pub message_id: String,
+    pub receive_count: u32,
+    pub reason: String,
+}
+
+fn dead_letter_text(work: &[DeadLetteredWork]) -> String {
+    let mut out = format!(
+        "{} message(s) of this run were dead-lettered; their assets cannot finish:",
+        work.len()
+    );
+    for w in work {
+        out.push_str(&format!(
+            "\n  asset {}: DLQ {} message {} after {} receive(s): {}",
+            w.asset_id, w.queue, w.message_id, w.receive_count, w.reason
+        ));
+    }
+    let queues: std::collections::BTreeSet<&str> = work.iter().map(|w| w.queue.as_str()).collect();
+    for q in queues {
+        out.push_str(&format!("\nfix the cause, then `cuepoint dlq replay {q}` and run again (`cuepoint dlq show {q}` lists them)"));
+    }
+    out
+}
+
+/// The asset a queued message is about, when it names one of `ids`.
+fn message_asset(body: &str, ids: &[AssetId]) -> Option<AssetId> {
+    if let Ok(events) = cuepoint_core::events::parse_message(body) {
+        for e in events {
+            if let cuepoint_core::events::Inbound::S3ObjectCreated(o) = e {
+                let id = AssetId::for_source(&o.source_object());
+                if ids.contains(&id) {
+                    return Some(id);
+                }
+            }
+        }
+    }
+    // Pipeline events, MediaConvert user metadata and Rekognition job tags all carry the id.
+    ids.iter().find(|id| body.contains(id.as_str())).cloned()
+}
+
+/// Dead letters that are not in `seen`, about the assets among `ids`.
+async fn new_dead_letters(
+    backend: &Backend,
+    ids: &[AssetId],
+    seen: &mut std::collections::BTreeSet<String>,
+) -> anyhow::Result<Vec<DeadLetteredWork>> {
+    let mut out = Vec::new();
+    for (queue, n) in backend.dead_letters.counts().await? {
+        if n == 0 {
+            continue;
+        }
+        for letter in backend.dead_letters.list(&queue, n as usize).await? {
+            if !seen.insert(letter.message_id.clone()) {
+                continue;
+            }
+            if let Some(id) = message_asset(&letter.body, ids) {
+                out.push(DeadLetteredWork {
+                    asset_id: id.to_string(),
+                    queue: queue.clone(),
+                    message_id: letter.message_id,
+                    receive_count: letter.receive_count,
+                    reason: letter.reason.unwrap_or_else(|| "no reason recorded".into()),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Run every worker until all `ids` are COMPLETE or FAILED, with a progress line on a terminal.
+/// Returns early with [`RunStopped`] on SIGTERM/Ctrl-C (after the same drain as the worker
+/// processes) or when a message about one of the unfinished assets is dead-lettered.
 pub async fn run_until_terminal(
     backend: &Backend,
     ids: &[AssetId],
     timeout: Duration,
 ) -> anyhow::Result<Vec<Asset>> {
+    // Dead letters from earlier runs are history: the new upload event may well succeed.
+    let mut seen = std::collections::BTreeSet::new();
+    new_dead_letters(backend, &[], &mut seen).await?;
     let workers = app::start(&backend.ctx, &WorkerKind::ALL, |q| backend.queue(q), false);
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
-    let mut interrupted = false;
+    let stop = cuepoint_runtime::telemetry::shutdown_signal();
+    tokio::pin!(stop);
+    let mut polls = 0u64;
     let result = loop {
         let mut assets = Vec::new();
         for id in ids {
@@ -184,6 +276,18 @@ pub async fn run_until_terminal(
         if done {
             break Ok(assets);
         }
+        if polls.is_multiple_of(4) {
+            let open: Vec<AssetId> = ids
+                .iter()
+                .filter(|id| !assets.iter().any(|a| &a.id == *id && a.state.is_terminal()))
+                .cloned()
+                .collect();
+            let dead = new_dead_letters(backend, &open, &mut seen).await?;
+            if !dead.is_empty() {
+                break Err(RunStopped::DeadLettered(dead).into());
+            }
+        }
+        polls += 1;
         if started.elapsed() > timeout {
             break Err(anyhow::anyhow!(
                 "timed out after {:?}; work stays queued for the next run",
@@ -192,7 +296,7 @@ pub async fn run_until_terminal(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            _ = tokio::signal::ctrl_c() => { interrupted = true; break Err(anyhow::anyhow!("interrupted; run again to resume")); }
+            _ = &mut stop => break Err(RunStopped::Requested.into()),
         }
     };
     if tty {
@@ -200,8 +304,5 @@ pub async fn run_until_terminal(
     }
     workers.shutdown().await;
     backend.shutdown().await;
-    if interrupted {
-        tracing::info!("stopped on request");
-    }
     result
 }

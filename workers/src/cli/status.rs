@@ -33,21 +33,21 @@ pub async fn status(backend: &Backend, args: &StatusArgs) -> anyhow::Result<()> 
     };
     if args.json {
         if args.asset.is_some() {
-            println!("{}", serde_json::to_string_pretty(&assets[0])?);
+            crate::outln!("{}", serde_json::to_string_pretty(&assets[0])?);
         } else {
             let mut out = Vec::new();
             for a in &assets {
                 out.push(summarize(backend.ctx.ports.blobs.as_ref(), a).await);
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            crate::outln!("{}", serde_json::to_string_pretty(&out)?);
         }
         return Ok(());
     }
     if assets.is_empty() {
-        println!("no assets");
+        crate::outln!("no assets");
     }
     for a in &assets {
-        println!(
+        crate::outln!(
             "{}",
             render(&summarize(backend.ctx.ports.blobs.as_ref(), a).await)
         );
@@ -71,7 +71,7 @@ pub async fn events(backend: &Backend, cmd: &EventsCommand) -> anyhow::Result<()
                 .with_context(|| format!("{}: not JSON", file.display()))?;
             let entry = entry_from_json(&v).with_context(|| format!("{}", file.display()))?;
             backend.bus().put_events(&[entry]).await?;
-            println!("sent 1 event to the bus");
+            crate::outln!("sent 1 event to the bus");
             Ok(())
         }
     }
@@ -134,21 +134,21 @@ pub async fn dlq(backend: &Backend, cmd: &DlqCommand) -> anyhow::Result<()> {
     let dl = &backend.dead_letters;
     match cmd {
         DlqCommand::List => {
-            println!("{:<12} {:>8}", "queue", "dead");
+            crate::outln!("{:<12} {:>8}", "queue", "dead");
             for (q, n) in dl.counts().await? {
-                println!("{q:<12} {n:>8}");
+                crate::outln!("{q:<12} {n:>8}");
             }
         }
         DlqCommand::Show { queue, limit, json } => {
             let letters = dl.list(queue, *limit).await?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&letters)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&letters)?);
             } else if letters.is_empty() {
-                println!("the {queue} DLQ is empty");
+                crate::outln!("the {queue} DLQ is empty");
             } else {
                 for l in letters {
                     let body: String = l.body.chars().take(160).collect();
-                    println!(
+                    crate::outln!(
                         "{}  receives {}  reason: {}\n    {}",
                         l.message_id,
                         l.receive_count,
@@ -160,7 +160,7 @@ pub async fn dlq(backend: &Backend, cmd: &DlqCommand) -> anyhow::Result<()> {
         }
         DlqCommand::Replay { queue } => {
             let n = dl.replay(queue).await?;
-            println!("moved {n} message(s) from the {queue} DLQ back to {queue}");
+            crate::outln!("moved {n} message(s) from the {queue} DLQ back to {queue}");
         }
     }
     Ok(())
@@ -182,16 +182,19 @@ pub async fn assets(backend: &Backend, cmd: &AssetsCommand) -> anyhow::Result<()
                 crate::sweeper::find_stuck(&backend.ctx, &backend.ctx.settings.stuck).await?;
             let rows: Vec<_> = stuck.into_iter().map(|(_, s)| s).collect();
             if *json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
             } else if rows.is_empty() {
-                println!("no stuck assets");
+                crate::outln!("no stuck assets");
             } else {
-                println!(
+                crate::outln!(
                     "{:<22} {:<15} {:>12} {:>6}  action",
-                    "asset", "state", "overdue (s)", "sweeps"
+                    "asset",
+                    "state",
+                    "overdue (s)",
+                    "sweeps"
                 );
                 for r in rows {
-                    println!(
+                    crate::outln!(
                         "{:<22} {:<15} {:>12.0} {:>6}  {}",
                         r.asset_id,
                         r.state,
@@ -223,11 +226,11 @@ pub async fn sweep(backend: &Backend, dry_run: bool, json: bool) -> anyhow::Resu
     )
     .await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&outcomes)?);
         return Ok(());
     }
     if outcomes.is_empty() {
-        println!("no stuck assets");
+        crate::outln!("no stuck assets");
     }
     for o in outcomes {
         let status = match (&o.error, o.done) {
@@ -235,7 +238,7 @@ pub async fn sweep(backend: &Backend, dry_run: bool, json: bool) -> anyhow::Resu
             (None, true) => "done".into(),
             (None, false) => "dry run".into(),
         };
-        println!(
+        crate::outln!(
             "{}  {}  {}  [{status}]",
             o.stuck.asset_id,
             o.stuck.state,

@@ -57,6 +57,9 @@ impl Default for LocalEngineConfig {
 pub(crate) struct Runner {
     permits: Arc<tokio::sync::Semaphore>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Set by a graceful stop: jobs still waiting for a permit are left `SUBMITTED` in the
+    /// ledger (the next start resumes them) instead of starting now.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Runner {
@@ -64,6 +67,7 @@ impl Runner {
         Runner {
             permits: Arc::new(tokio::sync::Semaphore::new(max.max(1))),
             tasks: Mutex::new(Vec::new()),
+            stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -73,14 +77,27 @@ impl Runner {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let permits = self.permits.clone();
+        let stopping = self.stopping.clone();
         let handle = tokio::spawn(async move {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = permits.acquire_owned().await;
+            if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             job.await;
         });
         let mut tasks = self.tasks.lock().await;
         tasks.retain(|t| !t.is_finished());
         tasks.push(handle);
+    }
+
+    /// Start no more jobs and give the running ones `grace` to finish. Returns whether they
+    /// all did; the others are stopped with the process (their FFmpeg children die with it) and
+    /// resume, still `SUBMITTED`, on the next start.
+    pub async fn drain(&self, grace: std::time::Duration) -> bool {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::timeout(grace, self.wait_idle()).await.is_ok()
     }
 
     /// Wait until every job spawned so far has finished.
@@ -239,6 +256,16 @@ impl LocalEngine {
             n += self.rekognition.resume_unfinished().await?;
         }
         Ok(n)
+    }
+
+    /// A graceful stop: start no queued job, give the running ones `grace` to finish (see
+    /// `Runner::drain`). Returns whether every job finished.
+    pub async fn drain(&self, grace: std::time::Duration) -> bool {
+        let (a, b) = tokio::join!(
+            self.media_convert.drain(grace),
+            self.rekognition.drain(grace)
+        );
+        a && b
     }
 
     /// Wait for every job started so far (tests; a clean stop).

@@ -107,6 +107,11 @@ impl LocalRekognition {
         self.inner.runner.wait_idle().await;
     }
 
+    /// Start no queued job; give the running ones `grace` (see `LocalEngine::drain`).
+    pub async fn drain(&self, grace: std::time::Duration) -> bool {
+        self.inner.runner.drain(grace).await
+    }
+
     async fn spawn(&self, job: LedgerJob) {
         let inner = self.inner.clone();
         self.inner

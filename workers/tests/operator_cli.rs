@@ -1,0 +1,269 @@
+//! The operator CLI and the worker binaries as a person or a process supervisor uses them:
+//! real processes, real FFmpeg, signals and pipes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cuepoint_engine::sample::{generate_sample, SampleSpec};
+
+const CUEPOINT: &str = env!("CARGO_BIN_EXE_cuepoint");
+
+fn clip(dir: &Path, name: &str, seconds: f64) -> PathBuf {
+    let path = dir.join(name);
+    let spec = SampleSpec {
+        duration: seconds,
+        width: 160,
+        height: 90,
+        track_count: 2,
+        active_tracks: vec![1],
+        cuts: vec![seconds / 3.0],
+        black_gaps: vec![(seconds / 2.0, seconds / 2.0 + 1.0)],
+        end_credits_from: None,
+        ..SampleSpec::default()
+    };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(generate_sample(&path, &spec))
+        .unwrap();
+    path
+}
+
+/// Fast retries and short polls, as the other multi-process tests use.
+fn quick(cmd: &mut Command) -> &mut Command {
+    cmd.env("CUEPOINT_CONSUMER__WAIT_SECONDS", "1")
+        .env("CUEPOINT_CONSUMER__RETRY_BASE_SECONDS", "1")
+        .env("CUEPOINT_CONSUMER__RETRY_MAX_SECONDS", "1")
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Wait for `child` at most `limit`; kill it and fail when it does not end.
+fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn states(data: &Path) -> Vec<String> {
+    let out = Command::new(CUEPOINT)
+        .args(["status", "--json", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| s["state"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn status_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    // The reader is gone before cuepoint writes its first line (`cuepoint status | head -0`).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(CUEPOINT)
+        .args(["status", "--data-dir"])
+        .arg(dir.path().join("d"))
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn worker_binaries_take_the_options_of_cuepoint_worker() {
+    for bin in [
+        env!("CARGO_BIN_EXE_cuepoint-ingest"),
+        env!("CARGO_BIN_EXE_cuepoint-media"),
+        env!("CARGO_BIN_EXE_cuepoint-analysis"),
+        env!("CARGO_BIN_EXE_cuepoint-results"),
+        env!("CARGO_BIN_EXE_cuepoint-scoring"),
+    ] {
+        let cwd = tempfile::tempdir().unwrap();
+        // Before, `--help` started a worker that never ended: fail after a bound instead.
+        let help = Command::new(bin)
+            .arg("--help")
+            .current_dir(cwd.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let help = wait_output(help, Duration::from_secs(20));
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(help.status.success(), "{bin} --help: {:?}", help.status);
+        for opt in ["--data-dir", "--config", "--log"] {
+            assert!(text.contains(opt), "{bin} --help lacks {opt}:\n{text}");
+        }
+        let bad = Command::new(bin)
+            .arg("--no-such-option")
+            .current_dir(cwd.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let bad = wait_output(bad, Duration::from_secs(20));
+        let same = Command::new(CUEPOINT)
+            .args(["worker", "ingest", "--no-such-option"])
+            .current_dir(cwd.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            bad.status.code(),
+            Some(2),
+            "{bin}: {}",
+            String::from_utf8_lossy(&bad.stderr)
+        );
+        assert_eq!(bad.status.code(), same.status.code());
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("unexpected argument '--no-such-option'")
+        );
+        assert!(
+            !cwd.path().join("cuepoint-data").exists(),
+            "{bin} started a worker on --help or a bad option"
+        );
+
+        // `--data-dir` is served, not ./cuepoint-data.
+        let data = cwd.path().join("elsewhere");
+        let mut child = quick(Command::new(bin).arg("--data-dir").arg(&data))
+            .current_dir(cwd.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !data.join("cuepoint.db").exists() && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        sigterm(&child);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{bin} after SIGTERM: {status}");
+        assert!(
+            data.join("cuepoint.db").exists(),
+            "{bin} did not open --data-dir"
+        );
+        assert!(
+            !cwd.path().join("cuepoint-data").exists(),
+            "{bin} served ./cuepoint-data despite --data-dir"
+        );
+        child.stderr.take();
+    }
+}
+
+#[test]
+fn sigterm_drains_cuepoint_run_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "long.mov", 40.0);
+    let data = dir.path().join("data");
+    let child = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .arg(&src)
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let t0 = Instant::now();
+    loop {
+        if states(&data).iter().any(|s| s == "TRANSCODING") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "never saw TRANSCODING"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sigterm(&child);
+    let out = wait_output(child, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "`cuepoint run` after SIGTERM: {:?}\n{stderr}",
+        out.status
+    );
+    assert!(stderr.contains("stopped on request"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Nothing was lost: the next run finishes the asset.
+    let again = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .arg(&src)
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(states(&data), vec!["COMPLETE".to_string()]);
+}
+
+#[test]
+fn run_returns_promptly_with_the_dead_letter_and_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "clip.mov", 4.0);
+    let data = dir.path().join("data");
+    let t0 = Instant::now();
+    let child = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .arg(&src)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--timeout", "600"]),
+    )
+    .env("CUEPOINT_FFPROBE", dir.path().join("no-ffprobe-here"))
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let out = wait_output(child, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        t0.elapsed() < Duration::from_secs(90),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("DLQ ingest"), "{stderr}");
+    assert!(
+        stderr.contains("no-ffprobe-here"),
+        "the reason names the missing tool: {stderr}"
+    );
+    assert!(stderr.contains("cuepoint dlq replay ingest"), "{stderr}");
+}
