@@ -317,3 +317,62 @@ fn speech_and_moderation_explain_and_refuse_slots() {
         slots_json(&fixture(), &["--policy", "reference"])
     );
 }
+
+/// labels.json as the local label model writes it: each sampled second, an ImageNet class with
+/// its parents, and each parent as a label of its own.
+fn local_labels(leaf: &str, parents: &[&str]) -> String {
+    let parent_refs: Vec<Value> = parents
+        .iter()
+        .map(|p| serde_json::json!({"Name": p}))
+        .collect();
+    let mut labels = Vec::new();
+    for second in 0..60 {
+        let ts = second * 1000;
+        labels.push(serde_json::json!({"Timestamp": ts, "Label": {"Name": leaf, "Confidence": 84.0, "Parents": parent_refs, "Categories": []}}));
+        for p in parents {
+            labels.push(serde_json::json!({"Timestamp": ts, "Label": {"Name": p, "Confidence": 90.0, "Parents": [], "Categories": []}}));
+        }
+    }
+    serde_json::json!({"JobStatus": "SUCCEEDED", "VideoMetadata": {"DurationMillis": 60000}, "Labels": labels}).to_string()
+}
+
+#[test]
+fn different_content_gets_different_ads() {
+    let ads_for = |labels: String| {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&fixture(), dir.path());
+        std::fs::write(dir.path().join("labels.json"), labels).unwrap();
+        let v = slots_json(dir.path(), &[]);
+        let ads: Vec<String> = v["ads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                a["ad_url"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert!(!ads.is_empty());
+        // The slot labels the ad was chosen for include the broader names.
+        assert!(v["ads"][0]["similarity"].as_f64().unwrap() > 0.0, "{v}");
+        ads
+    };
+    let animals = ads_for(local_labels("Tabby", &["Cat", "Mammal", "Pet", "Animal"]));
+    let vehicles = ads_for(local_labels(
+        "Sports Car",
+        &["Car", "Vehicle", "Transportation"],
+    ));
+    assert!(
+        animals.iter().all(|a| a == "AD-polarbear-15.mp4"),
+        "{animals:?}"
+    );
+    assert!(
+        vehicles.iter().all(|a| a == "AD-carracing-15.mp4"),
+        "{vehicles:?}"
+    );
+}

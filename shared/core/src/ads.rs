@@ -5,7 +5,10 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-/// The inventory compiled in: a copy of the reference sample's `ads.json`.
+/// The inventory compiled in: the reference sample's `ads.json` (its creatives and labels) with
+/// labels added for the names the local label model gives (ImageNet classes such as "Sports Car"
+/// and the broader labels it files them under, such as "Vehicle", "Pet" or "Beverage"), so ads
+/// follow the content on the embedded default as they do with Rekognition's labels.
 pub const DEFAULT_INVENTORY_JSON: &str = include_str!("../data/ads.json");
 
 /// One ad: a media file URL and the labels it suits.
@@ -95,11 +98,97 @@ mod tests {
     }
 
     #[test]
-    fn default_inventory_is_the_reference_copy() {
+    fn default_inventory_keeps_the_reference_ads_and_labels() {
         let inv = AdInventory::default_inventory();
-        assert_eq!(inv.ads.len(), 8);
-        assert!(inv.ads[0].url.ends_with("AD-caribbean-15.mp4"));
-        assert_eq!(inv.ads[7].labels.len(), 9);
+        let names: Vec<&str> = inv
+            .ads
+            .iter()
+            .map(|a| a.url.rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "AD-caribbean-15.mp4",
+                "AD-music-15.mp4",
+                "AD-carracing-15.mp4",
+                "AD-perfume-15.mp4",
+                "AD-polarbear-15.mp4",
+                "AD-robots-15.mp4",
+                "AD-skiing-15.mp4",
+                "AD-sports-15.mp4"
+            ]
+        );
+        // The sample's labels come first, in its order.
+        assert_eq!(
+            inv.ads[7].labels[..9],
+            [
+                "Sport",
+                "Sports",
+                "Basketball",
+                "Football",
+                "Baseball",
+                "Hockey",
+                "Soccer",
+                "Tennis",
+                "Golf"
+            ]
+        );
+        for ad in &inv.ads {
+            let distinct: BTreeSet<&str> = ad.labels.iter().map(String::as_str).collect();
+            assert_eq!(
+                distinct.len(),
+                ad.labels.len(),
+                "{} repeats a label",
+                ad.url
+            );
+        }
+    }
+
+    /// What the local label model writes around a slot: an ImageNet class and the broader labels
+    /// it is filed under, each a label of its own.
+    #[test]
+    fn local_labels_pick_ads_that_fit_the_content() {
+        let inv = AdInventory::default_inventory();
+        let pick = |labels: &[&str]| {
+            let url = &inv.choose(labels).unwrap().url;
+            url.rsplit('/').next().unwrap().to_string()
+        };
+        assert_eq!(
+            pick(&["Tabby", "Cat", "Mammal", "Pet", "Animal"]),
+            "AD-polarbear-15.mp4"
+        );
+        assert_eq!(
+            pick(&[
+                "Golden Retriever",
+                "Dog",
+                "Canine",
+                "Mammal",
+                "Pet",
+                "Animal"
+            ]),
+            "AD-polarbear-15.mp4"
+        );
+        assert_eq!(
+            pick(&["Sports Car", "Car", "Vehicle", "Transportation"]),
+            "AD-carracing-15.mp4"
+        );
+        assert_eq!(
+            pick(&["Laptop", "Computer", "Electronics"]),
+            "AD-robots-15.mp4"
+        );
+        assert_eq!(
+            pick(&["Grand Piano", "Musical Instrument"]),
+            "AD-music-15.mp4"
+        );
+        assert_eq!(pick(&["Soccer Ball", "Sport"]), "AD-sports-15.mp4");
+        assert_eq!(
+            pick(&["Alp", "Ski", "Outdoors", "Nature"]),
+            "AD-skiing-15.mp4"
+        );
+        assert_eq!(
+            pick(&["Orange", "Fruit", "Food", "Plant"]),
+            "AD-caribbean-15.mp4"
+        );
     }
 
     #[test]
@@ -107,8 +196,8 @@ mod tests {
         let inv = AdInventory::default_inventory();
         let (ad, sim) = inv.choose_scored(&["Snow", "Skiing", "Person"]).unwrap();
         assert!(ad.url.ends_with("AD-skiing-15.mp4"));
-        // skiing: {Skiing, Snow} common, union 9 + 1 = 10.
-        assert!((sim - 0.2).abs() < 1e-12);
+        // skiing: {Skiing, Snow} common, union 12 + 1 = 13.
+        assert!((sim - 2.0 / 13.0).abs() < 1e-12);
         let ad = inv.choose(&["Car", "Asphalt"]).unwrap();
         assert!(ad.url.ends_with("AD-carracing-15.mp4"));
     }
