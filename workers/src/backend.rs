@@ -82,6 +82,9 @@ pub async fn build(settings: &Settings, engine: bool) -> anyhow::Result<Backend>
     }
 }
 
+/// How often a process running the local engine looks for jobs left by a process that died.
+pub const JOB_RESCAN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
 pub async fn build_embedded(
     settings: &Settings,
     with_engine: bool,
@@ -123,6 +126,7 @@ pub async fn build_embedded(
             .resume(true, true)
             .await
             .context("resuming unfinished local jobs")?;
+        engine.rescan_every(true, true, JOB_RESCAN_INTERVAL);
     }
     let ports = Ports {
         store: embedded.store(),

@@ -26,6 +26,11 @@ pub async fn serve(settings: Settings, kinds: &[WorkerKind]) -> anyhow::Result<(
         if n > 0 {
             tracing::info!(jobs = n, "resumed unfinished local media jobs");
         }
+        engine.rescan_every(
+            kinds.contains(&WorkerKind::Ingest),
+            kinds.contains(&WorkerKind::Analysis),
+            backend::JOB_RESCAN_INTERVAL,
+        );
     }
     let names: Vec<&str> = kinds.iter().map(|k| k.queue()).collect();
     tracing::info!(workers = ?names, backend = ?settings.backend, "starting");

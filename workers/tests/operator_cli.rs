@@ -267,3 +267,152 @@ fn run_returns_promptly_with_the_dead_letter_and_its_reason() {
     );
     assert!(stderr.contains("cuepoint dlq replay ingest"), "{stderr}");
 }
+
+#[test]
+fn scratch_stays_in_the_data_directory_and_a_killed_runs_scratch_is_cleaned_on_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "long.mov", 40.0);
+    let data = dir.path().join("data");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut child = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .arg(&src)
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .env("TMPDIR", &tmp)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let t0 = Instant::now();
+    while !states(&data).iter().any(|s| s == "TRANSCODING") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "never saw TRANSCODING"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Let FFmpeg get going, then kill -9: no drain, no destructors.
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let leaked: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "scratch outside the data directory: {leaked:?}"
+    );
+    let jobs = data.join("scratch").join("jobs");
+    assert!(
+        std::fs::read_dir(&jobs).map(|d| d.count()).unwrap_or(0) > 0,
+        "the killed job's scratch is in {}",
+        jobs.display()
+    );
+
+    // Any start cleans it (here a status command: nothing holds the job's lock).
+    let out = Command::new(CUEPOINT)
+        .args(["status", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read_dir(&jobs).unwrap().count(),
+        0,
+        "stale scratch left after a start"
+    );
+    let again = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .arg(&src)
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .env("TMPDIR", &tmp)
+    .output()
+    .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&jobs).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}
+
+/// Messages in the worker queues of a data directory (visible, in flight or delayed).
+fn queued_messages(data: &Path) -> u64 {
+    let settings = cuepoint_runtime::config::Settings {
+        data_dir: data.to_path_buf(),
+        ..Default::default()
+    };
+    let routing = cuepoint_workers::backend::routing(&settings).unwrap();
+    let backend = cuepoint_embedded::EmbeddedBackend::open(
+        data,
+        cuepoint_embedded::EmbeddedOptions::new(routing),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    ["ingest", "media", "analysis", "results", "scoring"]
+        .iter()
+        .map(|q| {
+            let c = rt.block_on(backend.sqlite_queue(q).counts()).unwrap();
+            c.visible + c.invisible
+        })
+        .sum()
+}
+
+#[test]
+fn a_rerun_on_finished_assets_leaves_no_message_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "clip.mov", 4.0);
+    let data = dir.path().join("data");
+    let first = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .arg(&src)
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(queued_messages(&data), 0);
+    // Left behind as by a killed run: an upload announced with no worker running.
+    let ingest = Command::new(CUEPOINT)
+        .arg("ingest")
+        .arg(&src)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(ingest.status.success());
+    assert_eq!(queued_messages(&data), 1);
+    // The next run finds the asset terminal at once; it still handles what is queued.
+    let again = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .arg(&src)
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(queued_messages(&data), 0, "stale messages left queued");
+    assert_eq!(states(&data), vec!["COMPLETE".to_string()]);
+}

@@ -72,6 +72,9 @@ pub struct AnalyzeOptions {
     /// Look for rolling end credits.
     pub end_credits: bool,
     pub credits: CreditsOptions,
+    /// Where intermediate files go (the system temp dir when `None`); not configuration.
+    #[serde(skip)]
+    pub scratch_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for AnalyzeOptions {
@@ -88,6 +91,7 @@ impl Default for AnalyzeOptions {
             shots: ShotOptions::default(),
             end_credits: true,
             credits: CreditsOptions::default(),
+            scratch_dir: None,
         }
     }
 }
@@ -184,7 +188,7 @@ pub async fn analyze(
     let location = path_str(input)?;
     validate(opts)?;
     let info = probe_media(location).await?;
-    let scratch = scratch_dir("cuepoint-analyze-")?;
+    let scratch = scratch_dir("cuepoint-analyze-", opts.scratch_dir.as_deref())?;
     let plan = AnalysisGraph::new(&info, opts, scratch.path());
 
     if !plan.is_empty() {
@@ -239,11 +243,21 @@ pub(crate) fn path_str(p: &Path) -> Result<&str, EngineError> {
     })
 }
 
-pub(crate) fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir, EngineError> {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .map_err(|e| EngineError::io("creating scratch directory in", std::env::temp_dir(), e))
+/// A temporary directory under `parent` (the system temp dir when `None`).
+pub(crate) fn scratch_dir(
+    prefix: &str,
+    parent: Option<&Path>,
+) -> Result<tempfile::TempDir, EngineError> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix);
+    match parent {
+        Some(p) => b
+            .tempdir_in(p)
+            .map_err(|e| EngineError::io("creating scratch directory in", p, e)),
+        None => b
+            .tempdir()
+            .map_err(|e| EngineError::io("creating scratch directory in", std::env::temp_dir(), e)),
+    }
 }
 
 fn validate(opts: &AnalyzeOptions) -> Result<(), EngineError> {

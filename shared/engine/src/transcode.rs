@@ -119,6 +119,9 @@ pub struct TranscodeSpec {
     /// True peak in the loudness logs' peak column (MediaConvert `PeakCalculation: TRUE_PEAK`);
     /// otherwise the sample peak (cheap; the reference job asks for `NONE`).
     pub true_peak: bool,
+    /// Where intermediate files go (the system temp dir when `None`). The local engine points
+    /// it into the job's scratch in the data directory, so a killed run leaves nothing in /tmp.
+    pub scratch_dir: Option<PathBuf>,
 }
 
 impl TranscodeSpec {
@@ -132,6 +135,7 @@ impl TranscodeSpec {
             loudness_logs: Vec::new(),
             loudness_row_interval: 0.1,
             true_peak: false,
+            scratch_dir: None,
         }
     }
 }
@@ -178,7 +182,7 @@ pub async fn transcode(
     let location = path_str(&spec.input)?;
     let info = probe_media(location).await?;
     validate(spec, &info)?;
-    let scratch = scratch_dir("cuepoint-transcode-")?;
+    let scratch = scratch_dir("cuepoint-transcode-", spec.scratch_dir.as_deref())?;
     let plan = plan(spec, &info, scratch.path())?;
 
     for dir in plan.dirs.iter() {

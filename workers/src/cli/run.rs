@@ -236,6 +236,39 @@ async fn new_dead_letters(
     Ok(out)
 }
 
+/// How long a finished run keeps its workers for messages still queued.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Keep the workers running until the worker queues are empty (at most `limit`). A rerun on
+/// finished assets, or messages a killed run left behind (redeliveries, late completions),
+/// would otherwise stay queued: the assets are terminal at once and the run would stop before
+/// any worker received them. Handling them is cheap: every handler recognises a finished asset.
+async fn settle(backend: &Backend, limit: Duration) {
+    let Some(embedded) = &backend.embedded else {
+        return;
+    };
+    let started = Instant::now();
+    loop {
+        let mut queued = 0;
+        for kind in WorkerKind::ALL {
+            if let Ok(c) = embedded.sqlite_queue(kind.queue()).counts().await {
+                queued += c.visible + c.invisible;
+            }
+        }
+        if queued == 0 {
+            return;
+        }
+        if started.elapsed() > limit {
+            tracing::info!(
+                messages = queued,
+                "messages still queued (in flight or delayed); the next run handles them"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Run every worker until all `ids` are COMPLETE or FAILED, with a progress line on a terminal.
 /// Returns early with [`RunStopped`] on SIGTERM/Ctrl-C (after the same drain as the worker
 /// processes) or when a message about one of the unfinished assets is dead-lettered.
@@ -274,6 +307,7 @@ pub async fn run_until_terminal(
             let _ = std::io::stderr().flush();
         }
         if done {
+            settle(backend, SETTLE_LIMIT).await;
             break Ok(assets);
         }
         if polls.is_multiple_of(4) {

@@ -59,7 +59,7 @@ impl LocalMediaConvert {
         clock: Arc<dyn Clock>,
         config: LocalEngineConfig,
     ) -> Self {
-        let runner = Runner::new(config.max_concurrent_jobs);
+        let runner = Runner::new(&config);
         LocalMediaConvert {
             inner: Arc::new(Inner {
                 blobs,
@@ -89,6 +89,10 @@ impl LocalMediaConvert {
         self.inner.runner.wait_idle().await;
     }
 
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.inner.runner.is_stopping()
+    }
+
     /// Start no queued job; give the running ones `grace` (see `LocalEngine::drain`).
     pub async fn drain(&self, grace: std::time::Duration) -> bool {
         self.inner.runner.drain(grace).await
@@ -96,9 +100,10 @@ impl LocalMediaConvert {
 
     async fn spawn(&self, job: LedgerJob) {
         let inner = self.inner.clone();
+        let ledger = self.inner.ledger.clone();
         self.inner
             .runner
-            .spawn(async move { inner.run(job).await })
+            .spawn(job, ledger, move |job| async move { inner.run(job).await })
             .await;
     }
 }
@@ -215,8 +220,9 @@ impl Inner {
             })?;
 
         let out = scratch.path().join("out");
-        let (spec, uploads) = transcode_spec(&plan, &request.settings, input, &out)
+        let (mut spec, uploads) = transcode_spec(&plan, &request.settings, input, &out)
             .map_err(|e| other(e.to_string()))?;
+        spec.scratch_dir = Some(scratch.path().to_path_buf());
         let job_id = job.job_id.clone();
         let last_tenth = std::sync::atomic::AtomicU32::new(0);
         let progress = move |f: f64| {

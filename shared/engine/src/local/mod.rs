@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cuepoint_core::domain::S3Uri;
-use cuepoint_runtime::ports::{BlobStore, PortError, PortResult};
+use cuepoint_runtime::ports::{BlobStore, JobLedger, LedgerJob, PortError, PortResult};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
@@ -38,7 +38,9 @@ pub struct LocalEngineConfig {
     pub region: String,
     /// Jobs running at once (each FFmpeg run already uses every core).
     pub max_concurrent_jobs: usize,
-    /// Where inputs are downloaded and outputs staged (system temp dir when `None`).
+    /// Where inputs are downloaded and outputs staged, one directory per running job, plus the
+    /// jobs' locks (system temp dir and no cross-process locks when `None`). Cleaned of what
+    /// killed runs left when the engine starts.
     pub scratch_dir: Option<PathBuf>,
 }
 
@@ -53,38 +55,84 @@ impl Default for LocalEngineConfig {
     }
 }
 
-/// Background jobs of one stand-in: a concurrency limit and the handles to wait on.
+/// Background jobs of one stand-in: a concurrency limit, the handles to wait on, and a claim
+/// per job so that no job runs twice at once.
+///
+/// With a scratch directory (the embedded backend: `<data_dir>/scratch`), a job runs only
+/// while its process holds an exclusive lock on `<scratch>/locks/<job id>.lock`. The lock dies
+/// with the process (even on `kill -9`), so two processes on one data directory (two `cuepoint
+/// run`s, or a restart that resumes while the old process still drains) never run one job
+/// together, and a job abandoned by a dead process is picked up by the next rescan.
 pub(crate) struct Runner {
     permits: Arc<tokio::sync::Semaphore>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Set by a graceful stop: jobs still waiting for a permit are left `SUBMITTED` in the
     /// ledger (the next start resumes them) instead of starting now.
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Jobs spawned in this process and not yet ended (a rescan does not queue them twice).
+    queued: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    scratch: Option<PathBuf>,
 }
 
 impl Runner {
-    pub fn new(max: usize) -> Self {
+    pub fn new(config: &LocalEngineConfig) -> Self {
+        if let Some(root) = &config.scratch_dir {
+            clean_scratch(root);
+        }
         Runner {
-            permits: Arc::new(tokio::sync::Semaphore::new(max.max(1))),
+            permits: Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_jobs.max(1),
+            )),
             tasks: Mutex::new(Vec::new()),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            queued: Arc::default(),
+            scratch: config.scratch_dir.clone(),
         }
     }
 
-    /// Run `job` in the background once a permit is free.
-    pub async fn spawn<F>(&self, job: F)
+    /// Run `run(job)` in the background once a permit is free and the job is claimed. The job
+    /// is re-read from the ledger after the claim: one that another run finished meanwhile is
+    /// not run again.
+    pub async fn spawn<F, Fut>(&self, job: LedgerJob, ledger: Arc<dyn JobLedger>, run: F)
     where
-        F: std::future::Future<Output = ()> + Send + 'static,
+        F: FnOnce(LedgerJob) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
     {
+        let key = format!("{}/{}", job.service, job.job_id);
+        if let Ok(mut q) = self.queued.lock() {
+            if !q.insert(key.clone()) {
+                return;
+            }
+        }
         let permits = self.permits.clone();
         let stopping = self.stopping.clone();
+        let queued = self.queued.clone();
+        let scratch = self.scratch.clone();
         let handle = tokio::spawn(async move {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = permits.acquire_owned().await;
-            if stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
+            let claim = if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                None
+            } else {
+                match &scratch {
+                    Some(root) => claim_job(root, &job.job_id),
+                    None => Some(None),
+                }
+            };
+            if let Some(_claim) = claim {
+                match ledger.get(&job.service, &job.job_id).await {
+                    Ok(Some(current)) if current.status == STATUS_SUBMITTED => run(current).await,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(job_id = %job.job_id, error = %e, "could not re-read the job; the next rescan retries it")
+                    }
+                }
+            } else {
+                tracing::debug!(job_id = %job.job_id, "job running elsewhere (or stopping); not started here");
             }
-            job.await;
+            if let Ok(mut q) = queued.lock() {
+                q.remove(&key);
+            }
         });
         let mut tasks = self.tasks.lock().await;
         tasks.retain(|t| !t.is_finished());
@@ -100,6 +148,10 @@ impl Runner {
         tokio::time::timeout(grace, self.wait_idle()).await.is_ok()
     }
 
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Wait until every job spawned so far has finished.
     pub async fn wait_idle(&self) {
         loop {
@@ -111,6 +163,94 @@ impl Runner {
                 if let Err(e) = t.await {
                     tracing::error!(error = %e, "local engine job task panicked");
                 }
+            }
+        }
+    }
+}
+
+/// A job's file-system name: its id without anything a path could misread.
+fn job_dir_name(job_id: &str) -> String {
+    job_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(80)
+        .collect()
+}
+
+/// Held while a job runs: the lock on `<scratch>/locks/<job>.lock`, and the job's scratch
+/// directory `<scratch>/jobs/<job>/`, removed when the claim ends.
+pub(crate) struct JobClaim {
+    _lock: std::fs::File,
+    dir: PathBuf,
+}
+
+impl Drop for JobClaim {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `Some(Some(claim))`: this process may run the job; `None`: another holder runs it.
+/// `Some(None)` when the lock cannot be made at all (the job runs unguarded, as before locks).
+fn claim_job(root: &Path, job_id: &str) -> Option<Option<JobClaim>> {
+    let name = job_dir_name(job_id);
+    let locks = root.join("locks");
+    let lock = std::fs::create_dir_all(&locks).and_then(|_| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(locks.join(format!("{name}.lock")))
+    });
+    let file = match lock {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(dir = %locks.display(), error = %e, "cannot create a job lock; running unguarded");
+            return Some(None);
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return None,
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::warn!(error = %e, "cannot lock a job; running unguarded");
+            return Some(None);
+        }
+    }
+    // Whatever a killed run left here is stale: this process owns the job now.
+    let dir = root.join("jobs").join(&name);
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(Some(JobClaim { _lock: file, dir }))
+}
+
+/// Remove what killed runs left in the scratch directory: job directories whose lock nobody
+/// holds, and the per-run temporary directories of older versions.
+fn clean_scratch(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root.join("jobs")) else {
+        return legacy(root);
+    };
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if let Some(Some(claim)) = claim_job(root, &name) {
+            tracing::info!(dir = %claim.dir.display(), "removing the scratch of an interrupted job");
+            drop(claim);
+        }
+    }
+    legacy(root);
+
+    fn legacy(root: &Path) {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("cuepoint-job-"))
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
@@ -141,11 +281,12 @@ pub(crate) fn job_scratch(
     );
     b.prefix(&prefix);
     let dir = match &config.scratch_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| {
+        Some(root) => {
+            let d = root.join("jobs").join(job_dir_name(job_id));
+            std::fs::create_dir_all(&d).map_err(|e| {
                 PortError::Transient(format!("creating scratch dir {}: {e}", d.display()))
             })?;
-            b.tempdir_in(d)
+            b.tempdir_in(&d)
         }
         None => b.tempdir(),
     };
@@ -256,6 +397,30 @@ impl LocalEngine {
             n += self.rekognition.resume_unfinished().await?;
         }
         Ok(n)
+    }
+
+    /// Resume the unfinished jobs of these services every `every` until a graceful stop:
+    /// a job whose process died (its lock died with it) while this one runs is taken over,
+    /// and a job finished but not yet announced is announced. Jobs running elsewhere are left
+    /// alone (see `Runner`).
+    pub fn rescan_every(
+        &self,
+        media_convert: bool,
+        rekognition: bool,
+        every: std::time::Duration,
+    ) -> JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if engine.media_convert.is_stopping() || engine.rekognition.is_stopping() {
+                    return;
+                }
+                if let Err(e) = engine.resume(media_convert, rekognition).await {
+                    tracing::warn!(error = %e, "rescanning unfinished local jobs failed; retrying later");
+                }
+            }
+        })
     }
 
     /// A graceful stop: start no queued job, give the running ones `grace` to finish (see

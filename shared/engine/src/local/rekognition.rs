@@ -71,7 +71,7 @@ impl LocalRekognition {
         options: AnalyzeOptions,
         page_size: usize,
     ) -> Self {
-        let runner = Runner::new(config.max_concurrent_jobs);
+        let runner = Runner::new(&config);
         let options = AnalyzeOptions {
             loudness: false,
             video: true,
@@ -107,6 +107,10 @@ impl LocalRekognition {
         self.inner.runner.wait_idle().await;
     }
 
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.inner.runner.is_stopping()
+    }
+
     /// Start no queued job; give the running ones `grace` (see `LocalEngine::drain`).
     pub async fn drain(&self, grace: std::time::Duration) -> bool {
         self.inner.runner.drain(grace).await
@@ -114,9 +118,10 @@ impl LocalRekognition {
 
     async fn spawn(&self, job: LedgerJob) {
         let inner = self.inner.clone();
+        let ledger = self.inner.ledger.clone();
         self.inner
             .runner
-            .spawn(async move { inner.run(job).await })
+            .spawn(job, ledger, move |job| async move { inner.run(job).await })
             .await;
     }
 }
@@ -339,7 +344,11 @@ impl Inner {
             .await
             .map_err(|e| format!("reading {}: {e}", request.video))?
             .ok_or_else(|| format!("Unable to get object metadata from S3. Check object key, region and/or access permissions: {}", request.video))?;
-        let analysis = analyze(&video, &self.options, None)
+        let options = AnalyzeOptions {
+            scratch_dir: Some(scratch.path().to_path_buf()),
+            ..self.options.clone()
+        };
+        let analysis = analyze(&video, &options, None)
             .await
             .map_err(|e| e.to_string())?;
         serde_json::to_value(&analysis.segments)
