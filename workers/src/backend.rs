@@ -64,6 +64,30 @@ pub fn routing(settings: &Settings) -> anyhow::Result<RoutingDefinition> {
     RoutingDefinition::load(&vars).context("routing definition (infra/routing.json)")
 }
 
+/// The routing definition the embedded bus runs: `routing.json` plus its `embeddedOnly` routes
+/// (the review app's catalog queue, which the AWS template does not carry).
+pub fn embedded_routing(settings: &Settings) -> anyhow::Result<RoutingDefinition> {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(cuepoint_core::routing::ROUTING_JSON).context("infra/routing.json")?;
+    if let Some(extra) = doc.get("embeddedOnly").cloned() {
+        for key in ["queues", "rules"] {
+            let add = extra
+                .get(key)
+                .and_then(|v| v.as_array())
+                .cloned()
+                .unwrap_or_default();
+            if let Some(list) = doc.get_mut(key).and_then(|v| v.as_array_mut()) {
+                list.extend(add);
+            }
+        }
+    }
+    let mut vars = BTreeMap::new();
+    vars.insert("IngestBucket", settings.ingest_bucket.as_str());
+    vars.insert("WorkflowName", settings.workflow.as_str());
+    RoutingDefinition::from_json_str(&doc.to_string(), &vars)
+        .context("routing definition (infra/routing.json)")
+}
+
 fn validate(settings: &Settings) -> anyhow::Result<()> {
     BucketName::parse(settings.ingest_bucket.clone()).context("ingest_bucket")?;
     BucketName::parse(settings.output_bucket.clone()).context("output_bucket")?;
@@ -90,7 +114,7 @@ pub async fn build_embedded(
     with_engine: bool,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Backend> {
-    let routing = routing(settings)?;
+    let routing = embedded_routing(settings)?;
     let opts = cuepoint_embedded::EmbeddedOptions::new(routing.clone()).with_clock(clock.clone());
     let dir = settings.data_dir.clone();
     let embedded =

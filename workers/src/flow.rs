@@ -95,7 +95,9 @@ fn classify(asset: &Asset, e: TransitionError) -> Result<Advanced, HandlerError>
             tracing::warn!(asset_id = %asset.id, error = %e, "ignoring event for a job this asset does not own");
             Ok(Advanced::Ignored(e.to_string()))
         }
-        TransitionError::NoAnalyses { .. } => Err(HandlerError::Permanent(e.to_string())),
+        TransitionError::NoAnalyses { .. } | TransitionError::EditVersion { .. } => {
+            Err(HandlerError::Permanent(e.to_string()))
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod context;
 pub mod flow;
 pub mod handlers;
 pub mod scoring_config;
+pub mod serve;
 pub mod service;
 pub mod slots;
 pub mod sweeper;

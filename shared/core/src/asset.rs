@@ -175,6 +175,22 @@ pub struct BreakSummary {
     pub reasons: Vec<String>,
 }
 
+/// One saved correction of an asset's breaks: who, when, what, and the VMAP version it wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakEdit {
+    /// VMAP version this edit wrote: 2 for the first edit (1 is what scoring wrote).
+    pub version: u32,
+    pub at_ms: u64,
+    /// Who saved it (the editor's name as given, or `anonymous`).
+    pub by: String,
+    /// What changed, in words ("moved 00:00:22.000 to 00:00:24.000; deleted 00:00:42.000").
+    pub summary: String,
+    /// The breaks after the edit, in time order.
+    pub breaks: Vec<BreakSummary>,
+    /// Where this version of the VMAP is kept.
+    pub vmap: S3Uri,
+}
+
 /// The asset record: the single source of truth for one upload's progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Asset {
@@ -203,6 +219,9 @@ pub struct Asset {
     /// How many times the stuck-asset sweeper re-announced the current state.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub sweeps: u32,
+    /// Corrections of the breaks by people, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<BreakEdit>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -238,7 +257,13 @@ impl Asset {
             breaks: Vec::new(),
             failure: None,
             sweeps: 0,
+            edits: Vec::new(),
         }
+    }
+
+    /// The VMAP version the current breaks are in (1: as scored, then one more per edit).
+    pub fn vmap_version(&self) -> u32 {
+        self.edits.last().map(|e| e.version).unwrap_or(1)
     }
 
     /// The analyses that have not completed yet.
@@ -277,6 +302,8 @@ pub enum AssetEvent {
     },
     /// Something failed for good.
     Failed { stage: String, reason: String },
+    /// A person corrected the breaks of a complete asset.
+    BreaksEdited { edit: BreakEdit },
 }
 
 impl AssetEvent {
@@ -288,6 +315,7 @@ impl AssetEvent {
             Self::AnalysisCompleted { .. } => "AnalysisCompleted",
             Self::Scored { .. } => "Scored",
             Self::Failed { .. } => "Failed",
+            Self::BreaksEdited { .. } => "BreaksEdited",
         }
     }
 }
@@ -320,6 +348,12 @@ pub enum TransitionError {
     UnknownAnalysis { asset: AssetId, kind: AnalysisKind },
     #[error("asset {asset}: AnalysesStarted with no jobs")]
     NoAnalyses { asset: AssetId },
+    #[error("asset {asset}: edit writes VMAP version {got}, the next version is {expected}")]
+    EditVersion {
+        asset: AssetId,
+        expected: u32,
+        got: u32,
+    },
 }
 
 /// Apply `event` to `asset` at time `now_ms`. Pure.
@@ -438,6 +472,26 @@ pub fn transition(
                 });
                 next.state = S::Failed;
             }
+        },
+        AssetEvent::BreaksEdited { edit } => match asset.state {
+            S::Complete => {
+                if asset.edits.iter().any(|e| e == edit) {
+                    return Ok(Transition::AlreadyApplied);
+                }
+                let expected = asset.vmap_version() + 1;
+                if edit.version != expected {
+                    return Err(TransitionError::EditVersion {
+                        asset: asset.id.clone(),
+                        expected,
+                        got: edit.version,
+                    });
+                }
+                // `results.vmap` keeps naming the current VMAP (`ad_breaks.vmap`, rewritten by the
+                // edit); `edit.vmap` is the kept copy of this version.
+                next.breaks = edit.breaks.clone();
+                next.edits.push(edit.clone());
+            }
+            _ => return Err(illegal()),
         },
     }
     if next.state != asset.state {
@@ -565,6 +619,80 @@ mod tests {
         }
         assert_eq!(a.results.vmap, Some(uri("s3://out/a/ad_breaks.vmap")));
         assert!(a.pending_analyses().is_empty());
+    }
+
+    fn edit(version: u32, at: f64) -> BreakEdit {
+        BreakEdit {
+            version,
+            at_ms: 5,
+            by: "ed".into(),
+            summary: format!("added {at}"),
+            breaks: vec![BreakSummary {
+                timestamp: at,
+                score: 0.0,
+                reasons: vec!["Editor".into()],
+            }],
+            vmap: uri(&format!("s3://out/a/vmap/v{version}.vmap")),
+        }
+    }
+
+    #[test]
+    fn break_edits_apply_to_complete_assets_only_in_version_order() {
+        let mut a = asset();
+        for e in events().iter().take(5) {
+            a = applied(&a, e);
+        }
+        let first = AssetEvent::BreaksEdited {
+            edit: edit(2, 12.0),
+        };
+        assert!(matches!(
+            transition(&a, &first, 1),
+            Err(TransitionError::Illegal {
+                state: AssetState::Analysed,
+                ..
+            })
+        ));
+        a = applied(&a, &events()[5]);
+        assert_eq!(a.vmap_version(), 1);
+        let b = applied(&a, &first);
+        assert_eq!(b.vmap_version(), 2);
+        assert_eq!(b.breaks[0].timestamp, 12.0);
+        assert_eq!(
+            b.results.vmap, a.results.vmap,
+            "the current VMAP keeps its name"
+        );
+        assert_eq!(b.state, AssetState::Complete);
+        assert_eq!(
+            transition(&b, &first, 2).unwrap(),
+            Transition::AlreadyApplied
+        );
+        // A second editor who read version 1 too loses: the next version is 3.
+        let stale = AssetEvent::BreaksEdited {
+            edit: edit(2, 30.0),
+        };
+        assert!(matches!(
+            transition(&b, &stale, 3),
+            Err(TransitionError::EditVersion {
+                expected: 3,
+                got: 2,
+                ..
+            })
+        ));
+        let c = applied(
+            &b,
+            &AssetEvent::BreaksEdited {
+                edit: edit(3, 30.0),
+            },
+        );
+        assert_eq!(c.edits.len(), 2);
+        let failed = applied(
+            &asset(),
+            &AssetEvent::Failed {
+                stage: "ingest".into(),
+                reason: "x".into(),
+            },
+        );
+        assert!(transition(&failed, &first, 1).is_err());
     }
 
     #[test]

@@ -82,6 +82,9 @@ enum Command {
         #[command(subcommand)]
         cmd: models::ModelsCommand,
     },
+    /// The review app: assets, player, timeline, break editing and search in a browser, and
+    /// its JSON API under /api. Runs the pipeline's workers too unless --no-workers.
+    Serve(cuepoint_workers::serve::ServeArgs),
     /// Run one or more workers in this process until SIGTERM (as the worker binaries do).
     Worker {
         /// ingest, media, analysis, results, scoring, or all.
@@ -183,6 +186,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             status::sweep(&backend, dry_run, json).await.map(|_| 0)
         }
         Command::Models { cmd } => tokio::task::spawn_blocking(move || models::run(&cmd)).await?,
+        Command::Serve(args) => cuepoint_workers::serve::run(&args).await.map(|_| 0),
         Command::Worker { names, common } => {
             let kinds: Vec<WorkerKind> = if names.iter().any(|n| n == "all") {
                 WorkerKind::ALL.to_vec()

@@ -26,6 +26,14 @@ pub enum PipelineDetail {
     AssetCompleted { vmap: S3Uri, breaks: usize },
     /// Terminal: the asset failed at `stage`.
     AssetFailed { stage: String, reason: String },
+    /// A person corrected a complete asset's breaks: `vmap` (the current VMAP) was rewritten as
+    /// VMAP version `version`; packaging and ad insertion may pick it up.
+    BreaksEdited {
+        version: u32,
+        vmap: S3Uri,
+        breaks: usize,
+        editor: String,
+    },
 }
 
 impl PipelineDetail {
@@ -36,6 +44,7 @@ impl PipelineDetail {
             Self::AnalysesCompleted => "Analyses Completed",
             Self::AssetCompleted { .. } => "Asset Completed",
             Self::AssetFailed { .. } => "Asset Failed",
+            Self::BreaksEdited { .. } => "Breaks Edited",
         }
     }
 
@@ -47,6 +56,16 @@ impl PipelineDetail {
             Self::AnalysesCompleted => "analyses-completed",
             Self::AssetCompleted { .. } => "asset-completed",
             Self::AssetFailed { .. } => "asset-failed",
+            Self::BreaksEdited { .. } => "breaks-edited",
+        }
+    }
+
+    /// The part of the event id after the asset: the slug, plus the version for steps an asset
+    /// may take more than once (every edit is its own event).
+    pub fn id_suffix(&self) -> String {
+        match self {
+            Self::BreaksEdited { version, .. } => format!("{}-v{version}", self.slug()),
+            _ => self.slug().to_string(),
         }
     }
 
@@ -54,12 +73,13 @@ impl PipelineDetail {
         matches!(self, Self::AssetCompleted { .. } | Self::AssetFailed { .. })
     }
 
-    pub const DETAIL_TYPES: [&'static str; 5] = [
+    pub const DETAIL_TYPES: [&'static str; 6] = [
         "Transcode Submitted",
         "Media Prepared",
         "Analyses Completed",
         "Asset Completed",
         "Asset Failed",
+        "Breaks Edited",
     ];
 }
 
@@ -87,7 +107,7 @@ pub enum PipelineEventError {
 impl PipelineEvent {
     pub fn new(asset_id: AssetId, detail: PipelineDetail) -> Self {
         Self {
-            event_id: format!("{}:{}", asset_id, detail.slug()),
+            event_id: format!("{}:{}", asset_id, detail.id_suffix()),
             asset_id,
             detail,
         }
@@ -136,10 +156,19 @@ mod tests {
             },
             PipelineDetail::MediaPrepared { proxy: u.clone() },
             PipelineDetail::AnalysesCompleted,
-            PipelineDetail::AssetCompleted { vmap: u, breaks: 3 },
+            PipelineDetail::AssetCompleted {
+                vmap: u.clone(),
+                breaks: 3,
+            },
             PipelineDetail::AssetFailed {
                 stage: "transcode".into(),
                 reason: "ERROR 1010: bad input".into(),
+            },
+            PipelineDetail::BreaksEdited {
+                version: 2,
+                vmap: u.clone(),
+                breaks: 1,
+                editor: "ed".into(),
             },
         ]
         .into_iter()
@@ -166,6 +195,13 @@ mod tests {
             assert_eq!(PipelineEvent::from_envelope(&back).unwrap(), ev);
             assert_eq!(back.detail["assetId"], "a0123456789abcdef0123");
         }
+    }
+
+    #[test]
+    fn every_edit_is_its_own_event() {
+        let ev = &all()[5];
+        assert_eq!(ev.event_id, "a0123456789abcdef0123:breaks-edited-v2");
+        assert_eq!(ev.detail_type(), "Breaks Edited");
     }
 
     #[test]
