@@ -315,13 +315,19 @@ fn scratch_stays_in_the_data_directory_and_a_killed_runs_scratch_is_cleaned_on_s
         jobs.display()
     );
 
-    // Any start cleans it (here a status command: nothing holds the job's lock).
+    // The job no process runs is reported, and any start cleans its scratch (nothing holds
+    // the job's lock).
     let out = Command::new(CUEPOINT)
-        .args(["status", "--data-dir"])
+        .args(["assets", "stuck", "--data-dir"])
         .arg(&data)
         .output()
         .unwrap();
     assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mediaconvert job") && stderr.contains("no process runs it"),
+        "{stderr}"
+    );
     assert_eq!(
         std::fs::read_dir(&jobs).unwrap().count(),
         0,
@@ -415,4 +421,55 @@ fn a_rerun_on_finished_assets_leaves_no_message_queued() {
     );
     assert_eq!(queued_messages(&data), 0, "stale messages left queued");
     assert_eq!(states(&data), vec!["COMPLETE".to_string()]);
+}
+
+#[test]
+fn a_database_locked_for_25_s_mid_run_delays_the_run_and_it_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (1..=3)
+        .map(|i| clip(dir.path(), &format!("v{i}.mov"), 6.0))
+        .collect();
+    let data = dir.path().join("data");
+    let child = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .args(&files)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--timeout", "600", "--log", "warn"]),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let t0 = Instant::now();
+    while !states(&data).iter().any(|s| s == "TRANSCODING") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "never saw TRANSCODING"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Another process takes the write lock and keeps it 25 s (longer than the 10 s busy
+    // timeout): every write of the run fails meanwhile, the transcode's outcome included.
+    let lock = Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(25); c.execute('COMMIT')")
+        .arg(data.join("cuepoint.db"))
+        .output()
+        .unwrap();
+    assert!(
+        lock.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lock.stderr)
+    );
+    assert!(String::from_utf8_lossy(&lock.stdout).contains("locked"));
+    let out = wait_output(child, Duration::from_secs(240));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}\n{stderr}", out.status);
+    assert_eq!(states(&data), vec!["COMPLETE".to_string(); 3], "{stderr}");
+    assert!(
+        stderr.contains("recording the job outcome failed; retrying"),
+        "the lock did not hit the outcome: {stderr}"
+    );
 }

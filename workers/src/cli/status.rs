@@ -181,10 +181,26 @@ pub async fn assets(backend: &Backend, cmd: &AssetsCommand) -> anyhow::Result<()
             let stuck =
                 crate::sweeper::find_stuck(&backend.ctx, &backend.ctx.settings.stuck).await?;
             let rows: Vec<_> = stuck.into_iter().map(|(_, s)| s).collect();
+            // Embedded: a job no live process holds will not finish however long one waits.
+            let unattended = match &backend.engine {
+                Some(engine) => engine.unattended().await?,
+                None => Vec::new(),
+            };
+            for j in &unattended {
+                eprintln!(
+                    "asset {}: {} job {} is unfinished and no process runs it; start `cuepoint run` or a worker ({}) on this data directory to resume it",
+                    j.asset_id,
+                    j.service,
+                    j.job_id,
+                    if j.service == cuepoint_engine::local::MEDIACONVERT_SERVICE { "ingest" } else { "analysis" }
+                );
+            }
             if *json {
                 crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
-            } else if rows.is_empty() {
+            } else if rows.is_empty() && unattended.is_empty() {
                 crate::outln!("no stuck assets");
+            } else if rows.is_empty() {
+                crate::outln!("no asset past its deadline");
             } else {
                 crate::outln!(
                     "{:<22} {:<15} {:>12} {:>6}  action",

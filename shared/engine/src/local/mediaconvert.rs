@@ -89,6 +89,16 @@ impl LocalMediaConvert {
         self.inner.runner.wait_idle().await;
     }
 
+    /// Unfinished jobs no process holds (see `LocalEngine::unattended`).
+    pub async fn unattended(&self) -> PortResult<Vec<LedgerJob>> {
+        let jobs = self.inner.ledger.unfinished(MEDIACONVERT_SERVICE).await?;
+        let root = self.inner.config.scratch_dir.as_deref();
+        Ok(jobs
+            .into_iter()
+            .filter(|j| super::is_unattended(root, &j.job_id))
+            .collect())
+    }
+
     pub(crate) fn is_stopping(&self) -> bool {
         self.inner.runner.is_stopping()
     }
@@ -316,29 +326,38 @@ impl Inner {
     /// are idempotent) instead of transcoding again; a lost event cannot happen.
     async fn announce(&self, job: &LedgerJob, entry: PutEventsEntry, status: &str, result: Value) {
         let pending = json!({"status": status, "outcome": result, "event": entry});
-        if let Err(e) = self
-            .ledger
-            .finish(MEDIACONVERT_SERVICE, &job.job_id, STATUS_SUBMITTED, pending)
-            .await
-        {
-            tracing::error!(job_id = %job.job_id, error = %e, "could not record the job outcome; it resumes on restart");
-            return;
+        let stored = self
+            .runner
+            .persist("recording the job outcome", &job.job_id, || {
+                self.ledger.finish(
+                    MEDIACONVERT_SERVICE,
+                    &job.job_id,
+                    STATUS_SUBMITTED,
+                    pending.clone(),
+                )
+            })
+            .await;
+        if stored.is_some() {
+            self.publish(job, &entry, status, result).await;
         }
-        self.publish(job, &entry, status, result).await;
     }
 
     async fn publish(&self, job: &LedgerJob, entry: &PutEventsEntry, status: &str, result: Value) {
-        if let Err(e) = self.bus.put_events(std::slice::from_ref(entry)).await {
-            tracing::error!(job_id = %job.job_id, error = %e, "could not announce the transcode job; it is re-announced on resume");
+        let published = self
+            .runner
+            .persist("announcing the transcode job", &job.job_id, || {
+                self.bus.put_events(std::slice::from_ref(entry))
+            })
+            .await;
+        if published.is_none() {
             return;
         }
-        if let Err(e) = self
-            .ledger
-            .finish(MEDIACONVERT_SERVICE, &job.job_id, status, result)
-            .await
-        {
-            tracing::error!(job_id = %job.job_id, error = %e, "announced, but the ledger did not record the outcome");
-        }
+        self.runner
+            .persist("marking the announced job finished", &job.job_id, || {
+                self.ledger
+                    .finish(MEDIACONVERT_SERVICE, &job.job_id, status, result.clone())
+            })
+            .await;
     }
 }
 

@@ -104,22 +104,26 @@ impl Runner {
                 return;
             }
         }
+        // Claimed when queued, not when started: a job waiting for a permit here is this
+        // process's, and neither another process's rescan nor `assets stuck` takes it for lost.
+        let claim = match &self.scratch {
+            Some(root) => claim_job(root, &job.job_id),
+            None => Some(None),
+        };
+        let Some(claim) = claim else {
+            tracing::debug!(job_id = %job.job_id, "job running in another process; not started here");
+            if let Ok(mut q) = self.queued.lock() {
+                q.remove(&key);
+            }
+            return;
+        };
         let permits = self.permits.clone();
         let stopping = self.stopping.clone();
         let queued = self.queued.clone();
-        let scratch = self.scratch.clone();
         let handle = tokio::spawn(async move {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = permits.acquire_owned().await;
-            let claim = if stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                None
-            } else {
-                match &scratch {
-                    Some(root) => claim_job(root, &job.job_id),
-                    None => Some(None),
-                }
-            };
-            if let Some(_claim) = claim {
+            if !stopping.load(std::sync::atomic::Ordering::SeqCst) {
                 match ledger.get(&job.service, &job.job_id).await {
                     Ok(Some(current)) if current.status == STATUS_SUBMITTED => run(current).await,
                     Ok(_) => {}
@@ -127,9 +131,8 @@ impl Runner {
                         tracing::warn!(job_id = %job.job_id, error = %e, "could not re-read the job; the next rescan retries it")
                     }
                 }
-            } else {
-                tracing::debug!(job_id = %job.job_id, "job running elsewhere (or stopping); not started here");
             }
+            drop(claim);
             if let Ok(mut q) = queued.lock() {
                 q.remove(&key);
             }
@@ -150,6 +153,39 @@ impl Runner {
 
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Run `op` until it succeeds, backing off up to 5 s between tries: a job's outcome must
+    /// be recorded and announced even while the database is locked for a while (a backup, a
+    /// long write by another process). Gives up only on a graceful stop (`false`): the job then
+    /// stays `SUBMITTED` and is resumed.
+    pub async fn persist<T, F, Fut>(&self, what: &str, job_id: &str, mut op: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = PortResult<T>>,
+    {
+        let mut delay = std::time::Duration::from_millis(200);
+        let mut attempt = 1u32;
+        loop {
+            match op().await {
+                Ok(v) => {
+                    if attempt > 1 {
+                        tracing::info!(%job_id, attempt, "{what}: done after retrying");
+                    }
+                    return Some(v);
+                }
+                Err(e) if self.is_stopping() => {
+                    tracing::warn!(%job_id, error = %e, "{what} failed while stopping; the job resumes on the next start");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(%job_id, attempt, error = %e, "{what} failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     /// Wait until every job spawned so far has finished.
@@ -221,6 +257,14 @@ fn claim_job(root: &Path, job_id: &str) -> Option<Option<JobClaim>> {
     let dir = root.join("jobs").join(&name);
     let _ = std::fs::remove_dir_all(&dir);
     Some(Some(JobClaim { _lock: file, dir }))
+}
+
+/// Whether no process holds `job_id` (`false` without a scratch directory: unknown).
+pub(crate) fn is_unattended(root: Option<&Path>, job_id: &str) -> bool {
+    match root {
+        Some(root) => matches!(claim_job(root, job_id), Some(Some(_))),
+        None => false,
+    }
 }
 
 /// Remove what killed runs left in the scratch directory: job directories whose lock nobody
@@ -421,6 +465,14 @@ impl LocalEngine {
                 }
             }
         })
+    }
+
+    /// Unfinished jobs that no process holds (none runs or queues them): their process died,
+    /// and no process that runs this service is alive to take them over.
+    pub async fn unattended(&self) -> PortResult<Vec<LedgerJob>> {
+        let mut out = self.media_convert.unattended().await?;
+        out.extend(self.rekognition.unattended().await?);
+        Ok(out)
     }
 
     /// A graceful stop: start no queued job, give the running ones `grace` to finish (see

@@ -107,6 +107,16 @@ impl LocalRekognition {
         self.inner.runner.wait_idle().await;
     }
 
+    /// Unfinished jobs no process holds (see `LocalEngine::unattended`).
+    pub async fn unattended(&self) -> PortResult<Vec<LedgerJob>> {
+        let jobs = self.inner.ledger.unfinished(REKOGNITION_SERVICE).await?;
+        let root = self.inner.config.scratch_dir.as_deref();
+        Ok(jobs
+            .into_iter()
+            .filter(|j| super::is_unattended(root, &j.job_id))
+            .collect())
+    }
+
     pub(crate) fn is_stopping(&self) -> bool {
         self.inner.runner.is_stopping()
     }
@@ -275,20 +285,20 @@ impl Inner {
         // Store the response while the job is still SUBMITTED, publish, then mark it finished:
         // a notified consumer calls get_page at once and finds the results, and a crash before
         // the final mark re-publishes on resume without re-running the analysis.
-        if let Err(e) = self
-            .ledger
-            .finish(
-                REKOGNITION_SERVICE,
-                &job.job_id,
-                STATUS_SUBMITTED,
-                response.clone(),
-            )
-            .await
-        {
-            tracing::error!(job_id = %job.job_id, error = %e, "could not record the analysis result; it resumes on restart");
-            return;
+        let stored = self
+            .runner
+            .persist("recording the analysis result", &job.job_id, || {
+                self.ledger.finish(
+                    REKOGNITION_SERVICE,
+                    &job.job_id,
+                    STATUS_SUBMITTED,
+                    response.clone(),
+                )
+            })
+            .await;
+        if stored.is_some() {
+            self.announce(&job, &request, response).await;
         }
-        self.announce(&job, &request, response).await;
     }
 
     /// Publish the completion of a job whose response is stored, then mark it finished.
@@ -305,33 +315,26 @@ impl Inner {
             sns_message_id: None,
         };
         let message = completion_message(&completion);
-        let mut delay = std::time::Duration::from_millis(200);
-        for attempt in 1..=5 {
-            match self.topic.publish(&message).await {
-                Ok(_) => break,
-                Err(e) if attempt < 5 && e.is_transient() => {
-                    tracing::warn!(job_id = %job.job_id, error = %e, "publishing the completion failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(e) => {
-                    tracing::error!(job_id = %job.job_id, error = %e, "could not publish the completion; it is re-published on resume");
-                    return;
-                }
-            }
+        let published = self
+            .runner
+            .persist("publishing the completion", &job.job_id, || {
+                self.topic.publish(&message)
+            })
+            .await;
+        if published.is_none() {
+            return;
         }
         let status = if succeeded {
             STATUS_COMPLETE
         } else {
             STATUS_ERROR
         };
-        if let Err(e) = self
-            .ledger
-            .finish(REKOGNITION_SERVICE, &job.job_id, status, response)
-            .await
-        {
-            tracing::error!(job_id = %job.job_id, error = %e, "published, but the ledger did not record the outcome");
-        }
+        self.runner
+            .persist("marking the published job finished", &job.job_id, || {
+                self.ledger
+                    .finish(REKOGNITION_SERVICE, &job.job_id, status, response.clone())
+            })
+            .await;
     }
 
     async fn detect_segments(
