@@ -78,7 +78,10 @@ install_test_deps() {
     command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
     command -v npm >/dev/null 2>&1 || need+=(npm)
   fi
-  # --- review app (browser) tests: chromium and playwright-core are installed here.
+  # The review app's browser test (tests/browser/): Debian's Chromium, driven by playwright-core
+  # from npm (installed by install_web_deps).
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v npm >/dev/null 2>&1 || need+=(npm)
   # shellcheck disable=SC2046
   apt_install $(_missing_run_packages) "${need[@]}" || return 1
   install_run_deps || return 1
@@ -95,4 +98,18 @@ install_test_deps() {
   export CFN_LINT="$venv/bin/cfn-lint" PYTHON="$venv/bin/python"
   # The emulator installs itself (venv, DynamoDB Local jar) on first start, here.
   export EMU_ROOT=${EMU_ROOT:-$CUEPOINT_CACHE/emu}
+}
+
+# install_web_deps : the npm packages of the review app (hls.js, served by `cuepoint serve`) and
+# of its browser test (playwright-core), pinned by web/package-lock.json; hls.js is copied to
+# where the server reads it (web/install.sh).
+install_web_deps() {
+  if [ -f "$CUEPOINT_ROOT/web/node_modules/.package-lock.json" ] &&
+    cmp -s "$CUEPOINT_ROOT/web/package-lock.json" "$CUEPOINT_ROOT/web/node_modules/.cuepoint-lock" &&
+    [ -f "${CUEPOINT_WEB_VENDOR:-${XDG_CACHE_HOME:-$HOME/.cache}/cuepoint/web}/hls.min.js" ]; then
+    return 0
+  fi
+  _say "installing the review app's npm packages (web/install.sh)"
+  "$CUEPOINT_ROOT/web/install.sh" >&2 || return 1
+  cp "$CUEPOINT_ROOT/web/package-lock.json" "$CUEPOINT_ROOT/web/node_modules/.cuepoint-lock"
 }

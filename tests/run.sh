@@ -29,9 +29,14 @@ source tests/install.sh
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CUEPOINT_CACHE/target}
 AWS=$AWS install_test_deps
 install_models
+install_web_deps
 
 step "embedded: unit, property, end-to-end, durability, chaos and bad-input tests (no AWS SDK)"
 cargo test --locked -- --test-threads 2
+
+step "review app: a real browser (Chromium via playwright-core) against cuepoint serve (tests/browser/)"
+cargo build --locked --bin cuepoint
+CUEPOINT_BIN="$CARGO_TARGET_DIR/debug/cuepoint" node --test tests/browser/
 
 step "infra: cfn-lint, routing equivalence, deploy dry-run"
 infra/check.sh

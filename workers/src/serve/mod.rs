@@ -44,6 +44,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub token: Option<String>,
     /// Do not run the pipeline's workers in this process (they run elsewhere on the same data).
+    /// Always the case on AWS, where the workers are services of their own.
     #[arg(long)]
     pub no_workers: bool,
     /// Largest upload accepted, in MiB.
@@ -116,7 +117,8 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<RunningServer> {
     }
     let settings = args.common.settings()?;
     let backend: Backend = backend::build(&settings, false).await?;
-    let workers = if args.no_workers {
+    // On AWS the workers are their own ECS services; the app only reads and edits.
+    let workers = if args.no_workers || settings.backend == BackendKind::Aws {
         None
     } else {
         if let Some(engine) = &backend.engine {
