@@ -188,10 +188,14 @@ pub async fn accept(
     created.size = Some(head.size);
     created.etag = head.etag.clone();
     let id = AssetId::for_source(&created.source_object());
-    ctx.ports
-        .bus
-        .put_events(&[object_created_entry(&created, Some(ctx.now_ms()))])
-        .await?;
+    // S3 announces uploads itself on AWS (and refuses `aws.*` sources from anyone else); the
+    // embedded blob store does not, so the app announces as `cuepoint ingest` does.
+    if ctx.settings.backend == cuepoint_runtime::config::Backend::Embedded {
+        ctx.ports
+            .bus
+            .put_events(&[object_created_entry(&created, Some(ctx.now_ms()))])
+            .await?;
+    }
     tracing::info!(asset_id = %id, source = %uri, size, "uploaded from the web");
     Ok(UploadAccepted {
         asset_id: id.to_string(),
