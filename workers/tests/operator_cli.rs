@@ -473,3 +473,237 @@ fn a_database_locked_for_25_s_mid_run_delays_the_run_and_it_completes() {
         "the lock did not hit the outcome: {stderr}"
     );
 }
+
+/// Asset ids and their transcode jobs in a data directory.
+fn transcode_jobs(data: &Path) -> Vec<(String, usize)> {
+    let settings = cuepoint_runtime::config::Settings {
+        data_dir: data.to_path_buf(),
+        ..Default::default()
+    };
+    let routing = cuepoint_workers::backend::routing(&settings).unwrap();
+    let backend = cuepoint_embedded::EmbeddedBackend::open(
+        data,
+        cuepoint_embedded::EmbeddedOptions::new(routing),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let assets = rt.block_on(backend.store().list()).unwrap();
+    let ledger = backend.ledger();
+    assets
+        .iter()
+        .map(|a| {
+            (
+                a.id.to_string(),
+                rt.block_on(ledger.find_by_asset("mediaconvert", a.id.as_str()))
+                    .unwrap()
+                    .len(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_copied_data_directory_knows_its_assets() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (1..=2)
+        .map(|i| clip(dir.path(), &format!("c{i}.mov"), 3.0))
+        .collect();
+    let data = dir.path().join("data");
+    let first = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .args(&files)
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let copy = dir.path().join("copy");
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(&data)
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success());
+    // New inodes, and the sidecars' stamps no longer match: the content hash decides.
+    let again = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .args(&files)
+            .arg("--data-dir")
+            .arg(&copy),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let jobs = transcode_jobs(&copy);
+    assert_eq!(
+        jobs.len(),
+        2,
+        "assets after the rerun on the copy: {jobs:?}"
+    );
+    assert!(jobs.iter().all(|(_, n)| *n == 1), "{jobs:?}");
+    assert_eq!(transcode_jobs(&data), jobs);
+}
+
+#[test]
+fn two_runs_on_one_file_make_one_asset_and_one_transcode() {
+    let dir = tempfile::tempdir().unwrap();
+    // A large upload, so the two runs' copies overlap.
+    let big = dir.path().join("big.mov");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=25:duration=4",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=4",
+        ])
+        .args([
+            "-c:v",
+            "prores_ks",
+            "-profile:v",
+            "2",
+            "-c:a",
+            "pcm_s16le",
+            "-shortest",
+        ])
+        .arg(&big)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let other = clip(dir.path(), "other.mov", 3.0);
+    let data = dir.path().join("data");
+    // The database exists before both start, as when a user starts two runs on a used directory.
+    assert!(Command::new(CUEPOINT)
+        .args(["status", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let runs: Vec<Child> = (0..2)
+        .map(|_| {
+            quick(
+                Command::new(CUEPOINT)
+                    .arg("run")
+                    .arg(&big)
+                    .arg(&other)
+                    .arg("--data-dir")
+                    .arg(&data),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let out = wait_output(run, Duration::from_secs(300));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let jobs = transcode_jobs(&data);
+    assert_eq!(jobs.len(), 2, "two files, assets {jobs:?}");
+    assert!(
+        jobs.iter().all(|(_, n)| *n == 1),
+        "transcode jobs per asset: {jobs:?}"
+    );
+}
+
+#[test]
+fn an_object_created_without_etag_names_the_same_asset_and_a_folder_key_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "clip.mov", 3.0);
+    let data = dir.path().join("data");
+    let first = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .arg(&src)
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    for (name, detail) in [
+        (
+            "no-etag.json",
+            serde_json::json!({"bucket": {"name": "cuepoint-ingest"}, "object": {"key": "uploads/clip.mov"}}),
+        ),
+        (
+            "folder.json",
+            serde_json::json!({"bucket": {"name": "cuepoint-ingest"}, "object": {"key": "uploads/new-folder/", "size": 0}}),
+        ),
+    ] {
+        let event = serde_json::json!({"source": "aws.s3", "detail-type": "Object Created", "detail": detail});
+        let file = dir.path().join(name);
+        std::fs::write(&file, event.to_string()).unwrap();
+        let sent = Command::new(CUEPOINT)
+            .args(["events", "send"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            sent.status.success(),
+            "{}",
+            String::from_utf8_lossy(&sent.stderr)
+        );
+    }
+    // The rerun handles the queued events before it returns.
+    let again = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .arg(&src)
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(queued_messages(&data), 0);
+    let jobs = transcode_jobs(&data);
+    assert_eq!(jobs.len(), 1, "assets: {jobs:?}");
+    assert_eq!(jobs[0].1, 1);
+    let dlq = Command::new(CUEPOINT)
+        .args(["dlq", "list", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&dlq.stdout);
+    assert!(
+        listing
+            .lines()
+            .skip(1)
+            .all(|l| l.trim_end().ends_with(" 0")),
+        "{listing}"
+    );
+}

@@ -6,9 +6,13 @@
 //!   redirect reads or writes outside it.
 //! - Writes are atomic: a temp file in the target directory, fsync, rename, fsync of the
 //!   directory. Readers see the old object or the new one, never half of one.
-//! - `head`'s etag is *not* an MD5 of the content (hashing large media on every head would be
-//!   slow): it is a hash of (size, modification time in ns, inode, device). It changes whenever
-//!   the object is rewritten (every write is a new file by rename) and stays put otherwise.
+//! - `head`'s etag is a hash of the content (SHA-256, first 16 bytes in hex), as S3's is for a
+//!   single-part upload: the etag names the asset (`AssetId::for_source`), so the same bytes
+//!   must give the same etag whether they were uploaded twice at once, copied with the data
+//!   directory (`cp -a`, a restore: new inodes) or written by another process. Hashing large
+//!   media on every head would be slow, so the hash is kept in a sidecar under
+//!   `<root>/.etags/` with the file's (size, mtime, inode, device) stamp, and recomputed when
+//!   the stamp no longer matches.
 //! - Content types are not stored (files have none).
 
 use std::fs;
@@ -26,6 +30,10 @@ use crate::ids;
 /// Temp files start with this; keys with a segment starting with it are refused so a listing
 /// never confuses one with an object.
 const TEMP_PREFIX: &str = ".cuepoint-tmp-";
+
+/// Content-hash sidecars live under `<root>/.etags/<bucket>/<key>.etag` (no bucket name starts
+/// with a dot, so no bucket can collide with it).
+const ETAG_DIR: &str = ".etags";
 
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
@@ -157,17 +165,63 @@ impl FsBlobStore {
         Ok(())
     }
 
-    fn etag(meta: &fs::Metadata) -> String {
+    /// What identifies one version of a file cheaply: a rewrite (a new file by rename) or a
+    /// copy changes it.
+    fn stamp(meta: &fs::Metadata) -> String {
+        format!(
+            "{}-{}.{}-{}-{}",
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ino(),
+            meta.dev()
+        )
+    }
+
+    /// The sidecar holding `uri`'s content hash.
+    fn etag_path(&self, uri: &S3Uri) -> PortResult<PathBuf> {
+        let mut p = self.root.join(ETAG_DIR).join(uri.bucket.as_str());
+        let segs = Self::key_segments(&uri.key)?;
+        let (last, dirs) = segs
+            .split_last()
+            .ok_or_else(|| PortError::Permanent(format!("{uri}: empty key")))?;
+        for seg in dirs {
+            p.push(seg);
+        }
+        p.push(format!("{last}.etag"));
+        Ok(p)
+    }
+
+    /// The content hash of the file at `path` (the object `uri`), from the sidecar when its
+    /// stamp still matches.
+    fn etag(&self, uri: &S3Uri, path: &Path, meta: &fs::Metadata) -> PortResult<String> {
+        let stamp = Self::stamp(meta);
+        let side = self.etag_path(uri)?;
+        if let Ok(text) = fs::read_to_string(&side) {
+            if let Some((st, tag)) = text.trim().split_once(' ') {
+                if st == stamp {
+                    return Ok(tag.to_string());
+                }
+            }
+        }
+        let mut file = fs::File::open(path).map_err(|e| io_error("hashing", path, e))?;
         let mut h = Sha256::new();
-        h.update(meta.len().to_le_bytes());
-        h.update(meta.mtime().to_le_bytes());
-        h.update(meta.mtime_nsec().to_le_bytes());
-        h.update(meta.ino().to_le_bytes());
-        h.update(meta.dev().to_le_bytes());
-        h.finalize()[..16]
+        io::copy(&mut file, &mut h).map_err(|e| io_error("hashing", path, e))?;
+        let tag: String = h.finalize()[..16]
             .iter()
             .map(|b| format!("{b:02x}"))
-            .collect()
+            .collect();
+        // Best effort: without the sidecar the next head hashes again.
+        if let Some(dir) = side.parent() {
+            let tmp = dir.join(format!("{TEMP_PREFIX}{}", ids::new_token()));
+            let written = fs::create_dir_all(dir)
+                .and_then(|_| fs::write(&tmp, format!("{stamp} {tag}\n")))
+                .and_then(|_| fs::rename(&tmp, &side));
+            if written.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+        }
+        Ok(tag)
     }
 
     fn list_blocking(&self, prefix: &S3Uri) -> PortResult<Vec<S3Uri>> {
@@ -264,7 +318,7 @@ impl BlobStore for FsBlobStore {
             match fs::symlink_metadata(&path) {
                 Ok(m) if m.is_file() => Ok(Some(BlobMeta {
                     size: m.len(),
-                    etag: Some(Self::etag(&m)),
+                    etag: Some(me.etag(&uri, &path, &m)?),
                 })),
                 Ok(_) => Ok(None),
                 Err(e) if absent(&e) => Ok(None),

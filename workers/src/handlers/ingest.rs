@@ -22,6 +22,12 @@ pub async fn on_object_created(
         tracing::warn!(bucket = %obj.bucket, "object created in a bucket that is not the ingest bucket; ignored");
         return Ok(());
     }
+    // The S3 console's "Create folder" writes a zero-byte object named `prefix/`: not media.
+    if obj.key.as_str().ends_with('/') && obj.size.unwrap_or(0) == 0 {
+        tracing::info!(key = %obj.key, "zero-byte folder object; ignored");
+        return Ok(());
+    }
+    let obj = &with_etag(ctx, obj).await?;
     let source = obj.source_object();
     let id = AssetId::for_source(&source);
     tracing::Span::current().record("asset_id", id.as_str());
@@ -66,6 +72,39 @@ pub async fn on_object_created(
             )
             .await
         }
+    }
+}
+
+/// The asset's identity is (bucket, key, version or content etag). An event that carries
+/// neither (hand-made, or from a tool that leaves the etag out) gets the etag of the object as
+/// stored, so it names the same asset as S3's own event for the same bytes; an object whose
+/// store gives no etag is refused rather than made a second asset.
+async fn with_etag(
+    ctx: &WorkerContext,
+    obj: &ObjectCreated,
+) -> Result<ObjectCreated, HandlerError> {
+    if obj.etag.is_some() || obj.version_id.is_some() {
+        return Ok(obj.clone());
+    }
+    let uri = obj.source_object().uri();
+    match ctx.ports.blobs.head(&uri).await {
+        Ok(Some(meta)) => match meta.etag {
+            Some(etag) => {
+                let mut filled = obj.clone();
+                filled.etag = Some(etag);
+                if filled.size.is_none() {
+                    filled.size = Some(meta.size);
+                }
+                Ok(filled)
+            }
+            None => Err(HandlerError::Permanent(format!(
+                "Object Created for {uri} has no etag or version id, and the store gives none: cannot tell which content it names"
+            ))),
+        },
+        Ok(None) | Err(PortError::NotFound(_)) => {
+            Err(HandlerError::Permanent(format!("source object {uri} does not exist")))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -154,6 +193,9 @@ async fn register(
     Ok(Some(asset))
 }
 
+/// The longest video Rekognition Video analyses (6 hours).
+pub const MAX_DURATION_SECONDS: f64 = 6.0 * 3600.0;
+
 /// What makes a probed file unusable for this pipeline.
 pub fn check_usable(p: &ProbeInfo) -> Option<String> {
     if p.video.is_none() {
@@ -161,6 +203,14 @@ pub fn check_usable(p: &ProbeInfo) -> Option<String> {
     }
     if p.duration_seconds <= 0.0 || !p.duration_seconds.is_finite() {
         return Some(format!("unusable duration {}", p.duration_seconds));
+    }
+    // Rekognition Video refuses longer videos; failing here saves the transcode it would
+    // waste first.
+    if p.duration_seconds > MAX_DURATION_SECONDS {
+        return Some(format!(
+            "duration {:.0} s is over the {} s (6 h) Rekognition Video accepts",
+            p.duration_seconds, MAX_DURATION_SECONDS as u64
+        ));
     }
     None
 }
@@ -217,5 +267,32 @@ async fn submit_transcode(ctx: &WorkerContext, asset: &Asset) -> Result<(), Hand
             tracing::warn!(%why, "transcode submission not recorded");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cuepoint_core::asset::VideoStreamInfo;
+
+    fn probe(seconds: f64) -> ProbeInfo {
+        ProbeInfo {
+            container: "mov".into(),
+            duration_seconds: seconds,
+            video: Some(VideoStreamInfo {
+                codec: "h264".into(),
+                width: 160,
+                height: 90,
+                ..Default::default()
+            }),
+            audio_tracks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn sources_over_six_hours_are_unusable_before_any_transcode() {
+        assert_eq!(check_usable(&probe(6.0 * 3600.0)), None);
+        let why = check_usable(&probe(6.0 * 3600.0 + 1.0)).expect("refused");
+        assert!(why.contains("6 h") && why.contains("Rekognition"), "{why}");
     }
 }
