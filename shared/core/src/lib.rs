@@ -5,6 +5,7 @@
 
 pub mod ads;
 pub mod asset;
+pub mod content;
 pub mod domain;
 pub mod events;
 pub mod loudness;

@@ -1,9 +1,11 @@
 //! A timeline plot of one asset as SVG (`timeline.svg` in the results): loudness per track,
-//! black frames, end credits, shot changes, every scored slot and the chosen breaks, on one
-//! time axis. Where a break sits says more in a picture than in a table.
+//! black frames, end credits, shot changes, every scored slot and the chosen breaks, then what
+//! the content analyses saw (speech, faces, the main labels, flagged moments), on one time axis.
+//! Where a break sits says more in a picture than in a table.
 
 use std::fmt::Write as _;
 
+use crate::content::{ContentTimeline, Span};
 use crate::loudness::LoudnessLog;
 use crate::rekognition::{SegmentDetection, CUE_BLACK_FRAMES, CUE_END_CREDITS};
 use crate::scoring::Slot;
@@ -24,6 +26,33 @@ pub struct TimelineInput<'a> {
     pub segments: Option<&'a SegmentDetection>,
     pub slots: &'a [Slot],
     pub breaks: &'a [Slot],
+    /// Speech, faces, labels and moderation on the time axis, one lane each.
+    pub content: &'a ContentTimeline,
+}
+
+/// The content lanes: a name, a CSS class (for readers of the file), a colour and the spans.
+fn content_lanes(c: &ContentTimeline) -> Vec<(String, &'static str, &'static str, &[Span])> {
+    let mut lanes = vec![
+        (
+            "speech".to_string(),
+            "speech",
+            "#1f9e89",
+            c.speech.as_slice(),
+        ),
+        ("faces".to_string(), "faces", "#e377c2", c.faces.as_slice()),
+    ];
+    for l in &c.labels {
+        lanes.push((l.name.clone(), "label", "#8c6d31", l.spans.as_slice()));
+    }
+    if !c.moderation.is_empty() {
+        lanes.push((
+            "moderation".to_string(),
+            "moderation",
+            "#d62728",
+            c.moderation.as_slice(),
+        ));
+    }
+    lanes
 }
 
 fn esc(s: &str) -> String {
@@ -44,7 +73,9 @@ pub fn render_svg(input: &TimelineInput<'_>) -> String {
     let x = |t: f64| LEFT + (t.clamp(0.0, d) / d) * plot_w;
     let tracks = input.loudness.len();
     let lanes_top = 40.0 + tracks as f64 * TRACK_H + 10.0;
-    let height = lanes_top + 4.0 * LANE_H + 40.0;
+    let content = content_lanes(input.content);
+    let lane_count = 4 + content.len();
+    let height = lanes_top + lane_count as f64 * LANE_H + 40.0;
     let mut s = String::new();
     let _ = write!(
         s,
@@ -168,8 +199,38 @@ pub fn render_svg(input: &TimelineInput<'_>) -> String {
         );
     }
 
+    // What the content analyses saw: one lane each, a bar per span.
+    for (k, (name, class, fill, spans)) in content.iter().enumerate() {
+        let n = 4 + k;
+        let shown: String = if name.chars().count() > 13 {
+            name.chars().take(12).chain(['…']).collect()
+        } else {
+            name.clone()
+        };
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end"><title>{}</title>{}</text>"#,
+            LEFT - 6.0,
+            lane(n) + 14.0,
+            esc(name),
+            esc(&shown)
+        );
+        for span in spans.iter() {
+            let _ = write!(
+                s,
+                r#"<rect class="{class}" x="{:.1}" y="{:.1}" width="{:.1}" height="12" fill="{fill}" fill-opacity="0.8"><title>{} {:.3}-{:.3} s</title></rect>"#,
+                x(span.start),
+                lane(n) + 4.0,
+                (x(span.end) - x(span.start)).max(1.5),
+                esc(name),
+                span.start,
+                span.end
+            );
+        }
+    }
+
     // Time axis with ticks at a readable interval.
-    let axis_y = lane(4) + 6.0;
+    let axis_y = lane(lane_count) + 6.0;
     let _ = write!(
         s,
         r##"<line x1="{LEFT}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#444"/>"##,
@@ -252,6 +313,7 @@ mod tests {
             segments: None,
             slots: std::slice::from_ref(&slot),
             breaks: std::slice::from_ref(&slot),
+            content: &ContentTimeline::default(),
         });
         let mut reader = quick_xml::Reader::from_str(&svg);
         let mut elements = 0;
@@ -270,5 +332,143 @@ mod tests {
         assert!(svg.contains("break 1 at 4.000 s"));
         assert!(svg.contains("track 2"));
         assert!(svg.contains("#bbbbbb"), "the silent track is greyed");
+    }
+
+    /// Every `<rect>` with a `class`, as (class, x, width, title text), read with an XML parser.
+    fn classed_rects(svg: &str) -> Vec<(String, f64, f64, String)> {
+        use quick_xml::events::Event;
+        let mut reader = quick_xml::Reader::from_str(svg);
+        let mut out = Vec::new();
+        let mut open: Option<(String, f64, f64)> = None;
+        let mut in_title = false;
+        loop {
+            match reader.read_event().expect("well-formed SVG") {
+                Event::Eof => break,
+                Event::Start(e) if e.name().as_ref() == b"rect" => {
+                    let attr = |k: &[u8]| {
+                        e.try_get_attribute(k)
+                            .unwrap()
+                            .map(|a| a.unescape_value().unwrap().into_owned())
+                    };
+                    if let Some(class) = attr(b"class") {
+                        let num = |k: &[u8]| attr(k).unwrap().parse::<f64>().unwrap();
+                        open = Some((class, num(b"x"), num(b"width")));
+                    }
+                }
+                Event::Start(e) if e.name().as_ref() == b"title" => in_title = true,
+                Event::End(e) if e.name().as_ref() == b"title" => in_title = false,
+                Event::Text(t) if in_title => {
+                    if let Some((class, x, w)) = open.take() {
+                        out.push((class, x, w, t.unescape().unwrap().into_owned()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The text of every `<text>` element.
+    fn texts(svg: &str) -> Vec<String> {
+        use quick_xml::events::Event;
+        let mut reader = quick_xml::Reader::from_str(svg);
+        let (mut out, mut depth) = (Vec::new(), 0);
+        loop {
+            match reader.read_event().unwrap() {
+                Event::Eof => break,
+                Event::Start(e) if e.name().as_ref() == b"text" => depth += 1,
+                Event::End(e) if e.name().as_ref() == b"text" => depth -= 1,
+                Event::Start(e) if e.name().as_ref() == b"title" && depth > 0 => depth += 100,
+                Event::End(e) if e.name().as_ref() == b"title" && depth > 100 => depth -= 100,
+                Event::Text(t) if depth == 1 => out.push(t.unescape().unwrap().into_owned()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn svg_shows_speech_faces_labels_and_moderation_on_the_time_axis() {
+        use crate::content::{LabelTrack, Span};
+        let span = |start, end| Span { start, end };
+        let content = ContentTimeline {
+            speech: vec![span(10.0, 20.0), span(50.0, 55.0)],
+            faces: vec![span(30.0, 30.0)],
+            labels: vec![
+                LabelTrack {
+                    name: "Tabby".into(),
+                    samples: 40,
+                    spans: vec![span(0.0, 40.0)],
+                },
+                LabelTrack {
+                    name: "Sports Car <GT>".into(),
+                    samples: 5,
+                    spans: vec![span(60.0, 65.0)],
+                },
+            ],
+            moderation: vec![span(90.0, 91.0)],
+        };
+        let svg = render_svg(&TimelineInput {
+            title: "t",
+            duration: 100.0,
+            loudness: &[log(true)],
+            segments: None,
+            slots: &[],
+            breaks: &[],
+            content: &content,
+        });
+        let rects = classed_rects(&svg);
+        let of = |class: &str| -> Vec<(f64, f64, String)> {
+            rects
+                .iter()
+                .filter(|r| r.0 == class)
+                .map(|r| (r.1, r.2, r.3.clone()))
+                .collect()
+        };
+        // The plot is 1090 px wide for 100 s: 10.9 px a second from x = 90.
+        let px = |t: f64| LEFT + t * (WIDTH - LEFT - RIGHT) / 100.0;
+        let speech = of("speech");
+        assert_eq!(speech.len(), 2);
+        assert!(
+            (speech[0].0 - px(10.0)).abs() < 0.06 && (speech[0].1 - 10.0 * 10.9).abs() < 0.11,
+            "{speech:?}"
+        );
+        assert_eq!(speech[1].2, "speech 50.000-55.000 s");
+        // A single sample is still visible.
+        let faces = of("faces");
+        assert_eq!(faces.len(), 1);
+        assert!((faces[0].0 - px(30.0)).abs() < 0.06 && faces[0].1 >= 1.5);
+        let labels = of("label");
+        assert_eq!(
+            labels.iter().map(|l| l.2.as_str()).collect::<Vec<_>>(),
+            ["Tabby 0.000-40.000 s", "Sports Car <GT> 60.000-65.000 s"]
+        );
+        assert_eq!(of("moderation").len(), 1);
+        // One lane name each, escaped; long names are shortened.
+        let names = texts(&svg);
+        for lane in ["speech", "faces", "Tabby", "Sports Car <…", "moderation"] {
+            assert!(
+                names.iter().any(|n| n == lane),
+                "no lane {lane:?} in {names:?}"
+            );
+        }
+        // The time axis sits below every lane.
+        let axis_labels: Vec<&String> = names.iter().filter(|n| n.starts_with("00:")).collect();
+        assert!(axis_labels.len() > 5);
+        // Without content analyses there are still speech and faces lanes (empty), nothing else.
+        let bare = render_svg(&TimelineInput {
+            content: &ContentTimeline::default(),
+            ..TimelineInput {
+                title: "t",
+                duration: 100.0,
+                loudness: &[],
+                segments: None,
+                slots: &[],
+                breaks: &[],
+                content: &content,
+            }
+        });
+        assert!(classed_rects(&bare).is_empty());
+        assert!(!texts(&bare).iter().any(|n| n == "moderation"));
     }
 }

@@ -33,7 +33,11 @@ pub async fn status(backend: &Backend, args: &StatusArgs) -> anyhow::Result<()> 
     };
     if args.json {
         if args.asset.is_some() {
-            crate::outln!("{}", serde_json::to_string_pretty(&assets[0])?);
+            let summary = summarize(backend.ctx.ports.blobs.as_ref(), &assets[0]).await;
+            crate::outln!(
+                "{}",
+                serde_json::to_string_pretty(&asset_status(&assets[0], &summary))?
+            );
         } else {
             let mut out = Vec::new();
             for a in &assets {
@@ -53,6 +57,27 @@ pub async fn status(backend: &Backend, args: &StatusArgs) -> anyhow::Result<()> 
         );
     }
     Ok(())
+}
+
+/// `cuepoint status ASSET --json`: the asset record, plus what each content analysis found and
+/// where speech, faces and the main labels are (read from the results files).
+#[derive(serde::Serialize)]
+pub struct AssetStatus<'a> {
+    #[serde(flatten)]
+    asset: &'a cuepoint_core::asset::Asset,
+    content_analyses: &'a [cuepoint_core::content::AnalysisLine],
+    content: &'a cuepoint_core::content::ContentTimeline,
+}
+
+pub fn asset_status<'a>(
+    asset: &'a cuepoint_core::asset::Asset,
+    summary: &'a crate::cli::summary::AssetSummary,
+) -> AssetStatus<'a> {
+    AssetStatus {
+        asset,
+        content_analyses: &summary.content_analyses,
+        content: &summary.content,
+    }
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]

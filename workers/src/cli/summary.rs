@@ -1,6 +1,11 @@
-//! A readable summary of an asset (and the same as JSON), with an ASCII timeline.
+//! A readable summary of an asset (and the same as JSON), with an ASCII timeline: what was
+//! found where (black, credits, breaks, speech, faces, the main labels) and one line per content
+//! analysis saying what it found or why it found nothing.
 
 use cuepoint_core::asset::{Asset, AssetState};
+use cuepoint_core::content::{
+    AnalysisLine, ContentAnalysis, ContentFiles, ContentTimeline, Span, TOP_LABELS,
+};
 use cuepoint_core::domain::S3Uri;
 use cuepoint_core::loudness::AudioLayout;
 use cuepoint_core::rekognition::{SegmentDetection, CUE_BLACK_FRAMES, CUE_END_CREDITS};
@@ -24,6 +29,11 @@ pub struct AssetSummary {
     pub end_credits: Vec<(f64, f64)>,
     pub silence_intervals: usize,
     pub breaks: Vec<BreakLine>,
+    /// One line per content analysis (labels, faces, celebrities, moderation, speech,
+    /// transcript); empty before the analyses have run.
+    pub content_analyses: Vec<AnalysisLine>,
+    /// Speech, faces, the main labels and flagged moments on the time axis.
+    pub content: ContentTimeline,
     pub hls: Option<String>,
     pub vmap: Option<String>,
     pub results: String,
@@ -55,7 +65,29 @@ pub fn location(blobs: &dyn BlobStore, uri: &S3Uri) -> String {
     uri.to_string()
 }
 
+/// The content analyses' results files of `asset`, as far as they exist.
+async fn content_files(blobs: &dyn BlobStore, asset: &Asset) -> ContentFiles {
+    let mut files = ContentFiles::default();
+    for analysis in ContentAnalysis::ALL {
+        let Ok(uri) = asset.results.prefix.join(analysis.results_file()) else {
+            continue;
+        };
+        if let Ok(Some(bytes)) = blobs.get(&uri).await {
+            files.files.insert(analysis, bytes);
+        }
+    }
+    files
+}
+
 pub async fn summarize(blobs: &dyn BlobStore, asset: &Asset) -> AssetSummary {
+    // Before the analyses there is nothing to report; after them a missing file says so.
+    let (content_analyses, content) = if asset.state.at_or_after(AssetState::Analysed) {
+        let read = content_files(blobs, asset).await.read();
+        let content = read.timeline(TOP_LABELS);
+        (read.lines, content)
+    } else {
+        (Vec::new(), ContentTimeline::default())
+    };
     let segments: Option<SegmentDetection> = match blobs
         .get(&asset.results.prefix.join(results::SEGMENTS).expect("valid"))
         .await
@@ -128,6 +160,8 @@ pub async fn summarize(blobs: &dyn BlobStore, asset: &Asset) -> AssetSummary {
                 reasons: b.reasons.clone(),
             })
             .collect(),
+        content_analyses,
+        content,
         hls: asset
             .results
             .hls_master
@@ -182,6 +216,33 @@ pub fn timeline(s: &AssetSummary, width: usize) -> Option<String> {
     Some(line.into_iter().collect())
 }
 
+/// One lane of the ASCII timeline: `mark` wherever a span is, `-` elsewhere.
+pub fn lane(spans: &[Span], duration: f64, width: usize, mark: char) -> String {
+    let mut line = vec!['-'; width];
+    if duration > 0.0 && width > 0 {
+        let col = |t: f64| (((t / duration) * width as f64).max(0.0) as usize).min(width - 1);
+        for span in spans {
+            for c in line
+                .iter_mut()
+                .take(col(span.end) + 1)
+                .skip(col(span.start))
+            {
+                *c = mark;
+            }
+        }
+    }
+    line.into_iter().collect()
+}
+
+/// At most `n` characters: longer names end in `…`.
+fn shorten(name: &str, n: usize) -> String {
+    if name.chars().count() > n {
+        name.chars().take(n - 1).chain(['…']).collect()
+    } else {
+        name.to_string()
+    }
+}
+
 pub fn render(s: &AssetSummary) -> String {
     let mut out = String::new();
     let dur = s
@@ -232,10 +293,43 @@ pub fn render(s: &AssetSummary) -> String {
             b.reasons.join("+")
         ));
     }
+    for a in &s.content_analyses {
+        out.push_str(&format!("  {:<11} {}\n", a.analysis.as_str(), a.outcome));
+    }
     if let Some(t) = timeline(s, 60) {
         out.push_str(&format!(
             "  timeline  [{t}]  (# black, E credits, V break)\n"
         ));
+        let d = s.duration_seconds.unwrap_or(0.0);
+        let c = &s.content;
+        if !s.content_analyses.is_empty() {
+            out.push_str(&format!(
+                "  {:<10}[{}]\n",
+                "speech",
+                lane(&c.speech, d, 60, '=')
+            ));
+            out.push_str(&format!(
+                "  {:<10}[{}]\n",
+                "faces",
+                lane(&c.faces, d, 60, 'o')
+            ));
+            for l in &c.labels {
+                out.push_str(&format!(
+                    "  {:<10}[{}]  {} ({} samples)\n",
+                    shorten(&l.name, 9),
+                    lane(&l.spans, d, 60, '+'),
+                    l.name,
+                    l.samples
+                ));
+            }
+            if !c.moderation.is_empty() {
+                out.push_str(&format!(
+                    "  {:<10}[{}]\n",
+                    "flagged",
+                    lane(&c.moderation, d, 60, '!')
+                ));
+            }
+        }
     }
     if let Some(h) = &s.hls {
         out.push_str(&format!("  hls       {h}\n"));
@@ -273,11 +367,216 @@ mod tests {
                 score: 0.9,
                 reasons: vec!["ShotChange".into()],
             }],
+            content_analyses: vec![],
+            content: ContentTimeline::default(),
             hls: None,
             vmap: None,
             results: "r".into(),
         };
         assert_eq!(timeline(&s, 10).unwrap(), "--##-V----");
+        // Before the analyses, no content lines.
+        assert!(!render(&s).contains("speech"));
         assert!(render(&s).contains("00:00:05.000  score 0.900  ShotChange"));
+    }
+
+    fn put(dir: &std::path::Path, rel: &str, text: &str) {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// An asset whose results lie in a blob store rooted at `dir`, as the local engine writes
+    /// them (the documented shapes, `CuepointAnalysis` where an analysis could not run).
+    async fn analysed_asset(
+        dir: &std::path::Path,
+    ) -> (cuepoint_embedded::blobs::FsBlobStore, Asset) {
+        use cuepoint_core::asset::ProbeInfo;
+        use cuepoint_core::domain::{BucketName, ObjectKey, SourceObject};
+        let source = SourceObject {
+            bucket: BucketName::parse("ingest").unwrap(),
+            key: ObjectKey::parse("in/a.mov").unwrap(),
+            version_id: None,
+            etag: Some("e".into()),
+            size: Some(10),
+        };
+        let probe = ProbeInfo {
+            duration_seconds: 60.0,
+            ..ProbeInfo::default()
+        };
+        let mut asset = Asset::register(
+            source,
+            probe,
+            S3Uri::parse("s3://out/assets/x/").unwrap(),
+            1,
+        );
+        asset.state = AssetState::Complete;
+        let root = dir.join("out/assets/x");
+        let mut labels = Vec::new();
+        for s in 0..20 {
+            labels.push(format!(r#"{{"Timestamp":{},"Label":{{"Name":"Tabby","Confidence":81.0,"Parents":[{{"Name":"Cat"}}],"Categories":[]}}}}"#, s * 1000));
+            labels.push(format!(r#"{{"Timestamp":{},"Label":{{"Name":"Cat","Confidence":93.0,"Parents":[],"Categories":[]}}}}"#, s * 1000));
+        }
+        put(
+            &root,
+            "labels.json",
+            &format!(
+                r#"{{"JobStatus":"SUCCEEDED","Labels":[{}]}}"#,
+                labels.join(",")
+            ),
+        );
+        put(
+            &root,
+            "faces.json",
+            r#"{"JobStatus":"SUCCEEDED","Faces":[{"Timestamp":30000,"Face":{"BoundingBox":{"Width":0.2,"Height":0.3,"Left":0.4,"Top":0.2},"Confidence":99.1,"Landmarks":[]}},{"Timestamp":31000,"Face":{"Confidence":98.0}}]}"#,
+        );
+        put(
+            &root,
+            "celebrities.json",
+            r#"{"JobStatus":"SUCCEEDED","Celebrities":[],"CuepointAnalysis":{"Status":"UNAVAILABLE_OFFLINE","Message":"no face-embedding model with a usable licence"}}"#,
+        );
+        put(
+            &root,
+            "moderation.json",
+            r#"{"JobStatus":"SUCCEEDED","ModerationLabels":[],"CuepointAnalysis":{"Status":"NOT_INSTALLED","Model":"opennsfw","Message":"model opennsfw is not installed; run `cuepoint models install`"}}"#,
+        );
+        put(
+            &root,
+            "speech.json",
+            r#"{"JobStatus":"SUCCEEDED","Speech":[{"Track":1,"StartTimestamp":40000,"EndTimestamp":45500,"Confidence":93.1},{"Track":1,"StartTimestamp":50000,"EndTimestamp":52000,"Confidence":88.0}],"CuepointAnalysis":{"Status":"COMPLETE","Model":"silero-vad"}}"#,
+        );
+        put(
+            &root,
+            "transcript.json",
+            r#"{"results":{"transcripts":[{"transcript":"The quick brown fox jumps over the lazy dog twice."}],"items":[
+            {"start_time":"40.1","end_time":"40.3","alternatives":[{"content":"The","confidence":"0.9"}],"type":"pronunciation"},
+            {"start_time":"40.3","end_time":"40.6","alternatives":[{"content":"quick","confidence":"0.9"}],"type":"pronunciation"}]},
+            "CuepointAnalysis":{"Status":"FAILED","Model":"whisper-base","Message":"faster-whisper exited with status 1"}}"#,
+        );
+        (
+            cuepoint_embedded::blobs::FsBlobStore::new(dir.to_path_buf()),
+            asset,
+        )
+    }
+
+    #[tokio::test]
+    async fn summary_shows_each_content_analysis_and_the_time_axis() {
+        let dir = tempfile::tempdir().unwrap();
+        let (blobs, asset) = analysed_asset(dir.path()).await;
+        let s = summarize(&blobs, &asset).await;
+        let text = render(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        let line = |head: &str| -> &str {
+            lines
+                .iter()
+                .find(|l| l.trim_start().starts_with(head))
+                .unwrap_or_else(|| panic!("no {head:?} line in\n{text}"))
+        };
+        assert_eq!(line("labels "), "  labels      40 labels");
+        assert_eq!(line("faces "), "  faces       2 faces");
+        assert_eq!(line("celebrities "), "  celebrities unavailable offline");
+        assert_eq!(
+            line("moderation "),
+            "  moderation  not installed — run `cuepoint models install`"
+        );
+        assert_eq!(line("speech "), "  speech      7.5 s over 2 intervals");
+        assert_eq!(
+            line("transcript "),
+            "  transcript  failed: faster-whisper exited with status 1"
+        );
+        // The time axis: 60 columns for 60 s, so one column a second.
+        let lane_of = |head: &str| {
+            let l = lines
+                .iter()
+                .find(|l| l.trim_start().starts_with(head) && l.contains('['))
+                .unwrap_or_else(|| panic!("no {head:?} lane in\n{text}"));
+            let start = l.find('[').unwrap() + 1;
+            l[start..start + 60].to_string()
+        };
+        let speech = lane_of("speech");
+        assert_eq!(&speech[38..47], "--======-");
+        assert_eq!(&speech[50..53], "===");
+        assert_eq!(speech.matches('=').count(), 9);
+        let faces = lane_of("faces");
+        assert_eq!(faces.find('o'), Some(30));
+        assert_eq!(faces.matches('o').count(), 2);
+        // "Cat" is Tabby's parent: the specific label is the one on the axis.
+        let tabby = lane_of("Tabby");
+        assert_eq!(tabby.matches('+').count(), 20);
+        assert!(tabby.starts_with("++++"));
+        assert!(line("Tabby").ends_with("Tabby (20 samples)"));
+        assert!(!lines.iter().any(|l| l.trim_start().starts_with("Cat ")));
+        // The same in JSON.
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["content_analyses"][3]["state"], "not_installed");
+        assert_eq!(
+            v["content_analyses"][5]["cause"],
+            "faster-whisper exited with status 1"
+        );
+        assert_eq!(
+            v["content"]["speech"][0],
+            serde_json::json!({"start": 40.0, "end": 45.5})
+        );
+        assert_eq!(v["content"]["labels"][0]["name"], "Tabby");
+    }
+
+    #[tokio::test]
+    async fn a_complete_transcript_is_quoted_and_missing_files_say_no_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let (blobs, asset) = analysed_asset(dir.path()).await;
+        let root = dir.path().join("out/assets/x");
+        put(
+            &root,
+            "transcript.json",
+            r#"{"results":{"transcripts":[{"transcript":"The quick brown fox jumps over the lazy dog twice."}],"items":[
+            {"start_time":"40.1","end_time":"40.3","alternatives":[{"content":"The","confidence":"0.9"}],"type":"pronunciation"},
+            {"start_time":"40.3","end_time":"40.6","alternatives":[{"content":"quick","confidence":"0.9"}],"type":"pronunciation"}]}}"#,
+        );
+        std::fs::remove_file(root.join("faces.json")).unwrap();
+        let text = render(&summarize(&blobs, &asset).await);
+        assert!(
+            text.contains("  transcript  2 words (\"The quick brown fox jumps over the lazy…\")\n"),
+            "{text}"
+        );
+        assert!(text.contains("  faces       no results\n"), "{text}");
+        assert!(
+            text.contains(
+                "  faces     [------------------------------------------------------------]\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn status_json_of_one_asset_carries_the_content_analyses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (blobs, asset) = analysed_asset(dir.path()).await;
+        let summary = summarize(&blobs, &asset).await;
+        let v = serde_json::to_value(crate::cli::status::asset_status(&asset, &summary)).unwrap();
+        // The asset record as before...
+        assert_eq!(v["id"], asset.id.to_string());
+        assert_eq!(v["state"], serde_json::to_value(asset.state).unwrap());
+        // ...with what each analysis found and where.
+        let lines = v["content_analyses"].as_array().unwrap();
+        let names: Vec<&str> = lines
+            .iter()
+            .map(|l| l["analysis"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "labels",
+                "faces",
+                "celebrities",
+                "moderation",
+                "speech",
+                "transcript"
+            ]
+        );
+        assert_eq!(lines[0]["found"], "40 labels");
+        assert_eq!(lines[2]["state"], "unavailable_offline");
+        assert_eq!(
+            v["content"]["faces"][0],
+            serde_json::json!({"start": 30.0, "end": 31.0})
+        );
     }
 }

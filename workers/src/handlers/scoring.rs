@@ -108,6 +108,10 @@ pub async fn on_analyses_completed(
         segments: inputs.segments.as_ref(),
         slots: &output.slots,
         breaks: &output.breaks,
+        content: &cuepoint_core::content::ContentTimeline::of_inputs(
+            &inputs,
+            cuepoint_core::content::TOP_LABELS,
+        ),
     });
     ctx.ports
         .blobs
