@@ -10,6 +10,7 @@ use cuepoint_core::domain::S3Uri;
 use cuepoint_core::loudness::AudioLayout;
 use cuepoint_core::rekognition::{SegmentDetection, CUE_BLACK_FRAMES, CUE_END_CREDITS};
 use cuepoint_core::results;
+use cuepoint_core::scoring::{ScoringOutput, SlotNote};
 use cuepoint_runtime::ports::BlobStore;
 use serde::Serialize;
 
@@ -29,6 +30,9 @@ pub struct AssetSummary {
     pub end_credits: Vec<(f64, f64)>,
     pub silence_intervals: usize,
     pub breaks: Vec<BreakLine>,
+    /// What scoring made of the slots (from `slots.json`), once it has run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<SlotCounts>,
     /// One line per content analysis (labels, faces, celebrities, moderation, speech,
     /// transcript); empty before the analyses have run.
     pub content_analyses: Vec<AnalysisLine>,
@@ -37,6 +41,33 @@ pub struct AssetSummary {
     pub hls: Option<String>,
     pub vmap: Option<String>,
     pub results: String,
+}
+
+/// How many slots scoring kept, and how many the content analyses marked down or refused.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SlotCounts {
+    pub slots: usize,
+    /// Inside speech: score multiplied by `1 - speech_penalty`.
+    pub inside_speech: usize,
+    /// Next to a moderation label: never a break.
+    pub refused_brand_safety: usize,
+}
+
+impl SlotCounts {
+    pub fn of(output: &ScoringOutput) -> SlotCounts {
+        let count = |f: fn(&SlotNote) -> bool| {
+            output
+                .slots
+                .iter()
+                .filter(|s| s.notes.iter().any(f))
+                .count()
+        };
+        SlotCounts {
+            slots: output.slots.len(),
+            inside_speech: count(|n| matches!(n, SlotNote::InsideSpeech { .. })),
+            refused_brand_safety: count(|n| matches!(n, SlotNote::NearModeration { .. })),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +143,15 @@ pub async fn summarize(blobs: &dyn BlobStore, asset: &Asset) -> AssetSummary {
             }
         }
     }
+    let slots = match asset.results.prefix.join(results::SLOTS) {
+        Ok(uri) => match blobs.get(&uri).await {
+            Ok(Some(b)) => serde_json::from_slice::<ScoringOutput>(&b)
+                .ok()
+                .map(|o| SlotCounts::of(&o)),
+            _ => None,
+        },
+        Err(_) => None,
+    };
     let audio = asset.audio.as_ref();
     AssetSummary {
         asset_id: asset.id.to_string(),
@@ -160,6 +200,7 @@ pub async fn summarize(blobs: &dyn BlobStore, asset: &Asset) -> AssetSummary {
                 reasons: b.reasons.clone(),
             })
             .collect(),
+        slots,
         content_analyses,
         content,
         hls: asset
@@ -284,6 +325,12 @@ pub fn render(s: &AssetSummary) -> String {
             s.silence_intervals
         ));
     }
+    if let Some(c) = &s.slots {
+        out.push_str(&format!(
+            "  slots     {} slot(s); {} inside speech (marked down); {} refused for brand safety\n",
+            c.slots, c.inside_speech, c.refused_brand_safety
+        ));
+    }
     for (i, b) in s.breaks.iter().enumerate() {
         let head = if i == 0 { "  breaks   " } else { "           " };
         out.push_str(&format!(
@@ -367,6 +414,7 @@ mod tests {
                 score: 0.9,
                 reasons: vec!["ShotChange".into()],
             }],
+            slots: None,
             content_analyses: vec![],
             content: ContentTimeline::default(),
             hls: None,
@@ -452,6 +500,13 @@ mod tests {
             {"start_time":"40.3","end_time":"40.6","alternatives":[{"content":"quick","confidence":"0.9"}],"type":"pronunciation"}]},
             "CuepointAnalysis":{"Status":"FAILED","Model":"whisper-base","Message":"faster-whisper exited with status 1"}}"#,
         );
+        // Scoring's output over these results: one slot in speech, one refused.
+        let slots = serde_json::json!({"policy": "default", "duration": 60.0, "breaks": [], "slots": [
+            {"timestamp": 12.0, "score": 0.6, "reasons": ["Silence"]},
+            {"timestamp": 42.0, "score": 0.3, "reasons": ["Silence"], "notes": [{"kind": "inside_speech", "track": 1, "start": 40.0, "end": 45.5, "penalty": 0.5}]},
+            {"timestamp": 55.0, "score": 0.7, "reasons": ["BlackFrame"], "notes": [{"kind": "near_moderation", "name": "Violence", "confidence": 90.0, "at": 57.0, "distance": 2.0, "window": 10.0}]}
+        ]});
+        put(&root, "slots.json", &slots.to_string());
         (
             cuepoint_embedded::blobs::FsBlobStore::new(dir.to_path_buf()),
             asset,
@@ -472,6 +527,10 @@ mod tests {
                 .unwrap_or_else(|| panic!("no {head:?} line in\n{text}"))
         };
         assert_eq!(line("labels "), "  labels      40 labels");
+        assert_eq!(
+            line("slots "),
+            "  slots     3 slot(s); 1 inside speech (marked down); 1 refused for brand safety"
+        );
         assert_eq!(line("faces "), "  faces       2 faces");
         assert_eq!(line("celebrities "), "  celebrities unavailable offline");
         assert_eq!(
