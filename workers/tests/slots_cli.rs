@@ -376,3 +376,46 @@ fn different_content_gets_different_ads() {
         "{vehicles:?}"
     );
 }
+
+#[test]
+fn local_results_give_every_break_a_context() {
+    // Faces as the local detector writes them (no emotions), a face every second.
+    let faces: Vec<Value> = (0..60)
+        .map(|s| serde_json::json!({"Timestamp": s * 1000, "Face": {"BoundingBox": {"Width": 0.2, "Height": 0.3, "Left": 0.4, "Top": 0.2}, "Confidence": 97.5, "Landmarks": []}}))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), dir.path());
+    std::fs::write(
+        dir.path().join("labels.json"),
+        local_labels("Tabby", &["Cat", "Mammal", "Pet", "Animal"]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("faces.json"),
+        serde_json::json!({"JobStatus": "SUCCEEDED", "Faces": faces}).to_string(),
+    )
+    .unwrap();
+    let v = slots_json(dir.path(), &[]);
+    let breaks = v["breaks"].as_array().unwrap();
+    assert!(!breaks.is_empty());
+    for b in breaks {
+        let ctx = &b["context"];
+        assert_eq!(ctx["faces"]["before"][0]["name"], "Face", "{ctx}");
+        assert_eq!(ctx["faces"]["before"][0]["confidence"], 97.5);
+        let labels: Vec<&str> = ctx["labels"]["before"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            labels.contains(&"Tabby") && labels.contains(&"Animal"),
+            "{labels:?}"
+        );
+    }
+    // The reference policy keeps the sample's rules: faces without emotions give nothing.
+    let reference = slots_json(dir.path(), &["--policy", "reference"]);
+    for s in reference["slots"].as_array().unwrap() {
+        assert_eq!(s["context"]["faces"]["before"], serde_json::json!([]));
+    }
+}
