@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use cuepoint_core::scoring::DefaultPolicyConfig;
 use cuepoint_engine::sample::SampleSpec;
-use cuepoint_runtime::config::{ConsumerSettings, Settings};
+use cuepoint_runtime::config::{ConsumerSettings, ScoringSettings, Settings};
 
 /// Settings for an embedded pipeline in `dir`, tuned for tests (short polls and heartbeats) and
 /// a default policy that may place breaks 10 s apart.
@@ -20,7 +21,15 @@ pub fn test_settings(dir: &Path) -> Settings {
             shutdown_grace_seconds: 30,
             ..Default::default()
         },
-        scoring: serde_json::json!({"policy": "default", "top": 3, "default": {"min_spacing_seconds": 10.0, "lead_in_seconds": 3.0, "lead_out_seconds": 3.0}}),
+        scoring: ScoringSettings {
+            default_policy: DefaultPolicyConfig {
+                min_spacing_seconds: 10.0,
+                lead_in_seconds: 3.0,
+                lead_out_seconds: 3.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
         ..Default::default()
     }
 }

@@ -190,7 +190,7 @@ async fn a_transcode_that_never_reports_back_fails_with_the_cause() {
     let failed = store.get(&a.id).await.unwrap().unwrap();
     assert_eq!(failed.state, AssetState::Failed);
     let f = failed.failure.unwrap();
-    assert_eq!(f.stage, "stuck");
+    assert_eq!(f.stage, cuepoint_core::asset::FailureStage::Stuck);
     assert!(
         f.reason.contains("1700000000000-lost01") && f.reason.contains("did not report back"),
         "{}",

@@ -326,7 +326,7 @@ impl Pipeline {
             "asset {id} should have failed: {a:?}"
         );
         let f = a.failure.expect("a failed asset records its failure");
-        (f.stage, f.reason)
+        (f.stage.to_string(), f.reason)
     }
 
     /// Wait until a message whose body contains `marker` is in `queue`'s dead-letter queue.

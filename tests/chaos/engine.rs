@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use cuepoint_core::asset::{AudioTrackInfo, ProbeInfo, VideoStreamInfo};
+use cuepoint_core::asset::{AudioTrackInfo, FailureStage, ProbeInfo, VideoStreamInfo};
 use cuepoint_core::domain::{AssetId, S3Uri};
 use cuepoint_core::events::mediaconvert::{job_state_change_entry, JobState, JobStateChange};
 use cuepoint_core::events::rekognition::{completion_message, VideoJobCompletion};
@@ -102,14 +102,14 @@ impl Scenario {
     }
 
     /// The `failure.stage` the asset must end with, `None` when it must complete.
-    pub fn expected_failure_stage(&self) -> Option<String> {
+    pub fn expected_failure_stage(&self) -> Option<FailureStage> {
         match self.outcome {
             Outcome::Complete => None,
-            Outcome::UnusableProbe => Some("probe".into()),
-            Outcome::TranscodeError => Some("transcode".into()),
-            Outcome::AnalysisFailed(k) => Some(format!("analysis:{k}")),
-            Outcome::ScoringError => Some("scoring".into()),
-            Outcome::LoudnessMissing => Some("loudness".into()),
+            Outcome::UnusableProbe => Some(FailureStage::Probe),
+            Outcome::TranscodeError => Some(FailureStage::Transcode),
+            Outcome::AnalysisFailed(k) => Some(FailureStage::Analysis(k)),
+            Outcome::ScoringError => Some(FailureStage::Scoring),
+            Outcome::LoudnessMissing => Some(FailureStage::Loudness),
         }
     }
 }

@@ -298,7 +298,8 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
         }),
         clock: Arc::new(SystemClock),
     };
-    let ctx = WorkerContext::new(ports, target.settings.clone(), Metrics::new("chaos", false));
+    let ctx = WorkerContext::new(ports, target.settings.clone(), Metrics::new("chaos", false))
+        .expect("the chaos settings score with a valid configuration");
 
     // The real workers on the real consume loop, each queue and handler wrapped.
     let (stop, stop_rx) = watch::channel(false);

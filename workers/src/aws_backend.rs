@@ -94,7 +94,7 @@ pub async fn build(settings: &Settings, with_engine: bool) -> anyhow::Result<Bac
     };
     let metrics = Metrics::new("cuepoint", settings.log_format == LogFormat::Json);
     let mut backend = Backend::from_parts(
-        WorkerContext::new(ports, settings.clone(), metrics),
+        WorkerContext::new(ports, settings.clone(), metrics)?,
         Arc::new(SqsDeadLetters::from_settings(&clients, aws)),
         queues,
     );

@@ -91,8 +91,8 @@ pub fn embedded_routing(settings: &Settings) -> anyhow::Result<RoutingDefinition
 fn validate(settings: &Settings) -> anyhow::Result<()> {
     BucketName::parse(settings.ingest_bucket.clone()).context("ingest_bucket")?;
     BucketName::parse(settings.output_bucket.clone()).context("output_bucket")?;
-    crate::scoring_config::ScoringSettings::validated(&settings.scoring)
-        .map_err(anyhow::Error::msg)?;
+    // Checked again when the worker context is built; here it fails before anything starts.
+    crate::scoring_config::Scoring::from_settings(&settings.scoring)?;
     Ok(())
 }
 
@@ -168,7 +168,7 @@ pub async fn build_embedded(
         .collect();
     let metrics = Metrics::new("cuepoint", settings.log_format == LogFormat::Json);
     Ok(Backend {
-        ctx: WorkerContext::new(ports, settings.clone(), metrics),
+        ctx: WorkerContext::new(ports, settings.clone(), metrics)?,
         dead_letters: embedded.dead_letters(),
         queues,
         embedded: Some(embedded),

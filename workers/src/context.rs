@@ -7,6 +7,8 @@ use cuepoint_runtime::config::Settings;
 use cuepoint_runtime::metrics::Metrics;
 use cuepoint_runtime::ports::Ports;
 
+use crate::scoring_config::{Scoring, ScoringConfigError};
+
 /// Name of the counter of open Rekognition jobs (cap: `analysis.max_open_jobs`).
 pub const OPEN_JOBS_COUNTER: &str = "rekognition-open-jobs";
 
@@ -16,17 +18,25 @@ pub struct WorkerContext {
     pub settings: Arc<Settings>,
     /// MediaConvert job-settings template (infra/mediaconvert-job-template.json unless configured).
     pub job_template: Arc<serde_json::Value>,
+    /// The scoring configuration, checked and its inventory read at start-up.
+    pub scoring: Arc<Scoring>,
     pub metrics: Metrics,
 }
 
 impl WorkerContext {
-    pub fn new(ports: Ports, settings: Settings, metrics: Metrics) -> Self {
-        Self {
+    /// Fails when the scoring configuration is invalid (or its ad inventory unreadable).
+    pub fn new(
+        ports: Ports,
+        settings: Settings,
+        metrics: Metrics,
+    ) -> Result<Self, ScoringConfigError> {
+        Ok(Self {
             ports,
+            scoring: Arc::new(Scoring::from_settings(&settings.scoring)?),
             settings: Arc::new(settings),
             job_template: Arc::new(cuepoint_core::mediaconvert::default_template()),
             metrics,
-        }
+        })
     }
 
     pub fn now_ms(&self) -> u64 {

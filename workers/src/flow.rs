@@ -7,7 +7,7 @@
 //! is retried: the next attempt re-reads the record and decides again.
 
 use cuepoint_core::asset::{
-    transition, Asset, AssetEvent, AssetState, Transition, TransitionError,
+    transition, Asset, AssetEvent, AssetState, FailureStage, Transition, TransitionError,
 };
 use cuepoint_core::domain::AssetId;
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
@@ -25,6 +25,20 @@ pub enum Advanced {
     AlreadyApplied(Asset),
     /// Not applicable and never will be (a stale job, an event for a finished asset): dropped.
     Ignored(String),
+}
+
+impl Advanced {
+    /// The record the event leaves behind (applied now or by an earlier delivery), or `None`
+    /// when it was ignored; `what` names the step in the log line that says so.
+    pub fn recorded(self, what: &str) -> Option<Asset> {
+        match self {
+            Advanced::Applied(a) | Advanced::AlreadyApplied(a) => Some(a),
+            Advanced::Ignored(why) => {
+                tracing::warn!(%why, "{what} not recorded");
+                None
+            }
+        }
+    }
 }
 
 /// Load an asset; an event naming an asset we never registered is a poison message.
@@ -87,7 +101,8 @@ fn classify(asset: &Asset, e: TransitionError) -> Result<Advanced, HandlerError>
         TransitionError::Illegal { .. } | TransitionError::UnknownAnalysis { .. } => {
             Err(HandlerError::Transient(e.to_string()))
         }
-        TransitionError::UnknownJob { expected, .. } if expected == "<none>" => {
+        // The job is not recorded yet (the write that records it is still in flight).
+        TransitionError::UnknownJob { expected: None, .. } => {
             Err(HandlerError::Transient(e.to_string()))
         }
         // A job we did not record for this asset (a stale duplicate): drop it.
@@ -123,10 +138,10 @@ pub async fn announce(ctx: &WorkerContext, events: &[PipelineEvent]) -> Result<(
 pub async fn fail(
     ctx: &WorkerContext,
     asset: &Asset,
-    stage: &str,
+    stage: FailureStage,
     reason: String,
 ) -> Result<(), HandlerError> {
-    tracing::warn!(asset_id = %asset.id, stage, %reason, "asset failed");
+    tracing::warn!(asset_id = %asset.id, %stage, %reason, "asset failed");
     let pending = if asset.state == AssetState::Analysing {
         asset.pending_analyses().len() as i64
     } else {
@@ -137,20 +152,15 @@ pub async fn fail(
         delta: -pending,
         max: None,
     });
-    let event = AssetEvent::Failed {
-        stage: stage.to_string(),
-        reason,
+    let event = AssetEvent::Failed { stage, reason };
+    let Some(a) = advance(ctx, asset, event, counter)
+        .await?
+        .recorded("failure")
+    else {
+        return Ok(());
     };
-    match advance(ctx, asset, event, counter).await? {
-        Advanced::Applied(a) | Advanced::AlreadyApplied(a) => {
-            write_record(ctx, &a).await;
-            announce_failure(ctx, &a).await
-        }
-        Advanced::Ignored(why) => {
-            tracing::warn!(%why, "failure not recorded: asset already finished");
-            Ok(())
-        }
-    }
+    write_record(ctx, &a).await;
+    announce_failure(ctx, &a).await
 }
 
 /// Announce an asset's recorded failure ("Asset Failed"). Re-announcing after a crash between

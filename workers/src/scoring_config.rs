@@ -1,112 +1,186 @@
-//! The `scoring` section of the configuration: which policy, how many breaks, the ad
-//! inventory, and the default policy's knobs.
+//! The scoring set-up a worker checks once, at start-up: the policy with its validated knobs,
+//! how many breaks, and the ad inventory read from its file once. A bad value stops the worker
+//! from starting instead of failing every asset at the last stage.
 
-use cuepoint_core::ads::AdInventory;
+use cuepoint_core::ads::{AdInventory, AdsError};
 use cuepoint_core::scoring::{
-    score, DefaultPolicyConfig, Policy, PolicyName, ScoringInputs, ScoringOutput,
+    score, Policy, PolicyName, ScoringError, ScoringInputs, ScoringOutput,
 };
-use serde::Deserialize;
+use cuepoint_core::vmap::VmapError;
+use cuepoint_runtime::config::ScoringSettings;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ScoringSettings {
-    /// `default` or `reference`.
-    pub policy: PolicyName,
-    /// How many breaks to choose.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoringConfigError {
+    #[error("scoring configuration: {0}")]
+    Policy(#[from] ScoringError),
+    #[error("scoring configuration: top must be at least 1")]
+    NoBreaks,
+    #[error("ad inventory {path}: {reason}")]
+    InventoryRead { path: String, reason: String },
+    #[error("ad inventory {path}: {source}")]
+    Inventory { path: String, source: AdsError },
+}
+
+/// A checked scoring configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scoring {
+    pub policy: Policy,
     pub top: usize,
-    /// Ad inventory file (`{"ads":[{"url","labels":[...]}]}`); the built-in one when unset.
-    pub ads: Option<std::path::PathBuf>,
-    /// Knobs of the default policy (see `DefaultPolicyConfig`).
-    #[serde(rename = "default")]
-    pub default_policy: DefaultPolicyConfig,
+    pub inventory: AdInventory,
 }
 
-impl Default for ScoringSettings {
-    fn default() -> Self {
-        Self {
-            policy: PolicyName::Default,
-            top: 3,
-            ads: None,
-            default_policy: DefaultPolicyConfig::default(),
-        }
-    }
-}
-
-impl ScoringSettings {
-    pub fn from_value(v: &serde_json::Value) -> Result<Self, String> {
-        if v.is_null() || v.as_object().is_some_and(|o| o.is_empty()) {
-            return Ok(Self::default());
-        }
-        serde_json::from_value(v.clone()).map_err(|e| format!("scoring configuration: {e}"))
-    }
-
-    /// Parses and checks everything a scoring run will need (knob ranges, the ad inventory), so a
-    /// bad value stops the process at start-up instead of failing every asset later.
-    pub fn validated(v: &serde_json::Value) -> Result<Self, String> {
-        let s = Self::from_value(v)?;
-        s.default_policy
-            .validate()
-            .map_err(|e| format!("scoring.default: {e}"))?;
-        s.inventory()?;
-        Ok(s)
-    }
-
-    pub fn policy(&self) -> Result<Policy, String> {
-        Ok(match self.policy {
+impl Scoring {
+    pub fn from_settings(s: &ScoringSettings) -> Result<Self, ScoringConfigError> {
+        let policy = match s.policy {
             PolicyName::Reference => Policy::Reference,
-            PolicyName::Default => Policy::Default(self.default_policy.clone()),
+            PolicyName::Default => {
+                s.default_policy.validate()?;
+                Policy::Default(s.default_policy.clone())
+            }
+        };
+        if s.top == 0 {
+            return Err(ScoringConfigError::NoBreaks);
+        }
+        let inventory = match &s.ads {
+            None => AdInventory::default_inventory(),
+            Some(p) => {
+                let path = p.display().to_string();
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| ScoringConfigError::InventoryRead {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                AdInventory::parse(&text)
+                    .map_err(|source| ScoringConfigError::Inventory { path, source })?
+            }
+        };
+        Ok(Self {
+            policy,
+            top: s.top,
+            inventory,
         })
     }
 
-    pub fn inventory(&self) -> Result<AdInventory, String> {
-        match &self.ads {
-            None => Ok(AdInventory::default_inventory()),
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| format!("ad inventory {}: {e}", p.display()))?;
-                AdInventory::parse(&text).map_err(|e| format!("ad inventory {}: {e}", p.display()))
-            }
-        }
+    pub fn score(&self, inputs: &ScoringInputs) -> Result<ScoringOutput, ScoringError> {
+        score(inputs, &self.policy, self.top)
     }
 
-    pub fn score(&self, inputs: &ScoringInputs) -> Result<ScoringOutput, String> {
-        score(inputs, &self.policy()?, self.top).map_err(|e| e.to_string())
-    }
-
-    pub fn vmap(&self, output: &ScoringOutput) -> Result<String, String> {
-        let inventory = self.inventory()?;
-        let planned = cuepoint_core::vmap::plan_breaks(&output.breaks, &inventory);
-        cuepoint_core::vmap::build_vmap(&planned).map_err(|e| e.to_string())
+    pub fn vmap(&self, output: &ScoringOutput) -> Result<String, VmapError> {
+        let planned = cuepoint_core::vmap::plan_breaks(&output.breaks, &self.inventory);
+        cuepoint_core::vmap::build_vmap(&planned)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    #[test]
+    fn defaults_are_valid_and_use_the_built_in_inventory() {
+        let s = Scoring::from_settings(&ScoringSettings::default()).unwrap();
+        assert_eq!(s.policy.name(), PolicyName::Default);
+        assert_eq!(s.top, 3);
+        assert_eq!(s.inventory, AdInventory::default_inventory());
+    }
+
+    #[test]
+    fn bad_values_fail_at_start() {
+        let mut s = ScoringSettings::default();
+        s.default_policy.min_break_score = 2.0;
+        assert!(matches!(
+            Scoring::from_settings(&s),
+            Err(ScoringConfigError::Policy(_))
+        ));
+        // The reference policy has no knobs: the default policy's are not checked.
+        s.policy = PolicyName::Reference;
+        assert!(Scoring::from_settings(&s).is_ok());
+
+        let s = ScoringSettings {
+            top: 0,
+            ..Default::default()
+        };
+        assert!(matches!(
+            Scoring::from_settings(&s),
+            Err(ScoringConfigError::NoBreaks)
+        ));
+
+        let dir = tempfile::tempdir().unwrap();
+        let missing = ScoringSettings {
+            ads: Some(dir.path().join("nope.json")),
+            ..Default::default()
+        };
+        let err = Scoring::from_settings(&missing).unwrap_err();
+        assert!(
+            matches!(err, ScoringConfigError::InventoryRead { .. }),
+            "{err}"
+        );
+        let empty = dir.path().join("empty.json");
+        std::fs::write(&empty, r#"{"ads":[]}"#).unwrap();
+        let s = ScoringSettings {
+            ads: Some(empty),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Scoring::from_settings(&s),
+            Err(ScoringConfigError::Inventory {
+                source: AdsError::Empty,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_inventory_file_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ads.json");
+        std::fs::write(
+            &path,
+            r#"{"ads":[{"url":"https://ads.example/a.mp4","labels":["Car"]}]}"#,
+        )
+        .unwrap();
+        let s = Scoring::from_settings(&ScoringSettings {
+            ads: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let output = ScoringOutput {
+            policy: PolicyName::Default,
+            duration: Some(60.0),
+            slots: vec![],
+            breaks: vec![],
+        };
+        assert!(
+            s.vmap(&output).is_ok(),
+            "scoring needs no file after start-up"
+        );
+        assert_eq!(s.inventory.ads[0].url, "https://ads.example/a.mp4");
+    }
 
     #[test]
     fn knobs_are_typed_and_checked() {
-        let v = json!({"policy": "reference", "default": {"speech_penalty": 0.25, "brand_safety": {"window_seconds": 3}}});
-        let s = ScoringSettings::validated(&v).unwrap();
-        assert_eq!(s.policy, PolicyName::Reference);
-        assert_eq!(s.default_policy.speech_penalty, 0.25);
-        assert_eq!(s.default_policy.brand_safety.window_seconds, 3.0);
-        assert!(ScoringSettings::validated(&json!({})).is_ok());
-        let err =
-            ScoringSettings::validated(&json!({"default": {"speech_penalty": 2}})).unwrap_err();
+        use serde_json::json;
+        let load = |v: serde_json::Value| -> Result<Scoring, String> {
+            let s: ScoringSettings = serde_json::from_value(v).map_err(|e| e.to_string())?;
+            Scoring::from_settings(&s).map_err(|e| e.to_string())
+        };
+        let v = json!({"policy": "default", "default": {"speech_penalty": 0.25, "brand_safety": {"window_seconds": 3}}});
+        let Policy::Default(cfg) = load(v).unwrap().policy else {
+            panic!("default policy expected")
+        };
+        assert_eq!(cfg.speech_penalty, 0.25);
+        assert_eq!(cfg.brand_safety.window_seconds, 3.0);
+        assert!(load(json!({})).is_ok());
+        let err = load(json!({"default": {"speech_penalty": 2}})).unwrap_err();
         assert!(err.contains("speech_penalty must be in [0, 1]"), "{err}");
-        let err = ScoringSettings::validated(
-            &json!({"default": {"brand_safety": {"min_confidence": 150}}}),
-        )
-        .unwrap_err();
+        let err = load(json!({"default": {"brand_safety": {"min_confidence": 150}}})).unwrap_err();
         assert!(err.contains("brand_safety.min_confidence"), "{err}");
-        let err = ScoringSettings::validated(&json!({"policy": "smart"})).unwrap_err();
+        let err = load(json!({"policy": "smart"})).unwrap_err();
         assert!(err.contains("unknown variant `smart`"), "{err}");
         // A knob in the wrong section is a typo, not silently ignored.
-        let err = ScoringSettings::validated(&json!({"speech_penalty": 0.5})).unwrap_err();
+        let err = load(json!({"speech_penalty": 0.5})).unwrap_err();
         assert!(err.contains("unknown field `speech_penalty`"), "{err}");
-        let err = ScoringSettings::validated(&json!({"ads": "/nonexistent/ads.json"})).unwrap_err();
+        let err = load(json!({"ads": "/nonexistent/ads.json"})).unwrap_err();
         assert!(err.contains("/nonexistent/ads.json"), "{err}");
     }
 }

@@ -1,7 +1,7 @@
 //! The stuck-asset sweeper: finds assets past their state's deadline and re-announces or fails
 //! them (see `cuepoint_core::stuck`). Run by `cuepoint sweep` (on AWS, a scheduled task).
 
-use cuepoint_core::asset::{Asset, AssetState};
+use cuepoint_core::asset::{Asset, AssetState, FailureStage};
 use cuepoint_core::events::s3::{object_created_entry, ObjectCreated};
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
 use cuepoint_core::stuck::{StuckPolicy, SweepAction};
@@ -94,7 +94,7 @@ async fn apply(
     ingest: Option<&Arc<dyn Queue>>,
 ) -> Result<(), HandlerError> {
     match action {
-        SweepAction::Fail { reason } => fail(ctx, asset, "stuck", reason.clone()).await,
+        SweepAction::Fail { reason } => fail(ctx, asset, FailureStage::Stuck, reason.clone()).await,
         SweepAction::Reannounce => {
             // Count the attempt first (conditional: a worker that moved the asset meanwhile wins).
             let mut next = asset.clone();

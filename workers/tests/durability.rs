@@ -136,7 +136,10 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
         let ledger = backend.ledger();
         assert_eq!(
             ledger
-                .find_by_asset("mediaconvert", a.id.as_str())
+                .find_by_asset(
+                    cuepoint_runtime::ports::LedgerService::MediaConvert,
+                    a.id.as_str()
+                )
                 .await
                 .unwrap()
                 .len(),
@@ -145,7 +148,10 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
         );
         assert_eq!(
             ledger
-                .find_by_asset("rekognition", a.id.as_str())
+                .find_by_asset(
+                    cuepoint_runtime::ports::LedgerService::Rekognition,
+                    a.id.as_str()
+                )
                 .await
                 .unwrap()
                 .len(),

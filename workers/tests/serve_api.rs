@@ -67,7 +67,7 @@ async fn put_asset(b: &Backend, name: &str, state: AssetState) -> Asset {
     a.state = state;
     if state == AssetState::Failed {
         a.failure = Some(Failure {
-            stage: "media".into(),
+            stage: cuepoint_core::asset::FailureStage::Transcode,
             reason: "transcode ERROR 1010: bad input".into(),
         });
     }
@@ -485,7 +485,7 @@ async fn edits_write_vmap_versions_history_and_an_event_and_are_refused_when_the
 
     // Refused: FAILED and in-flight assets, with the reason.
     for (a, want) in [
-        (&failed, "FAILED at stage media: transcode ERROR 1010"),
+        (&failed, "FAILED at stage transcode: transcode ERROR 1010"),
         (&busy, "is ANALYSING"),
     ] {
         let view: Value = c.get(url(a)).send().await.unwrap().json().await.unwrap();
@@ -655,6 +655,6 @@ async fn edits_write_vmap_versions_history_and_an_event_and_are_refused_when_the
         .iter()
         .find(|r| r["id"] == failed.id.as_str())
         .unwrap();
-    assert_eq!(frow["failed_stage"], "media");
+    assert_eq!(frow["failed_stage"], "transcode");
     server.shutdown().await.unwrap();
 }

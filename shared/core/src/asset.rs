@@ -163,8 +163,74 @@ pub struct ResultLocations {
 /// Why an asset failed, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
-    pub stage: String,
+    pub stage: FailureStage,
     pub reason: String,
+}
+
+/// The pipeline step an asset failed at. Stored and announced as text (`probe`, `transcode`,
+/// `loudness`, `analysis:<kind>`, `scoring`, `stuck`), the form records have always had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum FailureStage {
+    /// The source is not usable media.
+    Probe,
+    /// The transcode job ended in error.
+    Transcode,
+    /// A loudness log of the transcode is missing or unreadable.
+    Loudness,
+    /// An analysis job ended unsuccessfully.
+    Analysis(AnalysisKind),
+    /// The stored results could not be scored.
+    Scoring,
+    /// The asset stayed in one state past its deadline (the stuck-asset sweeper).
+    Stuck,
+}
+
+impl FailureStage {
+    const ANALYSIS_PREFIX: &'static str = "analysis:";
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "probe" => Some(Self::Probe),
+            "transcode" => Some(Self::Transcode),
+            "loudness" => Some(Self::Loudness),
+            "scoring" => Some(Self::Scoring),
+            "stuck" => Some(Self::Stuck),
+            _ => {
+                let kind = s.strip_prefix(Self::ANALYSIS_PREFIX)?;
+                serde_json::from_value(serde_json::Value::String(kind.to_string()))
+                    .ok()
+                    .map(Self::Analysis)
+            }
+        }
+    }
+}
+
+impl fmt::Display for FailureStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Probe => f.write_str("probe"),
+            Self::Transcode => f.write_str("transcode"),
+            Self::Loudness => f.write_str("loudness"),
+            Self::Analysis(kind) => write!(f, "{}{kind}", Self::ANALYSIS_PREFIX),
+            Self::Scoring => f.write_str("scoring"),
+            Self::Stuck => f.write_str("stuck"),
+        }
+    }
+}
+
+impl TryFrom<String> for FailureStage {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| format!("unknown failure stage {s:?}"))
+    }
+}
+
+impl From<FailureStage> for String {
+    fn from(stage: FailureStage) -> String {
+        stage.to_string()
+    }
 }
 
 /// One chosen ad break, as recorded on the asset for summaries.
@@ -301,7 +367,7 @@ pub enum AssetEvent {
         vmap: S3Uri,
     },
     /// Something failed for good.
-    Failed { stage: String, reason: String },
+    Failed { stage: FailureStage, reason: String },
     /// A person corrected the breaks of a complete asset.
     BreaksEdited { edit: BreakEdit },
 }
@@ -337,11 +403,15 @@ pub enum TransitionError {
         state: AssetState,
         event: &'static str,
     },
-    #[error("asset {asset}: {event} names job {got}, but the asset's job is {expected}")]
+    #[error(
+        "asset {asset}: {event} names job {got}, but {}",
+        recorded_job(expected)
+    )]
     UnknownJob {
         asset: AssetId,
         event: &'static str,
-        expected: String,
+        /// The job the asset records, `None` when it records none yet.
+        expected: Option<String>,
         got: String,
     },
     #[error("asset {asset}: analysis {kind} was never started")]
@@ -354,6 +424,13 @@ pub enum TransitionError {
         expected: u32,
         got: u32,
     },
+}
+
+fn recorded_job(expected: &Option<String>) -> String {
+    match expected {
+        Some(job) => format!("the asset's job is {job}"),
+        None => "the asset records no job yet".to_string(),
+    }
 }
 
 /// Apply `event` to `asset` at time `now_ms`. Pure.
@@ -383,7 +460,7 @@ pub fn transition(
                     Err(TransitionError::UnknownJob {
                         asset: asset.id.clone(),
                         event: event.name(),
-                        expected: recorded.unwrap_or("<none>").to_string(),
+                        expected: recorded.map(str::to_string),
                         got: job.job_id.clone(),
                     })
                 };
@@ -436,7 +513,7 @@ pub fn transition(
                     return Err(TransitionError::UnknownJob {
                         asset: asset.id.clone(),
                         event: event.name(),
-                        expected: job.job_id.clone(),
+                        expected: Some(job.job_id.clone()),
                         got: job_id.clone(),
                     });
                 }
@@ -512,10 +589,7 @@ fn check_transcode_job(
         other => Err(TransitionError::UnknownJob {
             asset: asset.id.clone(),
             event,
-            expected: other
-                .as_ref()
-                .map(|j| j.job_id.clone())
-                .unwrap_or_else(|| "<none>".into()),
+            expected: other.as_ref().map(|j| j.job_id.clone()),
             got: job_id.to_string(),
         }),
     }
@@ -688,7 +762,7 @@ mod tests {
         let failed = applied(
             &asset(),
             &AssetEvent::Failed {
-                stage: "ingest".into(),
+                stage: FailureStage::Probe,
                 reason: "x".into(),
             },
         );
@@ -751,7 +825,7 @@ mod tests {
     #[test]
     fn failure_is_terminal_and_idempotent() {
         let fail = AssetEvent::Failed {
-            stage: "transcode".into(),
+            stage: FailureStage::Transcode,
             reason: "bad".into(),
         };
         let mut a = asset();
@@ -801,5 +875,70 @@ mod tests {
             let back: Asset = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
             assert_eq!(back, a);
         }
+    }
+
+    #[test]
+    fn failure_stages_keep_their_stored_text() {
+        let stages = [
+            (FailureStage::Probe, "probe"),
+            (FailureStage::Transcode, "transcode"),
+            (FailureStage::Loudness, "loudness"),
+            (
+                FailureStage::Analysis(AnalysisKind::Labels),
+                "analysis:labels",
+            ),
+            (
+                FailureStage::Analysis(AnalysisKind::Moderation),
+                "analysis:moderation",
+            ),
+            (FailureStage::Scoring, "scoring"),
+            (FailureStage::Stuck, "stuck"),
+        ];
+        for (stage, text) in stages {
+            assert_eq!(
+                serde_json::to_value(stage).unwrap(),
+                serde_json::json!(text)
+            );
+            assert_eq!(
+                serde_json::from_value::<FailureStage>(serde_json::json!(text)).unwrap(),
+                stage
+            );
+        }
+        // A record written before the stage was typed loads as it was.
+        let mut stored = serde_json::to_value(asset()).unwrap();
+        stored["state"] = serde_json::json!("FAILED");
+        stored["failure"] = serde_json::json!({"stage": "analysis:faces", "reason": "FAILED"});
+        let a: Asset = serde_json::from_value(stored).unwrap();
+        assert_eq!(
+            a.failure.unwrap().stage,
+            FailureStage::Analysis(AnalysisKind::Faces)
+        );
+        for bad in ["", "analysis:", "analysis:nope", "Probe", "x"] {
+            assert!(FailureStage::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_job_not_yet_recorded_is_not_a_sentinel() {
+        let a = asset();
+        let e = AssetEvent::MediaPrepared {
+            job_id: "mc-1".into(),
+            audio: audio(),
+            hls_master: uri("s3://out/a/h.m3u8"),
+            proxy: uri("s3://out/a/p.mp4"),
+        };
+        let err = transition(&a, &e, 1).unwrap_err();
+        assert!(
+            matches!(err, TransitionError::UnknownJob { expected: None, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("records no job yet"), "{err}");
+        let b = applied(&a, &events()[0]);
+        let stale = AssetEvent::TranscodeSubmitted { job: job("mc-2") };
+        let err = transition(&b, &stale, 1).unwrap_err();
+        assert!(
+            matches!(&err, TransitionError::UnknownJob { expected: Some(j), .. } if j == "mc-1"),
+            "{err:?}"
+        );
     }
 }

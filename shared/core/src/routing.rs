@@ -1359,7 +1359,7 @@ mod tests {
             ),
             (
                 PipelineDetail::AssetFailed {
-                    stage: "x".into(),
+                    stage: crate::asset::FailureStage::Probe,
                     reason: "y".into(),
                 },
                 vec![],

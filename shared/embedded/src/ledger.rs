@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cuepoint_runtime::ports::{JobLedger, LedgerJob, PortError, PortResult};
+use cuepoint_runtime::ports::{
+    JobLedger, LedgerJob, LedgerService, LedgerStatus, PortError, PortResult,
+};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::db::{blocking, write_tx, Db, SqlResultExt};
@@ -54,13 +56,20 @@ fn to_job(raw: RawJob) -> PortResult<LedgerJob> {
             "ledger job {service}/{job_id}: column {col} does not parse: {e}"
         ))
     };
+    let unknown = |col: &str, v: &str| {
+        PortError::Permanent(format!(
+            "ledger job {service}/{job_id}: column {col} holds unknown value {v:?}"
+        ))
+    };
+    let service_v = LedgerService::parse(&service).ok_or_else(|| unknown("service", &service))?;
+    let status = LedgerStatus::parse(&status).ok_or_else(|| unknown("status", &status))?;
     let request = serde_json::from_str(&request).map_err(|e| bad("request", e))?;
     let result = result
         .map(|r| serde_json::from_str(&r))
         .transpose()
         .map_err(|e| bad("result", e))?;
     Ok(LedgerJob {
-        service,
+        service: service_v,
         job_id,
         client_token,
         asset_id,
@@ -100,7 +109,7 @@ impl JobLedger for SqliteJobLedger {
                     "SELECT {COLUMNS} FROM jobs WHERE service = ?1 AND client_token = ?2"
                 ))
                 .and_then(|mut st| {
-                    st.query_row(params![job.service, job.client_token], raw)
+                    st.query_row(params![job.service.as_str(), job.client_token], raw)
                         .optional()
                 })
                 .sql("find ledger job by token")?;
@@ -118,12 +127,12 @@ impl JobLedger for SqliteJobLedger {
             ))
             .and_then(|mut st| {
                 st.execute(params![
-                    job.service,
+                    job.service.as_str(),
                     job.job_id,
                     job.client_token,
                     job.asset_id,
                     request,
-                    job.status,
+                    job.status.as_str(),
                     result,
                     job.created_at_ms as i64
                 ])
@@ -141,8 +150,8 @@ impl JobLedger for SqliteJobLedger {
         .await
     }
 
-    async fn get(&self, service: &str, job_id: &str) -> PortResult<Option<LedgerJob>> {
-        let (service, job_id) = (service.to_string(), job_id.to_string());
+    async fn get(&self, service: LedgerService, job_id: &str) -> PortResult<Option<LedgerJob>> {
+        let (service, job_id) = (service.as_str(), job_id.to_string());
         blocking(&self.db, move |conn| {
             let sql = format!("SELECT {COLUMNS} FROM jobs WHERE service = ?1 AND job_id = ?2");
             Ok(query_jobs(conn, &sql, &[&service, &job_id])?
@@ -152,8 +161,12 @@ impl JobLedger for SqliteJobLedger {
         .await
     }
 
-    async fn find_by_asset(&self, service: &str, asset_id: &str) -> PortResult<Vec<LedgerJob>> {
-        let (service, asset_id) = (service.to_string(), asset_id.to_string());
+    async fn find_by_asset(
+        &self,
+        service: LedgerService,
+        asset_id: &str,
+    ) -> PortResult<Vec<LedgerJob>> {
+        let (service, asset_id) = (service.as_str(), asset_id.to_string());
         blocking(&self.db, move |conn| {
             let sql = format!("SELECT {COLUMNS} FROM jobs WHERE service = ?1 AND asset_id = ?2 ORDER BY created_at_ms, job_id");
             query_jobs(conn, &sql, &[&service, &asset_id])
@@ -163,13 +176,12 @@ impl JobLedger for SqliteJobLedger {
 
     async fn finish(
         &self,
-        service: &str,
+        service: LedgerService,
         job_id: &str,
-        status: &str,
+        status: LedgerStatus,
         result: serde_json::Value,
     ) -> PortResult<()> {
-        let (service, job_id, status) =
-            (service.to_string(), job_id.to_string(), status.to_string());
+        let (service, job_id, status) = (service.as_str(), job_id.to_string(), status.as_str());
         blocking(&self.db, move |conn| {
             let result = json_text(&job_id, "result", &result)?;
             let tx = write_tx(conn)?;
@@ -190,11 +202,11 @@ impl JobLedger for SqliteJobLedger {
         .await
     }
 
-    async fn unfinished(&self, service: &str) -> PortResult<Vec<LedgerJob>> {
-        let service = service.to_string();
+    async fn unfinished(&self, service: LedgerService) -> PortResult<Vec<LedgerJob>> {
+        let service = service.as_str();
         blocking(&self.db, move |conn| {
-            let sql = format!("SELECT {COLUMNS} FROM jobs WHERE service = ?1 AND status = 'SUBMITTED' ORDER BY created_at_ms, job_id");
-            query_jobs(conn, &sql, &[&service])
+            let sql = format!("SELECT {COLUMNS} FROM jobs WHERE service = ?1 AND status = ?2 ORDER BY created_at_ms, job_id");
+            query_jobs(conn, &sql, &[&service, &LedgerStatus::Submitted.as_str()])
         })
         .await
     }

@@ -3,17 +3,17 @@
 mod common;
 
 use cuepoint_embedded::EmbeddedBackend;
-use cuepoint_runtime::ports::{LedgerJob, PortError};
+use cuepoint_runtime::ports::{LedgerJob, LedgerService, LedgerStatus, PortError};
 use serde_json::json;
 
 fn job(service: &str, job_id: &str, token: &str, asset: &str) -> LedgerJob {
     LedgerJob {
-        service: service.into(),
+        service: LedgerService::parse(service).unwrap(),
         job_id: job_id.into(),
         client_token: token.into(),
         asset_id: asset.into(),
         request: json!({"settings": {"inputs": [job_id]}}),
-        status: "SUBMITTED".into(),
+        status: LedgerStatus::Submitted,
         result: None,
         created_at_ms: common::T0,
     }
@@ -35,7 +35,10 @@ async fn same_token_returns_the_first_job() {
         ledger.create_or_get(&retry).await.unwrap(),
         (first.clone(), false)
     );
-    assert_eq!(ledger.get("mediaconvert", "j2").await.unwrap(), None);
+    assert_eq!(
+        ledger.get(LedgerService::MediaConvert, "j2").await.unwrap(),
+        None
+    );
     // the same token on another service is another job
     let rk = job("rekognition", "j1", "tok-a", "a1");
     assert!(ledger.create_or_get(&rk).await.unwrap().1);
@@ -71,7 +74,7 @@ async fn concurrent_submissions_with_one_token_create_one_job() {
     assert_eq!(ids.len(), 1, "every caller sees the same job: {ids:?}");
     assert_eq!(
         b1.ledger()
-            .find_by_asset("mediaconvert", "a1")
+            .find_by_asset(LedgerService::MediaConvert, "a1")
             .await
             .unwrap()
             .len(),
@@ -91,34 +94,52 @@ async fn finish_and_unfinished() {
             .unwrap();
     }
     ledger
-        .finish("rekognition", "j2", "COMPLETE", json!({"pages": 3}))
+        .finish(
+            LedgerService::Rekognition,
+            "j2",
+            LedgerStatus::Complete,
+            json!({"pages": 3}),
+        )
         .await
         .unwrap();
     let open: Vec<_> = ledger
-        .unfinished("rekognition")
+        .unfinished(LedgerService::Rekognition)
         .await
         .unwrap()
         .into_iter()
         .map(|j| j.job_id)
         .collect();
     assert_eq!(open, ["j1", "j3"]);
-    let j2 = ledger.get("rekognition", "j2").await.unwrap().unwrap();
+    let j2 = ledger
+        .get(LedgerService::Rekognition, "j2")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        (j2.status.as_str(), j2.result),
-        ("COMPLETE", Some(json!({"pages": 3})))
+        (j2.status, j2.result),
+        (LedgerStatus::Complete, Some(json!({"pages": 3})))
     );
     assert_eq!(
         ledger
-            .find_by_asset("rekognition", "a1")
+            .find_by_asset(LedgerService::Rekognition, "a1")
             .await
             .unwrap()
             .len(),
         2
     );
-    assert!(ledger.unfinished("mediaconvert").await.unwrap().is_empty());
+    assert!(ledger
+        .unfinished(LedgerService::MediaConvert)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(matches!(
         ledger
-            .finish("rekognition", "nope", "ERROR", json!(null))
+            .finish(
+                LedgerService::Rekognition,
+                "nope",
+                LedgerStatus::Error,
+                json!(null)
+            )
             .await,
         Err(PortError::NotFound(_))
     ));

@@ -13,14 +13,11 @@ use cuepoint_core::events::mediaconvert::JobState;
 use cuepoint_core::loudness::LoudnessLog;
 use cuepoint_core::mediaconvert::{build_job_settings, default_template, JobPlan};
 use cuepoint_core::rekognition::{AnalysisKind, SegmentDetection, CUE_BLACK_FRAMES};
-use cuepoint_engine::local::{
-    LocalEngineConfig, LocalMediaConvert, LocalRekognition, MEDIACONVERT_SERVICE,
-    REKOGNITION_SERVICE,
-};
+use cuepoint_engine::local::{LocalEngineConfig, LocalMediaConvert, LocalRekognition};
 use cuepoint_engine::{generate_sample, AnalyzeOptions, SampleSpec};
 use cuepoint_runtime::ports::{
-    AnalysisRequest, BlobMeta, BlobStore, Clock, EventBus, JobLedger, LedgerJob, PortError,
-    PortResult, Topic, TranscodeRequest, Transcoder, VideoAnalyzer,
+    AnalysisRequest, BlobMeta, BlobStore, Clock, EventBus, JobLedger, LedgerJob, LedgerService,
+    LedgerStatus, PortError, PortResult, Topic, TranscodeRequest, Transcoder, VideoAnalyzer,
 };
 
 // ---- fakes -------------------------------------------------------------------------------
@@ -132,7 +129,7 @@ impl JobLedger for MemLedger {
         jobs.push(job.clone());
         Ok((job.clone(), true))
     }
-    async fn get(&self, service: &str, job_id: &str) -> PortResult<Option<LedgerJob>> {
+    async fn get(&self, service: LedgerService, job_id: &str) -> PortResult<Option<LedgerJob>> {
         Ok(self
             .jobs
             .lock()
@@ -141,7 +138,11 @@ impl JobLedger for MemLedger {
             .find(|j| j.service == service && j.job_id == job_id)
             .cloned())
     }
-    async fn find_by_asset(&self, service: &str, asset_id: &str) -> PortResult<Vec<LedgerJob>> {
+    async fn find_by_asset(
+        &self,
+        service: LedgerService,
+        asset_id: &str,
+    ) -> PortResult<Vec<LedgerJob>> {
         Ok(self
             .jobs
             .lock()
@@ -153,9 +154,9 @@ impl JobLedger for MemLedger {
     }
     async fn finish(
         &self,
-        service: &str,
+        service: LedgerService,
         job_id: &str,
-        status: &str,
+        status: LedgerStatus,
         result: serde_json::Value,
     ) -> PortResult<()> {
         let mut jobs = self.jobs.lock().unwrap();
@@ -163,17 +164,17 @@ impl JobLedger for MemLedger {
             .iter_mut()
             .find(|j| j.service == service && j.job_id == job_id)
             .ok_or_else(|| PortError::NotFound(job_id.to_string()))?;
-        j.status = status.to_string();
+        j.status = status;
         j.result = Some(result);
         Ok(())
     }
-    async fn unfinished(&self, service: &str) -> PortResult<Vec<LedgerJob>> {
+    async fn unfinished(&self, service: LedgerService) -> PortResult<Vec<LedgerJob>> {
         Ok(self
             .jobs
             .lock()
             .unwrap()
             .iter()
-            .filter(|j| j.service == service && j.status == "SUBMITTED")
+            .filter(|j| j.service == service && j.status == LedgerStatus::Submitted)
             .cloned()
             .collect())
     }
@@ -385,7 +386,7 @@ async fn mediaconvert_runs_a_token_once_writes_the_plan_and_announces_complete()
         );
     }
     let job = w.ledger.jobs.lock().unwrap()[0].clone();
-    assert_eq!(job.status, "COMPLETE");
+    assert_eq!(job.status, LedgerStatus::Complete);
 }
 
 #[tokio::test]
@@ -445,7 +446,7 @@ async fn mediaconvert_reports_a_corrupt_input_as_error_1010() {
         "{msg}"
     );
     assert_eq!(change.user("assetId"), Some("a4"));
-    assert_eq!(w.ledger.jobs.lock().unwrap()[0].status, "ERROR");
+    assert_eq!(w.ledger.jobs.lock().unwrap()[0].status, LedgerStatus::Error);
 
     // A missing input is the same error class.
     let missing = w.mediaconvert();
@@ -496,12 +497,12 @@ async fn mediaconvert_resumes_after_a_crash() {
     // What a crash leaves: the job accepted, nothing run.
     w.ledger
         .create_or_get(&LedgerJob {
-            service: MEDIACONVERT_SERVICE.into(),
+            service: LedgerService::MediaConvert,
             job_id: "1795325848000-crash1".into(),
             client_token: request.client_token.clone(),
             asset_id: "a7".into(),
             request: serde_json::to_value(&request).unwrap(),
-            status: "SUBMITTED".into(),
+            status: LedgerStatus::Submitted,
             result: None,
             created_at_ms: 1,
         })
@@ -517,12 +518,12 @@ async fn mediaconvert_resumes_after_a_crash() {
     };
     w.ledger
         .create_or_get(&LedgerJob {
-            service: MEDIACONVERT_SERVICE.into(),
+            service: LedgerService::MediaConvert,
             job_id: "1795325848000-crash2".into(),
             client_token: "a8-transcode".into(),
             asset_id: "a8".into(),
             request: serde_json::to_value(transcode_request("a8", &input, 3)).unwrap(),
-            status: "SUBMITTED".into(),
+            status: LedgerStatus::Submitted,
             result: Some(serde_json::json!({"status": "COMPLETE", "outcome": {"jobId": "1795325848000-crash2"}, "event": stored})),
             created_at_ms: 2,
         })
@@ -549,7 +550,7 @@ async fn mediaconvert_resumes_after_a_crash() {
         .lock()
         .unwrap()
         .iter()
-        .all(|j| j.status == "COMPLETE"));
+        .all(|j| j.status == LedgerStatus::Complete));
     assert_eq!(mc.resume_unfinished().await.unwrap(), 0);
 }
 
@@ -728,12 +729,12 @@ async fn rekognition_fails_a_missing_video_and_resumes_unfinished_jobs() {
     let request = analysis_request(AnalysisKind::Moderation, &missing, "c2");
     w.ledger
         .create_or_get(&LedgerJob {
-            service: REKOGNITION_SERVICE.into(),
+            service: LedgerService::Rekognition,
             job_id: "f".repeat(64),
             client_token: "StartContentModeration/c2-analysis".into(),
             asset_id: "c2".into(),
             request: serde_json::to_value(&request).unwrap(),
-            status: "SUBMITTED".into(),
+            status: LedgerStatus::Submitted,
             result: None,
             created_at_ms: 1,
         })
@@ -750,11 +751,11 @@ async fn rekognition_fails_a_missing_video_and_resumes_unfinished_jobs() {
     assert_eq!(page.body["ModerationLabels"], serde_json::json!([]));
     assert_eq!(
         w.ledger
-            .get(REKOGNITION_SERVICE, &"f".repeat(64))
+            .get(LedgerService::Rekognition, &"f".repeat(64))
             .await
             .unwrap()
             .unwrap()
             .status,
-        "COMPLETE"
+        LedgerStatus::Complete
     );
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cuepoint_core::scoring::{DefaultPolicyConfig, PolicyName, DEFAULT_TOP_N};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,8 +42,8 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     pub audio: AudioSettings,
     pub analysis: AnalysisSettings,
-    /// Slot scoring (`cuepoint_core::scoring` config, as JSON-compatible values).
-    pub scoring: serde_json::Value,
+    /// Slot scoring: policy, number of breaks, ad inventory, the default policy's knobs.
+    pub scoring: ScoringSettings,
     /// Deadlines per state and what the sweeper does past them.
     pub stuck: cuepoint_core::stuck::StuckPolicy,
     pub models: ModelsSettings,
@@ -61,7 +62,7 @@ impl Default for Settings {
             consumer: ConsumerSettings::default(),
             audio: AudioSettings::default(),
             analysis: AnalysisSettings::default(),
-            scoring: serde_json::Value::Object(Default::default()),
+            scoring: ScoringSettings::default(),
             stuck: cuepoint_core::stuck::StuckPolicy::default(),
             models: ModelsSettings::default(),
             aws: AwsSettings::default(),
@@ -146,6 +147,33 @@ pub struct ModelsSettings {
     /// Where `cuepoint models install` puts the offline models. Unset: `CUEPOINT_MODELS_DIR`,
     /// else `$XDG_CACHE_HOME/cuepoint/models` or `~/.cache/cuepoint/models`.
     pub dir: Option<PathBuf>,
+}
+
+/// The `scoring` section. An unknown policy name or key fails when the configuration loads;
+/// the workers check the values (and read the inventory) once at start-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoringSettings {
+    /// `default` or `reference`.
+    pub policy: PolicyName,
+    /// How many breaks to choose.
+    pub top: usize,
+    /// Ad inventory file (`{"ads":[{"url","labels":[...]}]}`); the built-in one when unset.
+    pub ads: Option<PathBuf>,
+    /// Knobs of the default policy.
+    #[serde(rename = "default")]
+    pub default_policy: DefaultPolicyConfig,
+}
+
+impl Default for ScoringSettings {
+    fn default() -> Self {
+        Self {
+            policy: PolicyName::Default,
+            top: DEFAULT_TOP_N,
+            ads: None,
+            default_policy: DefaultPolicyConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,5 +270,44 @@ mod tests {
         assert_eq!(s.consumer.batch_size, 10, "default survives");
         assert_eq!(s.aws.table, "env-table");
         assert_eq!(s.backend, Backend::Embedded);
+    }
+
+    #[test]
+    fn scoring_section_is_typed_at_load() {
+        let dir = tempfile_dir("scoring");
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "[scoring]\npolicy = \"reference\"\ntop = 5\n[scoring.default]\nmin_spacing_seconds = 12.0\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&good)).unwrap();
+        assert_eq!(s.scoring.policy, PolicyName::Reference);
+        assert_eq!(s.scoring.top, 5);
+        assert_eq!(s.scoring.default_policy.min_spacing_seconds, 12.0);
+        assert_eq!(
+            s.scoring.default_policy.lead_in_seconds, 5.0,
+            "default survives"
+        );
+
+        for (name, body) in [
+            ("policy", "[scoring]\npolicy = \"best\"\n"),
+            ("key", "[scoring]\ntopp = 2\n"),
+            ("knob", "[scoring.default]\nmin_spacing = 2.0\n"),
+        ] {
+            let f = dir.join(format!("{name}.toml"));
+            std::fs::write(&f, body).unwrap();
+            let err = Settings::load(Some(&f)).unwrap_err().to_string();
+            assert!(
+                err.contains("scoring") || err.contains("unknown"),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    fn tempfile_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cuepoint-cfg-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

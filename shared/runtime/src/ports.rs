@@ -300,18 +300,79 @@ pub struct Ports {
 // ---------------------------------------------------------------------------------------------
 // Job ledger (local stand-ins for MediaConvert and Rekognition)
 
+/// The service a local engine job plays. Stored as `mediaconvert` / `rekognition`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerService {
+    MediaConvert,
+    Rekognition,
+}
+
+impl LedgerService {
+    pub const ALL: [LedgerService; 2] = [Self::MediaConvert, Self::Rekognition];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MediaConvert => "mediaconvert",
+            Self::Rekognition => "rekognition",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for LedgerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a local engine job is. Stored as `SUBMITTED` / `COMPLETE` / `ERROR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LedgerStatus {
+    /// Accepted, still to run (resumed after a restart).
+    Submitted,
+    /// Finished and announced.
+    Complete,
+    /// Failed and announced.
+    Error,
+}
+
+impl LedgerStatus {
+    pub const ALL: [LedgerStatus; 3] = [Self::Submitted, Self::Complete, Self::Error];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "SUBMITTED",
+            Self::Complete => "COMPLETE",
+            Self::Error => "ERROR",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for LedgerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A job the local media engine accepted, keyed by (service, client token).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerJob {
-    /// `mediaconvert` or `rekognition`.
-    pub service: String,
+    pub service: LedgerService,
     pub job_id: String,
     pub client_token: String,
     pub asset_id: String,
     /// The request as submitted (job settings, or the analysis request).
     pub request: serde_json::Value,
-    /// `SUBMITTED`, `COMPLETE` or `ERROR`.
-    pub status: String,
+    pub status: LedgerStatus,
     /// Outcome: output paths, results, or the error.
     pub result: Option<serde_json::Value>,
     pub created_at_ms: u64,
@@ -324,15 +385,19 @@ pub trait JobLedger: Send + Sync {
     /// Insert `job` unless a job with the same (service, client_token) exists; return the
     /// stored job and whether it was created now.
     async fn create_or_get(&self, job: &LedgerJob) -> PortResult<(LedgerJob, bool)>;
-    async fn get(&self, service: &str, job_id: &str) -> PortResult<Option<LedgerJob>>;
-    async fn find_by_asset(&self, service: &str, asset_id: &str) -> PortResult<Vec<LedgerJob>>;
+    async fn get(&self, service: LedgerService, job_id: &str) -> PortResult<Option<LedgerJob>>;
+    async fn find_by_asset(
+        &self,
+        service: LedgerService,
+        asset_id: &str,
+    ) -> PortResult<Vec<LedgerJob>>;
     async fn finish(
         &self,
-        service: &str,
+        service: LedgerService,
         job_id: &str,
-        status: &str,
+        status: LedgerStatus,
         result: serde_json::Value,
     ) -> PortResult<()>;
     /// Jobs still `SUBMITTED` (to resume after a restart).
-    async fn unfinished(&self, service: &str) -> PortResult<Vec<LedgerJob>>;
+    async fn unfinished(&self, service: LedgerService) -> PortResult<Vec<LedgerJob>>;
 }

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use cuepoint_core::scoring::DefaultPolicyConfig;
 use cuepoint_engine::sample::{generate_sample, GroundTruth, SampleSpec};
 use serde::Serialize;
 
@@ -158,19 +159,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<bool> {
     settings.backend = cuepoint_runtime::config::Backend::Embedded;
     // A one-minute demo has room for a break per black gap only if breaks may be 15 s apart
     // (broadcast spacing is minutes); keep any spacing the user configured.
-    if settings
-        .scoring
-        .pointer("/default/min_spacing_seconds")
-        .is_none()
-    {
-        let mut scoring = settings.scoring.as_object().cloned().unwrap_or_default();
-        let mut default = scoring
-            .get("default")
-            .and_then(|d| d.as_object().cloned())
-            .unwrap_or_default();
-        default.insert("min_spacing_seconds".into(), serde_json::json!(15.0));
-        scoring.insert("default".into(), serde_json::Value::Object(default));
-        settings.scoring = serde_json::Value::Object(scoring);
+    let spacing = &mut settings.scoring.default_policy.min_spacing_seconds;
+    if *spacing == DefaultPolicyConfig::default().min_spacing_seconds {
+        *spacing = 15.0;
     }
     let (width, height) = args
         .resolution

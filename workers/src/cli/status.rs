@@ -217,7 +217,7 @@ pub async fn assets(backend: &Backend, cmd: &AssetsCommand) -> anyhow::Result<()
                     j.asset_id,
                     j.service,
                     j.job_id,
-                    if j.service == cuepoint_engine::local::MEDIACONVERT_SERVICE { "ingest" } else { "analysis" }
+                    if j.service == cuepoint_runtime::ports::LedgerService::MediaConvert { "ingest" } else { "analysis" }
                 );
             }
             if *json {

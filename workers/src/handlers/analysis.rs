@@ -10,7 +10,7 @@ use cuepoint_runtime::consumer::HandlerError;
 use cuepoint_runtime::ports::{AnalysisRequest, CounterDelta};
 
 use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
-use crate::flow::{advance, load, Advanced};
+use crate::flow::{advance, load};
 
 pub async fn on_media_prepared(
     ctx: &WorkerContext,
@@ -67,24 +67,15 @@ pub async fn on_media_prepared(
         delta: jobs.len() as i64,
         max: Some(max),
     };
-    match advance(
-        ctx,
-        &asset,
-        AssetEvent::AnalysesStarted { jobs },
-        Some(counter),
-    )
-    .await?
+    let event = AssetEvent::AnalysesStarted { jobs };
+    if advance(ctx, &asset, event, Some(counter))
+        .await?
+        .recorded("analyses")
+        .is_some()
     {
-        Advanced::Applied(_) => {
-            if let Ok(n) = ctx.ports.store.counter(OPEN_JOBS_COUNTER).await {
-                ctx.metrics.open_jobs(n);
-            }
-            Ok(())
-        }
-        Advanced::AlreadyApplied(_) => Ok(()),
-        Advanced::Ignored(why) => {
-            tracing::warn!(%why, "analyses not recorded");
-            Ok(())
+        if let Ok(n) = ctx.ports.store.counter(OPEN_JOBS_COUNTER).await {
+            ctx.metrics.open_jobs(n);
         }
     }
+    Ok(())
 }

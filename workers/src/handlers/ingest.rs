@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use cuepoint_core::asset::{Asset, AssetEvent, AssetState, JobRecord, JobStatus, ProbeInfo};
+use cuepoint_core::asset::{
+    Asset, AssetEvent, AssetState, FailureStage, JobRecord, JobStatus, ProbeInfo,
+};
 use cuepoint_core::domain::{AssetId, SourceObject};
 use cuepoint_core::events::s3::ObjectCreated;
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
@@ -12,7 +14,7 @@ use cuepoint_runtime::consumer::HandlerError;
 use cuepoint_runtime::ports::{AssetWrite, PortError, ProbeError, StoreError, TranscodeRequest};
 
 use crate::context::WorkerContext;
-use crate::flow::{advance, announce, announce_failure, fail, Advanced};
+use crate::flow::{advance, announce, announce_failure, fail};
 
 pub async fn on_object_created(
     ctx: &WorkerContext,
@@ -47,7 +49,7 @@ pub async fn on_object_created(
                 fail(
                     ctx,
                     &asset,
-                    "probe",
+                    FailureStage::Probe,
                     format!("{}: {why}", asset.source.uri()),
                 )
                 .await
@@ -144,7 +146,7 @@ async fn register(
         // Unusable media is FAILED in the record's first write: no crash can leave it
         // REGISTERED (and so transcodable) in between.
         let failed = AssetEvent::Failed {
-            stage: "probe".into(),
+            stage: FailureStage::Probe,
             reason: format!("{uri}: {why}"),
         };
         if let Ok(cuepoint_core::asset::Transition::Applied(next)) =
@@ -251,23 +253,16 @@ async fn submit_transcode(ctx: &WorkerContext, asset: &Asset) -> Result<(), Hand
         submitted_at_ms: ctx.now_ms(),
         status: JobStatus::Submitted,
     };
-    match advance(ctx, asset, AssetEvent::TranscodeSubmitted { job }, None).await? {
-        Advanced::Applied(a) | Advanced::AlreadyApplied(a) => {
-            let job_id = a.transcode.map(|j| j.job_id).unwrap_or(job_id);
-            announce(
-                ctx,
-                &[PipelineEvent::new(
-                    a.id,
-                    PipelineDetail::TranscodeSubmitted { job_id },
-                )],
-            )
-            .await
-        }
-        Advanced::Ignored(why) => {
-            tracing::warn!(%why, "transcode submission not recorded");
-            Ok(())
-        }
-    }
+    let event = AssetEvent::TranscodeSubmitted { job };
+    let Some(a) = advance(ctx, asset, event, None)
+        .await?
+        .recorded("transcode submission")
+    else {
+        return Ok(());
+    };
+    let job_id = a.transcode.map(|j| j.job_id).unwrap_or(job_id);
+    let detail = PipelineDetail::TranscodeSubmitted { job_id };
+    announce(ctx, &[PipelineEvent::new(a.id, detail)]).await
 }
 
 #[cfg(test)]

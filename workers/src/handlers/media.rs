@@ -1,7 +1,7 @@
 //! Media events: MediaConvert COMPLETE → loudness logs → silent tracks → "Media Prepared";
 //! MediaConvert ERROR → the asset fails with MediaConvert's cause.
 
-use cuepoint_core::asset::{Asset, AssetEvent, AssetState};
+use cuepoint_core::asset::{Asset, AssetEvent, AssetState, FailureStage};
 use cuepoint_core::domain::AssetId;
 use cuepoint_core::events::mediaconvert::{JobState, JobStateChange};
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
@@ -11,7 +11,7 @@ use cuepoint_core::results;
 use cuepoint_runtime::consumer::HandlerError;
 
 use crate::context::WorkerContext;
-use crate::flow::{advance, announce, announce_failure, fail, load, Advanced};
+use crate::flow::{advance, announce, announce_failure, fail, load};
 
 pub async fn on_job_state_change(
     ctx: &WorkerContext,
@@ -47,7 +47,7 @@ pub async fn on_job_state_change(
                     .unwrap_or_else(|| "?".into()),
                 ev.error_message.as_deref().unwrap_or("no message")
             );
-            fail(ctx, &asset, "transcode", reason).await
+            fail(ctx, &asset, FailureStage::Transcode, reason).await
         }
         JobState::Complete => prepare(ctx, &asset, &ev.job_id).await,
     }
@@ -61,7 +61,7 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
         let failed_here = asset
             .failure
             .as_ref()
-            .is_some_and(|f| f.stage == "loudness");
+            .is_some_and(|f| f.stage == FailureStage::Loudness);
         if failed_here && asset.transcode.as_ref().is_some_and(|j| j.job_id == job_id) {
             // This COMPLETE failed the asset (a missing or unreadable loudness log): the
             // announcement may not have gone out.
@@ -93,7 +93,7 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
             return fail(
                 ctx,
                 asset,
-                "loudness",
+                FailureStage::Loudness,
                 format!("loudness log for track {track} missing at {uri}"),
             )
             .await;
@@ -105,7 +105,7 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
                 return fail(
                     ctx,
                     asset,
-                    "loudness",
+                    FailureStage::Loudness,
                     format!("loudness log for track {track} ({uri}): {e}"),
                 )
                 .await
@@ -136,12 +136,9 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
         hls_master: plan.hls_master_uri(),
         proxy: plan.proxy_uri(),
     };
-    match advance(ctx, asset, event, None).await? {
-        Advanced::Applied(a) | Advanced::AlreadyApplied(a) => reannounce(ctx, &a).await,
-        Advanced::Ignored(why) => {
-            tracing::warn!(%why, "COMPLETE not applied");
-            Ok(())
-        }
+    match advance(ctx, asset, event, None).await?.recorded("COMPLETE") {
+        Some(a) => reannounce(ctx, &a).await,
+        None => Ok(()),
     }
 }
 

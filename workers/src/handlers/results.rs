@@ -3,7 +3,7 @@
 //! analysis is the one that announces "Analyses Completed": the conditional write on the
 //! asset's version guarantees exactly one writer wins it.
 
-use cuepoint_core::asset::{AssetEvent, AssetState, JobStatus};
+use cuepoint_core::asset::{AssetEvent, AssetState, FailureStage, JobStatus};
 use cuepoint_core::domain::AssetId;
 use cuepoint_core::events::rekognition::VideoJobCompletion;
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
@@ -13,7 +13,7 @@ use cuepoint_runtime::ports::CounterDelta;
 use serde_json::Value;
 
 use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
-use crate::flow::{advance, announce, announce_failure, fail, load, Advanced};
+use crate::flow::{advance, announce, announce_failure, fail, load};
 
 /// Safety net against a service that never stops paging.
 const MAX_PAGES: usize = 10_000;
@@ -40,7 +40,7 @@ pub async fn on_completion(
     if asset
         .failure
         .as_ref()
-        .is_some_and(|f| f.stage == format!("analysis:{kind}"))
+        .is_some_and(|f| f.stage == FailureStage::Analysis(kind))
         && asset
             .analyses
             .get(&kind)
@@ -70,7 +70,7 @@ pub async fn on_completion(
     }
     if !c.succeeded() {
         let reason = format!("Rekognition {} job {} ended {}", c.api, c.job_id, c.status);
-        return fail(ctx, &asset, &format!("analysis:{kind}"), reason).await;
+        return fail(ctx, &asset, FailureStage::Analysis(kind), reason).await;
     }
     if job.status == JobStatus::Succeeded {
         // Redelivery: maybe the announcement was lost.
@@ -93,24 +93,16 @@ pub async fn on_completion(
         delta: -1,
         max: None,
     };
-    match advance(
-        ctx,
-        &asset,
-        AssetEvent::AnalysisCompleted {
-            kind,
-            job_id: c.job_id.clone(),
-        },
-        Some(counter),
-    )
-    .await?
+    let event = AssetEvent::AnalysisCompleted {
+        kind,
+        job_id: c.job_id.clone(),
+    };
+    match advance(ctx, &asset, event, Some(counter))
+        .await?
+        .recorded("completion")
     {
-        Advanced::Applied(a) | Advanced::AlreadyApplied(a) => {
-            announce_if_analysed(ctx, &a.id, a.state).await
-        }
-        Advanced::Ignored(why) => {
-            tracing::warn!(%why, "completion not applied");
-            Ok(())
-        }
+        Some(a) => announce_if_analysed(ctx, &a.id, a.state).await,
+        None => Ok(()),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use cuepoint_core::asset::{Asset, AssetEvent, AssetState, BreakSummary};
+use cuepoint_core::asset::{Asset, AssetEvent, AssetState, BreakSummary, FailureStage};
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
 use cuepoint_core::rekognition::AnalysisKind;
 use cuepoint_core::results;
@@ -10,8 +10,7 @@ use cuepoint_core::scoring::ScoringInputs;
 use cuepoint_runtime::consumer::HandlerError;
 
 use crate::context::WorkerContext;
-use crate::flow::{advance, announce, announce_failure, fail, load, write_record, Advanced};
-use crate::scoring_config::ScoringSettings;
+use crate::flow::{advance, announce, announce_failure, fail, load, write_record};
 
 pub async fn on_analyses_completed(
     ctx: &WorkerContext,
@@ -21,7 +20,12 @@ pub async fn on_analyses_completed(
     match asset.state {
         AssetState::Complete => return announce_complete(ctx, &asset).await,
         // Scoring failed it: the announcement may not have gone out.
-        AssetState::Failed if asset.failure.as_ref().is_some_and(|f| f.stage == "scoring") => {
+        AssetState::Failed
+            if asset
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.stage == FailureStage::Scoring) =>
+        {
             return announce_failure(ctx, &asset).await
         }
         AssetState::Failed => return Ok(()),
@@ -32,8 +36,7 @@ pub async fn on_analyses_completed(
             )))
         }
     }
-    let scoring =
-        ScoringSettings::from_value(&ctx.settings.scoring).map_err(HandlerError::Permanent)?;
+    let scoring = &ctx.scoring;
 
     // Fetch the results layout once, then score from memory (the core is pure).
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
@@ -78,7 +81,7 @@ pub async fn on_analyses_completed(
             return fail(
                 ctx,
                 &asset,
-                "scoring",
+                FailureStage::Scoring,
                 format!("results of asset {}: {e}", asset.id),
             )
             .await
@@ -86,7 +89,7 @@ pub async fn on_analyses_completed(
     };
     let output = match scoring.score(&inputs) {
         Ok(o) => o,
-        Err(e) => return fail(ctx, &asset, "scoring", e).await,
+        Err(e) => return fail(ctx, &asset, FailureStage::Scoring, e.to_string()).await,
     };
     let slots_json = serde_json::to_vec_pretty(&output).unwrap_or_default();
     ctx.ports
@@ -121,7 +124,9 @@ pub async fn on_analyses_completed(
             "image/svg+xml",
         )
         .await?;
-    let vmap = scoring.vmap(&output).map_err(HandlerError::Permanent)?;
+    let vmap = scoring
+        .vmap(&output)
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     let vmap_uri = ctx.result_uri(&asset.id, results::VMAP);
     ctx.ports
         .blobs
@@ -137,26 +142,15 @@ pub async fn on_analyses_completed(
             reasons: s.reasons.iter().map(|r| r.to_string()).collect(),
         })
         .collect();
-    match advance(
-        ctx,
-        &asset,
-        AssetEvent::Scored {
-            breaks,
-            vmap: vmap_uri,
-        },
-        None,
-    )
-    .await?
-    {
-        Advanced::Applied(a) | Advanced::AlreadyApplied(a) => {
-            write_record(ctx, &a).await;
-            announce_complete(ctx, &a).await
-        }
-        Advanced::Ignored(why) => {
-            tracing::warn!(%why, "score not recorded");
-            Ok(())
-        }
-    }
+    let event = AssetEvent::Scored {
+        breaks,
+        vmap: vmap_uri,
+    };
+    let Some(a) = advance(ctx, &asset, event, None).await?.recorded("score") else {
+        return Ok(());
+    };
+    write_record(ctx, &a).await;
+    announce_complete(ctx, &a).await
 }
 
 async fn announce_complete(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerError> {

@@ -119,7 +119,7 @@ impl AssetRow {
             breaks: a.breaks.len(),
             created_at_ms: a.created_at_ms,
             updated_at_ms: a.updated_at_ms,
-            failed_stage: a.failure.as_ref().map(|f| f.stage.clone()),
+            failed_stage: a.failure.as_ref().map(|f| f.stage.to_string()),
             failure: a.failure.as_ref().map(|f| f.reason.clone()),
             vmap_version: a.vmap_version(),
         }

@@ -17,7 +17,6 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult};
 use super::insights::fetch;
 use crate::context::WorkerContext;
-use crate::scoring_config::ScoringSettings;
 
 /// Reason recorded on a break a person placed or moved.
 pub const EDITOR_REASON: &str = "Editor";
@@ -471,9 +470,8 @@ pub async fn publish(ctx: &WorkerContext, asset: &Asset) -> ApiResult<()> {
     };
     let output = scored(ctx, asset).await?;
     let slots: Vec<Slot> = output.map(|o| o.slots).unwrap_or_default();
-    let scoring = ScoringSettings::from_value(&ctx.settings.scoring).map_err(ApiError::internal)?;
-    let inventory = scoring.inventory().map_err(ApiError::internal)?;
-    let xml = render_vmap(&edit.breaks, &slots, &inventory).map_err(ApiError::internal)?;
+    let xml =
+        render_vmap(&edit.breaks, &slots, &ctx.scoring.inventory).map_err(ApiError::internal)?;
     ctx.ports
         .blobs
         .put(&edit.vmap, xml.clone().into_bytes(), "application/xml")
@@ -578,12 +576,12 @@ mod tests {
         assert!(refusal(&a).unwrap().contains("still working"));
         a.state = AssetState::Failed;
         a.failure = Some(cuepoint_core::asset::Failure {
-            stage: "ingest".into(),
+            stage: cuepoint_core::asset::FailureStage::Probe,
             reason: "unusable media".into(),
         });
         assert!(refusal(&a)
             .unwrap()
-            .contains("FAILED at stage ingest: unusable media"));
+            .contains("FAILED at stage probe: unusable media"));
         a.state = AssetState::Complete;
         assert!(refusal(&a).is_none());
     }

@@ -25,7 +25,10 @@ pub enum PipelineDetail {
     /// Terminal: VMAP and results are written.
     AssetCompleted { vmap: S3Uri, breaks: usize },
     /// Terminal: the asset failed at `stage`.
-    AssetFailed { stage: String, reason: String },
+    AssetFailed {
+        stage: crate::asset::FailureStage,
+        reason: String,
+    },
     /// A person corrected a complete asset's breaks: `vmap` (the current VMAP) was rewritten as
     /// VMAP version `version`; packaging and ad insertion may pick it up.
     BreaksEdited {
@@ -161,7 +164,7 @@ mod tests {
                 breaks: 3,
             },
             PipelineDetail::AssetFailed {
-                stage: "transcode".into(),
+                stage: crate::asset::FailureStage::Transcode,
                 reason: "ERROR 1010: bad input".into(),
             },
             PipelineDetail::BreaksEdited {

@@ -13,21 +13,15 @@ use cuepoint_core::events::envelope::PutEventsEntry;
 use cuepoint_core::events::mediaconvert::{job_state_change_entry, JobState, JobStateChange};
 use cuepoint_core::mediaconvert::{JobPlan, AUDIO_GROUP_NAME};
 use cuepoint_runtime::ports::{
-    BlobStore, Clock, EventBus, JobLedger, LedgerJob, PortError, PortResult, TranscodeRequest,
-    Transcoder,
+    BlobStore, Clock, EventBus, JobLedger, LedgerJob, LedgerService, LedgerStatus, PortError,
+    PortResult, TranscodeRequest, Transcoder,
 };
 use serde_json::{json, Value};
 
-use super::{
-    content_type, digest, job_scratch, local_input, sibling, LocalEngineConfig, Runner,
-    STATUS_COMPLETE, STATUS_ERROR, STATUS_SUBMITTED,
-};
+use super::{content_type, digest, job_scratch, local_input, sibling, LocalEngineConfig, Runner};
 use crate::transcode::{
     transcode, AudioOutputSpec, HlsSpec, LoudnessLogSpec, ProxySpec, TranscodeSpec,
 };
-
-/// The ledger's service name for transcode jobs.
-pub const MEDIACONVERT_SERVICE: &str = "mediaconvert";
 
 /// `errorCode` for an input MediaConvert cannot open or decode ("File access error").
 const ERROR_INPUT: i64 = 1010;
@@ -75,7 +69,11 @@ impl LocalMediaConvert {
     /// Re-run the jobs the ledger still has `SUBMITTED` (after a crash or restart). Returns how
     /// many were started.
     pub async fn resume_unfinished(&self) -> PortResult<usize> {
-        let jobs = self.inner.ledger.unfinished(MEDIACONVERT_SERVICE).await?;
+        let jobs = self
+            .inner
+            .ledger
+            .unfinished(LedgerService::MediaConvert)
+            .await?;
         let n = jobs.len();
         for job in jobs {
             tracing::info!(job_id = %job.job_id, asset = %job.asset_id, "resuming transcode job");
@@ -91,7 +89,11 @@ impl LocalMediaConvert {
 
     /// Unfinished jobs no process holds (see `LocalEngine::unattended`).
     pub async fn unattended(&self) -> PortResult<Vec<LedgerJob>> {
-        let jobs = self.inner.ledger.unfinished(MEDIACONVERT_SERVICE).await?;
+        let jobs = self
+            .inner
+            .ledger
+            .unfinished(LedgerService::MediaConvert)
+            .await?;
         let root = self.inner.config.scratch_dir.as_deref();
         Ok(jobs
             .into_iter()
@@ -120,7 +122,11 @@ impl LocalMediaConvert {
 
 /// `<epoch ms>-<6 base-36 characters>`, like MediaConvert's ids (`1515368087458-qnoxtd`).
 fn job_id(now_ms: u64, token: &str) -> String {
-    let mut h = digest(&[MEDIACONVERT_SERVICE, token, &now_ms.to_string()]);
+    let mut h = digest(&[
+        LedgerService::MediaConvert.as_str(),
+        token,
+        &now_ms.to_string(),
+    ]);
     let mut s = String::with_capacity(6);
     for _ in 0..6 {
         s.push(char::from_digit((h % 36) as u32, 36).unwrap_or('x'));
@@ -137,13 +143,13 @@ impl Transcoder for LocalMediaConvert {
             .map_err(|e| PortError::Permanent(format!("invalid MediaConvert job settings: {e}")))?;
         let now = self.inner.clock.now_ms();
         let job = LedgerJob {
-            service: MEDIACONVERT_SERVICE.into(),
+            service: LedgerService::MediaConvert,
             job_id: job_id(now, &request.client_token),
             client_token: request.client_token.clone(),
             asset_id: request.asset_id.to_string(),
             request: serde_json::to_value(request)
                 .map_err(|e| PortError::Permanent(format!("request does not serialize: {e}")))?,
-            status: STATUS_SUBMITTED.into(),
+            status: LedgerStatus::Submitted,
             result: None,
             created_at_ms: now,
         };
@@ -161,7 +167,7 @@ impl Transcoder for LocalMediaConvert {
         let mut jobs = self
             .inner
             .ledger
-            .find_by_asset(MEDIACONVERT_SERVICE, asset_id.as_str())
+            .find_by_asset(LedgerService::MediaConvert, asset_id.as_str())
             .await?;
         jobs.sort_by_key(|j| j.created_at_ms);
         Ok(jobs.pop().map(|j| j.job_id))
@@ -178,7 +184,7 @@ impl Inner {
     async fn run(&self, job: LedgerJob) {
         if let Some((status, outcome, entry)) = pending_announcement(&job) {
             // Finished before a restart but not announced: announce only.
-            self.publish(&job, &entry, &status, outcome).await;
+            self.publish(&job, &entry, status, outcome).await;
             return;
         }
         let request: TranscodeRequest = match serde_json::from_value(job.request.clone()) {
@@ -296,7 +302,8 @@ impl Inner {
         };
         let entry = job_state_change_entry(&change, &self.config.account, &self.config.region);
         let result = serde_json::from_str::<Value>(&entry.detail).unwrap_or(Value::Null);
-        self.announce(job, entry, STATUS_COMPLETE, result).await;
+        self.announce(job, entry, LedgerStatus::Complete, result)
+            .await;
     }
 
     async fn finish_error(
@@ -318,21 +325,27 @@ impl Inner {
         };
         let entry = job_state_change_entry(&change, &self.config.account, &self.config.region);
         let result = json!({"errorCode": fail.code, "errorMessage": fail.message});
-        self.announce(job, entry, STATUS_ERROR, result).await;
+        self.announce(job, entry, LedgerStatus::Error, result).await;
     }
 
     /// Store the event while the job is still SUBMITTED, publish it, then mark the job
     /// finished. A crash before the final mark re-publishes the stored event on resume (consumers
     /// are idempotent) instead of transcoding again; a lost event cannot happen.
-    async fn announce(&self, job: &LedgerJob, entry: PutEventsEntry, status: &str, result: Value) {
+    async fn announce(
+        &self,
+        job: &LedgerJob,
+        entry: PutEventsEntry,
+        status: LedgerStatus,
+        result: Value,
+    ) {
         let pending = json!({"status": status, "outcome": result, "event": entry});
         let stored = self
             .runner
             .persist("recording the job outcome", &job.job_id, || {
                 self.ledger.finish(
-                    MEDIACONVERT_SERVICE,
+                    LedgerService::MediaConvert,
                     &job.job_id,
-                    STATUS_SUBMITTED,
+                    LedgerStatus::Submitted,
                     pending.clone(),
                 )
             })
@@ -342,7 +355,13 @@ impl Inner {
         }
     }
 
-    async fn publish(&self, job: &LedgerJob, entry: &PutEventsEntry, status: &str, result: Value) {
+    async fn publish(
+        &self,
+        job: &LedgerJob,
+        entry: &PutEventsEntry,
+        status: LedgerStatus,
+        result: Value,
+    ) {
         let published = self
             .runner
             .persist("announcing the transcode job", &job.job_id, || {
@@ -354,17 +373,21 @@ impl Inner {
         }
         self.runner
             .persist("marking the announced job finished", &job.job_id, || {
-                self.ledger
-                    .finish(MEDIACONVERT_SERVICE, &job.job_id, status, result.clone())
+                self.ledger.finish(
+                    LedgerService::MediaConvert,
+                    &job.job_id,
+                    status,
+                    result.clone(),
+                )
             })
             .await;
     }
 }
 
 /// An outcome stored by `announce` but not yet marked finished: (status, outcome, event).
-fn pending_announcement(job: &LedgerJob) -> Option<(String, Value, PutEventsEntry)> {
+fn pending_announcement(job: &LedgerJob) -> Option<(LedgerStatus, Value, PutEventsEntry)> {
     let r = job.result.as_ref()?;
-    let status = r.get("status")?.as_str()?.to_string();
+    let status = LedgerStatus::parse(r.get("status")?.as_str()?)?;
     let entry: PutEventsEntry = serde_json::from_value(r.get("event")?.clone()).ok()?;
     Some((
         status,

@@ -16,19 +16,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cuepoint_core::domain::S3Uri;
-use cuepoint_runtime::ports::{BlobStore, JobLedger, LedgerJob, PortError, PortResult};
+use cuepoint_runtime::ports::{
+    BlobStore, JobLedger, LedgerJob, LedgerStatus, PortError, PortResult,
+};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-pub use mediaconvert::{LocalMediaConvert, MEDIACONVERT_SERVICE};
-pub use rekognition::{LocalRekognition, REKOGNITION_SERVICE, SEGMENTS_PAGE_SIZE};
-
-/// Ledger status of a job still to run.
-pub const STATUS_SUBMITTED: &str = "SUBMITTED";
-/// Ledger status of a job that finished and was announced.
-pub const STATUS_COMPLETE: &str = "COMPLETE";
-/// Ledger status of a job that failed and was announced.
-pub const STATUS_ERROR: &str = "ERROR";
+pub use mediaconvert::LocalMediaConvert;
+pub use rekognition::{LocalRekognition, SEGMENTS_PAGE_SIZE};
 
 /// Settings shared by both stand-ins.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,8 +119,10 @@ impl Runner {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = permits.acquire_owned().await;
             if !stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                match ledger.get(&job.service, &job.job_id).await {
-                    Ok(Some(current)) if current.status == STATUS_SUBMITTED => run(current).await,
+                match ledger.get(job.service, &job.job_id).await {
+                    Ok(Some(current)) if current.status == LedgerStatus::Submitted => {
+                        run(current).await
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(job_id = %job.job_id, error = %e, "could not re-read the job; the next rescan retries it")

@@ -9,19 +9,14 @@ use async_trait::async_trait;
 use cuepoint_core::events::rekognition::{completion_message, VideoJobCompletion};
 use cuepoint_core::rekognition::AnalysisKind;
 use cuepoint_runtime::ports::{
-    AnalysisRequest, BlobStore, Clock, JobLedger, LedgerJob, PortError, PortResult, ResultsPage,
-    Topic, VideoAnalyzer,
+    AnalysisRequest, BlobStore, Clock, JobLedger, LedgerJob, LedgerService, LedgerStatus,
+    PortError, PortResult, ResultsPage, Topic, VideoAnalyzer,
 };
 use serde_json::{json, Map, Value};
 
-use super::{
-    digest, job_scratch, local_input, LocalEngineConfig, Runner, STATUS_COMPLETE, STATUS_ERROR,
-    STATUS_SUBMITTED,
-};
+use super::{digest, job_scratch, local_input, LocalEngineConfig, Runner};
 use crate::analyze::{analyze, AnalyzeOptions};
 
-/// The ledger's service name for video analysis jobs.
-pub const REKOGNITION_SERVICE: &str = "rekognition";
 /// Items per `get_page` page (Rekognition's MaxResults ceiling is 1000).
 pub const SEGMENTS_PAGE_SIZE: usize = 1000;
 
@@ -93,7 +88,11 @@ impl LocalRekognition {
 
     /// Re-run the jobs the ledger still has `SUBMITTED`. Returns how many were started.
     pub async fn resume_unfinished(&self) -> PortResult<usize> {
-        let jobs = self.inner.ledger.unfinished(REKOGNITION_SERVICE).await?;
+        let jobs = self
+            .inner
+            .ledger
+            .unfinished(LedgerService::Rekognition)
+            .await?;
         let n = jobs.len();
         for job in jobs {
             tracing::info!(job_id = %job.job_id, asset = %job.asset_id, "resuming video analysis job");
@@ -109,7 +108,11 @@ impl LocalRekognition {
 
     /// Unfinished jobs no process holds (see `LocalEngine::unattended`).
     pub async fn unattended(&self) -> PortResult<Vec<LedgerJob>> {
-        let jobs = self.inner.ledger.unfinished(REKOGNITION_SERVICE).await?;
+        let jobs = self
+            .inner
+            .ledger
+            .unfinished(LedgerService::Rekognition)
+            .await?;
         let root = self.inner.config.scratch_dir.as_deref();
         Ok(jobs
             .into_iter()
@@ -143,7 +146,12 @@ fn job_id(now_ms: u64, token: &str) -> String {
         .map(|i| {
             format!(
                 "{:016x}",
-                digest(&[REKOGNITION_SERVICE, token, &now, &i.to_string()])
+                digest(&[
+                    LedgerService::Rekognition.as_str(),
+                    token,
+                    &now,
+                    &i.to_string()
+                ])
             )
         })
         .collect()
@@ -160,13 +168,13 @@ impl VideoAnalyzer for LocalRekognition {
         let now = self.inner.clock.now_ms();
         let token = ledger_token(request.kind, &request.client_token);
         let job = LedgerJob {
-            service: REKOGNITION_SERVICE.into(),
+            service: LedgerService::Rekognition,
             job_id: job_id(now, &token),
             client_token: token,
             asset_id: request.job_tag.clone(),
             request: serde_json::to_value(request)
                 .map_err(|e| PortError::Permanent(format!("request does not serialize: {e}")))?,
-            status: STATUS_SUBMITTED.into(),
+            status: LedgerStatus::Submitted,
             result: None,
             created_at_ms: now,
         };
@@ -187,7 +195,7 @@ impl VideoAnalyzer for LocalRekognition {
         let job = self
             .inner
             .ledger
-            .get(REKOGNITION_SERVICE, job_id)
+            .get(LedgerService::Rekognition, job_id)
             .await?
             .ok_or_else(|| PortError::NotFound(format!("no video analysis job {job_id}")))?;
         let request: AnalysisRequest =
@@ -202,7 +210,7 @@ impl VideoAnalyzer for LocalRekognition {
         }
         let mut body = match stored_response(&job) {
             Some(Value::Object(response)) => response.clone(),
-            _ if job.status == STATUS_ERROR => {
+            _ if job.status == LedgerStatus::Error => {
                 let mut m = Map::new();
                 m.insert("JobStatus".into(), json!("FAILED"));
                 m.insert("StatusMessage".into(), json!("the job failed"));
@@ -257,9 +265,9 @@ impl Inner {
                 let _ = self
                     .ledger
                     .finish(
-                        REKOGNITION_SERVICE,
+                        LedgerService::Rekognition,
                         &job.job_id,
-                        STATUS_ERROR,
+                        LedgerStatus::Error,
                         json!({"StatusMessage": format!("stored request does not parse: {e}")}),
                     )
                     .await;
@@ -289,9 +297,9 @@ impl Inner {
             .runner
             .persist("recording the analysis result", &job.job_id, || {
                 self.ledger.finish(
-                    REKOGNITION_SERVICE,
+                    LedgerService::Rekognition,
                     &job.job_id,
-                    STATUS_SUBMITTED,
+                    LedgerStatus::Submitted,
                     response.clone(),
                 )
             })
@@ -325,14 +333,18 @@ impl Inner {
             return;
         }
         let status = if succeeded {
-            STATUS_COMPLETE
+            LedgerStatus::Complete
         } else {
-            STATUS_ERROR
+            LedgerStatus::Error
         };
         self.runner
             .persist("marking the published job finished", &job.job_id, || {
-                self.ledger
-                    .finish(REKOGNITION_SERVICE, &job.job_id, status, response.clone())
+                self.ledger.finish(
+                    LedgerService::Rekognition,
+                    &job.job_id,
+                    status,
+                    response.clone(),
+                )
             })
             .await;
     }
