@@ -22,7 +22,7 @@ use cuepoint_core::events::mediaconvert::{job_state_change_entry, JobState, JobS
 use cuepoint_core::events::s3::{object_created_entry, ObjectCreated};
 use cuepoint_core::results;
 use cuepoint_runtime::ports::{
-    AssetStore, BlobStore, DeadLetters, EventBus, Queue, ReceivedMessage,
+    AssetStore, BlobStore, DeadLetters, EventBus, LedgerService, Queue, ReceivedMessage,
 };
 use cuepoint_workers::handlers::WorkerKind;
 use localstack_support::{ledger, wait_until, worker_binary, Stack, WorkerProcess};
@@ -150,14 +150,14 @@ async fn upload_runs_to_a_complete_asset_with_every_result_in_the_output_bucket(
     );
     let l = ledger(&stack.settings, &stack.settings.data_dir);
     assert_eq!(
-        l.find_by_asset("mediaconvert", asset.id.as_str())
+        l.find_by_asset(LedgerService::MediaConvert, asset.id.as_str())
             .await
             .unwrap()
             .len(),
         1
     );
     assert_eq!(
-        l.find_by_asset("rekognition", asset.id.as_str())
+        l.find_by_asset(LedgerService::Rekognition, asset.id.as_str())
             .await
             .unwrap()
             .len(),
@@ -272,7 +272,7 @@ async fn duplicated_messages_create_no_second_job_and_no_second_pass() {
     assert_eq!(after[0].updated_at_ms, asset.updated_at_ms);
     let l = ledger(&stack.settings, &stack.settings.data_dir);
     assert_eq!(
-        l.find_by_asset("mediaconvert", asset.id.as_str())
+        l.find_by_asset(LedgerService::MediaConvert, asset.id.as_str())
             .await
             .unwrap()
             .len(),
@@ -280,7 +280,7 @@ async fn duplicated_messages_create_no_second_job_and_no_second_pass() {
         "one transcode job"
     );
     assert_eq!(
-        l.find_by_asset("rekognition", asset.id.as_str())
+        l.find_by_asset(LedgerService::Rekognition, asset.id.as_str())
             .await
             .unwrap()
             .len(),
@@ -550,7 +550,7 @@ async fn sigterm_mid_batch_loses_nothing() {
             a.id
         );
         assert_eq!(
-            mc.find_by_asset("mediaconvert", a.id.as_str())
+            mc.find_by_asset(LedgerService::MediaConvert, a.id.as_str())
                 .await
                 .unwrap()
                 .len(),
@@ -559,7 +559,7 @@ async fn sigterm_mid_batch_loses_nothing() {
             a.id
         );
         assert_eq!(
-            rk.find_by_asset("rekognition", a.id.as_str())
+            rk.find_by_asset(LedgerService::Rekognition, a.id.as_str())
                 .await
                 .unwrap()
                 .len(),

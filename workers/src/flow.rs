@@ -191,3 +191,184 @@ pub async fn write_record(ctx: &WorkerContext, asset: &Asset) {
         tracing::warn!(error = %e, "could not write asset.json");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use cuepoint_core::asset::{JobRecord, JobStatus, ProbeInfo};
+    use cuepoint_core::domain::{BucketName, ObjectKey, SourceObject};
+    use cuepoint_core::rekognition::AnalysisKind;
+
+    use super::*;
+    use crate::testkit::Kit;
+
+    fn registered(kit: &Kit) -> Asset {
+        let source = SourceObject {
+            bucket: BucketName::parse("cuepoint-ingest").unwrap(),
+            key: ObjectKey::parse("uploads/a.mov").unwrap(),
+            version_id: None,
+            etag: Some("e".into()),
+            size: Some(1),
+        };
+        let id = AssetId::for_source(&source);
+        let a = Asset::register(source, ProbeInfo::default(), kit.ctx.results_prefix(&id), 1);
+        kit.put_asset(&a);
+        a
+    }
+
+    fn submitted(job_id: &str) -> AssetEvent {
+        AssetEvent::TranscodeSubmitted {
+            job: JobRecord {
+                job_id: job_id.into(),
+                client_token: "t".into(),
+                submitted_at_ms: 1,
+                status: JobStatus::Submitted,
+            },
+        }
+    }
+
+    #[test]
+    fn classify_decides_per_transition_error() {
+        let kit = Kit::new();
+        let a = registered(&kit);
+        let id = a.id.clone();
+        let illegal = |state| TransitionError::Illegal {
+            asset: id.clone(),
+            state,
+            event: "Scored",
+        };
+        let unknown_job = |expected: Option<&str>| TransitionError::UnknownJob {
+            asset: id.clone(),
+            event: "MediaPrepared",
+            expected: expected.map(str::to_string),
+            got: "mc-9".into(),
+        };
+        // Finished assets ignore late events.
+        assert!(matches!(
+            classify(&a, illegal(AssetState::Complete)),
+            Ok(Advanced::Ignored(_))
+        ));
+        assert!(matches!(
+            classify(&a, illegal(AssetState::Failed)),
+            Ok(Advanced::Ignored(_))
+        ));
+        // Too early: retried until the step that makes it legal is recorded.
+        assert!(matches!(
+            classify(&a, illegal(AssetState::Transcoding)),
+            Err(HandlerError::Transient(_))
+        ));
+        let unknown_analysis = TransitionError::UnknownAnalysis {
+            asset: id.clone(),
+            kind: AnalysisKind::Labels,
+        };
+        assert!(matches!(
+            classify(&a, unknown_analysis),
+            Err(HandlerError::Transient(_))
+        ));
+        assert!(matches!(
+            classify(&a, unknown_job(None)),
+            Err(HandlerError::Transient(_))
+        ));
+        // Another job than the recorded one: a stale duplicate, dropped.
+        assert!(matches!(
+            classify(&a, unknown_job(Some("mc-1"))),
+            Ok(Advanced::Ignored(_))
+        ));
+        // A bug, not a timing: never retried.
+        let none = TransitionError::NoAnalyses { asset: id };
+        assert!(matches!(
+            classify(&a, none),
+            Err(HandlerError::Permanent(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn advance_commits_once_and_recognises_a_redelivery() {
+        let kit = Kit::new();
+        let a = registered(&kit);
+        let Advanced::Applied(next) = advance(&kit.ctx, &a, submitted("mc-1"), None)
+            .await
+            .unwrap()
+        else {
+            panic!("expected applied")
+        };
+        assert_eq!((next.version, next.state), (2, AssetState::Transcoding));
+        assert_eq!(kit.asset(&a.id), next);
+        let commits = kit.store.commits.load(Ordering::SeqCst);
+        let again = advance(&kit.ctx, &next, submitted("mc-1"), None)
+            .await
+            .unwrap();
+        assert!(matches!(&again, Advanced::AlreadyApplied(r) if *r == next));
+        assert_eq!(
+            kit.store.commits.load(Ordering::SeqCst),
+            commits,
+            "a redelivery writes nothing"
+        );
+        assert_eq!(again.recorded("test"), Some(next.clone()));
+        let stale = advance(&kit.ctx, &next, submitted("mc-2"), None)
+            .await
+            .unwrap();
+        assert!(matches!(stale, Advanced::Ignored(_)));
+        assert_eq!(stale.recorded("test"), None);
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_is_transient_and_a_full_counter_delays() {
+        let kit = Kit::new();
+        let a = registered(&kit);
+        kit.store.lose_next_race.store(true, Ordering::SeqCst);
+        let r = advance(&kit.ctx, &a, submitted("mc-1"), None).await;
+        assert!(
+            matches!(&r, Err(HandlerError::Transient(m)) if m.contains("lost a conditional write")),
+            "{r:?}"
+        );
+        // The retry re-reads the record and wins.
+        let stored = kit.asset(&a.id);
+        assert!(matches!(
+            advance(&kit.ctx, &stored, submitted("mc-1"), None).await,
+            Ok(Advanced::Applied(_))
+        ));
+
+        let b = registered(&Kit::new());
+        let kit = Kit::new();
+        kit.put_asset(&b);
+        let full = CounterDelta {
+            name: OPEN_JOBS_COUNTER.into(),
+            delta: 5,
+            max: Some(4),
+        };
+        let r = advance(&kit.ctx, &b, submitted("mc-1"), Some(full)).await;
+        assert!(matches!(r, Err(HandlerError::Delay { .. })), "{r:?}");
+        assert_eq!(kit.asset(&b.id).state, AssetState::Registered);
+    }
+
+    #[tokio::test]
+    async fn announce_publishes_events_with_their_ids_and_nothing_for_none() {
+        let kit = Kit::new();
+        announce(&kit.ctx, &[]).await.unwrap();
+        assert!(kit.bus.entries.lock().unwrap().is_empty());
+        let a = registered(&kit);
+        let events = [
+            PipelineEvent::new(a.id.clone(), PipelineDetail::AnalysesCompleted),
+            PipelineEvent::new(
+                a.id.clone(),
+                PipelineDetail::TranscodeSubmitted {
+                    job_id: "mc-1".into(),
+                },
+            ),
+        ];
+        announce(&kit.ctx, &events).await.unwrap();
+        announce(&kit.ctx, &events[..1]).await.unwrap();
+        let published = kit.bus.published();
+        assert_eq!(published.len(), 3);
+        assert_eq!(published[0].1["eventId"], events[0].event_id.as_str());
+        assert_eq!(published[1].1["eventId"], events[1].event_id.as_str());
+        assert_eq!(
+            published[0], published[2],
+            "the same event announced again is recognisably the same"
+        );
+        let entry = &kit.bus.entries.lock().unwrap()[0];
+        assert_eq!(entry.time_ms, Some(kit.ctx.now_ms()));
+    }
+}

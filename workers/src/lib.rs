@@ -13,3 +13,5 @@ pub mod serve;
 pub mod service;
 pub mod slots;
 pub mod sweeper;
+#[cfg(test)]
+mod testkit;

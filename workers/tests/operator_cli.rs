@@ -494,9 +494,12 @@ fn transcode_jobs(data: &Path) -> Vec<(String, usize)> {
         .map(|a| {
             (
                 a.id.to_string(),
-                rt.block_on(ledger.find_by_asset("mediaconvert", a.id.as_str()))
-                    .unwrap()
-                    .len(),
+                rt.block_on(ledger.find_by_asset(
+                    cuepoint_runtime::ports::LedgerService::MediaConvert,
+                    a.id.as_str(),
+                ))
+                .unwrap()
+                .len(),
             )
         })
         .collect()

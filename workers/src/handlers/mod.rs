@@ -6,6 +6,8 @@ pub mod ingest;
 pub mod media;
 pub mod results;
 pub mod scoring;
+#[cfg(test)]
+mod tests;
 
 use async_trait::async_trait;
 use cuepoint_core::events::{parse_message, Inbound, PipelineDetail};

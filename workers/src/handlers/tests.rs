@@ -1,0 +1,688 @@
+//! Each handler against in-memory ports: the first delivery, a redelivery, an event that is
+//! ignored, a lost race and the failure paths.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use cuepoint_core::asset::{
+    transition, Asset, AssetEvent, AssetState, FailureStage, JobRecord, JobStatus, Transition,
+};
+use cuepoint_core::domain::{AssetId, BucketName, ObjectKey, S3Uri};
+use cuepoint_core::events::mediaconvert::{JobState, JobStateChange};
+use cuepoint_core::events::rekognition::VideoJobCompletion;
+use cuepoint_core::events::s3::ObjectCreated;
+use cuepoint_core::events::{PipelineDetail, PipelineEvent};
+use cuepoint_core::loudness::AudioReport;
+use cuepoint_core::mediaconvert::{build_job_settings, JobPlan};
+use cuepoint_core::rekognition::AnalysisKind;
+use cuepoint_core::results;
+use cuepoint_runtime::config::Settings;
+use cuepoint_runtime::consumer::HandlerError;
+
+use super::{analysis, ingest, media, results as results_handler, scoring};
+use crate::context::OPEN_JOBS_COUNTER;
+use crate::testkit::{probe_info, Kit};
+
+const LOUDNESS_CSV: &str =
+    include_str!("../../../fuzz/seeds/loudness_log/slots-example-track-1.csv");
+
+fn created(bucket: &str, key: &str) -> ObjectCreated {
+    ObjectCreated {
+        bucket: BucketName::parse(bucket).unwrap(),
+        key: ObjectKey::parse(key).unwrap(),
+        size: Some(1000),
+        etag: Some("etag-1".into()),
+        version_id: None,
+        sequencer: None,
+        event_time: None,
+        reason: Some("PutObject".into()),
+    }
+}
+
+/// An upload to the ingest bucket whose bytes exist.
+fn upload(kit: &Kit, key: &str) -> ObjectCreated {
+    let obj = created(&kit.ctx.settings.ingest_bucket, key);
+    kit.blobs
+        .insert(&obj.source_object().uri(), b"media".to_vec());
+    obj
+}
+
+fn id_of(obj: &ObjectCreated) -> AssetId {
+    AssetId::for_source(&obj.source_object())
+}
+
+fn job(id: &str) -> JobRecord {
+    JobRecord {
+        job_id: id.into(),
+        client_token: format!("tok-{id}"),
+        submitted_at_ms: 1,
+        status: JobStatus::Submitted,
+    }
+}
+
+/// Apply `event` the way the store would record it.
+fn apply(a: &Asset, event: AssetEvent) -> Asset {
+    match transition(a, &event, 5).unwrap() {
+        Transition::Applied(next) => Asset {
+            version: a.version + 1,
+            ..*next
+        },
+        Transition::AlreadyApplied => panic!("{} already applied", event.name()),
+    }
+}
+
+/// An asset registered from `obj` and moved through the happy path up to `state`.
+fn asset_at(kit: &Kit, obj: &ObjectCreated, state: AssetState) -> Asset {
+    let id = id_of(obj);
+    let mut a = Asset::register(
+        obj.source_object(),
+        probe_info(2),
+        kit.ctx.results_prefix(&id),
+        1,
+    );
+    let steps = [
+        (
+            AssetState::Transcoding,
+            AssetEvent::TranscodeSubmitted { job: job("mc-1") },
+        ),
+        (
+            AssetState::MediaPrepared,
+            AssetEvent::MediaPrepared {
+                job_id: "mc-1".into(),
+                audio: AudioReport::from_logs(&[], &Default::default()),
+                hls_master: kit.ctx.result_uri(&id, results::HLS_MASTER),
+                proxy: kit.ctx.result_uri(&id, results::PROXY),
+            },
+        ),
+        (
+            AssetState::Analysing,
+            AssetEvent::AnalysesStarted {
+                jobs: AnalysisKind::ALL
+                    .iter()
+                    .map(|k| (*k, job(&format!("{k}-job"))))
+                    .collect::<BTreeMap<_, _>>(),
+            },
+        ),
+    ];
+    for (reached, event) in steps {
+        if !state.at_or_after(reached) {
+            break;
+        }
+        a = apply(&a, event);
+    }
+    if state.at_or_after(AssetState::Analysed) {
+        for k in AnalysisKind::ALL {
+            a = apply(
+                &a,
+                AssetEvent::AnalysisCompleted {
+                    kind: k,
+                    job_id: format!("{k}-job"),
+                },
+            );
+        }
+    }
+    assert_eq!(a.state, state);
+    kit.put_asset(&a);
+    if state == AssetState::Analysing {
+        kit.store
+            .counters
+            .lock()
+            .unwrap()
+            .insert(OPEN_JOBS_COUNTER.into(), AnalysisKind::ALL.len() as i64);
+    }
+    a
+}
+
+fn transient(r: Result<(), HandlerError>) -> String {
+    match r {
+        Err(HandlerError::Transient(why)) => why,
+        other => panic!("expected a transient error, got {other:?}"),
+    }
+}
+
+fn failure_of(kit: &Kit, id: &AssetId) -> (AssetState, Option<FailureStage>) {
+    let a = kit.asset(id);
+    (a.state, a.failure.map(|f| f.stage))
+}
+
+// ----------------------------------------------------------------------------------------------
+// ingest
+
+#[tokio::test]
+async fn ingest_registers_submits_and_reannounces_on_redelivery() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    ingest::on_object_created(&kit.ctx, &obj).await.unwrap();
+    let id = id_of(&obj);
+    let a = kit.asset(&id);
+    assert_eq!(a.state, AssetState::Transcoding);
+    assert_eq!(a.transcode.as_ref().unwrap().job_id, "mc-1");
+    assert!(
+        kit.blobs
+            .read(&kit.ctx.result_uri(&id, results::PROBE))
+            .is_some(),
+        "probe.json written"
+    );
+    let submitted = kit.transcoder.submitted.lock().unwrap().clone();
+    assert_eq!(submitted.len(), 1);
+    assert_eq!(submitted[0].user_metadata["assetId"], id.to_string());
+
+    // The same message again: nothing submitted, the same announcement again.
+    ingest::on_object_created(&kit.ctx, &obj).await.unwrap();
+    assert_eq!(kit.transcoder.submitted.lock().unwrap().len(), 1);
+    assert_eq!(kit.asset(&id).version, a.version, "nothing written");
+    let published = kit.bus.published();
+    assert_eq!(published.len(), 2);
+    assert_eq!(
+        published[0], published[1],
+        "a redelivery re-announces the same event (same id)"
+    );
+    assert_eq!(published[0].0, "Transcode Submitted");
+}
+
+#[tokio::test]
+async fn ingest_ignores_other_buckets_and_refuses_missing_sources() {
+    let kit = Kit::new();
+    let elsewhere = created("some-other-bucket", "uploads/a.mov");
+    ingest::on_object_created(&kit.ctx, &elsewhere)
+        .await
+        .unwrap();
+    assert!(kit.store.assets.lock().unwrap().is_empty());
+    assert!(kit.bus.published().is_empty());
+
+    let gone = created(&kit.ctx.settings.ingest_bucket, "uploads/deleted.mov");
+    let r = ingest::on_object_created(&kit.ctx, &gone).await;
+    assert!(
+        matches!(&r, Err(HandlerError::Permanent(m)) if m.contains("does not exist")),
+        "{r:?}"
+    );
+    assert!(kit.transcoder.submitted.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unusable_media_fails_at_probe_and_is_never_transcoded() {
+    let kit = Kit::with(Settings::default(), probe_info(0), Some("no streams"));
+    let obj = upload(&kit, "uploads/broken.mov");
+    ingest::on_object_created(&kit.ctx, &obj).await.unwrap();
+    let id = id_of(&obj);
+    assert_eq!(
+        failure_of(&kit, &id),
+        (AssetState::Failed, Some(FailureStage::Probe))
+    );
+    assert_eq!(
+        kit.asset(&id).version,
+        1,
+        "FAILED in the record's first write"
+    );
+    ingest::on_object_created(&kit.ctx, &obj).await.unwrap();
+    assert!(kit.transcoder.submitted.lock().unwrap().is_empty());
+    let published = kit.bus.published();
+    assert_eq!(kit.bus.detail_types(), ["Asset Failed", "Asset Failed"]);
+    assert_eq!(published[0].1["stage"], "probe");
+    assert!(
+        !published[0].1["reason"]
+            .as_str()
+            .unwrap()
+            .contains("mem://"),
+        "the readable location stays private"
+    );
+}
+
+#[tokio::test]
+async fn a_transcode_created_before_a_crash_is_adopted() {
+    let kit = Kit::new();
+    *kit.transcoder.existing.lock().unwrap() = Some("mc-from-before".into());
+    let obj = upload(&kit, "uploads/a.mov");
+    ingest::on_object_created(&kit.ctx, &obj).await.unwrap();
+    assert!(kit.transcoder.submitted.lock().unwrap().is_empty());
+    assert_eq!(
+        kit.asset(&id_of(&obj)).transcode.unwrap().job_id,
+        "mc-from-before"
+    );
+}
+
+#[tokio::test]
+async fn ingest_that_loses_the_race_retries_with_the_same_token() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    asset_at(&kit, &obj, AssetState::Registered);
+    kit.store.lose_next_race.store(true, Ordering::SeqCst);
+    transient(ingest::on_object_created(&kit.ctx, &obj).await);
+    assert!(
+        kit.bus.published().is_empty(),
+        "nothing announced for a write that did not happen"
+    );
+    ingest::on_object_created(&kit.ctx, &obj).await.unwrap();
+    let submitted = kit.transcoder.submitted.lock().unwrap().clone();
+    assert_eq!(submitted.len(), 2);
+    assert_eq!(
+        submitted[0].client_token, submitted[1].client_token,
+        "MediaConvert returns the first job"
+    );
+    assert_eq!(kit.asset(&id_of(&obj)).state, AssetState::Transcoding);
+}
+
+// ----------------------------------------------------------------------------------------------
+// media
+
+fn job_change(kit: &Kit, id: &AssetId, job_id: &str, state: JobState) -> JobStateChange {
+    let mut user_metadata = BTreeMap::new();
+    user_metadata.insert("assetId".to_string(), id.to_string());
+    user_metadata.insert("workflow".to_string(), kit.ctx.settings.workflow.clone());
+    let error = state == JobState::Error;
+    JobStateChange {
+        job_id: job_id.into(),
+        state,
+        queue: None,
+        user_metadata,
+        output_group_details: vec![],
+        error_code: error.then_some(1010),
+        error_message: error.then(|| "bad input".to_string()),
+        timestamp_ms: None,
+    }
+}
+
+/// Where the transcode of `a` writes its loudness logs.
+fn loudness_logs(kit: &Kit, a: &Asset) -> Vec<S3Uri> {
+    let settings = build_job_settings(
+        &kit.ctx.job_template,
+        &a.source.uri(),
+        &kit.ctx.results_prefix(&a.id),
+        2,
+    )
+    .unwrap();
+    let plan = JobPlan::from_settings(&settings).unwrap();
+    (1..=2).map(|t| plan.loudness_log_uri(t, 2)).collect()
+}
+
+#[tokio::test]
+async fn complete_prepares_media_once_and_reannounces_on_redelivery() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Transcoding);
+    for uri in loudness_logs(&kit, &a) {
+        kit.blobs.insert(&uri, LOUDNESS_CSV);
+    }
+    let change = job_change(&kit, &a.id, "mc-1", JobState::Complete);
+    media::on_job_state_change(&kit.ctx, &change).await.unwrap();
+    let prepared = kit.asset(&a.id);
+    assert_eq!(prepared.state, AssetState::MediaPrepared);
+    assert_eq!(prepared.audio.as_ref().unwrap().audiocount, 2);
+    assert!(kit
+        .blobs
+        .read(&kit.ctx.result_uri(&a.id, results::AUDIO))
+        .is_some());
+    assert!(kit
+        .blobs
+        .read(&kit.ctx.result_uri(&a.id, &results::loudness_track(2)))
+        .is_some());
+
+    media::on_job_state_change(&kit.ctx, &change).await.unwrap();
+    assert_eq!(
+        kit.asset(&a.id).version,
+        prepared.version,
+        "a redelivery writes nothing"
+    );
+    assert_eq!(kit.bus.detail_types(), ["Media Prepared", "Media Prepared"]);
+}
+
+#[tokio::test]
+async fn a_missing_loudness_log_fails_at_loudness() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Transcoding);
+    kit.blobs.insert(&loudness_logs(&kit, &a)[0], LOUDNESS_CSV);
+    let change = job_change(&kit, &a.id, "mc-1", JobState::Complete);
+    media::on_job_state_change(&kit.ctx, &change).await.unwrap();
+    assert_eq!(
+        failure_of(&kit, &a.id),
+        (AssetState::Failed, Some(FailureStage::Loudness))
+    );
+    assert!(kit
+        .asset(&a.id)
+        .failure
+        .unwrap()
+        .reason
+        .contains("track 2 missing"));
+    // Redelivered: the failure is announced again (the first announcement may have been lost).
+    media::on_job_state_change(&kit.ctx, &change).await.unwrap();
+    assert_eq!(kit.bus.detail_types(), ["Asset Failed", "Asset Failed"]);
+}
+
+#[tokio::test]
+async fn a_transcode_error_fails_the_asset_unless_the_job_is_not_its_own() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Transcoding);
+    let stale = job_change(&kit, &a.id, "mc-stale", JobState::Error);
+    media::on_job_state_change(&kit.ctx, &stale).await.unwrap();
+    assert_eq!(
+        kit.asset(&a.id).state,
+        AssetState::Transcoding,
+        "another job's ERROR is ignored"
+    );
+
+    let other = JobStateChange {
+        user_metadata: [("workflow".to_string(), "someone-else".to_string())].into(),
+        ..job_change(&kit, &a.id, "mc-1", JobState::Error)
+    };
+    media::on_job_state_change(&kit.ctx, &other).await.unwrap();
+    assert!(
+        kit.bus.published().is_empty(),
+        "another workflow's job is not ours"
+    );
+
+    let error = job_change(&kit, &a.id, "mc-1", JobState::Error);
+    media::on_job_state_change(&kit.ctx, &error).await.unwrap();
+    let failed = kit.asset(&a.id);
+    assert_eq!(
+        failed.failure.as_ref().unwrap().stage,
+        FailureStage::Transcode
+    );
+    assert!(failed
+        .failure
+        .unwrap()
+        .reason
+        .contains("error 1010: bad input"));
+    assert_eq!(kit.bus.published()[0].1["stage"], "transcode");
+}
+
+#[tokio::test]
+async fn complete_before_the_job_is_recorded_is_retried_and_unknown_assets_are_refused() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Registered);
+    for uri in loudness_logs(&kit, &a) {
+        kit.blobs.insert(&uri, LOUDNESS_CSV);
+    }
+    let why = transient(
+        media::on_job_state_change(
+            &kit.ctx,
+            &job_change(&kit, &a.id, "mc-1", JobState::Complete),
+        )
+        .await,
+    );
+    assert!(why.contains("records no job yet"), "{why}");
+
+    let unknown = AssetId::parse("a0000000000000000beef").unwrap();
+    let r = media::on_job_state_change(
+        &kit.ctx,
+        &job_change(&kit, &unknown, "mc-1", JobState::Complete),
+    )
+    .await;
+    assert!(
+        matches!(&r, Err(HandlerError::Permanent(m)) if m.contains("unknown asset")),
+        "{r:?}"
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// analysis
+
+fn prepared_event(a: &Asset) -> PipelineEvent {
+    PipelineEvent::new(
+        a.id.clone(),
+        PipelineDetail::MediaPrepared {
+            proxy: a.results.proxy.clone().unwrap(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn every_analysis_starts_once_within_the_cap() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::MediaPrepared);
+    analysis::on_media_prepared(&kit.ctx, &prepared_event(&a))
+        .await
+        .unwrap();
+    let started = kit.analyzer.started.lock().unwrap().clone();
+    assert_eq!(started.len(), AnalysisKind::ALL.len());
+    assert!(started
+        .iter()
+        .all(|r| r.job_tag == a.id.to_string() && r.video == a.results.proxy.clone().unwrap()));
+    let analysing = kit.asset(&a.id);
+    assert_eq!(analysing.state, AssetState::Analysing);
+    assert_eq!(analysing.pending_analyses().len(), AnalysisKind::ALL.len());
+    assert_eq!(
+        kit.store.counters.lock().unwrap()[OPEN_JOBS_COUNTER],
+        AnalysisKind::ALL.len() as i64
+    );
+
+    analysis::on_media_prepared(&kit.ctx, &prepared_event(&a))
+        .await
+        .unwrap();
+    assert_eq!(
+        kit.analyzer.started.lock().unwrap().len(),
+        AnalysisKind::ALL.len(),
+        "nothing started twice"
+    );
+}
+
+#[tokio::test]
+async fn analyses_wait_for_the_cap_and_for_prepared_media() {
+    let mut settings = Settings::default();
+    settings.analysis.max_open_jobs = 4;
+    let kit = Kit::with(settings, probe_info(2), None);
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::MediaPrepared);
+    let r = analysis::on_media_prepared(&kit.ctx, &prepared_event(&a)).await;
+    assert!(
+        matches!(&r, Err(HandlerError::Delay { reason, .. }) if reason.contains("cap 4")),
+        "{r:?}"
+    );
+    assert!(kit.analyzer.started.lock().unwrap().is_empty());
+
+    let kit = Kit::new();
+    let early = asset_at(&kit, &obj, AssetState::Transcoding);
+    let ev = PipelineEvent::new(
+        early.id.clone(),
+        PipelineDetail::MediaPrepared {
+            proxy: kit.ctx.result_uri(&early.id, results::PROXY),
+        },
+    );
+    transient(analysis::on_media_prepared(&kit.ctx, &ev).await);
+}
+
+// ----------------------------------------------------------------------------------------------
+// results
+
+fn completion(a: &Asset, kind: AnalysisKind, job_id: &str, status: &str) -> VideoJobCompletion {
+    VideoJobCompletion {
+        job_id: job_id.into(),
+        status: status.into(),
+        api: kind.start_api().into(),
+        job_tag: Some(a.id.to_string()),
+        timestamp_ms: None,
+        video_bucket: None,
+        video_key: None,
+        sns_message_id: None,
+    }
+}
+
+#[tokio::test]
+async fn the_last_completion_announces_analyses_completed_once() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Analysing);
+    for (i, kind) in AnalysisKind::ALL.into_iter().enumerate() {
+        let c = completion(&a, kind, &format!("{kind}-job"), "SUCCEEDED");
+        results_handler::on_completion(&kit.ctx, &c).await.unwrap();
+        // A redelivery of each completion changes nothing.
+        let version = kit.asset(&a.id).version;
+        results_handler::on_completion(&kit.ctx, &c).await.unwrap();
+        assert_eq!(kit.asset(&a.id).version, version);
+        let stored = kit
+            .blobs
+            .read(&kit.ctx.result_uri(&a.id, kind.results_file()))
+            .unwrap();
+        let stored: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+        assert!(stored[kind.list_field()].is_array());
+        if i + 1 < AnalysisKind::ALL.len() {
+            assert!(
+                kit.bus.published().is_empty(),
+                "announced before the last analysis"
+            );
+        }
+    }
+    assert_eq!(kit.asset(&a.id).state, AssetState::Analysed);
+    assert_eq!(kit.store.counters.lock().unwrap()[OPEN_JOBS_COUNTER], 0);
+    // The last completion announced; its redelivery announced again (same event id).
+    assert_eq!(
+        kit.bus.detail_types(),
+        ["Analyses Completed", "Analyses Completed"]
+    );
+}
+
+#[tokio::test]
+async fn results_are_fetched_across_pages() {
+    let mut kit = Kit::new();
+    kit.analyzer = std::sync::Arc::new(crate::testkit::StubAnalyzer {
+        pages: 3,
+        ..Default::default()
+    });
+    kit.ctx.ports.analyzer = kit.analyzer.clone();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Analysing);
+    let c = completion(&a, AnalysisKind::Labels, "labels-job", "SUCCEEDED");
+    results_handler::on_completion(&kit.ctx, &c).await.unwrap();
+    let stored = kit
+        .blobs
+        .read(
+            &kit.ctx
+                .result_uri(&a.id, AnalysisKind::Labels.results_file()),
+        )
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(
+        stored["Labels"],
+        serde_json::json!([{"page": 0}, {"page": 1}, {"page": 2}])
+    );
+    assert!(stored.get("NextToken").is_none());
+}
+
+#[tokio::test]
+async fn a_failed_analysis_fails_the_asset_and_releases_its_open_jobs() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Analysing);
+    let c = completion(&a, AnalysisKind::Faces, "faces-job", "FAILED");
+    results_handler::on_completion(&kit.ctx, &c).await.unwrap();
+    assert_eq!(
+        failure_of(&kit, &a.id),
+        (
+            AssetState::Failed,
+            Some(FailureStage::Analysis(AnalysisKind::Faces))
+        )
+    );
+    assert_eq!(kit.store.counters.lock().unwrap()[OPEN_JOBS_COUNTER], 0);
+    // Redelivered: announced again, the counter is not released twice.
+    results_handler::on_completion(&kit.ctx, &c).await.unwrap();
+    assert_eq!(kit.store.counters.lock().unwrap()[OPEN_JOBS_COUNTER], 0);
+    assert_eq!(kit.bus.detail_types(), ["Asset Failed", "Asset Failed"]);
+    assert_eq!(kit.bus.published()[0].1["stage"], "analysis:faces");
+}
+
+#[tokio::test]
+async fn stale_early_and_racing_completions() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Analysing);
+    // A job this asset does not own: ignored.
+    results_handler::on_completion(
+        &kit.ctx,
+        &completion(&a, AnalysisKind::Labels, "old-job", "SUCCEEDED"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(kit.asset(&a.id).version, a.version);
+    // A lost race: retried, and the retry applies it.
+    let c = completion(&a, AnalysisKind::Labels, "labels-job", "SUCCEEDED");
+    kit.store.lose_next_race.store(true, Ordering::SeqCst);
+    transient(results_handler::on_completion(&kit.ctx, &c).await);
+    results_handler::on_completion(&kit.ctx, &c).await.unwrap();
+    assert_eq!(
+        kit.asset(&a.id).analyses[&AnalysisKind::Labels].status,
+        JobStatus::Succeeded
+    );
+    // A completion before the analyses were recorded: retried.
+    let kit = Kit::new();
+    let early = asset_at(&kit, &obj, AssetState::MediaPrepared);
+    transient(
+        results_handler::on_completion(
+            &kit.ctx,
+            &completion(&early, AnalysisKind::Labels, "labels-job", "SUCCEEDED"),
+        )
+        .await,
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// scoring
+
+fn analysed_event(a: &Asset) -> PipelineEvent {
+    PipelineEvent::new(a.id.clone(), PipelineDetail::AnalysesCompleted)
+}
+
+#[tokio::test]
+async fn an_analysed_asset_is_scored_once_and_completed() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Analysed);
+    scoring::on_analyses_completed(&kit.ctx, &analysed_event(&a))
+        .await
+        .unwrap();
+    let done = kit.asset(&a.id);
+    assert_eq!(done.state, AssetState::Complete);
+    let vmap = done.results.vmap.clone().unwrap();
+    assert!(String::from_utf8(kit.blobs.read(&vmap).unwrap())
+        .unwrap()
+        .contains("vmap:VMAP"));
+    assert!(kit
+        .blobs
+        .read(&kit.ctx.result_uri(&a.id, results::SLOTS))
+        .is_some());
+    assert!(kit
+        .blobs
+        .read(&kit.ctx.result_uri(&a.id, results::ASSET))
+        .is_some());
+
+    scoring::on_analyses_completed(&kit.ctx, &analysed_event(&a))
+        .await
+        .unwrap();
+    assert_eq!(
+        kit.asset(&a.id).version,
+        done.version,
+        "a redelivery does not score again"
+    );
+    assert_eq!(
+        kit.bus.detail_types(),
+        ["Asset Completed", "Asset Completed"]
+    );
+}
+
+#[tokio::test]
+async fn unreadable_results_fail_at_scoring_and_early_events_wait() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Analysed);
+    kit.blobs.insert(
+        &kit.ctx.result_uri(&a.id, results::SEGMENTS),
+        b"{not json".to_vec(),
+    );
+    scoring::on_analyses_completed(&kit.ctx, &analysed_event(&a))
+        .await
+        .unwrap();
+    assert_eq!(
+        failure_of(&kit, &a.id),
+        (AssetState::Failed, Some(FailureStage::Scoring))
+    );
+    scoring::on_analyses_completed(&kit.ctx, &analysed_event(&a))
+        .await
+        .unwrap();
+    assert_eq!(kit.bus.detail_types(), ["Asset Failed", "Asset Failed"]);
+
+    let kit = Kit::new();
+    let early = asset_at(&kit, &obj, AssetState::Analysing);
+    transient(scoring::on_analyses_completed(&kit.ctx, &analysed_event(&early)).await);
+}
