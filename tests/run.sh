@@ -30,6 +30,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CUEPOINT_CACHE/target}
 AWS=$AWS install_test_deps
 install_models
 install_web_deps
+# Tests that run a real model fail, rather than skip, when it is missing.
+export CUEPOINT_REQUIRE_MODELS=1
 
 step "embedded: unit, property, end-to-end, durability, chaos and bad-input tests (no AWS SDK)"
 cargo test --locked -- --test-threads 2

@@ -233,6 +233,35 @@ impl ModelsDir {
     }
 }
 
+/// For tests that run a real model.
+pub mod testing {
+    use std::path::PathBuf;
+
+    use crate::{ModelError, ModelsDir};
+
+    /// Set to `1` by the project's test command (tests/run.sh, after installing the models):
+    /// a test whose model is missing then fails instead of skipping.
+    pub const REQUIRE_ENV: &str = "CUEPOINT_REQUIRE_MODELS";
+
+    /// The checked path of an installed model (models dir from `CUEPOINT_MODELS_DIR` or the
+    /// default). Not installed: `None` with a note on stderr, or a panic when
+    /// `CUEPOINT_REQUIRE_MODELS=1`. Corrupt: always a panic.
+    pub fn installed(name: &str) -> Option<PathBuf> {
+        match ModelsDir::resolve(None).path(name) {
+            Ok(path) => Some(path),
+            Err(e @ ModelError::NotInstalled { .. })
+                if std::env::var(REQUIRE_ENV).as_deref() != Ok("1") =>
+            {
+                eprintln!(
+                    "not run: {e} ({REQUIRE_ENV}=1 makes this a failure; tests/run.sh sets it)"
+                );
+                None
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// How an installed model looks on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
