@@ -24,7 +24,7 @@ function setupPlayer() {
   const notice = document.getElementById('player-notice');
   const src = detail.results.hls;
   if (!src) {
-    notice.replaceChildren(el('div', { class: 'notice' }, `No HLS rendition yet (asset is ${detail.asset.state}).`));
+    notice.replaceChildren(el('div', { class: 'notice' }, detail.asset.state === 'FAILED' ? 'No HLS rendition: the asset FAILED.' : `No HLS rendition yet (asset is ${detail.asset.state}).`));
     return;
   }
   if (window.Hls && window.Hls.isSupported()) {
@@ -146,7 +146,9 @@ function renderBreaks() {
   notice.replaceChildren();
   if (!breaksView.editable) notice.append(el('div', { class: 'notice', id: 'edit-refused' }, breaksView.refused));
   document.getElementById('version').textContent = `VMAP version ${breaksView.version}`;
-  document.getElementById('vmap-link').href = breaksView.vmap_url;
+  const vmapLink = document.getElementById('vmap-link');
+  vmapLink.href = breaksView.vmap_url;
+  vmapLink.hidden = breaksView.state !== 'COMPLETE';
   for (const id of ['save', 'accept', 'revert', 'add', 'add-now']) document.getElementById(id).disabled = !breaksView.editable;
   draft.sort((a, b) => a.timestamp - b.timestamp);
   tbody.replaceChildren(...draft.map((b, i) => {
@@ -271,7 +273,7 @@ async function load() {
   st.textContent = a.state;
   st.className = `state ${a.state}`;
   document.getElementById('facts').textContent = [
-    a.duration != null ? `duration ${fmtTime(a.duration)}` : null,
+    a.duration ? `duration ${fmtTime(a.duration)}` : null,
     a.layout ? `layout ${a.layout}` : null,
     a.audio_tracks != null ? `${a.audio_tracks} audio track(s), silent: ${a.silent_tracks.join(', ') || 'none'}` : null,
     a.failure ? `FAILED at ${a.failed_stage}: ${a.failure}` : null,

@@ -12,7 +12,7 @@ async function refresh() {
     body.replaceChildren(...assets.map((a) => el('tr', { 'data-id': a.id, 'data-state': a.state },
       el('td', {}, el('a', { href: `/assets/${a.id}` }, a.name), el('br'), el('span', { class: 'muted' }, a.id)),
       el('td', {}, el('span', { class: `state ${a.state}` }, a.state)),
-      el('td', {}, a.duration != null ? fmtTime(a.duration) : '–'),
+      el('td', {}, a.duration ? fmtTime(a.duration) : '–'),
       el('td', {}, a.layout || '–', a.audio_tracks != null ? ` (${a.audio_tracks} track${a.audio_tracks === 1 ? '' : 's'})` : ''),
       el('td', {}, a.silent_tracks.length ? a.silent_tracks.join(', ') : (a.audio_tracks != null ? 'none' : '–')),
       el('td', {}, a.state === 'COMPLETE' ? String(a.breaks) + (a.vmap_version > 1 ? ` (edited, v${a.vmap_version})` : '') : '–'),

@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(|| async { html(INDEX_HTML) }))
         .route("/assets/{id}", get(|| async { html(ASSET_HTML) }))
         .route("/static/{file}", get(static_file))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/vendor/{file}", get(vendor_file))
         .route("/media/{id}/{*path}", get(media_file))
 }
