@@ -36,6 +36,10 @@ echo "== routing equivalence"
 "$PYTHON" "$INFRA/check_routing.py" --self-test --template "$INFRA/cuepoint.yaml" --routing "$INFRA/routing.json" \
     --compose "$ROOT/deploy/docker-compose.yml"
 
+echo "== IAM grants the workers' calls need"
+"$PYTHON" "$INFRA/check_iam.py" --template "$INFRA/cuepoint.yaml"
+"$PYTHON" "$INFRA/check_iam.py" --self-test --template "$INFRA/cuepoint.yaml"
+
 echo "== deploy/"
 bash "$ROOT/deploy/test-deploy.sh"
 if command -v shellcheck >/dev/null; then

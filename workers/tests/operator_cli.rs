@@ -710,3 +710,68 @@ fn an_object_created_without_etag_names_the_same_asset_and_a_folder_key_is_ignor
         "{listing}"
     );
 }
+
+/// Set the first track's display matrix (`tkhd`) of an MP4 to a −90° turn, as phones write it.
+fn rotate_minus_90(path: &Path) {
+    let mut b = std::fs::read(path).unwrap();
+    let i = b.windows(4).position(|w| w == b"tkhd").expect("tkhd box");
+    let version = b[i + 4];
+    // version/flags, times, track id, reserved, duration, reserved, layer..volume, reserved
+    let off = i + 4 + 4 + if version == 0 { 8 } else { 16 } + 4 + 4 + if version == 0 { 4 } else { 8 } + 8 + 8;
+    for (k, v) in [0i32, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x4000_0000].iter().enumerate() {
+        b[off + 4 * k..off + 4 * k + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+fn ffprobe_video(path: &Path) -> serde_json::Value {
+    let out = Command::new("ffprobe").args(["-v", "error", "-select_streams", "v:0", "-show_streams", "-of", "json"]).arg(path).output().unwrap();
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["streams"][0].clone()
+}
+
+fn rotation(stream: &serde_json::Value) -> i64 {
+    stream["side_data_list"].as_array().and_then(|l| l.iter().find_map(|d| d["rotation"].as_i64())).unwrap_or(0)
+}
+
+#[test]
+fn a_phone_video_turned_minus_90_comes_out_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("phone.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=3", "-f", "lavfi", "-i", "sine=duration=3"])
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"])
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    rotate_minus_90(&src);
+    let probed = ffprobe_video(&src);
+    assert_eq!(rotation(&probed), -90, "{probed}");
+    let data = dir.path().join("data");
+    let out = quick(Command::new(CUEPOINT).arg("run").arg(&src).arg("--data-dir").arg(&data)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut outputs = Vec::new();
+    let mut stack = vec![data.join("blobs").join("cuepoint-output")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "ts" || x == "mp4") {
+                outputs.push(p);
+            }
+        }
+    }
+    assert!(outputs.iter().any(|p| p.extension().unwrap() == "ts"), "{outputs:?}");
+    for p in outputs {
+        let v = ffprobe_video(&p);
+        if v.is_null() {
+            continue; // audio-only rendition
+        }
+        let (w, h) = (v["width"].as_i64().unwrap(), v["height"].as_i64().unwrap());
+        let shown = if rotation(&v).rem_euclid(180) == 90 { (h, w) } else { (w, h) };
+        assert!(shown.0 < shown.1, "{} is shown {}x{}: sideways", p.display(), shown.0, shown.1);
+        // Upright pixels, not a portrait frame with the landscape picture squeezed into it.
+        assert_eq!(rotation(&v), 0, "{}: the output still asks players to turn it", p.display());
+    }
+}

@@ -170,7 +170,10 @@ impl Transcoder for MediaConvertTranscoder {
         let client = self.client();
         let wire = settings_to_wire(&request.settings)?;
         let what = format!("mediaconvert create job for asset {}", request.asset_id);
-        // Retrying is safe: MediaConvert returns the same job for the same ClientRequestToken.
+        // Retrying here is safe: MediaConvert returns the same job for the same
+        // ClientRequestToken, but only within about a minute of the first request. A later
+        // retry (a redelivered message, a restarted worker) would create a second job: the
+        // ingest handler looks for the asset's job with `find_job` (ListJobs) first.
         let out = retry_transient(&what, || {
             let wire = wire.clone();
             async {

@@ -129,6 +129,22 @@ pub async fn probe_media(location: &str) -> Result<MediaInfo, EngineError> {
     }
 }
 
+/// Whether the stream's display matrix turns it by 90° either way (ffprobe's
+/// `side_data_list[].rotation`, or the older `tags.rotate`).
+fn quarter_turn(stream: &Value) -> bool {
+    let from_side_data = stream
+        .get("side_data_list")
+        .and_then(Value::as_array)
+        .and_then(|list| list.iter().find_map(|d| number(d, "rotation")));
+    let rotation = from_side_data.or_else(|| {
+        stream
+            .pointer("/tags/rotate")
+            .and_then(Value::as_str)
+            .and_then(|r| r.trim().parse::<f64>().ok())
+    });
+    rotation.is_some_and(|r| (r.round() as i64).rem_euclid(180) == 90)
+}
+
 /// ffprobe prefixes messages with the input name; the error already names it.
 fn strip_location(stderr: &str, location: &str) -> String {
     stderr
@@ -184,11 +200,23 @@ pub fn parse_ffprobe_json(location: &str, json: &[u8]) -> Result<MediaInfo, Engi
                     .and_then(|r| Rational::parse(&r))
                     .or_else(|| text(s, "avg_frame_rate").and_then(|r| Rational::parse(&r)))
                     .unwrap_or(Rational::new(25, 1));
+                // FFmpeg applies a display matrix when it decodes (autorotate), so every
+                // graph sees the picture upright: a phone's portrait video shot sideways is
+                // portrait from here on.
+                let (coded_w, coded_h) = (
+                    number(s, "width").unwrap_or(0.0) as u32,
+                    number(s, "height").unwrap_or(0.0) as u32,
+                );
+                let (width, height) = if quarter_turn(s) {
+                    (coded_h, coded_w)
+                } else {
+                    (coded_w, coded_h)
+                };
                 video = Some(VideoDetail {
                     stream_index: index,
                     codec: text(s, "codec_name").unwrap_or_default(),
-                    width: number(s, "width").unwrap_or(0.0) as u32,
-                    height: number(s, "height").unwrap_or(0.0) as u32,
+                    width,
+                    height,
                     frame_rate,
                     time_base: text(s, "time_base").and_then(|r| Rational::parse(&r)),
                     color_range: text(s, "color_range"),
@@ -322,6 +350,26 @@ mod tests {
         {"index":2,"codec_name":"png","codec_type":"video","width":10,"height":10,"disposition":{"attached_pic":1}},
         {"index":3,"codec_name":"pcm_s24le","codec_type":"audio","sample_rate":"48000","channels":1}],
       "format":{"format_name":"matroska,webm","format_long_name":"Matroska / WebM","start_time":"0.000000","duration":"12.021000"}}"#;
+
+    #[test]
+    fn a_quarter_turn_display_matrix_swaps_the_picture_size() {
+        let json = |side: &str| {
+            format!(
+                r#"{{"streams":[{{"index":0,"codec_name":"h264","codec_type":"video","width":1920,"height":1080,
+                "r_frame_rate":"30/1"{side}}}],"format":{{"format_name":"mov","duration":"2.0"}}}}"#
+            )
+        };
+        let size = |side: &str| {
+            let info = parse_ffprobe_json("x.mov", json(side).as_bytes()).unwrap();
+            let v = info.probe.video.unwrap();
+            (v.width, v.height)
+        };
+        assert_eq!(size(""), (1920, 1080));
+        assert_eq!(size(r#","side_data_list":[{"side_data_type":"Display Matrix","rotation":-90}]"#), (1080, 1920));
+        assert_eq!(size(r#","side_data_list":[{"side_data_type":"Display Matrix","rotation":90}]"#), (1080, 1920));
+        assert_eq!(size(r#","side_data_list":[{"side_data_type":"Display Matrix","rotation":180}]"#), (1920, 1080));
+        assert_eq!(size(r#","tags":{"rotate":"270"}"#), (1080, 1920));
+    }
 
     #[test]
     fn reads_strings_and_numbers_and_numbers_tracks_from_one() {
