@@ -4,6 +4,7 @@
 //! Adapters (embedded SQLite, AWS SDK, FFmpeg) live in other crates and call into this one.
 
 pub mod ads;
+pub mod analysis;
 pub mod asset;
 pub mod content;
 pub mod domain;

@@ -8,6 +8,8 @@ use serde_json::{Map, Value};
 
 /// `type` of a word item.
 pub const ITEM_PRONUNCIATION: &str = "pronunciation";
+/// `type` of a punctuation item (no times).
+pub const ITEM_PUNCTUATION: &str = "punctuation";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Transcript {
@@ -63,6 +65,8 @@ pub struct Word<'a> {
     pub content: &'a str,
     pub start: Option<f64>,
     pub end: Option<f64>,
+    /// 0–1, when the item says.
+    pub confidence: Option<f64>,
 }
 
 impl TranscriptItem {
@@ -91,6 +95,7 @@ impl Transcript {
                     content: a.content.as_str(),
                     start: seconds(&i.start_time),
                     end: seconds(&i.end_time),
+                    confidence: a.confidence.as_deref().and_then(|c| c.trim().parse().ok()),
                 })
             })
     }
