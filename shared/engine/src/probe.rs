@@ -365,9 +365,18 @@ mod tests {
             (v.width, v.height)
         };
         assert_eq!(size(""), (1920, 1080));
-        assert_eq!(size(r#","side_data_list":[{"side_data_type":"Display Matrix","rotation":-90}]"#), (1080, 1920));
-        assert_eq!(size(r#","side_data_list":[{"side_data_type":"Display Matrix","rotation":90}]"#), (1080, 1920));
-        assert_eq!(size(r#","side_data_list":[{"side_data_type":"Display Matrix","rotation":180}]"#), (1920, 1080));
+        assert_eq!(
+            size(r#","side_data_list":[{"side_data_type":"Display Matrix","rotation":-90}]"#),
+            (1080, 1920)
+        );
+        assert_eq!(
+            size(r#","side_data_list":[{"side_data_type":"Display Matrix","rotation":90}]"#),
+            (1080, 1920)
+        );
+        assert_eq!(
+            size(r#","side_data_list":[{"side_data_type":"Display Matrix","rotation":180}]"#),
+            (1920, 1080)
+        );
         assert_eq!(size(r#","tags":{"rotate":"270"}"#), (1080, 1920));
     }
 
