@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::analysis::{AnalysisState, CuepointAnalysis};
 use crate::rekognition::{CelebrityResults, FaceResults, LabelResults, ModerationResults};
 use crate::speech::SpeechResults;
 use crate::transcript::Transcript;
@@ -65,25 +66,6 @@ impl ContentAnalysis {
             Self::Transcript => crate::results::TRANSCRIPT,
         }
     }
-}
-
-/// `CuepointAnalysis.Status` (docs/content-analyses.md): why a local result may be empty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AnalysisStatus {
-    Complete,
-    NotInstalled,
-    UnavailableOffline,
-    Failed,
-}
-
-/// The `CuepointAnalysis` object the local engine may add to a results file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct CuepointAnalysisField {
-    status: AnalysisStatus,
-    #[serde(default)]
-    message: Option<String>,
 }
 
 /// What one analysis came to.
@@ -180,27 +162,21 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// The `CuepointAnalysis` of a results file, if it has a readable one.
-fn local_status(extra: &Map<String, Value>) -> Option<CuepointAnalysisField> {
+fn local_status(extra: &Map<String, Value>) -> Option<CuepointAnalysis> {
     serde_json::from_value(extra.get("CuepointAnalysis")?.clone()).ok()
 }
 
 fn outcome(extra: &Map<String, Value>, found: impl FnOnce() -> String) -> AnalysisOutcome {
-    match local_status(extra) {
-        Some(CuepointAnalysisField {
-            status: AnalysisStatus::NotInstalled,
-            ..
-        }) => AnalysisOutcome::NotInstalled,
-        Some(CuepointAnalysisField {
-            status: AnalysisStatus::UnavailableOffline,
-            ..
-        }) => AnalysisOutcome::UnavailableOffline,
-        Some(CuepointAnalysisField {
-            status: AnalysisStatus::Failed,
-            message,
-        }) => AnalysisOutcome::Failed {
-            cause: message.unwrap_or_else(|| "no cause recorded".into()),
+    let Some(status) = local_status(extra) else {
+        return AnalysisOutcome::Complete { found: found() };
+    };
+    match status.status {
+        AnalysisState::Complete => AnalysisOutcome::Complete { found: found() },
+        AnalysisState::NotInstalled => AnalysisOutcome::NotInstalled,
+        AnalysisState::UnavailableOffline => AnalysisOutcome::UnavailableOffline,
+        AnalysisState::Failed => AnalysisOutcome::Failed {
+            cause: status.message.unwrap_or_else(|| "no cause recorded".into()),
         },
-        _ => AnalysisOutcome::Complete { found: found() },
     }
 }
 
