@@ -262,7 +262,7 @@ fn run_returns_promptly_with_the_dead_letter_and_its_reason() {
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("DLQ ingest"), "{stderr}");
     assert!(
-        stderr.contains("no-ffprobe-here"),
+        stderr.contains("no-ffprobe-here") && stderr.contains("infrastructure fault"),
         "the reason names the missing tool: {stderr}"
     );
     assert!(stderr.contains("cuepoint dlq replay ingest"), "{stderr}");
@@ -852,4 +852,58 @@ fn a_phone_video_turned_minus_90_comes_out_upright() {
             p.display()
         );
     }
+}
+
+#[test]
+fn a_full_disk_during_the_transcode_is_retried_not_a_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "clip.mov", 3.0);
+    let data = dir.path().join("data");
+    // FFmpeg whose first two runs meet a full disk, as a transcode does when the data
+    // directory's file system fills up; then the operator frees space.
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v ffmpeg"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let counter = dir.path().join("runs");
+    let wrapper = dir.path().join("ffmpeg");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nn=$(cat '{c}' 2>/dev/null || echo 0)\necho $((n+1)) > '{c}'\nif [ \"$n\" -lt 2 ]; then echo 'av_interleaved_write_frame(): No space left on device' >&2; exit 1; fi\nexec {real} \"$@\"\n",
+            c = counter.display(),
+            real = real.trim()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .arg(&src)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--log", "warn"]),
+    )
+    .env("CUEPOINT_FFMPEG", &wrapper)
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(states(&data), vec!["COMPLETE".to_string()], "{stderr}");
+    assert!(
+        stderr.contains("infrastructure fault; retrying the transcode"),
+        "{stderr}"
+    );
+    let runs: u32 = std::fs::read_to_string(&counter)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(runs >= 3, "FFmpeg ran {runs} times");
 }

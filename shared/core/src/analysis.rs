@@ -30,7 +30,11 @@ pub struct CuepointAnalysis {
 
 impl CuepointAnalysis {
     pub fn complete(model: impl Into<String>) -> Self {
-        Self { status: AnalysisState::Complete, model: Some(model.into()), message: None }
+        Self {
+            status: AnalysisState::Complete,
+            model: Some(model.into()),
+            message: None,
+        }
     }
 
     pub fn not_installed(model: impl Into<String>, message: impl Into<String>) -> Self {
@@ -68,6 +72,9 @@ mod tests {
         let back = serde_json::to_value(&a).unwrap();
         assert_eq!(back["Status"], "NOT_INSTALLED");
         let done = serde_json::to_value(CuepointAnalysis::complete("silero-vad")).unwrap();
-        assert_eq!(done, serde_json::json!({"Status": "COMPLETE", "Model": "silero-vad"}));
+        assert_eq!(
+            done,
+            serde_json::json!({"Status": "COMPLETE", "Model": "silero-vad"})
+        );
     }
 }

@@ -62,6 +62,15 @@ fn tool_detail(message: &str) -> String {
 
 impl EngineError {
     /// True when the input media is at fault (the job fails for good, retrying cannot help).
+    /// A fault of this machine, not of the media: a missing tool, a full disk, an I/O error.
+    /// It heals when the operator fixes it, so it is retried, never a verdict on the asset.
+    pub fn is_infrastructure(&self) -> bool {
+        match self {
+            EngineError::ToolMissing { .. } | EngineError::Io { .. } => true,
+            other => mentions_full_disk(&other.to_string()),
+        }
+    }
+
     pub fn is_input_problem(&self) -> bool {
         matches!(
             self,
@@ -85,7 +94,12 @@ impl From<EngineError> for ProbeError {
                 ProbeError::Unusable(format!("{input}: {message}"))
             }
             e @ EngineError::Truncated { .. } => ProbeError::Unusable(e.to_string()),
-            e @ (EngineError::ToolMissing { .. } | EngineError::InvalidSpec { .. }) => {
+            // Install FFmpeg and the same message succeeds: retried with backoff, and
+            // dead-lettered with this reason if it never is.
+            e @ EngineError::ToolMissing { .. } => {
+                ProbeError::Port(PortError::Transient(format!("infrastructure fault: {e}")))
+            }
+            e @ EngineError::InvalidSpec { .. } => {
                 ProbeError::Port(PortError::Permanent(e.to_string()))
             }
             e => ProbeError::Port(PortError::Transient(e.to_string())),
@@ -99,7 +113,15 @@ impl From<EngineError> for PortError {
             EngineError::Io { .. } | EngineError::ToolFailed { .. } => {
                 PortError::Transient(e.to_string())
             }
+            EngineError::ToolMissing { .. } => {
+                PortError::Transient(format!("infrastructure fault: {e}"))
+            }
             _ => PortError::Permanent(e.to_string()),
         }
     }
+}
+
+/// Whether an error message says the disk is full (FFmpeg and the OS say it the same way).
+pub fn mentions_full_disk(message: &str) -> bool {
+    message.contains("No space left on device") || message.contains("Disk quota exceeded")
 }

@@ -248,6 +248,11 @@ impl MessageJob {
                 self.metrics.failed(latency, "transient");
                 let delay = retry_delay(&self.settings, message.receive_count);
                 tracing::warn!(%reason, retry_in_s = delay.as_secs_f64(), "transient failure; will retry");
+                // The last reason goes with the message: if retries run out (a fault nobody
+                // fixed, such as a missing tool), the dead letter says why.
+                if let Err(e) = self.queue.record_failure(&message, &reason).await {
+                    tracing::debug!(error = %e, "could not record the failure reason");
+                }
                 if let Err(e) = self.queue.change_visibility(&message.receipt, delay).await {
                     tracing::warn!(error = %e, "could not set retry delay; message reappears when its visibility expires");
                 }

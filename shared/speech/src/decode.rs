@@ -20,8 +20,11 @@ pub async fn decode_track_16k(
     media: &Path,
     track: u32,
 ) -> Result<Vec<f32>, SpeechError> {
-    let decode_error =
-        |message: String| SpeechError::Decode { media: media.to_path_buf(), track, message };
+    let decode_error = |message: String| SpeechError::Decode {
+        media: media.to_path_buf(),
+        track,
+        message,
+    };
     if track == 0 {
         return Err(decode_error("tracks are numbered from 1".into()));
     }
@@ -29,7 +32,15 @@ pub async fn decode_track_16k(
         .args(["-nostdin", "-nostats", "-v", "error", "-i"])
         .arg(media)
         .args(["-map", &format!("0:a:{}", track - 1), "-vn", "-sn", "-dn"])
-        .args(["-ac", "1", "-ar", &SAMPLE_RATE.to_string(), "-f", "f32le", "pipe:1"])
+        .args([
+            "-ac",
+            "1",
+            "-ar",
+            &SAMPLE_RATE.to_string(),
+            "-f",
+            "f32le",
+            "pipe:1",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -53,11 +64,20 @@ pub async fn decode_track_16k(
         tokio::join!(stdout.read_to_end(&mut bytes), stderr.read_to_end(&mut err));
     out_read.map_err(|e| SpeechError::io("reading decoded audio from", ffmpeg, e))?;
     err_read.map_err(|e| SpeechError::io("reading messages from", ffmpeg, e))?;
-    let status = child.wait().await.map_err(|e| SpeechError::io("waiting for", ffmpeg, e))?;
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| SpeechError::io("waiting for", ffmpeg, e))?;
     if !status.success() {
-        return Err(decode_error(format!("ffmpeg {status}: {}", stderr_tail(&err, 5))));
+        return Err(decode_error(format!(
+            "ffmpeg {status}: {}",
+            stderr_tail(&err, 5)
+        )));
     }
-    Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 /// Write 16 kHz mono samples as a 16-bit PCM WAV (what the transcription engine reads best),

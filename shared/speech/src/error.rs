@@ -10,7 +10,11 @@ pub enum SpeechError {
 
     /// A model file exists but cannot be loaded (truncated, wrong file, corrupt).
     #[error("model file {} ({model}) cannot be loaded: {cause}; reinstall it with `cuepoint models install`", path.display())]
-    ModelCorrupt { model: &'static str, path: PathBuf, cause: String },
+    ModelCorrupt {
+        model: &'static str,
+        path: PathBuf,
+        cause: String,
+    },
 
     /// The model loaded but failed while running.
     #[error("model {model} failed while running: {cause}")]
@@ -31,11 +35,18 @@ pub enum SpeechError {
 
     /// FFmpeg could not decode the requested audio track.
     #[error("decoding audio track {track} of {} failed: {message}", media.display())]
-    Decode { media: PathBuf, track: u32, message: String },
+    Decode {
+        media: PathBuf,
+        track: u32,
+        message: String,
+    },
 
     /// An external tool (espeak-ng, ffmpeg) is not installed.
     #[error("{tool} was not found; {hint}")]
-    ToolMissing { tool: &'static str, hint: &'static str },
+    ToolMissing {
+        tool: &'static str,
+        hint: &'static str,
+    },
 
     #[error("{action} {}: {source}", path.display())]
     Io {
@@ -52,7 +63,11 @@ impl SpeechError {
         path: impl Into<PathBuf>,
         source: std::io::Error,
     ) -> Self {
-        Self::Io { action, path: path.into(), source }
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     /// True when installing the models would fix this (the analysis is `NOT_INSTALLED`, not
@@ -65,8 +80,11 @@ impl SpeechError {
 /// The last `max_lines` non-empty lines of a tool's stderr.
 pub(crate) fn stderr_tail(stderr: &[u8], max_lines: usize) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> =
-        text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     let from = lines.len().saturating_sub(max_lines);
     let tail = lines[from..].join("\n");
     if tail.is_empty() {

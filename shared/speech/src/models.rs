@@ -41,7 +41,10 @@ pub fn vad_model_path(models_dir: &Path) -> Result<PathBuf, SpeechError> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(SpeechError::ModelMissing { model: VAD_MODEL, path })
+        Err(SpeechError::ModelMissing {
+            model: VAD_MODEL,
+            path,
+        })
     }
 }
 
@@ -56,7 +59,10 @@ pub(crate) fn check_whisper_dir(dir: &Path) -> Result<(), SpeechError> {
     for file in WHISPER_FILES {
         let path = dir.join(file);
         if !path.is_file() {
-            return Err(SpeechError::ModelMissing { model: WHISPER_MODEL, path });
+            return Err(SpeechError::ModelMissing {
+                model: WHISPER_MODEL,
+                path,
+            });
         }
     }
     Ok(())
@@ -68,6 +74,9 @@ pub fn engine_python(models_dir: &Path) -> Result<PathBuf, SpeechError> {
     if path.exists() {
         Ok(path)
     } else {
-        Err(SpeechError::EngineMissing { path, reason: "not installed".into() })
+        Err(SpeechError::EngineMissing {
+            path,
+            reason: "not installed".into(),
+        })
     }
 }

@@ -147,13 +147,15 @@ pub async fn generate_speech_clip(
         .map_err(|e| SpeechError::io("writing", &speech_wav, e))?;
 
     let mut cmd = Command::new(ffmpeg);
-    cmd.args(["-nostdin", "-nostats", "-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!(
-            "testsrc2=size={}x{}:rate={}:duration={duration:.6}",
-            spec.width, spec.height, spec.fps
-        ))
-        .arg("-i")
-        .arg(&speech_wav);
+    cmd.args([
+        "-nostdin", "-nostats", "-v", "error", "-y", "-f", "lavfi", "-i",
+    ])
+    .arg(format!(
+        "testsrc2=size={}x{}:rate={}:duration={duration:.6}",
+        spec.width, spec.height, spec.fps
+    ))
+    .arg("-i")
+    .arg(&speech_wav);
     for extra in &spec.extra_tracks {
         let source = match extra {
             ExtraTrack::Silent => "anullsrc=r=48000:cl=mono".to_string(),
@@ -165,13 +167,20 @@ pub async fn generate_speech_clip(
     for i in 0..spec.extra_tracks.len() {
         cmd.args(["-map", &format!("{}:a", i + 2)]);
     }
-    cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
-        .args(["-c:a", "pcm_s16le", "-ar", "48000", "-ac", "1"])
-        .args(["-t", &format!("{duration:.6}")])
-        .arg(out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ])
+    .args(["-c:a", "pcm_s16le", "-ar", "48000", "-ac", "1"])
+    .args(["-t", &format!("{duration:.6}")])
+    .arg(out)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     let output = cmd.output().await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             SpeechError::ToolMissing {
@@ -186,7 +195,10 @@ pub async fn generate_speech_clip(
         return Err(SpeechError::Decode {
             media: out.to_path_buf(),
             track: 1,
-            message: format!("muxing the test clip failed: {}", stderr_tail(&output.stderr, 5)),
+            message: format!(
+                "muxing the test clip failed: {}",
+                stderr_tail(&output.stderr, 5)
+            ),
         });
     }
     Ok(SpeechClipTruth {
@@ -220,7 +232,13 @@ async fn speak(
     wav: &Path,
 ) -> Result<(u32, Vec<f32>), SpeechError> {
     let output = Command::new("espeak-ng")
-        .args(["-v", &spec.voice, "-s", &spec.words_per_minute.to_string(), "-w"])
+        .args([
+            "-v",
+            &spec.voice,
+            "-s",
+            &spec.words_per_minute.to_string(),
+            "-w",
+        ])
         .arg(wav)
         .arg(sentence)
         .stdin(Stdio::null())

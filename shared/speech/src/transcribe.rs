@@ -32,7 +32,9 @@ pub struct TranscriptionEngine {
 
 impl TranscriptionEngine {
     pub fn new(python: impl Into<PathBuf>) -> Self {
-        Self { python: python.into() }
+        Self {
+            python: python.into(),
+        }
     }
 
     /// The engine of the installed-models layout (`<models>/venv/bin/python`).
@@ -225,10 +227,14 @@ pub fn transcribe(
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SpeechError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| SpeechError::BadOutput { path: path.to_path_buf(), cause: e.to_string() })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| SpeechError::BadOutput { path: path.to_path_buf(), cause: e.to_string() })
+    let bytes = std::fs::read(path).map_err(|e| SpeechError::BadOutput {
+        path: path.to_path_buf(),
+        cause: e.to_string(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| SpeechError::BadOutput {
+        path: path.to_path_buf(),
+        cause: e.to_string(),
+    })
 }
 
 enum Exit {
@@ -265,7 +271,10 @@ fn wait_with_cpu(child: std::process::Child) -> std::io::Result<(Exit, Option<Cp
     }
     drop(child);
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let cpu = CpuUsage { user_seconds: secs(usage.ru_utime), system_seconds: secs(usage.ru_stime) };
+    let cpu = CpuUsage {
+        user_seconds: secs(usage.ru_utime),
+        system_seconds: secs(usage.ru_stime),
+    };
     let exit = if libc::WIFEXITED(status) {
         Exit::Code(libc::WEXITSTATUS(status))
     } else {

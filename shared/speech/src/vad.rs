@@ -32,7 +32,9 @@ pub struct Vad {
 
 impl std::fmt::Debug for Vad {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vad").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Vad")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -45,7 +47,10 @@ impl Vad {
     /// Load and compile the model file (about 70 ms).
     pub fn load(path: &Path) -> Result<Self, SpeechError> {
         if !path.is_file() {
-            return Err(SpeechError::ModelMissing { model: VAD_MODEL, path: path.to_path_buf() });
+            return Err(SpeechError::ModelMissing {
+                model: VAD_MODEL,
+                path: path.to_path_buf(),
+            });
         }
         let corrupt = |cause: String| SpeechError::ModelCorrupt {
             model: VAD_MODEL,
@@ -70,7 +75,10 @@ impl Vad {
             )));
         };
         model
-            .set_input_fact(input_slot, f32::fact([1, CONTEXT_SAMPLES + CHUNK_SAMPLES]).into())
+            .set_input_fact(
+                input_slot,
+                f32::fact([1, CONTEXT_SAMPLES + CHUNK_SAMPLES]).into(),
+            )
             .and_then(|_| model.set_input_fact(state_slot, f32::fact(STATE_SHAPE).into()))
             .map_err(|e| corrupt(e.to_string()))?;
         let plan = model
@@ -78,9 +86,15 @@ impl Vad {
             .and_then(|m| m.into_runnable())
             .map_err(|e| corrupt(format!("cannot compile it ({e:#})")))?;
         if plan.model().outputs.len() < 2 {
-            return Err(corrupt("expected two outputs (probability, next state)".into()));
+            return Err(corrupt(
+                "expected two outputs (probability, next state)".into(),
+            ));
         }
-        Ok(Self { plan, input_slot, path: path.to_path_buf() })
+        Ok(Self {
+            plan,
+            input_slot,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -90,8 +104,10 @@ impl Vad {
     /// Speech probability (0–1) of each 512-sample chunk of 16 kHz mono audio; a partial last
     /// chunk is padded with silence.
     pub fn probabilities(&self, samples: &[f32]) -> Result<Vec<f32>, SpeechError> {
-        let failed =
-            |e: TractError| SpeechError::Inference { model: VAD_MODEL, cause: e.to_string() };
+        let failed = |e: TractError| SpeechError::Inference {
+            model: VAD_MODEL,
+            cause: e.to_string(),
+        };
         let mut run = self.plan.spawn().map_err(failed)?;
         let mut state = Tensor::zero::<f32>(&STATE_SHAPE).map_err(failed)?;
         let mut window = vec![0f32; CONTEXT_SAMPLES + CHUNK_SAMPLES];

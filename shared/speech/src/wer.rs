@@ -41,7 +41,10 @@ mod tests {
 
     #[test]
     fn counts_edits_over_reference_words() {
-        assert_eq!(word_error_rate("The quick brown fox.", "the quick brown fox"), 0.0);
+        assert_eq!(
+            word_error_rate("The quick brown fox.", "the quick brown fox"),
+            0.0
+        );
         assert_eq!(word_error_rate("a b c d", "a x c d"), 0.25);
         assert_eq!(word_error_rate("a b c d", "a c d"), 0.25);
         assert_eq!(word_error_rate("a b c d", "a b c d e"), 0.25);

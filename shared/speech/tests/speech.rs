@@ -42,11 +42,16 @@ macro_rules! need {
 }
 
 fn ffmpeg() -> PathBuf {
-    std::env::var_os("CUEPOINT_FFMPEG").map(PathBuf::from).unwrap_or_else(|| "ffmpeg".into())
+    std::env::var_os("CUEPOINT_FFMPEG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "ffmpeg".into())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// The clip (generated once per test run): speech on track 1, silence on 2, a tone on 3.
@@ -64,7 +69,10 @@ fn clip() -> Result<&'static SpeechClipTruth, String> {
         let truth = runtime()
             .block_on(generate_speech_clip(&ffmpeg(), &out, &spec))
             .map_err(|e| e.to_string())?;
-        eprintln!("clip {:.2} s: {:#?}", truth.duration_seconds, truth.utterances);
+        eprintln!(
+            "clip {:.2} s: {:#?}",
+            truth.duration_seconds, truth.utterances
+        );
         Ok(truth)
     })
     .as_ref()
@@ -81,23 +89,35 @@ fn vad() -> Result<Vad, String> {
 }
 
 fn decode(path: &Path, track: u32) -> Vec<f32> {
-    runtime().block_on(decode_track_16k(&ffmpeg(), path, track)).expect("decode")
+    runtime()
+        .block_on(decode_track_16k(&ffmpeg(), path, track))
+        .expect("decode")
 }
 
 #[test]
 fn generated_clip_has_the_script_and_sane_truth() {
     let truth = need!(clip());
     assert_eq!(truth.utterances.len(), 3);
-    assert!((13.0..20.0).contains(&truth.duration_seconds), "{}", truth.duration_seconds);
+    assert!(
+        (13.0..20.0).contains(&truth.duration_seconds),
+        "{}",
+        truth.duration_seconds
+    );
     let mut last_end = 0.0;
     for u in &truth.utterances {
-        assert!(u.start_ms > last_end + 1500.0, "sentences are separated by silence");
+        assert!(
+            u.start_ms > last_end + 1500.0,
+            "sentences are separated by silence"
+        );
         assert!(u.end_ms - u.start_ms > 1500.0, "a sentence lasts: {u:?}");
         last_end = u.end_ms;
     }
     let samples = decode(&truth.path, 1);
     let seconds = samples.len() as f64 / 16_000.0;
-    assert!((seconds - truth.duration_seconds).abs() < 0.1, "decoded {seconds} s");
+    assert!(
+        (seconds - truth.duration_seconds).abs() < 0.1,
+        "decoded {seconds} s"
+    );
 }
 
 #[test]
@@ -106,7 +126,9 @@ fn vad_finds_each_sentence_within_300_ms_of_its_edges() {
     let vad = need!(vad());
     let samples = decode(&truth.path, 1);
     let started = std::time::Instant::now();
-    let found = vad.detect(&samples, &VadParams::default(), 1).expect("vad runs");
+    let found = vad
+        .detect(&samples, &VadParams::default(), 1)
+        .expect("vad runs");
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "VAD: {:.1} s of audio in {:.3} s ({:.0}x real time); found {found:?}",
@@ -114,7 +136,11 @@ fn vad_finds_each_sentence_within_300_ms_of_its_edges() {
         elapsed,
         samples.len() as f64 / 16_000.0 / elapsed
     );
-    assert_eq!(found.len(), truth.utterances.len(), "one interval per sentence: {found:?}");
+    assert_eq!(
+        found.len(),
+        truth.utterances.len(),
+        "one interval per sentence: {found:?}"
+    );
     let mut worst: f64 = 0.0;
     for (u, f) in truth.utterances.iter().zip(&found) {
         let start_err = f.start_timestamp as f64 - u.start_ms;
@@ -123,8 +149,14 @@ fn vad_finds_each_sentence_within_300_ms_of_its_edges() {
             "edge errors: start {start_err:+.0} ms, end {end_err:+.0} ms (confidence {:.1}) {:?}",
             f.confidence, u.text
         );
-        assert!(start_err.abs() <= EDGE_TOLERANCE_MS, "start {start_err} ms off: {u:?} vs {f:?}");
-        assert!(end_err.abs() <= EDGE_TOLERANCE_MS, "end {end_err} ms off: {u:?} vs {f:?}");
+        assert!(
+            start_err.abs() <= EDGE_TOLERANCE_MS,
+            "start {start_err} ms off: {u:?} vs {f:?}"
+        );
+        assert!(
+            end_err.abs() <= EDGE_TOLERANCE_MS,
+            "end {end_err} ms off: {u:?} vs {f:?}"
+        );
         assert!(f.confidence > 50.0 && f.confidence <= 100.0);
         assert_eq!(f.track, 1);
         worst = worst.max(start_err.abs()).max(end_err.abs());
@@ -143,8 +175,13 @@ fn vad_finds_no_speech_on_a_silent_track_or_a_tone() {
             let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
             assert!(peak > 0.05, "the tone track carries sound ({peak})");
         }
-        let found = vad.detect(&samples, &VadParams::default(), *track).expect("vad runs");
-        assert!(found.is_empty(), "no speech on {kind:?} track {track}: {found:?}");
+        let found = vad
+            .detect(&samples, &VadParams::default(), *track)
+            .expect("vad runs");
+        assert!(
+            found.is_empty(),
+            "no speech on {kind:?} track {track}: {found:?}"
+        );
     }
 }
 
@@ -182,9 +219,14 @@ fn transcript_has_the_spoken_words() {
     assert_eq!(run.transcript.extra["accountId"], "local");
     assert_eq!(run.language, "en");
     assert!((run.audio_seconds - truth.duration_seconds).abs() < 0.2);
-    assert!(run.cpu.is_some_and(|c| c.total_seconds() > 0.1), "the engine's CPU is measured");
+    assert!(
+        run.cpu.is_some_and(|c| c.total_seconds() > 0.1),
+        "the engine's CPU is measured"
+    );
     let lower = text.to_lowercase();
-    for word in ["quick", "brown", "fox", "lazy", "dog", "call", "store", "back", "break"] {
+    for word in [
+        "quick", "brown", "fox", "lazy", "dog", "call", "store", "back", "break",
+    ] {
         assert!(lower.contains(word), "{word:?} missing from {text:?}");
     }
     assert!(wer <= 0.25, "word error rate {wer}");
@@ -192,7 +234,10 @@ fn transcript_has_the_spoken_words() {
     for item in &run.transcript.results.items {
         let timed = item.start_time.is_some() && item.end_time.is_some();
         assert_eq!(timed, item.is_word(), "{item:?}");
-        assert!(item.is_word() || item.item_type == ITEM_PUNCTUATION, "{item:?}");
+        assert!(
+            item.is_word() || item.item_type == ITEM_PUNCTUATION,
+            "{item:?}"
+        );
         assert_eq!(item.alternatives.len(), 1);
     }
     // Word times land on the sentences (Whisper's edges are looser than the VAD's).
@@ -213,9 +258,15 @@ fn transcript_has_the_spoken_words() {
 fn corrupt_vad_model_names_the_file_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let missing = Vad::from_models_dir(dir.path()).unwrap_err();
-    assert!(matches!(missing, SpeechError::ModelMissing { .. }), "{missing}");
+    assert!(
+        matches!(missing, SpeechError::ModelMissing { .. }),
+        "{missing}"
+    );
     assert!(missing.is_not_installed());
-    assert!(missing.to_string().contains("cuepoint models install"), "{missing}");
+    assert!(
+        missing.to_string().contains("cuepoint models install"),
+        "{missing}"
+    );
 
     let path = dir.path().join(VAD_FILE);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -234,7 +285,10 @@ fn corrupt_vad_model_names_the_file_and_the_fix() {
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         let err = Vad::from_models_dir(dir.path()).unwrap_err();
         assert!(matches!(err, SpeechError::ModelCorrupt { .. }), "{err}");
-        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
     }
 }
 
@@ -250,8 +304,13 @@ fn corrupt_whisper_model_names_the_file_and_the_fix() {
     }
     let bin = broken.path().join("model.bin");
     std::fs::write(&bin, vec![7u8; 4096]).unwrap();
-    let err =
-        transcribe(&engine, broken.path(), &truth.path, &TranscribeOptions::default()).unwrap_err();
+    let err = transcribe(
+        &engine,
+        broken.path(),
+        &truth.path,
+        &TranscribeOptions::default(),
+    )
+    .unwrap_err();
     let message = err.to_string();
     eprintln!("{message}");
     assert!(matches!(err, SpeechError::ModelCorrupt { .. }), "{message}");
@@ -259,8 +318,13 @@ fn corrupt_whisper_model_names_the_file_and_the_fix() {
     assert!(message.contains("cuepoint models install"), "{message}");
 
     std::fs::remove_file(&bin).unwrap();
-    let err =
-        transcribe(&engine, broken.path(), &truth.path, &TranscribeOptions::default()).unwrap_err();
+    let err = transcribe(
+        &engine,
+        broken.path(),
+        &truth.path,
+        &TranscribeOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, SpeechError::ModelMissing { .. }), "{err}");
 }
 
@@ -296,5 +360,8 @@ fn missing_engine_names_the_fix() {
 
 fn which(name: &str) -> Result<PathBuf, ()> {
     let path = std::env::var_os("PATH").ok_or(())?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()).ok_or(())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
 }

@@ -178,6 +178,25 @@ impl Transcoder for LocalMediaConvert {
 struct JobFailure {
     code: i64,
     message: String,
+    /// A fault of this machine (missing tool, full disk, I/O): the job is retried.
+    infrastructure: bool,
+}
+
+/// Tries of a job that meets an infrastructure fault, and the pause before the first retry
+/// (doubling, at most a minute): about ten minutes for the operator to free disk space or
+/// install FFmpeg before the asset fails with the fault named.
+const INFRA_ATTEMPTS: u32 = 12;
+const INFRA_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl JobFailure {
+    fn new(code: i64, message: String) -> Self {
+        let infrastructure = crate::error::mentions_full_disk(&message);
+        JobFailure {
+            code,
+            message,
+            infrastructure,
+        }
+    }
 }
 
 impl Inner {
@@ -191,22 +210,48 @@ impl Inner {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(job_id = %job.job_id, error = %e, "ledger holds an unreadable transcode request");
-                let fail = JobFailure {
-                    code: ERROR_OTHER,
-                    message: format!("the stored job request does not parse: {e}"),
-                };
+                let fail = JobFailure::new(
+                    ERROR_OTHER,
+                    format!("the stored job request does not parse: {e}"),
+                );
                 self.finish_error(&job, BTreeMap::new(), fail).await;
                 return;
             }
         };
-        match self.execute(&job, &request).await {
-            Ok((plan, duration_ms)) => {
-                self.finish_complete(&job, &request, &plan, duration_ms)
-                    .await
-            }
-            Err(fail) => {
-                self.finish_error(&job, request.user_metadata.clone(), fail)
-                    .await
+        let mut pause = INFRA_FIRST_PAUSE;
+        let mut attempt = 1;
+        loop {
+            match self.execute(&job, &request).await {
+                Ok((plan, duration_ms)) => {
+                    return self
+                        .finish_complete(&job, &request, &plan, duration_ms)
+                        .await
+                }
+                Err(fail)
+                    if fail.infrastructure
+                        && attempt < INFRA_ATTEMPTS
+                        && !self.runner.is_stopping() =>
+                {
+                    tracing::warn!(job_id = %job.job_id, attempt, retry_in = ?pause, message = %fail.message, "infrastructure fault; retrying the transcode");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(60));
+                    attempt += 1;
+                }
+                Err(mut fail) => {
+                    if fail.infrastructure {
+                        if self.runner.is_stopping() {
+                            // Resumed on the next start, with the fault perhaps fixed.
+                            return;
+                        }
+                        fail.message = format!(
+                            "infrastructure fault (transient; retried {attempt} times): {}",
+                            fail.message
+                        );
+                    }
+                    return self
+                        .finish_error(&job, request.user_metadata.clone(), fail)
+                        .await;
+                }
             }
         }
     }
@@ -217,22 +262,29 @@ impl Inner {
         job: &LedgerJob,
         request: &TranscodeRequest,
     ) -> Result<(JobPlan, u64), JobFailure> {
-        let other = |message: String| JobFailure {
+        let other = |message: String| JobFailure::new(ERROR_OTHER, message);
+        let infra = |message: String| JobFailure {
             code: ERROR_OTHER,
             message,
+            infrastructure: true,
         };
         let plan = JobPlan::from_settings(&request.settings)
             .map_err(|e| other(format!("invalid job settings: {e}")))?;
-        let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| other(e.to_string()))?;
+        let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| infra(e.to_string()))?;
         let input = local_input(&self.blobs, &plan.input, scratch.path())
             .await
-            .map_err(|e| other(format!("reading input {}: {e}", plan.input)))?
-            .ok_or_else(|| JobFailure {
-                code: ERROR_INPUT,
-                message: format!(
-                    "Unable to open input file [{}]: [object not found]",
-                    plan.input
-                ),
+            .map_err(|e| JobFailure {
+                infrastructure: e.is_transient(),
+                ..other(format!("reading input {}: {e}", plan.input))
+            })?
+            .ok_or_else(|| {
+                JobFailure::new(
+                    ERROR_INPUT,
+                    format!(
+                        "Unable to open input file [{}]: [object not found]",
+                        plan.input
+                    ),
+                )
             })?;
 
         let out = scratch.path().join("out");
@@ -260,6 +312,7 @@ impl Inner {
                 } else {
                     format!("transcoding {} failed: {e}", plan.input)
                 },
+                infrastructure: e.is_infrastructure(),
             })?;
 
         // Segments first, playlists last: a reader that finds the playlist finds its segments.
@@ -277,6 +330,7 @@ impl Inner {
                 .map_err(|e| JobFailure {
                     code: ERROR_OUTPUT,
                     message: format!("Unable to write output file [{uri}]: {e}"),
+                    infrastructure: e.is_transient(),
                 })?;
         }
         let duration_ms = (output.duration_seconds * 1000.0).round() as u64;
