@@ -414,9 +414,9 @@ pub async fn index_asset(
     Ok(())
 }
 
-struct CatalogHandler {
-    ctx: WorkerContext,
-    catalog: Arc<Catalog>,
+pub(crate) struct CatalogHandler {
+    pub(crate) ctx: WorkerContext,
+    pub(crate) catalog: Arc<Catalog>,
 }
 
 #[async_trait]

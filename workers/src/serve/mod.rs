@@ -292,3 +292,6 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     )
     .into_response()
 }
+
+#[cfg(test)]
+mod tests;
