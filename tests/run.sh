@@ -33,6 +33,17 @@ install_web_deps
 # Tests that run a real model fail, rather than skip, when it is missing.
 export CUEPOINT_REQUIRE_MODELS=1
 
+step "hygiene: rustfmt, and clippy with warnings as errors (the AWS feature too unless --no-aws)"
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+cargo fmt --all --check
+cargo clippy --locked --all-targets -- -D warnings
+if [ "$AWS" = 1 ]; then
+  cargo clippy --locked -p cuepoint-aws -p cuepoint-workers -p cuepoint-tests \
+    --features cuepoint-workers/aws,cuepoint-tests/aws --all-targets -- -D warnings
+fi
+
 step "embedded: unit, property, end-to-end, durability, chaos and bad-input tests (no AWS SDK)"
 cargo test --locked -- --test-threads 2
 

@@ -54,7 +54,7 @@ pub struct FaultPlan {
 }
 
 impl FaultPlan {
-    /// The brief's rates: 10% transient errors, 30% duplicates, crashes at every step boundary.
+    /// The default rates: 10% transient errors, 30% duplicates, crashes at every step boundary.
     pub fn standard(visibility: Duration) -> Self {
         Self {
             transient: 0.10,

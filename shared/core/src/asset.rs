@@ -544,7 +544,7 @@ pub fn transition(
             S::Complete => return Err(illegal()),
             _ => {
                 next.failure = Some(Failure {
-                    stage: stage.clone(),
+                    stage: *stage,
                     reason: reason.clone(),
                 });
                 next.state = S::Failed;

@@ -50,7 +50,7 @@ pub struct SilenceInterval {
     pub duration: f64,
 }
 
-/// The seed's per-asset audio attributes (what `audio.json` holds).
+/// The per-asset audio attributes of the original silent-track pipeline (what `audio.json` holds).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioReport {
     pub audiocount: usize,
@@ -100,7 +100,7 @@ Input Max Loudness (LUFS),Input True Peak (dBTP)";
 /// (anything below 0 LUFS) treats as silent.
 pub const SUMMARY_SHORT_TERM_MARKER: f64 = 0.0;
 
-/// Default threshold (LUFS) below which a track or a moment is silent (the seed's -50).
+/// Default threshold (LUFS) below which a track or a moment is silent (the original silent-track pipeline's -50).
 pub const DEFAULT_SILENCE_THRESHOLD: f64 = -50.0;
 /// Default shortest silence reported in [`AudioReport::silences`], in seconds.
 pub const DEFAULT_MIN_SILENCE_SECONDS: f64 = 0.5;
@@ -154,7 +154,7 @@ pub enum LoudnessError {
 pub enum LoudnessMeasure {
     /// 400 ms window: reacts fast, finds short pauses.
     Momentary,
-    /// 3 s window (what the reference sample and the silent-track seed use): lags the audio by
+    /// 3 s window (what the reference sample and the original silent-track pipeline use): lags the audio by
     /// up to 3 s, so a run of quiet short-term values starts about 3 s after the audio went quiet.
     #[default]
     ShortTerm,
@@ -386,7 +386,7 @@ impl LoudnessLog {
         self.rows.last().map(|r| r.seconds)
     }
 
-    /// The seed's "has audio" rule: Input Max Loudness above `threshold`.
+    /// The original silent-track pipeline's "has audio" rule: Input Max Loudness above `threshold`.
     pub fn has_audio(&self, threshold: f64) -> bool {
         self.summary.input_max_loudness > threshold
     }
@@ -455,7 +455,7 @@ impl AudioLayout {
 }
 
 impl AudioReport {
-    /// The seed's per-asset audio attributes from one loudness log per track (track 1 first).
+    /// The original silent-track pipeline's per-asset audio attributes from one loudness log per track (track 1 first).
     pub fn from_logs(logs: &[LoudnessLog], opts: &AudioOptions) -> AudioReport {
         let maxloudness: Vec<f64> = logs.iter().map(|l| l.summary.input_max_loudness).collect();
         let loudnessmap: Vec<u8> = logs
@@ -762,7 +762,7 @@ mod tests {
 
     #[test]
     fn audio_report_follows_the_seed() {
-        // The seed's 8-track example: two tracks with audio, six silent -> a 2.0 asset.
+        // The original silent-track pipeline's 8-track example: two tracks with audio, six silent -> a 2.0 asset.
         let maxes = [
             -12.766523,
             -14.114044,
@@ -807,7 +807,7 @@ mod tests {
 
     #[test]
     fn threshold_is_strict_and_configurable() {
-        // The seed: audio when max loudness > threshold; exactly the threshold is silent.
+        // As in the original silent-track pipeline: audio when max loudness > threshold; exactly the threshold is silent.
         let logs = vec![log(vec![], -50.0), log(vec![], -49.9)];
         let r = AudioReport::from_logs(&logs, &AudioOptions::default());
         assert_eq!(r.loudnessmap, vec![0, 1]);

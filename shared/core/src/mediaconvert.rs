@@ -5,8 +5,8 @@
 //! - `HLS`: one video + audio rendition, 1 s segments, at `<prefix>hls/index`;
 //! - `Proxy`: a small H.264 MP4 for Rekognition, at `<prefix>proxy/proxy`;
 //! - `Audio`: one output holding one AudioDescription per source track, each measuring loudness
-//!   (ITU-R BS.1770-2, measure only, logged), at `<prefix>audio/audio`. As in the silent-track
-//!   seed, the output also carries a tiny video: MediaConvert allows only one audio description
+//!   (ITU-R BS.1770-2, measure only, logged), at `<prefix>audio/audio`. As in the original
+//!   silent-track pipeline, the output also carries a tiny video: MediaConvert allows only one audio description
 //!   in an audio-only output, and loudness logs need one description per track.
 //!
 //! [`build_job_settings`] clones the template's `Audio Selector 1` once per track
@@ -917,7 +917,7 @@ mod tests {
 
     #[test]
     fn loudness_log_naming_follows_the_seed() {
-        // the seed reads `<videoFileName>_loudness<.n>.csv` next to the video, `.n` only with 2+ tracks
+        // the original silent-track pipeline reads `<videoFileName>_loudness<.n>.csv` next to the video, `.n` only with 2+ tracks
         let s = build(8);
         let plan = JobPlan::from_settings(&s).unwrap();
         assert_eq!(

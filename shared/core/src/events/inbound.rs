@@ -1,5 +1,4 @@
 //! Classify a queue message body into the event it carries.
-//! OWNER: events helper. Public API below is relied on by workers.
 //!
 //! Shapes recognised, as they appear in an SQS message body:
 //! - an EventBridge envelope (`source` + `detail-type` + `detail`): `aws.s3`, `aws.mediaconvert`,

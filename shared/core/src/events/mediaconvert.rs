@@ -1,5 +1,4 @@
 //! MediaConvert "Job State Change" events.
-//! OWNER: events helper (serde shapes, fixtures, tests). Public API below is relied on by workers.
 //!
 //! Shapes follow the MediaConvert user guide ("Events with COMPLETE status", "Events with ERROR
 //! status", "Output file names and paths"). Only COMPLETE and ERROR are acted on; the other

@@ -1,6 +1,5 @@
 //! Rekognition Video completion notifications (published to SNS, delivered to SQS either
 //! wrapped in the SNS envelope or raw).
-//! OWNER: events helper (serde shapes, fixtures, tests). Public API below is relied on by workers.
 //!
 //! Payload per the Rekognition developer guide ("Reference: Video analysis results
 //! notification"): `{"JobId","Status","API","JobTag","Timestamp","Video":{"S3ObjectName",

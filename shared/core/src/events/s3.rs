@@ -1,5 +1,4 @@
 //! S3 "Object Created": EventBridge form (`source: aws.s3`) and S3 notification form (`Records`).
-//! OWNER: events helper (serde shapes, fixtures, tests). Public API below is relied on by workers.
 //!
 //! Keys arrive URL-encoded (`application/x-www-form-urlencoded`: space as `+`) in the
 //! notification form, as the S3 documentation states. For the EventBridge form the

@@ -4,7 +4,7 @@
 //! Two policies:
 //! - [`Policy::Reference`] reproduces the public sample `aws-samples/aws-smart-ad-breaks`
 //!   exactly (slots, timestamps, reasons, scores, quirks), so users migrating from it keep their
-//!   breaks. See `reference.rs` and `shared/reference/ad-slot-algorithm.md`.
+//!   breaks. See `reference.rs` and `docs/slot-scoring.md`.
 //! - [`Policy::Default`] is what a broadcaster wants: silence intervals, breaks in time order, a
 //!   minimum spacing, no break near the start or end, HLS-aligned breaks. See `default_policy.rs`.
 //!

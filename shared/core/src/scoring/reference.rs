@@ -1,6 +1,6 @@
 //! The reference-compatible policy: on the same inputs, the same slots, timestamps, reasons and
-//! scores as the public sample `aws-samples/aws-smart-ad-breaks`, quirks included. Written from
-//! `shared/reference/ad-slot-algorithm.md`; each step below names the note's step. Do not "fix"
+//! scores as the public sample `aws-samples/aws-smart-ad-breaks`, quirks included. Documented in
+//! `docs/slot-scoring.md`; each step below names the step there. Do not "fix"
 //! anything here: better behaviour belongs in the default policy.
 
 use std::cmp::Ordering;
