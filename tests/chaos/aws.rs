@@ -172,6 +172,7 @@ pub async fn target(mut settings: Settings, max_receive_count: u32) -> Result<Ta
         dead_letters: Some(Arc::new(SqsDeadLetters::from_settings(&clients, aws))),
         // EventBridge has no dedup: copies of one event arrive, and consumers dedupe by id.
         bus_dedups_pipeline_events: false,
+        database: None,
         settings: settings.clone(),
     };
     eprintln!(

@@ -51,6 +51,17 @@ pub struct FaultPlan {
     pub stall: f64,
     pub stall_min: Duration,
     pub stall_max: Duration,
+    /// A blob write finds the disk full, and every write fails for a window up to
+    /// `disk_full_max` (the workers' writes; the operator frees space).
+    pub disk_full: f64,
+    pub disk_full_max: Duration,
+    /// A probe finds ffprobe missing, and every probe fails so for a window up to
+    /// `missing_tool_max` (the operator reinstalls FFmpeg).
+    pub missing_tool: f64,
+    pub missing_tool_max: Duration,
+    /// Another process takes the database's write lock every `db_lock_every` (±50%) and holds
+    /// it 0.3–2 s, one time in eight past the 10 s busy timeout (embedded target only).
+    pub db_lock_every: Option<Duration>,
 }
 
 impl FaultPlan {
@@ -66,6 +77,11 @@ impl FaultPlan {
             stall: 0.03,
             stall_min: visibility + Duration::from_millis(300),
             stall_max: visibility * 2,
+            disk_full: 0.002,
+            disk_full_max: Duration::from_millis(1500),
+            missing_tool: 0.01,
+            missing_tool_max: Duration::from_millis(2000),
+            db_lock_every: Some(Duration::from_secs(10)),
         }
     }
 
@@ -81,6 +97,11 @@ impl FaultPlan {
             stall: 0.0,
             stall_min: Duration::ZERO,
             stall_max: Duration::ZERO,
+            disk_full: 0.0,
+            disk_full_max: Duration::ZERO,
+            missing_tool: 0.0,
+            missing_tool_max: Duration::ZERO,
+            db_lock_every: None,
         }
     }
 }
@@ -137,10 +158,14 @@ pub enum Fault {
     DuplicateMessage,
     HandlerDelay,
     StallPastVisibility,
+    DiskFull,
+    ToolMissing,
+    DatabaseLock,
+    DatabaseLockPastBusyTimeout,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 14] = [
         Self::CrashAfterStateWrite,
         Self::CrashAfterPublish,
         Self::CrashAfterSubmit,
@@ -151,6 +176,10 @@ impl Fault {
         Self::DuplicateMessage,
         Self::HandlerDelay,
         Self::StallPastVisibility,
+        Self::DiskFull,
+        Self::ToolMissing,
+        Self::DatabaseLock,
+        Self::DatabaseLockPastBusyTimeout,
     ];
 
     pub fn name(self) -> &'static str {
@@ -165,6 +194,10 @@ impl Fault {
             Self::DuplicateMessage => "duplicate queue message",
             Self::HandlerDelay => "handler delay (reordering)",
             Self::StallPastVisibility => "handler stall past visibility",
+            Self::DiskFull => "blob write on a full disk",
+            Self::ToolMissing => "probe with ffprobe missing",
+            Self::DatabaseLock => "database write lock held by another process",
+            Self::DatabaseLockPastBusyTimeout => "database lock held past the busy timeout",
         }
     }
 }
@@ -180,6 +213,8 @@ pub struct Faults {
     /// "Asset Completed" / "Asset Failed" entries the bus accepted, copies included (the
     /// audit queue shows how many reached a consumer).
     pub terminal_publishes: AtomicU64,
+    disk_full_until: Mutex<Option<std::time::Instant>>,
+    tool_missing_until: Mutex<Option<std::time::Instant>>,
 }
 
 impl Faults {
@@ -191,7 +226,59 @@ impl Faults {
             injected: Fault::ALL.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
             concurrent_runs: AtomicU64::new(0),
             terminal_publishes: AtomicU64::new(0),
+            disk_full_until: Mutex::new(None),
+            tool_missing_until: Mutex::new(None),
         })
+    }
+
+    pub fn dice(&self) -> &Dice {
+        &self.dice
+    }
+
+    pub fn count_fault(&self, f: Fault) {
+        self.count(f);
+    }
+
+    /// Inside a fault window (opening one with probability `p`, up to `max` long)?
+    fn in_window(&self, until: &Mutex<Option<std::time::Instant>>, p: f64, max: Duration) -> bool {
+        let now = std::time::Instant::now();
+        let mut until = until.lock().unwrap_or_else(|e| e.into_inner());
+        if until.is_some_and(|u| now < u) {
+            return true;
+        }
+        if self.dice.chance(p) {
+            *until = Some(now + self.dice.millis(100, max.as_millis().max(101) as u64));
+            return true;
+        }
+        false
+    }
+
+    /// A blob write on a full disk fails as the file system says it.
+    fn disk_full(&self, op: &str) -> PortResult<()> {
+        let p = &self.plan;
+        if self.in_window(&self.disk_full_until, p.disk_full, p.disk_full_max) {
+            self.count(Fault::DiskFull);
+            return Err(PortError::Transient(format!(
+                "injected: {op}: No space left on device (os error 28)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A probe while ffprobe is missing fails as the real prober does (the engine's own error
+    /// and its classification).
+    fn tool_missing(&self) -> Result<(), ProbeError> {
+        let p = &self.plan;
+        if self.in_window(&self.tool_missing_until, p.missing_tool, p.missing_tool_max) {
+            self.count(Fault::ToolMissing);
+            return Err(cuepoint_engine::error::EngineError::ToolMissing {
+                tool: "ffprobe",
+                looked_for: "not on PATH (injected)".into(),
+                env_var: cuepoint_engine::tools::FFPROBE_ENV,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     fn count(&self, f: Fault) {
@@ -305,6 +392,7 @@ impl BlobStore for FaultyBlobs {
     }
 
     async fn put(&self, uri: &S3Uri, bytes: Vec<u8>, content_type: &str) -> PortResult<()> {
+        self.faults.disk_full("put")?;
         self.faults.before(Port::Blobs, "put")?;
         self.inner.put(uri, bytes, content_type).await?;
         self.faults.after(Fault::CrashAfterBlobWrite, "put")
@@ -326,6 +414,7 @@ impl BlobStore for FaultyBlobs {
         path: &std::path::Path,
         content_type: &str,
     ) -> PortResult<()> {
+        self.faults.disk_full("put_file")?;
         self.faults.before(Port::Blobs, "put_file")?;
         self.inner.put_file(uri, path, content_type).await?;
         self.faults.after(Fault::CrashAfterBlobWrite, "put_file")
@@ -513,6 +602,7 @@ pub struct FaultyProber {
 #[async_trait]
 impl Prober for FaultyProber {
     async fn probe(&self, location: &str) -> Result<ProbeInfo, ProbeError> {
+        self.faults.tool_missing()?;
         self.faults.before(Port::Prober, "probe")?;
         self.inner.probe(location).await
     }
@@ -569,4 +659,52 @@ impl Handler for ChaosHandler {
         self.leave(&message.message_id);
         result
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Database lock
+
+/// Another process taking the database's write lock now and then (`FaultPlan::db_lock_every`)
+/// while the workers run: every write of theirs waits for it, and past the busy timeout fails.
+/// Stops when `stop` is set.
+pub fn hold_database_locks(
+    database: std::path::PathBuf,
+    faults: Arc<Faults>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let Some(every) = faults.plan.db_lock_every else {
+            return;
+        };
+        let dice = faults.dice().fork(7);
+        let sleep = |d: Duration| {
+            let end = std::time::Instant::now() + d;
+            while std::time::Instant::now() < end && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        let every_ms = every.as_millis() as u64;
+        while !stop.load(Ordering::Relaxed) {
+            sleep(dice.millis(every_ms / 2, every_ms * 3 / 2));
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let Ok(conn) = rusqlite::Connection::open(&database) else {
+                continue;
+            };
+            let _ = conn.busy_timeout(Duration::from_secs(60));
+            if conn.execute_batch("BEGIN EXCLUSIVE").is_err() {
+                continue;
+            }
+            let hold = if dice.chance(1.0 / 8.0) {
+                faults.count(Fault::DatabaseLockPastBusyTimeout);
+                dice.millis(10_500, 12_000)
+            } else {
+                dice.millis(300, 2000)
+            };
+            faults.count(Fault::DatabaseLock);
+            sleep(hold);
+            let _ = conn.execute_batch("COMMIT");
+        }
+    })
 }

@@ -62,6 +62,8 @@ pub struct Target {
     /// EventBridge copies do arrive (consumers dedupe by `eventId`), so there a duplicate
     /// terminal event means a second *distinct* event id.
     pub bus_dedups_pipeline_events: bool,
+    /// The SQLite file another process may lock (embedded only).
+    pub database: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -259,6 +261,11 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
     let started = Instant::now();
     let dice = Dice::new(opts.seed);
     let faults = Faults::new(opts.plan.clone(), dice.fork(1));
+    let stop_locks = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let locker = target
+        .database
+        .clone()
+        .map(|db| crate::faults::hold_database_locks(db, faults.clone(), stop_locks.clone()));
     let bus: Arc<dyn EventBus> = Arc::new(FaultyBus {
         inner: target.bus.clone(),
         faults: faults.clone(),
@@ -411,6 +418,10 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
     }
     let _ = stop.send(true);
     while workers.join_next().await.is_some() {}
+    stop_locks.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(l) = locker {
+        let _ = tokio::task::spawn_blocking(move || l.join()).await;
+    }
     let _ = audit_stop.send(true);
     let _ = audit_task.await;
 
