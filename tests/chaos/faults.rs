@@ -235,10 +235,6 @@ impl Faults {
         &self.dice
     }
 
-    pub fn count_fault(&self, f: Fault) {
-        self.count(f);
-    }
-
     /// Inside a fault window (opening one with probability `p`, up to `max` long)?
     fn in_window(&self, until: &Mutex<Option<std::time::Instant>>, p: f64, max: Duration) -> bool {
         let now = std::time::Instant::now();
