@@ -697,7 +697,7 @@ async fn rekognition_failed_notification_fails_the_asset_and_frees_its_jobs() {
         AssetState::Analysing,
     )
     .await;
-    assert_eq!(a.analyses.len(), AnalysisKind::ALL.len());
+    assert_eq!(a.analyses.len(), AnalysisKind::VIDEO.len());
     let job = &a.analyses[&AnalysisKind::Segments];
     let proxy = a.results.proxy.clone().unwrap();
     let failed = VideoJobCompletion {

@@ -150,6 +150,7 @@ async fn a_transcode_that_never_reports_back_fails_with_the_cause() {
         client_token: "t".into(),
         submitted_at_ms: now - 10_000,
         status: JobStatus::Submitted,
+        reason: None,
     };
     let store = &backend.ctx.ports.store;
     store

@@ -9,7 +9,9 @@
 //!   (`object_created_entry`, `completion_message` raw and inside `sns_envelope`,
 //!   `PipelineEvent::to_entry`) parse back equal;
 //! - a MediaConvert event re-encoded with `job_state_change_entry` keeps everything that
-//!   function is documented to keep (ids, state, metadata, paths, error fields).
+//!   function is documented to keep (ids, state, metadata, paths, error fields);
+//! - a Transcribe job state change re-encoded with `transcribe::job_state_change_entry` parses
+//!   back equal.
 #![no_main]
 
 use cuepoint_core::domain::ObjectKey;
@@ -18,6 +20,7 @@ use cuepoint_core::events::mediaconvert::{
 };
 use cuepoint_core::events::rekognition::{completion_message, sns_envelope, VideoJobCompletion};
 use cuepoint_core::events::s3::{encode_key, object_created_entry, ObjectCreated};
+use cuepoint_core::events::transcribe::{self, TranscriptionJobStateChange};
 use cuepoint_core::events::{parse_message, Inbound, PipelineEvent};
 use libfuzzer_sys::fuzz_target;
 
@@ -39,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
             Inbound::Rekognition(c) => rekognition_round_trip(c),
             Inbound::Pipeline(e) => pipeline_round_trip(e),
             Inbound::MediaConvert(j) => mediaconvert_round_trip(j),
+            Inbound::Transcribe(t) => transcribe_round_trip(t),
             Inbound::Ignored { reason } => assert!(!reason.is_empty()),
         }
     }
@@ -189,4 +193,17 @@ fn mediaconvert_round_trip(j: JobStateChange) {
             assert_eq!(b.error_message, j.error_message);
         }
     }
+}
+
+fn transcribe_round_trip(t: TranscriptionJobStateChange) {
+    let env = transcribe::job_state_change_entry(&t, None)
+        .into_envelope(
+            "fuzz-1".into(),
+            ACCOUNT,
+            REGION,
+            "1970-01-01T00:00:00Z".into(),
+        )
+        .expect("job_state_change_entry writes JSON");
+    let text = serde_json::to_string(&env).expect("an envelope serializes");
+    assert_eq!(one(&text), Inbound::Transcribe(t));
 }

@@ -95,7 +95,11 @@ impl Scenario {
             "nolog" => Outcome::LoudnessMissing,
             other => {
                 let kind = other.strip_prefix("rekfail_")?;
-                Outcome::AnalysisFailed(AnalysisKind::ALL.into_iter().find(|k| k.as_str() == kind)?)
+                Outcome::AnalysisFailed(
+                    AnalysisKind::VIDEO
+                        .into_iter()
+                        .find(|k| k.as_str() == kind)?,
+                )
             }
         };
         Some(Scenario { outcome, tracks })

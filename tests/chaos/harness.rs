@@ -195,7 +195,7 @@ fn pick_scenario(dice: &Dice) -> Scenario {
         Outcome::TranscodeError
     } else if r < 0.95 {
         Outcome::AnalysisFailed(
-            AnalysisKind::ALL[dice.between(0, AnalysisKind::ALL.len() as u64 - 1) as usize],
+            AnalysisKind::VIDEO[dice.between(0, AnalysisKind::VIDEO.len() as u64 - 1) as usize],
         )
     } else {
         Outcome::ScoringError

@@ -143,7 +143,7 @@ pub async fn fail(
 ) -> Result<(), HandlerError> {
     tracing::warn!(asset_id = %asset.id, %stage, %reason, "asset failed");
     let pending = if asset.state == AssetState::Analysing {
-        asset.pending_analyses().len() as i64
+        asset.pending_video_analyses() as i64
     } else {
         0
     };

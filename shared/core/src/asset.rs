@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! Registered ──TranscodeSubmitted──▶ Transcoding ──MediaPrepared──▶ MediaPrepared
-//!     ──AnalysesStarted──▶ Analysing ──AnalysisCompleted(last kind)──▶ Analysed
+//!     ──AnalysesStarted──▶ Analysing ──AnalysisCompleted|AnalysisFailed(last kind)──▶ Analysed
 //!     ──Scored──▶ Complete
 //! any non-terminal state ──Failed──▶ Failed
 //! ```
@@ -136,6 +136,10 @@ pub struct JobRecord {
     pub submitted_at_ms: u64,
     #[serde(default)]
     pub status: JobStatus,
+    /// Why the job failed, when it failed without failing the asset (an analysis the breaks
+    /// can do without: the transcription).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,6 +344,14 @@ impl Asset {
             .map(|(k, _)| *k)
             .collect()
     }
+
+    /// The Rekognition Video analyses still open (what the open-jobs cap counts).
+    pub fn pending_video_analyses(&self) -> usize {
+        self.pending_analyses()
+            .into_iter()
+            .filter(|k| k.is_video())
+            .count()
+    }
 }
 
 /// What happened to an asset: the inputs of the state machine.
@@ -361,6 +373,12 @@ pub enum AssetEvent {
     },
     /// One analysis job completed and its results were stored.
     AnalysisCompleted { kind: AnalysisKind, job_id: String },
+    /// One analysis job failed, and the asset goes on without it (its results file says why).
+    AnalysisFailed {
+        kind: AnalysisKind,
+        job_id: String,
+        reason: String,
+    },
     /// Slots were scored and the VMAP written.
     Scored {
         breaks: Vec<BreakSummary>,
@@ -379,6 +397,7 @@ impl AssetEvent {
             Self::MediaPrepared { .. } => "MediaPrepared",
             Self::AnalysesStarted { .. } => "AnalysesStarted",
             Self::AnalysisCompleted { .. } => "AnalysisCompleted",
+            Self::AnalysisFailed { .. } => "AnalysisFailed",
             Self::Scored { .. } => "Scored",
             Self::Failed { .. } => "Failed",
             Self::BreaksEdited { .. } => "BreaksEdited",
@@ -501,35 +520,36 @@ pub fn transition(
             s if s.at_or_after(S::Analysing) => return Ok(Transition::AlreadyApplied),
             _ => return Err(illegal()),
         },
-        AssetEvent::AnalysisCompleted { kind, job_id } => match asset.state {
-            S::Analysing => {
-                let Some(job) = asset.analyses.get(kind) else {
-                    return Err(TransitionError::UnknownAnalysis {
-                        asset: asset.id.clone(),
-                        kind: *kind,
-                    });
-                };
-                if &job.job_id != job_id {
-                    return Err(TransitionError::UnknownJob {
-                        asset: asset.id.clone(),
-                        event: event.name(),
-                        expected: Some(job.job_id.clone()),
-                        got: job_id.clone(),
-                    });
-                }
-                if job.status == JobStatus::Succeeded {
-                    return Ok(Transition::AlreadyApplied);
-                }
-                if let Some(j) = next.analyses.get_mut(kind) {
-                    j.status = JobStatus::Succeeded;
-                }
-                if next.pending_analyses().is_empty() {
-                    next.state = S::Analysed;
-                }
+        AssetEvent::AnalysisCompleted { kind, job_id } => {
+            if !record_outcome(
+                asset,
+                &mut next,
+                event,
+                *kind,
+                job_id,
+                JobStatus::Succeeded,
+                None,
+            )? {
+                return Ok(Transition::AlreadyApplied);
             }
-            s if s.at_or_after(S::Analysed) => return Ok(Transition::AlreadyApplied),
-            _ => return Err(illegal()),
-        },
+        }
+        AssetEvent::AnalysisFailed {
+            kind,
+            job_id,
+            reason,
+        } => {
+            if !record_outcome(
+                asset,
+                &mut next,
+                event,
+                *kind,
+                job_id,
+                JobStatus::Failed,
+                Some(reason),
+            )? {
+                return Ok(Transition::AlreadyApplied);
+            }
+        }
         AssetEvent::Scored { breaks, vmap } => match asset.state {
             S::Analysed => {
                 next.breaks = breaks.clone();
@@ -579,6 +599,56 @@ pub fn transition(
     Ok(Transition::Applied(Box::new(next)))
 }
 
+/// Record one analysis job's outcome in `next`; the last outcome moves the asset to Analysed.
+/// `Ok(false)`: the job already has an outcome (the first one recorded stands) or the asset is
+/// past Analysing: a redelivery.
+fn record_outcome(
+    asset: &Asset,
+    next: &mut Asset,
+    event: &AssetEvent,
+    kind: AnalysisKind,
+    job_id: &str,
+    status: JobStatus,
+    reason: Option<&String>,
+) -> Result<bool, TransitionError> {
+    use AssetState as S;
+    match asset.state {
+        S::Analysing => {
+            let Some(job) = asset.analyses.get(&kind) else {
+                return Err(TransitionError::UnknownAnalysis {
+                    asset: asset.id.clone(),
+                    kind,
+                });
+            };
+            if job.job_id != job_id {
+                return Err(TransitionError::UnknownJob {
+                    asset: asset.id.clone(),
+                    event: event.name(),
+                    expected: Some(job.job_id.clone()),
+                    got: job_id.to_string(),
+                });
+            }
+            if job.status != JobStatus::Submitted {
+                return Ok(false);
+            }
+            if let Some(j) = next.analyses.get_mut(&kind) {
+                j.status = status;
+                j.reason = reason.cloned();
+            }
+            if next.pending_analyses().is_empty() {
+                next.state = S::Analysed;
+            }
+            Ok(true)
+        }
+        s if s.at_or_after(S::Analysed) => Ok(false),
+        _ => Err(TransitionError::Illegal {
+            asset: asset.id.clone(),
+            state: asset.state,
+            event: event.name(),
+        }),
+    }
+}
+
 fn check_transcode_job(
     asset: &Asset,
     job_id: &str,
@@ -623,6 +693,7 @@ mod tests {
             client_token: format!("tok-{id}"),
             submitted_at_ms: 1,
             status: JobStatus::Submitted,
+            reason: None,
         }
     }
 
@@ -853,6 +924,159 @@ mod tests {
             transition(&done, &fail, 1),
             Err(TransitionError::Illegal { .. })
         ));
+    }
+
+    /// An asset analysing every kind, the transcription among them.
+    fn analysing_all() -> Asset {
+        let mut a = asset();
+        let jobs: BTreeMap<_, _> = AnalysisKind::ALL
+            .into_iter()
+            .map(|k| (k, job(k.as_str())))
+            .collect();
+        for e in [
+            events()[0].clone(),
+            events()[1].clone(),
+            AssetEvent::AnalysesStarted { jobs },
+        ] {
+            a = applied(&a, &e);
+        }
+        a
+    }
+
+    fn done(kind: AnalysisKind) -> AssetEvent {
+        AssetEvent::AnalysisCompleted {
+            kind,
+            job_id: kind.as_str().into(),
+        }
+    }
+
+    fn transcription_failed() -> AssetEvent {
+        AssetEvent::AnalysisFailed {
+            kind: AnalysisKind::Transcription,
+            job_id: "transcription".into(),
+            reason: "Transcribe: unsupported media".into(),
+        }
+    }
+
+    #[test]
+    fn the_transcription_is_awaited_like_every_analysis() {
+        // In any completion order, the asset is Analysed exactly when the last one lands.
+        for last in AnalysisKind::ALL {
+            let mut a = analysing_all();
+            assert_eq!(a.pending_video_analyses(), 5);
+            for k in AnalysisKind::ALL.into_iter().filter(|k| *k != last) {
+                a = applied(&a, &done(k));
+                assert_eq!(a.state, AssetState::Analysing, "{k} is not the last");
+            }
+            a = applied(&a, &done(last));
+            assert_eq!(a.state, AssetState::Analysed, "last was {last}");
+            assert!(a.pending_analyses().is_empty());
+            for k in AnalysisKind::ALL {
+                assert_eq!(
+                    transition(&a, &done(k), 5).unwrap(),
+                    Transition::AlreadyApplied,
+                    "{k} again"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_transcription_fails_only_that_analysis() {
+        let mut a = analysing_all();
+        a = applied(&a, &transcription_failed());
+        assert_eq!(a.state, AssetState::Analysing);
+        let t = &a.analyses[&AnalysisKind::Transcription];
+        assert_eq!(t.status, JobStatus::Failed);
+        assert_eq!(t.reason.as_deref(), Some("Transcribe: unsupported media"));
+        assert_eq!(
+            a.pending_video_analyses(),
+            5,
+            "the failure releases no video job"
+        );
+        // duplicates of either outcome for the same job change nothing: the first one stands
+        assert_eq!(
+            transition(&a, &transcription_failed(), 5).unwrap(),
+            Transition::AlreadyApplied
+        );
+        assert_eq!(
+            transition(&a, &done(AnalysisKind::Transcription), 5).unwrap(),
+            Transition::AlreadyApplied
+        );
+        for k in AnalysisKind::VIDEO {
+            a = applied(&a, &done(k));
+        }
+        assert_eq!(
+            a.state,
+            AssetState::Analysed,
+            "the asset goes on without the transcript"
+        );
+        assert_eq!(
+            a.analyses[&AnalysisKind::Transcription].status,
+            JobStatus::Failed
+        );
+        a = applied(&a, &events()[5]);
+        assert_eq!(a.state, AssetState::Complete);
+        assert_eq!(
+            transition(&a, &transcription_failed(), 5).unwrap(),
+            Transition::AlreadyApplied
+        );
+        let back: Asset = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn transcription_outcomes_out_of_order_or_for_other_jobs_are_typed_errors() {
+        // before the jobs are recorded: illegal (the handler retries until they are)
+        let mut a = asset();
+        for e in events().iter().take(2) {
+            a = applied(&a, e);
+        }
+        for e in [transcription_failed(), done(AnalysisKind::Transcription)] {
+            assert!(
+                matches!(transition(&a, &e, 1), Err(TransitionError::Illegal { .. })),
+                "{}",
+                e.name()
+            );
+        }
+        // a job the asset does not own
+        let a = analysing_all();
+        let stale = AssetEvent::AnalysisFailed {
+            kind: AnalysisKind::Transcription,
+            job_id: "cuepoint-other".into(),
+            reason: "x".into(),
+        };
+        assert!(matches!(
+            transition(&a, &stale, 1),
+            Err(TransitionError::UnknownJob { .. })
+        ));
+        // an analysis never started (an asset from before the transcription existed)
+        let mut old = a.clone();
+        old.analyses.remove(&AnalysisKind::Transcription);
+        assert!(matches!(
+            transition(&old, &transcription_failed(), 1),
+            Err(TransitionError::UnknownAnalysis { .. })
+        ));
+        // a failed asset is moved by nothing
+        let f = applied(
+            &a,
+            &AssetEvent::Failed {
+                stage: "analysis:segments".into(),
+                reason: "r".into(),
+            },
+        );
+        assert!(matches!(
+            transition(&f, &transcription_failed(), 1),
+            Err(TransitionError::Illegal { .. })
+        ));
+    }
+
+    #[test]
+    fn records_from_before_the_reason_field_still_read() {
+        let old = r#"{"job_id":"j","client_token":"t","submitted_at_ms":1,"status":"SUCCEEDED"}"#;
+        let j: JobRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(j.reason, None);
+        assert_eq!(serde_json::to_string(&j).unwrap(), old);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// What kind of Rekognition Video analysis (also the name of its results file).
+/// What kind of analysis an asset tracks: the five Rekognition Video analyses, and the
+/// transcription (Amazon Transcribe, or its local stand-in), which yields both the transcript
+/// and the speech activity. Also names the results file(s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnalysisKind {
@@ -14,10 +16,23 @@ pub enum AnalysisKind {
     Faces,
     Celebrities,
     Moderation,
+    Transcription,
 }
 
 impl AnalysisKind {
-    pub const ALL: [AnalysisKind; 5] = [
+    /// Every analysis an asset goes through.
+    pub const ALL: [AnalysisKind; 6] = [
+        Self::Segments,
+        Self::Labels,
+        Self::Faces,
+        Self::Celebrities,
+        Self::Moderation,
+        Self::Transcription,
+    ];
+
+    /// The Rekognition Video analyses (they count against the open-jobs cap and complete with a
+    /// Rekognition notification).
+    pub const VIDEO: [AnalysisKind; 5] = [
         Self::Segments,
         Self::Labels,
         Self::Faces,
@@ -25,7 +40,12 @@ impl AnalysisKind {
         Self::Moderation,
     ];
 
-    /// File name in the results layout.
+    /// A Rekognition Video analysis (not the transcription).
+    pub fn is_video(self) -> bool {
+        self != Self::Transcription
+    }
+
+    /// The main results file in the results layout.
     pub fn results_file(self) -> &'static str {
         match self {
             Self::Segments => "segments.json",
@@ -33,10 +53,24 @@ impl AnalysisKind {
             Self::Faces => "faces.json",
             Self::Celebrities => "celebrities.json",
             Self::Moderation => "moderation.json",
+            Self::Transcription => "transcript.json",
         }
     }
 
-    /// The Rekognition `API` value in a completion notification.
+    /// Every results file the analysis writes (the transcription writes two).
+    pub fn results_files(self) -> &'static [&'static str] {
+        match self {
+            Self::Segments => &["segments.json"],
+            Self::Labels => &["labels.json"],
+            Self::Faces => &["faces.json"],
+            Self::Celebrities => &["celebrities.json"],
+            Self::Moderation => &["moderation.json"],
+            Self::Transcription => &["transcript.json", "speech.json"],
+        }
+    }
+
+    /// The operation that starts the job (for video analyses, the Rekognition `API` value in a
+    /// completion notification).
     pub fn start_api(self) -> &'static str {
         match self {
             Self::Segments => "StartSegmentDetection",
@@ -44,14 +78,17 @@ impl AnalysisKind {
             Self::Faces => "StartFaceDetection",
             Self::Celebrities => "StartCelebrityRecognition",
             Self::Moderation => "StartContentModeration",
+            Self::Transcription => "StartTranscriptionJob",
         }
     }
 
+    /// The video analysis a Rekognition notification's `API` names.
     pub fn from_start_api(api: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.start_api() == api)
+        Self::VIDEO.into_iter().find(|k| k.start_api() == api)
     }
 
-    /// The list field a Get* response pages over.
+    /// The list field a Get* response pages over (`results` for the transcription, whose
+    /// output is one document).
     pub fn list_field(self) -> &'static str {
         match self {
             Self::Segments => "Segments",
@@ -59,6 +96,7 @@ impl AnalysisKind {
             Self::Faces => "Faces",
             Self::Celebrities => "Celebrities",
             Self::Moderation => "ModerationLabels",
+            Self::Transcription => "results",
         }
     }
 
@@ -69,7 +107,12 @@ impl AnalysisKind {
             Self::Faces => "faces",
             Self::Celebrities => "celebrities",
             Self::Moderation => "moderation",
+            Self::Transcription => "transcription",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -424,9 +467,21 @@ mod tests {
 
     #[test]
     fn analysis_kind_maps_apis() {
-        for k in AnalysisKind::ALL {
+        for k in AnalysisKind::VIDEO {
             assert_eq!(AnalysisKind::from_start_api(k.start_api()), Some(k));
+            assert!(k.is_video());
         }
         assert_eq!(AnalysisKind::from_start_api("StartTextDetection"), None);
+        // a Rekognition notification never names the transcription
+        assert_eq!(AnalysisKind::from_start_api("StartTranscriptionJob"), None);
+        assert!(!AnalysisKind::Transcription.is_video());
+        for k in AnalysisKind::ALL {
+            assert_eq!(AnalysisKind::parse(k.as_str()), Some(k));
+            assert_eq!(k.results_files()[0], k.results_file());
+        }
+        assert_eq!(
+            AnalysisKind::Transcription.results_files(),
+            ["transcript.json", "speech.json"]
+        );
     }
 }

@@ -1177,7 +1177,7 @@ mod tests {
             && q.visibility_timeout_seconds > 0
             && q.max_receive_count > 0));
         assert_eq!(d.queue("analysis").unwrap().max_receive_count, 8);
-        assert_eq!(d.rules().len(), 4);
+        assert_eq!(d.rules().len(), 5);
         assert_eq!(
             d.topics(),
             [TopicDef {
@@ -1218,6 +1218,8 @@ mod tests {
             (fixture!("mediaconvert-error.json"), &[]),
             (fixture!("mediaconvert-progressing.json"), &[]),
             (fixture!("mediaconvert-status-update.json"), &[]),
+            (fixture!("transcribe-job-completed.json"), &["results"]),
+            (fixture!("transcribe-job-failed.json"), &["results"]),
             (fixture!("pipeline-media-prepared.json"), &["analysis"]),
             (fixture!("pipeline-analyses-completed.json"), &["scoring"]),
             (fixture!("pipeline-asset-completed.json"), &[]),
@@ -1334,6 +1336,40 @@ mod tests {
             ))),
             ["media"]
         );
+        {
+            use crate::events::transcribe::{
+                self, TranscriptionJobStateChange, TranscriptionState,
+            };
+            let id = AssetId::parse("a1").unwrap();
+            for state in [TranscriptionState::Completed, TranscriptionState::Failed] {
+                let c = TranscriptionJobStateChange {
+                    job_name: transcribe::job_name("cuepoint", &id).unwrap(),
+                    state,
+                    failure_reason: None,
+                };
+                assert_eq!(
+                    d.targets(&wrap(transcribe::job_state_change_entry(&c, None))),
+                    ["results"]
+                );
+                // another workflow's (or anyone else's) jobs stay out of the results queue
+                let other = TranscriptionJobStateChange {
+                    job_name: "voicemail-0042".into(),
+                    ..c
+                };
+                assert_eq!(
+                    d.targets(&wrap(transcribe::job_state_change_entry(&other, None))),
+                    Vec::<String>::new()
+                );
+            }
+            let fixture: Value = serde_json::from_str(include_str!(
+                "../../../tests/fixtures/events/transcribe-job-completed.json"
+            ))
+            .unwrap();
+            assert_eq!(d.targets(&fixture), ["results"]);
+            let mut progressing = fixture;
+            progressing["detail"]["TranscriptionJobStatus"] = json!("IN_PROGRESS");
+            assert_eq!(d.targets(&progressing), Vec::<String>::new());
+        }
         let id = AssetId::parse("a1").unwrap();
         let proxy = S3Uri::parse("s3://media-bucket/a1/proxy/proxy.mp4").unwrap();
         let expect = [

@@ -32,7 +32,7 @@ pub async fn on_media_prepared(
             "media prepared without a proxy location".into(),
         ));
     };
-    let kinds = AnalysisKind::ALL;
+    let kinds = AnalysisKind::VIDEO;
     let max = ctx.settings.analysis.max_open_jobs;
     let open = ctx.ports.store.counter(OPEN_JOBS_COUNTER).await?;
     if open + kinds.len() as i64 > max {
@@ -59,6 +59,7 @@ pub async fn on_media_prepared(
                 client_token,
                 submitted_at_ms: ctx.now_ms(),
                 status: JobStatus::Submitted,
+                reason: None,
             },
         );
     }

@@ -252,6 +252,7 @@ async fn submit_transcode(ctx: &WorkerContext, asset: &Asset) -> Result<(), Hand
         client_token,
         submitted_at_ms: ctx.now_ms(),
         status: JobStatus::Submitted,
+        reason: None,
     };
     let event = AssetEvent::TranscodeSubmitted { job };
     let Some(a) = advance(ctx, asset, event, None)

@@ -120,6 +120,9 @@ fn describe(e: &Inbound) -> String {
         Inbound::S3ObjectCreated(o) => format!("S3 Object Created s3://{}/{}", o.bucket, o.key),
         Inbound::MediaConvert(j) => format!("MediaConvert job {} state change", j.job_id),
         Inbound::Rekognition(c) => format!("Rekognition {} completion for job {}", c.api, c.job_id),
+        Inbound::Transcribe(t) => {
+            format!("transcription job {} {}", t.job_name, t.state.as_status())
+        }
         Inbound::Pipeline(p) => format!("pipeline event {} ({})", p.detail_type(), p.event_id),
         Inbound::Ignored { reason } => format!("ignored event ({reason})"),
     }

@@ -2,7 +2,7 @@
 //!
 //! Shapes recognised, as they appear in an SQS message body:
 //! - an EventBridge envelope (`source` + `detail-type` + `detail`): `aws.s3`, `aws.mediaconvert`,
-//!   `cuepoint.pipeline`;
+//!   `aws.transcribe`, `cuepoint.pipeline`;
 //! - the S3 notification form `{"Records": [...]}` and its `s3:TestEvent`;
 //! - a Rekognition Video completion, raw or inside an SNS `Notification` envelope (any of the
 //!   above inside an SNS envelope is unwrapped the same way).
@@ -14,6 +14,7 @@ use super::mediaconvert::{self, JobStateChange};
 use super::pipeline::{PipelineEvent, PIPELINE_SOURCE};
 use super::rekognition::{self, VideoJobCompletion, SNS_NOTIFICATION};
 use super::s3::{self, ObjectCreated};
+use super::transcribe::{self, TranscriptionJobStateChange};
 
 /// What a queue message carries.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +22,7 @@ pub enum Inbound {
     S3ObjectCreated(ObjectCreated),
     MediaConvert(JobStateChange),
     Rekognition(VideoJobCompletion),
+    Transcribe(TranscriptionJobStateChange),
     Pipeline(PipelineEvent),
     /// A well-formed event that needs no action (MediaConvert PROGRESSING, s3:TestEvent, ...).
     Ignored {
@@ -133,6 +135,7 @@ fn from_eventbridge(v: &Value) -> Result<Inbound, InboundError> {
     match ev.source.as_str() {
         s3::SOURCE => s3::from_eventbridge(&ev),
         mediaconvert::SOURCE => mediaconvert::from_eventbridge(&ev),
+        transcribe::SOURCE => transcribe::from_eventbridge(&ev),
         PIPELINE_SOURCE => PipelineEvent::from_envelope(&ev)
             .map(Inbound::Pipeline)
             .map_err(|e| InboundError::Invalid {
@@ -872,6 +875,90 @@ mod tests {
         let e = parse_message(r#"{"JobId": "j", "Status": "FAILED", "API": "x", "Timestamp": -1}"#)
             .unwrap_err();
         assert!(e.to_string().contains("Timestamp"), "{e}");
+    }
+
+    // ---- Transcribe ----
+
+    fn transcribe(i: Inbound) -> TranscriptionJobStateChange {
+        match i {
+            Inbound::Transcribe(t) => t,
+            other => panic!("expected Transcribe, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn transcribe_doc_shape_completed_and_failed() {
+        use crate::events::transcribe::TranscriptionState;
+        let t = transcribe(one(fixture!("transcribe-job-completed.json")));
+        assert_eq!(
+            t,
+            TranscriptionJobStateChange {
+                job_name: "cuepoint-a0123456789abcdef0123".into(),
+                state: TranscriptionState::Completed,
+                failure_reason: None,
+            }
+        );
+        assert!(t.succeeded());
+        let f = transcribe(one(fixture!("transcribe-job-failed.json")));
+        assert_eq!(f.state, TranscriptionState::Failed);
+        assert!(!f.succeeded());
+        assert_eq!(f.job_name, "cuepoint-a0123456789abcdef0123");
+        assert_eq!(
+            crate::events::transcribe::asset_of(&f.job_name, "cuepoint")
+                .unwrap()
+                .as_str(),
+            "a0123456789abcdef0123"
+        );
+    }
+
+    #[test]
+    fn transcribe_other_statuses_and_event_types_are_ignored() {
+        let mut v: Value = serde_json::from_str(fixture!("transcribe-job-completed.json")).unwrap();
+        v["detail"]["TranscriptionJobStatus"] = json!("IN_PROGRESS");
+        assert!(ignored(one(&v.to_string())).contains("IN_PROGRESS"));
+        v["detail-type"] = json!("Language Identification State Change");
+        assert!(ignored(one(&v.to_string())).contains("Language Identification"));
+    }
+
+    #[test]
+    fn transcribe_bad_fields_are_invalid() {
+        let mut v: Value = serde_json::from_str(fixture!("transcribe-job-completed.json")).unwrap();
+        v["detail"]["TranscriptionJobStatus"] = json!(3);
+        let e = parse_message(&v.to_string()).unwrap_err();
+        assert_eq!(
+            e,
+            InboundError::Invalid {
+                what: "Transcribe Job State Change",
+                why: "TranscriptionJobStatus is 3, expected a string".into()
+            }
+        );
+        v["detail"] = json!({"TranscriptionJobStatus": "COMPLETED"});
+        assert!(parse_message(&v.to_string())
+            .unwrap_err()
+            .to_string()
+            .contains("TranscriptionJobName is missing"));
+    }
+
+    #[test]
+    fn transcribe_round_trips_through_the_bus() {
+        use crate::events::transcribe::{job_state_change_entry, TranscriptionState};
+        for (state, reason) in [
+            (TranscriptionState::Completed, None),
+            (TranscriptionState::Failed, s("no speech model")),
+        ] {
+            let c = TranscriptionJobStateChange {
+                job_name: "cuepoint-a1".into(),
+                state,
+                failure_reason: reason,
+            };
+            let entry = job_state_change_entry(&c, Some(1_795_326_700_000));
+            assert_eq!(entry.source, "aws.transcribe");
+            assert_eq!(entry.detail_type, "Transcribe Job State Change");
+            let env = entry
+                .into_envelope("e".into(), "111122223333", "us-west-2", "t".into())
+                .unwrap();
+            assert_eq!(transcribe(one(&serde_json::to_string(&env).unwrap())), c);
+        }
     }
 
     // ---- SNS ----

@@ -6,6 +6,7 @@ pub mod mediaconvert;
 pub mod pipeline;
 pub mod rekognition;
 pub mod s3;
+pub mod transcribe;
 
 pub use envelope::EventBridgeEvent;
 pub use inbound::{parse_message, Inbound, InboundError};
