@@ -21,12 +21,16 @@ use cuepoint_core::asset::{AudioTrackInfo, FailureStage, ProbeInfo, VideoStreamI
 use cuepoint_core::domain::{AssetId, S3Uri};
 use cuepoint_core::events::mediaconvert::{job_state_change_entry, JobState, JobStateChange};
 use cuepoint_core::events::rekognition::{completion_message, VideoJobCompletion};
+use cuepoint_core::events::transcribe::{
+    self as transcribe_events, TranscriptionJobStateChange, TranscriptionState,
+};
 use cuepoint_core::loudness::{LoudnessLog, LoudnessRow, LoudnessSummary};
 use cuepoint_core::mediaconvert::JobPlan;
 use cuepoint_core::rekognition::AnalysisKind;
 use cuepoint_runtime::ports::{
     AnalysisRequest, BlobStore, Clock, EventBus, PortError, PortResult, ProbeError, Prober,
-    ResultsPage, SystemClock, Topic, TranscodeRequest, Transcoder, VideoAnalyzer,
+    ResultsPage, SystemClock, Topic, TranscodeRequest, Transcoder, Transcriber, TranscriptionJob,
+    TranscriptionRequest, TranscriptionStatus, VideoAnalyzer,
 };
 use serde_json::{json, Value};
 
@@ -95,11 +99,7 @@ impl Scenario {
             "nolog" => Outcome::LoudnessMissing,
             other => {
                 let kind = other.strip_prefix("rekfail_")?;
-                Outcome::AnalysisFailed(
-                    AnalysisKind::VIDEO
-                        .into_iter()
-                        .find(|k| k.as_str() == kind)?,
-                )
+                Outcome::AnalysisFailed(AnalysisKind::ALL.into_iter().find(|k| k.as_str() == kind)?)
             }
         };
         Some(Scenario { outcome, tracks })
@@ -109,6 +109,8 @@ impl Scenario {
     pub fn expected_failure_stage(&self) -> Option<FailureStage> {
         match self.outcome {
             Outcome::Complete => None,
+            // A failed transcription fails that analysis only: the asset still completes.
+            Outcome::AnalysisFailed(AnalysisKind::Transcription) => None,
             Outcome::UnusableProbe => Some(FailureStage::Probe),
             Outcome::TranscodeError => Some(FailureStage::Transcode),
             Outcome::AnalysisFailed(k) => Some(FailureStage::Analysis(k)),
@@ -180,6 +182,8 @@ struct Books {
     analysis_jobs: HashMap<(AssetId, AnalysisKind), Vec<String>>,
     /// Finished Get* responses by job id.
     results: HashMap<String, Value>,
+    /// Finished transcription jobs by name: (failed, transcript location).
+    transcriptions: HashMap<String, (bool, S3Uri)>,
     transcodes_of_unusable: u64,
     token_reuses: u64,
     find_job_hits: u64,
@@ -246,6 +250,12 @@ impl FastEngine {
 
     pub fn analyzer(&self) -> Arc<dyn VideoAnalyzer> {
         Arc::new(FastAnalyzer {
+            engine: self.clone(),
+        })
+    }
+
+    pub fn transcriber(&self) -> Arc<dyn Transcriber> {
+        Arc::new(FastTranscriber {
             engine: self.clone(),
         })
     }
@@ -484,6 +494,105 @@ impl FastEngine {
             async move { topic.publish(&message).await.map(|_| ()) }
         })
         .await;
+    }
+}
+
+impl FastEngine {
+    async fn run_transcription(self, request: TranscriptionRequest, scenario: Option<Scenario>) {
+        tokio::time::sleep(self.delay()).await;
+        let outcome = scenario.map(|s| s.outcome);
+        let failed = outcome.is_none()
+            || outcome == Some(Outcome::AnalysisFailed(AnalysisKind::Transcription));
+        if !failed {
+            let transcript = json!({"jobName": request.job_name, "status": "COMPLETED", "results": {
+            "transcripts": [{"transcript": "Back after the break."}],
+            "items": [
+                {"start_time": "1.0", "end_time": "1.4", "type": "pronunciation", "alternatives": [{"content": "Back", "confidence": "0.98"}]},
+                {"start_time": "1.5", "end_time": "1.9", "type": "pronunciation", "alternatives": [{"content": "after", "confidence": "0.97"}]},
+            ]}});
+            self.put(
+                &request.output,
+                transcript.to_string().into_bytes(),
+                "application/json",
+            )
+            .await;
+        }
+        self.books()
+            .transcriptions
+            .insert(request.job_name.clone(), (failed, request.output.clone()));
+        let change = TranscriptionJobStateChange {
+            job_name: request.job_name.clone(),
+            state: if failed {
+                TranscriptionState::Failed
+            } else {
+                TranscriptionState::Completed
+            },
+            failure_reason: None,
+        };
+        let entry = transcribe_events::job_state_change_entry(&change, Some(Self::now_ms()));
+        let bus = self.inner.bus.clone();
+        self.announce("Transcribe Job State Change", || {
+            let (bus, entry) = (bus.clone(), entry.clone());
+            async move { bus.put_events(std::slice::from_ref(&entry)).await }
+        })
+        .await;
+    }
+}
+
+struct FastTranscriber {
+    engine: FastEngine,
+}
+
+#[async_trait]
+impl Transcriber for FastTranscriber {
+    async fn start(&self, request: &TranscriptionRequest) -> PortResult<String> {
+        let scenario = {
+            let mut b = self.engine.books();
+            let key = (request.asset_id.clone(), AnalysisKind::Transcription);
+            // Transcribe: a second start under a job name that exists is a ConflictException,
+            // which the adapter reads as "already started".
+            if b.analysis_jobs
+                .get(&key)
+                .is_some_and(|v| v.contains(&request.job_name))
+            {
+                b.token_reuses += 1;
+                return Ok(request.job_name.clone());
+            }
+            b.analysis_jobs
+                .entry(key)
+                .or_default()
+                .push(request.job_name.clone());
+            b.scenarios.get(&request.asset_id).copied()
+        };
+        let engine = self.engine.clone();
+        self.engine
+            .spawn(engine.run_transcription(request.clone(), scenario));
+        Ok(request.job_name.clone())
+    }
+
+    async fn get(&self, job_name: &str) -> PortResult<TranscriptionJob> {
+        let done = self.engine.books().transcriptions.get(job_name).cloned();
+        Ok(match done {
+            Some((failed, uri)) => TranscriptionJob {
+                job_name: job_name.to_string(),
+                status: if failed {
+                    TranscriptionStatus::Failed
+                } else {
+                    TranscriptionStatus::Completed
+                },
+                failure_reason: failed
+                    .then(|| "The media file could not be decoded (chaos scenario)".to_string()),
+                transcript: (!failed).then_some(uri),
+                speech: None,
+            },
+            None => TranscriptionJob {
+                job_name: job_name.to_string(),
+                status: TranscriptionStatus::InProgress,
+                failure_reason: None,
+                transcript: None,
+                speech: None,
+            },
+        })
     }
 }
 

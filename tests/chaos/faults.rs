@@ -26,7 +26,7 @@ use cuepoint_runtime::consumer::{Handler, HandlerError};
 use cuepoint_runtime::ports::{
     AnalysisRequest, AssetStore, AssetWrite, BlobMeta, BlobStore, EventBus, PortError, PortResult,
     ProbeError, Prober, Queue, ReceivedMessage, ResultsPage, StoreError, Topic, TranscodeRequest,
-    Transcoder, VideoAnalyzer,
+    Transcoder, Transcriber, TranscriptionJob, TranscriptionRequest, VideoAnalyzer,
 };
 
 use crate::rng::Dice;
@@ -587,6 +587,28 @@ impl VideoAnalyzer for FaultyAnalyzer {
     ) -> PortResult<ResultsPage> {
         self.faults.before(Port::Analyzer, "get_page")?;
         self.inner.get_page(kind, job_id, next_token).await
+    }
+}
+
+/// The transcriber shares the analyzer's faults (both are the analysis services).
+pub struct FaultyTranscriber {
+    pub inner: Arc<dyn Transcriber>,
+    pub faults: Arc<Faults>,
+}
+
+#[async_trait]
+impl Transcriber for FaultyTranscriber {
+    async fn start(&self, request: &TranscriptionRequest) -> PortResult<String> {
+        self.faults.before(Port::Analyzer, "start transcription")?;
+        let name = self.inner.start(request).await?;
+        self.faults
+            .after(Fault::CrashAfterSubmit, "start transcription")?;
+        Ok(name)
+    }
+
+    async fn get(&self, job_name: &str) -> PortResult<TranscriptionJob> {
+        self.faults.before(Port::Analyzer, "get transcription")?;
+        self.inner.get(job_name).await
     }
 }
 

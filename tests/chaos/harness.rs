@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use crate::engine::{EngineOptions, EngineStats, FastEngine, Outcome, Scenario};
 use crate::faults::{
     ChaosHandler, Fault, FaultPlan, Faults, FaultyAnalyzer, FaultyBlobs, FaultyBus, FaultyProber,
-    FaultyQueue, FaultyStore, FaultyTopic, FaultyTranscoder, Port,
+    FaultyQueue, FaultyStore, FaultyTopic, FaultyTranscoder, FaultyTranscriber, Port,
 };
 use crate::figures::{Figures, Problem};
 use crate::rng::Dice;
@@ -195,7 +195,7 @@ fn pick_scenario(dice: &Dice) -> Scenario {
         Outcome::TranscodeError
     } else if r < 0.95 {
         Outcome::AnalysisFailed(
-            AnalysisKind::VIDEO[dice.between(0, AnalysisKind::VIDEO.len() as u64 - 1) as usize],
+            AnalysisKind::ALL[dice.between(0, AnalysisKind::ALL.len() as u64 - 1) as usize],
         )
     } else {
         Outcome::ScoringError
@@ -301,6 +301,10 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
         }),
         analyzer: Arc::new(FaultyAnalyzer {
             inner: engine.analyzer(),
+            faults: faults.clone(),
+        }),
+        transcriber: Arc::new(FaultyTranscriber {
+            inner: engine.transcriber(),
             faults: faults.clone(),
         }),
         clock: Arc::new(SystemClock),

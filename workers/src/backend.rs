@@ -141,6 +141,7 @@ pub async fn build_embedded(
         clock.clone(),
         cuepoint_engine::local::LocalEngineConfig {
             scratch_dir: Some(settings.data_dir.join("scratch")),
+            models_dir: settings.models.dir.clone(),
             region: "local".into(),
             ..Default::default()
         },
@@ -159,6 +160,7 @@ pub async fn build_embedded(
         prober: Arc::new(cuepoint_engine::probe::FfprobeProber),
         transcoder: Arc::new(engine.media_convert.clone()),
         analyzer: Arc::new(engine.rekognition.clone()),
+        transcriber: Arc::new(engine.transcribe.clone()),
         clock,
     };
     let queues = routing

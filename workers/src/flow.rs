@@ -224,6 +224,7 @@ mod tests {
                 client_token: "t".into(),
                 submitted_at_ms: 1,
                 status: JobStatus::Submitted,
+                reason: None,
             },
         }
     }

@@ -12,6 +12,7 @@ pub mod scoring_config;
 pub mod serve;
 pub mod service;
 pub mod slots;
+pub mod speech;
 pub mod sweeper;
 #[cfg(test)]
 mod testkit;

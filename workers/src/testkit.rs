@@ -16,7 +16,7 @@ use cuepoint_runtime::metrics::Metrics;
 use cuepoint_runtime::ports::{
     AnalysisRequest, AssetStore, AssetWrite, BlobMeta, BlobStore, Clock, EventBus, PortError,
     PortResult, Ports, ProbeError, Prober, ResultsPage, StoreError, TranscodeRequest, Transcoder,
-    VideoAnalyzer,
+    Transcriber, TranscriptionJob, TranscriptionRequest, TranscriptionStatus, VideoAnalyzer,
 };
 
 use crate::context::WorkerContext;
@@ -249,6 +249,41 @@ impl VideoAnalyzer for StubAnalyzer {
     }
 }
 
+/// Starts transcription jobs under their names (a second start of a name finds the job, as a
+/// ConflictException does); `get` answers what `outcome` says.
+pub struct StubTranscriber {
+    pub started: Mutex<Vec<TranscriptionRequest>>,
+    pub outcome: Mutex<TranscriptionJob>,
+}
+
+impl Default for StubTranscriber {
+    fn default() -> Self {
+        Self {
+            started: Mutex::default(),
+            outcome: Mutex::new(TranscriptionJob {
+                job_name: String::new(),
+                status: TranscriptionStatus::InProgress,
+                failure_reason: None,
+                transcript: None,
+                speech: None,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Transcriber for StubTranscriber {
+    async fn start(&self, request: &TranscriptionRequest) -> PortResult<String> {
+        self.started.lock().unwrap().push(request.clone());
+        Ok(request.job_name.clone())
+    }
+    async fn get(&self, job_name: &str) -> PortResult<TranscriptionJob> {
+        let mut j = self.outcome.lock().unwrap().clone();
+        j.job_name = job_name.to_string();
+        Ok(j)
+    }
+}
+
 pub struct FixedClock(pub u64);
 
 impl Clock for FixedClock {
@@ -265,6 +300,7 @@ pub struct Kit {
     pub bus: Arc<MemBus>,
     pub transcoder: Arc<StubTranscoder>,
     pub analyzer: Arc<StubAnalyzer>,
+    pub transcriber: Arc<StubTranscriber>,
 }
 
 impl Kit {
@@ -278,6 +314,7 @@ impl Kit {
         let bus = Arc::new(MemBus::default());
         let transcoder = Arc::new(StubTranscoder::default());
         let analyzer = Arc::new(StubAnalyzer::default());
+        let transcriber = Arc::new(StubTranscriber::default());
         let ports = Ports {
             store: store.clone(),
             blobs: blobs.clone(),
@@ -288,6 +325,7 @@ impl Kit {
             }),
             transcoder: transcoder.clone(),
             analyzer: analyzer.clone(),
+            transcriber: transcriber.clone(),
             clock: Arc::new(FixedClock(1_700_000_000_000)),
         };
         let ctx = WorkerContext::new(ports, settings, Metrics::new("test", false))
@@ -299,6 +337,7 @@ impl Kit {
             bus,
             transcoder,
             analyzer,
+            transcriber,
         }
     }
 

@@ -15,6 +15,7 @@ pub struct AwsClients {
     pub eventbridge: aws_sdk_eventbridge::Client,
     pub mediaconvert: aws_sdk_mediaconvert::Client,
     pub rekognition: aws_sdk_rekognition::Client,
+    pub transcribe: aws_sdk_transcribe::Client,
 }
 
 impl AwsClients {
@@ -47,6 +48,7 @@ impl AwsClients {
             eventbridge: aws_sdk_eventbridge::Client::new(sdk_config),
             mediaconvert: aws_sdk_mediaconvert::Client::new(sdk_config),
             rekognition: aws_sdk_rekognition::Client::new(sdk_config),
+            transcribe: aws_sdk_transcribe::Client::new(sdk_config),
         }
     }
 

@@ -10,6 +10,7 @@
 //! | `BlobStore` | [`S3BlobStore`] | S3 (presigned URLs for FFmpeg) |
 //! | `Transcoder` | [`MediaConvertTranscoder`] | MediaConvert |
 //! | `VideoAnalyzer` | [`RekognitionAnalyzer`] | Rekognition Video |
+//! | `Transcriber` | [`TranscribeTranscriber`] | Amazon Transcribe |
 //!
 //! Clients come from [`AwsClients::from_env`]; an emulator is selected with `AWS_ENDPOINT_URL`.
 //! [`provision::provision`] creates the resources `infra/routing.json` describes.
@@ -25,6 +26,7 @@ pub mod s3;
 pub mod sns;
 pub mod sqs;
 mod time;
+pub mod transcribe;
 
 #[cfg(test)]
 mod test_http;
@@ -37,3 +39,4 @@ pub use rekognition::RekognitionAnalyzer;
 pub use s3::S3BlobStore;
 pub use sns::SnsTopic;
 pub use sqs::{SqsDeadLetters, SqsQueue};
+pub use transcribe::TranscribeTranscriber;

@@ -1061,7 +1061,7 @@ mod tests {
         let f = applied(
             &a,
             &AssetEvent::Failed {
-                stage: "analysis:segments".into(),
+                stage: FailureStage::Analysis(AnalysisKind::Segments),
                 reason: "r".into(),
             },
         );

@@ -455,6 +455,33 @@ impl AudioLayout {
 }
 
 impl AudioReport {
+    /// The tracks that carry sound (1-based), in order.
+    pub fn tracks_with_sound(&self) -> Vec<u32> {
+        self.loudnessmap
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m == 1)
+            .map(|(i, _)| i as u32 + 1)
+            .collect()
+    }
+
+    /// The main dialogue track (1-based): the loudest track with sound, the first on a tie;
+    /// `None` when no track carries sound.
+    pub fn main_dialogue_track(&self) -> Option<u32> {
+        let mut best: Option<(u32, f64)> = None;
+        for t in self.tracks_with_sound() {
+            let l = self
+                .maxloudness
+                .get(t as usize - 1)
+                .copied()
+                .unwrap_or(f64::NEG_INFINITY);
+            if best.is_none_or(|(_, b)| l > b) {
+                best = Some((t, l));
+            }
+        }
+        best.map(|(t, _)| t)
+    }
+
     /// The original silent-track pipeline's per-asset audio attributes from one loudness log per track (track 1 first).
     pub fn from_logs(logs: &[LoudnessLog], opts: &AudioOptions) -> AudioReport {
         let maxloudness: Vec<f64> = logs.iter().map(|l| l.summary.input_max_loudness).collect();
@@ -498,6 +525,27 @@ impl AudioReport {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn main_dialogue_track_is_the_loudest_with_sound() {
+        let r = |max: Vec<f64>, map: Vec<u8>| AudioReport {
+            audiocount: max.len(),
+            maxloudness: max,
+            loudnessmap: map,
+            layout: AudioLayout::Mono,
+            silences: vec![],
+        };
+        let a = r(vec![-30.0, -12.0, -5.0], vec![1, 1, 0]);
+        assert_eq!(a.tracks_with_sound(), [1, 2]);
+        assert_eq!(a.main_dialogue_track(), Some(2));
+        assert_eq!(
+            r(vec![-20.0, -20.0], vec![1, 1]).main_dialogue_track(),
+            Some(1)
+        );
+        assert_eq!(r(vec![-140.0], vec![0]).main_dialogue_track(), None);
+        assert_eq!(r(vec![], vec![]).main_dialogue_track(), None);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

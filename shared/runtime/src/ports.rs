@@ -267,6 +267,58 @@ pub trait VideoAnalyzer: Send + Sync {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Transcriber (Amazon Transcribe)
+
+/// A transcription job: the main dialogue track to text, plus the speech activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptionRequest {
+    /// `TranscriptionJobName` (`<workflow>-<asset id>`). Transcribe takes no client token: a
+    /// job name is unique in the account and region, so the name is the idempotency key.
+    pub job_name: String,
+    pub asset_id: AssetId,
+    /// The upload, with every audio track (the local engine decodes tracks from it).
+    pub source: S3Uri,
+    /// A small rendition whose only audio is the template's dialogue track (Amazon Transcribe
+    /// reads it: it cannot pick a track out of a multi-track file).
+    pub media: S3Uri,
+    /// The main dialogue track (1-based): the loudest track with sound.
+    pub audio_track: u32,
+    /// Every track with sound (1-based): where the local engine measures speech activity.
+    pub speech_tracks: Vec<u32>,
+    /// Where the transcript lands (`OutputBucketName` + `OutputKey`), inside the results layout.
+    pub output: S3Uri,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TranscriptionStatus {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+/// What GetTranscriptionJob tells about a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptionJob {
+    pub job_name: String,
+    pub status: TranscriptionStatus,
+    pub failure_reason: Option<String>,
+    /// Where the transcript (Transcribe's output JSON) was written.
+    pub transcript: Option<S3Uri>,
+    /// Speech activity the engine measured itself (`speech.json` shape: the local engine runs a
+    /// VAD on every track with sound). `None`: derive it from the transcript's word times.
+    pub speech: Option<serde_json::Value>,
+}
+
+#[async_trait]
+pub trait Transcriber: Send + Sync {
+    /// Start the job, or find the one already started under this name. Completion arrives as a
+    /// "Transcribe Job State Change" event on the bus, never polled.
+    async fn start(&self, request: &TranscriptionRequest) -> PortResult<String>;
+    async fn get(&self, job_name: &str) -> PortResult<TranscriptionJob>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Clock
 
 pub trait Clock: Send + Sync {
@@ -294,27 +346,31 @@ pub struct Ports {
     pub prober: Arc<dyn Prober>,
     pub transcoder: Arc<dyn Transcoder>,
     pub analyzer: Arc<dyn VideoAnalyzer>,
+    pub transcriber: Arc<dyn Transcriber>,
     pub clock: Arc<dyn Clock>,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Job ledger (local stand-ins for MediaConvert and Rekognition)
+// Job ledger (local stand-ins for MediaConvert, Rekognition and Transcribe)
 
-/// The service a local engine job plays. Stored as `mediaconvert` / `rekognition`.
+/// The service a local engine job plays. Stored as `mediaconvert` / `rekognition` /
+/// `transcribe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LedgerService {
     MediaConvert,
     Rekognition,
+    Transcribe,
 }
 
 impl LedgerService {
-    pub const ALL: [LedgerService; 2] = [Self::MediaConvert, Self::Rekognition];
+    pub const ALL: [LedgerService; 3] = [Self::MediaConvert, Self::Rekognition, Self::Transcribe];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MediaConvert => "mediaconvert",
             Self::Rekognition => "rekognition",
+            Self::Transcribe => "transcribe",
         }
     }
 

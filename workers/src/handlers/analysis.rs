@@ -1,13 +1,18 @@
 //! Analysis: "Media Prepared" → start every Rekognition analysis on the proxy, within the cap
-//! on open jobs (excess work waits in the queue).
+//! on open jobs (excess work waits in the queue), and the transcription of the main dialogue
+//! track (Amazon Transcribe or its local stand-in).
 
 use std::collections::BTreeMap;
 
+use cuepoint_core::asset::Asset;
 use cuepoint_core::asset::{AssetEvent, AssetState, JobRecord, JobStatus};
+use cuepoint_core::domain::S3Uri;
+use cuepoint_core::events::transcribe;
 use cuepoint_core::events::PipelineEvent;
 use cuepoint_core::rekognition::AnalysisKind;
+use cuepoint_core::results;
 use cuepoint_runtime::consumer::HandlerError;
-use cuepoint_runtime::ports::{AnalysisRequest, CounterDelta};
+use cuepoint_runtime::ports::{AnalysisRequest, CounterDelta, TranscriptionRequest};
 
 use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
 use crate::flow::{advance, load};
@@ -63,11 +68,15 @@ pub async fn on_media_prepared(
             },
         );
     }
+    // The cap counts Rekognition jobs only: Transcribe has a quota of its own.
     let counter = CounterDelta {
         name: OPEN_JOBS_COUNTER.into(),
         delta: jobs.len() as i64,
         max: Some(max),
     };
+    if let Some(job) = start_transcription(ctx, &asset, &proxy).await? {
+        jobs.insert(AnalysisKind::Transcription, job);
+    }
     let event = AssetEvent::AnalysesStarted { jobs };
     if advance(ctx, &asset, event, Some(counter))
         .await?
@@ -79,4 +88,47 @@ pub async fn on_media_prepared(
         }
     }
     Ok(())
+}
+
+/// Start the transcription of the main dialogue track. `None` when no track carries sound:
+/// there is nothing to hear, so empty results are written at once and no job is tracked.
+async fn start_transcription(
+    ctx: &WorkerContext,
+    asset: &Asset,
+    proxy: &S3Uri,
+) -> Result<Option<JobRecord>, HandlerError> {
+    let audio = asset.audio.as_ref();
+    let Some(track) = audio.and_then(|a| a.main_dialogue_track()) else {
+        for (file, body) in [
+            (results::TRANSCRIPT, crate::speech::silent_transcript()),
+            (results::SPEECH, crate::speech::silent_speech()),
+        ] {
+            let bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
+            ctx.ports
+                .blobs
+                .put(&ctx.result_uri(&asset.id, file), bytes, "application/json")
+                .await?;
+        }
+        return Ok(None);
+    };
+    let job_name = transcribe::job_name(&ctx.settings.workflow, &asset.id)
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let request = TranscriptionRequest {
+        job_name: job_name.clone(),
+        asset_id: asset.id.clone(),
+        source: asset.source.uri(),
+        media: proxy.clone(),
+        audio_track: track,
+        speech_tracks: audio.map(|a| a.tracks_with_sound()).unwrap_or_default(),
+        output: ctx.result_uri(&asset.id, &format!("transcribe/{job_name}.json")),
+    };
+    // The job name is the idempotency key: a restart finds the job already started.
+    let job_id = ctx.ports.transcriber.start(&request).await?;
+    Ok(Some(JobRecord {
+        job_id,
+        client_token: job_name,
+        submitted_at_ms: ctx.now_ms(),
+        status: JobStatus::Submitted,
+        reason: None,
+    }))
 }

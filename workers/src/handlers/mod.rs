@@ -102,6 +102,9 @@ impl WorkerHandler {
                 analysis::on_media_prepared(ctx, p).await
             }
             (WorkerKind::Results, Inbound::Rekognition(c)) => results::on_completion(ctx, c).await,
+            (WorkerKind::Results, Inbound::Transcribe(t)) => {
+                results::on_transcription(ctx, t).await
+            }
             (WorkerKind::Scoring, Inbound::Pipeline(p))
                 if matches!(p.detail, PipelineDetail::AnalysesCompleted) =>
             {

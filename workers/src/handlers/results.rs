@@ -1,15 +1,18 @@
 //! Results: a Rekognition completion (SNS → SQS) → fetch every page → store the merged
-//! response in the results layout → mark the analysis done. The write that completes the last
-//! analysis is the one that announces "Analyses Completed": the conditional write on the
-//! asset's version guarantees exactly one writer wins it.
+//! response in the results layout → mark the analysis done. A "Transcribe Job State Change"
+//! (EventBridge → SQS) → read the job and its transcript → `transcript.json`, `speech.json`.
+//! The write that completes the last analysis is the one that announces "Analyses Completed":
+//! the conditional write on the asset's version guarantees exactly one writer wins it.
 
 use cuepoint_core::asset::{AssetEvent, AssetState, FailureStage, JobStatus};
 use cuepoint_core::domain::AssetId;
 use cuepoint_core::events::rekognition::VideoJobCompletion;
+use cuepoint_core::events::transcribe::{self, TranscriptionJobStateChange};
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
 use cuepoint_core::rekognition::AnalysisKind;
+use cuepoint_core::results;
 use cuepoint_runtime::consumer::HandlerError;
-use cuepoint_runtime::ports::CounterDelta;
+use cuepoint_runtime::ports::{CounterDelta, TranscriptionStatus};
 use serde_json::Value;
 
 use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
@@ -100,6 +103,130 @@ pub async fn on_completion(
     match advance(ctx, &asset, event, Some(counter))
         .await?
         .recorded("completion")
+    {
+        Some(a) => announce_if_analysed(ctx, &a.id, a.state).await,
+        None => Ok(()),
+    }
+}
+
+/// A transcription finished: store `transcript.json` and `speech.json`, mark the analysis done
+/// (or failed: the asset goes on without it, the files say why).
+pub async fn on_transcription(
+    ctx: &WorkerContext,
+    ev: &TranscriptionJobStateChange,
+) -> Result<(), HandlerError> {
+    let id = transcribe::asset_of(&ev.job_name, &ctx.settings.workflow)
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let kind = AnalysisKind::Transcription;
+    let asset = load(ctx, &id).await?;
+    if asset.state.is_terminal() {
+        tracing::info!(state = %asset.state, "asset finished; transcription ignored");
+        return Ok(());
+    }
+    if !asset.state.at_or_after(AssetState::Analysing) {
+        return Err(HandlerError::Transient(format!(
+            "transcription finished while the asset is {}",
+            asset.state
+        )));
+    }
+    let Some(job) = asset.analyses.get(&kind) else {
+        return Err(HandlerError::Transient(format!(
+            "analysis {kind} not recorded yet"
+        )));
+    };
+    if job.job_id != ev.job_name {
+        tracing::warn!(job = %ev.job_name, recorded = %job.job_id, "transcription this asset does not own; ignored");
+        return Ok(());
+    }
+    if job.status != JobStatus::Submitted {
+        // Redelivery: maybe the announcement was lost.
+        return announce_if_analysed(ctx, &asset.id, asset.state).await;
+    }
+    let got = ctx.ports.transcriber.get(&ev.job_name).await?;
+    let failure = match (ev.succeeded(), got.status) {
+        (_, TranscriptionStatus::InProgress) => {
+            return Err(HandlerError::Transient(format!(
+                "transcription job {} announced {} but reads IN_PROGRESS",
+                ev.job_name,
+                ev.state.as_status()
+            )))
+        }
+        (true, TranscriptionStatus::Completed) => None,
+        _ => Some(
+            got.failure_reason
+                .clone()
+                .or_else(|| ev.failure_reason.clone())
+                .unwrap_or_else(|| format!("transcription job {} failed", ev.job_name)),
+        ),
+    };
+    let (transcript, speech) = match &failure {
+        Some(reason) => (
+            crate::speech::failed_transcript(reason),
+            crate::speech::failed_speech(reason),
+        ),
+        None => {
+            let Some(uri) = got.transcript.as_ref() else {
+                return Err(HandlerError::Permanent(format!(
+                    "transcription job {} completed without a transcript location",
+                    ev.job_name
+                )));
+            };
+            let Some(bytes) = ctx.ports.blobs.get(uri).await? else {
+                return Err(HandlerError::Transient(format!(
+                    "transcript {uri} not readable yet"
+                )));
+            };
+            let transcript: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                HandlerError::Permanent(format!("transcript {uri} is not JSON: {e}"))
+            })?;
+            if transcript
+                .pointer("/results/transcripts")
+                .and_then(Value::as_array)
+                .is_none()
+            {
+                return Err(HandlerError::Permanent(format!(
+                    "transcript {uri} lacks results.transcripts (not Transcribe's output shape)"
+                )));
+            }
+            let track = asset
+                .audio
+                .as_ref()
+                .and_then(|a| a.main_dialogue_track())
+                .unwrap_or(1);
+            let speech = got
+                .speech
+                .clone()
+                .unwrap_or_else(|| crate::speech::speech_from_transcript(&transcript, track));
+            (transcript, speech)
+        }
+    };
+    for (file, body) in [
+        (results::TRANSCRIPT, &transcript),
+        (results::SPEECH, &speech),
+    ] {
+        let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
+        ctx.ports
+            .blobs
+            .put(&ctx.result_uri(&id, file), bytes, "application/json")
+            .await?;
+    }
+    let event = match failure {
+        Some(reason) => {
+            tracing::warn!(job = %ev.job_name, %reason, "transcription failed; the asset goes on without it");
+            AssetEvent::AnalysisFailed {
+                kind,
+                job_id: ev.job_name.clone(),
+                reason,
+            }
+        }
+        None => AssetEvent::AnalysisCompleted {
+            kind,
+            job_id: ev.job_name.clone(),
+        },
+    };
+    match advance(ctx, &asset, event, None)
+        .await?
+        .recorded("transcription outcome")
     {
         Some(a) => announce_if_analysed(ctx, &a.id, a.state).await,
         None => Ok(()),

@@ -57,6 +57,7 @@ fn job(id: &str) -> JobRecord {
         client_token: format!("tok-{id}"),
         submitted_at_ms: 1,
         status: JobStatus::Submitted,
+        reason: None,
     }
 }
 

@@ -1,15 +1,17 @@
-//! Local stand-ins for MediaConvert and Rekognition Video over the ports.
+//! Local stand-ins for MediaConvert, Rekognition Video and Amazon Transcribe over the ports.
 //!
 //! Both behave like the services as cuepoint sees them: a request is accepted at once and
 //! recorded in the job ledger under its client token (the same token returns the same job and
 //! runs nothing twice), the work runs on a background task (at most `max_concurrent_jobs` at a
 //! time), and completion is announced exactly as AWS announces it — a "MediaConvert Job State
-//! Change" event on the bus, a Rekognition completion notification on the topic. Nothing polls.
+//! Change" event on the bus, a Rekognition completion notification on the topic, a "Transcribe
+//! Job State Change" event on the bus. Nothing polls.
 //! Results live in the ledger, so `get_page` works after a restart, and `resume_unfinished`
 //! re-runs what a crash left `SUBMITTED`.
 
 mod mediaconvert;
 mod rekognition;
+mod transcribe;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -24,6 +26,7 @@ use tokio::task::JoinHandle;
 
 pub use mediaconvert::LocalMediaConvert;
 pub use rekognition::{LocalRekognition, SEGMENTS_PAGE_SIZE};
+pub use transcribe::{LocalTranscribe, NoSpeechModels, SpeechEngine, SpeechEngineError};
 
 /// Settings shared by both stand-ins.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +40,8 @@ pub struct LocalEngineConfig {
     /// jobs' locks (system temp dir and no cross-process locks when `None`). Cleaned of what
     /// killed runs left when the engine starts.
     pub scratch_dir: Option<PathBuf>,
+    /// Where the offline models are installed (`models.dir`; unset: the default location).
+    pub models_dir: Option<PathBuf>,
 }
 
 impl Default for LocalEngineConfig {
@@ -46,6 +51,7 @@ impl Default for LocalEngineConfig {
             region: "us-east-1".into(),
             max_concurrent_jobs: 1,
             scratch_dir: None,
+            models_dir: None,
         }
     }
 }
@@ -398,11 +404,20 @@ mod tests {
     }
 }
 
-/// Both stand-ins over one set of ports: what a process that runs the local media engine holds.
+/// The stand-ins over one set of ports: what a process that runs the local media engine holds.
 #[derive(Clone)]
 pub struct LocalEngine {
     pub media_convert: LocalMediaConvert,
     pub rekognition: LocalRekognition,
+    pub transcribe: LocalTranscribe,
+}
+
+/// The speech models of this build, from the configured models directory.
+pub fn speech_engine(config: &LocalEngineConfig) -> Arc<dyn SpeechEngine> {
+    let dir = cuepoint_models::ModelsDir::resolve(config.models_dir.as_deref());
+    Arc::new(NoSpeechModels {
+        models_dir: dir.root().to_path_buf(),
+    })
 }
 
 impl LocalEngine {
@@ -417,10 +432,18 @@ impl LocalEngine {
         LocalEngine {
             media_convert: LocalMediaConvert::new(
                 blobs.clone(),
-                bus,
+                bus.clone(),
                 ledger.clone(),
                 clock.clone(),
                 config.clone(),
+            ),
+            transcribe: LocalTranscribe::new(
+                blobs.clone(),
+                bus.clone(),
+                ledger.clone(),
+                clock.clone(),
+                config.clone(),
+                speech_engine(&config),
             ),
             rekognition: LocalRekognition::new(blobs, topic, ledger, clock, config),
         }
@@ -435,7 +458,9 @@ impl LocalEngine {
             n += self.media_convert.resume_unfinished().await?;
         }
         if rekognition {
+            // The analysis worker starts the transcription beside the video analyses.
             n += self.rekognition.resume_unfinished().await?;
+            n += self.transcribe.resume_unfinished().await?;
         }
         Ok(n)
     }
@@ -454,7 +479,10 @@ impl LocalEngine {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if engine.media_convert.is_stopping() || engine.rekognition.is_stopping() {
+                if engine.media_convert.is_stopping()
+                    || engine.rekognition.is_stopping()
+                    || engine.transcribe.is_stopping()
+                {
                     return;
                 }
                 if let Err(e) = engine.resume(media_convert, rekognition).await {
@@ -469,22 +497,25 @@ impl LocalEngine {
     pub async fn unattended(&self) -> PortResult<Vec<LedgerJob>> {
         let mut out = self.media_convert.unattended().await?;
         out.extend(self.rekognition.unattended().await?);
+        out.extend(self.transcribe.unattended().await?);
         Ok(out)
     }
 
     /// A graceful stop: start no queued job, give the running ones `grace` to finish (see
     /// `Runner::drain`). Returns whether every job finished.
     pub async fn drain(&self, grace: std::time::Duration) -> bool {
-        let (a, b) = tokio::join!(
+        let (a, b, c) = tokio::join!(
             self.media_convert.drain(grace),
-            self.rekognition.drain(grace)
+            self.rekognition.drain(grace),
+            self.transcribe.drain(grace)
         );
-        a && b
+        a && b && c
     }
 
     /// Wait for every job started so far (tests; a clean stop).
     pub async fn wait_idle(&self) {
         self.media_convert.wait_idle().await;
         self.rekognition.wait_idle().await;
+        self.transcribe.wait_idle().await;
     }
 }
