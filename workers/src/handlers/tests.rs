@@ -11,6 +11,7 @@ use cuepoint_core::domain::{AssetId, BucketName, ObjectKey, S3Uri};
 use cuepoint_core::events::mediaconvert::{JobState, JobStateChange};
 use cuepoint_core::events::rekognition::VideoJobCompletion;
 use cuepoint_core::events::s3::ObjectCreated;
+use cuepoint_core::events::transcribe::{TranscriptionJobStateChange, TranscriptionState};
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
 use cuepoint_core::loudness::AudioReport;
 use cuepoint_core::mediaconvert::{build_job_settings, JobPlan};
@@ -18,6 +19,7 @@ use cuepoint_core::rekognition::AnalysisKind;
 use cuepoint_core::results;
 use cuepoint_runtime::config::Settings;
 use cuepoint_runtime::consumer::HandlerError;
+use cuepoint_runtime::ports::{TranscriptionJob, TranscriptionStatus};
 
 use super::{analysis, ingest, media, results as results_handler, scoring};
 use crate::context::OPEN_JOBS_COUNTER;
@@ -73,6 +75,15 @@ fn apply(a: &Asset, event: AssetEvent) -> Asset {
 }
 
 /// An asset registered from `obj` and moved through the happy path up to `state`.
+/// The job an asset records per analysis: `<kind>-job` for the video analyses (as the stub
+/// analyzer names them), `cuepoint-<asset>` for the transcription (its job name).
+fn job_name(id: &AssetId, kind: AnalysisKind) -> String {
+    match kind {
+        AnalysisKind::Transcription => format!("cuepoint-{id}"),
+        k => format!("{k}-job"),
+    }
+}
+
 fn asset_at(kit: &Kit, obj: &ObjectCreated, state: AssetState) -> Asset {
     let id = id_of(obj);
     let mut a = Asset::register(
@@ -100,7 +111,7 @@ fn asset_at(kit: &Kit, obj: &ObjectCreated, state: AssetState) -> Asset {
             AssetEvent::AnalysesStarted {
                 jobs: AnalysisKind::ALL
                     .iter()
-                    .map(|k| (*k, job(&format!("{k}-job"))))
+                    .map(|k| (*k, job(&job_name(&id, *k))))
                     .collect::<BTreeMap<_, _>>(),
             },
         ),
@@ -117,7 +128,7 @@ fn asset_at(kit: &Kit, obj: &ObjectCreated, state: AssetState) -> Asset {
                 &a,
                 AssetEvent::AnalysisCompleted {
                     kind: k,
-                    job_id: format!("{k}-job"),
+                    job_id: job_name(&id, k),
                 },
             );
         }
@@ -129,7 +140,7 @@ fn asset_at(kit: &Kit, obj: &ObjectCreated, state: AssetState) -> Asset {
             .counters
             .lock()
             .unwrap()
-            .insert(OPEN_JOBS_COUNTER.into(), AnalysisKind::ALL.len() as i64);
+            .insert(OPEN_JOBS_COUNTER.into(), AnalysisKind::VIDEO.len() as i64);
     }
     a
 }
@@ -429,25 +440,57 @@ fn prepared_event(a: &Asset) -> PipelineEvent {
     )
 }
 
+/// An asset prepared with two audio tracks: track 2 the loudest with sound.
+fn prepared_with_sound(kit: &Kit, obj: &ObjectCreated) -> Asset {
+    let mut a = asset_at(kit, obj, AssetState::MediaPrepared);
+    a.audio = Some(AudioReport {
+        audiocount: 2,
+        maxloudness: vec![-30.0, -14.0],
+        loudnessmap: vec![1, 1],
+        layout: cuepoint_core::loudness::AudioLayout::Stereo,
+        silences: vec![vec![], vec![]],
+    });
+    kit.put_asset(&a);
+    kit.asset(&a.id)
+}
+
 #[tokio::test]
 async fn every_analysis_starts_once_within_the_cap() {
     let kit = Kit::new();
     let obj = upload(&kit, "uploads/a.mov");
-    let a = asset_at(&kit, &obj, AssetState::MediaPrepared);
+    let a = prepared_with_sound(&kit, &obj);
     analysis::on_media_prepared(&kit.ctx, &prepared_event(&a))
         .await
         .unwrap();
     let started = kit.analyzer.started.lock().unwrap().clone();
-    assert_eq!(started.len(), AnalysisKind::ALL.len());
+    assert_eq!(started.len(), AnalysisKind::VIDEO.len());
     assert!(started
         .iter()
         .all(|r| r.job_tag == a.id.to_string() && r.video == a.results.proxy.clone().unwrap()));
+    let transcriptions = kit.transcriber.started.lock().unwrap().clone();
+    assert_eq!(transcriptions.len(), 1);
+    let t = &transcriptions[0];
+    assert_eq!(t.job_name, format!("cuepoint-{}", a.id));
+    assert_eq!(t.audio_track, 2, "the loudest track with sound");
+    assert_eq!(t.speech_tracks, [1, 2]);
+    assert_eq!(t.source, a.source.uri());
+    assert_eq!(t.media, a.results.proxy.clone().unwrap());
+    assert_eq!(
+        t.output,
+        kit.ctx
+            .result_uri(&a.id, &format!("transcribe/cuepoint-{}.json", a.id))
+    );
     let analysing = kit.asset(&a.id);
     assert_eq!(analysing.state, AssetState::Analysing);
     assert_eq!(analysing.pending_analyses().len(), AnalysisKind::ALL.len());
     assert_eq!(
+        analysing.analyses[&AnalysisKind::Transcription].job_id,
+        t.job_name
+    );
+    // The cap counts Rekognition's jobs only.
+    assert_eq!(
         kit.store.counters.lock().unwrap()[OPEN_JOBS_COUNTER],
-        AnalysisKind::ALL.len() as i64
+        AnalysisKind::VIDEO.len() as i64
     );
 
     analysis::on_media_prepared(&kit.ctx, &prepared_event(&a))
@@ -455,9 +498,36 @@ async fn every_analysis_starts_once_within_the_cap() {
         .unwrap();
     assert_eq!(
         kit.analyzer.started.lock().unwrap().len(),
-        AnalysisKind::ALL.len(),
+        AnalysisKind::VIDEO.len(),
         "nothing started twice"
     );
+    assert_eq!(kit.transcriber.started.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_source_without_sound_gets_empty_speech_results_and_no_transcription_job() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::MediaPrepared);
+    analysis::on_media_prepared(&kit.ctx, &prepared_event(&a))
+        .await
+        .unwrap();
+    assert!(kit.transcriber.started.lock().unwrap().is_empty());
+    let analysing = kit.asset(&a.id);
+    assert!(!analysing
+        .analyses
+        .contains_key(&AnalysisKind::Transcription));
+    let speech: serde_json::Value = serde_json::from_slice(
+        &kit.blobs
+            .read(&kit.ctx.result_uri(&a.id, results::SPEECH))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(speech["Speech"], serde_json::json!([]));
+    assert!(kit
+        .blobs
+        .read(&kit.ctx.result_uri(&a.id, results::TRANSCRIPT))
+        .is_some());
 }
 
 #[tokio::test]
@@ -506,7 +576,10 @@ async fn the_last_completion_announces_analyses_completed_once() {
     let kit = Kit::new();
     let obj = upload(&kit, "uploads/a.mov");
     let a = asset_at(&kit, &obj, AssetState::Analysing);
-    for (i, kind) in AnalysisKind::ALL.into_iter().enumerate() {
+    // The transcription first; then every video analysis.
+    transcription_done(&kit, &a).await;
+    assert!(kit.bus.published().is_empty());
+    for (i, kind) in AnalysisKind::VIDEO.into_iter().enumerate() {
         let c = completion(&a, kind, &format!("{kind}-job"), "SUCCEEDED");
         results_handler::on_completion(&kit.ctx, &c).await.unwrap();
         // A redelivery of each completion changes nothing.
@@ -519,7 +592,7 @@ async fn the_last_completion_announces_analyses_completed_once() {
             .unwrap();
         let stored: serde_json::Value = serde_json::from_slice(&stored).unwrap();
         assert!(stored[kind.list_field()].is_array());
-        if i + 1 < AnalysisKind::ALL.len() {
+        if i + 1 < AnalysisKind::VIDEO.len() {
             assert!(
                 kit.bus.published().is_empty(),
                 "announced before the last analysis"
@@ -532,6 +605,179 @@ async fn the_last_completion_announces_analyses_completed_once() {
     assert_eq!(
         kit.bus.detail_types(),
         ["Analyses Completed", "Analyses Completed"]
+    );
+}
+
+fn transcribe_event(name: &str, state: TranscriptionState) -> TranscriptionJobStateChange {
+    TranscriptionJobStateChange {
+        job_name: name.into(),
+        state,
+        failure_reason: None,
+    }
+}
+
+/// `a`'s transcription job completes, its transcript in place.
+async fn transcription_done(kit: &Kit, a: &Asset) {
+    let name = format!("cuepoint-{}", a.id);
+    let uri = kit
+        .ctx
+        .result_uri(&a.id, &format!("transcribe/{name}.json"));
+    kit.blobs.insert(
+        &uri,
+        serde_json::json!({"jobName": name, "status": "COMPLETED", "results": {
+            "transcripts": [{"transcript": "Back after the break."}],
+            "items": [
+                {"start_time": "1.0", "end_time": "1.4", "type": "pronunciation", "alternatives": [{"content": "Back", "confidence": "0.9"}]},
+                {"start_time": "1.5", "end_time": "2.0", "type": "pronunciation", "alternatives": [{"content": "after", "confidence": "0.7"}]},
+                {"start_time": "4.0", "end_time": "4.5", "type": "pronunciation", "alternatives": [{"content": "break", "confidence": "1.0"}]},
+            ]}})
+        .to_string(),
+    );
+    *kit.transcriber.outcome.lock().unwrap() = TranscriptionJob {
+        job_name: name.clone(),
+        status: TranscriptionStatus::Completed,
+        failure_reason: None,
+        transcript: Some(uri),
+        speech: None,
+    };
+    let ev = transcribe_event(&name, TranscriptionState::Completed);
+    results_handler::on_transcription(&kit.ctx, &ev)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_completed_transcription_stores_transcript_and_speech() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Analysing);
+    transcription_done(&kit, &a).await;
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_slice(&kit.blobs.read(&kit.ctx.result_uri(&a.id, f)).unwrap()).unwrap()
+    };
+    assert_eq!(
+        read(results::TRANSCRIPT)["results"]["transcripts"][0]["transcript"],
+        "Back after the break."
+    );
+    // Amazon Transcribe measures no speech activity: it comes from the word times.
+    assert_eq!(
+        read(results::SPEECH)["Speech"],
+        serde_json::json!([
+            {"Track": 1, "StartTimestamp": 1000, "EndTimestamp": 2000, "Confidence": 80.0},
+            {"Track": 1, "StartTimestamp": 4000, "EndTimestamp": 4500, "Confidence": 100.0},
+        ])
+    );
+    let rec = kit.asset(&a.id);
+    assert_eq!(
+        rec.analyses[&AnalysisKind::Transcription].status,
+        JobStatus::Succeeded
+    );
+    assert_eq!(
+        rec.state,
+        AssetState::Analysing,
+        "the video analyses are still open"
+    );
+    assert_eq!(
+        kit.store.counters.lock().unwrap()[OPEN_JOBS_COUNTER],
+        AnalysisKind::VIDEO.len() as i64,
+        "a transcription holds no Rekognition slot"
+    );
+    // Redelivered (even after the engine forgot the job): nothing changes.
+    let version = rec.version;
+    *kit.transcriber.outcome.lock().unwrap() = TranscriptionJob {
+        job_name: String::new(),
+        status: TranscriptionStatus::InProgress,
+        failure_reason: None,
+        transcript: None,
+        speech: None,
+    };
+    let ev = transcribe_event(&format!("cuepoint-{}", a.id), TranscriptionState::Completed);
+    results_handler::on_transcription(&kit.ctx, &ev)
+        .await
+        .unwrap();
+    assert_eq!(kit.asset(&a.id).version, version);
+}
+
+#[tokio::test]
+async fn a_failed_transcription_fails_only_that_analysis() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Analysing);
+    let name = format!("cuepoint-{}", a.id);
+    for kind in AnalysisKind::VIDEO {
+        let c = completion(&a, kind, &format!("{kind}-job"), "SUCCEEDED");
+        results_handler::on_completion(&kit.ctx, &c).await.unwrap();
+    }
+    assert!(
+        kit.bus.published().is_empty(),
+        "the transcription is still open"
+    );
+    *kit.transcriber.outcome.lock().unwrap() = TranscriptionJob {
+        job_name: name.clone(),
+        status: TranscriptionStatus::Failed,
+        failure_reason: Some(
+            "The media format that you specified doesn't match the detected media format.".into(),
+        ),
+        transcript: None,
+        speech: None,
+    };
+    let ev = transcribe_event(&name, TranscriptionState::Failed);
+    results_handler::on_transcription(&kit.ctx, &ev)
+        .await
+        .unwrap();
+    let rec = kit.asset(&a.id);
+    assert_eq!(rec.state, AssetState::Analysed, "the asset goes on");
+    let t = &rec.analyses[&AnalysisKind::Transcription];
+    assert_eq!(t.status, JobStatus::Failed);
+    assert!(t.reason.as_deref().unwrap().contains("media format"));
+    let speech: serde_json::Value = serde_json::from_slice(
+        &kit.blobs
+            .read(&kit.ctx.result_uri(&a.id, results::SPEECH))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(speech["CuepointAnalysis"]["Status"], "FAILED");
+    assert_eq!(kit.bus.detail_types(), ["Analyses Completed"]);
+    // A duplicate announces again, applies nothing.
+    results_handler::on_transcription(&kit.ctx, &ev)
+        .await
+        .unwrap();
+    assert_eq!(kit.asset(&a.id).version, rec.version);
+    assert_eq!(
+        kit.bus.detail_types(),
+        ["Analyses Completed", "Analyses Completed"]
+    );
+}
+
+#[tokio::test]
+async fn transcriptions_early_foreign_or_of_another_job() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    // Before the jobs are recorded: retried.
+    let a = asset_at(&kit, &obj, AssetState::MediaPrepared);
+    let ev = transcribe_event(&format!("cuepoint-{}", a.id), TranscriptionState::Completed);
+    transient(results_handler::on_transcription(&kit.ctx, &ev).await);
+    // Another workflow's job: refused for good.
+    let foreign = transcribe_event("voicemail-42", TranscriptionState::Completed);
+    let r = results_handler::on_transcription(&kit.ctx, &foreign).await;
+    assert!(matches!(r, Err(HandlerError::Permanent(_))), "{r:?}");
+    // A job the asset does not own: ignored.
+    let kit = Kit::new();
+    let mut a = asset_at(&kit, &obj, AssetState::Analysing);
+    a.analyses
+        .get_mut(&AnalysisKind::Transcription)
+        .unwrap()
+        .job_id = "cuepoint-older".into();
+    kit.put_asset(&a);
+    let a = kit.asset(&a.id);
+    let ev = transcribe_event(&format!("cuepoint-{}", a.id), TranscriptionState::Completed);
+    results_handler::on_transcription(&kit.ctx, &ev)
+        .await
+        .unwrap();
+    assert_eq!(
+        kit.asset(&a.id).version,
+        a.version,
+        "not this asset's recorded job"
     );
 }
 
