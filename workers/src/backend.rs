@@ -92,7 +92,7 @@ fn validate(settings: &Settings) -> anyhow::Result<()> {
     BucketName::parse(settings.ingest_bucket.clone()).context("ingest_bucket")?;
     BucketName::parse(settings.output_bucket.clone()).context("output_bucket")?;
     // Checked again when the worker context is built; here it fails before anything starts.
-    crate::scoring_config::Scoring::from_settings(&settings.scoring)?;
+    crate::scoring_config::Scoring::from_settings(&settings.scoring, &settings.output_bucket)?;
     Ok(())
 }
 

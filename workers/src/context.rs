@@ -32,7 +32,10 @@ impl WorkerContext {
     ) -> Result<Self, ScoringConfigError> {
         Ok(Self {
             ports,
-            scoring: Arc::new(Scoring::from_settings(&settings.scoring)?),
+            scoring: Arc::new(Scoring::from_settings(
+                &settings.scoring,
+                &settings.output_bucket,
+            )?),
             settings: Arc::new(settings),
             job_template: Arc::new(cuepoint_core::mediaconvert::default_template()),
             metrics,

@@ -6,6 +6,7 @@ pub mod aws_backend;
 pub mod backend;
 pub mod cli;
 pub mod context;
+pub mod creatives;
 pub mod flow;
 pub mod handlers;
 pub mod scoring_config;

@@ -2,7 +2,10 @@
 //! how many breaks, and the ad inventory read from its file once. A bad value stops the worker
 //! from starting instead of failing every asset at the last stage.
 
+use std::collections::BTreeMap;
+
 use cuepoint_core::ads::{AdInventory, AdsError};
+use cuepoint_core::domain::{BucketName, ObjectKey, S3Uri};
 use cuepoint_core::scoring::{
     score, Policy, PolicyName, ScoringError, ScoringInputs, ScoringOutput,
 };
@@ -19,6 +22,8 @@ pub enum ScoringConfigError {
     InventoryRead { path: String, reason: String },
     #[error("ad inventory {path}: {source}")]
     Inventory { path: String, source: AdsError },
+    #[error("ad inventory: placeholder creative {0}")]
+    Placeholder(#[from] cuepoint_core::domain::DomainError),
 }
 
 /// A checked scoring configuration.
@@ -27,10 +32,16 @@ pub struct Scoring {
     pub policy: Policy,
     pub top: usize,
     pub inventory: AdInventory,
+    /// The inventory's placeholder creatives (resolved url → object), generated on first use.
+    pub placeholders: BTreeMap<String, S3Uri>,
 }
 
 impl Scoring {
-    pub fn from_settings(s: &ScoringSettings) -> Result<Self, ScoringConfigError> {
+    /// Placeholder creatives of the inventory live in `output_bucket` under their relative url.
+    pub fn from_settings(
+        s: &ScoringSettings,
+        output_bucket: &str,
+    ) -> Result<Self, ScoringConfigError> {
         let policy = match s.policy {
             PolicyName::Reference => Policy::Reference,
             PolicyName::Default => {
@@ -41,7 +52,7 @@ impl Scoring {
         if s.top == 0 {
             return Err(ScoringConfigError::NoBreaks);
         }
-        let inventory = match &s.ads {
+        let mut inventory = match &s.ads {
             None => AdInventory::default_inventory(),
             Some(p) => {
                 let path = p.display().to_string();
@@ -54,10 +65,19 @@ impl Scoring {
                     .map_err(|source| ScoringConfigError::Inventory { path, source })?
             }
         };
+        let bucket = BucketName::parse(output_bucket.to_string())?;
+        let mut placeholders = BTreeMap::new();
+        for ad in inventory.ads.iter().filter(|a| a.is_placeholder()) {
+            let key = ObjectKey::parse(ad.url.trim_start_matches('/').to_string())?;
+            let uri = S3Uri::new(bucket.clone(), key);
+            placeholders.insert(uri.to_string(), uri);
+        }
+        inventory.resolve_placeholders(&bucket)?;
         Ok(Self {
             policy,
             top: s.top,
             inventory,
+            placeholders,
         })
     }
 
@@ -77,10 +97,21 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_use_the_built_in_inventory() {
-        let s = Scoring::from_settings(&ScoringSettings::default()).unwrap();
+        let s = Scoring::from_settings(&ScoringSettings::default(), "cuepoint-output").unwrap();
         assert_eq!(s.policy.name(), PolicyName::Default);
         assert_eq!(s.top, 3);
-        assert_eq!(s.inventory, AdInventory::default_inventory());
+        assert_eq!(
+            s.inventory.ads.len(),
+            AdInventory::default_inventory().ads.len()
+        );
+        assert_eq!(
+            s.placeholders.len(),
+            s.inventory.ads.len(),
+            "every built-in creative is a placeholder"
+        );
+        assert!(s.inventory.ads[0]
+            .url
+            .starts_with("s3://cuepoint-output/ads/"));
     }
 
     #[test]
@@ -88,19 +119,19 @@ mod tests {
         let mut s = ScoringSettings::default();
         s.default_policy.min_break_score = 2.0;
         assert!(matches!(
-            Scoring::from_settings(&s),
+            Scoring::from_settings(&s, "cuepoint-output"),
             Err(ScoringConfigError::Policy(_))
         ));
         // The reference policy has no knobs: the default policy's are not checked.
         s.policy = PolicyName::Reference;
-        assert!(Scoring::from_settings(&s).is_ok());
+        assert!(Scoring::from_settings(&s, "cuepoint-output").is_ok());
 
         let s = ScoringSettings {
             top: 0,
             ..Default::default()
         };
         assert!(matches!(
-            Scoring::from_settings(&s),
+            Scoring::from_settings(&s, "cuepoint-output"),
             Err(ScoringConfigError::NoBreaks)
         ));
 
@@ -109,7 +140,7 @@ mod tests {
             ads: Some(dir.path().join("nope.json")),
             ..Default::default()
         };
-        let err = Scoring::from_settings(&missing).unwrap_err();
+        let err = Scoring::from_settings(&missing, "cuepoint-output").unwrap_err();
         assert!(
             matches!(err, ScoringConfigError::InventoryRead { .. }),
             "{err}"
@@ -121,7 +152,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            Scoring::from_settings(&s),
+            Scoring::from_settings(&s, "cuepoint-output"),
             Err(ScoringConfigError::Inventory {
                 source: AdsError::Empty,
                 ..
@@ -138,11 +169,15 @@ mod tests {
             r#"{"ads":[{"url":"https://ads.example/a.mp4","labels":["Car"]}]}"#,
         )
         .unwrap();
-        let s = Scoring::from_settings(&ScoringSettings {
-            ads: Some(path.clone()),
-            ..Default::default()
-        })
+        let s = Scoring::from_settings(
+            &ScoringSettings {
+                ads: Some(path.clone()),
+                ..Default::default()
+            },
+            "cuepoint-output",
+        )
         .unwrap();
+        assert!(s.placeholders.is_empty());
         std::fs::remove_file(&path).unwrap();
         let output = ScoringOutput {
             policy: PolicyName::Default,
@@ -162,7 +197,7 @@ mod tests {
         use serde_json::json;
         let load = |v: serde_json::Value| -> Result<Scoring, String> {
             let s: ScoringSettings = serde_json::from_value(v).map_err(|e| e.to_string())?;
-            Scoring::from_settings(&s).map_err(|e| e.to_string())
+            Scoring::from_settings(&s, "cuepoint-output").map_err(|e| e.to_string())
         };
         let v = json!({"policy": "default", "default": {"speech_penalty": 0.25, "brand_safety": {"window_seconds": 3}}});
         let Policy::Default(cfg) = load(v).unwrap().policy else {

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-/// The inventory compiled in: the reference sample's `ads.json` (its creatives and labels) with
+/// The inventory compiled in: the reference sample's ads (each pointing at a placeholder creative
+/// cuepoint generates itself, see [`Ad::is_placeholder`]; campaigns bring their own inventory) with
 /// labels added for the names the local label model gives (ImageNet classes such as "Sports Car"
 /// and the broader labels it files them under, such as "Vehicle", "Pet" or "Beverage"), so ads
 /// follow the content on the embedded default as they do with Rekognition's labels.
@@ -35,7 +36,27 @@ pub enum AdsError {
     EmptyUrl { index: usize },
 }
 
+impl Ad {
+    /// A relative url (no scheme) names a placeholder creative kept under the output bucket;
+    /// cuepoint generates it when a VMAP first names it.
+    pub fn is_placeholder(&self) -> bool {
+        !self.url.contains("://")
+    }
+}
+
 impl AdInventory {
+    /// Rewrites the placeholder urls as objects of `bucket` (the output bucket).
+    pub fn resolve_placeholders(
+        &mut self,
+        bucket: &crate::domain::BucketName,
+    ) -> Result<(), crate::domain::DomainError> {
+        for ad in self.ads.iter_mut().filter(|a| a.is_placeholder()) {
+            let key = crate::domain::ObjectKey::parse(ad.url.trim_start_matches('/'))?;
+            ad.url = crate::domain::S3Uri::new(bucket.clone(), key).to_string();
+        }
+        Ok(())
+    }
+
     /// Parses and checks an inventory: at least one ad, every url non-empty.
     pub fn parse(json: &str) -> Result<AdInventory, AdsError> {
         let inv: AdInventory =
@@ -242,5 +263,26 @@ mod tests {
         assert!(matches!(err, AdsError::Json(_)));
         // Labels are optional (an ad for any slot).
         assert_eq!(inv(r#"{"ads":[{"url":"a"}]}"#).ads[0].labels.len(), 0);
+    }
+
+    #[test]
+    fn the_built_in_creatives_are_placeholders_resolved_under_the_output_bucket() {
+        let mut inv = AdInventory::default_inventory();
+        assert!(
+            inv.ads.iter().all(Ad::is_placeholder),
+            "no third-party creative is built in"
+        );
+        let base = crate::domain::BucketName::parse("cuepoint-output").unwrap();
+        inv.resolve_placeholders(&base).unwrap();
+        assert_eq!(
+            inv.ads[0].url,
+            "s3://cuepoint-output/ads/AD-caribbean-15.mp4"
+        );
+        assert!(inv.ads.iter().all(|a| !a.is_placeholder()));
+        // Absolute urls are left alone.
+        let mut own =
+            AdInventory::parse(r#"{"ads":[{"url":"https://ads.example/a.mp4"}]}"#).unwrap();
+        own.resolve_placeholders(&base).unwrap();
+        assert_eq!(own.ads[0].url, "https://ads.example/a.mp4");
     }
 }

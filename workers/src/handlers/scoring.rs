@@ -124,8 +124,13 @@ pub async fn on_analyses_completed(
             "image/svg+xml",
         )
         .await?;
-    let vmap = scoring
-        .vmap(&output)
+    let planned = cuepoint_core::vmap::plan_breaks(&output.breaks, &scoring.inventory);
+    for b in &planned {
+        if let Some(creative) = scoring.placeholders.get(&b.ad_url) {
+            crate::creatives::ensure(ctx, creative).await?;
+        }
+    }
+    let vmap = cuepoint_core::vmap::build_vmap(&planned)
         .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     let vmap_uri = ctx.result_uri(&asset.id, results::VMAP);
     ctx.ports

@@ -553,7 +553,7 @@ mod tests {
         assert_eq!(ads.len(), 2);
         assert_eq!(ads[1].0, "00:00:42.500");
         assert!(
-            ads[0].1.as_deref().is_some_and(|u| u.starts_with("http")),
+            ads[0].1.as_deref().is_some_and(|u| u.ends_with(".mp4")),
             "{ads:?}"
         );
     }
