@@ -1,0 +1,200 @@
+//! One pass over a video: one decode, every sampled frame through every installed model.
+//!
+//! Each analysis ends on its own: a model that is not installed, cannot be loaded or fails on
+//! a frame gives that analysis a status and a message, and the others carry on. Only a video
+//! that cannot be decoded fails the pass.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{FrameSampler, SampleOptions};
+use crate::error::VisionError;
+use crate::faces::{FaceDetector, FaceOptions};
+use crate::labels::{LabelClassifier, LabelOptions};
+use crate::models::ModelFiles;
+use crate::moderation::NsfwClassifier;
+use crate::shapes::{
+    AnalysisStatus, CuepointAnalysis, FaceDetection, LabelDetection, ModerationDetection,
+};
+
+/// Settings of a vision pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisionConfig {
+    pub models_dir: PathBuf,
+    pub sampling: SampleOptions,
+    pub faces: FaceOptions,
+    pub labels: LabelOptions,
+    /// Minimum confidence (0-100) of a moderation label.
+    pub moderation_min_confidence: f32,
+}
+
+impl Default for VisionConfig {
+    fn default() -> Self {
+        VisionConfig {
+            models_dir: crate::models::default_models_dir(),
+            sampling: SampleOptions::default(),
+            faces: FaceOptions::default(),
+            labels: LabelOptions::default(),
+            moderation_min_confidence: 50.0,
+        }
+    }
+}
+
+/// How one analysis of the pass ended, with its items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome<T> {
+    pub analysis: CuepointAnalysis,
+    pub items: Vec<T>,
+}
+
+impl<T> Outcome<T> {
+    fn complete(items: Vec<T>) -> Self {
+        Outcome {
+            analysis: CuepointAnalysis {
+                status: AnalysisStatus::Complete,
+                model: None,
+                message: None,
+            },
+            items,
+        }
+    }
+
+    fn from_error(e: &VisionError) -> Self {
+        Outcome {
+            analysis: CuepointAnalysis {
+                status: if e.is_not_installed() {
+                    AnalysisStatus::NotInstalled
+                } else {
+                    AnalysisStatus::Failed
+                },
+                model: e.model().map(|m| m.name().to_string()),
+                message: Some(e.to_string()),
+            },
+            items: Vec::new(),
+        }
+    }
+
+    pub fn status(&self) -> AnalysisStatus {
+        self.analysis.status
+    }
+}
+
+/// What a pass found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisionResults {
+    pub labels: Outcome<LabelDetection>,
+    pub faces: Outcome<FaceDetection>,
+    pub moderation: Outcome<ModerationDetection>,
+    /// Frames sampled and analysed.
+    pub frames: usize,
+}
+
+/// A model while the pass runs: loaded, or the error that ended its analysis.
+enum Slot<M, T> {
+    Running(M, Vec<T>),
+    Ended(VisionError),
+}
+
+impl<M, T> Slot<M, T> {
+    fn load(f: impl FnOnce() -> Result<M, VisionError>) -> Self {
+        match f() {
+            Ok(m) => Slot::Running(m, Vec::new()),
+            Err(e) => {
+                tracing::warn!(error = %e, "vision analysis cannot run");
+                Slot::Ended(e)
+            }
+        }
+    }
+
+    fn running(&self) -> bool {
+        matches!(self, Slot::Running(..))
+    }
+
+    /// Apply `f` to the model; its first error ends this analysis.
+    fn step(&mut self, f: impl FnOnce(&mut M) -> Result<Vec<T>, VisionError>) {
+        if let Slot::Running(m, items) = self {
+            match f(m) {
+                Ok(more) => items.extend(more),
+                Err(e) => {
+                    tracing::warn!(error = %e, "vision analysis failed");
+                    *self = Slot::Ended(e);
+                }
+            }
+        }
+    }
+
+    fn outcome(self) -> Outcome<T> {
+        match self {
+            Slot::Running(_, items) => Outcome::complete(items),
+            Slot::Ended(e) => Outcome::from_error(&e),
+        }
+    }
+}
+
+/// Run labels, faces and moderation over `video` in one decode, with the models installed in
+/// `config.models_dir`.
+pub fn analyze_video(video: &Path, config: &VisionConfig) -> Result<VisionResults, VisionError> {
+    analyze_video_with(video, ModelFiles::installed(&config.models_dir), config)
+}
+
+/// As [`analyze_video`], with the given model files.
+pub fn analyze_video_with(
+    video: &Path,
+    files: ModelFiles,
+    config: &VisionConfig,
+) -> Result<VisionResults, VisionError> {
+    let mut labels: Slot<LabelClassifier, LabelDetection> = Slot::load(|| {
+        let (onnx, classes) = files.labels?;
+        LabelClassifier::load(&onnx, &classes, config.labels)
+    });
+    let mut faces: Slot<FaceDetector, FaceDetection> =
+        Slot::load(|| FaceDetector::load(&files.faces?, config.faces));
+    let mut moderation: Slot<NsfwClassifier, ModerationDetection> =
+        Slot::load(|| NsfwClassifier::load(&files.moderation?));
+    let mut frames = 0;
+    if labels.running() || faces.running() || moderation.running() {
+        for sample in FrameSampler::open(video, &config.sampling)? {
+            let sample = sample?;
+            let ts = sample.timestamp_ms;
+            let frame = &sample.frame;
+            frames += 1;
+            labels.step(|m| {
+                Ok(m.labels(frame)?
+                    .into_iter()
+                    .map(|label| LabelDetection {
+                        timestamp: ts,
+                        label,
+                    })
+                    .collect())
+            });
+            faces.step(|m| {
+                Ok(m.detect(frame)?
+                    .into_iter()
+                    .map(|face| FaceDetection {
+                        timestamp: ts,
+                        face,
+                    })
+                    .collect())
+            });
+            moderation.step(|m| {
+                Ok(m.moderate(frame, config.moderation_min_confidence)?
+                    .into_iter()
+                    .map(|moderation_label| ModerationDetection {
+                        timestamp: ts,
+                        moderation_label,
+                    })
+                    .collect())
+            });
+            if !(labels.running() || faces.running() || moderation.running()) {
+                break;
+            }
+        }
+    }
+    Ok(VisionResults {
+        labels: labels.outcome(),
+        faces: faces.outcome(),
+        moderation: moderation.outcome(),
+        frames,
+    })
+}
