@@ -3,11 +3,12 @@
 //! MediaConvert (announcing on EventBridge) and Rekognition (announcing through SNS → SQS).
 //!
 //! Needs an emulator (`tests/emulator/localstack.sh start`, then
-//! `eval "$(tests/emulator/localstack.sh env)"`); without `AWS_ENDPOINT_URL` every test prints a
-//! loud SKIPPED line and passes. Run one at a time (they share two cores with FFmpeg):
+//! `eval "$(tests/emulator/localstack.sh env)"`), so the tests are ignored unless asked for, and
+//! asked for without `AWS_ENDPOINT_URL` they fail; `tests/run.sh` runs them. Run one at a time
+//! (they share two cores with FFmpeg):
 //!
 //! ```text
-//! cargo test -p cuepoint-tests --features aws --test e2e_localstack -- --test-threads 1
+//! cargo test -p cuepoint-tests --features aws --test e2e_localstack -- --include-ignored --test-threads 1
 //! ```
 
 mod localstack_support;
@@ -42,6 +43,7 @@ fn permanent(workers: &cuepoint_workers::app::RunningWorkers, kind: WorkerKind) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn upload_runs_to_a_complete_asset_with_every_result_in_the_output_bucket() {
     let Some(stack) = Stack::new("complete").await else {
         return;
@@ -167,6 +169,7 @@ async fn upload_runs_to_a_complete_asset_with_every_result_in_the_output_bucket(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn duplicated_messages_create_no_second_job_and_no_second_pass() {
     let Some(stack) = Stack::new("dupes").await else {
         return;
@@ -304,6 +307,7 @@ async fn duplicated_messages_create_no_second_job_and_no_second_pass() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn malformed_message_is_dead_lettered_after_max_receives_with_its_reason() {
     let Some(stack) = Stack::new("poison").await else {
         return;
@@ -354,6 +358,7 @@ async fn malformed_message_is_dead_lettered_after_max_receives_with_its_reason()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn replaying_the_dlq_after_the_fix_completes_the_asset() {
     let Some(stack) = Stack::new("replay").await else {
         return;
@@ -446,6 +451,7 @@ async fn replaying_the_dlq_after_the_fix_completes_the_asset() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn sigterm_mid_batch_loses_nothing() {
     let Some(stack) = Stack::new("sigterm").await else {
         return;

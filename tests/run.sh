@@ -61,9 +61,9 @@ if [ "$AWS" = 1 ]; then
   tests/emulator/localstack.sh start
   trap 'tests/emulator/localstack.sh stop' EXIT
   eval "$(tests/emulator/localstack.sh env)"
-  cargo test --locked -p cuepoint-aws -- --test-threads 2
+  cargo test --locked -p cuepoint-aws -- --include-ignored --test-threads 2
   step "aws: end to end on LocalStack (real adapters, local media engine)"
-  cargo test --locked -p cuepoint-tests --features aws --test e2e_localstack -- --test-threads 1
+  cargo test --locked -p cuepoint-tests --features aws --test e2e_localstack -- --include-ignored --test-threads 1
   step "aws: chaos on LocalStack (the fault-injection harness over the AWS adapters, docs/reliability.md)"
   CUEPOINT_CHAOS_TARGET=localstack CUEPOINT_CHAOS_ASSETS=30 cargo test --locked -p cuepoint-tests --features aws --test chaos
 fi

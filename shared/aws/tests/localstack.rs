@@ -1,10 +1,11 @@
 //! The AWS adapters against LocalStack, through the real SDK clients.
 //!
-//! Needs an emulator endpoint in `AWS_ENDPOINT_URL`; without it every test prints a loud
-//! SKIPPED line and passes. Start one with `tests/emulator/localstack.sh start`, then:
+//! Needs an emulator endpoint in `AWS_ENDPOINT_URL`, so the tests are ignored unless asked for;
+//! asked for without an endpoint they fail. `tests/run.sh` runs them; by hand, start one with
+//! `tests/emulator/localstack.sh start`, then:
 //!
 //! ```text
-//! AWS_ENDPOINT_URL=http://127.0.0.1:4566 cargo test -p cuepoint-aws --test localstack
+//! AWS_ENDPOINT_URL=http://127.0.0.1:4566 cargo test -p cuepoint-aws --test localstack -- --include-ignored
 //! ```
 //!
 //! Every test provisions its own resources from `infra/routing.json` under a random prefix,
@@ -32,17 +33,15 @@ use serde_json::{json, Value};
 
 const ROUTING: &str = include_str!("../../../infra/routing.json");
 
-/// The emulator endpoint, or `None` (and a loud message) when the tests must skip.
+/// The emulator endpoint. These tests are ignored unless asked for (`tests/run.sh` runs them
+/// with `--include-ignored` after starting LocalStack); asked for without an emulator, they fail.
 fn endpoint(test: &str) -> Option<String> {
     match std::env::var("AWS_ENDPOINT_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!(
-                "\n*** SKIPPED {test}: AWS_ENDPOINT_URL is not set. Run `tests/emulator/localstack.sh start` and set \
-                 AWS_ENDPOINT_URL=http://127.0.0.1:4566 to run the LocalStack tests. ***\n"
-            );
-            None
-        }
+        _ => panic!(
+            "{test}: AWS_ENDPOINT_URL is not set. Run `tests/emulator/localstack.sh start` and set \
+             AWS_ENDPOINT_URL=http://127.0.0.1:4566 (tests/run.sh does both)"
+        ),
     }
 }
 
@@ -156,6 +155,7 @@ fn envelope(m: &ReceivedMessage) -> EventBridgeEvent<Value> {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn sqs_receive_visibility_delete_and_delay() {
     let Some(env) = setup("sqs").await else {
         return;
@@ -247,6 +247,7 @@ async fn sqs_receive_visibility_delete_and_delay() {
 }
 
 #[tokio::test]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn failures_dead_letter_with_their_reason_and_replay_back() {
     let Some(env) = setup("dlq").await else {
         return;
@@ -330,6 +331,7 @@ async fn failures_dead_letter_with_their_reason_and_replay_back() {
 }
 
 #[tokio::test]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn eventbridge_rules_route_events_to_their_queues() {
     let Some(env) = setup("events").await else {
         return;
@@ -442,6 +444,7 @@ async fn eventbridge_rules_route_events_to_their_queues() {
 }
 
 #[tokio::test]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn s3_upload_to_ingest_bucket_arrives_as_object_created() {
     let Some(env) = setup("upload").await else {
         return;
@@ -485,6 +488,7 @@ async fn s3_upload_to_ingest_bucket_arrives_as_object_created() {
 }
 
 #[tokio::test]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn sns_publish_arrives_wrapped_on_the_results_queue() {
     let Some(env) = setup("sns").await else {
         return;
@@ -537,6 +541,7 @@ fn next_version(asset: &Asset, state: AssetState) -> Asset {
 }
 
 #[tokio::test]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn dynamodb_conditional_writes_and_counter_transactions() {
     let Some(env) = setup("ddb").await else {
         return;
@@ -746,6 +751,7 @@ async fn dynamodb_conditional_writes_and_counter_transactions() {
 }
 
 #[tokio::test]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn s3_blob_store_round_trips_odd_keys_and_presigns() {
     let Some(env) = setup("blobs").await else {
         return;
@@ -814,6 +820,7 @@ async fn s3_blob_store_round_trips_odd_keys_and_presigns() {
 }
 
 #[tokio::test]
+#[ignore = "needs LocalStack: run tests/run.sh"]
 async fn missing_resources_are_not_found() {
     let Some(env) = setup("missing").await else {
         return;
