@@ -10,9 +10,7 @@ use cuepoint_engine::sample::generate_sample;
 use cuepoint_runtime::ports::SystemClock;
 use cuepoint_tests::{short_clip, test_settings};
 use cuepoint_workers::backend::build_embedded;
-use cuepoint_workers::cli::demo::{compare, shot_starts};
 use cuepoint_workers::cli::run::{ingest_files, run_until_terminal};
-use cuepoint_workers::cli::summary::summarize;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_clip_runs_to_a_vmap_with_breaks_in_the_black_gaps() {
@@ -38,21 +36,52 @@ async fn generated_clip_runs_to_a_vmap_with_breaks_in_the_black_gaps() {
         asset.failure
     );
 
-    let summary = summarize(backend.ctx.ports.blobs.as_ref(), asset).await;
-    let shots = shot_starts(&backend, asset).await;
-    let cmp = compare(&truth, &summary, &shots);
-    assert!(
-        cmp.black_gaps_within_one_frame,
-        "black gaps: {:?}",
-        cmp.black_gaps
+    // Checked against the stored results as raw JSON, not through the product's own summary
+    // and comparison code.
+    let frame = 1.0 / truth.fps + 1e-6;
+    let read = |rel: &str| -> serde_json::Value {
+        let uri = asset.results.prefix.join(rel).unwrap();
+        let path = backend.ctx.ports.blobs.local_path(&uri).unwrap();
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    };
+    let segments = read("segments.json");
+    let spans = |want: &dyn Fn(&serde_json::Value) -> bool| -> Vec<(f64, f64)> {
+        segments["Segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| want(s))
+            .map(|s| {
+                (
+                    s["StartTimestampMillis"].as_f64().unwrap() / 1000.0,
+                    s["EndTimestampMillis"].as_f64().unwrap() / 1000.0,
+                )
+            })
+            .collect()
+    };
+    let black = spans(&|s| s["TechnicalCueSegment"]["Type"] == "BlackFrames");
+    for &(a, b) in &truth.black_gaps {
+        assert!(
+            black
+                .iter()
+                .any(|&(x, y)| (x - a).abs() <= frame && (y - b).abs() <= frame),
+            "black gap {a}-{b} not found within one frame in {black:?}"
+        );
+    }
+    let shots = spans(&|s| s["Type"] == "SHOT");
+    for &c in &truth.cuts {
+        assert!(
+            shots.iter().any(|&(x, _)| (x - c).abs() <= frame),
+            "cut at {c} not found within one frame in {shots:?}"
+        );
+    }
+    // Tracks 1 and 2 carry tone, 3 and 4 are silent (short_clip).
+    let audio = read("audio.json");
+    assert_eq!(
+        audio["loudnessmap"],
+        serde_json::json!([1, 1, 0, 0]),
+        "{audio}"
     );
-    assert!(cmp.cuts_within_one_frame, "cuts: {:?}", cmp.cuts);
-    assert!(
-        cmp.silent_tracks_exact,
-        "silent tracks: truth {:?} found {:?}",
-        cmp.silent_tracks_truth, cmp.silent_tracks_found
-    );
-    assert_eq!(summary.silent_tracks, vec![3, 4]);
 
     // The VMAP on disk: every break sits inside a black, silent gap.
     let vmap_path = backend
