@@ -187,7 +187,7 @@ fn json_report(
 }
 
 fn hms(t: f64) -> String {
-    vmap::time_offset(t).unwrap_or_else(|| format!("{t}s"))
+    crate::cli::summary::clock(t)
 }
 
 fn reasons(slot: &Slot) -> String {

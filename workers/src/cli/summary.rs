@@ -213,16 +213,10 @@ pub async fn summarize(blobs: &dyn BlobStore, asset: &Asset) -> AssetSummary {
     }
 }
 
-/// `HH:MM:SS.mmm`.
+/// `HH:MM:SS.mmm`, exactly as the VMAP writes the time (one formatter for both); a time the
+/// VMAP cannot hold (negative, not finite) is shown in seconds.
 pub fn clock(t: f64) -> String {
-    let ms = (t * 1000.0).round().max(0.0) as u64;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        ms / 3_600_000,
-        (ms / 60_000) % 60,
-        (ms / 1000) % 60,
-        ms % 1000
-    )
+    cuepoint_core::vmap::time_offset(t).unwrap_or_else(|| format!("{t}s"))
 }
 
 fn layout_name(l: AudioLayout) -> &'static str {
@@ -394,7 +388,7 @@ mod tests {
 
     #[test]
     fn clock_and_timeline() {
-        assert_eq!(clock(3723.0456), "01:02:03.046");
+        assert_eq!(clock(3723.0456), "01:02:03.045");
         let s = AssetSummary {
             asset_id: "a".into(),
             source: "s3://b/k".into(),
