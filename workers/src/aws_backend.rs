@@ -56,6 +56,7 @@ pub async fn build(settings: &Settings, with_engine: bool) -> anyhow::Result<Bac
             cuepoint_engine::local::LocalEngineConfig {
                 scratch_dir: Some(settings.data_dir.join("scratch")),
                 models_dir: settings.models.dir.clone(),
+                vision: crate::backend::vision_config(settings),
                 region: clients.region().unwrap_or("us-east-1").to_string(),
                 ..Default::default()
             },

@@ -88,9 +88,31 @@ pub fn embedded_routing(settings: &Settings) -> anyhow::Result<RoutingDefinition
         .context("routing definition (infra/routing.json)")
 }
 
+/// The local vision pass from the settings: models dir, sampling rate, moderation threshold.
+pub(crate) fn vision_config(settings: &Settings) -> cuepoint_engine::vision::VisionConfig {
+    let mut v = cuepoint_engine::vision::VisionConfig {
+        models_dir: cuepoint_models::ModelsDir::resolve(settings.models.dir.as_deref())
+            .root()
+            .to_path_buf(),
+        moderation_min_confidence: settings.analysis.moderation_min_confidence,
+        ..Default::default()
+    };
+    v.sampling.interval = settings.analysis.vision_sample_seconds;
+    v
+}
+
 fn validate(settings: &Settings) -> anyhow::Result<()> {
     BucketName::parse(settings.ingest_bucket.clone()).context("ingest_bucket")?;
     BucketName::parse(settings.output_bucket.clone()).context("output_bucket")?;
+    let a = &settings.analysis;
+    anyhow::ensure!(
+        a.vision_sample_seconds.is_finite() && a.vision_sample_seconds > 0.0,
+        "analysis.vision_sample_seconds must be a positive number of seconds"
+    );
+    anyhow::ensure!(
+        (0.0..=100.0).contains(&a.moderation_min_confidence),
+        "analysis.moderation_min_confidence must be 0-100"
+    );
     // Checked again when the worker context is built; here it fails before anything starts.
     crate::scoring_config::Scoring::from_settings(&settings.scoring, &settings.output_bucket)?;
     Ok(())
@@ -143,6 +165,7 @@ pub async fn build_embedded(
             scratch_dir: Some(settings.data_dir.join("scratch")),
             models_dir: settings.models.dir.clone(),
             region: "local".into(),
+            vision: vision_config(settings),
             ..Default::default()
         },
     );

@@ -24,6 +24,8 @@ pub mod tools;
 pub mod transcode;
 
 pub use analyze::{analyze, Analysis, AnalyzeOptions, BlackOptions, CreditsOptions, ShotOptions};
+/// The vision models behind the local label, face and moderation jobs.
+pub use cuepoint_vision as vision;
 pub use error::EngineError;
 pub use local::{LocalEngineConfig, LocalMediaConvert, LocalRekognition};
 pub use probe::{probe, probe_media, FfprobeProber, MediaInfo, Rational};

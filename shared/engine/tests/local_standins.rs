@@ -661,14 +661,16 @@ async fn rekognition_detects_segments_notifies_and_pages() {
     );
     assert_eq!(detection.segments.iter().filter(|s| s.is_shot()).count(), 7);
 
-    // Labels: at once, empty.
+    // Labels: from the local model, or empty with the reason when it is not installed.
     let labels = rk
         .get_page(AnalysisKind::Labels, &labels_id, None)
         .await
         .unwrap();
     assert_eq!(labels.body["JobStatus"], "SUCCEEDED");
-    assert_eq!(labels.body["Labels"], serde_json::json!([]));
-    assert!(labels.next_token.is_none());
+    assert!(labels.body["Labels"].is_array());
+    let status = labels.body["CuepointAnalysis"]["Status"].as_str().unwrap();
+    assert!(["COMPLETE", "NOT_INSTALLED"].contains(&status), "{status}");
+    assert_eq!(labels.body["CuepointAnalysis"]["Model"], "mobilenet-v2");
 
     // Wrong kind, bad token, unknown job.
     assert!(matches!(
@@ -748,6 +750,8 @@ async fn rekognition_fails_a_missing_video_and_resumes_unfinished_jobs() {
         .get_page(AnalysisKind::Moderation, &"f".repeat(64), None)
         .await
         .unwrap();
+    // Its video is missing too, so it fails as Rekognition's would.
+    assert_eq!(page.body["JobStatus"], "FAILED");
     assert_eq!(page.body["ModerationLabels"], serde_json::json!([]));
     assert_eq!(
         w.ledger
@@ -756,6 +760,110 @@ async fn rekognition_fails_a_missing_video_and_resumes_unfinished_jobs() {
             .unwrap()
             .unwrap()
             .status,
-        LedgerStatus::Complete
+        LedgerStatus::Error
+    );
+}
+
+/// Files (not directories) directly in `dir` with extension `ext`.
+fn files_with(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.extension().is_some_and(|x| x == ext));
+    v
+}
+
+#[tokio::test]
+async fn vision_jobs_of_one_video_share_one_pass_across_instances() {
+    // In memory (as in S3): the video is known by its URI, size and ETag.
+    let w = World::new(false);
+    let video = uri("s3://media-out/v1/proxy/proxy.mp4");
+    let spec = SampleSpec {
+        duration: 3.0,
+        cuts: vec![1.5],
+        black_gaps: vec![],
+        ..small()
+    };
+    w.blobs
+        .put(&video, sample_bytes(spec).await, "video/mp4")
+        .await
+        .unwrap();
+    let rk = w.rekognition(1000);
+    let mut ids = Vec::new();
+    for kind in [
+        AnalysisKind::Labels,
+        AnalysisKind::Faces,
+        AnalysisKind::Moderation,
+        AnalysisKind::Celebrities,
+    ] {
+        ids.push((
+            kind,
+            rk.start(&analysis_request(kind, &video, "v1"))
+                .await
+                .unwrap(),
+        ));
+    }
+    rk.wait_idle().await;
+    let cache = w
+        .config
+        .scratch_dir
+        .clone()
+        .unwrap()
+        .join("cuepoint-vision");
+    let results = files_with(&cache, "json");
+    assert_eq!(results.len(), 1, "one pass for three jobs: {results:?}");
+    let written = std::fs::metadata(&results[0]).unwrap().modified().unwrap();
+    for (kind, id) in &ids {
+        let page = rk.get_page(*kind, id, None).await.unwrap();
+        assert_eq!(page.body["JobStatus"], "SUCCEEDED", "{kind}: {}", page.body);
+        assert!(page.body[kind.list_field()].is_array());
+        let status = page.body["CuepointAnalysis"]["Status"].as_str().unwrap();
+        if *kind == AnalysisKind::Celebrities {
+            assert_eq!(status, "UNAVAILABLE_OFFLINE");
+            assert!(page.body["CuepointAnalysis"]["Message"]
+                .as_str()
+                .unwrap()
+                .contains("Rekognition"));
+        } else {
+            assert!(
+                ["COMPLETE", "NOT_INSTALLED"].contains(&status),
+                "{kind}: {status}"
+            );
+            if std::env::var_os("CUEPOINT_REQUIRE_MODELS")
+                .is_some_and(|v| !v.is_empty() && v != "0")
+            {
+                assert_eq!(status, "COMPLETE", "{kind}: {}", page.body);
+            }
+            if status == "NOT_INSTALLED" {
+                let m = page.body["CuepointAnalysis"]["Message"].as_str().unwrap();
+                assert!(m.contains("cuepoint models install"), "{m}");
+            }
+        }
+    }
+    // Another instance (as another process would) reuses the pass instead of decoding again.
+    let other = w.rekognition(1000);
+    let again = other
+        .start(&analysis_request(AnalysisKind::Faces, &video, "v1-again"))
+        .await
+        .unwrap();
+    other.wait_idle().await;
+    let results = files_with(&cache, "json");
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(
+        std::fs::metadata(&results[0]).unwrap().modified().unwrap(),
+        written
+    );
+    let first = rk
+        .get_page(AnalysisKind::Faces, &ids[1].1, None)
+        .await
+        .unwrap();
+    let second = other
+        .get_page(AnalysisKind::Faces, &again, None)
+        .await
+        .unwrap();
+    assert_eq!(first.body["Faces"], second.body["Faces"]);
+    assert_eq!(
+        first.body["CuepointAnalysis"],
+        second.body["CuepointAnalysis"]
     );
 }

@@ -130,6 +130,11 @@ pub struct AnalysisSettings {
     pub max_open_jobs: i64,
     /// How long to delay a start when the cap is reached.
     pub cap_retry_seconds: u64,
+    /// Local engine: seconds between the frames the vision models see (plus the first frame
+    /// of each shot).
+    pub vision_sample_seconds: f64,
+    /// Local engine: minimum confidence (0-100) of a moderation label.
+    pub moderation_min_confidence: f32,
 }
 
 impl Default for AnalysisSettings {
@@ -137,6 +142,8 @@ impl Default for AnalysisSettings {
         Self {
             max_open_jobs: 20,
             cap_retry_seconds: 30,
+            vision_sample_seconds: 1.0,
+            moderation_min_confidence: 50.0,
         }
     }
 }

@@ -12,6 +12,7 @@
 mod mediaconvert;
 mod rekognition;
 mod transcribe;
+mod vision;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ pub use rekognition::{LocalRekognition, SEGMENTS_PAGE_SIZE};
 pub use transcribe::{LocalTranscribe, NoSpeechModels, SpeechEngine, SpeechEngineError};
 
 /// Settings shared by both stand-ins.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LocalEngineConfig {
     /// Account id in event envelopes and ARNs.
     pub account: String,
@@ -42,6 +43,8 @@ pub struct LocalEngineConfig {
     pub scratch_dir: Option<PathBuf>,
     /// Where the offline models are installed (`models.dir`; unset: the default location).
     pub models_dir: Option<PathBuf>,
+    /// The vision pass of label, face and moderation jobs (models dir, sampling, thresholds).
+    pub vision: cuepoint_vision::VisionConfig,
 }
 
 impl Default for LocalEngineConfig {
@@ -52,6 +55,7 @@ impl Default for LocalEngineConfig {
             max_concurrent_jobs: 1,
             scratch_dir: None,
             models_dir: None,
+            vision: cuepoint_vision::VisionConfig::default(),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Rekognition Video played locally. Segment detection runs `analyze` (video detectors only) on
-//! the video; label, face, celebrity and moderation jobs complete at once with empty results
-//! (there is no local model for them). Completion is the notification Rekognition publishes to
-//! its SNS topic; results are served by `get_page` in pages with a `NextToken`.
+//! the video; label, face and moderation jobs share one vision pass over it (local models, see
+//! `cuepoint-vision`), each answering in its Get* shape with a `CuepointAnalysis` status;
+//! celebrity recognition has no offline model and says so. Completion is the notification
+//! Rekognition publishes to its SNS topic; results are served by `get_page` in pages with a
+//! `NextToken`.
 
 use std::sync::Arc;
 
@@ -12,8 +14,11 @@ use cuepoint_runtime::ports::{
     AnalysisRequest, BlobStore, Clock, JobLedger, LedgerJob, LedgerService, LedgerStatus,
     PortError, PortResult, ResultsPage, Topic, VideoAnalyzer,
 };
+use cuepoint_vision::{AnalysisStatus, CuepointAnalysis, Outcome, VisionResults};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::vision::VisionPasses;
 use super::{digest, job_scratch, local_input, LocalEngineConfig, Runner};
 use crate::analyze::{analyze, AnalyzeOptions};
 
@@ -35,6 +40,7 @@ struct Inner {
     options: AnalyzeOptions,
     page_size: usize,
     runner: Runner,
+    vision: VisionPasses,
 }
 
 impl LocalRekognition {
@@ -67,6 +73,14 @@ impl LocalRekognition {
         page_size: usize,
     ) -> Self {
         let runner = Runner::new(&config);
+        let vision = VisionPasses::new(
+            config.vision.clone(),
+            config
+                .scratch_dir
+                .clone()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("cuepoint-vision"),
+        );
         let options = AnalyzeOptions {
             loudness: false,
             video: true,
@@ -82,6 +96,7 @@ impl LocalRekognition {
                 options,
                 page_size: page_size.max(1),
                 runner,
+                vision,
             }),
         }
     }
@@ -281,7 +296,13 @@ impl Inner {
         }
         let outcome = match request.kind {
             AnalysisKind::Segments => self.detect_segments(&job, &request).await,
-            other => Ok(empty_results(other)),
+            AnalysisKind::Celebrities => Ok(celebrities_unavailable()),
+            kind @ (AnalysisKind::Labels | AnalysisKind::Faces | AnalysisKind::Moderation) => self
+                .see(&job, &request)
+                .await
+                .map(|results| vision_response(kind, &results)),
+            // Not a Rekognition analysis (Transcribe's stand-in runs it); nothing to find here.
+            other => Ok(json!({"JobStatus": "SUCCEEDED", other.list_field(): []})),
         };
         let response = match outcome {
             Ok(result) => result,
@@ -371,6 +392,91 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// The vision pass over the job's video (shared with the video's other vision jobs).
+    async fn see(
+        &self,
+        job: &LedgerJob,
+        request: &AnalysisRequest,
+    ) -> Result<VisionResults, String> {
+        let uri = &request.video;
+        let missing = || {
+            format!("Unable to get object metadata from S3. Check object key, region and/or access permissions: {uri}")
+        };
+        let identity = match self.blobs.local_path(uri).filter(|p| p.is_file()) {
+            Some(p) => format!("{uri} {}", super::vision::file_stamp(&p)),
+            None => {
+                let meta = self
+                    .blobs
+                    .head(uri)
+                    .await
+                    .map_err(|e| format!("reading {uri}: {e}"))?
+                    .ok_or_else(missing)?;
+                format!("{uri} {} {:?}", meta.size, meta.etag)
+            }
+        };
+        let video = async {
+            let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| e.to_string())?;
+            let path = local_input(&self.blobs, uri, scratch.path())
+                .await
+                .map_err(|e| format!("reading {uri}: {e}"))?
+                .ok_or_else(missing)?;
+            Ok((path, Some(scratch)))
+        };
+        match &*self.vision.results(&identity, video).await {
+            Ok(r) => Ok((**r).clone()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+/// The Get* response of one vision analysis. A model that is missing or failed leaves its
+/// list empty and says why in `CuepointAnalysis`; the job itself succeeds, so the asset goes
+/// on with what the other analyses found.
+fn vision_response(kind: AnalysisKind, results: &VisionResults) -> Value {
+    fn body<T: Serialize>(kind: AnalysisKind, o: &Outcome<T>, model: &str) -> Value {
+        let mut m = Map::new();
+        m.insert("JobStatus".into(), json!("SUCCEEDED"));
+        m.insert(
+            kind.list_field().into(),
+            serde_json::to_value(&o.items).unwrap_or_else(|_| json!([])),
+        );
+        let mut analysis = o.analysis.clone();
+        analysis.model.get_or_insert_with(|| model.to_string());
+        m.insert(
+            "CuepointAnalysis".into(),
+            serde_json::to_value(&analysis).unwrap_or(Value::Null),
+        );
+        Value::Object(m)
+    }
+    let mut v = match kind {
+        AnalysisKind::Labels => body(kind, &results.labels, "mobilenet-v2"),
+        AnalysisKind::Faces => body(kind, &results.faces, "retinaface"),
+        _ => body(kind, &results.moderation, "opennsfw"),
+    };
+    if kind == AnalysisKind::Labels {
+        v["LabelModelVersion"] = json!("mobilenet-v2-imagenet1k");
+    }
+    v
+}
+
+/// Celebrity recognition offline: an empty list and the reason.
+fn celebrities_unavailable() -> Value {
+    let analysis = CuepointAnalysis {
+        status: AnalysisStatus::UnavailableOffline,
+        model: None,
+        message: Some(
+            "celebrity recognition runs only on Rekognition: no face-embedding model with a licence that permits this use runs in pure Rust, so the embedded default does not recognise people"
+                .into(),
+        ),
+    };
+    json!({
+        "JobStatus": "SUCCEEDED",
+        "Celebrities": [],
+        "CuepointAnalysis": analysis,
+    })
+}
+
 /// The Get* response stored for a job (a JSON object with `JobStatus`), once it has one.
 fn stored_response(job: &LedgerJob) -> Option<&Value> {
     job.result.as_ref().filter(|r| {
@@ -378,14 +484,6 @@ fn stored_response(job: &LedgerJob) -> Option<&Value> {
             .and_then(Value::as_str)
             .is_some_and(|s| s != "IN_PROGRESS")
     })
-}
-
-/// A SUCCEEDED response with no items, for the analyses without a local model.
-fn empty_results(kind: AnalysisKind) -> Value {
-    let mut m = Map::new();
-    m.insert("JobStatus".into(), json!("SUCCEEDED"));
-    m.insert(kind.list_field().into(), json!([]));
-    Value::Object(m)
 }
 
 #[cfg(test)]
@@ -401,9 +499,8 @@ mod tests {
             ledger_token(AnalysisKind::Labels, "t"),
             ledger_token(AnalysisKind::Faces, "t")
         );
-        assert_eq!(
-            empty_results(AnalysisKind::Moderation)["ModerationLabels"],
-            json!([])
-        );
+        let c = celebrities_unavailable();
+        assert_eq!(c["Celebrities"], json!([]));
+        assert_eq!(c["CuepointAnalysis"]["Status"], "UNAVAILABLE_OFFLINE");
     }
 }
