@@ -1,4 +1,7 @@
 //! A missing FFmpeg is a typed error naming the tool (own test binary: it changes the environment).
+//! It is a fault of the machine, not of the media: the probe reports it as transient, so the
+//! message is retried until the operator installs FFmpeg, and dead-lettered with this reason if
+//! never.
 
 use cuepoint_engine::{analyze, AnalyzeOptions, EngineError, Tools};
 
@@ -26,7 +29,12 @@ async fn missing_ffmpeg_is_a_clear_typed_error() {
     .unwrap_err();
     assert!(matches!(e, EngineError::ToolMissing { .. }), "{e}");
     match cuepoint_engine::probe("/etc/hostname").await {
-        Err(cuepoint_runtime::ports::ProbeError::Port(p)) => assert!(!p.is_transient(), "{p}"),
+        Err(cuepoint_runtime::ports::ProbeError::Port(p)) => {
+            assert!(p.is_transient(), "{p}");
+            let message = p.to_string();
+            assert!(message.contains("infrastructure fault"), "{message}");
+            assert!(message.contains("ffprobe"), "{message}");
+        }
         other => panic!("{other:?}"),
     }
 }
