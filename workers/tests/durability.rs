@@ -116,7 +116,8 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
 
     // Nothing done twice: one transcode job and one job per analysis in the ledger, and the
     // record's version counts exactly the transitions of one pass
-    // (register 1, transcoding 2, media prepared 3, analysing 4, five completions 5..=9, complete 10).
+    // (register 1, transcoding 2, media prepared 3, analysing 4, one completion per analysis:
+    // five video analyses and the transcription of this clip with sound, 5..=10, complete 11).
     let routing = RoutingDefinition::load(
         &[
             ("IngestBucket", "cuepoint-ingest"),
@@ -132,7 +133,12 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
         assert_eq!(assets.len(), 1, "exactly one asset");
         let a = &assets[0];
         assert_eq!(a.state, AssetState::Complete);
-        assert_eq!(a.version, 10, "one pass through the state machine");
+        assert_eq!(
+            a.analyses.len(),
+            6,
+            "five video analyses and the transcription"
+        );
+        assert_eq!(a.version, 11, "one pass through the state machine");
         let ledger = backend.ledger();
         assert_eq!(
             ledger
