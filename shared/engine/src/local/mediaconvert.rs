@@ -89,16 +89,12 @@ impl LocalMediaConvert {
 
     /// Unfinished jobs no process holds (see `LocalEngine::unattended`).
     pub async fn unattended(&self) -> PortResult<Vec<LedgerJob>> {
-        let jobs = self
-            .inner
-            .ledger
-            .unfinished(LedgerService::MediaConvert)
-            .await?;
-        let root = self.inner.config.scratch_dir.as_deref();
-        Ok(jobs
-            .into_iter()
-            .filter(|j| super::is_unattended(root, &j.job_id))
-            .collect())
+        super::unattended_jobs(
+            self.inner.ledger.as_ref(),
+            LedgerService::MediaConvert,
+            self.inner.config.scratch_dir.as_deref(),
+        )
+        .await
     }
 
     pub(crate) fn is_stopping(&self) -> bool {

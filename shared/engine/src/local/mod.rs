@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use cuepoint_core::domain::S3Uri;
 use cuepoint_runtime::ports::{
-    BlobStore, JobLedger, LedgerJob, LedgerStatus, PortError, PortResult,
+    BlobStore, JobLedger, LedgerJob, LedgerService, LedgerStatus, PortError, PortResult,
 };
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -272,6 +272,19 @@ pub(crate) fn is_unattended(root: Option<&Path>, job_id: &str) -> bool {
         Some(root) => matches!(claim_job(root, job_id), Some(Some(_))),
         None => false,
     }
+}
+
+/// The unfinished jobs of `service` that no process holds (see `LocalEngine::unattended`).
+pub(crate) async fn unattended_jobs(
+    ledger: &dyn JobLedger,
+    service: LedgerService,
+    root: Option<&Path>,
+) -> PortResult<Vec<LedgerJob>> {
+    let jobs = ledger.unfinished(service).await?;
+    Ok(jobs
+        .into_iter()
+        .filter(|j| is_unattended(root, &j.job_id))
+        .collect())
 }
 
 /// Remove what killed runs left in the scratch directory: job directories whose lock nobody

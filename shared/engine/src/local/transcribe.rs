@@ -105,12 +105,12 @@ impl LocalTranscribe {
 
     /// Unfinished jobs no process holds (see `LocalEngine::unattended`).
     pub async fn unattended(&self) -> PortResult<Vec<LedgerJob>> {
-        let jobs = self.inner.ledger.unfinished(TRANSCRIBE_SERVICE).await?;
-        let root = self.inner.config.scratch_dir.as_deref();
-        Ok(jobs
-            .into_iter()
-            .filter(|j| super::is_unattended(root, &j.job_id))
-            .collect())
+        super::unattended_jobs(
+            self.inner.ledger.as_ref(),
+            TRANSCRIBE_SERVICE,
+            self.inner.config.scratch_dir.as_deref(),
+        )
+        .await
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
