@@ -2,10 +2,9 @@
 //! nothing to hear, for a failed transcription, and speech activity from a transcript's word
 //! times (Amazon Transcribe measures no speech activity of its own).
 
+use cuepoint_core::speech::{intervals_from_transcript, SpeechResults, DEFAULT_WORD_GAP_MS};
+use cuepoint_core::transcript::Transcript;
 use serde_json::{json, Value};
-
-/// Words closer than this belong to one speech interval.
-const MAX_WORD_GAP_SECONDS: f64 = 0.5;
 
 /// A transcript of nothing (Transcribe's output shape).
 pub fn silent_transcript() -> Value {
@@ -29,67 +28,19 @@ pub fn failed_speech(reason: &str) -> Value {
     json!({"JobStatus": "FAILED", "Speech": [], "CuepointAnalysis": failed_status(reason)})
 }
 
-/// `speech.json` from a transcript of `track`: consecutive words less than 0.5 s apart make one
-/// interval; its confidence is the mean word confidence in percent. A transcript that carries a
-/// `CuepointAnalysis` status passes it on.
+/// `speech.json` from a transcript of `track` (the core's word-gap rule). A transcript that
+/// carries a `CuepointAnalysis` status passes it on; one that does not parse gives no speech.
 pub fn speech_from_transcript(transcript: &Value, track: u32) -> Value {
-    let items = transcript
-        .pointer("/results/items")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    let mut words: Vec<(f64, f64, f64)> = items
-        .iter()
-        .filter(|i| i.get("type").and_then(Value::as_str) == Some("pronunciation"))
-        .filter_map(|i| {
-            let t = |k: &str| {
-                i.get(k)
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse::<f64>().ok())
-            };
-            let conf = i
-                .pointer("/alternatives/0/confidence")
-                .and_then(|c| {
-                    c.as_str()
-                        .and_then(|s| s.parse::<f64>().ok())
-                        .or_else(|| c.as_f64())
-                })
-                .unwrap_or(0.0);
-            Some((t("start_time")?, t("end_time")?, conf))
-        })
-        .filter(|(s, e, _)| s.is_finite() && e.is_finite() && e >= s)
-        .collect();
-    words.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut speech: Vec<Value> = Vec::new();
-    let mut current: Option<(f64, f64, f64, usize)> = None;
-    let close = |c: (f64, f64, f64, usize), out: &mut Vec<Value>| {
-        out.push(json!({
-            "Track": track,
-            "StartTimestamp": (c.0 * 1000.0).round() as u64,
-            "EndTimestamp": (c.1 * 1000.0).round() as u64,
-            "Confidence": ((c.2 / c.3 as f64) * 1000.0).round() / 10.0,
-        }))
-    };
-    for (s, e, conf) in words {
-        current = match current {
-            Some((cs, ce, sum, n)) if s - ce < MAX_WORD_GAP_SECONDS => {
-                Some((cs, ce.max(e), sum + conf, n + 1))
-            }
-            Some(c) => {
-                close(c, &mut speech);
-                Some((s, e, conf, 1))
-            }
-            None => Some((s, e, conf, 1)),
-        };
-    }
-    if let Some(c) = current {
-        close(c, &mut speech);
-    }
-    let mut out = json!({"JobStatus": "SUCCEEDED", "Speech": speech});
+    let parsed: Transcript = serde_json::from_value(transcript.clone()).unwrap_or_default();
+    let mut out = SpeechResults::new(intervals_from_transcript(
+        &parsed,
+        track,
+        DEFAULT_WORD_GAP_MS,
+    ));
     if let Some(status) = transcript.get("CuepointAnalysis") {
-        out["CuepointAnalysis"] = status.clone();
+        out.extra.insert("CuepointAnalysis".into(), status.clone());
     }
-    out
+    serde_json::to_value(out).unwrap_or_else(|_| silent_speech())
 }
 
 #[cfg(test)]
@@ -102,6 +53,7 @@ mod tests {
 
     #[test]
     fn words_merge_into_intervals_across_short_gaps() {
+        // 0.1 s between "hello" and "there" merges; 1.6 s before "again" does not.
         let t = json!({"results": {"transcripts": [{"transcript": "hello there. again"}], "items": [
             word("0.5", "0.9", "0.9", "hello"),
             word("1.0", "1.4", "0.7", "there"),

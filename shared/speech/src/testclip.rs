@@ -50,6 +50,9 @@ pub struct SpeechClipSpec {
     pub height: u32,
     pub fps: u32,
     pub extra_tracks: Vec<ExtraTrack>,
+    /// Still pictures shown in turn for equal shares of the clip (scaled and padded to the
+    /// frame), so the picture analyses have something to see; empty: a test pattern.
+    pub pictures: Vec<PathBuf>,
 }
 
 impl Default for SpeechClipSpec {
@@ -70,6 +73,7 @@ impl Default for SpeechClipSpec {
             height: 240,
             fps: 25,
             extra_tracks: vec![ExtraTrack::Silent],
+            pictures: Vec::new(),
         }
     }
 }
@@ -153,9 +157,34 @@ pub async fn generate_speech_clip(
     .arg(format!(
         "testsrc2=size={}x{}:rate={}:duration={duration:.6}",
         spec.width, spec.height, spec.fps
-    ))
-    .arg("-i")
-    .arg(&speech_wav);
+    ));
+    // Inputs: the pattern (0), the pictures (1..=n), the speech, the extra tracks.
+    let share = duration / spec.pictures.len().max(1) as f64;
+    for picture in &spec.pictures {
+        cmd.args(["-loop", "1", "-framerate", &spec.fps.to_string()])
+            .args(["-t", &format!("{share:.6}"), "-i"])
+            .arg(picture);
+    }
+    let video = if spec.pictures.is_empty() {
+        "0:v".to_string()
+    } else {
+        let (w, h, fps) = (spec.width, spec.height, spec.fps);
+        let mut graph = String::new();
+        for i in 1..=spec.pictures.len() {
+            graph.push_str(&format!(
+                "[{i}:v]scale={w}:{h}:force_original_aspect_ratio=decrease,\
+                 pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps},format=yuv420p[p{i}];"
+            ));
+        }
+        for i in 1..=spec.pictures.len() {
+            graph.push_str(&format!("[p{i}]"));
+        }
+        graph.push_str(&format!("concat=n={}:v=1:a=0[v]", spec.pictures.len()));
+        cmd.args(["-filter_complex", &graph]);
+        "[v]".to_string()
+    };
+    let first_audio = 1 + spec.pictures.len();
+    cmd.arg("-i").arg(&speech_wav);
     for extra in &spec.extra_tracks {
         let source = match extra {
             ExtraTrack::Silent => "anullsrc=r=48000:cl=mono".to_string(),
@@ -163,9 +192,9 @@ pub async fn generate_speech_clip(
         };
         cmd.args(["-f", "lavfi", "-i", &source]);
     }
-    cmd.args(["-map", "0:v", "-map", "1:a"]);
+    cmd.args(["-map", &video, "-map", &format!("{first_audio}:a")]);
     for i in 0..spec.extra_tracks.len() {
-        cmd.args(["-map", &format!("{}:a", i + 2)]);
+        cmd.args(["-map", &format!("{}:a", first_audio + 1 + i)]);
     }
     cmd.args([
         "-c:v",

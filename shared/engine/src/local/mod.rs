@@ -27,7 +27,9 @@ use tokio::task::JoinHandle;
 
 pub use mediaconvert::LocalMediaConvert;
 pub use rekognition::{LocalRekognition, SEGMENTS_PAGE_SIZE};
-pub use transcribe::{LocalTranscribe, NoSpeechModels, SpeechEngine, SpeechEngineError};
+pub use transcribe::{
+    LocalTranscribe, ModelSpeechEngine, NoSpeechModels, SpeechEngine, SpeechEngineError,
+};
 
 /// Settings shared by both stand-ins.
 #[derive(Debug, Clone, PartialEq)]
@@ -432,7 +434,7 @@ pub struct LocalEngine {
 /// The speech models of this build, from the configured models directory.
 pub fn speech_engine(config: &LocalEngineConfig) -> Arc<dyn SpeechEngine> {
     let dir = cuepoint_models::ModelsDir::resolve(config.models_dir.as_deref());
-    Arc::new(NoSpeechModels {
+    Arc::new(ModelSpeechEngine {
         models_dir: dir.root().to_path_buf(),
     })
 }

@@ -372,6 +372,68 @@ impl Inner {
     }
 }
 
+/// The installed speech models: silero VAD (tract-onnx) for speech activity, Whisper through
+/// faster-whisper for the transcript (`cuepoint-speech`). A model that is not installed gives
+/// `NotInstalled`; one that fails, `Failed` with its cause.
+pub struct ModelSpeechEngine {
+    pub models_dir: std::path::PathBuf,
+}
+
+fn speech_error(e: cuepoint_speech::SpeechError, model: &str) -> SpeechEngineError {
+    if e.is_not_installed() {
+        SpeechEngineError::NotInstalled {
+            model: model.to_string(),
+            message: e.to_string(),
+        }
+    } else {
+        SpeechEngineError::Failed(e.to_string())
+    }
+}
+
+impl ModelSpeechEngine {
+    fn decode(&self, media: &Path, track: u32) -> Result<Vec<f32>, SpeechEngineError> {
+        let tools =
+            crate::tools::Tools::locate().map_err(|e| SpeechEngineError::Failed(e.to_string()))?;
+        // Called on a blocking thread of the runtime: wait for the async decode here.
+        tokio::runtime::Handle::current()
+            .block_on(cuepoint_speech::decode_track_16k(
+                &tools.ffmpeg,
+                media,
+                track,
+            ))
+            .map_err(|e| SpeechEngineError::Failed(e.to_string()))
+    }
+}
+
+impl SpeechEngine for ModelSpeechEngine {
+    fn speech(&self, media: &Path, track: u32) -> Result<Vec<SpeechInterval>, SpeechEngineError> {
+        let vad = cuepoint_speech::Vad::from_models_dir(&self.models_dir)
+            .map_err(|e| speech_error(e, "silero-vad"))?;
+        let samples = self.decode(media, track)?;
+        vad.detect(
+            &samples,
+            &cuepoint_core::speech::VadParams::default(),
+            track,
+        )
+        .map_err(|e| speech_error(e, "silero-vad"))
+    }
+
+    fn transcribe(&self, media: &Path, track: u32) -> Result<Transcript, SpeechEngineError> {
+        let not = |e| speech_error(e, "whisper-base");
+        let engine =
+            cuepoint_speech::TranscriptionEngine::from_models_dir(&self.models_dir).map_err(not)?;
+        let model = cuepoint_speech::models::whisper_model_dir(&self.models_dir).map_err(not)?;
+        // The engine reads a file's first audio stream: hand it the one track, decoded.
+        let samples = self.decode(media, track)?;
+        let dir = tempfile::tempdir().map_err(|e| SpeechEngineError::Failed(e.to_string()))?;
+        let wav = dir.path().join(format!("track-{track}.wav"));
+        cuepoint_speech::write_wav_16k(&wav, &samples).map_err(not)?;
+        let t =
+            cuepoint_speech::transcribe(&engine, &model, &wav, &Default::default()).map_err(not)?;
+        Ok(t.transcript)
+    }
+}
+
 /// The speech engine of a build without the speech models' runtime: every analysis completes
 /// marked `NOT_INSTALLED`, saying where the models are looked for.
 pub struct NoSpeechModels {
