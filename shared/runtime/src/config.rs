@@ -118,7 +118,7 @@ impl Default for AudioSettings {
     fn default() -> Self {
         Self {
             silence_threshold_lufs: -50.0,
-            min_silence_seconds: 0.5,
+            min_silence_seconds: cuepoint_core::loudness::DEFAULT_MIN_SILENCE_SECONDS,
         }
     }
 }

@@ -20,7 +20,7 @@ pub struct AnalyzeArgs {
     #[arg(long, default_value_t = -50.0, allow_hyphen_values = true)]
     pub silence_threshold: f64,
     /// Shortest reported silence interval, seconds.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = cuepoint_core::loudness::DEFAULT_MIN_SILENCE_SECONDS)]
     pub min_silence: f64,
 }
 
@@ -50,8 +50,15 @@ pub async fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     for (i, log) in analysis.loudness.iter().enumerate() {
         write(&results::loudness_track(i + 1), log.to_csv().into_bytes())?;
     }
+    let channels: Vec<u32> = analysis
+        .probe
+        .audio_tracks
+        .iter()
+        .map(|t| t.channels)
+        .collect();
     let audio = AudioReport::from_logs(
         &analysis.loudness,
+        &channels,
         &AudioOptions {
             silence_threshold: args.silence_threshold,
             min_silence_seconds: args.min_silence,

@@ -119,7 +119,12 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
         silence_threshold: ctx.settings.audio.silence_threshold_lufs,
         min_silence_seconds: ctx.settings.audio.min_silence_seconds,
     };
-    let audio = AudioReport::from_logs(&logs, &opts);
+    let channels: Vec<u32> = asset
+        .probe
+        .as_ref()
+        .map(|p| p.audio_tracks.iter().map(|t| t.channels).collect())
+        .unwrap_or_default();
+    let audio = AudioReport::from_logs(&logs, &channels, &opts);
     let body = serde_json::to_vec_pretty(&audio).unwrap_or_default();
     ctx.ports
         .blobs

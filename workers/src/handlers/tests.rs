@@ -101,7 +101,7 @@ fn asset_at(kit: &Kit, obj: &ObjectCreated, state: AssetState) -> Asset {
             AssetState::MediaPrepared,
             AssetEvent::MediaPrepared {
                 job_id: "mc-1".into(),
-                audio: AudioReport::from_logs(&[], &Default::default()),
+                audio: AudioReport::from_logs(&[], &[], &Default::default()),
                 hls_master: kit.ctx.result_uri(&id, results::HLS_MASTER),
                 proxy: kit.ctx.result_uri(&id, results::PROXY),
             },
