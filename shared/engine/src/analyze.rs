@@ -124,15 +124,17 @@ impl Default for BlackOptions {
 pub struct ShotOptions {
     /// scdet threshold; its score scale depends on the analysis size: 5 finds hard cuts at 160x90.
     pub threshold: f64,
-    /// Detections closer than this to the previous one are repeat hits of the same cut.
-    pub merge_window: f64,
+    /// Shortest shot, in frames: a detection fewer frames than this after the previous one is
+    /// a repeat hit of the same cut (scdet scores the frame after a cut high too). 2 keeps a
+    /// two-frame flash; raising it drops short shots with their closing cut.
+    pub min_shot_frames: u64,
 }
 
 impl Default for ShotOptions {
     fn default() -> Self {
         ShotOptions {
             threshold: 5.0,
-            merge_window: 0.5,
+            min_shot_frames: 2,
         }
     }
 }
@@ -464,7 +466,7 @@ fn read_video(
             end: e - 1,
         })
         .collect();
-    let cuts = merge_cuts(hits, (opts.shots.merge_window * fps).round() as u64);
+    let cuts = merge_cuts(hits, opts.shots.min_shot_frames);
     Ok(VideoFindings {
         total_frames,
         black,
@@ -479,16 +481,18 @@ fn read_video(
     })
 }
 
-/// Keep the first hit of every burst: hits within `window` frames of the last kept one are
-/// repeats of the same cut. Frame 0 is never a cut (the first shot starts there anyway).
-pub(crate) fn merge_cuts(mut hits: Vec<Cut>, window: u64) -> Vec<Cut> {
+/// Keep the first hit of every burst: a hit fewer than `min_shot` frames after the previous
+/// hit is a repeat of the same cut (bursts chain: each hit extends the burst). Frame 0 is
+/// never a cut (the first shot starts there anyway).
+pub(crate) fn merge_cuts(mut hits: Vec<Cut>, min_shot: u64) -> Vec<Cut> {
     hits.sort_by_key(|c| c.frame);
     let mut kept: Vec<Cut> = Vec::new();
+    let mut previous: Option<u64> = None;
     for h in hits.into_iter().filter(|c| c.frame > 0) {
+        let repeat = previous.is_some_and(|p| h.frame - p < min_shot.max(1));
+        previous = Some(h.frame);
         match kept.last_mut() {
-            Some(last) if h.frame - last.frame <= window => {
-                last.score = last.score.max(h.score);
-            }
+            Some(last) if repeat => last.score = last.score.max(h.score),
             _ => kept.push(h),
         }
     }
@@ -726,10 +730,14 @@ mod tests {
                 score: 9.0,
             },
         ];
-        let kept = merge_cuts(hits, 12);
+        let kept = merge_cuts(hits.clone(), 2);
         let frames: Vec<u64> = kept.iter().map(|c| c.frame).collect();
-        assert_eq!(frames, vec![75, 200, 213]);
+        // 75/76 is one cut; 200 and 212 end and start shots of 12 frames; 213 repeats 212.
+        assert_eq!(frames, vec![75, 200, 212]);
         assert_eq!(kept[0].score, 30.0);
+        assert_eq!(kept[2].score, 9.0);
+        let frames: Vec<u64> = merge_cuts(hits, 13).iter().map(|c| c.frame).collect();
+        assert_eq!(frames, vec![75, 200]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Detection accuracy against generated media with an exact ground truth: silence edges,
-//! the audio layout from channel counts.
+//! the audio layout from channel counts, short shots and gradual transitions.
 
 use std::path::Path;
 
@@ -205,4 +205,54 @@ async fn layout_follows_channel_counts() {
         let r = report(&path, &AudioOptions::default()).await;
         assert_eq!(r.layout, want, "{name}: {r:?}");
     }
+}
+
+fn small(duration: f64) -> SampleSpec {
+    SampleSpec {
+        duration,
+        width: 320,
+        height: 180,
+        fps: 25,
+        track_count: 1,
+        active_tracks: vec![1],
+        cuts: vec![],
+        black_gaps: vec![],
+        end_credits_from: None,
+        x264_preset: "ultrafast".into(),
+        ..SampleSpec::default()
+    }
+}
+
+/// Shots of 2, 3, 8 and 14 frames, and a 0.3 s close-up cut to black: every cut is found, to
+/// the frame, and nothing else.
+#[tokio::test]
+async fn short_shots_keep_the_cut_that_ends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short.mov");
+    let spec = SampleSpec {
+        cuts: vec![2.0, 2.08, 2.2, 2.52, 4.0, 4.56, 7.7],
+        black_gaps: vec![(8.0, 10.0)],
+        ..small(12.0)
+    };
+    let truth = generate_sample(&path, &spec).await.unwrap();
+    let opts = AnalyzeOptions {
+        loudness: false,
+        ..AnalyzeOptions::default()
+    };
+    let a = analyze(&path, &opts, None).await.unwrap();
+    let starts: Vec<u64> = a
+        .segments
+        .segments
+        .iter()
+        .filter(|s| s.is_shot())
+        .map(|s| s.start_frame_number.unwrap())
+        .collect();
+    let mut want: Vec<u64> = vec![0];
+    want.extend(truth.cuts.iter().map(|c| (c * 25.0).round() as u64));
+    for (s, e) in &truth.black_gaps {
+        want.extend([(s * 25.0).round() as u64, (e * 25.0).round() as u64]);
+    }
+    want.sort();
+    want.dedup();
+    assert_eq!(starts, want);
 }
