@@ -20,4 +20,5 @@ pub mod stuck;
 pub mod timefmt;
 pub mod timeline;
 pub mod transcript;
+pub mod transitions;
 pub mod vmap;

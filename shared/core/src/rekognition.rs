@@ -165,6 +165,13 @@ pub const SEGMENT_SHOT: &str = "SHOT";
 /// OpeningCredits are kept but ignored by scoring).
 pub const CUE_BLACK_FRAMES: &str = "BlackFrames";
 pub const CUE_END_CREDITS: &str = "EndCredits";
+/// cuepoint's own cue types for gradual transitions (Rekognition has none; the local engine
+/// writes them, consumers that do not know them ignore them): a fade to black (ending where
+/// the `BlackFrames` cue starts), a fade from black (starting where it ends), and a
+/// cross-dissolve between two shots. Start and end are the transition's first and last frame.
+pub const CUE_FADE_OUT: &str = "FadeOut";
+pub const CUE_FADE_IN: &str = "FadeIn";
+pub const CUE_DISSOLVE: &str = "Dissolve";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

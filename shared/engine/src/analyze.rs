@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use cuepoint_core::asset::ProbeInfo;
 use cuepoint_core::loudness::{LoudnessLog, LoudnessRow, LoudnessSummary};
 use cuepoint_core::rekognition::SegmentDetection;
+use cuepoint_core::transitions::{self, FrameStat, TransitionOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
@@ -71,6 +72,9 @@ pub struct AnalyzeOptions {
     pub shots: ShotOptions,
     /// Look for rolling end credits.
     pub end_credits: bool,
+    /// Look for fades to and from black and cross-dissolves.
+    pub transitions: bool,
+    pub transition: TransitionOptions,
     pub credits: CreditsOptions,
     /// Where intermediate files go (the system temp dir when `None`); not configuration.
     #[serde(skip)]
@@ -90,6 +94,8 @@ impl Default for AnalyzeOptions {
             black: BlackOptions::default(),
             shots: ShotOptions::default(),
             end_credits: true,
+            transitions: true,
+            transition: TransitionOptions::default(),
             credits: CreditsOptions::default(),
             scratch_dir: None,
         }
@@ -303,7 +309,7 @@ impl AnalysisGraph {
             let b = &opts.black;
             let mut chain = format!(
                 "[0:{idx}]scale={w}:{h}:flags=fast_bilinear,format=yuv420p,\
-                 blackdetect=d=0:pix_th={pix}:pic_th={pic},scdet=t={t}",
+                 blackdetect=d=0:pix_th={pix}:pic_th={pic},scdet=t={t},signalstats",
                 idx = v.stream_index,
                 w = opts.analysis_width,
                 h = opts.analysis_height,
@@ -320,7 +326,7 @@ impl AnalysisGraph {
                     escape_filter_value(&vf.to_string_lossy())
                 ));
                 chains.push(format!(
-                    "[vs]signalstats,metadata=select:key=lavfi.signalstats.YAVG:value={}:function=less,\
+                    "[vs]metadata=select:key=lavfi.signalstats.YAVG:value={}:function=less,\
                      metadata=print:file={},nullsink",
                     opts.credits.dark_avg,
                     escape_filter_value(&df.to_string_lossy())
@@ -395,6 +401,7 @@ fn read_video(
     let mut black_open: Option<u64> = None;
     let mut black_runs: Vec<(u64, u64)> = Vec::new();
     let mut hits: Vec<Cut> = Vec::new();
+    let mut stats: Vec<FrameStat> = Vec::new();
     for_each_frame(video_file, |f| {
         let Some(t) = frame_seconds(f, video.time_base) else {
             return;
@@ -411,6 +418,12 @@ fn read_video(
         }
         if f.get("lavfi.black_start").is_some() {
             black_open = Some(frame);
+        }
+        if let (Some(luma), Some(diff)) = (
+            f.get_f64("lavfi.signalstats.YAVG"),
+            f.get_f64("lavfi.scd.mafd"),
+        ) {
+            stats.push(FrameStat { frame, luma, diff });
         }
         if f.get("lavfi.scd.time").is_some() {
             hits.push(Cut {
@@ -466,8 +479,26 @@ fn read_video(
             end: e - 1,
         })
         .collect();
-    let cuts = merge_cuts(hits, opts.shots.min_shot_frames);
+    let mut cuts = merge_cuts(hits, opts.shots.min_shot_frames);
+    let found = if opts.transitions {
+        stats.sort_by_key(|s| s.frame);
+        transitions::detect(&stats, &black_runs, &opts.transition)
+    } else {
+        Vec::new()
+    };
+    // A gradual transition ends a shot as a cut does, where scdet saw none.
+    let frames: Vec<u64> = cuts.iter().map(|c| c.frame).collect();
+    for frame in transitions::boundaries(&found, &black_runs, &frames) {
+        if frame > 0 && frame < total_frames {
+            cuts.push(Cut {
+                frame,
+                score: opts.shots.threshold,
+            });
+        }
+    }
+    cuts.sort_by_key(|c| c.frame);
     Ok(VideoFindings {
+        transitions: found,
         total_frames,
         black,
         end_credits: end_credits

@@ -13,8 +13,10 @@
 
 use cuepoint_core::rekognition::{
     AudioMetadata, Segment, SegmentDetection, ShotSegment, TechnicalCueSegment, VideoMetadata,
-    CUE_BLACK_FRAMES, CUE_END_CREDITS, SEGMENT_SHOT, SEGMENT_TECHNICAL_CUE,
+    CUE_BLACK_FRAMES, CUE_DISSOLVE, CUE_END_CREDITS, CUE_FADE_IN, CUE_FADE_OUT, SEGMENT_SHOT,
+    SEGMENT_TECHNICAL_CUE,
 };
+use cuepoint_core::transitions::{Transition, TransitionKind};
 use serde_json::{json, Map, Value};
 
 use crate::probe::MediaInfo;
@@ -46,6 +48,8 @@ pub struct VideoFindings {
     pub end_credits: Vec<FrameSpan>,
     /// Shot boundaries after merging repeat hits, frame 0 excluded, ascending.
     pub cuts: Vec<Cut>,
+    /// Fades and dissolves, each over its frames.
+    pub transitions: Vec<Transition>,
 }
 
 /// Build the response for `info`'s video with `findings`. Without a video stream the response
@@ -110,6 +114,21 @@ pub fn segment_detection(
             .iter()
             .map(|s| (*s, CUE_END_CREDITS, 80.0)),
     );
+    cues.extend(findings.transitions.iter().map(|t| {
+        let cue = match t.kind {
+            TransitionKind::FadeOut => CUE_FADE_OUT,
+            TransitionKind::FadeIn => CUE_FADE_IN,
+            TransitionKind::Dissolve => CUE_DISSOLVE,
+        };
+        (
+            FrameSpan {
+                start: t.start,
+                end: t.end,
+            },
+            cue,
+            80.0,
+        )
+    }));
     cues.sort_by_key(|(s, _, _)| (s.start, s.end));
     for (span, cue, confidence) in cues {
         let mut seg = segment(&clock, SEGMENT_TECHNICAL_CUE, clamp(span, last));
@@ -247,8 +266,22 @@ mod tests {
                     score: 30.0,
                 },
             ],
+            transitions: vec![Transition {
+                kind: TransitionKind::Dissolve,
+                start: 300,
+                end: 324,
+            }],
         };
         let d = segment_detection(&info(), &findings, 5.0);
+        let dissolve = &d.segments[1];
+        assert_eq!(dissolve.cue_type(), Some(CUE_DISSOLVE));
+        assert_eq!(
+            (
+                dissolve.start_timestamp_millis,
+                dissolve.end_timestamp_millis
+            ),
+            (12000, 13000)
+        );
         assert_eq!(d.video_metadata[0].duration_millis, Some(20000));
         assert_eq!(d.video_metadata[0].color_range.as_deref(), Some("LIMITED"));
         assert_eq!(d.audio_metadata[0].sample_rate, Some(48000));

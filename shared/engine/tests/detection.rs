@@ -256,3 +256,94 @@ async fn short_shots_keep_the_cut_that_ends_them() {
     want.dedup();
     assert_eq!(starts, want);
 }
+
+/// A fade to black (3-4 s), black (4-6 s), a fade from black (6-7 s) and a cross-dissolve
+/// (9-10 s) between moving test patterns: each reported as a transition cue over its frames,
+/// within 0.1 s, with a shot boundary for each, and no other transition or shot.
+#[tokio::test]
+async fn fades_and_dissolves_are_transitions() {
+    use cuepoint_core::rekognition::{CUE_DISSOLVE, CUE_FADE_IN, CUE_FADE_OUT};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("transitions.mov");
+    let size = "320x180";
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size={size}:rate=25:d=4"),
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("color=c=black:size={size}:rate=25:d=2"),
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("smptebars=size={size}:rate=25:d=4"),
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc=size={size}:rate=25:d=3"),
+        "-filter_complex",
+        "[0:v]format=yuv420p,fade=t=out:st=3:d=1,settb=1/25[a];\
+         [1:v]format=yuv420p,settb=1/25[k];\
+         [2:v]format=yuv420p,fade=t=in:st=0:d=1,settb=1/25[b];\
+         [3:v]format=yuv420p,settb=1/25[c];\
+         [b][c]xfade=transition=fade:duration=1:offset=3[bc];\
+         [a][k][bc]concat=n=3:v=1[v]",
+        "-map",
+        "[v]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "25",
+        path.to_str().unwrap(),
+    ])
+    .await;
+    let opts = AnalyzeOptions {
+        loudness: false,
+        ..AnalyzeOptions::default()
+    };
+    let a = analyze(&path, &opts, None).await.unwrap();
+    let s = |ms: u64| ms as f64 / 1000.0;
+    let cues: Vec<(&str, f64, f64)> = a
+        .segments
+        .segments
+        .iter()
+        .filter_map(|g| {
+            g.cue_type()
+                .filter(|c| [CUE_FADE_OUT, CUE_FADE_IN, CUE_DISSOLVE].contains(c))
+                .map(|c| (c, s(g.start_timestamp_millis), s(g.end_timestamp_millis)))
+        })
+        .collect();
+    let truth = [
+        (CUE_FADE_OUT, 3.0, 4.0),
+        (CUE_FADE_IN, 6.0, 7.0),
+        (CUE_DISSOLVE, 9.0, 10.0),
+    ];
+    assert_eq!(cues.len(), truth.len(), "{cues:?}");
+    let mut worst = 0.0f64;
+    for (c, t) in cues.iter().zip(&truth) {
+        assert_eq!(c.0, t.0, "{cues:?}");
+        let err = (c.1 - t.1).abs().max((c.2 - t.2).abs());
+        worst = worst.max(err);
+        assert!(err <= 0.1, "{c:?} against {t:?}");
+    }
+    println!(
+        "3 of 3 transitions found, none spurious; worst edge error {:.0} ms",
+        worst * 1000.0
+    );
+    // Shots: the picture, the black, the faded-in bars, the pattern dissolved to.
+    let shots: Vec<f64> = a
+        .segments
+        .segments
+        .iter()
+        .filter(|g| g.is_shot())
+        .map(|g| s(g.start_timestamp_millis))
+        .collect();
+    assert_eq!(shots.len(), 4, "{shots:?}");
+    for (got, want) in shots.iter().zip([0.0, 4.0, 6.0, 9.5]) {
+        assert!((got - want).abs() <= 0.2, "shots {shots:?}");
+    }
+}
