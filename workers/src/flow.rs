@@ -110,9 +110,10 @@ fn classify(asset: &Asset, e: TransitionError) -> Result<Advanced, HandlerError>
             tracing::warn!(asset_id = %asset.id, error = %e, "ignoring event for a job this asset does not own");
             Ok(Advanced::Ignored(e.to_string()))
         }
-        TransitionError::NoAnalyses { .. } | TransitionError::EditVersion { .. } => {
-            Err(HandlerError::Permanent(e.to_string()))
-        }
+        TransitionError::NoAnalyses { .. }
+        | TransitionError::EditVersion { .. }
+        | TransitionError::NotRetriable { .. }
+        | TransitionError::RetryAttempt { .. } => Err(HandlerError::Permanent(e.to_string())),
     }
 }
 
@@ -171,8 +172,8 @@ pub async fn announce_failure(ctx: &WorkerContext, asset: &Asset) -> Result<(), 
     };
     announce(
         ctx,
-        &[PipelineEvent::new(
-            asset.id.clone(),
+        &[PipelineEvent::about(
+            asset,
             PipelineDetail::AssetFailed {
                 stage: f.stage,
                 reason: f.reason,

@@ -112,24 +112,8 @@ async fn apply(
             tracing::warn!(asset_id = %asset.id, state = %asset.state, attempt = next.sweeps, "re-announcing a stuck asset");
             let entry = match asset.state {
                 AssetState::Registered => {
-                    let src = &asset.source;
-                    let mut created = ObjectCreated::new(src.bucket.clone(), src.key.clone());
-                    created.size = src.size;
-                    created.etag = src.etag.clone();
-                    created.version_id = src.version_id.clone();
-                    let entry = object_created_entry(&created, Some(ctx.now_ms()));
-                    if let Some(q) = ingest {
-                        let time = cuepoint_core::timefmt::rfc3339_seconds(ctx.now_ms());
-                        let id = format!("{}:sweep-{}", asset.id, next.sweeps);
-                        let env = entry
-                            .into_envelope(id, "000000000000", "sweeper", time)
-                            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-                        let body = serde_json::to_string(&env)
-                            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-                        q.send(&body, std::time::Duration::ZERO).await?;
-                        return Ok(());
-                    }
-                    entry
+                    let id = format!("{}:sweep-{}", asset.id, next.sweeps);
+                    return reannounce_upload(ctx, asset, &id, "sweeper", ingest).await;
                 }
                 AssetState::MediaPrepared | AssetState::Analysed => {
                     let detail = if asset.state == AssetState::Analysed {
@@ -160,4 +144,37 @@ async fn apply(
                 .map_err(HandlerError::from)
         }
     }
+}
+
+/// Re-announce an asset's upload ("Object Created"), which makes the ingest worker submit its
+/// transcode. With the ingest queue at hand the event goes there directly, as envelope `id`
+/// (on AWS only S3 may put `aws.s3` events on EventBridge); otherwise it goes on the bus.
+pub async fn reannounce_upload(
+    ctx: &WorkerContext,
+    asset: &Asset,
+    id: &str,
+    region: &str,
+    ingest: Option<&Arc<dyn Queue>>,
+) -> Result<(), HandlerError> {
+    let src = &asset.source;
+    let mut created = ObjectCreated::new(src.bucket.clone(), src.key.clone());
+    created.size = src.size;
+    created.etag = src.etag.clone();
+    created.version_id = src.version_id.clone();
+    let entry = object_created_entry(&created, Some(ctx.now_ms()));
+    let Some(q) = ingest else {
+        return ctx
+            .ports
+            .bus
+            .put_events(&[entry])
+            .await
+            .map_err(HandlerError::from);
+    };
+    let time = cuepoint_core::timefmt::rfc3339_seconds(ctx.now_ms());
+    let env = entry
+        .into_envelope(id.to_string(), "000000000000", region, time)
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let body = serde_json::to_string(&env).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    q.send(&body, std::time::Duration::ZERO).await?;
+    Ok(())
 }

@@ -218,6 +218,8 @@ impl Transcoder for StubTranscoder {
 pub struct StubAnalyzer {
     pub started: Mutex<Vec<AnalysisRequest>>,
     pub pages: usize,
+    /// When set, every job reads as FAILED with this `StatusMessage`.
+    pub failed_with: Mutex<Option<String>>,
 }
 
 impl Default for StubAnalyzer {
@@ -225,6 +227,7 @@ impl Default for StubAnalyzer {
         Self {
             started: Mutex::default(),
             pages: 1,
+            failed_with: Mutex::default(),
         }
     }
 }
@@ -243,6 +246,12 @@ impl VideoAnalyzer for StubAnalyzer {
     ) -> PortResult<ResultsPage> {
         let page: usize = next_token.map(|t| t.parse().unwrap()).unwrap_or(0);
         let mut body = serde_json::json!({"JobStatus": "SUCCEEDED", "JobId": job_id});
+        if let Some(message) = self.failed_with.lock().unwrap().clone() {
+            return Ok(ResultsPage {
+                body: serde_json::json!({"JobStatus": "FAILED", "JobId": job_id, "StatusMessage": message}),
+                next_token: None,
+            });
+        }
         body[kind.list_field()] = serde_json::json!([{ "page": page }]);
         let next_token = (page + 1 < self.pages).then(|| (page + 1).to_string());
         Ok(ResultsPage { body, next_token })

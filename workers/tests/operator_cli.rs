@@ -919,3 +919,233 @@ fn a_full_disk_during_the_transcode_is_retried_not_a_verdict() {
         .unwrap();
     assert!(runs >= 3, "FFmpeg ran {runs} times");
 }
+
+/// The path of a tool on PATH.
+fn which(tool: &str) -> String {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Analysis jobs of `service` in the ledger of `data`, per asset, optionally of one kind only.
+fn ledger_jobs(
+    data: &Path,
+    service: cuepoint_runtime::ports::LedgerService,
+    kind: Option<&str>,
+) -> Vec<(String, usize)> {
+    let settings = cuepoint_runtime::config::Settings {
+        data_dir: data.to_path_buf(),
+        ..Default::default()
+    };
+    let routing = cuepoint_workers::backend::routing(&settings).unwrap();
+    let backend = cuepoint_embedded::EmbeddedBackend::open(
+        data,
+        cuepoint_embedded::EmbeddedOptions::new(routing),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let assets = rt.block_on(backend.store().list()).unwrap();
+    let ledger = backend.ledger();
+    assets
+        .iter()
+        .map(|a| {
+            let jobs = rt
+                .block_on(ledger.find_by_asset(service, a.id.as_str()))
+                .unwrap();
+            let n = jobs
+                .iter()
+                .filter(|j| kind.is_none_or(|k| j.request["kind"] == k))
+                .count();
+            (a.id.to_string(), n)
+        })
+        .collect()
+}
+
+fn status_json(data: &Path, id: &str) -> serde_json::Value {
+    let out = Command::new(CUEPOINT)
+        .args(["status", id, "--json", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn retry_re_drives_a_transient_failure_exactly_once_and_refuses_a_permanent_one() {
+    use cuepoint_runtime::ports::LedgerService;
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "clip.mov", 4.0);
+    let data = dir.path().join("data");
+    // ffprobe is there for the upload's probe and the transcode's, then goes missing (the
+    // wrapped FFmpeg takes it away when it starts writing the HLS rendition), as when a
+    // package upgrade removes it mid-run: the segment analysis meets a missing tool.
+    let tools = dir.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let ffprobe = tools.join("ffprobe");
+    executable(
+        &ffprobe,
+        &format!("#!/bin/sh\nexec {} \"$@\"\n", which("ffprobe")),
+    );
+    let once = tools.join("take-ffprobe-away");
+    std::fs::write(&once, "").unwrap();
+    let ffmpeg = tools.join("ffmpeg");
+    executable(
+        &ffmpeg,
+        &format!(
+            "#!/bin/sh\ncase \"$*\" in *m3u8*) if [ -f '{once}' ]; then rm -f '{once}'; chmod -x '{probe}'; fi;; esac\nexec {real} \"$@\"\n",
+            once = once.display(),
+            probe = ffprobe.display(),
+            real = which("ffmpeg")
+        ),
+    );
+    let with_tools = |cmd: &mut Command| {
+        quick(cmd)
+            .env("CUEPOINT_FFPROBE", &ffprobe)
+            .env("CUEPOINT_FFMPEG", &ffmpeg)
+            .arg("--data-dir")
+            .arg(&data);
+    };
+    let mut run = Command::new(CUEPOINT);
+    run.arg("run").arg(&src);
+    with_tools(&mut run);
+    let out = run.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "the asset fails: {stderr}");
+    let statuses = Command::new(CUEPOINT)
+        .args(["status", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&statuses.stdout).unwrap();
+    let id = all[0]["asset_id"]
+        .as_str()
+        .or(all[0]["id"].as_str())
+        .expect("an asset id")
+        .to_string();
+    let record = status_json(&data, &id);
+    assert_eq!(record["state"], "FAILED");
+    assert_eq!(record["failure"]["stage"], "analysis:segments", "{record}");
+    assert_eq!(record["failure"]["kind"], "transient", "{record}");
+    let reason = record["failure"]["reason"].as_str().unwrap();
+    assert!(reason.contains("ffprobe"), "the cause is named: {reason}");
+
+    // The operator puts ffprobe back; two retries at once re-drive it once and both see it
+    // finish.
+    std::fs::set_permissions(&ffprobe, {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(0o755)
+    })
+    .unwrap();
+    let retries: Vec<Child> = (0..2)
+        .map(|_| {
+            let mut cmd = Command::new(CUEPOINT);
+            cmd.args(["retry", &id]);
+            with_tools(&mut cmd);
+            cmd.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<Output> = retries
+        .into_iter()
+        .map(|c| wait_output(c, Duration::from_secs(300)))
+        .collect();
+    let mut redriven = 0;
+    for out in &outs {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stdout.contains("COMPLETE"), "{stdout}\n{stderr}");
+        if stderr.contains("re-driven (attempt 1) from FAILED at analysis:segments") {
+            redriven += 1;
+        } else {
+            assert!(stderr.contains("not FAILED"), "{stderr}");
+        }
+    }
+    assert_eq!(
+        redriven, 1,
+        "exactly one of two concurrent retries re-drives"
+    );
+    assert_eq!(states(&data), vec!["COMPLETE".to_string()]);
+    let segments = || ledger_jobs(&data, LedgerService::Rekognition, Some("segments"));
+    assert_eq!(
+        segments(),
+        vec![(id.clone(), 2)],
+        "the failed segment job and one new one"
+    );
+    assert_eq!(
+        ledger_jobs(&data, LedgerService::MediaConvert, None),
+        vec![(id.clone(), 1)],
+        "the transcode is not redone for an analysis failure"
+    );
+
+    // Once more: the asset is COMPLETE; nothing starts.
+    let mut again = Command::new(CUEPOINT);
+    again.args(["retry", &id]);
+    with_tools(&mut again);
+    let out = again.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is COMPLETE, not FAILED (re-driven 1 time(s) before): nothing to retry"),
+        "{stderr}"
+    );
+    assert_eq!(segments(), vec![(id.clone(), 2)]);
+
+    // Corrupt media is a verdict, not a fault: refused, with the cause.
+    let bad = dir.path().join("bad.mov");
+    std::fs::write(&bad, b"this is not a video file at all").unwrap();
+    let mut run = Command::new(CUEPOINT);
+    run.arg("run").arg(&bad);
+    with_tools(&mut run);
+    let out = run.output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let all: serde_json::Value = serde_json::from_slice(
+        &Command::new(CUEPOINT)
+            .args(["status", "--json", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bad_id = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["state"] == "FAILED")
+        .and_then(|a| a["asset_id"].as_str().or(a["id"].as_str()))
+        .unwrap()
+        .to_string();
+    let mut refused = Command::new(CUEPOINT);
+    refused.args(["retry", &bad_id]);
+    with_tools(&mut refused);
+    let out = refused.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("failed for good at probe") && stderr.contains("permanent"),
+        "{stderr}"
+    );
+    assert_eq!(status_json(&data, &bad_id)["state"], "FAILED");
+
+    let mut unknown = Command::new(CUEPOINT);
+    unknown.args(["retry", "a00000000000000000000"]);
+    with_tools(&mut unknown);
+    let out = unknown.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("no asset a00000000000000000000"),
+        "{stderr}"
+    );
+}

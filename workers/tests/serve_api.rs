@@ -69,6 +69,8 @@ async fn put_asset(b: &Backend, name: &str, state: AssetState) -> Asset {
         a.failure = Some(Failure {
             stage: cuepoint_core::asset::FailureStage::Transcode,
             reason: "transcode ERROR 1010: bad input".into(),
+            kind: cuepoint_core::asset::FailureKind::Permanent,
+            failed_in: Some(AssetState::Transcoding),
         });
     }
     if state == AssetState::Complete {

@@ -5,7 +5,14 @@
 //!     ──AnalysesStarted──▶ Analysing ──AnalysisCompleted|AnalysisFailed(last kind)──▶ Analysed
 //!     ──Scored──▶ Complete
 //! any non-terminal state ──Failed──▶ Failed
+//! Failed (transient cause) ──Retried──▶ Registered | MediaPrepared | Analysed
 //! ```
+//!
+//! `Retried` re-drives an asset whose failure was a fault of the machine (a full disk, a missing
+//! tool, a job that never reported back) once the operator fixed it: the asset goes back to
+//! the state that restarts the failed stage, and the caller publishes that state's event. Each
+//! re-drive is numbered, so a second request for the same attempt (a concurrent `cuepoint
+//! retry`, a redelivery) is recognised as already applied and starts nothing.
 //!
 //! [`transition`] is a pure function of (asset, event). It returns the next asset, or says the
 //! event was already applied (a redelivered message: the caller re-announces instead of acting
@@ -166,9 +173,117 @@ pub struct ResultLocations {
 
 /// Why an asset failed, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredFailure")]
 pub struct Failure {
     pub stage: FailureStage,
     pub reason: String,
+    /// Whether the cause can heal (see [`FailureKind`]).
+    pub kind: FailureKind,
+    /// The state the asset was in when it failed: where a re-drive picks it up again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_in: Option<AssetState>,
+}
+
+/// A failure as stored: records written before the kind was recorded get it from their stage
+/// and reason, as a new failure would.
+#[derive(Deserialize)]
+struct StoredFailure {
+    stage: FailureStage,
+    reason: String,
+    #[serde(default)]
+    kind: Option<FailureKind>,
+    #[serde(default)]
+    failed_in: Option<AssetState>,
+}
+
+impl From<StoredFailure> for Failure {
+    fn from(f: StoredFailure) -> Self {
+        Failure {
+            kind: f
+                .kind
+                .unwrap_or_else(|| FailureKind::classify(f.stage, &f.reason)),
+            stage: f.stage,
+            reason: f.reason,
+            failed_in: f.failed_in,
+        }
+    }
+}
+
+/// What the engines write into a failure message when the fault is the machine's, not the
+/// media's (the local MediaConvert and Rekognition stand-ins prefix their messages with it).
+pub const INFRASTRUCTURE_FAULT: &str = "infrastructure fault";
+
+/// Whether a failure can heal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// A verdict on the media or the request (corrupt, unusable, too long, unscorable):
+    /// retrying cannot change it.
+    Permanent,
+    /// A fault of the machine or the services (a full disk, a missing tool, a locked
+    /// database, a job that never reported back): once fixed, `cuepoint retry` re-drives it.
+    Transient,
+}
+
+impl FailureKind {
+    /// The kind of a failure at `stage` with `reason`. Failure messages cross process and
+    /// service boundaries as text (MediaConvert's `errorMessage`, Rekognition's
+    /// `StatusMessage`), so the engines mark a machine fault in the text and this reads it.
+    pub fn classify(stage: FailureStage, reason: &str) -> Self {
+        const MACHINE_FAULTS: [&str; 4] = [
+            INFRASTRUCTURE_FAULT,
+            "No space left on device",
+            "Disk quota exceeded",
+            "database is locked",
+        ];
+        match stage {
+            // Unusable media is refused at probe; a probe that could not run is retried and
+            // dead-lettered, never recorded as a failure.
+            FailureStage::Probe => Self::Permanent,
+            // A job that never reported back, or an event that was lost.
+            FailureStage::Stuck => Self::Transient,
+            _ if MACHINE_FAULTS.iter().any(|m| reason.contains(m)) => Self::Transient,
+            _ => Self::Permanent,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Permanent => "permanent",
+            Self::Transient => "transient",
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Failure {
+    /// The state a re-drive puts the asset back in: the one whose event restarts the failed
+    /// stage (Registered: transcode again; MediaPrepared: start the analyses again; Analysed:
+    /// score again).
+    pub fn restart_state(&self) -> Option<AssetState> {
+        let from = match self.failed_in {
+            Some(s) => s,
+            // Records from before `failed_in`: where the stage runs.
+            None => match self.stage {
+                FailureStage::Probe => return None,
+                FailureStage::Transcode | FailureStage::Loudness => AssetState::Transcoding,
+                FailureStage::Analysis(_) => AssetState::Analysing,
+                FailureStage::Scoring => AssetState::Analysed,
+                FailureStage::Stuck => return None,
+            },
+        };
+        match from {
+            AssetState::Registered | AssetState::Transcoding => Some(AssetState::Registered),
+            AssetState::MediaPrepared | AssetState::Analysing => Some(AssetState::MediaPrepared),
+            AssetState::Analysed => Some(AssetState::Analysed),
+            AssetState::Complete | AssetState::Failed => None,
+        }
+    }
 }
 
 /// The pipeline step an asset failed at. Stored and announced as text (`probe`, `transcode`,
@@ -289,6 +404,11 @@ pub struct Asset {
     /// How many times the stuck-asset sweeper re-announced the current state.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub sweeps: u32,
+    /// How many times the asset was re-driven after a transient failure (`cuepoint retry`).
+    /// Job tokens and event ids of a re-driven asset carry it, so its new jobs and
+    /// announcements are not mistaken for the failed attempt's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
     /// Corrections of the breaks by people, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edits: Vec<BreakEdit>,
@@ -327,6 +447,7 @@ impl Asset {
             breaks: Vec::new(),
             failure: None,
             sweeps: 0,
+            retries: 0,
             edits: Vec::new(),
         }
     }
@@ -334,6 +455,16 @@ impl Asset {
     /// The VMAP version the current breaks are in (1: as scored, then one more per edit).
     pub fn vmap_version(&self) -> u32 {
         self.edits.last().map(|e| e.version).unwrap_or(1)
+    }
+
+    /// Suffix of job tokens and event ids for the current attempt: empty until the asset is
+    /// re-driven, then `-r1`, `-r2`... (the first attempt keeps the names it always had).
+    pub fn attempt_suffix(&self) -> String {
+        if self.retries == 0 {
+            String::new()
+        } else {
+            format!("-r{}", self.retries)
+        }
     }
 
     /// The analyses that have not completed yet.
@@ -388,6 +519,9 @@ pub enum AssetEvent {
     Failed { stage: FailureStage, reason: String },
     /// A person corrected the breaks of a complete asset.
     BreaksEdited { edit: BreakEdit },
+    /// The operator re-drives a transiently failed asset; `attempt` is its retry count after
+    /// this re-drive (1 for the first).
+    Retried { attempt: u32 },
 }
 
 impl AssetEvent {
@@ -401,6 +535,7 @@ impl AssetEvent {
             Self::Scored { .. } => "Scored",
             Self::Failed { .. } => "Failed",
             Self::BreaksEdited { .. } => "BreaksEdited",
+            Self::Retried { .. } => "Retried",
         }
     }
 }
@@ -437,6 +572,19 @@ pub enum TransitionError {
     UnknownAnalysis { asset: AssetId, kind: AnalysisKind },
     #[error("asset {asset}: AnalysesStarted with no jobs")]
     NoAnalyses { asset: AssetId },
+    #[error("asset {asset} failed for good at {stage}: {reason} (a {kind} cause: retrying cannot change it)")]
+    NotRetriable {
+        asset: AssetId,
+        stage: FailureStage,
+        kind: FailureKind,
+        reason: String,
+    },
+    #[error("asset {asset}: retry attempt {got}, the next attempt is {expected}")]
+    RetryAttempt {
+        asset: AssetId,
+        expected: u32,
+        got: u32,
+    },
     #[error("asset {asset}: edit writes VMAP version {got}, the next version is {expected}")]
     EditVersion {
         asset: AssetId,
@@ -566,6 +714,8 @@ pub fn transition(
                 next.failure = Some(Failure {
                     stage: *stage,
                     reason: reason.clone(),
+                    kind: FailureKind::classify(*stage, reason),
+                    failed_in: Some(asset.state),
                 });
                 next.state = S::Failed;
             }
@@ -590,6 +740,56 @@ pub fn transition(
             }
             _ => return Err(illegal()),
         },
+        AssetEvent::Retried { attempt } => {
+            if *attempt <= asset.retries {
+                // This re-drive happened (a second request, a concurrent one, a redelivery).
+                return Ok(Transition::AlreadyApplied);
+            }
+            if asset.state != S::Failed {
+                return Err(illegal());
+            }
+            if *attempt != asset.retries + 1 {
+                return Err(TransitionError::RetryAttempt {
+                    asset: asset.id.clone(),
+                    expected: asset.retries + 1,
+                    got: *attempt,
+                });
+            }
+            let Some(failure) = &asset.failure else {
+                return Err(illegal());
+            };
+            let restart = match (failure.kind, failure.restart_state()) {
+                (FailureKind::Transient, Some(state)) => state,
+                (kind, _) => {
+                    return Err(TransitionError::NotRetriable {
+                        asset: asset.id.clone(),
+                        stage: failure.stage,
+                        kind,
+                        reason: failure.reason.clone(),
+                    })
+                }
+            };
+            match restart {
+                S::Registered => {
+                    // Keep the failed job, marked failed: its late events are then known as
+                    // the old attempt's, and the next submission replaces it.
+                    if let Some(j) = next.transcode.as_mut() {
+                        j.status = JobStatus::Failed;
+                        j.reason = Some(failure.reason.clone());
+                    }
+                    next.audio = None;
+                    next.results.hls_master = None;
+                    next.results.proxy = None;
+                    next.analyses.clear();
+                }
+                // Every analysis starts again (its cap counter was released on failure).
+                S::MediaPrepared => next.analyses.clear(),
+                _ => {}
+            }
+            next.failure = None;
+            next.retries = *attempt;
+            next.state = restart;
+        }
     }
     if next.state != asset.state {
         next.state_entered_at_ms = now_ms;
@@ -1139,6 +1339,301 @@ mod tests {
         );
         for bad in ["", "analysis:", "analysis:nope", "Probe", "x"] {
             assert!(FailureStage::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    /// The asset after the first `n` happy-path events (0: Registered ... 5: Analysed).
+    fn after(n: usize) -> Asset {
+        let mut a = asset();
+        for e in events().iter().take(n) {
+            a = applied(&a, e);
+        }
+        a
+    }
+
+    fn failed(a: &Asset, stage: FailureStage, reason: &str) -> Asset {
+        applied(
+            a,
+            &AssetEvent::Failed {
+                stage,
+                reason: reason.into(),
+            },
+        )
+    }
+
+    const DISK_FULL: &str = "MediaConvert job mc-1 failed: error 1999: infrastructure fault (transient; retried 12 times): No space left on device";
+
+    #[test]
+    fn failures_say_whether_they_can_heal() {
+        let t = FailureKind::Transient;
+        let p = FailureKind::Permanent;
+        let cases = [
+            (FailureStage::Transcode, DISK_FULL, t),
+            (FailureStage::Transcode, "av_interleaved_write_frame(): No space left on device", t),
+            (FailureStage::Analysis(AnalysisKind::Segments), "Rekognition StartSegmentDetection job j ended FAILED: infrastructure fault: ffprobe was not found", t),
+            (FailureStage::Scoring, "database is locked", t),
+            (FailureStage::Stuck, "stuck in TRANSCODING for more than 21600 s", t),
+            (FailureStage::Transcode, "MediaConvert job mc-1 failed: error 1010: Unable to open input file", p),
+            (FailureStage::Analysis(AnalysisKind::Segments), "Rekognition job ended FAILED: Unsupported codec", p),
+            (FailureStage::Loudness, "loudness log for track 1 missing", p),
+            (FailureStage::Scoring, "no slot scored", p),
+            // Unusable media; a probe that could not run never fails an asset.
+            (FailureStage::Probe, "infrastructure fault: ffprobe was not found", p),
+        ];
+        for (stage, reason, want) in cases {
+            assert_eq!(
+                FailureKind::classify(stage, reason),
+                want,
+                "{stage}: {reason}"
+            );
+            let f = failed(&after(1), stage, reason).failure.unwrap();
+            assert_eq!(f.kind, want, "{stage}: {reason}");
+            assert_eq!(f.failed_in, Some(AssetState::Transcoding));
+        }
+    }
+
+    #[test]
+    fn a_record_from_before_the_kind_classifies_its_reason() {
+        let mut stored = serde_json::to_value(asset()).unwrap();
+        stored["state"] = serde_json::json!("FAILED");
+        stored["failure"] = serde_json::json!({"stage": "transcode", "reason": DISK_FULL});
+        let a: Asset = serde_json::from_value(stored.clone()).unwrap();
+        let f = a.failure.clone().unwrap();
+        assert_eq!((f.kind, f.failed_in), (FailureKind::Transient, None));
+        assert_eq!(f.restart_state(), Some(AssetState::Registered));
+        // Re-drivable as a new record is.
+        let b = applied(&a, &AssetEvent::Retried { attempt: 1 });
+        assert_eq!(b.state, AssetState::Registered);
+        stored["failure"] =
+            serde_json::json!({"stage": "transcode", "reason": "error 1010: bad input"});
+        let a: Asset = serde_json::from_value(stored).unwrap();
+        assert_eq!(a.failure.unwrap().kind, FailureKind::Permanent);
+        // A stored kind stands, and round-trips.
+        let f = failed(
+            &after(3),
+            FailureStage::Analysis(AnalysisKind::Faces),
+            "FAILED",
+        );
+        let back: Asset = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(back, f);
+    }
+
+    #[test]
+    fn a_transient_failure_is_re_driven_to_the_state_that_restarts_its_stage() {
+        // (events applied before the failure, stage, where the re-drive puts the asset)
+        let cases = [
+            (0, FailureStage::Transcode, AssetState::Registered),
+            (1, FailureStage::Transcode, AssetState::Registered),
+            (1, FailureStage::Loudness, AssetState::Registered),
+            (2, FailureStage::Stuck, AssetState::MediaPrepared),
+            (
+                3,
+                FailureStage::Analysis(AnalysisKind::Segments),
+                AssetState::MediaPrepared,
+            ),
+            (
+                4,
+                FailureStage::Analysis(AnalysisKind::Segments),
+                AssetState::MediaPrepared,
+            ),
+            (5, FailureStage::Scoring, AssetState::Analysed),
+            (5, FailureStage::Stuck, AssetState::Analysed),
+        ];
+        for (n, stage, want) in cases {
+            let before = after(n);
+            let f = failed(
+                &before,
+                stage,
+                "infrastructure fault: No space left on device",
+            );
+            let retry = AssetEvent::Retried { attempt: 1 };
+            let r = applied(&f, &retry);
+            assert_eq!(r.state, want, "{stage} after {n} events");
+            assert_eq!((r.retries, r.failure.clone()), (1, None));
+            assert_eq!(r.attempt_suffix(), "-r1");
+            assert_eq!(r.state_entered_at_ms, 100);
+            if want == AssetState::MediaPrepared {
+                assert!(r.analyses.is_empty(), "every analysis starts again");
+                assert_eq!(r.results.proxy, before.results.proxy);
+            }
+            if want == AssetState::Registered {
+                if let Some(j) = &r.transcode {
+                    assert_eq!(
+                        j.status,
+                        JobStatus::Failed,
+                        "the old job stays known, failed"
+                    );
+                }
+                assert_eq!(r.results.proxy, None);
+            }
+            // Exactly once: the same attempt again, now or after the asset moved on, is a repeat.
+            assert_eq!(
+                transition(&r, &retry, 200).unwrap(),
+                Transition::AlreadyApplied
+            );
+            let mut later = r.clone();
+            for e in events().iter().skip(match want {
+                AssetState::Registered => 0,
+                AssetState::MediaPrepared => 2,
+                _ => 5,
+            }) {
+                let e = match e {
+                    AssetEvent::TranscodeSubmitted { .. } => {
+                        AssetEvent::TranscodeSubmitted { job: job("mc-r1") }
+                    }
+                    AssetEvent::MediaPrepared {
+                        audio,
+                        hls_master,
+                        proxy,
+                        ..
+                    } => AssetEvent::MediaPrepared {
+                        job_id: "mc-r1".into(),
+                        audio: audio.clone(),
+                        hls_master: hls_master.clone(),
+                        proxy: proxy.clone(),
+                    },
+                    e => e.clone(),
+                };
+                later = applied(&later, &e);
+                assert_eq!(
+                    transition(&later, &retry, 300).unwrap(),
+                    Transition::AlreadyApplied
+                );
+            }
+            assert_eq!(
+                later.state,
+                AssetState::Complete,
+                "{stage} after {n} events"
+            );
+            // The next attempt needs a new failure first.
+            assert!(matches!(
+                transition(&later, &AssetEvent::Retried { attempt: 2 }, 1),
+                Err(TransitionError::Illegal { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_re_driven_transcode_takes_a_new_job_and_refuses_the_old_ones() {
+        let f = failed(&after(1), FailureStage::Transcode, DISK_FULL);
+        let r = applied(&f, &AssetEvent::Retried { attempt: 1 });
+        let old_done = events()[1].clone(); // MediaPrepared of mc-1
+        assert!(matches!(
+            transition(&r, &old_done, 1),
+            Err(TransitionError::Illegal { .. })
+        ));
+        let t = applied(&r, &AssetEvent::TranscodeSubmitted { job: job("mc-r1") });
+        assert_eq!(t.transcode.as_ref().unwrap().job_id, "mc-r1");
+        assert_eq!(t.transcode.as_ref().unwrap().status, JobStatus::Submitted);
+        assert!(matches!(
+            transition(&t, &old_done, 1),
+            Err(TransitionError::UnknownJob {
+                expected: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            transition(&t, &AssetEvent::TranscodeSubmitted { job: job("mc-1") }, 1),
+            Err(TransitionError::UnknownJob { .. })
+        ));
+        // Failing again transiently allows a second re-drive, and only the second.
+        let f2 = failed(&t, FailureStage::Transcode, DISK_FULL);
+        assert_eq!(
+            transition(&f2, &AssetEvent::Retried { attempt: 1 }, 1).unwrap(),
+            Transition::AlreadyApplied
+        );
+        assert!(matches!(
+            transition(&f2, &AssetEvent::Retried { attempt: 3 }, 1),
+            Err(TransitionError::RetryAttempt {
+                expected: 2,
+                got: 3,
+                ..
+            })
+        ));
+        let r2 = applied(&f2, &AssetEvent::Retried { attempt: 2 });
+        assert_eq!(
+            (r2.state, r2.retries, r2.attempt_suffix().as_str()),
+            (AssetState::Registered, 2, "-r2")
+        );
+    }
+
+    #[test]
+    fn a_permanent_failure_is_not_re_driven_and_says_why() {
+        let f = failed(&after(1), FailureStage::Transcode, "MediaConvert job mc-1 failed: error 1010: Unable to open input file [s3://in/a.mov]: moov atom not found");
+        let err = transition(&f, &AssetEvent::Retried { attempt: 1 }, 1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TransitionError::NotRetriable {
+                    kind: FailureKind::Permanent,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("moov atom not found")
+                && text.contains("transcode")
+                && text.contains("permanent"),
+            "{text}"
+        );
+        let unusable = failed(
+            &asset(),
+            FailureStage::Probe,
+            "s3://in/a.mov: no video stream",
+        );
+        assert!(matches!(
+            transition(&unusable, &AssetEvent::Retried { attempt: 1 }, 1),
+            Err(TransitionError::NotRetriable { .. })
+        ));
+    }
+
+    #[test]
+    fn retried_is_applied_only_to_a_transiently_failed_asset_in_every_state() {
+        // Every state (with and without a failure of each kind) against the first re-drive.
+        let stages = [
+            FailureStage::Probe,
+            FailureStage::Transcode,
+            FailureStage::Loudness,
+            FailureStage::Analysis(AnalysisKind::Labels),
+            FailureStage::Scoring,
+            FailureStage::Stuck,
+        ];
+        let retry = AssetEvent::Retried { attempt: 1 };
+        for n in 0..=6 {
+            let a = after(n);
+            assert!(
+                matches!(
+                    transition(&a, &retry, 1),
+                    Err(TransitionError::Illegal { .. })
+                ),
+                "{} is not failed",
+                a.state
+            );
+            if a.state == AssetState::Complete {
+                continue;
+            }
+            for stage in stages {
+                for reason in ["infrastructure fault: disk", "bad media"] {
+                    let f = failed(&a, stage, reason);
+                    let kind = f.failure.as_ref().unwrap().kind;
+                    let r = transition(&f, &retry, 1);
+                    if kind == FailureKind::Transient {
+                        assert!(
+                            matches!(r, Ok(Transition::Applied(_))),
+                            "{stage} {reason} in {}: {r:?}",
+                            a.state
+                        );
+                    } else {
+                        assert!(
+                            matches!(r, Err(TransitionError::NotRetriable { .. })),
+                            "{stage} {reason} in {}: {r:?}",
+                            a.state
+                        );
+                    }
+                }
+            }
         }
     }
 

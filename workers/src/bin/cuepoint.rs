@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use cuepoint_workers::cli::run::CommonArgs;
-use cuepoint_workers::cli::{analyze, demo, models, run, status};
+use cuepoint_workers::cli::{analyze, demo, models, retry, run, status};
 use cuepoint_workers::handlers::WorkerKind;
 
 #[derive(Debug, Parser)]
@@ -67,6 +67,10 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Re-drive a FAILED asset whose cause was transient (a full disk, a missing tool, a locked
+    /// database), once, after the cause is fixed; then run the workers until it is finished.
+    /// A failure caused by the media itself is refused with its cause.
+    Retry(retry::RetryArgs),
     /// Re-announce or fail assets stuck past their state's deadline (run it periodically).
     Sweep {
         /// Show what would be done without doing it.
@@ -177,6 +181,14 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;
             status::assets(&backend, &cmd).await.map(|_| 0)
         }
+        Command::Retry(args) => match retry::run(&args).await? {
+            Some(summary) => {
+                let failed = summary.state == cuepoint_core::asset::AssetState::Failed;
+                run::print(std::slice::from_ref(&summary), args.json);
+                Ok(if failed { 3 } else { 0 })
+            }
+            None => Ok(0),
+        },
         Command::Sweep {
             dry_run,
             json,

@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod demo;
 pub mod models;
+pub mod retry;
 pub mod run;
 pub mod status;
 pub mod summary;

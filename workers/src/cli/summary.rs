@@ -162,10 +162,13 @@ pub async fn summarize(blobs: &dyn BlobStore, asset: &Asset) -> AssetSummary {
             .as_ref()
             .map(|p| p.duration_seconds)
             .filter(|d| *d > 0.0),
-        failure: asset
-            .failure
-            .as_ref()
-            .map(|f| format!("{}: {}", f.stage, f.reason)),
+        failure: asset.failure.as_ref().map(|f| match f.kind {
+            cuepoint_core::asset::FailureKind::Transient => format!(
+                "{}: {} (transient: once the cause is fixed, `cuepoint retry {}` re-drives it)",
+                f.stage, f.reason, asset.id
+            ),
+            cuepoint_core::asset::FailureKind::Permanent => format!("{}: {}", f.stage, f.reason),
+        }),
         audio_tracks: audio.map(|a| a.audiocount).unwrap_or_else(|| {
             asset
                 .probe

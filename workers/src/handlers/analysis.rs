@@ -46,10 +46,11 @@ pub async fn on_media_prepared(
             reason: format!("{open} Rekognition jobs open, cap {max}"),
         });
     }
-    // Start every job; the tokens make a restart return the same jobs.
+    // Start every job; the tokens make a restart return the same jobs (and a re-driven
+    // asset's attempt new ones).
     let mut jobs = BTreeMap::new();
     for kind in kinds {
-        let client_token = format!("{}-{}", asset.id, kind);
+        let client_token = format!("{}-{}{}", asset.id, kind, asset.attempt_suffix());
         let request = AnalysisRequest {
             kind,
             video: proxy.clone(),
@@ -111,7 +112,7 @@ async fn start_transcription(
         }
         return Ok(None);
     };
-    let job_name = transcribe::job_name(&ctx.settings.workflow, &asset.id)
+    let job_name = transcribe::attempt_job_name(&ctx.settings.workflow, &asset.id, asset.retries)
         .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     let request = TranscriptionRequest {
         job_name: job_name.clone(),

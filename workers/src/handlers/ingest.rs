@@ -67,8 +67,8 @@ pub async fn on_object_created(
                 .unwrap_or_default();
             announce(
                 ctx,
-                &[PipelineEvent::new(
-                    id,
+                &[PipelineEvent::about(
+                    &asset,
                     PipelineDetail::TranscodeSubmitted { job_id },
                 )],
             )
@@ -226,10 +226,16 @@ async fn submit_transcode(ctx: &WorkerContext, asset: &Asset) -> Result<(), Hand
     let prefix = ctx.results_prefix(&asset.id);
     let settings = build_job_settings(&ctx.job_template, &asset.source.uri(), &prefix, tracks)
         .map_err(|e| HandlerError::Permanent(format!("MediaConvert job settings: {e}")))?;
-    let client_token = format!("{}-transcode", asset.id);
+    let client_token = format!("{}-transcode{}", asset.id, asset.attempt_suffix());
     // A job created earlier for this asset (crash before we recorded it, token window long
-    // gone) is adopted, never duplicated.
-    let job_id = match ctx.ports.transcoder.find_job(&asset.id).await? {
+    // gone) is adopted, never duplicated; the failed job of a re-driven asset is not.
+    let failed_before = asset
+        .transcode
+        .as_ref()
+        .filter(|j| j.status == JobStatus::Failed)
+        .map(|j| j.job_id.clone());
+    let found = ctx.ports.transcoder.find_job(&asset.id).await?;
+    let job_id = match found.filter(|j| Some(j) != failed_before.as_ref()) {
         Some(j) => {
             tracing::info!(job_id = %j, "adopting the transcode job already created for this asset");
             j
@@ -261,9 +267,13 @@ async fn submit_transcode(ctx: &WorkerContext, asset: &Asset) -> Result<(), Hand
     else {
         return Ok(());
     };
-    let job_id = a.transcode.map(|j| j.job_id).unwrap_or(job_id);
+    let job_id = a
+        .transcode
+        .as_ref()
+        .map(|j| j.job_id.clone())
+        .unwrap_or(job_id);
     let detail = PipelineDetail::TranscodeSubmitted { job_id };
-    announce(ctx, &[PipelineEvent::new(a.id, detail)]).await
+    announce(ctx, &[PipelineEvent::about(&a, detail)]).await
 }
 
 #[cfg(test)]

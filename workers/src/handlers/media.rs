@@ -1,7 +1,7 @@
 //! Media events: MediaConvert COMPLETE → loudness logs → silent tracks → "Media Prepared";
 //! MediaConvert ERROR → the asset fails with MediaConvert's cause.
 
-use cuepoint_core::asset::{Asset, AssetEvent, AssetState, FailureStage};
+use cuepoint_core::asset::{Asset, AssetEvent, AssetState, FailureStage, JobStatus};
 use cuepoint_core::domain::AssetId;
 use cuepoint_core::events::mediaconvert::{JobState, JobStateChange};
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
@@ -33,10 +33,16 @@ pub async fn on_job_state_change(
     let asset = load(ctx, &id).await?;
     match ev.state {
         JobState::Error => {
-            if asset.transcode.as_ref().map(|j| j.job_id.as_str()) != Some(ev.job_id.as_str())
+            let recorded = asset.transcode.as_ref();
+            if recorded.map(|j| j.job_id.as_str()) != Some(ev.job_id.as_str())
                 && asset.state != AssetState::Registered
             {
                 tracing::warn!(job_id = %ev.job_id, "ERROR for a job this asset does not own; ignored");
+                return Ok(());
+            }
+            if recorded.is_some_and(|j| j.job_id == ev.job_id && j.status == JobStatus::Failed) {
+                // The failed attempt of a re-driven asset, delivered again.
+                tracing::info!(job_id = %ev.job_id, "ERROR of a job that already failed the asset's earlier attempt; ignored");
                 return Ok(());
             }
             let reason = format!(
@@ -153,8 +159,8 @@ async fn reannounce(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerErr
     };
     announce(
         ctx,
-        &[PipelineEvent::new(
-            asset.id.clone(),
+        &[PipelineEvent::about(
+            asset,
             PipelineDetail::MediaPrepared { proxy },
         )],
     )

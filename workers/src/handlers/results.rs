@@ -4,7 +4,7 @@
 //! The write that completes the last analysis is the one that announces "Analyses Completed":
 //! the conditional write on the asset's version guarantees exactly one writer wins it.
 
-use cuepoint_core::asset::{AssetEvent, AssetState, FailureStage, JobStatus};
+use cuepoint_core::asset::{Asset, AssetEvent, AssetState, FailureStage, JobStatus};
 use cuepoint_core::domain::AssetId;
 use cuepoint_core::events::rekognition::VideoJobCompletion;
 use cuepoint_core::events::transcribe::{self, TranscriptionJobStateChange};
@@ -72,12 +72,17 @@ pub async fn on_completion(
         return Ok(());
     }
     if !c.succeeded() {
-        let reason = format!("Rekognition {} job {} ended {}", c.api, c.job_id, c.status);
+        let mut reason = format!("Rekognition {} job {} ended {}", c.api, c.job_id, c.status);
+        // The notification carries no cause; the job's StatusMessage does (and says whether
+        // the fault was the machine's, which decides if `cuepoint retry` may re-drive it).
+        if let Some(why) = status_message(ctx, kind, &c.job_id).await {
+            reason.push_str(&format!(": {why}"));
+        }
         return fail(ctx, &asset, FailureStage::Analysis(kind), reason).await;
     }
     if job.status == JobStatus::Succeeded {
         // Redelivery: maybe the announcement was lost.
-        return announce_if_analysed(ctx, &asset.id, asset.state).await;
+        return announce_if_analysed(ctx, &asset).await;
     }
 
     let merged = fetch_all_pages(ctx, kind, &c.job_id).await?;
@@ -104,7 +109,7 @@ pub async fn on_completion(
         .await?
         .recorded("completion")
     {
-        Some(a) => announce_if_analysed(ctx, &a.id, a.state).await,
+        Some(a) => announce_if_analysed(ctx, &a).await,
         None => Ok(()),
     }
 }
@@ -140,7 +145,7 @@ pub async fn on_transcription(
     }
     if job.status != JobStatus::Submitted {
         // Redelivery: maybe the announcement was lost.
-        return announce_if_analysed(ctx, &asset.id, asset.state).await;
+        return announce_if_analysed(ctx, &asset).await;
     }
     let got = ctx.ports.transcriber.get(&ev.job_name).await?;
     let failure = match (ev.succeeded(), got.status) {
@@ -228,27 +233,39 @@ pub async fn on_transcription(
         .await?
         .recorded("transcription outcome")
     {
-        Some(a) => announce_if_analysed(ctx, &a.id, a.state).await,
+        Some(a) => announce_if_analysed(ctx, &a).await,
         None => Ok(()),
     }
 }
 
-async fn announce_if_analysed(
-    ctx: &WorkerContext,
-    id: &AssetId,
-    state: AssetState,
-) -> Result<(), HandlerError> {
-    if state == AssetState::Analysed {
+async fn announce_if_analysed(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerError> {
+    if asset.state == AssetState::Analysed {
         announce(
             ctx,
-            &[PipelineEvent::new(
-                id.clone(),
+            &[PipelineEvent::about(
+                asset,
                 PipelineDetail::AnalysesCompleted,
             )],
         )
         .await
     } else {
         Ok(())
+    }
+}
+
+/// A failed job's `StatusMessage`, best effort: the failure is recorded either way.
+async fn status_message(ctx: &WorkerContext, kind: AnalysisKind, job_id: &str) -> Option<String> {
+    match ctx.ports.analyzer.get_page(kind, job_id, None).await {
+        Ok(page) if page.body.get("JobStatus").and_then(Value::as_str) == Some("FAILED") => page
+            .body
+            .get("StatusMessage")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(job_id, error = %e, "could not read the failed job's status message");
+            None
+        }
     }
 }
 

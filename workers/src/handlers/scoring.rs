@@ -166,5 +166,5 @@ async fn announce_complete(ctx: &WorkerContext, asset: &Asset) -> Result<(), Han
         vmap,
         breaks: asset.breaks.len(),
     };
-    announce(ctx, &[PipelineEvent::new(asset.id.clone(), detail)]).await
+    announce(ctx, &[PipelineEvent::about(asset, detail)]).await
 }

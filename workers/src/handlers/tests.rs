@@ -933,3 +933,199 @@ async fn unreadable_results_fail_at_scoring_and_early_events_wait() {
     let early = asset_at(&kit, &obj, AssetState::Analysing);
     transient(scoring::on_analyses_completed(&kit.ctx, &analysed_event(&early)).await);
 }
+
+// ----------------------------------------------------------------------------------------------
+// re-drive (`cuepoint retry`)
+
+use crate::redrive::{retry, RetryError, RetryOutcome};
+
+const DISK_FULL: &str =
+    "infrastructure fault (transient; retried 12 times): av_interleaved_write_frame(): No space left on device";
+
+#[tokio::test]
+async fn a_transcode_failed_by_a_full_disk_is_re_driven_once_with_a_new_job() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Transcoding);
+    let error = JobStateChange {
+        error_code: Some(1999),
+        error_message: Some(DISK_FULL.into()),
+        ..job_change(&kit, &a.id, "mc-1", JobState::Error)
+    };
+    media::on_job_state_change(&kit.ctx, &error).await.unwrap();
+    let failed = kit.asset(&a.id);
+    let f = failed.failure.clone().unwrap();
+    assert_eq!(
+        (f.stage, f.kind),
+        (
+            FailureStage::Transcode,
+            cuepoint_core::asset::FailureKind::Transient
+        )
+    );
+
+    let RetryOutcome::Redriven {
+        asset, announced, ..
+    } = retry(&kit.ctx, &a.id, None).await.unwrap()
+    else {
+        panic!("expected a re-drive")
+    };
+    assert_eq!((asset.state, asset.retries), (AssetState::Registered, 1));
+    assert_eq!(announced, "Object Created");
+    assert_eq!(
+        kit.bus.detail_types(),
+        ["Asset Failed", "Object Created"],
+        "the upload is announced again for the ingest worker"
+    );
+    // A second request (or one that read the record before this one wrote it) starts nothing.
+    let again = retry(&kit.ctx, &a.id, None).await.unwrap();
+    assert!(matches!(again, RetryOutcome::NotFailed { ref asset } if asset.retries == 1));
+    assert_eq!(kit.bus.detail_types().len(), 2);
+
+    // The ingest worker submits a new job under the attempt's token; the failed job that
+    // `find_job` still finds is not adopted.
+    *kit.transcoder.existing.lock().unwrap() = Some("mc-1".into());
+    // The first attempt's request, so that the stub names the next job mc-2.
+    let first = cuepoint_runtime::ports::TranscodeRequest {
+        asset_id: a.id.clone(),
+        client_token: format!("{}-transcode", a.id),
+        settings: serde_json::json!({}),
+        user_metadata: BTreeMap::new(),
+    };
+    kit.transcoder.submitted.lock().unwrap().push(first);
+    ingest::on_object_created(&kit.ctx, &obj).await.unwrap();
+    let t = kit.asset(&a.id);
+    assert_eq!(t.state, AssetState::Transcoding);
+    assert_eq!(t.transcode.as_ref().unwrap().job_id, "mc-2");
+    let submitted = kit.transcoder.submitted.lock().unwrap().clone();
+    assert_eq!(
+        submitted.last().unwrap().client_token,
+        format!("{}-transcode-r1", a.id)
+    );
+    let (dt, detail) = kit.bus.published().pop().unwrap();
+    assert_eq!(dt, "Transcode Submitted");
+    assert_eq!(
+        detail["eventId"],
+        format!("{}:transcode-submitted-r1", a.id),
+        "the attempt's announcement is not a copy of the first one's"
+    );
+    // The failed job's ERROR delivered again changes nothing.
+    media::on_job_state_change(&kit.ctx, &error).await.unwrap();
+    assert_eq!(kit.asset(&a.id).state, AssetState::Transcoding);
+}
+
+#[tokio::test]
+async fn an_analysis_failed_by_a_missing_tool_restarts_every_analysis_under_new_names() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Analysing);
+    *kit.analyzer.failed_with.lock().unwrap() = Some(
+        "infrastructure fault: ffprobe was not found (CUEPOINT_FFPROBE=/x is not an executable file)"
+            .into(),
+    );
+    let c = completion(&a, AnalysisKind::Segments, "segments-job", "FAILED");
+    results_handler::on_completion(&kit.ctx, &c).await.unwrap();
+    let f = kit.asset(&a.id).failure.unwrap();
+    assert!(f.reason.contains("ffprobe was not found"), "{}", f.reason);
+    assert_eq!(f.kind, cuepoint_core::asset::FailureKind::Transient);
+    assert_eq!(kit.store.counters.lock().unwrap()[OPEN_JOBS_COUNTER], 0);
+    *kit.analyzer.failed_with.lock().unwrap() = None;
+
+    // A lost conditional write re-reads and decides again: one re-drive, one announcement.
+    kit.store.lose_next_race.store(true, Ordering::SeqCst);
+    let out = retry(&kit.ctx, &a.id, None).await.unwrap();
+    let RetryOutcome::Redriven { asset, .. } = out else {
+        panic!("expected a re-drive, got {out:?}")
+    };
+    assert_eq!(asset.state, AssetState::MediaPrepared);
+    assert!(asset.analyses.is_empty());
+    let (dt, detail) = kit.bus.published().pop().unwrap();
+    assert_eq!(dt, "Media Prepared");
+    assert_eq!(detail["eventId"], format!("{}:media-prepared-r1", a.id));
+
+    let prepared = PipelineEvent::about(
+        &asset,
+        PipelineDetail::MediaPrepared {
+            proxy: asset.results.proxy.clone().unwrap(),
+        },
+    );
+    analysis::on_media_prepared(&kit.ctx, &prepared)
+        .await
+        .unwrap();
+    let started = kit.analyzer.started.lock().unwrap().clone();
+    assert_eq!(started.len(), AnalysisKind::VIDEO.len());
+    for r in &started {
+        assert_eq!(r.client_token, format!("{}-{}-r1", a.id, r.kind));
+    }
+    let names: Vec<String> = kit
+        .transcriber
+        .started
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.job_name.clone())
+        .collect();
+    assert!(
+        names.iter().all(|n| n.ends_with(".r1")),
+        "a transcription name is never reused: {names:?}"
+    );
+    assert_eq!(kit.asset(&a.id).state, AssetState::Analysing);
+    // The re-drive delivered again starts nothing.
+    analysis::on_media_prepared(&kit.ctx, &prepared)
+        .await
+        .unwrap();
+    assert_eq!(
+        kit.analyzer.started.lock().unwrap().len(),
+        AnalysisKind::VIDEO.len()
+    );
+}
+
+#[tokio::test]
+async fn a_permanent_failure_and_an_unknown_asset_are_refused_with_the_cause() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Transcoding);
+    let error = job_change(&kit, &a.id, "mc-1", JobState::Error);
+    media::on_job_state_change(&kit.ctx, &error).await.unwrap();
+    let published = kit.bus.published().len();
+    let err = retry(&kit.ctx, &a.id, None).await.unwrap_err();
+    assert!(matches!(err, RetryError::Refused(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("bad input") && text.contains("permanent") && text.contains("transcode"),
+        "{text}"
+    );
+    assert_eq!(kit.asset(&a.id).state, AssetState::Failed);
+    assert_eq!(kit.bus.published().len(), published, "nothing announced");
+
+    let nobody = AssetId::parse("a00000000000000000000").unwrap();
+    let err = retry(&kit.ctx, &nobody, None).await.unwrap_err();
+    assert!(matches!(err, RetryError::UnknownAsset(_)), "{err:?}");
+    assert_eq!(err.to_string(), "no asset a00000000000000000000");
+}
+
+#[tokio::test]
+async fn a_scoring_failure_from_a_locked_database_is_scored_again() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Analysed);
+    crate::flow::fail(
+        &kit.ctx,
+        &a,
+        FailureStage::Scoring,
+        "writing the VMAP: database is locked".into(),
+    )
+    .await
+    .unwrap();
+    let RetryOutcome::Redriven {
+        asset, announced, ..
+    } = retry(&kit.ctx, &a.id, None).await.unwrap()
+    else {
+        panic!("expected a re-drive")
+    };
+    assert_eq!(
+        (asset.state, announced),
+        (AssetState::Analysed, "Analyses Completed")
+    );
+    let (_, detail) = kit.bus.published().pop().unwrap();
+    assert_eq!(detail["eventId"], format!("{}:analyses-completed-r1", a.id));
+}

@@ -578,6 +578,8 @@ mod tests {
         a.failure = Some(cuepoint_core::asset::Failure {
             stage: cuepoint_core::asset::FailureStage::Probe,
             reason: "unusable media".into(),
+            kind: cuepoint_core::asset::FailureKind::Permanent,
+            failed_in: Some(AssetState::Registered),
         });
         assert!(refusal(&a)
             .unwrap()

@@ -116,6 +116,15 @@ impl PipelineEvent {
         }
     }
 
+    /// An event about `asset` in its current attempt. A re-driven asset announces its steps
+    /// again, so their ids carry the attempt (`<asset>:media-prepared-r1`): buses drop repeated
+    /// ids, and the copy of a step must still be recognisable as one.
+    pub fn about(asset: &crate::asset::Asset, detail: PipelineDetail) -> Self {
+        let mut e = Self::new(asset.id.clone(), detail);
+        e.event_id.push_str(&asset.attempt_suffix());
+        e
+    }
+
     pub fn detail_type(&self) -> &'static str {
         self.detail.detail_type()
     }

@@ -62,15 +62,31 @@ pub enum JobNameError {
 /// The transcription job name of an asset: `<workflow>-<asset id>`. Transcribe takes no client
 /// token; a job name is unique in the account and region, so this name is the idempotency key.
 pub fn job_name(workflow: &str, asset: &AssetId) -> Result<String, JobNameError> {
+    attempt_job_name(workflow, asset, 0)
+}
+
+/// The job name of a re-driven asset's attempt `retries`: `<workflow>-<asset id>.r<n>` (the
+/// first attempt's name is [`job_name`]; a name is never reused, even for a failed job). An
+/// asset id holds no `.`, so the suffix cannot be mistaken for part of it.
+pub fn attempt_job_name(
+    workflow: &str,
+    asset: &AssetId,
+    retries: u32,
+) -> Result<String, JobNameError> {
+    let suffix = if retries == 0 {
+        String::new()
+    } else {
+        format!(".r{retries}")
+    };
     let ok = !workflow.is_empty()
         && workflow
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && workflow.len() + 1 + asset.as_str().len() <= MAX_JOB_NAME_LEN;
+        && workflow.len() + 1 + asset.as_str().len() + suffix.len() <= MAX_JOB_NAME_LEN;
     if !ok {
         return Err(JobNameError::Workflow(workflow.to_string()));
     }
-    Ok(format!("{workflow}-{}", asset.as_str()))
+    Ok(format!("{workflow}-{}{suffix}", asset.as_str()))
 }
 
 /// The asset a job name of `workflow` belongs to.
@@ -83,6 +99,10 @@ pub fn asset_of(job_name: &str, workflow: &str) -> Result<AssetId, JobNameError>
         .strip_prefix(workflow)
         .and_then(|r| r.strip_prefix('-'))
         .ok_or_else(foreign)?;
+    let rest = match rest.rsplit_once(".r") {
+        Some((id, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => id,
+        _ => rest,
+    };
     AssetId::parse(rest).map_err(|_| foreign())
 }
 
@@ -165,6 +185,14 @@ mod tests {
             Err(JobNameError::Workflow(_))
         ));
         assert!(matches!(job_name("", &id), Err(JobNameError::Workflow(_))));
+        // a re-driven asset's attempts have names of their own, of the same asset
+        let again = attempt_job_name("news-prod", &id, 2).unwrap();
+        assert_eq!(again, "news-prod-a0123456789abcdef0123.r2");
+        assert_eq!(asset_of(&again, "news-prod").unwrap(), id);
+        assert_eq!(attempt_job_name("news-prod", &id, 0).unwrap(), name);
+        for bad in ["cuepoint-a1.r", "cuepoint-a1.rx", "cuepoint-a1.x2"] {
+            assert!(asset_of(bad, "cuepoint").is_err(), "{bad}");
+        }
         assert!(matches!(
             job_name(&"w".repeat(190), &id),
             Err(JobNameError::Workflow(_))

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cuepoint_core::asset::INFRASTRUCTURE_FAULT;
 use cuepoint_core::events::rekognition::{completion_message, VideoJobCompletion};
 use cuepoint_core::rekognition::AnalysisKind;
 use cuepoint_runtime::ports::{
@@ -371,18 +372,31 @@ impl Inner {
         job: &LedgerJob,
         request: &AnalysisRequest,
     ) -> Result<Value, String> {
-        let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| e.to_string())?;
+        // A fault of the machine says so (and is then retriable with `cuepoint retry`).
+        let infra = |e: &dyn std::fmt::Display| format!("{INFRASTRUCTURE_FAULT}: {e}");
+        let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| infra(&e))?;
         let video = local_input(&self.blobs, &request.video, scratch.path())
             .await
-            .map_err(|e| format!("reading {}: {e}", request.video))?
+            .map_err(|e| {
+                let message = format!("reading {}: {e}", request.video);
+                if e.is_transient() {
+                    infra(&message)
+                } else {
+                    message
+                }
+            })?
             .ok_or_else(|| format!("Unable to get object metadata from S3. Check object key, region and/or access permissions: {}", request.video))?;
         let options = AnalyzeOptions {
             scratch_dir: Some(scratch.path().to_path_buf()),
             ..self.options.clone()
         };
-        let analysis = analyze(&video, &options, None)
-            .await
-            .map_err(|e| e.to_string())?;
+        let analysis = analyze(&video, &options, None).await.map_err(|e| {
+            if e.is_infrastructure() {
+                infra(&e)
+            } else {
+                e.to_string()
+            }
+        })?;
         serde_json::to_value(&analysis.segments)
             .map_err(|e| format!("segment detection does not serialize: {e}"))
     }
