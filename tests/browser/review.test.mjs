@@ -176,6 +176,12 @@ test('review app in a real browser: upload, play, move a break, search', { timeo
     // file name always.
     const ins = JSON.parse((await api(`/api/assets/${assetId}/insights`)).body);
     const queries = [['asset', 'harbour walk']];
+    // The project's test command installs the models and espeak-ng: then the spoken words must
+    // be there to search for (test patterns need not carry a label).
+    if (process.env.CUEPOINT_REQUIRE_MODELS === '1') {
+      assert.ok(haveEspeak, 'espeak-ng expected (tests/install.sh installs it)');
+      assert.ok(ins.transcript_items.length, `a transcript expected: ${JSON.stringify(ins.transcript)}`);
+    }
     if (ins.label_items.length) queries.push(['label', ins.label_items[0].name]);
     else console.log(`no labels to search for (labels: ${ins.labels.status} ${ins.labels.message || ''})`);
     const words = ins.transcript_items.flatMap((p) => p.text.split(/[^\p{L}\p{N}]+/u)).filter((w) => w.length >= 5);
