@@ -1,24 +1,23 @@
 //! EventBridge event-pattern matching, and cuepoint's routing definition (`infra/routing.json`).
 //!
-//! The embedded bus routes with the same rules EventBridge runs on AWS, so the matcher follows
-//! the EventBridge user guide ("Event patterns", "Arrays in event patterns", "Matching null
-//! values and empty strings", "Content filtering", "Comparison operators"):
+//! The embedded bus routes with the same rules EventBridge runs on AWS. The matcher implements
+//! the part of the pattern language `infra/routing.json` uses, with EventBridge's semantics
+//! (user guide: "Event patterns", "Arrays in event patterns", "Matching null values and empty
+//! strings", "Prefix matching"):
 //! - every field named in the pattern must be present, with the same nesting; other event
 //!   fields are ignored;
 //! - a pattern field lists values; it matches when any listed value matches the event's value
 //!   or, if the event holds an array, any element of it;
 //! - literals are compared exactly (strings case-sensitively, numbers by their JSON form, so
 //!   `300` and `300.0` differ), `null` and `""` are distinct values;
-//! - operators: `prefix`, `suffix` (each also `{"equals-ignore-case": ..}`),
-//!   `equals-ignore-case`, `wildcard`, `anything-but` (a value, a list, or
-//!   `{prefix|suffix|equals-ignore-case|wildcard}`), `numeric`, `exists`, `cidr`, and `$or`;
-//! - operators other than `exists: false` need the field present as a leaf (a field holding an
-//!   object is not a leaf: `exists: false` matches it).
+//! - `{"prefix": "..."}` matches strings that start with it.
+//!
+//! Any other operator (`suffix`, `anything-but`, `numeric`, `exists`, `$or`...) is refused when
+//! the definition loads, naming it: a rule using one would route differently here than on AWS.
 //!
 //! Deviation: numbers `300.0` and `3.0e2` compare equal here (serde_json keeps no lexical form).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -26,7 +25,8 @@ use serde_json::{Map, Value};
 /// The routing definition, compiled in.
 pub const ROUTING_JSON: &str = include_str!("../../../infra/routing.json");
 
-/// A pattern that EventBridge would refuse, with the JSON path of the offending part.
+/// A pattern that EventBridge would refuse, or that uses an operator the embedded bus does
+/// not implement, with the JSON path of the offending part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid event pattern at {path}: {why}")]
 pub struct PatternError {
@@ -44,8 +44,6 @@ pub struct EventPattern {
 #[derive(Debug, Clone, PartialEq)]
 struct ObjectPattern {
     fields: Vec<(String, FieldPattern)>,
-    /// `$or`: at least one alternative must match as well (empty: no `$or`).
-    any_of: Vec<ObjectPattern>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -57,39 +55,20 @@ enum FieldPattern {
 #[derive(Debug, Clone, PartialEq)]
 enum Matcher {
     Equals(Value),
-    EqualsIgnoreCase(String),
-    Prefix { value: String, ignore_case: bool },
-    Suffix { value: String, ignore_case: bool },
-    Wildcard(Vec<GlobTok>),
-    AnythingBut(AnythingBut),
-    Numeric(Vec<(Cmp, f64)>),
-    Exists(bool),
-    Cidr { net: IpAddr, bits: u8 },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum AnythingBut {
-    Values(Vec<Value>),
     Prefix(String),
-    Suffix(String),
-    IgnoreCase(Vec<String>),
-    Wildcard(Vec<Vec<GlobTok>>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Cmp {
-    Lt,
-    Le,
-    Eq,
-    Ge,
-    Gt,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum GlobTok {
-    Star,
-    Char(char),
-}
+/// EventBridge operators the embedded bus does not implement (no rule uses them).
+const UNSUPPORTED_OPERATORS: [&str; 8] = [
+    "suffix",
+    "equals-ignore-case",
+    "wildcard",
+    "anything-but",
+    "numeric",
+    "exists",
+    "cidr",
+    "$or",
+];
 
 impl EventPattern {
     pub fn parse(pattern: &Value) -> Result<Self, PatternError> {
@@ -138,30 +117,24 @@ fn short(v: &Value) -> String {
     }
 }
 
+fn unsupported(at: &str, op: &str) -> PatternError {
+    perr(
+        at,
+        format!(
+            "operator {op:?} is not implemented by the embedded bus (it matches literal values, nested fields and prefix, what infra/routing.json uses)"
+        ),
+    )
+}
+
 fn parse_object(obj: &Map<String, Value>, path: &str) -> Result<ObjectPattern, PatternError> {
     if obj.is_empty() {
         return Err(perr(path, "empty object: name at least one field"));
     }
-    let mut p = ObjectPattern {
-        fields: Vec::new(),
-        any_of: Vec::new(),
-    };
+    let mut p = ObjectPattern { fields: Vec::new() };
     for (key, v) in obj {
         let at = format!("{path}.{key}");
         if key == "$or" {
-            let Value::Array(alts) = v else {
-                return Err(perr(&at, "$or takes an array of patterns"));
-            };
-            if alts.len() < 2 {
-                return Err(perr(&at, "$or needs at least two alternatives"));
-            }
-            for (i, alt) in alts.iter().enumerate() {
-                let Value::Object(o) = alt else {
-                    return Err(perr(&format!("{at}[{i}]"), "expected a pattern object"));
-                };
-                p.any_of.push(parse_object(o, &format!("{at}[{i}]"))?);
-            }
-            continue;
+            return Err(unsupported(&at, key));
         }
         let field = match v {
             Value::Object(o) => FieldPattern::Object(parse_object(o, &at)?),
@@ -201,227 +174,21 @@ fn parse_matcher(item: &Value, at: &str) -> Result<Matcher, PatternError> {
     }
     let (op, arg) = obj.iter().next().expect("one entry");
     let at = format!("{at}.{op}");
-    let at = at.as_str();
-    match op.as_str() {
-        "prefix" | "suffix" => {
-            let (value, ignore_case) = match arg {
-                Value::String(s) => (s.clone(), false),
-                Value::Object(o) if o.len() == 1 => match o.get("equals-ignore-case") {
-                    Some(Value::String(s)) => (s.clone(), true),
-                    _ => {
-                        return Err(perr(
-                            at,
-                            "expected a string or {\"equals-ignore-case\": string}",
-                        ))
-                    }
-                },
-                _ => {
-                    return Err(perr(
-                        at,
-                        "expected a string or {\"equals-ignore-case\": string}",
-                    ))
-                }
-            };
-            Ok(if op == "prefix" {
-                Matcher::Prefix { value, ignore_case }
-            } else {
-                Matcher::Suffix { value, ignore_case }
-            })
+    match (op.as_str(), arg) {
+        ("prefix", Value::String(s)) => Ok(Matcher::Prefix(s.clone())),
+        ("prefix", Value::Object(o)) if o.contains_key("equals-ignore-case") => {
+            Err(unsupported(&at, "prefix: equals-ignore-case"))
         }
-        "equals-ignore-case" => match arg {
-            Value::String(s) => Ok(Matcher::EqualsIgnoreCase(s.clone())),
-            _ => Err(perr(at, "expected a string")),
-        },
-        "wildcard" => match arg {
-            Value::String(s) => Ok(Matcher::Wildcard(parse_glob(s, at)?)),
-            _ => Err(perr(at, "expected a string")),
-        },
-        "anything-but" => parse_anything_but(arg, at).map(Matcher::AnythingBut),
-        "numeric" => parse_numeric(arg, at),
-        "exists" => match arg {
-            Value::Bool(b) => Ok(Matcher::Exists(*b)),
-            _ => Err(perr(at, "expected true or false")),
-        },
-        "cidr" => parse_cidr(arg, at),
-        other => Err(perr(at, format!("unknown operator {other:?}"))),
+        ("prefix", _) => Err(perr(&at, "expected a string")),
+        (op, _) if UNSUPPORTED_OPERATORS.contains(&op) => Err(unsupported(&at, op)),
+        (other, _) => Err(perr(&at, format!("unknown operator {other:?}"))),
     }
 }
-
-fn parse_anything_but(arg: &Value, at: &str) -> Result<AnythingBut, PatternError> {
-    match arg {
-        Value::String(_) | Value::Number(_) => Ok(AnythingBut::Values(vec![arg.clone()])),
-        Value::Array(vs) => {
-            let all_strings = vs.iter().all(Value::is_string);
-            let all_numbers = vs.iter().all(Value::is_number);
-            if vs.is_empty() || !(all_strings || all_numbers) {
-                return Err(perr(
-                    at,
-                    "expected a non-empty list of only strings or only numbers",
-                ));
-            }
-            Ok(AnythingBut::Values(vs.clone()))
-        }
-        Value::Object(o) if o.len() == 1 => {
-            let (op, v) = o.iter().next().expect("one entry");
-            let strings = |v: &Value| -> Result<Vec<String>, PatternError> {
-                match v {
-                    Value::String(s) => Ok(vec![s.clone()]),
-                    Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_string) => Ok(a
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()),
-                    _ => Err(perr(
-                        &format!("{at}.{op}"),
-                        "expected a string or a non-empty list of strings",
-                    )),
-                }
-            };
-            match (op.as_str(), v) {
-                ("prefix", Value::String(s)) => Ok(AnythingBut::Prefix(s.clone())),
-                ("suffix", Value::String(s)) => Ok(AnythingBut::Suffix(s.clone())),
-                ("equals-ignore-case", v) => Ok(AnythingBut::IgnoreCase(strings(v)?)),
-                ("wildcard", v) => {
-                    let globs = strings(v)?
-                        .iter()
-                        .map(|g| parse_glob(g, at))
-                        .collect::<Result<_, _>>()?;
-                    Ok(AnythingBut::Wildcard(globs))
-                }
-                _ => Err(perr(
-                    at,
-                    format!("unsupported anything-but operand {:?}", short(arg)),
-                )),
-            }
-        }
-        _ => Err(perr(
-            at,
-            "expected a string, a number, a list, or {prefix|suffix|equals-ignore-case|wildcard}",
-        )),
-    }
-}
-
-fn parse_numeric(arg: &Value, at: &str) -> Result<Matcher, PatternError> {
-    let Value::Array(items) = arg else {
-        return Err(perr(at, "expected [op, number, ...]"));
-    };
-    if items.is_empty() || items.len() % 2 != 0 || items.len() > 4 {
-        return Err(perr(at, "expected one or two (operator, number) pairs"));
-    }
-    let mut out = Vec::new();
-    for pair in items.chunks(2) {
-        let cmp = match pair[0].as_str() {
-            Some("<") => Cmp::Lt,
-            Some("<=") => Cmp::Le,
-            Some("=") => Cmp::Eq,
-            Some(">=") => Cmp::Ge,
-            Some(">") => Cmp::Gt,
-            _ => {
-                return Err(perr(
-                    at,
-                    format!("{} is not one of < <= = >= >", short(&pair[0])),
-                ))
-            }
-        };
-        let n = pair[1]
-            .as_f64()
-            .ok_or_else(|| perr(at, format!("{} is not a number", short(&pair[1]))))?;
-        if !(-1.0e9..=1.0e9).contains(&n) {
-            return Err(perr(at, format!("{n} is outside -1e9..=1e9")));
-        }
-        out.push((cmp, n));
-    }
-    if let [(lo, _), (hi, _)] = out.as_slice() {
-        if !matches!(lo, Cmp::Gt | Cmp::Ge) || !matches!(hi, Cmp::Lt | Cmp::Le) {
-            return Err(perr(
-                at,
-                "a range is a lower bound (> or >=) then an upper bound (< or <=)",
-            ));
-        }
-    }
-    Ok(Matcher::Numeric(out))
-}
-
-fn parse_cidr(arg: &Value, at: &str) -> Result<Matcher, PatternError> {
-    let s = arg
-        .as_str()
-        .ok_or_else(|| perr(at, "expected a string such as \"10.0.0.0/24\""))?;
-    let (ip, bits) = s
-        .split_once('/')
-        .ok_or_else(|| perr(at, format!("{s:?} has no /prefix-length")))?;
-    let net: IpAddr = ip
-        .parse()
-        .map_err(|_| perr(at, format!("{ip:?} is not an IP address")))?;
-    let bits: u8 = bits
-        .parse()
-        .map_err(|_| perr(at, format!("{bits:?} is not a prefix length")))?;
-    let max = if net.is_ipv4() { 32 } else { 128 };
-    if bits > max {
-        return Err(perr(at, format!("prefix length {bits} exceeds {max}")));
-    }
-    Ok(Matcher::Cidr { net, bits })
-}
-
-/// `*` matches any run of characters; `\*` and `\\` are a literal star and backslash.
-fn parse_glob(s: &str, at: &str) -> Result<Vec<GlobTok>, PatternError> {
-    let mut toks = Vec::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(e @ ('*' | '\\')) => toks.push(GlobTok::Char(e)),
-                _ => return Err(perr(at, format!("{s:?}: only \\* and \\\\ may be escaped"))),
-            },
-            '*' => {
-                if toks.last() == Some(&GlobTok::Star) {
-                    return Err(perr(
-                        at,
-                        format!("{s:?}: consecutive wildcards are not allowed"),
-                    ));
-                }
-                toks.push(GlobTok::Star)
-            }
-            c => toks.push(GlobTok::Char(c)),
-        }
-    }
-    Ok(toks)
-}
-
-fn glob_match(toks: &[GlobTok], s: &str) -> bool {
-    let chars: Vec<char> = s.chars().collect();
-    let (mut p, mut i) = (0usize, 0usize);
-    let mut backtrack: Option<(usize, usize)> = None; // (token after the star, text position)
-    while i < chars.len() {
-        match toks.get(p) {
-            Some(GlobTok::Char(c)) if *c == chars[i] => {
-                p += 1;
-                i += 1;
-            }
-            Some(GlobTok::Star) => {
-                backtrack = Some((p + 1, i));
-                p += 1;
-            }
-            _ => match backtrack {
-                Some((bp, bi)) => {
-                    p = bp;
-                    i = bi + 1;
-                    backtrack = Some((bp, bi + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    toks[p..].iter().all(|t| *t == GlobTok::Star)
-}
-
-// ---- matching ----
 
 fn match_object(p: &ObjectPattern, event: Option<&Map<String, Value>>) -> bool {
-    let fields_ok = p
-        .fields
+    p.fields
         .iter()
-        .all(|(name, fp)| match_field(fp, event.and_then(|m| m.get(name))));
-    fields_ok && (p.any_of.is_empty() || p.any_of.iter().any(|alt| match_object(alt, event)))
+        .all(|(name, fp)| match_field(fp, event.and_then(|m| m.get(name))))
 }
 
 fn match_field(fp: &FieldPattern, v: Option<&Value>) -> bool {
@@ -430,23 +197,15 @@ fn match_field(fp: &FieldPattern, v: Option<&Value>) -> bool {
         flatten(v, &mut found);
     }
     match fp {
-        FieldPattern::Object(op) => {
-            let objects: Vec<&Map<String, Value>> =
-                found.iter().filter_map(|v| v.as_object()).collect();
-            if objects.is_empty() {
-                // absent (or not an object): only `exists: false` inside can still hold
-                match_object(op, None)
-            } else {
-                objects.into_iter().any(|o| match_object(op, Some(o)))
-            }
-        }
-        FieldPattern::Leaf(ms) => {
-            let leaves: Vec<&Value> = found.into_iter().filter(|v| !v.is_object()).collect();
-            ms.iter().any(|m| match m {
-                Matcher::Exists(want) => leaves.is_empty() != *want,
-                m => leaves.iter().any(|l| m.matches_leaf(l)),
-            })
-        }
+        // A nested pattern looks inside each object the field holds (one, or an array of them).
+        FieldPattern::Object(op) => found
+            .iter()
+            .filter_map(|v| v.as_object())
+            .any(|o| match_object(op, Some(o))),
+        FieldPattern::Leaf(ms) => found
+            .iter()
+            .filter(|v| !v.is_object())
+            .any(|leaf| ms.iter().any(|m| m.matches_leaf(leaf))),
     }
 }
 
@@ -460,69 +219,12 @@ fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
 
 impl Matcher {
     fn matches_leaf(&self, v: &Value) -> bool {
-        let s = v.as_str();
         match self {
             Matcher::Equals(p) => p == v,
-            Matcher::EqualsIgnoreCase(p) => s.is_some_and(|s| s.to_lowercase() == p.to_lowercase()),
-            Matcher::Prefix {
-                value,
-                ignore_case: false,
-            } => s.is_some_and(|s| s.starts_with(value.as_str())),
-            Matcher::Prefix {
-                value,
-                ignore_case: true,
-            } => s.is_some_and(|s| s.to_lowercase().starts_with(&value.to_lowercase())),
-            Matcher::Suffix {
-                value,
-                ignore_case: false,
-            } => s.is_some_and(|s| s.ends_with(value.as_str())),
-            Matcher::Suffix {
-                value,
-                ignore_case: true,
-            } => s.is_some_and(|s| s.to_lowercase().ends_with(&value.to_lowercase())),
-            Matcher::Wildcard(g) => s.is_some_and(|s| glob_match(g, s)),
-            Matcher::AnythingBut(AnythingBut::Values(vs)) => !vs.contains(v),
-            Matcher::AnythingBut(AnythingBut::Prefix(p)) => {
-                s.is_some_and(|s| !s.starts_with(p.as_str()))
-            }
-            Matcher::AnythingBut(AnythingBut::Suffix(p)) => {
-                s.is_some_and(|s| !s.ends_with(p.as_str()))
-            }
-            Matcher::AnythingBut(AnythingBut::IgnoreCase(ps)) => {
-                s.is_some_and(|s| ps.iter().all(|p| p.to_lowercase() != s.to_lowercase()))
-            }
-            Matcher::AnythingBut(AnythingBut::Wildcard(gs)) => {
-                s.is_some_and(|s| gs.iter().all(|g| !glob_match(g, s)))
-            }
-            Matcher::Numeric(conds) => v.as_f64().is_some_and(|n| {
-                conds.iter().all(|(c, x)| match c {
-                    Cmp::Lt => n < *x,
-                    Cmp::Le => n <= *x,
-                    Cmp::Eq => n == *x,
-                    Cmp::Ge => n >= *x,
-                    Cmp::Gt => n > *x,
-                })
-            }),
-            Matcher::Cidr { net, bits } => s
-                .and_then(|s| s.parse::<IpAddr>().ok())
-                .is_some_and(|ip| in_cidr(ip, *net, *bits)),
-            Matcher::Exists(_) => unreachable!("exists is decided on the whole field"),
+            // Only strings have prefixes.
+            Matcher::Prefix(p) => v.as_str().is_some_and(|s| s.starts_with(p.as_str())),
         }
     }
-}
-
-fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    let (a, b, width) = match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) as u128, u32::from(b) as u128, 32u32),
-        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128u32),
-        _ => return false,
-    };
-    let bits = u32::from(bits);
-    if bits == 0 {
-        return true;
-    }
-    let shift = width - bits;
-    (a >> shift) == (b >> shift)
 }
 
 // ---- the routing definition ----
@@ -543,6 +245,24 @@ pub struct RuleDef {
     pub name: String,
     pub queue: String,
     pub pattern: EventPattern,
+}
+
+impl RuleDef {
+    /// Rules for AWS service events (`aws.s3`, `aws.mediaconvert`, `aws.transcribe`) must live on
+    /// the default bus of an AWS account: the only bus AWS services deliver to.
+    pub fn is_aws_service_rule(&self) -> bool {
+        match self
+            .pattern
+            .as_json()
+            .get("source")
+            .and_then(Value::as_array)
+        {
+            Some(sources) if !sources.is_empty() => sources
+                .iter()
+                .all(|s| s.as_str().is_some_and(|s| s.starts_with("aws."))),
+            _ => false,
+        }
+    }
 }
 
 /// An SNS topic with one queue subscription.
@@ -847,253 +567,95 @@ mod tests {
             json!({"resources": [{"prefix": "arn:aws:autoscaling:"}]}),
             e.clone()
         ));
-        // empty event array: no value to match, but it does not "exist" either
+        // empty event array: no value to match
         assert!(!m(json!({"resources": ["x"]}), json!({"resources": []})));
-        assert!(m(
-            json!({"resources": [{"exists": false}]}),
-            json!({"resources": []})
-        ));
         // arrays of objects: nested patterns look inside each element
         let e = json!({"detail": {"items": [{"kind": "a", "n": 1}, {"kind": "b", "n": 2}]}});
         assert!(m(json!({"detail": {"items": {"kind": ["b"]}}}), e.clone()));
-        assert!(!m(json!({"detail": {"items": {"kind": ["c"]}}}), e));
+        assert!(!m(json!({"detail": {"items": {"kind": ["c"]}}}), e.clone()));
+        // a nested pattern does not match a leaf, nor a value list an object
+        assert!(!m(
+            json!({"detail": {"kind": ["a"]}}),
+            json!({"detail": "x"})
+        ));
+        assert!(!m(
+            json!({"detail": ["x"]}),
+            json!({"detail": {"kind": "x"}})
+        ));
     }
 
     #[test]
-    fn prefix_and_suffix() {
+    fn prefix() {
         assert!(m(json!({"time": [{"prefix": "2017-12-22"}]}), ec2()));
         assert!(!m(json!({"time": [{"prefix": "2017-10-02"}]}), ec2()));
-        assert!(m(
-            json!({"detail": {"instance-id": [{"suffix": "cdef0"}]}}),
-            ec2()
-        ));
-        assert!(!m(
-            json!({"detail": {"instance-id": [{"suffix": "CDEF0"}]}}),
-            ec2()
-        ));
-        assert!(m(
-            json!({"detail": {"instance-id": [{"suffix": {"equals-ignore-case": "CDEF0"}}]}}),
-            ec2()
-        ));
-        assert!(m(
-            json!({"source": [{"prefix": {"equals-ignore-case": "AWS.E"}}]}),
-            ec2()
-        ));
-        assert!(!m(
-            json!({"source": [{"prefix": {"equals-ignore-case": "aws.s"}}]}),
-            ec2()
-        ));
+        // case-sensitive, like every string comparison
+        assert!(!m(json!({"source": [{"prefix": "AWS."}]}), ec2()));
         // only strings have prefixes
         assert!(!m(json!({"n": [{"prefix": "1"}]}), json!({"n": 12})));
+        assert!(!m(json!({"n": [{"prefix": ""}]}), json!({"n": null})));
         assert!(m(
             json!({"detail": {"key": [{"prefix": ""}]}}),
             json!({"detail": {"key": "x"}})
         ));
-    }
-
-    #[test]
-    fn equals_ignore_case() {
-        assert!(m(
-            json!({"detail": {"state": [{"equals-ignore-case": "TERMINATED"}]}}),
-            ec2()
-        ));
-        assert!(!m(
-            json!({"detail": {"state": [{"equals-ignore-case": "TERMINATE"}]}}),
-            ec2()
-        ));
-        assert!(m(
-            json!({"name": [{"equals-ignore-case": "ÉCOLE"}]}),
-            json!({"name": "école"})
-        ));
-    }
-
-    #[test]
-    fn anything_but() {
-        let e = |state: Value| json!({"detail": {"state": state, "x-limit": 150}});
-        // a string, a number, lists of each (examples of the content-filtering page)
-        assert!(m(
-            json!({"detail": {"state": [{"anything-but": "initializing"}]}}),
-            e(json!("running"))
-        ));
-        assert!(!m(
-            json!({"detail": {"state": [{"anything-but": "initializing"}]}}),
-            e(json!("initializing"))
-        ));
-        assert!(m(
-            json!({"detail": {"x-limit": [{"anything-but": 123}]}}),
-            e(json!("x"))
-        ));
-        assert!(!m(
-            json!({"detail": {"x-limit": [{"anything-but": [100, 150, 300]}]}}),
-            e(json!("x"))
-        ));
-        assert!(m(
-            json!({"detail": {"x-limit": [{"anything-but": [100, 200, 300]}]}}),
-            e(json!("x"))
-        ));
-        let list = json!({"detail": {"state": [{"anything-but": ["stopped", "overloaded"]}]}});
-        assert!(m(list.clone(), e(json!("running"))));
-        assert!(!m(list.clone(), e(json!("stopped"))));
-        // an array matches when some element is not excluded
-        assert!(m(list.clone(), e(json!(["stopped", "running"]))));
-        assert!(!m(list, e(json!(["stopped", "overloaded"]))));
-        // anything-but needs the field to be there
-        assert!(!m(
-            json!({"detail": {"absent": [{"anything-but": "x"}]}}),
-            e(json!("y"))
-        ));
-        // prefix / suffix / ignore-case / wildcard forms
-        assert!(m(
-            json!({"detail": {"state": [{"anything-but": {"prefix": "init"}}]}}),
-            e(json!("running"))
-        ));
-        assert!(!m(
-            json!({"detail": {"state": [{"anything-but": {"prefix": "init"}}]}}),
-            e(json!("initializing"))
-        ));
-        assert!(!m(
-            json!({"f": [{"anything-but": {"suffix": ".png"}}]}),
-            json!({"f": "a.png"})
-        ));
-        assert!(m(
-            json!({"f": [{"anything-but": {"suffix": ".png"}}]}),
-            json!({"f": "a.jpg"})
-        ));
-        assert!(!m(
-            json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": "RUNNING"}}]}}),
-            e(json!("running"))
-        ));
-        assert!(!m(
-            json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": ["a", "Running"]}}]}}),
-            e(json!("running"))
-        ));
-        assert!(m(
-            json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": ["a", "b"]}}]}}),
-            e(json!("running"))
-        ));
-        assert!(!m(
-            json!({"p": [{"anything-but": {"wildcard": "*/lib/*"}}]}),
-            json!({"p": "/usr/lib/x.so"})
-        ));
-        assert!(m(
-            json!({"p": [{"anything-but": {"wildcard": "*/lib/*"}}]}),
-            json!({"p": "/usr/bin/x"})
-        ));
-    }
-
-    #[test]
-    fn numeric() {
-        let e = json!({"detail": {"c-count": 5, "d-count": 9.5, "x-limit": 301.8, "s": "5"}});
-        let p = json!({"detail": {
-            "c-count": [{"numeric": [">", 0, "<=", 5]}],
-            "d-count": [{"numeric": ["<", 10]}],
-            "x-limit": [{"numeric": ["=", 3.018e2]}]
-        }});
-        assert!(m(p, e.clone()));
-        assert!(!m(
-            json!({"detail": {"c-count": [{"numeric": [">", 0, "<", 5]}]}}),
-            e.clone()
-        ));
-        assert!(!m(
-            json!({"detail": {"c-count": [{"numeric": [">", 5]}]}}),
-            e.clone()
-        ));
-        assert!(m(
-            json!({"detail": {"c-count": [{"numeric": [">=", 5]}]}}),
-            e.clone()
-        ));
-        assert!(
-            !m(json!({"detail": {"s": [{"numeric": ["=", 5]}]}}), e.clone()),
-            "strings are not numbers"
-        );
-        assert!(
-            m(json!({"detail": {"c-count": [{"numeric": ["=", 5.0]}]}}), e),
-            "numeric compares values"
-        );
-    }
-
-    #[test]
-    fn exists() {
-        assert!(m(
-            json!({"detail": {"c-count": [{"exists": false}]}}),
-            ec2()
-        ));
-        assert!(!m(
-            json!({"detail": {"c-count": [{"exists": true}]}}),
-            ec2()
-        ));
-        assert!(m(json!({"detail": {"state": [{"exists": true}]}}), ec2()));
-        assert!(!m(json!({"detail": {"state": [{"exists": false}]}}), ec2()));
-        // exists only sees leaves: an object-valued field does not exist for it
-        let mut e = ec2();
-        e["detail"]["c-count"] = json!({"c1": 100});
-        assert!(m(
-            json!({"detail": {"c-count": [{"exists": false}]}}),
-            e.clone()
-        ));
-        assert!(!m(json!({"detail": {"c-count": [{"exists": true}]}}), e));
-        // a missing parent: exists false still holds, anything else fails
-        assert!(m(json!({"nothing": {"here": [{"exists": false}]}}), ec2()));
-        assert!(!m(json!({"nothing": {"here": [{"exists": true}]}}), ec2()));
-        // or-ed with a value
-        assert!(m(
-            json!({"detail": {"c-count": [{"exists": false}, 3]}}),
-            ec2()
-        ));
-    }
-
-    #[test]
-    fn wildcard() {
-        let p = |g: &str| json!({"f": [{"wildcard": g}]});
-        assert!(m(p("dir/*.png"), json!({"f": "dir/a.png"})));
-        assert!(m(p("dir/*.png"), json!({"f": "dir/sub/a.png"})));
-        assert!(!m(p("dir/*.png"), json!({"f": "dir/a.jpg"})));
-        assert!(m(p("*"), json!({"f": ""})));
-        assert!(m(p("a*b*c"), json!({"f": "aXXbYYbc"})));
-        assert!(!m(p("a*b*c"), json!({"f": "aXXbYY"})));
-        assert!(m(p(r"a\*b"), json!({"f": "a*b"})));
-        assert!(!m(p(r"a\*b"), json!({"f": "aXb"})));
-        assert!(!m(p("abc"), json!({"f": "abcd"})));
-        assert!(!m(p("*.png"), json!({"f": 3})));
-    }
-
-    #[test]
-    fn cidr() {
-        let p = json!({"detail": {"sourceIPAddress": [{"cidr": "10.0.0.0/24"}]}});
+        // mixed with literals: any listed value may match
+        let p = json!({"detail": {"TranscriptionJobName": ["exact", {"prefix": "cuepoint-"}]}});
         assert!(m(
             p.clone(),
-            json!({"detail": {"sourceIPAddress": "10.0.0.255"}})
+            json!({"detail": {"TranscriptionJobName": "cuepoint-a1"}})
+        ));
+        assert!(m(
+            p.clone(),
+            json!({"detail": {"TranscriptionJobName": "exact"}})
         ));
         assert!(!m(
             p.clone(),
-            json!({"detail": {"sourceIPAddress": "10.0.1.0"}})
+            json!({"detail": {"TranscriptionJobName": "cuepoin"}})
         ));
-        assert!(!m(p, json!({"detail": {"sourceIPAddress": "2001:db8::1"}})));
-        let p6 = json!({"ip": [{"cidr": "2001:db8::/32"}]});
-        assert!(m(p6.clone(), json!({"ip": "2001:db8:ffff::1"})));
-        assert!(!m(p6, json!({"ip": "2001:db9::1"})));
+        assert!(!m(p, json!({"detail": {}})));
     }
 
     #[test]
-    fn or() {
-        let p = json!({"source": ["aws.ec2"], "$or": [
-            {"detail": {"state": ["running"]}},
-            {"detail": {"instance-id": [{"prefix": "i-1234"}]}}
-        ]});
-        assert!(m(p.clone(), ec2()));
-        let mut e = ec2();
-        e["detail"]["instance-id"] = json!("i-9");
-        assert!(!m(p.clone(), e.clone()));
-        e["detail"]["state"] = json!("running");
-        assert!(m(p.clone(), e.clone()));
-        e["source"] = json!("aws.s3");
-        assert!(!m(p, e));
+    fn operators_the_routing_does_not_use_are_refused_by_name() {
+        for (pattern, op) in [
+            (json!({"a": [{"suffix": ".mov"}]}), "suffix"),
+            (
+                json!({"a": [{"equals-ignore-case": "x"}]}),
+                "equals-ignore-case",
+            ),
+            (json!({"a": [{"wildcard": "*.mov"}]}), "wildcard"),
+            (json!({"a": [{"anything-but": "x"}]}), "anything-but"),
+            (json!({"a": [{"numeric": [">", 0]}]}), "numeric"),
+            (json!({"a": [{"exists": true}]}), "exists"),
+            (json!({"a": [{"cidr": "10.0.0.0/8"}]}), "cidr"),
+            (
+                json!({"a": [{"prefix": {"equals-ignore-case": "x"}}]}),
+                "prefix: equals-ignore-case",
+            ),
+            (json!({"$or": [{"a": ["x"]}, {"b": ["y"]}]}), "$or"),
+        ] {
+            let e = bad(pattern.clone());
+            assert!(
+                e.why
+                    .contains(&format!("operator {op:?} is not implemented")),
+                "{pattern}: {e}"
+            );
+        }
+        // ... and so is a routing definition using one, naming its rule
+        let doc = json!({"queues": [{"name": "q", "worker": "w", "visibilityTimeoutSeconds": 30, "maxReceiveCount": 3}],
+            "rules": [{"name": "r", "queue": "q", "pattern": {"detail": {"key": [{"suffix": ".mov"}]}}}],
+            "topics": []});
+        let err = RoutingDefinition::from_json_str(&doc.to_string(), &BTreeMap::new()).unwrap_err();
+        assert!(
+            matches!(&err, RoutingError::Pattern { rule, source } if rule == "r" && source.path == "$.detail.key[0].suffix"),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn malformed_patterns_are_refused_with_their_path() {
         assert_eq!(bad(json!(["x"])).path, "$");
         assert_eq!(bad(json!({})).path, "$");
+        assert_eq!(bad(json!({"detail": {}})).path, "$.detail");
         assert_eq!(bad(json!({"source": "aws.s3"})).path, "$.source");
         assert_eq!(bad(json!({"source": []})).path, "$.source");
         assert_eq!(bad(json!({"detail": {"a": [["x"]]}})).path, "$.detail.a[0]");
@@ -1106,39 +668,10 @@ mod tests {
             "$.a[0]"
         );
         assert_eq!(bad(json!({"a": [{"prefix": 3}]})).path, "$.a[0].prefix");
-        assert_eq!(bad(json!({"a": [{"exists": "yes"}]})).path, "$.a[0].exists");
-        assert!(bad(json!({"a": [{"numeric": ["<", 5, ">", 1]}]}))
-            .why
-            .contains("lower bound"));
-        assert!(bad(json!({"a": [{"numeric": ["~", 5]}]}))
-            .why
-            .contains("not one of"));
-        assert!(bad(json!({"a": [{"numeric": [">", 0, "<"]}]}))
-            .why
-            .contains("pairs"));
-        assert!(bad(json!({"a": [{"numeric": [">", 2e9]}]}))
-            .why
-            .contains("outside"));
-        assert!(bad(json!({"a": [{"anything-but": ["x", 1]}]}))
-            .why
-            .contains("only strings or only numbers"));
-        assert!(bad(json!({"a": [{"anything-but": {"numeric": [">", 1]}}]}))
-            .why
-            .contains("unsupported"));
-        assert!(bad(json!({"a": [{"wildcard": "a**b"}]}))
-            .why
-            .contains("consecutive"));
-        assert!(bad(json!({"a": [{"cidr": "10.0.0.0/33"}]}))
-            .why
-            .contains("exceeds"));
-        assert!(bad(json!({"a": [{"cidr": "nope/8"}]}))
-            .why
-            .contains("not an IP"));
-        assert_eq!(bad(json!({"$or": [{"a": ["x"]}]})).path, "$.$or");
         assert!(EventPattern::parse_str("{").is_err());
         assert_eq!(
-            bad(json!({"a": [{"exists": 1}]})).to_string(),
-            "invalid event pattern at $.a[0].exists: expected true or false"
+            bad(json!({"a": [{"prefix": null}]})).to_string(),
+            "invalid event pattern at $.a[0].prefix: expected a string"
         );
     }
 
@@ -1197,6 +730,21 @@ mod tests {
         assert_eq!(
             d.rules()[1].pattern.as_json()["detail"]["userMetadata"]["workflow"],
             json!(["cuepoint"])
+        );
+        // AWS services deliver to the default bus only: their rules are told apart
+        let on_default: Vec<&str> = d
+            .rules()
+            .iter()
+            .filter(|r| r.is_aws_service_rule())
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(
+            on_default,
+            [
+                "ingest-object-created",
+                "mediaconvert-job-finished",
+                "transcribe-job-finished"
+            ]
         );
     }
 
