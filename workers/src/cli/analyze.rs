@@ -2,7 +2,6 @@
 //! one decode pass writes probe.json, loudness/track-<n>.csv, audio.json and segments.json, so
 //! that `cuepoint slots DIR` works on the result.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -25,20 +24,23 @@ pub struct AnalyzeArgs {
 }
 
 pub async fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
-    let tty = std::io::stderr().is_terminal();
-    let progress = move |f: f64| {
-        if tty {
-            eprint!("\r\x1b[2Kanalysing {:>5.1}%", (f * 100.0).clamp(0.0, 100.0));
-            let _ = std::io::stderr().flush();
-        }
+    // A bar on a terminal, nothing in logs (indicatif hides it when stderr is not a terminal).
+    let bar = indicatif::ProgressBar::new(1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("analysing [{bar:30}] {percent:>3}% {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let progress = {
+        let bar = bar.clone();
+        move |f: f64| bar.set_position((f.clamp(0.0, 1.0) * 1000.0) as u64)
     };
     let opts = cuepoint_engine::analyze::AnalyzeOptions::default();
     let analysis = cuepoint_engine::analyze::analyze(&args.file, &opts, Some(&progress))
         .await
-        .with_context(|| format!("analysing {}", args.file.display()))?;
-    if tty {
-        eprintln!();
-    }
+        .with_context(|| format!("analysing {}", args.file.display()));
+    bar.finish();
+    let analysis = analysis?;
     let out = &args.out;
     std::fs::create_dir_all(out.join(results::LOUDNESS_DIR))
         .with_context(|| format!("creating {}", out.display()))?;

@@ -5,7 +5,6 @@
 //! records and the local engine's job ledger live in the data directory, so work resumes where
 //! it stopped and no step is done twice.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -282,7 +281,13 @@ pub async fn run_until_terminal(
     new_dead_letters(backend, &[], &mut seen).await?;
     let workers = app::start(&backend.ctx, &WorkerKind::ALL, |q| backend.queue(q), false);
     let started = Instant::now();
-    let tty = std::io::stderr().is_terminal();
+    // Each asset's state on one line, on a terminal only (indicatif hides it elsewhere).
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed:>3}] {msg}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
     let stop = cuepoint_runtime::telemetry::shutdown_signal();
     tokio::pin!(stop);
     let mut polls = 0u64;
@@ -294,18 +299,11 @@ pub async fn run_until_terminal(
             }
         }
         let done = assets.len() == ids.len() && assets.iter().all(|a| a.state.is_terminal());
-        if tty {
-            let states: Vec<String> = assets
-                .iter()
-                .map(|a| format!("{} {}", &a.id.as_str()[..8], a.state))
-                .collect();
-            eprint!(
-                "\r\x1b[2K[{:>5.1}s] {}",
-                started.elapsed().as_secs_f64(),
-                states.join("  ")
-            );
-            let _ = std::io::stderr().flush();
-        }
+        let states: Vec<String> = assets
+            .iter()
+            .map(|a| format!("{} {}", &a.id.as_str()[..8], a.state))
+            .collect();
+        bar.set_message(states.join("  "));
         if done {
             settle(backend, SETTLE_LIMIT).await;
             break Ok(assets);
@@ -333,9 +331,7 @@ pub async fn run_until_terminal(
             _ = &mut stop => break Err(RunStopped::Requested.into()),
         }
     };
-    if tty {
-        eprintln!();
-    }
+    bar.finish();
     workers.shutdown().await;
     backend.shutdown().await;
     result
