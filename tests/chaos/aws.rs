@@ -85,15 +85,7 @@ impl Backlog for SqsBacklog {
 
 /// A name prefix unique to this run: lowercase, bucket-safe, short enough for every resource.
 fn unique_prefix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "chaos{:x}{:x}",
-        std::process::id() % 0xffff,
-        nanos % 0xfffff
-    )
+    format!("chaos{:08x}", fastrand::u32(..))
 }
 
 /// Provision a private stack on the emulator at `AWS_ENDPOINT_URL` and describe it as a

@@ -18,7 +18,9 @@ use cuepoint_runtime::ports::{
 };
 
 use crate::clients::AwsClients;
-use crate::error::{error_code, port_error, retry_transient};
+use backon::BackoffBuilder;
+
+use crate::error::{backoff, error_code, port_error, retry_transient};
 use crate::time::{now_ms, now_secs};
 
 /// SQS limits.
@@ -197,20 +199,20 @@ impl Queue for SqsQueue {
         for chunk in receipts.chunks(MAX_BATCH) {
             let mut pending = chunk.to_vec();
             // Entries that failed on the server side (not our fault) get a few more tries.
-            let mut attempt = 0;
+            let mut delays = backoff().build();
             while !pending.is_empty() {
                 pending = self.delete_chunk(&pending).await?;
-                attempt += 1;
-                if !pending.is_empty() {
-                    if attempt >= 5 {
-                        return Err(PortError::Transient(format!(
-                            "sqs delete {}: {} entries still failing after {attempt} attempts",
-                            self.name,
-                            pending.len()
-                        )));
-                    }
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                if pending.is_empty() {
+                    break;
                 }
+                let Some(delay) = delays.next() else {
+                    return Err(PortError::Transient(format!(
+                        "sqs delete {}: {} entries still failing after retries",
+                        self.name,
+                        pending.len()
+                    )));
+                };
+                tokio::time::sleep(delay).await;
             }
         }
         Ok(())
@@ -467,7 +469,7 @@ impl SqsDeadLetters {
                     .build()
                     .map_err(|e| PortError::Permanent(format!("failure lookup: {e}")))?,
             );
-            let mut rounds = 0;
+            let mut delays = backoff().build();
             while let Some(keys) = request.take() {
                 let out = retry_transient("dynamodb failure lookup", || async {
                     self.dynamodb
@@ -497,12 +499,11 @@ impl SqsDeadLetters {
                     .unprocessed_keys()
                     .and_then(|u| u.get(&self.failure_table))
                     .cloned();
-                rounds += 1;
                 if request.is_some() {
-                    if rounds >= 5 {
-                        break;
+                    match delays.next() {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => break,
                     }
-                    tokio::time::sleep(Duration::from_millis(100 << rounds)).await;
                 }
             }
         }

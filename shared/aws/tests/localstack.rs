@@ -12,7 +12,6 @@
 //! so tests run in parallel and reruns never collide.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
@@ -47,17 +46,7 @@ fn endpoint(test: &str) -> Option<String> {
 
 /// A name prefix unique to this test run and call (lowercase, bucket-safe).
 fn unique_prefix(test: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "cp{:x}{:x}{n}-{test}",
-        std::process::id() % 0xffff,
-        nanos % 0xfffff
-    )
+    format!("cp{:08x}-{test}", fastrand::u32(..))
 }
 
 struct Env {

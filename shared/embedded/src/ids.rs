@@ -1,59 +1,16 @@
-//! Unique ids (message ids, receipt handles, event ids) without a random-number crate.
-//!
-//! 128 bits from SipHash with per-process random keys (std's `RandomState`, seeded from the OS)
-//! over a process-wide counter, the process id and the wall-clock nanoseconds: unique within a
-//! process by the counter, across processes by the random keys.
+//! Unique ids (message ids, receipt handles, event ids): 128 random bits from `fastrand`
+//! (seeded per thread from the OS's randomness), laid out as a version-4 UUID by `uuid`.
 
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn keys() -> &'static std::collections::hash_map::RandomState {
-    static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
-    KEYS.get_or_init(std::collections::hash_map::RandomState::new)
-}
-
-fn random_u128() -> u128 {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut h1 = keys().build_hasher();
-    h1.write_u64(n);
-    h1.write_u128(nanos);
-    h1.write_u32(std::process::id());
-    let a = h1.finish();
-    let mut h2 = keys().build_hasher();
-    h2.write_u64(a);
-    h2.write_u64(n);
-    h2.write_u8(0xa5);
-    let b = h2.finish();
-    ((a as u128) << 64) | b as u128
-}
-
-/// A UUID (version 4 layout), e.g. for message ids and EventBridge event ids.
+/// A UUID (version 4), e.g. for message ids and EventBridge event ids.
 pub fn new_uuid() -> String {
-    let v = random_u128();
-    let mut bytes = v.to_be_bytes();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
+        .into_uuid()
+        .to_string()
 }
 
 /// An opaque token (32 hex digits), e.g. a receipt handle or a temp-file suffix.
 pub fn new_token() -> String {
-    format!("{:032x}", random_u128())
+    format!("{:032x}", fastrand::u128(..))
 }
 
 #[cfg(test)]
@@ -68,6 +25,18 @@ mod tests {
         let one = new_uuid();
         assert_eq!(one.len(), 36);
         assert_eq!(&one[14..15], "4");
-        assert_eq!(new_token().len(), 32);
+        assert!(matches!(&one[19..20], "8" | "9" | "a" | "b"), "{one}");
+        let tokens: HashSet<String> = (0..10_000).map(|_| new_token()).collect();
+        assert_eq!(tokens.len(), 10_000);
+        assert!(tokens.iter().all(|t| t.len() == 32));
+    }
+
+    #[test]
+    fn threads_draw_different_ids() {
+        let a = std::thread::spawn(|| (0..1000).map(|_| new_uuid()).collect::<Vec<_>>());
+        let b = std::thread::spawn(|| (0..1000).map(|_| new_uuid()).collect::<Vec<_>>());
+        let mut all: HashSet<String> = a.join().unwrap().into_iter().collect();
+        all.extend(b.join().unwrap());
+        assert_eq!(all.len(), 2000);
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -321,20 +322,18 @@ async fn delete_batches(queue: Arc<dyn Queue>, mut done: mpsc::UnboundedReceiver
                 Err(_) => break,
             }
         }
-        let mut attempt = 0u32;
-        loop {
-            match queue.delete(&batch).await {
-                Ok(()) => break,
-                Err(e) if e.is_transient() && attempt < 5 => {
-                    attempt += 1;
-                    tokio::time::sleep(jitter(Duration::from_millis(100 << attempt))).await;
-                }
-                Err(e) => {
-                    // Not fatal: the messages come back and the handlers recognise them as done.
-                    tracing::warn!(error = %e, n = batch.len(), "delete failed; messages will be redelivered and re-acknowledged");
-                    break;
-                }
-            }
+        let deleted = (|| queue.delete(&batch))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_times(5)
+                    .with_jitter(),
+            )
+            .when(PortError::is_transient)
+            .await;
+        if let Err(e) = deleted {
+            // Not fatal: the messages come back and the handlers recognise them as done.
+            tracing::warn!(error = %e, n = batch.len(), "delete failed; messages will be redelivered and re-acknowledged");
         }
         batch.clear();
     }
@@ -353,24 +352,8 @@ pub fn retry_delay(s: &ConsumerSettings, receive_count: u32) -> Duration {
 
 /// A duration between d/2 and d.
 pub fn jitter(d: Duration) -> Duration {
-    let nanos = d.as_nanos() as u64;
-    if nanos < 2 {
-        return d;
-    }
-    let half = nanos / 2;
-    Duration::from_nanos(half + cheap_random() % (half + 1))
-}
-
-fn cheap_random() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    h.finish()
+    let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(fastrand::u64(nanos / 2..=nanos))
 }
 
 #[cfg(test)]

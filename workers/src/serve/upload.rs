@@ -112,11 +112,9 @@ pub async fn accept(
         }
     }
     // One private directory per upload: concurrent uploads of the same name do not collide.
-    let dir = state.upload_dir.join(format!(
-        "{}-{}",
-        state.ctx.now_ms(),
-        std::process::id() as u64 ^ rand_suffix()
-    ));
+    let dir = state
+        .upload_dir
+        .join(format!("{}-{}", state.ctx.now_ms(), fastrand::u64(..)));
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| ApiError::internal(format!("upload directory: {e}")))?;
@@ -203,13 +201,6 @@ pub async fn accept(
         size,
         url: format!("/assets/{id}"),
     })
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    h.finish() & 0xffff_ffff
 }
 
 /// `uploads/<name>`, or `uploads/<stem>-2.<ext>`... when that key is taken: a new upload never
