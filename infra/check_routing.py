@@ -17,6 +17,14 @@ References are resolved the way routing.json writes placeholders: `!Ref X` becom
 ingest bucket is the resource IngestBucket, the workflow name the parameter WorkflowName), and
 names built with `!Sub ${Prefix}-...` are compared without the prefix.
 
+Why this is Python and reads routing.json itself: what it checks is the CloudFormation
+template (YAML with intrinsics) and the compose file, which only this script reads. Of
+routing.json it needs the document as written -- `json.loads` and field access, placeholders
+left as `${Name}` (the template side is brought to that form, not routing.json substituted) --
+so substitution, the pattern language and the definition's validation stay in one module,
+`cuepoint_core::routing`, which the embedded bus and the AWS provisioning both load it with. A
+pattern that module refuses fails `cargo test -p cuepoint-core` (`the_definition_loads`).
+
 Usage:
   check_routing.py [--template infra/cuepoint.yaml] [--routing infra/routing.json]
                    [--compose deploy/docker-compose.yml]

@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cuepoint_aws::provision::{provision, ProvisionNames, Provisioned, RoutingSpec};
+use cuepoint_aws::provision::{load_routing, provision, ProvisionNames, Provisioned};
 use cuepoint_aws::{AwsClients, DynamoAssetStore, S3BlobStore, SqsDeadLetters};
 use cuepoint_core::asset::Asset;
 use cuepoint_core::domain::{BucketName, ObjectKey, S3Uri};
+use cuepoint_core::routing::RoutingDefinition;
 use cuepoint_embedded::{EmbeddedBackend, EmbeddedOptions};
 use cuepoint_engine::sample::{generate_sample, GroundTruth, SampleSpec};
 use cuepoint_runtime::config::{AwsSettings, Backend as BackendKind, Settings};
@@ -37,17 +37,7 @@ pub fn endpoint(test: &str) -> Option<String> {
 
 /// A name prefix unique to this run and call: lowercase and bucket-safe.
 fn unique_prefix(test: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "e2e{:x}{:x}{n}-{test}",
-        std::process::id() % 0xffff,
-        nanos % 0xfffff
-    )
+    format!("e2e{:08x}-{test}", fastrand::u32(..))
 }
 
 /// One test's private resources (queues, DLQs, rules, bus, topic, table, buckets) and the
@@ -58,7 +48,7 @@ pub struct Stack {
     pub res: Provisioned,
     pub clients: AwsClients,
     pub settings: Settings,
-    pub routing: RoutingSpec,
+    pub routing: RoutingDefinition,
     pub dir: tempfile::TempDir,
     pub started: Instant,
 }
@@ -97,8 +87,7 @@ impl Stack {
             .await
             .expect("provision from infra/routing.json");
         res.apply_to(&mut aws);
-        let routing = RoutingSpec::load(ROUTING, &names.ingest_bucket, &names.workflow)
-            .expect("routing.json");
+        let routing = load_routing(ROUTING, &names).expect("routing.json");
 
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = cuepoint_tests::test_settings(&dir.path().join("data"));
@@ -143,9 +132,7 @@ impl Stack {
 
     pub fn max_receive_count(&self, queue: &str) -> u32 {
         self.routing
-            .queues
-            .iter()
-            .find(|q| q.name == queue)
+            .queue(queue)
             .map(|q| q.max_receive_count)
             .expect("queue in routing.json")
     }

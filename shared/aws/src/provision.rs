@@ -19,9 +19,9 @@ use aws_sdk_s3::types::{
     NotificationConfiguration,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use cuepoint_core::routing::RoutingDefinition;
 use cuepoint_runtime::config::AwsSettings;
 use cuepoint_runtime::ports::PortError;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::clients::AwsClients;
@@ -32,7 +32,7 @@ const RETENTION_SECONDS: u32 = 1_209_600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
-    #[error("routing definition: {0}")]
+    #[error("{0}")]
     Routing(String),
     #[error("provisioning {step}: {source}")]
     Aws { step: String, source: PortError },
@@ -44,106 +44,20 @@ fn aws(step: impl Into<String>) -> impl FnOnce(PortError) -> ProvisionError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The routing definition
+// The routing definition: read, substituted and checked by `cuepoint_core::routing`, the module
+// the embedded bus routes with.
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoutingSpec {
-    pub queues: Vec<QueueSpec>,
-    pub rules: Vec<RuleSpec>,
-    #[serde(default)]
-    pub topics: Vec<TopicSpec>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QueueSpec {
-    pub name: String,
-    #[serde(default)]
-    pub worker: Option<String>,
-    pub visibility_timeout_seconds: u32,
-    pub max_receive_count: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RuleSpec {
-    pub name: String,
-    pub queue: String,
-    pub pattern: Value,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TopicSpec {
-    pub name: String,
-    pub queue: String,
-    #[serde(default)]
-    pub raw_message_delivery: bool,
-}
-
-impl RuleSpec {
-    /// Rules for AWS service events (`aws.s3`, `aws.mediaconvert`) must live on the default
-    /// bus: that is the only bus AWS services deliver to.
-    pub fn is_aws_service_rule(&self) -> bool {
-        match self.pattern.get("source").and_then(Value::as_array) {
-            Some(sources) if !sources.is_empty() => sources
-                .iter()
-                .all(|s| s.as_str().is_some_and(|s| s.starts_with("aws."))),
-            _ => false,
-        }
-    }
-}
-
-impl RoutingSpec {
-    /// Parse `routing.json`, substituting `${IngestBucket}` and `${WorkflowName}`.
-    pub fn load(json: &str, ingest_bucket: &str, workflow: &str) -> Result<Self, ProvisionError> {
-        // Substitute inside JSON strings: escape the values as JSON string content.
-        let esc = |v: &str| {
-            let quoted = serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into());
-            quoted[1..quoted.len() - 1].to_string()
-        };
-        let text = json
-            .replace("${IngestBucket}", &esc(ingest_bucket))
-            .replace("${WorkflowName}", &esc(workflow));
-        if let Some(at) = text.find("${") {
-            let rest: String = text[at..].chars().take(40).collect();
-            return Err(ProvisionError::Routing(format!(
-                "unknown placeholder at {rest:?}"
-            )));
-        }
-        let spec: RoutingSpec =
-            serde_json::from_str(&text).map_err(|e| ProvisionError::Routing(e.to_string()))?;
-        spec.validate()?;
-        Ok(spec)
-    }
-
-    fn validate(&self) -> Result<(), ProvisionError> {
-        let known = |q: &str| self.queues.iter().any(|s| s.name == q);
-        for r in &self.rules {
-            if !known(&r.queue) {
-                return Err(ProvisionError::Routing(format!(
-                    "rule {} targets unknown queue {:?}",
-                    r.name, r.queue
-                )));
-            }
-            if !r.pattern.is_object() {
-                return Err(ProvisionError::Routing(format!(
-                    "rule {}: pattern must be an object",
-                    r.name
-                )));
-            }
-        }
-        for t in &self.topics {
-            if !known(&t.queue) {
-                return Err(ProvisionError::Routing(format!(
-                    "topic {} delivers to unknown queue {:?}",
-                    t.name, t.queue
-                )));
-            }
-        }
-        Ok(())
-    }
+/// `routing_json` with `${IngestBucket}` and `${WorkflowName}` taken from `names`.
+pub fn load_routing(
+    routing_json: &str,
+    names: &ProvisionNames,
+) -> Result<RoutingDefinition, ProvisionError> {
+    let vars = BTreeMap::from([
+        ("IngestBucket", names.ingest_bucket.as_str()),
+        ("WorkflowName", names.workflow.as_str()),
+    ]);
+    RoutingDefinition::from_json_str(routing_json, &vars)
+        .map_err(|e| ProvisionError::Routing(e.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -213,13 +127,14 @@ pub async fn provision(
     routing_json: &str,
     names: &ProvisionNames,
 ) -> Result<Provisioned, ProvisionError> {
-    let spec = RoutingSpec::load(routing_json, &names.ingest_bucket, &names.workflow)?;
-    provision_spec(clients, &spec, names).await
+    let spec = load_routing(routing_json, names)?;
+    provision_routing(clients, &spec, names).await
 }
 
-pub async fn provision_spec(
+/// Create (or converge) everything a loaded routing definition describes.
+pub async fn provision_routing(
     clients: &AwsClients,
-    spec: &RoutingSpec,
+    spec: &RoutingDefinition,
     names: &ProvisionNames,
 ) -> Result<Provisioned, ProvisionError> {
     let mut out = Provisioned {
@@ -251,7 +166,7 @@ pub async fn provision_spec(
             names.ingest_bucket
         )))?;
 
-    for q in &spec.queues {
+    for q in spec.queues() {
         let dlq_name = names.resource(&format!("{}-dlq", q.name));
         let dlq_url = create_queue(clients, &dlq_name, BTreeMap::new()).await?;
         let dlq_arn = queue_arn(clients, &dlq_url).await?;
@@ -290,7 +205,7 @@ pub async fn provision_spec(
             }
         }
     }
-    for rule in &spec.rules {
+    for rule in spec.rules() {
         let bus = if rule.is_aws_service_rule() {
             "default"
         } else {
@@ -303,7 +218,7 @@ pub async fn provision_spec(
             .put_rule()
             .name(&rule_name)
             .event_bus_name(bus)
-            .event_pattern(rule.pattern.to_string())
+            .event_pattern(rule.pattern.as_json().to_string())
             .state(RuleState::Enabled)
             .description(format!("cuepoint: {} -> queue {}", rule.name, rule.queue))
             .send()
@@ -348,7 +263,7 @@ pub async fn provision_spec(
         );
     }
 
-    for topic in &spec.topics {
+    for topic in spec.topics() {
         let step = format!("topic {}", names.resource(&topic.name));
         let arn = clients
             .sns
@@ -379,7 +294,7 @@ pub async fn provision_spec(
         .topic_arns
         .get("rekognition")
         .or_else(|| {
-            spec.topics
+            spec.topics()
                 .first()
                 .and_then(|t| out.topic_arns.get(&t.name))
         })
@@ -387,15 +302,15 @@ pub async fn provision_spec(
         .unwrap_or_default();
 
     // Who may send to each queue: the rules and topics that target it, nobody else.
-    for q in &spec.queues {
+    for q in spec.queues() {
         let rule_arns: Vec<&String> = spec
-            .rules
+            .rules()
             .iter()
             .filter(|r| r.queue == q.name)
             .filter_map(|r| out.rule_arns.get(&r.name))
             .collect();
         let topic_arns: Vec<&String> = spec
-            .topics
+            .topics()
             .iter()
             .filter(|t| t.queue == q.name)
             .filter_map(|t| out.topic_arns.get(&t.name))
@@ -615,45 +530,50 @@ mod tests {
     const ROUTING: &str = include_str!("../../../infra/routing.json");
 
     #[test]
-    fn routing_loads_with_substitutions() {
-        let spec = RoutingSpec::load(ROUTING, "my-ingest", "wf-1").unwrap();
-        assert_eq!(spec.queues.len(), 5);
-        let ingest = spec.rules.iter().find(|r| r.queue == "ingest").unwrap();
-        assert_eq!(ingest.pattern["detail"]["bucket"]["name"][0], "my-ingest");
-        assert!(ingest.is_aws_service_rule());
-        let media = spec.rules.iter().find(|r| r.queue == "media").unwrap();
+    fn routing_loads_through_the_core_with_the_names_substituted() {
+        let names = ProvisionNames {
+            workflow: "wf-1".into(),
+            ingest_bucket: "my-ingest".into(),
+            ..ProvisionNames::with_prefix("p")
+        };
+        let spec = load_routing(ROUTING, &names).unwrap();
+        assert_eq!(spec.queues().len(), 5);
+        let ingest = spec.rules().iter().find(|r| r.queue == "ingest").unwrap();
         assert_eq!(
-            media.pattern["detail"]["userMetadata"]["workflow"][0],
+            ingest.pattern.as_json()["detail"]["bucket"]["name"][0],
+            "my-ingest"
+        );
+        assert!(ingest.is_aws_service_rule());
+        let media = spec.rules().iter().find(|r| r.queue == "media").unwrap();
+        assert_eq!(
+            media.pattern.as_json()["detail"]["userMetadata"]["workflow"][0],
             "wf-1"
         );
-        let pipeline = spec.rules.iter().find(|r| r.queue == "analysis").unwrap();
+        let pipeline = spec.rules().iter().find(|r| r.queue == "analysis").unwrap();
         assert!(!pipeline.is_aws_service_rule());
-        let analysis = spec.queues.iter().find(|q| q.name == "analysis").unwrap();
+        assert_eq!(spec.queue("analysis").unwrap().max_receive_count, 8);
+        assert_eq!(spec.topics()[0].queue, "results");
+        // A name with JSON's special characters is a value, not JSON.
+        let odd = ProvisionNames {
+            ingest_bucket: "a\"b".into(),
+            ..names
+        };
+        let spec = load_routing(ROUTING, &odd).unwrap();
         assert_eq!(
-            (
-                analysis.visibility_timeout_seconds,
-                analysis.max_receive_count
-            ),
-            (120, 8)
+            spec.rules()[0].pattern.as_json()["detail"]["bucket"]["name"][0],
+            "a\"b"
         );
-        assert_eq!(spec.topics[0].queue, "results");
     }
 
     #[test]
-    fn routing_errors_are_named() {
-        let bad = r#"{"queues":[],"rules":[{"name":"r","queue":"nope","pattern":{}}]}"#;
-        assert!(RoutingSpec::load(bad, "b", "w")
-            .unwrap_err()
-            .to_string()
-            .contains("unknown queue \"nope\""));
-        let bad = r#"{"queues":[],"rules":[],"x":"${Other}"}"#;
-        assert!(RoutingSpec::load(bad, "b", "w")
-            .unwrap_err()
-            .to_string()
-            .contains("${Other}"));
-        // Values are escaped into the JSON, not spliced raw.
-        let spec = RoutingSpec::load(ROUTING, "a\"b", "w").unwrap();
-        assert_eq!(spec.rules[0].pattern["detail"]["bucket"]["name"][0], "a\"b");
+    fn routing_errors_name_what_is_wrong() {
+        let names = ProvisionNames::with_prefix("p");
+        let bad = r#"{"queues":[],"rules":[{"name":"r","queue":"nope","pattern":{"source":["x"]}}],"topics":[]}"#;
+        let err = load_routing(bad, &names).unwrap_err().to_string();
+        assert!(err.contains("unknown queue \"nope\""), "{err}");
+        let bad = r#"{"queues":[],"rules":[{"name":"r","queue":"q","pattern":{"source":["${Other}"]}}],"topics":[]}"#;
+        let err = load_routing(bad, &names).unwrap_err().to_string();
+        assert!(err.contains("${Other}"), "{err}");
     }
 
     #[test]
