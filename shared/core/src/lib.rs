@@ -14,6 +14,7 @@ pub mod mediaconvert;
 pub mod rekognition;
 pub mod results;
 pub mod routing;
+pub mod scenes;
 pub mod scoring;
 pub mod speech;
 pub mod stuck;

@@ -31,3 +31,5 @@ pub fn analysis_file(kind: AnalysisKind) -> &'static str {
     kind.results_file()
 }
 pub const TIMELINE: &str = "timeline.svg";
+/// Shots grouped into scenes (`cuepoint_core::scenes::SceneResults`).
+pub const SCENES: &str = "scenes.json";

@@ -402,6 +402,7 @@ fn read_video(
     let mut black_runs: Vec<(u64, u64)> = Vec::new();
     let mut hits: Vec<Cut> = Vec::new();
     let mut stats: Vec<FrameStat> = Vec::new();
+    let mut signatures: Vec<(u64, Vec<f64>)> = Vec::new();
     for_each_frame(video_file, |f| {
         let Some(t) = frame_seconds(f, video.time_base) else {
             return;
@@ -418,6 +419,10 @@ fn read_video(
         }
         if f.get("lavfi.black_start").is_some() {
             black_open = Some(frame);
+        }
+        let sig: Vec<f64> = SIGNATURE_KEYS.iter().filter_map(|k| f.get_f64(k)).collect();
+        if sig.len() == SIGNATURE_KEYS.len() {
+            signatures.push((frame, sig));
         }
         if let (Some(luma), Some(diff)) = (
             f.get_f64("lavfi.signalstats.YAVG"),
@@ -497,8 +502,10 @@ fn read_video(
         }
     }
     cuts.sort_by_key(|c| c.frame);
+    signatures.sort_by_key(|(f, _)| *f);
     Ok(VideoFindings {
         transitions: found,
+        signatures,
         total_frames,
         black,
         end_credits: end_credits
@@ -511,6 +518,21 @@ fn read_video(
         cuts,
     })
 }
+
+/// The signalstats levels that make a frame's signature for scene grouping: where the dark,
+/// middle and bright tenths of luma and of each chroma plane lie, and the mean saturation.
+const SIGNATURE_KEYS: [&str; 10] = [
+    "lavfi.signalstats.YLOW",
+    "lavfi.signalstats.YAVG",
+    "lavfi.signalstats.YHIGH",
+    "lavfi.signalstats.ULOW",
+    "lavfi.signalstats.UAVG",
+    "lavfi.signalstats.UHIGH",
+    "lavfi.signalstats.VLOW",
+    "lavfi.signalstats.VAVG",
+    "lavfi.signalstats.VHIGH",
+    "lavfi.signalstats.SATAVG",
+];
 
 /// Keep the first hit of every burst: a hit fewer than `min_shot` frames after the previous
 /// hit is a repeat of the same cut (bursts chain: each hit extends the burst). Frame 0 is

@@ -50,6 +50,9 @@ pub struct VideoFindings {
     pub cuts: Vec<Cut>,
     /// Fades and dissolves, each over its frames.
     pub transitions: Vec<Transition>,
+    /// Per-frame picture signatures (ascending frames), averaged per shot into the shot's
+    /// `CuepointKeyFrame.Signature`.
+    pub signatures: Vec<(u64, Vec<f64>)>,
 }
 
 /// Build the response for `info`'s video with `findings`. Without a video stream the response
@@ -151,6 +154,12 @@ pub fn segment_detection(
     for (i, (start, score)) in starts.iter().enumerate() {
         let end = starts.get(i + 1).map(|(next, _)| next - 1).unwrap_or(last);
         let mut seg = segment(&clock, SEGMENT_SHOT, FrameSpan { start: *start, end });
+        if let Some(sig) = shot_signature(&findings.signatures, *start, end) {
+            seg.extra.insert(
+                cuepoint_core::scenes::KEY_FRAME_FIELD.into(),
+                json!({ "Signature": sig }),
+            );
+        }
         seg.shot_segment = Some(ShotSegment {
             index: Some(i as u64),
             confidence: Some(shot_confidence(*score, shot_threshold)),
@@ -158,6 +167,31 @@ pub fn segment_detection(
         out.segments.push(seg);
     }
     out
+}
+
+/// The mean signature of a shot's frames, leaving out a frame at each end when the shot is
+/// long enough (a cut's neighbours may blend in the encode); 0.1 level precision.
+fn shot_signature(frames: &[(u64, Vec<f64>)], start: u64, end: u64) -> Option<Vec<f64>> {
+    let (lo, hi) = if end >= start + 4 {
+        (start + 1, end - 1)
+    } else {
+        (start, end)
+    };
+    let a = frames.partition_point(|(f, _)| *f < lo);
+    let b = frames.partition_point(|(f, _)| *f <= hi);
+    let picked = &frames[a..b];
+    let first = picked.first()?;
+    let mut sum = vec![0.0; first.1.len()];
+    for (_, sig) in picked {
+        for (s, v) in sum.iter_mut().zip(sig) {
+            *s += v;
+        }
+    }
+    Some(
+        sum.into_iter()
+            .map(|s| (s / picked.len() as f64 * 10.0).round() / 10.0)
+            .collect(),
+    )
 }
 
 /// Confidence of a shot boundary from the scene-change score: 50 at the threshold, towards 100
@@ -271,8 +305,15 @@ mod tests {
                 start: 300,
                 end: 324,
             }],
+            // Frames 0-74 (shot 0): a signature on frames 10 and 11 only.
+            signatures: vec![(10, vec![10.0, 20.0]), (11, vec![11.0, 21.0])],
         };
         let d = segment_detection(&info(), &findings, 5.0);
+        let first_shot = d.segments.iter().find(|s| s.is_shot()).unwrap();
+        assert_eq!(
+            first_shot.extra[cuepoint_core::scenes::KEY_FRAME_FIELD]["Signature"],
+            json!([10.5, 20.5])
+        );
         let dissolve = &d.segments[1];
         assert_eq!(dissolve.cue_type(), Some(CUE_DISSOLVE));
         assert_eq!(

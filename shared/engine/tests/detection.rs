@@ -347,3 +347,70 @@ async fn fades_and_dissolves_are_transitions() {
         assert!((got - want).abs() <= 0.2, "shots {shots:?}");
     }
 }
+
+/// Two places, each shown in alternating shots (A B A B, then C D C): from the picture alone,
+/// two scenes, the second starting at the cut to C.
+#[tokio::test]
+async fn scenes_group_shots_that_return_to_the_same_picture() {
+    use cuepoint_core::scenes::{detect, BoundaryReason, SceneOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenes.mov");
+    let size = "320x180";
+    let src = |s: &str| format!("{s}=size={size}:rate=25:d=14");
+    let order = ["a", "b", "a", "b", "c", "d", "c"];
+    let mut graph = String::from(
+        "[0:v]format=yuv420p,split=2[a0][a1];[1:v]format=yuv420p,split=2[b0][b1];\
+         [2:v]format=yuv420p,split=2[c0][c1];[3:v]format=yuv420p[d0];",
+    );
+    let mut used = std::collections::HashMap::new();
+    let mut parts = String::new();
+    for (i, p) in order.iter().enumerate() {
+        let n = used.entry(*p).or_insert(0);
+        let (a, b) = (i * 2, i * 2 + 2);
+        graph.push_str(&format!("[{p}{n}]trim={a}:{b},setpts=PTS-STARTPTS[s{i}];"));
+        *n += 1;
+        parts.push_str(&format!("[s{i}]"));
+    }
+    graph.push_str(&format!("{parts}concat=n={}:v=1[v]", order.len()));
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &src("testsrc2"),
+        "-f",
+        "lavfi",
+        "-i",
+        &src("smptebars"),
+        "-f",
+        "lavfi",
+        "-i",
+        &src("rgbtestsrc"),
+        "-f",
+        "lavfi",
+        "-i",
+        &src("pal75bars"),
+        "-filter_complex",
+        &graph,
+        "-map",
+        "[v]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        path.to_str().unwrap(),
+    ])
+    .await;
+    let opts = AnalyzeOptions {
+        loudness: false,
+        ..AnalyzeOptions::default()
+    };
+    let a = analyze(&path, &opts, None).await.unwrap();
+    let shots = a.segments.segments.iter().filter(|s| s.is_shot()).count();
+    assert_eq!(shots, 7, "{:#?}", a.segments.segments);
+    let r = detect(&a.segments, None, &[], &SceneOptions::default());
+    let starts: Vec<u64> = r.scenes.iter().map(|s| s.start_timestamp).collect();
+    assert_eq!(starts, vec![0, 8000], "{r:#?}\n{:#?}", a.segments.segments);
+    assert_eq!(r.scenes[1].boundary, vec![BoundaryReason::VisualChange]);
+    assert_eq!(r.scenes[0].shots, vec![0, 1, 2, 3]);
+    println!("scene boundaries: 1 of 1 found, none spurious (6 cuts)");
+}

@@ -100,6 +100,15 @@ pub async fn on_analyses_completed(
             "application/json",
         )
         .await?;
+    let scenes = cuepoint_core::scenes::of_inputs(&inputs, &Default::default());
+    ctx.ports
+        .blobs
+        .put(
+            &ctx.result_uri(&asset.id, results::SCENES),
+            serde_json::to_vec_pretty(&scenes).unwrap_or_default(),
+            "application/json",
+        )
+        .await?;
     let title = format!("{} ({})", asset.source.key, asset.id);
     let svg = cuepoint_core::timeline::render_svg(&cuepoint_core::timeline::TimelineInput {
         title: &title,
