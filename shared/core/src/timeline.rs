@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 
 use crate::content::{ContentTimeline, Span};
 use crate::loudness::LoudnessLog;
-use crate::rekognition::{SegmentDetection, CUE_BLACK_FRAMES, CUE_END_CREDITS};
+use crate::rekognition::{
+    SegmentDetection, CUE_BLACK_FRAMES, CUE_DISSOLVE, CUE_END_CREDITS, CUE_FADE_IN, CUE_FADE_OUT,
+};
 use crate::scoring::Slot;
 
 const WIDTH: f64 = 1200.0;
@@ -145,6 +147,8 @@ pub fn render_svg(input: &TimelineInput<'_>) -> String {
             let fill = match sgm.cue_type() {
                 Some(CUE_BLACK_FRAMES) => Some("#222"),
                 Some(CUE_END_CREDITS) => Some("#a05fb0"),
+                // Fades and dissolves: grey, between picture and black.
+                Some(CUE_FADE_OUT | CUE_FADE_IN | CUE_DISSOLVE) => Some("#888"),
                 _ => None,
             };
             if let Some(fill) = fill {
