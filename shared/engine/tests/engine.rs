@@ -432,6 +432,67 @@ async fn transcode_writes_hls_proxy_and_loudness_logs() {
     assert_eq!(o.files().len(), 2 + 11 + 1 + 1 + 4);
 }
 
+/// The local MediaConvert measures loudness without encoding the Audio group's vehicle file:
+/// the logs must be the very bytes the run with the vehicle writes.
+#[tokio::test]
+async fn loudness_logs_are_the_same_bytes_without_the_audio_vehicle() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.mov");
+    generate_sample(
+        &src,
+        &SampleSpec {
+            black_gaps: vec![(2.0, 3.0)],
+            ..small(6.0)
+        },
+    )
+    .await
+    .unwrap();
+    let run = |name: &str, vehicle: bool| {
+        let out = dir.path().join(name);
+        let mut spec = TranscodeSpec::new(&src);
+        spec.hls = Some(HlsSpec {
+            x264_preset: "ultrafast".into(),
+            ..HlsSpec::new(out.join("hls"))
+        });
+        spec.proxy = Some(ProxySpec {
+            audio_track: None,
+            x264_preset: "ultrafast".into(),
+            ..ProxySpec::new(out.join("proxy").join("proxy.mp4"))
+        });
+        if vehicle {
+            spec.audio_output = Some(AudioOutputSpec {
+                path: out.join("audio").join("src_240p.mp4"),
+                width: 320,
+                height: 240,
+                tracks: vec![1, 2, 3, 4],
+            });
+        }
+        spec.loudness_logs = (1..=4)
+            .map(|t| LoudnessLogSpec {
+                track: t,
+                path: out.join("audio").join(format!("src_{t}_loudness.csv")),
+            })
+            .collect();
+        spec
+    };
+    let with = transcode(&run("with", true), None).await.unwrap();
+    let without = transcode(&run("without", false), None).await.unwrap();
+    assert_eq!(without.audio_output, None);
+    assert_eq!(with.loudness_logs.len(), 4);
+    for ((t1, a), (t2, b)) in with.loudness_logs.iter().zip(&without.loudness_logs) {
+        assert_eq!(t1, t2);
+        let (a, b) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+        assert!(a.len() > 100, "track {t1}: a log of {} bytes", a.len());
+        assert!(a == b, "track {t1}: the logs differ");
+    }
+    let audio_dir: Vec<_> = std::fs::read_dir(dir.path().join("without").join("audio"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(audio_dir.len(), 4, "only the logs: {audio_dir:?}");
+    assert!(audio_dir.iter().all(|n| n.ends_with("_loudness.csv")));
+}
+
 #[tokio::test]
 async fn transcode_rejects_tracks_the_input_lacks() {
     let dir = tempfile::tempdir().unwrap();

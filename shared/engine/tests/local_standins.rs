@@ -385,6 +385,37 @@ async fn mediaconvert_runs_a_token_once_writes_the_plan_and_announces_complete()
             log.summary
         );
     }
+    // The Audio group's own file is a vehicle for the logs that nothing reads: it is neither
+    // encoded nor announced, and the logs are the only files under the audio destination.
+    let audio = plan
+        .audio
+        .as_ref()
+        .expect("the template has an Audio group");
+    assert!(
+        w.blobs.bytes(&audio.output.to_string()).is_none(),
+        "the unused audio vehicle was written"
+    );
+    assert!(change
+        .output_file_paths()
+        .all(|p| p != audio.output.to_string()));
+    let logs: Vec<String> = plan
+        .loudness_log_uris()
+        .iter()
+        .map(|(_, u)| u.to_string())
+        .collect();
+    let audio_dir = audio.destination.to_string();
+    let audio_dir = &audio_dir[..audio_dir.rfind('/').unwrap() + 1];
+    let under_audio: Vec<String> = w
+        .blobs
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with(audio_dir))
+        .collect();
+    assert_eq!(under_audio.len(), logs.len(), "{under_audio:#?}");
+    assert!(
+        under_audio.iter().all(|k| logs.contains(k)),
+        "{under_audio:#?}"
+    );
     let job = w.ledger.jobs.lock().unwrap()[0].clone();
     assert_eq!(job.status, LedgerStatus::Complete);
 }

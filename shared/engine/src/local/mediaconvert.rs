@@ -2,6 +2,13 @@
 //! `transcode` run, the outputs stored at the plan's destinations, and the job announced with a
 //! "MediaConvert Job State Change" event (COMPLETE with `outputGroupDetails`, or ERROR with
 //! `errorCode` 1010 for an unusable input, 1401 when an output cannot be stored, 1999 else).
+//!
+//! One deliberate difference: MediaConvert writes its loudness logs beside a real file of the
+//! "Audio" output group (a small video plus one AAC encode per measured track). Nothing in
+//! cuepoint reads that file, only the logs, so here the meters run on the source tracks inside
+//! the same FFmpeg run that makes the rendition and the proxy, and the Audio group's file is
+//! neither encoded nor announced (its `outputGroupDetails` entry is left out). The logs are
+//! the same bytes either way.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,7 +18,7 @@ use async_trait::async_trait;
 use cuepoint_core::domain::{AssetId, S3Uri};
 use cuepoint_core::events::envelope::PutEventsEntry;
 use cuepoint_core::events::mediaconvert::{job_state_change_entry, JobState, JobStateChange};
-use cuepoint_core::mediaconvert::{JobPlan, AUDIO_GROUP_NAME};
+use cuepoint_core::mediaconvert::JobPlan;
 use cuepoint_runtime::ports::{
     BlobStore, Clock, EventBus, JobLedger, LedgerJob, LedgerService, LedgerStatus, PortError,
     PortResult, TranscodeRequest, Transcoder,
@@ -19,9 +26,7 @@ use cuepoint_runtime::ports::{
 use serde_json::{json, Value};
 
 use super::{content_type, digest, job_scratch, local_input, sibling, LocalEngineConfig, Runner};
-use crate::transcode::{
-    transcode, AudioOutputSpec, HlsSpec, LoudnessLogSpec, ProxySpec, TranscodeSpec,
-};
+use crate::transcode::{transcode, HlsSpec, LoudnessLogSpec, ProxySpec, TranscodeSpec};
 
 /// `errorCode` for an input MediaConvert cannot open or decode ("File access error").
 const ERROR_INPUT: i64 = 1010;
@@ -340,12 +345,20 @@ impl Inner {
         plan: &JobPlan,
         duration_ms: u64,
     ) {
+        // The Audio group's file is not written (see the module comment): name only what exists.
+        let skipped = plan.audio.as_ref().map(|a| a.output.to_string());
+        let mut details = plan.output_group_details(Some(duration_ms));
+        details.retain(|g| {
+            skipped
+                .as_ref()
+                .is_none_or(|s| !g.output_file_paths.contains(s))
+        });
         let change = JobStateChange {
             job_id: job.job_id.clone(),
             state: JobState::Complete,
             queue: None,
             user_metadata: request.user_metadata.clone(),
-            output_group_details: plan.output_group_details(Some(duration_ms)),
+            output_group_details: details,
             error_code: None,
             error_message: None,
             timestamp_ms: Some(self.clock.now_ms()),
@@ -446,6 +459,22 @@ fn pending_announcement(job: &LedgerJob) -> Option<(LedgerStatus, Value, PutEven
     ))
 }
 
+/// The renditions of a job alone (the HLS group and the proxy, with the very FFmpeg settings the
+/// job uses, no loudness meters): the encode a job cannot do without, what `cuepoint bench`
+/// compares the pipeline with.
+pub fn rendition_spec(
+    settings: &Value,
+    input: PathBuf,
+    out: &std::path::Path,
+) -> PortResult<TranscodeSpec> {
+    let plan = JobPlan::from_settings(settings)
+        .map_err(|e| PortError::Permanent(format!("invalid MediaConvert job settings: {e}")))?;
+    let (mut spec, _) = transcode_spec(&plan, settings, input, out)?;
+    spec.loudness_logs.clear();
+    spec.true_peak = false;
+    Ok(spec)
+}
+
 /// The FFmpeg job for `plan`, staged under `out`, and where each staged file goes (segments
 /// are added after the run, when their names are known).
 fn transcode_spec(
@@ -477,17 +506,10 @@ fn transcode_spec(
     uploads.push((proxy_path, plan.proxy.output.clone()));
     spec.proxy = Some(proxy);
 
-    if let Some(audio) = &plan.audio {
-        let (w, h) = vehicle_size(settings);
+    if plan.audio.is_some() {
+        // Only the logs: the meters hang off the source tracks in this same run, and the
+        // Audio group's own file (a vehicle nothing reads) is not encoded.
         spec.true_peak = wants_true_peak(settings);
-        let path = out.join("audio").join(name(&audio.output));
-        spec.audio_output = Some(AudioOutputSpec {
-            path: path.clone(),
-            width: w,
-            height: h,
-            tracks: audio.tracks.iter().map(|t| t.track).collect(),
-        });
-        uploads.push((path, audio.output.clone()));
         for (track, uri) in plan.loudness_log_uris() {
             let path = out.join("audio").join(name(&uri));
             spec.loudness_logs.push(LoudnessLogSpec {
@@ -516,25 +538,6 @@ fn wants_true_peak(settings: &Value) -> bool {
                 .and_then(Value::as_str)
                 == Some("TRUE_PEAK")
         })
-}
-
-/// Width and height of the Audio group's small video (320x240 in our template).
-fn vehicle_size(settings: &Value) -> (u32, u32) {
-    let group = settings
-        .get("OutputGroups")
-        .and_then(Value::as_array)
-        .and_then(|gs| {
-            gs.iter()
-                .find(|g| g.get("Name").and_then(Value::as_str) == Some(AUDIO_GROUP_NAME))
-        });
-    let dim = |key: &str, default: u32| {
-        group
-            .and_then(|g| g.pointer(&format!("/Outputs/0/VideoDescription/{key}")))
-            .and_then(Value::as_u64)
-            .map(|v| (v as u32).max(16) & !1)
-            .unwrap_or(default)
-    };
-    (dim("Width", 320), dim("Height", 240))
 }
 
 #[cfg(test)]
