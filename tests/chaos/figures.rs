@@ -41,6 +41,10 @@ pub struct Figures {
     pub handler_transient: u64,
     pub handler_permanent: u64,
     pub handler_delayed: u64,
+    /// Lost conditional writes on assets re-read and re-applied in the same delivery.
+    pub races_reapplied: u64,
+    /// Lost conditional writes that ran out of attempts: each one a backoff sleep.
+    pub races_left_to_backoff: u64,
     pub concurrent_runs: u64,
     pub terminal_publishes: u64,
     pub terminal_deliveries: u64,
@@ -48,6 +52,8 @@ pub struct Figures {
     pub injected: Vec<(&'static str, u64)>,
     pub engine: EngineStats,
     pub wall: Duration,
+    /// CPU seconds of the whole run (workers, embedded backend, fast engine and harness).
+    pub cpu_seconds: Option<f64>,
     pub problems: Vec<Problem>,
 }
 
@@ -172,9 +178,27 @@ impl Figures {
         );
         println!("handler permanent failures: {}", self.handler_permanent);
         println!("handler delays (open-job cap): {}", self.handler_delayed);
+        println!(
+            "lost conditional writes re-applied at once: {}",
+            self.races_reapplied
+        );
+        println!(
+            "lost conditional writes left to the retry backoff: {}",
+            self.races_left_to_backoff
+        );
         if self.timed_out {
             println!("timed out: yes");
         }
         println!("wall time: {:.1} s", self.wall.as_secs_f64());
+        println!(
+            "handled messages per second: {:.0}",
+            self.messages_handled as f64 / self.wall.as_secs_f64().max(1e-9)
+        );
+        if let Some(cpu) = self.cpu_seconds {
+            println!(
+                "CPU per asset (orchestration, fast engine included): {:.1} ms",
+                cpu * 1000.0 / self.assets.max(1) as f64
+            );
+        }
     }
 }

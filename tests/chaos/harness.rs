@@ -22,7 +22,7 @@ use cuepoint_runtime::ports::{
     AssetStore, BlobStore, Clock, DeadLetters, EventBus, PortResult, Ports, Queue, SystemClock,
     Topic,
 };
-use cuepoint_workers::context::{WorkerContext, OPEN_JOBS_COUNTER};
+use cuepoint_workers::context::{RaceStats, WorkerContext, OPEN_JOBS_COUNTER};
 use cuepoint_workers::handlers::{WorkerHandler, WorkerKind};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -259,6 +259,7 @@ fn worker_totals(stats: &BTreeMap<WorkerKind, Arc<ConsumerStats>>) -> [u64; 6] {
 /// Run the chaos test against `target`.
 pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> {
     let started = Instant::now();
+    let cpu_at_start = process_cpu_seconds();
     let dice = Dice::new(opts.seed);
     let faults = Faults::new(opts.plan.clone(), dice.fork(1));
     let stop_locks = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -434,9 +435,10 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
         &engine,
         &faults,
         &stats,
+        &ctx.races,
         &audit_book,
         &expected,
-        started,
+        (started, cpu_at_start),
         timed_out,
     )
     .await
@@ -448,9 +450,10 @@ async fn judge(
     engine: &FastEngine,
     faults: &Faults,
     stats: &BTreeMap<WorkerKind, Arc<ConsumerStats>>,
+    races: &RaceStats,
     audit: &Mutex<AuditBook>,
     expected: &HashMap<AssetId, Expected>,
-    started: Instant,
+    (started, cpu_at_start): (Instant, Option<f64>),
     timed_out: bool,
 ) -> Result<Figures, BoxError> {
     let records: HashMap<AssetId, Asset> = target
@@ -589,6 +592,8 @@ async fn judge(
     f.handler_transient = t[2];
     f.handler_permanent = t[3];
     f.handler_delayed = t[4];
+    f.races_reapplied = races.reapplied.load(Ordering::Relaxed);
+    f.races_left_to_backoff = races.exhausted.load(Ordering::Relaxed);
     f.transient_by_port = Port::ALL
         .iter()
         .map(|p| (p.name(), faults.transient_count(*p)))
@@ -601,5 +606,19 @@ async fn judge(
     f.terminal_publishes = faults.terminal_publishes.load(Ordering::Relaxed);
     f.terminal_deliveries = audit.deliveries.values().map(|v| v.len() as u64).sum();
     f.wall = started.elapsed();
+    f.cpu_seconds = process_cpu_seconds()
+        .zip(cpu_at_start)
+        .map(|(end, start)| end - start);
     Ok(f)
+}
+
+/// CPU seconds (user + system) this process has used so far (`None` without `/proc`).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // utime and stime: fields 14 and 15, the 12th and 13th after the command name.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // Linux reports these in USER_HZ, 100 on every mainstream architecture.
+    Some(ticks / 100.0)
 }

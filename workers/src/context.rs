@@ -1,5 +1,6 @@
 //! What every handler gets: the ports, the settings, and a few derived values.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use cuepoint_core::domain::{AssetId, BucketName, ObjectKey, S3Uri};
@@ -21,6 +22,17 @@ pub struct WorkerContext {
     /// The scoring configuration, checked and its inventory read at start-up.
     pub scoring: Arc<Scoring>,
     pub metrics: Metrics,
+    /// Conditional writes lost to another writer (shared by the clones of one context).
+    pub races: Arc<RaceStats>,
+}
+
+/// How lost conditional writes on assets were resolved.
+#[derive(Debug, Default)]
+pub struct RaceStats {
+    /// Re-read and re-applied at once, in the same delivery.
+    pub reapplied: AtomicU64,
+    /// Lost `WRITE_ATTEMPTS` times in a row: left to the queue's retry backoff.
+    pub exhausted: AtomicU64,
 }
 
 impl WorkerContext {
@@ -39,6 +51,7 @@ impl WorkerContext {
             settings: Arc::new(settings),
             job_template: Arc::new(cuepoint_core::mediaconvert::default_template()),
             metrics,
+            races: Arc::default(),
         })
     }
 

@@ -4,7 +4,9 @@
 //! Idempotency lives here. A redelivered message finds its effect already in the record
 //! (`Transition::AlreadyApplied`) and only re-announces; the announcement has a deterministic
 //! event id, so the copy is recognisable downstream. A lost race (conditional write conflict)
-//! is retried: the next attempt re-reads the record and decides again.
+//! means another writer committed first (typically a sibling analysis finishing at the same
+//! moment): the record is re-read and the event re-applied at once, a few times, before the
+//! message goes back to the queue's retry backoff.
 
 use cuepoint_core::asset::{
     transition, Asset, AssetEvent, AssetState, FailureStage, Transition, TransitionError,
@@ -13,8 +15,14 @@ use cuepoint_core::domain::AssetId;
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
 use cuepoint_runtime::consumer::HandlerError;
 use cuepoint_runtime::ports::{AssetWrite, CounterDelta, StoreError};
+use std::sync::atomic::Ordering;
 
 use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
+
+/// Conditional writes tried per delivery before a lost race becomes a transient failure (the
+/// queue's backoff). Every loss means another writer made progress on the same asset, and at
+/// most one writer per analysis kind can be in flight, so a handful of attempts is plenty.
+pub const WRITE_ATTEMPTS: u32 = 8;
 
 /// What applying an event did.
 #[derive(Debug)]
@@ -53,39 +61,66 @@ pub async fn load(ctx: &WorkerContext, id: &AssetId) -> Result<Asset, HandlerErr
 }
 
 /// Apply `event` to `asset` and commit it (with an optional counter move in the same write).
+/// A lost race re-reads the record and applies the event again (see `WRITE_ATTEMPTS`).
 pub async fn advance(
     ctx: &WorkerContext,
     asset: &Asset,
     event: AssetEvent,
     counter: Option<CounterDelta>,
 ) -> Result<Advanced, HandlerError> {
-    let now = ctx.now_ms();
-    match transition(asset, &event, now) {
-        Ok(Transition::AlreadyApplied) => Ok(Advanced::AlreadyApplied(asset.clone())),
-        Ok(Transition::Applied(next)) => {
-            let mut next = *next;
-            next.version = asset.version + 1;
-            let write = AssetWrite {
-                asset: next.clone(),
-                expected_version: Some(asset.version),
-                counter,
-            };
-            match ctx.ports.store.commit(write).await {
-                Ok(()) => {
-                    tracing::info!(asset_id = %next.id, from = %asset.state, to = %next.state, event = event.name(), "asset advanced");
-                    Ok(Advanced::Applied(next))
-                }
-                Err(StoreError::Conflict { detail, .. }) => Err(HandlerError::Transient(format!(
-                    "lost a conditional write ({detail}); will re-read"
-                ))),
-                Err(e @ StoreError::CounterLimit { .. }) => Err(HandlerError::Delay {
+    advance_with(ctx, asset, |_| (event.clone(), counter.clone())).await
+}
+
+/// `advance` with the event and counter move decided from the record as it stands at each
+/// attempt (a re-read record may call for a different counter move).
+pub async fn advance_with(
+    ctx: &WorkerContext,
+    asset: &Asset,
+    decide: impl Fn(&Asset) -> (AssetEvent, Option<CounterDelta>),
+) -> Result<Advanced, HandlerError> {
+    let mut current = std::borrow::Cow::Borrowed(asset);
+    let mut attempt = 1;
+    loop {
+        let (event, counter) = decide(&current);
+        let next = match transition(&current, &event, ctx.now_ms()) {
+            Ok(Transition::AlreadyApplied) => {
+                return Ok(Advanced::AlreadyApplied(current.into_owned()))
+            }
+            Ok(Transition::Applied(next)) => next,
+            Err(e) => return classify(&current, e),
+        };
+        let mut next = *next;
+        next.version = current.version + 1;
+        let write = AssetWrite {
+            asset: next.clone(),
+            expected_version: Some(current.version),
+            counter,
+        };
+        match ctx.ports.store.commit(write).await {
+            Ok(()) => {
+                tracing::info!(asset_id = %next.id, from = %current.state, to = %next.state, event = event.name(), "asset advanced");
+                return Ok(Advanced::Applied(next));
+            }
+            Err(StoreError::Conflict { detail, .. }) if attempt >= WRITE_ATTEMPTS => {
+                ctx.races.exhausted.fetch_add(1, Ordering::Relaxed);
+                return Err(HandlerError::Transient(format!(
+                    "lost a conditional write {attempt} times in a row ({detail}); will re-read"
+                )));
+            }
+            Err(StoreError::Conflict { detail, .. }) => {
+                ctx.races.reapplied.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(asset_id = %current.id, attempt, %detail, "lost a conditional write; re-reading");
+                current = std::borrow::Cow::Owned(load(ctx, &current.id).await?);
+                attempt += 1;
+            }
+            Err(e @ StoreError::CounterLimit { .. }) => {
+                return Err(HandlerError::Delay {
                     after: std::time::Duration::from_secs(ctx.settings.analysis.cap_retry_seconds),
                     reason: e.to_string(),
-                }),
-                Err(StoreError::Port(p)) => Err(p.into()),
+                })
             }
+            Err(StoreError::Port(p)) => return Err(p.into()),
         }
-        Err(e) => classify(asset, e),
     }
 }
 
@@ -143,21 +178,28 @@ pub async fn fail(
     reason: String,
 ) -> Result<(), HandlerError> {
     tracing::warn!(asset_id = %asset.id, %stage, %reason, "asset failed");
-    let pending = if asset.state == AssetState::Analysing {
-        asset.pending_video_analyses() as i64
-    } else {
-        0
+    // The jobs still open are counted on the record each attempt sees: a sibling completion
+    // that won a race has already released its own.
+    let decide = |a: &Asset| {
+        let pending = if a.state == AssetState::Analysing {
+            a.pending_video_analyses() as i64
+        } else {
+            0
+        };
+        let counter = (pending > 0).then(|| CounterDelta {
+            name: OPEN_JOBS_COUNTER.into(),
+            delta: -pending,
+            max: None,
+        });
+        (
+            AssetEvent::Failed {
+                stage,
+                reason: reason.clone(),
+            },
+            counter,
+        )
     };
-    let counter = (pending > 0).then(|| CounterDelta {
-        name: OPEN_JOBS_COUNTER.into(),
-        delta: -pending,
-        max: None,
-    });
-    let event = AssetEvent::Failed { stage, reason };
-    let Some(a) = advance(ctx, asset, event, counter)
-        .await?
-        .recorded("failure")
-    else {
+    let Some(a) = advance_with(ctx, asset, decide).await?.recorded("failure") else {
         return Ok(());
     };
     write_record(ctx, &a).await;
@@ -316,15 +358,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_lost_race_is_transient_and_a_full_counter_delays() {
+    async fn a_lost_race_is_reapplied_then_transient_and_a_full_counter_delays() {
         let kit = Kit::new();
         let a = registered(&kit);
-        kit.store.lose_next_race.store(true, Ordering::SeqCst);
+        // Lost, then won on the re-read record, in one call.
+        kit.store.lose_next_race();
+        let r = advance(&kit.ctx, &a, submitted("mc-1"), None).await;
+        assert!(
+            matches!(&r, Ok(Advanced::Applied(n)) if n.version == a.version + 2),
+            "{r:?}"
+        );
+        assert_eq!(kit.ctx.races.reapplied.load(Ordering::SeqCst), 1);
+
+        // Lost every attempt: left to the queue's backoff, with nothing written.
+        let kit = Kit::new();
+        let a = registered(&kit);
+        kit.store.lose_races.store(WRITE_ATTEMPTS, Ordering::SeqCst);
         let r = advance(&kit.ctx, &a, submitted("mc-1"), None).await;
         assert!(
             matches!(&r, Err(HandlerError::Transient(m)) if m.contains("lost a conditional write")),
             "{r:?}"
         );
+        assert_eq!(kit.store.commits.load(Ordering::SeqCst), 0);
+        assert_eq!(kit.ctx.races.exhausted.load(Ordering::SeqCst), 1);
         // The retry re-reads the record and wins.
         let stored = kit.asset(&a.id);
         assert!(matches!(

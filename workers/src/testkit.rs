@@ -3,7 +3,7 @@
 //! that record their requests, and a clock that stands still.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -25,9 +25,22 @@ use crate::context::WorkerContext;
 pub struct MemStore {
     pub assets: Mutex<HashMap<AssetId, Asset>>,
     pub counters: Mutex<HashMap<String, i64>>,
-    /// The next commit finds another writer got there first (the stored version moves on).
-    pub lose_next_race: AtomicBool,
+    /// The next this many commits find another writer got there first (the stored version
+    /// moves on, the content does not).
+    pub lose_races: AtomicU32,
+    /// Another writer's write, committed just before the next commit (which then loses the
+    /// race unless it expected that version).
+    pub race_with: Mutex<Option<AssetWrite>>,
     pub commits: AtomicU64,
+    /// Commits refused for a stale version.
+    pub conflicts: AtomicU64,
+}
+
+impl MemStore {
+    /// The next commit loses the race (see `lose_races`).
+    pub fn lose_next_race(&self) {
+        self.lose_races.store(1, Ordering::SeqCst);
+    }
 }
 
 #[async_trait]
@@ -37,12 +50,23 @@ impl AssetStore for MemStore {
     }
 
     async fn commit(&self, write: AssetWrite) -> Result<(), StoreError> {
+        let competing = self.race_with.lock().unwrap().take();
+        if let Some(other) = competing {
+            Box::pin(self.commit(other))
+                .await
+                .expect("the competing write commits");
+        }
         let mut assets = self.assets.lock().unwrap();
         let id = write.asset.id.clone();
-        if self.lose_next_race.swap(false, Ordering::SeqCst) {
+        let lose = self
+            .lose_races
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if lose {
             if let Some(a) = assets.get_mut(&id) {
                 a.version += 1;
             }
+            self.conflicts.fetch_add(1, Ordering::SeqCst);
             return Err(StoreError::Conflict {
                 asset: id,
                 detail: "someone else wrote first".into(),
@@ -50,6 +74,7 @@ impl AssetStore for MemStore {
         }
         let stored = assets.get(&id).map(|a| a.version);
         if stored != write.expected_version {
+            self.conflicts.fetch_add(1, Ordering::SeqCst);
             return Err(StoreError::Conflict {
                 asset: id,
                 detail: format!("stored version {stored:?}"),

@@ -190,6 +190,8 @@ impl Queue for SqsQueue {
                     receipt: receipt.to_string(),
                     body: m.body().unwrap_or_default().to_string(),
                     receive_count: receive_count(m.attributes()),
+                    // Hop latency is measured on the embedded backend only.
+                    sent_at_ms: None,
                 })
             })
             .collect()

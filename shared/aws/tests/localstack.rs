@@ -732,6 +732,7 @@ async fn dynamodb_conditional_writes_and_counter_transactions() {
         receipt: "r".into(),
         body: "{}".into(),
         receive_count: 1,
+        sent_at_ms: None,
     };
     q.record_failure(&fake, "boom").await.unwrap();
     let mut expected = vec![next, other];

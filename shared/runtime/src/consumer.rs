@@ -61,6 +61,59 @@ pub struct ConsumerStats {
     pub permanent: AtomicU64,
     pub delayed: AtomicU64,
     pub released_on_shutdown: AtomicU64,
+    /// From a message's sending (an event's publication) to its handler starting, first
+    /// deliveries only (a retry's wait is its backoff, not the hop).
+    pub hops: HopLatencies,
+}
+
+/// Hop latencies in whole milliseconds: a count per millisecond up to `HOP_RANGE_MS`, longer
+/// ones in the last bucket (fixed memory however long a worker runs).
+#[derive(Debug)]
+pub struct HopLatencies {
+    buckets: Vec<AtomicU64>,
+}
+
+/// Hops longer than this are counted as this long.
+pub const HOP_RANGE_MS: u64 = 2_000;
+
+impl Default for HopLatencies {
+    fn default() -> Self {
+        Self {
+            buckets: (0..=HOP_RANGE_MS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl HopLatencies {
+    pub fn record(&self, ms: u64) {
+        self.buckets[ms.min(HOP_RANGE_MS) as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts per millisecond (index = ms), the last one "at least `HOP_RANGE_MS`".
+    pub fn counts(&self) -> Vec<u64> {
+        self.buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+/// The `q` quantile (0..=1) of per-millisecond counts, possibly summed over several workers:
+/// the smallest ms with at least that share of the hops at or below it.
+pub fn hop_quantile(counts: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let want = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (ms, n) in counts.iter().enumerate() {
+        seen += n;
+        if seen >= want {
+            return Some(ms as u64);
+        }
+    }
+    Some(HOP_RANGE_MS)
 }
 
 impl ConsumerStats {
@@ -233,6 +286,13 @@ struct MessageJob {
 impl MessageJob {
     async fn process(self, message: ReceivedMessage) {
         let started = Instant::now();
+        if let (1, Some(sent)) = (message.receive_count, message.sent_at_ms) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(sent);
+            self.stats.hops.record(now.saturating_sub(sent));
+        }
         let heartbeat = spawn_heartbeat(&self.queue, &message.receipt, &self.settings);
         let result = self.handler.handle(&message).await;
         heartbeat.abort();
@@ -405,6 +465,7 @@ mod tests {
                         receipt,
                         body,
                         receive_count: count + 1,
+                        sent_at_ms: None,
                     });
                 }
                 out
@@ -582,5 +643,20 @@ mod tests {
         assert!(d4 >= Duration::from_secs(8) && d4 <= Duration::from_secs(16));
         let d20 = retry_delay(&s, 20);
         assert!(d20 >= Duration::from_secs(30) && d20 <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn hop_quantiles_from_per_millisecond_counts() {
+        let h = HopLatencies::default();
+        for ms in 1..=100 {
+            h.record(ms);
+        }
+        h.record(60_000);
+        let counts = h.counts();
+        assert_eq!(counts.iter().sum::<u64>(), 101);
+        assert_eq!(hop_quantile(&counts, 0.5), Some(51));
+        assert_eq!(hop_quantile(&counts, 0.99), Some(100));
+        assert_eq!(hop_quantile(&counts, 1.0), Some(HOP_RANGE_MS));
+        assert_eq!(hop_quantile(&[0, 0], 0.5), None);
     }
 }

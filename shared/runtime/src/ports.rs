@@ -52,6 +52,9 @@ pub struct ReceivedMessage {
     /// How many times the message has been received, this time included (SQS
     /// `ApproximateReceiveCount`).
     pub receive_count: u32,
+    /// When the message was sent, ms since the epoch (SQS `SentTimestamp`), when known: for a
+    /// routed event, when it was published.
+    pub sent_at_ms: Option<u64>,
 }
 
 /// One queue (an SQS queue URL, or a named queue in the embedded database). Messages received

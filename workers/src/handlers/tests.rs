@@ -19,7 +19,7 @@ use cuepoint_core::rekognition::AnalysisKind;
 use cuepoint_core::results;
 use cuepoint_runtime::config::Settings;
 use cuepoint_runtime::consumer::HandlerError;
-use cuepoint_runtime::ports::{TranscriptionJob, TranscriptionStatus};
+use cuepoint_runtime::ports::{AssetWrite, CounterDelta, TranscriptionJob, TranscriptionStatus};
 
 use super::{analysis, ingest, media, results as results_handler, scoring};
 use crate::context::OPEN_JOBS_COUNTER;
@@ -258,8 +258,12 @@ async fn ingest_that_loses_the_race_retries_with_the_same_token() {
     let kit = Kit::new();
     let obj = upload(&kit, "uploads/a.mov");
     asset_at(&kit, &obj, AssetState::Registered);
-    kit.store.lose_next_race.store(true, Ordering::SeqCst);
+    // Losing every re-read-and-re-apply attempt leaves the message to the queue's backoff.
+    kit.store
+        .lose_races
+        .store(crate::flow::WRITE_ATTEMPTS, Ordering::SeqCst);
     transient(ingest::on_object_created(&kit.ctx, &obj).await);
+    assert_eq!(kit.ctx.races.exhausted.load(Ordering::SeqCst), 1);
     assert!(
         kit.bus.published().is_empty(),
         "nothing announced for a write that did not happen"
@@ -608,6 +612,65 @@ async fn the_last_completion_announces_analyses_completed_once() {
     );
 }
 
+/// Two analyses finish together: the sibling's write lands between this handler's read and its
+/// write. The handler re-reads and re-applies at once (no transient failure, so no backoff), and
+/// as its analysis is the last one, it alone announces "Analyses Completed".
+#[tokio::test]
+async fn a_completion_that_loses_the_race_re_reads_and_re_applies_at_once() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = asset_at(&kit, &obj, AssetState::Analysing);
+    transcription_done(&kit, &a).await;
+    let kinds = AnalysisKind::VIDEO;
+    let (other, mine) = (kinds[kinds.len() - 2], kinds[kinds.len() - 1]);
+    for kind in &kinds[..kinds.len() - 2] {
+        let c = completion(&a, *kind, &format!("{kind}-job"), "SUCCEEDED");
+        results_handler::on_completion(&kit.ctx, &c).await.unwrap();
+    }
+    let before = kit.asset(&a.id);
+    let theirs = apply(
+        &before,
+        AssetEvent::AnalysisCompleted {
+            kind: other,
+            job_id: format!("{other}-job"),
+        },
+    );
+    assert_eq!(theirs.state, AssetState::Analysing);
+    *kit.store.race_with.lock().unwrap() = Some(AssetWrite {
+        asset: theirs,
+        expected_version: Some(before.version),
+        counter: Some(CounterDelta {
+            name: OPEN_JOBS_COUNTER.into(),
+            delta: -1,
+            max: None,
+        }),
+    });
+    let conflicts = kit.store.conflicts.load(Ordering::SeqCst);
+
+    let c = completion(&a, mine, &format!("{mine}-job"), "SUCCEEDED");
+    results_handler::on_completion(&kit.ctx, &c).await.unwrap();
+
+    assert_eq!(
+        kit.store.conflicts.load(Ordering::SeqCst),
+        conflicts + 1,
+        "the handler's first write lost the race"
+    );
+    assert_eq!(kit.ctx.races.reapplied.load(Ordering::SeqCst), 1);
+    assert_eq!(kit.ctx.races.exhausted.load(Ordering::SeqCst), 0);
+    let after = kit.asset(&a.id);
+    assert_eq!(after.state, AssetState::Analysed);
+    assert_eq!(
+        after.version,
+        before.version + 2,
+        "each completion written once"
+    );
+    for kind in [other, mine] {
+        assert_eq!(after.analyses[&kind].status, JobStatus::Succeeded, "{kind}");
+    }
+    assert_eq!(kit.store.counters.lock().unwrap()[OPEN_JOBS_COUNTER], 0);
+    assert_eq!(kit.bus.detail_types(), ["Analyses Completed"]);
+}
+
 fn transcribe_event(name: &str, state: TranscriptionState) -> TranscriptionJobStateChange {
     TranscriptionJobStateChange {
         job_name: name.into(),
@@ -843,11 +906,11 @@ async fn stale_early_and_racing_completions() {
     .await
     .unwrap();
     assert_eq!(kit.asset(&a.id).version, a.version);
-    // A lost race: retried, and the retry applies it.
+    // A lost race: re-read and re-applied in the same delivery.
     let c = completion(&a, AnalysisKind::Labels, "labels-job", "SUCCEEDED");
-    kit.store.lose_next_race.store(true, Ordering::SeqCst);
-    transient(results_handler::on_completion(&kit.ctx, &c).await);
+    kit.store.lose_next_race();
     results_handler::on_completion(&kit.ctx, &c).await.unwrap();
+    assert_eq!(kit.ctx.races.reapplied.load(Ordering::SeqCst), 1);
     assert_eq!(
         kit.asset(&a.id).analyses[&AnalysisKind::Labels].status,
         JobStatus::Succeeded

@@ -84,7 +84,7 @@ async fn a_save_writes_the_record_then_the_vmap_versions_then_the_event() {
 async fn a_lost_race_writes_no_vmap_and_announces_nothing() {
     let kit = Kit::new();
     let a = complete_asset(&kit, AssetState::Complete);
-    kit.store.lose_next_race.store(true, Ordering::SeqCst);
+    kit.store.lose_next_race();
     let err = save(&kit.ctx, &a, &edit(1, 7.0)).await.unwrap_err();
     assert_eq!(err.status, axum::http::StatusCode::CONFLICT);
     assert!(kit
@@ -121,6 +121,7 @@ fn message(ev: &PipelineEvent, n: u32) -> ReceivedMessage {
         receipt: format!("r{n}"),
         body: serde_json::to_string(&env).unwrap(),
         receive_count: n,
+        sent_at_ms: None,
     }
 }
 
