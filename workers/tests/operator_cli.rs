@@ -435,6 +435,96 @@ fn a_rerun_on_finished_assets_leaves_no_message_queued() {
     assert_eq!(states(&data), vec!["COMPLETE".to_string()]);
 }
 
+/// In-flight messages of the data directory held by process `pid` (a receipt names its holder:
+/// `<token>@<pid>:<start>:<boot>`). Read without opening the backend, which would release them.
+fn held_by(data: &Path, pid: u32) -> u64 {
+    let Ok(conn) = rusqlite::Connection::open_with_flags(
+        data.join("cuepoint.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return 0;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    conn.query_row(
+        "SELECT COUNT(*) FROM messages WHERE receipt LIKE ?1 AND visible_at_ms > ?2",
+        rusqlite::params![format!("%@{pid}:%"), now],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+    .unwrap_or(0)
+}
+
+#[test]
+fn a_rerun_after_kill_9_takes_back_the_killed_runs_messages_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "clip.mov", 4.0);
+    let data = dir.path().join("data");
+    let run = || {
+        quick(
+            Command::new(CUEPOINT)
+                .arg("run")
+                .arg(&src)
+                .arg("--data-dir")
+                .arg(&data),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+    };
+    // kill -9 while a handler holds a message (its visibility timeout is 120 s). A handler can
+    // finish between the look and the kill: then try again on the same data directory.
+    let mut killed = None;
+    for _ in 0..5 {
+        let mut child = run();
+        let pid = child.id();
+        let t0 = Instant::now();
+        while held_by(&data, pid) == 0 && child.try_wait().unwrap().is_none() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "the run never held a message"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+        if held_by(&data, pid) > 0 {
+            killed = Some(pid);
+            break;
+        }
+    }
+    let pid = killed.expect("never killed a run while it held a message");
+
+    let t0 = Instant::now();
+    let again = quick(
+        Command::new(CUEPOINT)
+            .arg("run")
+            .arg(&src)
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .output()
+    .unwrap();
+    let took = t0.elapsed();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(held_by(&data, pid), 0);
+    assert_eq!(
+        queued_messages(&data),
+        0,
+        "the killed run's messages were left to their visibility timeout"
+    );
+    assert_eq!(states(&data), vec!["COMPLETE".to_string()]);
+    // Without the release the rerun waits for them (up to its 30 s settle limit).
+    assert!(took < Duration::from_secs(25), "the rerun took {took:?}");
+}
+
 #[test]
 fn a_database_locked_for_25_s_mid_run_delays_the_run_and_it_completes() {
     let dir = tempfile::tempdir().unwrap();

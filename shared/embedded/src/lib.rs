@@ -9,6 +9,7 @@
 pub mod blobs;
 pub mod bus;
 mod db;
+pub mod holder;
 mod ids;
 pub mod ledger;
 pub mod queue;
@@ -118,6 +119,7 @@ pub struct EmbeddedBackend {
     ledger: Arc<SqliteJobLedger>,
     dead_letters: Arc<SqliteDeadLetters>,
     bus: Arc<SqliteEventBus>,
+    orphans_released: u64,
 }
 
 impl EmbeddedBackend {
@@ -140,6 +142,25 @@ impl EmbeddedBackend {
             opts.busy_timeout,
             opts.synchronous_full,
         )?;
+        // Messages held by a process that is gone come back now, not after their visibility
+        // timeout (best effort: they come back then anyway).
+        let orphans_released = match db
+            .with(|conn| queue::release_orphans(conn, opts.clock.now_ms()))
+        {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(
+                        released = n,
+                        "messages held by a process that is gone made visible again"
+                    );
+                }
+                n
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release the messages of gone processes; they return after their visibility timeout");
+                0
+            }
+        };
         let notifiers = Arc::new(Notifiers::default());
         let sources: Vec<(String, Redrive)> = opts
             .routing
@@ -169,7 +190,13 @@ impl EmbeddedBackend {
             db,
             opts,
             notifiers,
+            orphans_released,
         }))
+    }
+
+    /// Messages this open released from processes that are gone.
+    pub fn orphans_released(&self) -> u64 {
+        self.orphans_released
     }
 
     pub fn data_dir(&self) -> &Path {

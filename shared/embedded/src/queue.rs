@@ -8,7 +8,11 @@
 //!   delivered, keeping the last failure reason recorded for it;
 //! - long polling: wait up to `wait` for the first message, polling the database (other
 //!   processes) every `poll_interval` and waking at once when this process sends to the queue;
-//! - dedup: `send_dedup` accepts a key once per queue, forever.
+//! - dedup: `send_dedup` accepts a key once per queue, forever;
+//! - orphans: a receipt records the process that holds the message (`holder`); when a process
+//!   opens the data directory, messages held by processes that no longer exist are made
+//!   visible at once (`release_orphans`), so a rerun after `kill -9` does not wait out their
+//!   visibility timeout. A live holder keeps its messages.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +26,7 @@ use rusqlite::{params, Connection};
 use tokio::sync::Notify;
 
 use crate::db::{blocking, write_tx, Db, SqlResultExt};
+use crate::holder::{self, Liveness, ProcessIdentity};
 use crate::ids;
 
 /// The dead-letter queue of `source` (SQS redrive target).
@@ -217,21 +222,21 @@ fn claim(
         if want == 0 {
             break;
         }
-        let rows: Vec<(i64, String, String, u32)> = conn
+        let rows: Vec<(i64, String, String, u32, i64)> = conn
             .prepare_cached(
-                "SELECT seq, message_id, body, receive_count FROM messages
+                "SELECT seq, message_id, body, receive_count, sent_at_ms FROM messages
                  WHERE queue = ?1 AND visible_at_ms <= ?2 ORDER BY visible_at_ms, seq LIMIT ?3",
             )
             .and_then(|mut st| {
                 st.query_map(params![queue, now as i64, want as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?
                 .collect()
             })
             .sql("select visible messages")?;
         let fetched = rows.len();
         let mut moved_now = 0;
-        for (seq, message_id, body, receive_count) in rows {
+        for (seq, message_id, body, receive_count, sent_at_ms) in rows {
             if let Some(r) = redrive.filter(|r| receive_count >= r.max_receive_count) {
                 conn.prepare_cached(
                     "UPDATE messages SET queue = ?2, source_queue = ?3, dead_lettered_at_ms = ?4, visible_at_ms = ?4,
@@ -242,7 +247,7 @@ fn claim(
                 moved_now += 1;
                 continue;
             }
-            let receipt = ids::new_token();
+            let receipt = holder::receipt(ids::new_token());
             let count = receive_count + 1;
             conn.prepare_cached("UPDATE messages SET visible_at_ms = ?2, receive_count = ?3, receipt = ?4 WHERE seq = ?1")
                 .and_then(|mut st| st.execute(params![seq, invisible_until as i64, count, receipt]))
@@ -252,6 +257,7 @@ fn claim(
                 receipt,
                 body,
                 receive_count: count,
+                sent_at_ms: u64::try_from(sent_at_ms).ok(),
             });
         }
         moved += moved_now;
@@ -261,6 +267,42 @@ fn claim(
         }
     }
     Ok((out, moved))
+}
+
+/// Make visible now every in-flight message whose holder process no longer exists (any
+/// queue). Their receipts stop working, as after a visibility timeout; receive counts stay.
+/// Returns how many messages were released.
+pub(crate) fn release_orphans(conn: &mut Connection, now: u64) -> PortResult<u64> {
+    let holders: Vec<String> = conn
+        .prepare(
+            "SELECT DISTINCT substr(receipt, instr(receipt, '@') + 1) FROM messages
+             WHERE receipt IS NOT NULL AND instr(receipt, '@') > 0 AND visible_at_ms > ?1",
+        )
+        .and_then(|mut st| st.query_map(params![now as i64], |r| r.get(0))?.collect())
+        .sql("list message holders")?;
+    let gone: Vec<String> = holders
+        .into_iter()
+        .filter(|h| ProcessIdentity::parse(h).is_some_and(|id| id.liveness() == Liveness::Gone))
+        .collect();
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    let tx = write_tx(conn)?;
+    let mut released = 0;
+    for h in &gone {
+        // Checked again inside the write: a message received again since the look has a new
+        // receipt (a live holder) and is left alone.
+        released += tx
+            .prepare_cached(
+                "UPDATE messages SET visible_at_ms = ?2, receipt = NULL
+                 WHERE receipt IS NOT NULL AND substr(receipt, instr(receipt, '@') + 1) = ?1
+                   AND instr(receipt, '@') > 0 AND visible_at_ms > ?2",
+            )
+            .and_then(|mut st| st.execute(params![h, now as i64]))
+            .sql("release orphaned messages")? as u64;
+    }
+    tx.commit().sql("commit release")?;
+    Ok(released)
 }
 
 #[async_trait]

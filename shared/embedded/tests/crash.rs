@@ -69,6 +69,19 @@ fn crash_child() {
                 // no destructors, no clean close: as good as a crash for the database
                 std::process::exit(3);
             }
+            // take five messages for two minutes, say so, then stay alive until killed
+            Some("holder") => {
+                let got = b
+                    .queue("media")
+                    .receive(5, Duration::from_secs(5), Duration::from_secs(120))
+                    .await
+                    .unwrap();
+                assert_eq!(got.len(), 5);
+                std::fs::write(dir.join("held"), b"5").unwrap();
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
             other => panic!("unknown role {other:?}"),
         }
     });
@@ -159,4 +172,63 @@ fn messages_of_a_dead_consumer_come_back_after_visibility() {
     bodies.sort();
     assert_eq!(bodies, ["m0", "m1", "m2", "m3", "m4"]);
     assert!(got.iter().all(|m| m.receive_count == 2));
+}
+
+#[test]
+fn a_new_process_takes_back_a_killed_holders_messages_at_once_never_a_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let q = b.queue("media");
+    rt.block_on(async {
+        for i in 0..5 {
+            q.send(&format!("m{i}"), Duration::ZERO).await.unwrap();
+        }
+    });
+    let mut child = spawn_child("holder", dir.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.path().join("held").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the holder did not take the messages"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A live holder in another process keeps its messages, whoever opens the directory.
+    let again = open(dir.path());
+    assert_eq!(again.orphans_released(), 0);
+    assert!(rt
+        .block_on(
+            again
+                .queue("media")
+                .receive(10, Duration::ZERO, Duration::from_secs(30))
+        )
+        .unwrap()
+        .is_empty());
+
+    // kill -9: the next process to open the directory gets them back at once, not after the
+    // holder's 120 s visibility timeout.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let started = Instant::now();
+    let next = open(dir.path());
+    assert_eq!(next.orphans_released(), 5);
+    let got = rt
+        .block_on(
+            next.queue("media")
+                .receive(10, Duration::ZERO, Duration::from_secs(30)),
+        )
+        .unwrap();
+    let waited = started.elapsed();
+    let mut bodies: Vec<_> = got.iter().map(|m| m.body.clone()).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["m0", "m1", "m2", "m3", "m4"]);
+    assert!(got.iter().all(|m| m.receive_count == 2));
+    assert!(waited < Duration::from_secs(5), "took {waited:?}");
+    // Released once: opening again finds nothing more to release (this process holds them).
+    assert_eq!(open(dir.path()).orphans_released(), 0);
 }
