@@ -1,6 +1,7 @@
 //! The `cuepoint` operator CLI's commands.
 
 pub mod analyze;
+pub mod bench;
 pub mod demo;
 pub mod models;
 pub mod retry;

@@ -276,10 +276,40 @@ pub async fn run_until_terminal(
     ids: &[AssetId],
     timeout: Duration,
 ) -> anyhow::Result<Vec<Asset>> {
+    run_workers_until_terminal(backend, ids, timeout).await.0
+}
+
+/// `run_until_terminal`, also returning the counters of each worker's consume loop.
+pub async fn run_workers_until_terminal(
+    backend: &Backend,
+    ids: &[AssetId],
+    timeout: Duration,
+) -> (
+    anyhow::Result<Vec<Asset>>,
+    std::collections::BTreeMap<
+        WorkerKind,
+        std::sync::Arc<cuepoint_runtime::consumer::ConsumerStats>,
+    >,
+) {
     // Dead letters from earlier runs are history: the new upload event may well succeed.
     let mut seen = std::collections::BTreeSet::new();
-    new_dead_letters(backend, &[], &mut seen).await?;
+    if let Err(e) = new_dead_letters(backend, &[], &mut seen).await {
+        return (Err(e), Default::default());
+    }
     let workers = app::start(&backend.ctx, &WorkerKind::ALL, |q| backend.queue(q), false);
+    let stats = workers.stats.clone();
+    let result = until_terminal(backend, ids, timeout, &mut seen).await;
+    workers.shutdown().await;
+    backend.shutdown().await;
+    (result, stats)
+}
+
+async fn until_terminal(
+    backend: &Backend,
+    ids: &[AssetId],
+    timeout: Duration,
+    seen: &mut std::collections::BTreeSet<String>,
+) -> anyhow::Result<Vec<Asset>> {
     let started = Instant::now();
     // Each asset's state on one line, on a terminal only (indicatif hides it elsewhere).
     let bar = indicatif::ProgressBar::new_spinner();
@@ -314,7 +344,7 @@ pub async fn run_until_terminal(
                 .filter(|id| !assets.iter().any(|a| &a.id == *id && a.state.is_terminal()))
                 .cloned()
                 .collect();
-            let dead = new_dead_letters(backend, &open, &mut seen).await?;
+            let dead = new_dead_letters(backend, &open, seen).await?;
             if !dead.is_empty() {
                 break Err(RunStopped::DeadLettered(dead).into());
             }
@@ -332,7 +362,5 @@ pub async fn run_until_terminal(
         }
     };
     bar.finish();
-    workers.shutdown().await;
-    backend.shutdown().await;
     result
 }

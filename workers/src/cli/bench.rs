@@ -1,0 +1,318 @@
+//! `cuepoint bench`: where the time of one asset goes, side by side in one run, on a generated
+//! programme (60 s, 1920x1080, 8 mono tracks: the `cuepoint demo` sample at 1080p):
+//!
+//! - the whole pipeline (ingest to VMAP) against a bare FFmpeg encode of the same renditions
+//!   with the same settings (the HLS rendition and the proxy: the one encode nothing can skip);
+//! - the local segment analysis of the proxy against decoding the proxy and nothing else (CPU);
+//! - hop latency: from an event's publication to the next handler starting (p50, p99);
+//! - the resident memory of an idle worker process (all five workers in it).
+//!
+//! Throughput of the embedded backend itself (no media work) is the chaos harness's figure:
+//! `CUEPOINT_CHAOS_ASSETS=1000 CUEPOINT_CHAOS_FAULTS=off cargo test -p cuepoint-tests --test chaos`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use cuepoint_core::domain::S3Uri;
+use cuepoint_core::mediaconvert::{build_job_settings, default_template};
+use cuepoint_engine::sample::{generate_sample, SampleSpec};
+use cuepoint_engine::transcode::transcode;
+use cuepoint_engine::AnalyzeOptions;
+use cuepoint_runtime::consumer::{hop_quantile, HOP_RANGE_MS};
+use serde::Serialize;
+
+use crate::cli::run::{ingest_files, run_workers_until_terminal, CommonArgs};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Length of the generated programme, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub duration: f64,
+    /// Frame size of the generated programme, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1920x1080")]
+    pub resolution: String,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Every figure of one bench run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchFigures {
+    pub machine: String,
+    pub programme: String,
+    /// Ingest to a terminal asset (VMAP written), seconds.
+    pub pipeline_wall_s: f64,
+    /// FFmpeg encoding the same HLS rendition and proxy with the same settings, seconds.
+    pub bare_encode_wall_s: f64,
+    pub pipeline_vs_encode: f64,
+    /// CPU seconds of the local segment analysis of the proxy.
+    pub analysis_cpu_s: f64,
+    /// CPU seconds of decoding the proxy's video and nothing else.
+    pub decode_cpu_s: f64,
+    pub analysis_vs_decode: f64,
+    /// Event published → next handler starts, over every hop of the pipeline run.
+    pub hops: u64,
+    pub hop_p50_ms: Option<u64>,
+    pub hop_p99_ms: Option<u64>,
+    /// Resident memory of an idle `cuepoint worker all` process, MiB.
+    pub idle_worker_rss_mib: Option<f64>,
+}
+
+impl BenchFigures {
+    pub fn render(&self) -> String {
+        let ms = |v: Option<u64>| match v {
+            Some(v) if v >= HOP_RANGE_MS => format!(">= {v} ms"),
+            Some(v) => format!("{v} ms"),
+            None => "n/a".into(),
+        };
+        let mut out = format!(
+            "machine    {}\nprogramme  {}\n",
+            self.machine, self.programme
+        );
+        out.push_str(&format!(
+            "pipeline wall time (ingest to VMAP)   {:>7.1} s   bare FFmpeg encode of the same renditions {:>6.1} s   ratio {:.2}x\n",
+            self.pipeline_wall_s, self.bare_encode_wall_s, self.pipeline_vs_encode
+        ));
+        out.push_str(&format!(
+            "local analysis CPU (proxy)            {:>7.1} s   decode-only CPU of the same file           {:>6.1} s   ratio {:.2}x\n",
+            self.analysis_cpu_s, self.decode_cpu_s, self.analysis_vs_decode
+        ));
+        out.push_str(&format!(
+            "hop latency, one process              p50 {}   p99 {}   ({} hops)\n",
+            ms(self.hop_p50_ms),
+            ms(self.hop_p99_ms),
+            self.hops
+        ));
+        out.push_str(&format!(
+            "idle worker RSS (cuepoint worker all) {}\n",
+            self.idle_worker_rss_mib
+                .map(|m| format!("{m:.1} MiB"))
+                .unwrap_or_else(|| "n/a".into())
+        ));
+        out
+    }
+}
+
+fn parse_resolution(s: &str) -> anyhow::Result<(u32, u32)> {
+    s.split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .filter(|(w, h)| *w >= 64 && *h >= 36 && w % 2 == 0 && h % 2 == 0)
+        .with_context(|| format!("resolution {s:?}: expected WIDTHxHEIGHT with even numbers"))
+}
+
+/// `cuepoint bench`. `cuepoint` is the binary whose idle worker is measured (this one for the
+/// subcommand).
+pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigures> {
+    let (width, height) = parse_resolution(&args.resolution)?;
+    let mut settings = args.common.settings()?;
+    settings.backend = cuepoint_runtime::config::Backend::Embedded;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    // A fresh data directory inside the given one: nothing from earlier runs is reused.
+    let scratch = tempfile::Builder::new()
+        .prefix("bench-")
+        .tempdir_in(&settings.data_dir)
+        .context("creating the bench directory")?;
+    settings.data_dir = scratch.path().join("data");
+
+    let spec = SampleSpec {
+        width,
+        height,
+        ..if (args.duration - 60.0).abs() < 1e-9 {
+            SampleSpec::default()
+        } else {
+            let d = SampleSpec::default();
+            SampleSpec {
+                active_tracks: d.active_tracks,
+                track_count: d.track_count,
+                ..SampleSpec::regular(args.duration, d.width, d.height, 7.0, 20.0)
+            }
+        }
+    };
+    let clip = scratch.path().join(format!("bench-{height}p.mov"));
+    eprintln!(
+        "generating the {} s {width}x{height} programme...",
+        spec.duration
+    );
+    generate_sample(&clip, &spec).await?;
+    let programme = format!(
+        "{} s {width}x{height} at {} fps, {} mono tracks",
+        spec.duration, spec.fps, spec.track_count
+    );
+
+    // 1. The pipeline, ingest to VMAP, in this process.
+    eprintln!("running the pipeline...");
+    let backend = crate::backend::build_embedded(
+        &settings,
+        true,
+        std::sync::Arc::new(cuepoint_runtime::ports::SystemClock),
+    )
+    .await?;
+    let started = Instant::now();
+    let ids = ingest_files(&backend, &settings, std::slice::from_ref(&clip)).await?;
+    let (assets, stats) =
+        run_workers_until_terminal(&backend, &ids, Duration::from_secs(3600)).await;
+    let pipeline_wall = started.elapsed();
+    let assets = assets?;
+    let asset = assets.first().context("the pipeline returned no asset")?;
+    anyhow::ensure!(
+        asset.state == cuepoint_core::asset::AssetState::Complete,
+        "the bench asset ended {}: {:?}",
+        asset.state,
+        asset.failure
+    );
+    let mut hop_counts = vec![0u64; HOP_RANGE_MS as usize + 1];
+    for s in stats.values() {
+        for (sum, n) in hop_counts.iter_mut().zip(s.hops.counts()) {
+            *sum += n;
+        }
+    }
+    let proxy = backend
+        .embedded
+        .as_ref()
+        .and_then(|e| {
+            let uri = asset
+                .results
+                .prefix
+                .join(cuepoint_core::results::PROXY)
+                .ok()?;
+            e.fs_blobs().path_of(&uri).ok()
+        })
+        .context("the proxy of the bench asset is not on disk")?;
+
+    // 2. The same renditions, bare.
+    eprintln!("encoding the same renditions with FFmpeg alone...");
+    let out = scratch.path().join("bare");
+    let input_uri = S3Uri::parse("s3://bench/in/bench.mov")?;
+    let job = build_job_settings(
+        &default_template(),
+        &input_uri,
+        &S3Uri::parse("s3://bench/out/")?,
+        spec.track_count,
+    )?;
+    let mut bare = cuepoint_engine::local::rendition_spec(&job, clip.clone(), &out)?;
+    bare.scratch_dir = Some(scratch.path().to_path_buf());
+    let started = Instant::now();
+    transcode(&bare, None).await?;
+    let bare_wall = started.elapsed();
+
+    // 3. Analysis vs decode, CPU of the FFmpeg children.
+    eprintln!("analysing and decoding the proxy...");
+    let before = children_cpu();
+    // What the local Rekognition runs for segment detection.
+    let options = AnalyzeOptions {
+        loudness: false,
+        video: true,
+        scratch_dir: Some(scratch.path().to_path_buf()),
+        ..AnalyzeOptions::default()
+    };
+    cuepoint_engine::analyze(&proxy, &options, None).await?;
+    let analysis_cpu = children_cpu() - before;
+    let before = children_cpu();
+    let status = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(&proxy)
+        .args(["-map", "0:v:0", "-f", "null", "-"])
+        .stdin(Stdio::null())
+        .status()
+        .await
+        .context("running ffmpeg")?;
+    anyhow::ensure!(status.success(), "decoding the proxy failed: {status}");
+    let decode_cpu = children_cpu() - before;
+    backend.shutdown().await;
+
+    // 4. An idle worker process.
+    eprintln!("measuring an idle worker...");
+    let rss = idle_rss(cuepoint, &scratch.path().join("idle")).await;
+
+    Ok(BenchFigures {
+        machine: machine(),
+        programme,
+        pipeline_wall_s: pipeline_wall.as_secs_f64(),
+        bare_encode_wall_s: bare_wall.as_secs_f64(),
+        pipeline_vs_encode: pipeline_wall.as_secs_f64() / bare_wall.as_secs_f64().max(1e-9),
+        analysis_cpu_s: analysis_cpu,
+        decode_cpu_s: decode_cpu,
+        analysis_vs_decode: analysis_cpu / decode_cpu.max(1e-9),
+        hops: hop_counts.iter().sum(),
+        hop_p50_ms: hop_quantile(&hop_counts, 0.50),
+        hop_p99_ms: hop_quantile(&hop_counts, 0.99),
+        idle_worker_rss_mib: rss,
+    })
+}
+
+/// CPU seconds (user + system) of the children this process has waited for.
+fn children_cpu() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0.0;
+    };
+    // Fields 16 and 17 (cutime, cstime) are the 14th and 15th after the command name.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(13) + ticks(14)) / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Start `cuepoint worker all` on an empty data directory, let it settle, read its RSS.
+async fn idle_rss(cuepoint: &Path, data: &Path) -> Option<f64> {
+    let mut child = tokio::process::Command::new(cuepoint)
+        .args(["worker", "all", "--data-dir"])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss = child.id().and_then(|pid| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    });
+    let _ = child.kill().await;
+    rss
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let build = if cfg!(debug_assertions) {
+        "debug build"
+    } else {
+        "release build"
+    };
+    format!("{cores} cores, {model}, {build}")
+}
