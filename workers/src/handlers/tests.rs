@@ -1094,7 +1094,7 @@ async fn an_analysis_failed_by_a_missing_tool_restarts_every_analysis_under_new_
     *kit.analyzer.failed_with.lock().unwrap() = None;
 
     // A lost conditional write re-reads and decides again: one re-drive, one announcement.
-    kit.store.lose_next_race.store(true, Ordering::SeqCst);
+    kit.store.lose_next_race();
     let out = retry(&kit.ctx, &a.id, None).await.unwrap();
     let RetryOutcome::Redriven { asset, .. } = out else {
         panic!("expected a re-drive, got {out:?}")
