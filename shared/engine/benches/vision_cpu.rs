@@ -143,6 +143,13 @@ fn main() {
         vision.models,
         vision.models * 1000.0 / results.frames.max(1) as f64
     );
+    let per = |s: f64| s * 1000.0 / results.frames.max(1) as f64;
+    println!(
+        "  per frame: labels {:.1} ms, faces {:.1} ms, moderation {:.1} ms",
+        per(results.model_seconds.labels),
+        per(results.model_seconds.faces),
+        per(results.model_seconds.moderation)
+    );
     let every_frame = VisionConfig {
         sampling: SampleOptions {
             skip_bidirectional: false,

@@ -31,5 +31,7 @@ pub use frame::Frame;
 pub use labels::{LabelClassifier, LabelOptions};
 pub use models::{default_models_dir, model_path, ModelFiles, ModelId};
 pub use moderation::NsfwClassifier;
-pub use pass::{analyze_video, analyze_video_with, Outcome, VisionConfig, VisionResults};
+pub use pass::{
+    analyze_video, analyze_video_with, ModelSeconds, Outcome, VisionConfig, VisionResults,
+};
 pub use shapes::{AnalysisStatus, CuepointAnalysis};

@@ -5,6 +5,7 @@
 //! that cannot be decoded fails the pass.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -88,18 +89,29 @@ pub struct VisionResults {
     pub moderation: Outcome<ModerationDetection>,
     /// Frames sampled and analysed.
     pub frames: usize,
+    /// Time spent in each model over the pass (labels, faces, moderation), for the benchmark.
+    #[serde(default)]
+    pub model_seconds: ModelSeconds,
+}
+
+/// Seconds spent in each model over a pass (on one thread: its CPU time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelSeconds {
+    pub labels: f64,
+    pub faces: f64,
+    pub moderation: f64,
 }
 
 /// A model while the pass runs: loaded, or the error that ended its analysis.
 enum Slot<M, T> {
-    Running(M, Vec<T>),
+    Running(M, Vec<T>, Duration),
     Ended(VisionError),
 }
 
 impl<M, T> Slot<M, T> {
     fn load(f: impl FnOnce() -> Result<M, VisionError>) -> Self {
         match f() {
-            Ok(m) => Slot::Running(m, Vec::new()),
+            Ok(m) => Slot::Running(m, Vec::new(), Duration::ZERO),
             Err(e) => {
                 tracing::warn!(error = %e, "vision analysis cannot run");
                 Slot::Ended(e)
@@ -113,8 +125,11 @@ impl<M, T> Slot<M, T> {
 
     /// Apply `f` to the model; its first error ends this analysis.
     fn step(&mut self, f: impl FnOnce(&mut M) -> Result<Vec<T>, VisionError>) {
-        if let Slot::Running(m, items) = self {
-            match f(m) {
+        if let Slot::Running(m, items, spent) = self {
+            let t0 = Instant::now();
+            let got = f(m);
+            *spent += t0.elapsed();
+            match got {
                 Ok(more) => items.extend(more),
                 Err(e) => {
                     tracing::warn!(error = %e, "vision analysis failed");
@@ -124,9 +139,16 @@ impl<M, T> Slot<M, T> {
         }
     }
 
+    fn seconds(&self) -> f64 {
+        match self {
+            Slot::Running(_, _, spent) => spent.as_secs_f64(),
+            Slot::Ended(_) => 0.0,
+        }
+    }
+
     fn outcome(self) -> Outcome<T> {
         match self {
-            Slot::Running(_, items) => Outcome::complete(items),
+            Slot::Running(_, items, _) => Outcome::complete(items),
             Slot::Ended(e) => Outcome::from_error(&e),
         }
     }
@@ -191,7 +213,13 @@ pub fn analyze_video_with(
             }
         }
     }
+    let model_seconds = ModelSeconds {
+        labels: labels.seconds(),
+        faces: faces.seconds(),
+        moderation: moderation.seconds(),
+    };
     Ok(VisionResults {
+        model_seconds,
         labels: labels.outcome(),
         faces: faces.outcome(),
         moderation: moderation.outcome(),
