@@ -578,33 +578,11 @@ fn a_database_locked_for_25_s_mid_run_delays_the_run_and_it_completes() {
 
 /// Asset ids and their transcode jobs in a data directory.
 fn transcode_jobs(data: &Path) -> Vec<(String, usize)> {
-    let settings = cuepoint_runtime::config::Settings {
-        data_dir: data.to_path_buf(),
-        ..Default::default()
-    };
-    let routing = cuepoint_workers::backend::routing(&settings).unwrap();
-    let backend = cuepoint_embedded::EmbeddedBackend::open(
+    ledger_jobs(
         data,
-        cuepoint_embedded::EmbeddedOptions::new(routing),
+        cuepoint_runtime::ports::LedgerService::MediaConvert,
+        None,
     )
-    .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let assets = rt.block_on(backend.store().list()).unwrap();
-    let ledger = backend.ledger();
-    assets
-        .iter()
-        .map(|a| {
-            (
-                a.id.to_string(),
-                rt.block_on(ledger.find_by_asset(
-                    cuepoint_runtime::ports::LedgerService::MediaConvert,
-                    a.id.as_str(),
-                ))
-                .unwrap()
-                .len(),
-            )
-        })
-        .collect()
 }
 
 #[test]

@@ -123,16 +123,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     let spec = SampleSpec {
         width,
         height,
-        ..if (args.duration - 60.0).abs() < 1e-9 {
-            SampleSpec::default()
-        } else {
-            let d = SampleSpec::default();
-            SampleSpec {
-                active_tracks: d.active_tracks,
-                track_count: d.track_count,
-                ..SampleSpec::regular(args.duration, d.width, d.height, 7.0, 20.0)
-            }
-        }
+        ..super::demo::programme(args.duration)
     };
     let clip = scratch.path().join(format!("bench-{height}p.mov"));
     eprintln!(

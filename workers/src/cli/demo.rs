@@ -177,18 +177,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<bool> {
     let sample_dir = settings.data_dir.join("demo");
     std::fs::create_dir_all(&sample_dir)
         .with_context(|| format!("creating {}", sample_dir.display()))?;
-    // The standard demo is 60 s; other lengths get the same shape scaled (a cut every ~7 s, a
-    // black silent gap every ~20 s).
-    let spec = if (args.duration - 60.0).abs() < 1e-9 {
-        SampleSpec::default()
-    } else {
-        let d = SampleSpec::default();
-        SampleSpec {
-            active_tracks: d.active_tracks,
-            track_count: d.track_count,
-            ..SampleSpec::regular(args.duration, d.width, d.height, 7.0, 20.0)
-        }
-    };
+    let spec = programme(args.duration);
     let spec = SampleSpec {
         width,
         height,
@@ -274,4 +263,18 @@ pub async fn shot_starts(
         .filter(|s| s.is_shot())
         .map(|s| s.start_timestamp_millis as f64 / 1000.0)
         .collect()
+}
+
+/// The demo programme of `duration` seconds: the standard 60 s sample, or the same shape scaled
+/// (a cut every ~7 s, a black silent gap every ~20 s).
+pub(crate) fn programme(duration: f64) -> SampleSpec {
+    if (duration - 60.0).abs() < 1e-9 {
+        return SampleSpec::default();
+    }
+    let d = SampleSpec::default();
+    SampleSpec {
+        active_tracks: d.active_tracks,
+        track_count: d.track_count,
+        ..SampleSpec::regular(duration, d.width, d.height, 7.0, 20.0)
+    }
 }
