@@ -364,18 +364,20 @@ fn scratch_stays_in_the_data_directory_and_a_killed_runs_scratch_is_cleaned_on_s
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
 }
 
-/// Messages in the worker queues of a data directory (visible, in flight or delayed).
-fn queued_messages(data: &Path) -> u64 {
+/// The embedded backend of a data directory, as the CLI opens it (default settings).
+fn open_data_dir(data: &Path) -> std::sync::Arc<cuepoint_embedded::EmbeddedBackend> {
     let settings = cuepoint_runtime::config::Settings {
         data_dir: data.to_path_buf(),
         ..Default::default()
     };
     let routing = cuepoint_workers::backend::routing(&settings).unwrap();
-    let backend = cuepoint_embedded::EmbeddedBackend::open(
-        data,
-        cuepoint_embedded::EmbeddedOptions::new(routing),
-    )
-    .unwrap();
+    cuepoint_embedded::EmbeddedBackend::open(data, cuepoint_embedded::EmbeddedOptions::new(routing))
+        .unwrap()
+}
+
+/// Messages in the worker queues of a data directory (visible, in flight or delayed).
+fn queued_messages(data: &Path) -> u64 {
+    let backend = open_data_dir(data);
     let rt = tokio::runtime::Runtime::new().unwrap();
     ["ingest", "media", "analysis", "results", "scoring"]
         .iter()
@@ -1009,16 +1011,7 @@ fn ledger_jobs(
     service: cuepoint_runtime::ports::LedgerService,
     kind: Option<&str>,
 ) -> Vec<(String, usize)> {
-    let settings = cuepoint_runtime::config::Settings {
-        data_dir: data.to_path_buf(),
-        ..Default::default()
-    };
-    let routing = cuepoint_workers::backend::routing(&settings).unwrap();
-    let backend = cuepoint_embedded::EmbeddedBackend::open(
-        data,
-        cuepoint_embedded::EmbeddedOptions::new(routing),
-    )
-    .unwrap();
+    let backend = open_data_dir(data);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let assets = rt.block_on(backend.store().list()).unwrap();
     let ledger = backend.ledger();
