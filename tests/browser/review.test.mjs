@@ -214,6 +214,9 @@ test('review app in a real browser: upload, play, move a break, search', { timeo
       await page.waitForFunction((want) => Math.abs(document.getElementById('video').currentTime - want) < 0.6, t, { timeout: 30000 });
     });
     await page.screenshot({ path: path.join(OUT, 'asset-from-search.png'), fullPage: false });
+    // Every panel shows text and time links, never a stringified element.
+    const panels = await page.locator('main').innerText();
+    assert.ok(!panels.includes('[object'), `a panel shows an object instead of its text: ${panels}`);
     assert.deepEqual(errors, [], 'no script errors on the pages');
   } finally {
     await browser.close();
