@@ -95,6 +95,7 @@ pub(crate) fn vision_config(settings: &Settings) -> cuepoint_engine::vision::Vis
             .root()
             .to_path_buf(),
         moderation_min_confidence: settings.analysis.moderation_min_confidence,
+        moderation_interval: settings.analysis.moderation_sample_seconds,
         ..Default::default()
     };
     v.sampling.interval = settings.analysis.vision_sample_seconds;
@@ -108,6 +109,10 @@ fn validate(settings: &Settings) -> anyhow::Result<()> {
     anyhow::ensure!(
         a.vision_sample_seconds.is_finite() && a.vision_sample_seconds > 0.0,
         "analysis.vision_sample_seconds must be a positive number of seconds"
+    );
+    anyhow::ensure!(
+        a.moderation_sample_seconds.is_finite() && a.moderation_sample_seconds > 0.0,
+        "analysis.moderation_sample_seconds must be a positive number of seconds"
     );
     anyhow::ensure!(
         (0.0..=100.0).contains(&a.moderation_min_confidence),

@@ -135,6 +135,8 @@ pub struct AnalysisSettings {
     pub vision_sample_seconds: f64,
     /// Local engine: minimum confidence (0-100) of a moderation label.
     pub moderation_min_confidence: f32,
+    /// Local engine: seconds between the frames the moderation model sees.
+    pub moderation_sample_seconds: f64,
 }
 
 impl Default for AnalysisSettings {
@@ -144,6 +146,7 @@ impl Default for AnalysisSettings {
             cap_retry_seconds: 30,
             vision_sample_seconds: 1.0,
             moderation_min_confidence: 50.0,
+            moderation_sample_seconds: 3.0,
         }
     }
 }

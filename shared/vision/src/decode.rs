@@ -36,7 +36,7 @@ impl Default for SampleOptions {
         SampleOptions {
             interval: 1.0,
             shot_threshold: Some(0.4),
-            max_side: 640,
+            max_side: 480,
             skip_bidirectional: true,
         }
     }

@@ -28,6 +28,9 @@ pub struct VisionConfig {
     pub labels: LabelOptions,
     /// Minimum confidence (0-100) of a moderation label.
     pub moderation_min_confidence: f32,
+    /// Seconds between the frames the moderation model sees (the costliest model; brand
+    /// safety looks seconds around a break, so every second or third sample is enough).
+    pub moderation_interval: f64,
 }
 
 impl Default for VisionConfig {
@@ -38,6 +41,7 @@ impl Default for VisionConfig {
             faces: FaceOptions::default(),
             labels: LabelOptions::default(),
             moderation_min_confidence: 50.0,
+            moderation_interval: 3.0,
         }
     }
 }
@@ -154,6 +158,12 @@ impl<M, T> Slot<M, T> {
     }
 }
 
+/// Whether the moderation model sees the frame at `ts` (ms), the last it saw being at `last`:
+/// on the sampling grid give or take a quarter second; shot frames in between wait.
+fn moderation_due(last: Option<u64>, ts: u64, interval_seconds: f64) -> bool {
+    last.is_none_or(|last| ts + 250 >= last + (interval_seconds * 1000.0).round() as u64)
+}
+
 /// Run labels, faces and moderation over `video` in one decode, with the models installed in
 /// `config.models_dir`.
 pub fn analyze_video(video: &Path, config: &VisionConfig) -> Result<VisionResults, VisionError> {
@@ -175,6 +185,7 @@ pub fn analyze_video_with(
     let mut moderation: Slot<NsfwClassifier, ModerationDetection> =
         Slot::load(|| NsfwClassifier::load(&files.moderation?));
     let mut frames = 0;
+    let mut last_moderated: Option<u64> = None;
     if labels.running() || faces.running() || moderation.running() {
         for sample in FrameSampler::open(video, &config.sampling)? {
             let sample = sample?;
@@ -199,15 +210,18 @@ pub fn analyze_video_with(
                     })
                     .collect())
             });
-            moderation.step(|m| {
-                Ok(m.moderate(frame, config.moderation_min_confidence)?
-                    .into_iter()
-                    .map(|moderation_label| ModerationDetection {
-                        timestamp: ts,
-                        moderation_label,
-                    })
-                    .collect())
-            });
+            if moderation_due(last_moderated, ts, config.moderation_interval) {
+                last_moderated = Some(ts);
+                moderation.step(|m| {
+                    Ok(m.moderate(frame, config.moderation_min_confidence)?
+                        .into_iter()
+                        .map(|moderation_label| ModerationDetection {
+                            timestamp: ts,
+                            moderation_label,
+                        })
+                        .collect())
+                });
+            }
             if !(labels.running() || faces.running() || moderation.running()) {
                 break;
             }
@@ -225,4 +239,26 @@ pub fn analyze_video_with(
         moderation: moderation.outcome(),
         frames,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::moderation_due;
+
+    #[test]
+    fn moderation_sees_one_sample_in_every_interval() {
+        // One sample a second (a little jitter), a shot frame at 4.5 s, every 3 s.
+        let samples = [0, 1000, 2040, 3000, 3960, 4500, 5000, 6000, 7040];
+        let mut last = None;
+        let mut seen = Vec::new();
+        for ts in samples {
+            if moderation_due(last, ts, 3.0) {
+                last = Some(ts);
+                seen.push(ts);
+            }
+        }
+        assert_eq!(seen, [0, 3000, 6000]);
+        // Every sample at an interval of one second, jitter included.
+        assert!(moderation_due(Some(1000), 1960, 1.0));
+    }
 }
