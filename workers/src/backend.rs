@@ -96,6 +96,7 @@ pub(crate) fn vision_config(settings: &Settings) -> cuepoint_engine::vision::Vis
             .to_path_buf(),
         moderation_min_confidence: settings.analysis.moderation_min_confidence,
         moderation_interval: settings.analysis.moderation_sample_seconds,
+        faces_interval: settings.analysis.face_sample_seconds,
         ..Default::default()
     };
     v.sampling.interval = settings.analysis.vision_sample_seconds;
@@ -110,10 +111,15 @@ fn validate(settings: &Settings) -> anyhow::Result<()> {
         a.vision_sample_seconds.is_finite() && a.vision_sample_seconds > 0.0,
         "analysis.vision_sample_seconds must be a positive number of seconds"
     );
-    anyhow::ensure!(
-        a.moderation_sample_seconds.is_finite() && a.moderation_sample_seconds > 0.0,
-        "analysis.moderation_sample_seconds must be a positive number of seconds"
-    );
+    for (name, seconds) in [
+        ("moderation_sample_seconds", a.moderation_sample_seconds),
+        ("face_sample_seconds", a.face_sample_seconds),
+    ] {
+        anyhow::ensure!(
+            seconds.is_finite() && seconds > 0.0,
+            "analysis.{name} must be a positive number of seconds"
+        );
+    }
     anyhow::ensure!(
         (0.0..=100.0).contains(&a.moderation_min_confidence),
         "analysis.moderation_min_confidence must be 0-100"

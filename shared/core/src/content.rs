@@ -227,14 +227,16 @@ impl ContentFiles {
                     })
                 }
                 ContentAnalysis::Speech => read_one(bytes, &mut out.speech, |r: &SpeechResults| {
-                    (
-                        &r.extra,
+                    let found = if r.speech.is_empty() {
+                        "no speech".to_string()
+                    } else {
                         format!(
                             "{:.1} s over {}",
                             r.total_seconds(),
                             plural(r.speech.len(), "interval", "intervals")
-                        ),
-                    )
+                        )
+                    };
+                    (&r.extra, found)
                 }),
                 ContentAnalysis::Transcript => {
                     read_one(bytes, &mut out.transcript, |r: &Transcript| {

@@ -137,6 +137,8 @@ pub struct AnalysisSettings {
     pub moderation_min_confidence: f32,
     /// Local engine: seconds between the frames the moderation model sees.
     pub moderation_sample_seconds: f64,
+    /// Local engine: seconds between the frames the face model sees.
+    pub face_sample_seconds: f64,
 }
 
 impl Default for AnalysisSettings {
@@ -147,6 +149,7 @@ impl Default for AnalysisSettings {
             vision_sample_seconds: 1.0,
             moderation_min_confidence: 50.0,
             moderation_sample_seconds: 3.0,
+            face_sample_seconds: 2.0,
         }
     }
 }

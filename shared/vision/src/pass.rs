@@ -31,6 +31,8 @@ pub struct VisionConfig {
     /// Seconds between the frames the moderation model sees (the costliest model; brand
     /// safety looks seconds around a break, so every second or third sample is enough).
     pub moderation_interval: f64,
+    /// Seconds between the frames the face model sees (a face stays on screen for seconds).
+    pub faces_interval: f64,
 }
 
 impl Default for VisionConfig {
@@ -42,6 +44,7 @@ impl Default for VisionConfig {
             labels: LabelOptions::default(),
             moderation_min_confidence: 50.0,
             moderation_interval: 3.0,
+            faces_interval: 2.0,
         }
     }
 }
@@ -158,9 +161,10 @@ impl<M, T> Slot<M, T> {
     }
 }
 
-/// Whether the moderation model sees the frame at `ts` (ms), the last it saw being at `last`:
-/// on the sampling grid give or take a quarter second; shot frames in between wait.
-fn moderation_due(last: Option<u64>, ts: u64, interval_seconds: f64) -> bool {
+/// Whether a model that sees a frame every `interval_seconds` sees the one at `ts` (ms), the
+/// last it saw being at `last`: on the sampling grid give or take a quarter second; shot frames
+/// in between wait.
+fn due(last: Option<u64>, ts: u64, interval_seconds: f64) -> bool {
     last.is_none_or(|last| ts + 250 >= last + (interval_seconds * 1000.0).round() as u64)
 }
 
@@ -186,6 +190,7 @@ pub fn analyze_video_with(
         Slot::load(|| NsfwClassifier::load(&files.moderation?));
     let mut frames = 0;
     let mut last_moderated: Option<u64> = None;
+    let mut last_faces: Option<u64> = None;
     if labels.running() || faces.running() || moderation.running() {
         for sample in FrameSampler::open(video, &config.sampling)? {
             let sample = sample?;
@@ -201,16 +206,19 @@ pub fn analyze_video_with(
                     })
                     .collect())
             });
-            faces.step(|m| {
-                Ok(m.detect(frame)?
-                    .into_iter()
-                    .map(|face| FaceDetection {
-                        timestamp: ts,
-                        face,
-                    })
-                    .collect())
-            });
-            if moderation_due(last_moderated, ts, config.moderation_interval) {
+            if due(last_faces, ts, config.faces_interval) {
+                last_faces = Some(ts);
+                faces.step(|m| {
+                    Ok(m.detect(frame)?
+                        .into_iter()
+                        .map(|face| FaceDetection {
+                            timestamp: ts,
+                            face,
+                        })
+                        .collect())
+                });
+            }
+            if due(last_moderated, ts, config.moderation_interval) {
                 last_moderated = Some(ts);
                 moderation.step(|m| {
                     Ok(m.moderate(frame, config.moderation_min_confidence)?
@@ -243,22 +251,22 @@ pub fn analyze_video_with(
 
 #[cfg(test)]
 mod tests {
-    use super::moderation_due;
+    use super::due;
 
     #[test]
-    fn moderation_sees_one_sample_in_every_interval() {
+    fn a_model_sees_one_sample_in_every_interval() {
         // One sample a second (a little jitter), a shot frame at 4.5 s, every 3 s.
         let samples = [0, 1000, 2040, 3000, 3960, 4500, 5000, 6000, 7040];
         let mut last = None;
         let mut seen = Vec::new();
         for ts in samples {
-            if moderation_due(last, ts, 3.0) {
+            if due(last, ts, 3.0) {
                 last = Some(ts);
                 seen.push(ts);
             }
         }
         assert_eq!(seen, [0, 3000, 6000]);
         // Every sample at an interval of one second, jitter included.
-        assert!(moderation_due(Some(1000), 1960, 1.0));
+        assert!(due(Some(1000), 1960, 1.0));
     }
 }

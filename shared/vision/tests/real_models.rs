@@ -143,7 +143,7 @@ fn labels_name_what_the_picture_shows() {
 }
 
 #[test]
-fn one_pass_over_a_clip_finds_faces_at_each_sample() {
+fn one_pass_over_a_clip_finds_faces_at_each_sample_the_face_model_sees() {
     let Some(dir) = models_with(&[ModelId::RetinaFace, ModelId::OpenNsfw]) else {
         return;
     };
@@ -151,15 +151,23 @@ fn one_pass_over_a_clip_finds_faces_at_each_sample() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let clip = clip_of(&astronaut, 3, tmp.path());
+    let clip = clip_of(&astronaut, 5, tmp.path());
     let results = analyze_video(&clip, &config(&dir)).unwrap();
     let times: Vec<u64> = results.faces.items.iter().map(|f| f.timestamp).collect();
-    assert_eq!(results.frames, 3);
+    assert_eq!(results.frames, 5);
+    // One frame a second is sampled; the face model sees one every 2 s (the default). Samples
+    // are the clean frames nearest each time (B-frames are skipped).
     assert_eq!(times.len(), 3, "{times:?}");
-    // Samples are the clean frames nearest each second (B-frames are skipped).
-    for (t, want) in times.iter().zip([0u64, 1000, 2000]) {
+    for (t, want) in times.iter().zip([0u64, 2000, 4000]) {
         assert!(t.abs_diff(want) <= 160, "{times:?}");
     }
+    // Every sample when asked.
+    let every = VisionConfig {
+        faces_interval: 1.0,
+        ..config(&dir)
+    };
+    let all = analyze_video(&clip, &every).unwrap();
+    assert_eq!(all.faces.items.len(), 5, "{:?}", all.faces.items);
     assert_eq!(results.moderation.status(), AnalysisStatus::Complete);
     assert!(results.moderation.items.is_empty());
 }
