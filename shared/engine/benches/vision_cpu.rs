@@ -1,15 +1,20 @@
-//! Benchmark (not a timed test): the vision pass (labels, faces, moderation in one decode)
-//! against a plain decode of the same video.
+//! Benchmark (not a timed test): every local vision and speech-activity analysis (labels,
+//! faces, moderation in one decode; silero VAD on each track with sound) against a plain decode
+//! of the same file.
 //!
 //! Uses the same generated asset as the `analysis` bench (10 minutes of 1080p25 H.264 with a hard
 //! cut every 40 s, cached under `target/cuepoint-bench/`), then measures in the same run:
 //!   1. `ffmpeg -i FILE -map 0:v -f null -`       (decode the video, nothing else)
 //!   2. `analyze_video(FILE)` at the default rate  (FFmpeg sampling + the three models)
-//!   3. the same decoding every frame (no B-frame skipping), for comparison
+//!   3. speech activity: each track with sound decoded to 16 kHz and run through silero VAD
+//!   4. the vision pass decoding every frame (no B-frame skipping), for comparison
+//!   5. a plain decode of the whole file (video and every audio track), for comparison
 //!
 //! CPU is user + system time: FFmpeg's from getrusage(RUSAGE_CHILDREN), the models' from
-//! getrusage(RUSAGE_SELF). Target: vision ≤ 1.5 × decode-only. Needs the models installed
-//! (`cuepoint models install`, or `CUEPOINT_MODELS_DIR`).
+//! getrusage(RUSAGE_SELF). Target: vision + speech activity ≤ 1.5 × decode-only (the video
+//! decode: the stricter of the two denominators). Transcription is not counted here: its cost is
+//! reported per minute of audio by `cargo bench -p cuepoint-speech`. Needs the
+//! models installed (`cuepoint models install`, or `CUEPOINT_MODELS_DIR`).
 //!
 //! Environment: CUEPOINT_BENCH_SECONDS (default 600), CUEPOINT_BENCH_SIZE (default 1920x1080).
 //!
@@ -20,6 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use cuepoint_engine::{generate_sample, GroundTruth, SampleSpec};
+use cuepoint_speech::VadParams;
 use cuepoint_vision::{analyze_video, AnalysisStatus, SampleOptions, VisionConfig};
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
@@ -88,20 +94,22 @@ fn main() {
     // Same name and tag as the analysis bench, so the asset is generated once for both.
     let file = dir.join(format!("bench_v2_{seconds}s_{w}x{h}.mov"));
     let truth_file = file.with_extension("truth.json");
-    if !(file.exists() && truth_file.exists()) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let truth: GroundTruth = if !(file.exists() && truth_file.exists()) {
         let spec = SampleSpec::regular(seconds, w, h, 40.0, 150.0);
         println!("generating {} ({seconds} s {w}x{h}) ...", file.display());
         let t: GroundTruth = rt
             .block_on(generate_sample(&file, &spec))
             .expect("generate the asset");
         std::fs::write(&truth_file, serde_json::to_vec_pretty(&t).unwrap()).expect("write truth");
+        t
     } else {
         println!("asset: {} (cached)", file.display());
-    }
+        serde_json::from_slice(&std::fs::read(&truth_file).expect("read truth")).expect("truth")
+    };
 
     let config = VisionConfig::default();
     println!("models: {}", config.models_dir.display());
@@ -145,10 +153,57 @@ fn main() {
     );
     let per = |s: f64| s * 1000.0 / results.frames.max(1) as f64;
     println!(
+        "  label model ran on {} of {} frames (the others: still pictures, labels kept)",
+        results.frames - results.labels_reused,
+        results.frames
+    );
+    println!(
         "  per frame: labels {:.1} ms, faces {:.1} ms, moderation {:.1} ms",
         per(results.model_seconds.labels),
         per(results.model_seconds.faces),
         per(results.model_seconds.moderation)
+    );
+    // Speech activity as the pipeline runs it: every track with sound, one decode each.
+    let vad = cuepoint_speech::Vad::from_models_dir(&config.models_dir)
+        .expect("silero VAD installed (cuepoint models install)");
+    let ffmpeg = PathBuf::from(std::env::var_os("CUEPOINT_FFMPEG").unwrap_or("ffmpeg".into()));
+    let (speech, intervals) = measure(|| {
+        let mut n = 0;
+        for &track in &truth.active_tracks {
+            let samples = rt
+                .block_on(cuepoint_speech::decode_track_16k(&ffmpeg, &file, track))
+                .expect("decode the track");
+            n += vad
+                .detect(&samples, &VadParams::default(), track)
+                .expect("speech activity")
+                .len();
+        }
+        n
+    });
+    println!(
+        "speech activity ({} tracks):   wall {:7.2} s  cpu {:7.2} s  (ffmpeg {:.2} s, VAD {:.2} s, {} intervals)",
+        truth.active_tracks.len(),
+        speech.wall,
+        speech.cpu(),
+        speech.ffmpeg,
+        speech.models,
+        intervals
+    );
+    let (whole, ()) = measure(|| {
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-nostats", "-v", "error", "-i"])
+            .arg(&file)
+            .args(["-map", "0:v:0", "-map", "0:a", "-f", "null", "-"])
+            .stdin(Stdio::null())
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success(), "decode-only ffmpeg failed: {status}");
+    });
+    println!(
+        "decode-only (whole file):      wall {:7.2} s  cpu {:7.2} s  ({} audio tracks)",
+        whole.wall,
+        whole.cpu(),
+        truth.track_count
     );
     let every_frame = VisionConfig {
         sampling: SampleOptions {
@@ -174,10 +229,19 @@ fn main() {
         results.moderation.items.len(),
         results.frames
     );
+    let analyses = vision.cpu() + speech.cpu();
     println!(
-        "ratio vision/decode:           cpu {:.3} (target <= 1.5), wall {:.3}",
+        "ratio vision/decode:           cpu {:.3}, wall {:.3}",
         vision.cpu() / decode.cpu(),
         vision.wall / decode.wall
+    );
+    println!(
+        "ratio (vision + speech activity)/decode-only video: cpu {:.3} (target <= 1.5)",
+        analyses / decode.cpu()
+    );
+    println!(
+        "ratio (vision + speech activity)/decode-only whole file: cpu {:.3}",
+        analyses / whole.cpu()
     );
     println!(
         "ratio, every frame decoded:    cpu {:.3}",

@@ -28,6 +28,11 @@ pub struct LabelOptions {
     pub min_confidence: f32,
     /// At most this many ImageNet classes per frame (broader labels come on top).
     pub max_classes: usize,
+    /// A frame whose model input differs from the last one labelled by less than this mean
+    /// absolute difference (0-255 per colour value) is a still picture: it gets the same labels
+    /// without running the model again. Compression noise on a still stays well under 1;
+    /// moving pictures are far above. 0 runs the model on every frame.
+    pub still_difference: f32,
 }
 
 impl Default for LabelOptions {
@@ -35,6 +40,7 @@ impl Default for LabelOptions {
         LabelOptions {
             min_confidence: 30.0,
             max_classes: 5,
+            still_difference: 1.0,
         }
     }
 }
@@ -43,6 +49,10 @@ pub struct LabelClassifier {
     plan: Plan,
     names: Vec<String>,
     options: LabelOptions,
+    /// The model input and labels of the last frame the model saw.
+    last: Option<(Frame, Vec<Label>)>,
+    /// Frames labelled without the model (still pictures).
+    pub reused: usize,
 }
 
 impl LabelClassifier {
@@ -74,6 +84,8 @@ impl LabelClassifier {
             plan: parsed.plan(&[1, 3, SIDE, SIDE])?,
             names,
             options,
+            last: None,
+            reused: 0,
         })
     }
 
@@ -88,7 +100,10 @@ impl LabelClassifier {
 
     /// The probability of each class for `frame` (the centred square, as the model was trained).
     pub fn probabilities(&self, frame: &Frame) -> Result<Vec<f32>, VisionError> {
-        let square = frame.square_center(SIDE);
+        self.square_probabilities(&frame.square_center(SIDE))
+    }
+
+    fn square_probabilities(&self, square: &Frame) -> Result<Vec<f32>, VisionError> {
         let plane = SIDE * SIDE;
         let mut input = vec![0f32; 3 * plane];
         for (i, p) in square.rgb.chunks_exact(3).enumerate() {
@@ -118,10 +133,41 @@ impl LabelClassifier {
         Ok(labels_from(&probs, &self.names, &self.options))
     }
 
+    /// The labels of the next frame of a video: those of the last frame when the picture has
+    /// not changed (see [`LabelOptions::still_difference`]), else the model's.
+    pub fn next_labels(&mut self, frame: &Frame) -> Result<Vec<Label>, VisionError> {
+        let square = frame.square_center(SIDE);
+        if let Some((last, labels)) = &self.last {
+            if mean_difference(last, &square) < self.options.still_difference {
+                self.reused += 1;
+                return Ok(labels.clone());
+            }
+        }
+        let probs = self.square_probabilities(&square)?;
+        let labels = labels_from(&probs, &self.names, &self.options);
+        self.last = Some((square, labels.clone()));
+        Ok(labels)
+    }
+
     /// The readable name of class `index`.
     pub fn class_name(&self, index: usize) -> Option<&str> {
         self.names.get(index).map(String::as_str)
     }
+}
+
+/// Mean absolute difference of two same-sized pictures, per colour value (infinite when their
+/// sizes differ).
+fn mean_difference(a: &Frame, b: &Frame) -> f32 {
+    if a.rgb.len() != b.rgb.len() || a.rgb.is_empty() {
+        return f32::INFINITY;
+    }
+    let sum: u64 = a
+        .rgb
+        .iter()
+        .zip(&b.rgb)
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f32 / a.rgb.len() as f32
 }
 
 /// Leaf and broader labels from class probabilities.
@@ -623,6 +669,22 @@ fn class_ancestry(index: usize) -> (BTreeSet<&'static str>, BTreeSet<&'static st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_difference_is_per_colour_value() {
+        let grey = Frame::filled(4, 4, [100, 100, 100]);
+        assert_eq!(mean_difference(&grey, &grey), 0.0);
+        let lighter = Frame::filled(4, 4, [102, 100, 100]);
+        assert!((mean_difference(&grey, &lighter) - 2.0 / 3.0).abs() < 1e-6);
+        // One pixel of sixteen changing fully is a moving picture, not noise.
+        let mut spot = grey.clone();
+        spot.rgb[..3].copy_from_slice(&[255, 255, 255]);
+        assert!(mean_difference(&grey, &spot) > 9.0);
+        assert_eq!(
+            mean_difference(&grey, &Frame::filled(2, 2, [100, 100, 100])),
+            f32::INFINITY
+        );
+    }
 
     #[test]
     fn names_are_readable() {

@@ -99,6 +99,9 @@ pub struct VisionResults {
     /// Time spent in each model over the pass (labels, faces, moderation), for the benchmark.
     #[serde(default)]
     pub model_seconds: ModelSeconds,
+    /// Frames labelled as the still picture before them, without running the label model.
+    #[serde(default)]
+    pub labels_reused: usize,
 }
 
 /// Seconds spent in each model over a pass (on one thread: its CPU time).
@@ -198,7 +201,7 @@ pub fn analyze_video_with(
             let frame = &sample.frame;
             frames += 1;
             labels.step(|m| {
-                Ok(m.labels(frame)?
+                Ok(m.next_labels(frame)?
                     .into_iter()
                     .map(|label| LabelDetection {
                         timestamp: ts,
@@ -235,6 +238,10 @@ pub fn analyze_video_with(
             }
         }
     }
+    let labels_reused = match &labels {
+        Slot::Running(m, ..) => m.reused,
+        Slot::Ended(_) => 0,
+    };
     let model_seconds = ModelSeconds {
         labels: labels.seconds(),
         faces: faces.seconds(),
@@ -242,6 +249,7 @@ pub fn analyze_video_with(
     };
     Ok(VisionResults {
         model_seconds,
+        labels_reused,
         labels: labels.outcome(),
         faces: faces.outcome(),
         moderation: moderation.outcome(),

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{clip_of, models_with, picture, test_patterns};
+use common::{clip_of, ffmpeg, models_with, picture, test_patterns};
 use cuepoint_vision::labels::CLASSES_FILE;
 use cuepoint_vision::{
     analyze_video, analyze_video_with, model_path, AnalysisStatus, FaceDetector, FaceOptions,
@@ -170,6 +170,69 @@ fn one_pass_over_a_clip_finds_faces_at_each_sample_the_face_model_sees() {
     assert_eq!(all.faces.items.len(), 5, "{:?}", all.faces.items);
     assert_eq!(results.moderation.status(), AnalysisStatus::Complete);
     assert!(results.moderation.items.is_empty());
+}
+
+#[test]
+fn a_still_picture_is_labelled_once_and_keeps_its_labels() {
+    let Some(dir) = models_with(&[ModelId::MobileNetV2]) else {
+        return;
+    };
+    let Some(chelsea) = picture("chelsea.png") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = clip_of(&chelsea, 5, tmp.path());
+    let names_at = |r: &cuepoint_vision::VisionResults| {
+        let mut at = std::collections::BTreeMap::<u64, Vec<String>>::new();
+        for l in &r.labels.items {
+            at.entry(l.timestamp)
+                .or_default()
+                .push(l.label.name.clone());
+        }
+        at
+    };
+    let still = analyze_video(&clip, &config(&dir)).unwrap();
+    assert_eq!(still.frames, 5);
+    // The model ran on the first frame only; every sample still carries the cat's labels.
+    assert_eq!(still.labels_reused, 4);
+    let at = names_at(&still);
+    assert_eq!(at.len(), 5, "{at:?}");
+    let first = at.values().next().unwrap().clone();
+    assert!(first.iter().any(|n| n == "Cat"), "{first:?}");
+    assert!(at.values().all(|names| *names == first), "{at:?}");
+    // With reuse off, the model sees every sample and names the same things.
+    let mut every = config(&dir);
+    every.labels.still_difference = 0.0;
+    let ran = analyze_video(&clip, &every).unwrap();
+    assert_eq!(ran.labels_reused, 0);
+    assert_eq!(names_at(&ran), at);
+}
+
+#[test]
+fn a_moving_picture_is_labelled_by_the_model_at_every_sample() {
+    let Some(dir) = models_with(&[ModelId::MobileNetV2]) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = tmp.path().join("zoom.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "mandelbrot=s=640x360:r=25",
+        "-t",
+        "5",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        clip.to_str().unwrap(),
+    ]);
+    let r = analyze_video(&clip, &config(&dir)).unwrap();
+    assert_eq!(r.frames, 5);
+    assert_eq!(r.labels_reused, 0);
 }
 
 #[test]

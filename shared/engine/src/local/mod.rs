@@ -434,9 +434,7 @@ pub struct LocalEngine {
 /// The speech models of this build, from the configured models directory.
 pub fn speech_engine(config: &LocalEngineConfig) -> Arc<dyn SpeechEngine> {
     let dir = cuepoint_models::ModelsDir::resolve(config.models_dir.as_deref());
-    Arc::new(ModelSpeechEngine {
-        models_dir: dir.root().to_path_buf(),
-    })
+    Arc::new(ModelSpeechEngine::new(dir.root()))
 }
 
 impl LocalEngine {

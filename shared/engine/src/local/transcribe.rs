@@ -376,7 +376,16 @@ impl Inner {
 /// faster-whisper for the transcript (`cuepoint-speech`). A model that is not installed gives
 /// `NotInstalled`; one that fails, `Failed` with its cause.
 pub struct ModelSpeechEngine {
-    pub models_dir: std::path::PathBuf,
+    models_dir: std::path::PathBuf,
+    /// The last track decoded for speech activity, kept for its transcription: the main
+    /// dialogue track is decoded once, not twice. Taken (emptied) by `transcribe`.
+    decoded: std::sync::Mutex<Option<DecodedTrack>>,
+}
+
+struct DecodedTrack {
+    media: std::path::PathBuf,
+    track: u32,
+    samples: Vec<f32>,
 }
 
 fn speech_error(e: cuepoint_speech::SpeechError, model: &str) -> SpeechEngineError {
@@ -391,6 +400,23 @@ fn speech_error(e: cuepoint_speech::SpeechError, model: &str) -> SpeechEngineErr
 }
 
 impl ModelSpeechEngine {
+    pub fn new(models_dir: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            models_dir: models_dir.into(),
+            decoded: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The samples `speech` decoded for this track, if it was the last one it decoded.
+    fn take_decoded(&self, media: &Path, track: u32) -> Option<Vec<f32>> {
+        let kept = self
+            .decoded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        (kept.media == media && kept.track == track).then_some(kept.samples)
+    }
+
     fn decode(&self, media: &Path, track: u32) -> Result<Vec<f32>, SpeechEngineError> {
         let tools =
             crate::tools::Tools::locate().map_err(|e| SpeechEngineError::Failed(e.to_string()))?;
@@ -410,12 +436,19 @@ impl SpeechEngine for ModelSpeechEngine {
         let vad = cuepoint_speech::Vad::from_models_dir(&self.models_dir)
             .map_err(|e| speech_error(e, "silero-vad"))?;
         let samples = self.decode(media, track)?;
-        vad.detect(
-            &samples,
-            &cuepoint_core::speech::VadParams::default(),
+        let found = vad
+            .detect(
+                &samples,
+                &cuepoint_core::speech::VadParams::default(),
+                track,
+            )
+            .map_err(|e| speech_error(e, "silero-vad"))?;
+        *self.decoded.lock().unwrap_or_else(|p| p.into_inner()) = Some(DecodedTrack {
+            media: media.to_path_buf(),
             track,
-        )
-        .map_err(|e| speech_error(e, "silero-vad"))
+            samples,
+        });
+        Ok(found)
     }
 
     fn transcribe(&self, media: &Path, track: u32) -> Result<Transcript, SpeechEngineError> {
@@ -424,7 +457,10 @@ impl SpeechEngine for ModelSpeechEngine {
             cuepoint_speech::TranscriptionEngine::from_models_dir(&self.models_dir).map_err(not)?;
         let model = cuepoint_speech::models::whisper_model_dir(&self.models_dir).map_err(not)?;
         // The engine reads a file's first audio stream: hand it the one track, decoded.
-        let samples = self.decode(media, track)?;
+        let samples = match self.take_decoded(media, track) {
+            Some(samples) => samples,
+            None => self.decode(media, track)?,
+        };
         let dir = tempfile::tempdir().map_err(|e| SpeechEngineError::Failed(e.to_string()))?;
         let wav = dir.path().join(format!("track-{track}.wav"));
         cuepoint_speech::write_wav_16k(&wav, &samples).map_err(not)?;
