@@ -151,17 +151,18 @@ fn main() {
         vision.models,
         vision.models * 1000.0 / results.frames.max(1) as f64
     );
-    let per = |s: f64| s * 1000.0 / results.frames.max(1) as f64;
     println!(
         "  label model ran on {} of {} frames (the others: still pictures, labels kept)",
         results.frames - results.labels_reused,
         results.frames
     );
     println!(
-        "  per frame: labels {:.1} ms, faces {:.1} ms, moderation {:.1} ms",
-        per(results.model_seconds.labels),
-        per(results.model_seconds.faces),
-        per(results.model_seconds.moderation)
+        "  model time: labels {:.2} s, faces {:.2} s (a frame every {} s), moderation {:.2} s (every {} s)",
+        results.model_seconds.labels,
+        results.model_seconds.faces,
+        config.faces_interval,
+        results.model_seconds.moderation,
+        config.moderation_interval
     );
     // Speech activity as the pipeline runs it: every track with sound, one decode each.
     let vad = cuepoint_speech::Vad::from_models_dir(&config.models_dir)
