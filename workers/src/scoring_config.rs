@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use cuepoint_core::ads::{AdInventory, AdsError};
 use cuepoint_core::domain::{BucketName, ObjectKey, S3Uri};
+use cuepoint_core::scenes::SceneOptions;
 use cuepoint_core::scoring::{
     score, Policy, PolicyName, ScoringError, ScoringInputs, ScoringOutput,
 };
@@ -87,8 +88,21 @@ impl Scoring {
 
     pub fn vmap(&self, output: &ScoringOutput) -> Result<String, VmapError> {
         let planned = cuepoint_core::vmap::plan_breaks(&output.breaks, &self.inventory);
-        cuepoint_core::vmap::build_vmap(&planned)
+        cuepoint_core::vmap::build_vmap_with_duration(&planned, break_seconds(output))
     }
+
+    /// How shots are grouped into scenes for `scenes.json` (the default policy's settings).
+    pub fn scene_options(&self) -> SceneOptions {
+        match &self.policy {
+            Policy::Default(cfg) => cfg.scenes.clone(),
+            Policy::Reference => SceneOptions::default(),
+        }
+    }
+}
+
+/// The break duration a schedule asks for, announced in the VMAP.
+pub fn break_seconds(output: &ScoringOutput) -> Option<f64> {
+    output.schedule.as_ref().and_then(|s| s.break_seconds)
 }
 
 #[cfg(test)]
@@ -184,6 +198,7 @@ mod tests {
             duration: Some(60.0),
             slots: vec![],
             breaks: vec![],
+            schedule: None,
         };
         assert!(
             s.vmap(&output).is_ok(),
@@ -210,6 +225,17 @@ mod tests {
         assert!(err.contains("speech_penalty must be in [0, 1]"), "{err}");
         let err = load(json!({"default": {"brand_safety": {"min_confidence": 150}}})).unwrap_err();
         assert!(err.contains("brand_safety.min_confidence"), "{err}");
+        // A schedule under scoring.default.schedule.
+        let v = json!({"default": {"schedule": {"targets": {"every_seconds": 480}, "max_deviation_seconds": 60, "break_seconds": 90, "max_breaks_per_hour": 6}}});
+        let Policy::Default(cfg) = load(v).unwrap().policy else {
+            panic!("default policy expected")
+        };
+        let sched = cfg.schedule.unwrap();
+        assert_eq!(sched.positions(Some(1800.0)), vec![480.0, 960.0, 1440.0]);
+        assert_eq!(sched.break_seconds, Some(90.0));
+        let err =
+            load(json!({"default": {"schedule": {"targets": {"every_seconds": 0}}}})).unwrap_err();
+        assert!(err.contains("every_seconds must be at least 1"), "{err}");
         let err = load(json!({"policy": "smart"})).unwrap_err();
         assert!(err.contains("unknown variant `smart`"), "{err}");
         // A knob in the wrong section is a typo, not silently ignored.

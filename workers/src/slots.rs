@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _};
 use cuepoint_core::ads::AdInventory;
 use cuepoint_core::scoring::{
-    self, DefaultPolicyConfig, Policy, ScoringInputs, ScoringOutput, Slot,
+    self, DefaultPolicyConfig, Policy, Schedule, ScoringInputs, ScoringOutput, Slot,
 };
 use cuepoint_core::vmap::{self, VmapBreak};
 
@@ -51,6 +51,11 @@ pub struct SlotsArgs {
     /// Default policy: no break in the last SECONDS.
     #[arg(long, value_name = "SECONDS")]
     pub lead_out: Option<f64>,
+    /// Default policy: break near target positions instead of the best --top, e.g.
+    /// `every=8m,deviation=60,duration=90` or `at=480/960/1440` (also `from=`, `per_hour=`;
+    /// times in seconds or with s, m, h). The VMAP announces the break duration.
+    #[arg(long, value_name = "SPEC")]
+    pub schedule: Option<String>,
 }
 
 /// Run the command; the returned error is printed by the binary (exit status 1).
@@ -70,7 +75,8 @@ pub fn run(args: &SlotsArgs) -> anyhow::Result<()> {
     let plan = vmap::plan_breaks(&output.breaks, &inventory);
 
     if let Some(out) = &args.vmap {
-        let text = vmap::build_vmap(&plan)?;
+        let text =
+            vmap::build_vmap_with_duration(&plan, crate::scoring_config::break_seconds(&output))?;
         std::fs::write(out, text)
             .with_context(|| format!("{}: cannot write the VMAP", out.display()))?;
     }
@@ -88,10 +94,11 @@ fn policy(args: &SlotsArgs) -> anyhow::Result<Policy> {
     let knobs = args.policy_config.is_some()
         || args.min_spacing.is_some()
         || args.lead_in.is_some()
-        || args.lead_out.is_some();
+        || args.lead_out.is_some()
+        || args.schedule.is_some();
     if args.policy == PolicyArg::Reference {
         if knobs {
-            bail!("--policy-config, --min-spacing, --lead-in and --lead-out apply to --policy default only");
+            bail!("--policy-config, --min-spacing, --lead-in, --lead-out and --schedule apply to --policy default only");
         }
         return Ok(Policy::Reference);
     }
@@ -116,6 +123,10 @@ fn policy(args: &SlotsArgs) -> anyhow::Result<Policy> {
     }
     if let Some(v) = args.lead_out {
         cfg.lead_out_seconds = v;
+    }
+    if let Some(spec) = &args.schedule {
+        cfg.schedule =
+            Some(Schedule::parse_spec(spec).map_err(|e| anyhow!("--schedule {spec:?}: {e}"))?);
     }
     cfg.validate()?;
     Ok(Policy::Default(cfg))
@@ -247,6 +258,35 @@ fn table(output: &ScoringOutput, plan: &[VmapBreak]) -> String {
                 ad.ad_url,
                 moved
             );
+            if let Some(line) = &b.explanation {
+                let _ = writeln!(s, "  {:<11} {line}", "");
+            }
+        }
+    }
+    if let Some(r) = &output.schedule {
+        let length = r
+            .break_seconds
+            .map(|d| format!(", breaks of {d} s"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "\nschedule: {} of {} target(s) served, within {} s{length}:",
+            r.served(),
+            r.targets.len(),
+            r.max_deviation_seconds
+        );
+        for t in &r.targets {
+            let outcome = match (&t.served_by, &t.unserved) {
+                (Some(b), _) => format!(
+                    "{} at {} ({:+.3} s)",
+                    vmap::break_id(b.break_index + 1),
+                    hms(b.timestamp),
+                    b.offset
+                ),
+                (None, Some(why)) => format!("not served: {why}"),
+                (None, None) => "not served".into(),
+            };
+            let _ = writeln!(s, "  target {}  {outcome}", hms(t.target));
         }
     }
     s

@@ -58,7 +58,14 @@ fn check_slot_shape(slot: &Value) {
     assert!(!reasons.is_empty());
     for r in reasons {
         assert!(
-            ["Silence", "BlackFrame", "ShotChange", "EndCredits"].contains(&r.as_str().unwrap()),
+            [
+                "Silence",
+                "BlackFrame",
+                "ShotChange",
+                "EndCredits",
+                "SceneChange"
+            ]
+            .contains(&r.as_str().unwrap()),
             "{r}"
         );
     }
@@ -101,7 +108,7 @@ fn default_policy_json_shape() {
     assert_eq!(v["breaks"][0]["snapped_from"], 15.84);
     assert_eq!(
         v["breaks"][0]["reasons"],
-        serde_json::json!(["Silence", "BlackFrame", "ShotChange"])
+        serde_json::json!(["Silence", "BlackFrame", "ShotChange", "SceneChange"])
     );
     let ads = v["ads"].as_array().unwrap();
     assert_eq!(ads.len(), 2);
@@ -303,7 +310,7 @@ fn speech_and_moderation_explain_and_refuse_slots() {
     let out = cuepoint(&["slots", dir.path().to_str().unwrap()]);
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(
-        table.contains("inside speech on track 1 (35.000-38.000 s)"),
+        table.contains("refused: someone speaks on track 1 (35.000-38.000 s)"),
         "{table}"
     );
     assert!(
@@ -316,6 +323,90 @@ fn speech_and_moderation_explain_and_refuse_slots() {
         reference,
         slots_json(&fixture(), &["--policy", "reference"])
     );
+}
+
+#[test]
+fn a_schedule_serves_targets_and_the_vmap_carries_the_break_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let vmap = dir.path().join("ad_breaks.vmap");
+    // Targets at 15, 26 and 40 s, 4 s either way; breaks of 90 s.
+    let spec = "at=15/26/40,deviation=4,duration=90";
+    let v = slots_json(
+        &fixture(),
+        &[
+            "--schedule",
+            spec,
+            "--min-spacing",
+            "10",
+            "--vmap",
+            vmap.to_str().unwrap(),
+        ],
+    );
+    let s = &v["schedule"];
+    assert_eq!(s["break_seconds"], 90.0);
+    // 15 s: the black + silence scene change at 15.84 s (on its HLS boundary, 16 s).
+    assert_eq!(s["targets"][0]["served_by"]["timestamp"], 16.0);
+    assert_eq!(s["targets"][0]["served_by"]["offset"], 1.0);
+    // 26 s: only lone cuts (22.4 and 30 s), too weak for a break.
+    assert!(s["targets"][1]["served_by"].is_null(), "{s}");
+    assert_eq!(s["targets"][1]["unserved"]["kind"], "none_acceptable");
+    // 40 s: the silence at the 36.4 s cut, on its boundary at 36 s.
+    assert_eq!(s["targets"][2]["served_by"]["timestamp"], 36.0);
+    assert_eq!(s["targets"][2]["served_by"]["break_index"], 1);
+    assert_eq!(times(&v["breaks"]), vec![16.0, 36.0]);
+    let explanation = v["breaks"][0]["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("scene change + black + silence + cut")
+            && explanation.ends_with("serves the 00:00:15.000 target (+1.000 s)"),
+        "{explanation}"
+    );
+    let xml = std::fs::read_to_string(&vmap).unwrap();
+    assert!(
+        xml.contains(r#"<vmap:Extension type="cuepoint-break-duration">"#)
+            && xml.contains("<Duration>00:01:30.000</Duration>"),
+        "{xml}"
+    );
+    // The table says it in words.
+    let out = cuepoint(&[
+        "slots",
+        fixture().to_str().unwrap(),
+        "--schedule",
+        spec,
+        "--min-spacing",
+        "10",
+    ]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("schedule: 2 of 3 target(s) served, within 4 s, breaks of 90 s"),
+        "{table}"
+    );
+    assert!(table.contains("target 00:00:15.000  midroll-1 at 00:00:16.000 (+1.000 s)"));
+    assert!(
+        table.contains(
+            "target 00:00:26.000  not served: 2 slot(s) in the window, none acceptable: \
+             2 x scores below 0.5"
+        ),
+        "{table}"
+    );
+    // Bad specs and the reference policy are refused.
+    let out = cuepoint(&[
+        "slots",
+        fixture().to_str().unwrap(),
+        "--schedule",
+        "every=0",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("every_seconds must be at least 1"), "{err}");
+    let out = cuepoint(&[
+        "slots",
+        fixture().to_str().unwrap(),
+        "--policy",
+        "reference",
+        "--schedule",
+        "every=60",
+    ]);
+    assert!(!out.status.success());
 }
 
 /// labels.json as the local label model writes it: each sampled second, an ImageNet class with

@@ -1,5 +1,5 @@
 //! A timeline plot of one asset as SVG (`timeline.svg` in the results): loudness per track,
-//! black frames, end credits, shot changes, every scored slot and the chosen breaks, then what
+//! black frames, end credits, shot changes, scenes, every scored slot and the chosen breaks, then what
 //! the content analyses saw (speech, faces, the main labels, flagged moments), on one time axis.
 //! Where a break sits says more in a picture than in a table.
 
@@ -10,6 +10,7 @@ use crate::loudness::LoudnessLog;
 use crate::rekognition::{
     SegmentDetection, CUE_BLACK_FRAMES, CUE_DISSOLVE, CUE_END_CREDITS, CUE_FADE_IN, CUE_FADE_OUT,
 };
+use crate::scenes::SceneResults;
 use crate::scoring::Slot;
 
 const WIDTH: f64 = 1200.0;
@@ -26,6 +27,8 @@ pub struct TimelineInput<'a> {
     pub duration: f64,
     pub loudness: &'a [LoudnessLog],
     pub segments: Option<&'a SegmentDetection>,
+    /// Shots grouped into scenes: one bar per scene, alternating shades.
+    pub scenes: Option<&'a SceneResults>,
     pub slots: &'a [Slot],
     pub breaks: &'a [Slot],
     /// Speech, faces, labels and moderation on the time axis, one lane each.
@@ -76,7 +79,7 @@ pub fn render_svg(input: &TimelineInput<'_>) -> String {
     let tracks = input.loudness.len();
     let lanes_top = 40.0 + tracks as f64 * TRACK_H + 10.0;
     let content = content_lanes(input.content);
-    let lane_count = 4 + content.len();
+    let lane_count = 5 + content.len();
     let height = lanes_top + lane_count as f64 * LANE_H + 40.0;
     let mut s = String::new();
     let _ = write!(
@@ -128,9 +131,12 @@ pub fn render_svg(input: &TimelineInput<'_>) -> String {
         );
     }
 
-    // Lanes: picture cues, shots, slots, breaks.
+    // Lanes: picture cues, shots, scenes, slots, breaks.
     let lane = |n: usize| lanes_top + n as f64 * LANE_H;
-    for (n, name) in ["picture", "shots", "slots", "breaks"].iter().enumerate() {
+    for (n, name) in ["picture", "shots", "scenes", "slots", "breaks"]
+        .iter()
+        .enumerate()
+    {
         let _ = write!(
             s,
             r#"<text x="{}" y="{}" text-anchor="end">{name}</text>"#,
@@ -172,6 +178,31 @@ pub fn render_svg(input: &TimelineInput<'_>) -> String {
             }
         }
     }
+    for (k, scene) in input
+        .scenes
+        .map(|r| r.scenes.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let (a, b) = (
+            scene.start_timestamp as f64 / 1000.0,
+            scene.end_timestamp as f64 / 1000.0,
+        );
+        let fill = if k % 2 == 0 { "#9ecae1" } else { "#4292c6" };
+        let why: Vec<String> = scene.boundary.iter().map(|r| format!("{r:?}")).collect();
+        let _ = write!(
+            s,
+            r#"<rect class="scene" x="{:.1}" y="{:.1}" width="{:.1}" height="16" fill="{fill}"><title>scene {} {a:.3}-{b:.3} s, {} shot(s); starts: {} ({:.0}%)</title></rect>"#,
+            x(a),
+            lane(2) + 2.0,
+            (x(b) - x(a)).max(1.5),
+            k + 1,
+            scene.shots.len(),
+            why.join("+"),
+            scene.confidence
+        );
+    }
     for slot in input.slots {
         let h = 16.0 * slot.score.clamp(0.0, 1.0);
         let reasons: Vec<&str> = slot.reasons.iter().map(|r| r.as_str()).collect();
@@ -179,7 +210,7 @@ pub fn render_svg(input: &TimelineInput<'_>) -> String {
             s,
             r##"<rect x="{:.1}" y="{:.1}" width="3" height="{h:.1}" fill="#3a9d5d"><title>{:.3} s score {:.3} {}</title></rect>"##,
             x(slot.timestamp) - 1.5,
-            lane(2) + 18.0 - h,
+            lane(3) + 18.0 - h,
             slot.timestamp,
             slot.score,
             reasons.join("+")
@@ -189,23 +220,27 @@ pub fn render_svg(input: &TimelineInput<'_>) -> String {
         let bx = x(b.timestamp);
         let _ = write!(
             s,
-            r##"<path d="M{:.1},{:.1} l6,-10 h-12 z" fill="#d62728"><title>break {} at {:.3} s, score {:.3}</title></path>"##,
+            r##"<path d="M{:.1},{:.1} l6,-10 h-12 z" fill="#d62728"><title>break {} at {:.3} s, score {:.3}{}</title></path>"##,
             bx,
-            lane(3) + 16.0,
+            lane(4) + 16.0,
             i + 1,
             b.timestamp,
-            b.score
+            b.score,
+            b.explanation
+                .as_deref()
+                .map(|e| format!(": {}", esc(e)))
+                .unwrap_or_default()
         );
         let _ = write!(
             s,
             r##"<line x1="{bx:.1}" y1="40" x2="{bx:.1}" y2="{:.1}" stroke="#d62728" stroke-dasharray="3,3"/>"##,
-            lane(3) + 6.0
+            lane(4) + 6.0
         );
     }
 
     // What the content analyses saw: one lane each, a bar per span.
     for (k, (name, class, fill, spans)) in content.iter().enumerate() {
-        let n = 4 + k;
+        let n = 5 + k;
         let shown: String = if name.chars().count() > 13 {
             name.chars().take(12).chain(['…']).collect()
         } else {
@@ -308,6 +343,21 @@ mod tests {
             context: Default::default(),
             snapped_from: None,
             notes: vec![],
+            explanation: Some("scene change + black at 00:00:04.000 (score 0.90)".into()),
+        };
+        let scene = |a: u64, b: u64, boundary| crate::scenes::Scene {
+            start_timestamp: a,
+            end_timestamp: b,
+            shots: vec![0],
+            confidence: 88.0,
+            boundary,
+        };
+        use crate::scenes::BoundaryReason as B;
+        let scenes = SceneResults {
+            scenes: vec![
+                scene(0, 4000, vec![B::Start]),
+                scene(4000, 10_000, vec![B::VisualChange, B::BlackFrames]),
+            ],
         };
         let logs = [log(true), log(false)];
         let svg = render_svg(&TimelineInput {
@@ -315,6 +365,7 @@ mod tests {
             duration: 10.0,
             loudness: &logs,
             segments: None,
+            scenes: Some(&scenes),
             slots: std::slice::from_ref(&slot),
             breaks: std::slice::from_ref(&slot),
             content: &ContentTimeline::default(),
@@ -333,7 +384,22 @@ mod tests {
         }
         assert!(elements > 20);
         assert!(svg.contains("asset &lt;a&amp;b&gt;"));
-        assert!(svg.contains("break 1 at 4.000 s"));
+        assert!(
+            svg.contains("break 1 at 4.000 s, score 0.900: scene change + black at 00:00:04.000")
+        );
+        let scene_bars: Vec<_> = classed_rects(&svg)
+            .into_iter()
+            .filter(|r| r.0 == "scene")
+            .collect();
+        assert_eq!(scene_bars.len(), 2);
+        assert!(
+            scene_bars[1]
+                .3
+                .starts_with("scene 2 4.000-10.000 s, 1 shot(s); starts: VisualChange+BlackFrames"),
+            "{scene_bars:?}"
+        );
+        // Scene 2 starts where the break is, 40% across the plot.
+        assert!((scene_bars[1].1 - (LEFT + 0.4 * (WIDTH - LEFT - RIGHT))).abs() < 0.1);
         assert!(svg.contains("track 2"));
         assert!(svg.contains("#bbbbbb"), "the silent track is greyed");
     }
@@ -417,6 +483,7 @@ mod tests {
             duration: 100.0,
             loudness: &[log(true)],
             segments: None,
+            scenes: None,
             slots: &[],
             breaks: &[],
             content: &content,
@@ -467,6 +534,7 @@ mod tests {
                 duration: 100.0,
                 loudness: &[],
                 segments: None,
+                scenes: None,
                 slots: &[],
                 breaks: &[],
                 content: &content,

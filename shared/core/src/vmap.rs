@@ -42,6 +42,8 @@ pub struct VmapBreak {
 pub enum VmapError {
     #[error("break {index}: time offset {seconds} s is not a finite number of seconds >= 0")]
     InvalidOffset { index: usize, seconds: f64 },
+    #[error("break duration {seconds} s is not a finite number of seconds > 0")]
+    InvalidDuration { seconds: f64 },
     #[error("writing the VMAP failed: {0}")]
     Write(String),
 }
@@ -108,6 +110,27 @@ pub fn time_offset(seconds: f64) -> Option<String> {
 
 /// The VMAP document for `breaks`, in the given order, 2-space indented, UTF-8 declaration.
 pub fn build_vmap(breaks: &[VmapBreak]) -> Result<String, VmapError> {
+    build_vmap_with_duration(breaks, None)
+}
+
+/// `vmap:Extension` type carrying how long each break lasts: VMAP 1.0 has no attribute for it,
+/// and its `Extensions` element is where a break says more.
+pub const BREAK_DURATION_EXTENSION: &str = "cuepoint-break-duration";
+
+/// [`build_vmap`], each break announcing `break_seconds` (a schedule's break duration) in a
+/// `vmap:Extensions` element after its ad source, as `HH:MM:SS.mmm`.
+pub fn build_vmap_with_duration(
+    breaks: &[VmapBreak],
+    break_seconds: Option<f64>,
+) -> Result<String, VmapError> {
+    let duration = match break_seconds {
+        None => None,
+        Some(d) => Some(
+            time_offset(d)
+                .filter(|_| d > 0.0)
+                .ok_or(VmapError::InvalidDuration { seconds: d })?,
+        ),
+    };
     let offsets = breaks
         .iter()
         .enumerate()
@@ -128,7 +151,7 @@ pub fn build_vmap(breaks: &[VmapBreak]) -> Result<String, VmapError> {
         .with_attribute(("version", VMAP_VERSION))
         .write_inner_content(|w| {
             for (i, (b, offset)) in breaks.iter().zip(&offsets).enumerate() {
-                write_break(w, i + 1, offset, &b.ad_url)?;
+                write_break(w, i + 1, offset, &b.ad_url, duration.as_deref())?;
             }
             Ok(())
         })
@@ -144,6 +167,7 @@ fn write_break<W: std::io::Write>(
     n: usize,
     offset: &str,
     ad_url: &str,
+    duration: Option<&str>,
 ) -> std::io::Result<()> {
     let ad = ad_id(n);
     w.create_element("vmap:AdBreak")
@@ -160,6 +184,19 @@ fn write_break<W: std::io::Write>(
                         .write_inner_content(|w| write_vast(w, n, &ad, ad_url))?;
                     Ok(())
                 })?;
+            if let Some(d) = duration {
+                w.create_element("vmap:Extensions")
+                    .write_inner_content(|w| {
+                        w.create_element("vmap:Extension")
+                            .with_attribute(("type", BREAK_DURATION_EXTENSION))
+                            .write_inner_content(|w| {
+                                w.create_element("Duration")
+                                    .write_text_content(BytesText::new(d))?;
+                                Ok(())
+                            })?;
+                        Ok(())
+                    })?;
+            }
             Ok(())
         })?;
     Ok(())
@@ -365,6 +402,29 @@ mod tests {
     }
 
     #[test]
+    fn a_scheduled_break_duration_rides_in_each_break_extensions() {
+        let text = build_vmap_with_duration(&golden_breaks(), Some(90.0)).unwrap();
+        let ext = "    </vmap:AdSource>\n    <vmap:Extensions>\n      \
+            <vmap:Extension type=\"cuepoint-break-duration\">\n        \
+            <Duration>00:01:30.000</Duration>\n      </vmap:Extension>\n    \
+            </vmap:Extensions>\n  </vmap:AdBreak>";
+        assert_eq!(text.matches(ext).count(), 2, "{text}");
+        // Nothing else changes.
+        let without = ext.replacen("    </vmap:AdSource>\n", "", 1);
+        assert_eq!(text.replace(&without, "  </vmap:AdBreak>"), GOLDEN);
+        assert_eq!(
+            build_vmap_with_duration(&golden_breaks(), None).unwrap(),
+            GOLDEN
+        );
+        for bad in [0.0, -1.0, f64::NAN] {
+            assert!(matches!(
+                build_vmap_with_duration(&golden_breaks(), Some(bad)),
+                Err(VmapError::InvalidDuration { .. })
+            ));
+        }
+    }
+
+    #[test]
     fn empty_vmap_is_well_formed() {
         let text = build_vmap(&[]).unwrap();
         assert_eq!(
@@ -561,6 +621,7 @@ mod tests {
             },
             snapped_from: None,
             notes: vec![],
+            explanation: None,
         }
     }
 

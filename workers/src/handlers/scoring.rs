@@ -100,7 +100,7 @@ pub async fn on_analyses_completed(
             "application/json",
         )
         .await?;
-    let scenes = cuepoint_core::scenes::of_inputs(&inputs, &Default::default());
+    let scenes = cuepoint_core::scenes::of_inputs(&inputs, &scoring.scene_options());
     ctx.ports
         .blobs
         .put(
@@ -118,6 +118,7 @@ pub async fn on_analyses_completed(
             .unwrap_or(0.0),
         loudness: &inputs.loudness,
         segments: inputs.segments.as_ref(),
+        scenes: Some(&scenes),
         slots: &output.slots,
         breaks: &output.breaks,
         content: &cuepoint_core::content::ContentTimeline::of_inputs(
@@ -139,8 +140,11 @@ pub async fn on_analyses_completed(
             crate::creatives::ensure(ctx, creative).await?;
         }
     }
-    let vmap = cuepoint_core::vmap::build_vmap(&planned)
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let vmap = cuepoint_core::vmap::build_vmap_with_duration(
+        &planned,
+        crate::scoring_config::break_seconds(&output),
+    )
+    .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     let vmap_uri = ctx.result_uri(&asset.id, results::VMAP);
     ctx.ports
         .blobs

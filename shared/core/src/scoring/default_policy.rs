@@ -13,11 +13,19 @@
 //!    one, else end credits, else black middle, else silence middle. Its reasons are those of its
 //!    points plus Silence / BlackFrame when it lies inside a silence interval / black run, so a
 //!    shot change inside a silence is a `[Silence, ShotChange]` slot.
+//!    Scenes: when the segments have shots (and `use_scenes`), shots are grouped into scenes
+//!    (`crate::scenes`: key-frame signatures, speech across a cut, black barriers). A slot at a
+//!    scene's first frame (or in the black that opens it) gains `SceneChange`, weighted by the
+//!    boundary's confidence; every other slot is inside a scene and refused (`InsideScene`).
+//!    Without shots (audio only), silence and black frames are the candidates, as before.
 //! 4. Score: the probabilistic "or" of the reasons' weights (a lone shot change is a weak break,
-//!    silence + picture cut a strong one), then "or" `context_weight * label distance` when labels
-//!    exist on both sides (a change of scene; a label's parents count as labels). A slot inside a
-//!    speech interval (`speech.json`) is multiplied by `1 - speech_penalty`: a break there cuts
-//!    someone off mid-sentence. Without `speech.json` nobody knows, and nothing is penalised.
+//!    silence + black + scene change a strong one), then "or" `context_weight * label distance`
+//!    when labels exist on both sides (a change of scene; a label's parents count as labels). A
+//!    slot inside a speech interval (`speech.json`), at the slot or where its break would sit,
+//!    is multiplied by `1 - speech_penalty`; the default 1 refuses it: a break there cuts
+//!    someone off mid-sentence. Without `speech.json` nobody knows, and nothing is refused.
+//!    A slot strictly inside the end credits (their start is a post-roll) or inside a fade or a
+//!    dissolve is refused. Every slot carries a one-line `explanation`.
 //!    No position penalty: hard guards instead.
 //!    Brand safety: a slot within `brand_safety.window_seconds` of a moderation label of at least
 //!    `brand_safety.min_confidence` (measured from where the break would sit, HLS snapping
@@ -28,6 +36,9 @@
 //!    When HLS segment boundaries are known (and `snap_to_hls`), each slot is moved to its nearest
 //!    boundary (ties: the earlier) before the guards and spacing apply, so a break never splits a
 //!    segment.
+//! 6. With a `schedule`, breaks follow its targets instead of the best N (see `schedule.rs`):
+//!    each target the best acceptable slot within its window, and the output says per target
+//!    which break served it or why none could.
 
 use std::cmp::Ordering;
 
@@ -35,6 +46,9 @@ use serde::{Deserialize, Serialize};
 
 use super::candidates::{visual_cues, Candidate};
 use super::context::{context_with, ContextExtras, ContextParams};
+use super::schedule::{
+    within_hourly_limit, Schedule, ScheduleReport, Served, TargetOutcome, Unserved,
+};
 use super::{
     checked_duration, disjunction, PolicyName, Reason, ScoringError, ScoringInputs, ScoringOutput,
     Slot, SlotNote,
@@ -42,6 +56,8 @@ use super::{
 use crate::loudness::{
     common_silence, silence_intervals as track_silences, LoudnessMeasure, SilenceInterval,
 };
+use crate::rekognition::{CUE_DISSOLVE, CUE_END_CREDITS, CUE_FADE_IN, CUE_FADE_OUT};
+use crate::scenes::SceneOptions;
 
 /// Which audio tracks must be silent for a silence candidate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -62,6 +78,7 @@ pub struct ReasonWeights {
     pub black_frame: f64,
     pub shot_change: f64,
     pub end_credits: f64,
+    pub scene_change: f64,
 }
 
 impl Default for ReasonWeights {
@@ -71,6 +88,7 @@ impl Default for ReasonWeights {
             black_frame: 0.7,
             shot_change: 0.3,
             end_credits: 0.5,
+            scene_change: 0.5,
         }
     }
 }
@@ -82,6 +100,7 @@ impl ReasonWeights {
             Reason::BlackFrame => self.black_frame,
             Reason::ShotChange => self.shot_change,
             Reason::EndCredits => self.end_credits,
+            Reason::SceneChange => self.scene_change,
         }
     }
 }
@@ -140,9 +159,16 @@ pub struct DefaultPolicyConfig {
     /// Move breaks onto HLS segment boundaries when they are known.
     pub snap_to_hls: bool,
     /// How much a slot inside a speech interval loses, in [0, 1]: its score is multiplied by
-    /// `1 - speech_penalty` (0.5: silence alone inside speech no longer qualifies).
+    /// `1 - speech_penalty`; 1 (the default) never breaks while someone speaks.
     pub speech_penalty: f64,
     pub brand_safety: BrandSafety,
+    /// When shots are known, group them into scenes (`scenes`) and break only where a scene
+    /// starts; off, every shot change, black run and silence is a candidate, scenes unknown.
+    pub use_scenes: bool,
+    /// How shots are grouped into scenes.
+    pub scenes: SceneOptions,
+    /// Break positions a broadcaster asks for; without one, the best `top` breaks.
+    pub schedule: Option<Schedule>,
 }
 
 impl Default for DefaultPolicyConfig {
@@ -162,8 +188,11 @@ impl Default for DefaultPolicyConfig {
             context_interval_seconds: 2.0,
             context_min_confidence: 70.0,
             snap_to_hls: true,
-            speech_penalty: 0.5,
+            speech_penalty: 1.0,
             brand_safety: BrandSafety::default(),
+            use_scenes: true,
+            scenes: SceneOptions::default(),
+            schedule: None,
         }
     }
 }
@@ -176,6 +205,7 @@ impl DefaultPolicyConfig {
             ("weights.black_frame", self.weights.black_frame),
             ("weights.shot_change", self.weights.shot_change),
             ("weights.end_credits", self.weights.end_credits),
+            ("weights.scene_change", self.weights.scene_change),
             ("context_weight", self.context_weight),
             ("min_break_score", self.min_break_score),
             ("speech_penalty", self.speech_penalty),
@@ -216,6 +246,22 @@ impl DefaultPolicyConfig {
             return Err(ScoringError::Config(format!(
                 "brand_safety.min_confidence must be a percentage in [0, 100], got {c}"
             )));
+        }
+        let o = &self.scenes;
+        let scene_knobs = [
+            ("scenes.max_distance", o.max_distance),
+            ("scenes.barrier_black_seconds", o.barrier_black_seconds),
+            ("scenes.speech_margin_seconds", o.speech_margin_seconds),
+        ];
+        for (name, v) in scene_knobs {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(ScoringError::Config(format!(
+                    "{name} must be a finite number >= 0, got {v}"
+                )));
+            }
+        }
+        if let Some(s) = &self.schedule {
+            s.validate()?;
         }
         Ok(())
     }
@@ -287,6 +333,138 @@ fn placement_rank(reason: Reason) -> u8 {
         Reason::EndCredits => 1,
         Reason::BlackFrame => 2,
         Reason::Silence => 3,
+        // Added to a slot after placement, never a point.
+        Reason::SceneChange => 4,
+    }
+}
+
+/// Where the picture says a scene changes, and what a break must not interrupt.
+struct PictureGuards {
+    /// Scenes are known (the segments have shots).
+    scenes_known: bool,
+    /// Seconds: each scene's start and end.
+    scenes: Vec<(f64, f64)>,
+    /// Where a break counts as "at the scene change": a moment around each boundary, stretched
+    /// over a black run starting there; with the boundary's confidence (0-100).
+    boundary_zones: Vec<(f64, f64, f64)>,
+    credits: Vec<(f64, f64)>,
+    transitions: Vec<(&'static str, f64, f64)>,
+}
+
+/// A slot this close to a scene's first frame is at the scene change, seconds.
+const AT_BOUNDARY_SECONDS: f64 = 0.05;
+
+impl PictureGuards {
+    fn new(
+        inputs: &ScoringInputs,
+        silences: &[SilenceInterval],
+        cfg: &DefaultPolicyConfig,
+    ) -> Self {
+        let s = |ms: u64| ms as f64 / 1000.0;
+        let mut g = PictureGuards {
+            scenes_known: false,
+            scenes: Vec::new(),
+            boundary_zones: Vec::new(),
+            credits: Vec::new(),
+            transitions: Vec::new(),
+        };
+        let Some(segments) = inputs.segments.as_ref() else {
+            return g;
+        };
+        for seg in &segments.segments {
+            let span = (s(seg.start_timestamp_millis), s(seg.end_timestamp_millis));
+            match seg.cue_type() {
+                Some(CUE_END_CREDITS) => g.credits.push(span),
+                Some(c @ (CUE_FADE_OUT | CUE_FADE_IN | CUE_DISSOLVE)) => {
+                    let name = match c {
+                        CUE_FADE_OUT => "FadeOut",
+                        CUE_FADE_IN => "FadeIn",
+                        _ => "Dissolve",
+                    };
+                    g.transitions.push((name, span.0, span.1));
+                }
+                _ => {}
+            }
+        }
+        if !cfg.use_scenes || !segments.segments.iter().any(|x| x.is_shot()) {
+            return g;
+        }
+        g.scenes_known = true;
+        let blacks = visual_cues(Some(segments)).black_frames;
+        let scenes = crate::scenes::detect(segments, inputs.speech.as_ref(), silences, &cfg.scenes);
+        let starts: Vec<f64> = scenes.scenes.iter().map(|x| s(x.start_timestamp)).collect();
+        for (k, scene) in scenes.scenes.iter().enumerate() {
+            // A scene runs to the next one (shots may not say where they end).
+            let start = starts[k];
+            let end = starts
+                .get(k + 1)
+                .copied()
+                .unwrap_or_else(|| s(scene.end_timestamp).max(start));
+            g.scenes.push((start, end));
+            if k == 0 {
+                continue;
+            }
+            let mut zone = (
+                start - AT_BOUNDARY_SECONDS,
+                start + AT_BOUNDARY_SECONDS,
+                scene.confidence,
+            );
+            for b in blacks
+                .iter()
+                .filter(|b| (b.start - start).abs() <= 0.08 && b.end > b.start)
+            {
+                zone.1 = zone.1.max(b.end);
+            }
+            g.boundary_zones.push(zone);
+        }
+        g
+    }
+
+    /// The confidence (0-100) of the scene change at `t`, if there is one.
+    fn scene_change(&self, t: f64) -> Option<f64> {
+        self.boundary_zones
+            .iter()
+            .filter(|(a, b, _)| *a <= t && t <= *b)
+            .map(|z| z.2)
+            .reduce(f64::max)
+    }
+
+    fn at_scene_change(&self, t: f64) -> bool {
+        self.scene_change(t).is_some()
+    }
+
+    /// Why the picture refuses a break at `t`.
+    fn refusals(&self, t: f64, notes: &mut Vec<SlotNote>) {
+        if self.scenes_known && !self.at_scene_change(t) {
+            // The scene the slot is in: the last to start at or before it (before the first
+            // shot, the stretch up to it).
+            let (start, end) = match self.scenes.iter().rposition(|(a, _)| *a <= t) {
+                Some(k) => self.scenes[k],
+                None => (0.0, self.scenes.first().map_or(t, |x| x.0)),
+            };
+            push_new(notes, SlotNote::InsideScene { start, end });
+        }
+        if let Some(&(start, end)) = self.credits.iter().find(|(a, b)| *a < t && t < *b) {
+            push_new(notes, SlotNote::InsideCredits { start, end });
+        }
+        if let Some(&(name, start, end)) =
+            self.transitions.iter().find(|(_, a, b)| *a < t && t < *b)
+        {
+            push_new(
+                notes,
+                SlotNote::InsideTransition {
+                    transition: name.to_string(),
+                    start,
+                    end,
+                },
+            );
+        }
+    }
+}
+
+fn push_new(notes: &mut Vec<SlotNote>, note: SlotNote) {
+    if !notes.contains(&note) {
+        notes.push(note);
     }
 }
 
@@ -298,6 +476,7 @@ pub(super) fn score(
     cfg.validate()?;
     let silences = silence_intervals(inputs, cfg);
     let blacks = visual_cues(inputs.segments.as_ref()).black_frames;
+    let guards = PictureGuards::new(inputs, &silences, cfg);
     let points = candidates(inputs, cfg);
     let duration = checked_duration(inputs, points.len())?;
     let params = ContextParams {
@@ -338,11 +517,22 @@ pub(super) fn score(
             if blacks.iter().any(|b| b.contains(anchor)) {
                 reasons.push(Reason::BlackFrame);
             }
+            let scene_confidence = guards.scene_change(anchor);
+            if scene_confidence.is_some() {
+                reasons.push(Reason::SceneChange);
+            }
             reasons.sort();
             reasons.dedup();
+            // A scene change counts as much as the picture, speech and pauses make it sure.
+            let weight = |r: Reason| match r {
+                Reason::SceneChange => {
+                    cfg.weights.scene_change * scene_confidence.unwrap_or(0.0) / 100.0
+                }
+                r => cfg.weights.of(r),
+            };
             let mut score = reasons
                 .iter()
-                .map(|&r| cfg.weights.of(r))
+                .map(|&r| weight(r))
                 .reduce(disjunction)
                 .unwrap_or(0.0);
             let context = context_with(anchor, inputs, &params, ContextExtras::ALL);
@@ -357,7 +547,12 @@ pub(super) fn score(
                 score = disjunction(score, cfg.context_weight * distance);
             }
             let mut notes = Vec::new();
-            let speaking = inputs.speech.as_ref().and_then(|s| s.speaking_at(anchor));
+            let at_break = boundaries.map_or(anchor, |b| nearest_boundary(b, anchor));
+            // Where the slot is and where its break would sit (HLS snapping) must both be clear.
+            let speaking = inputs
+                .speech
+                .as_ref()
+                .and_then(|s| s.speaking_at(anchor).or_else(|| s.speaking_at(at_break)));
             if let Some(iv) = speaking.filter(|_| cfg.speech_penalty > 0.0) {
                 score *= 1.0 - cfg.speech_penalty;
                 notes.push(SlotNote::InsideSpeech {
@@ -367,26 +562,77 @@ pub(super) fn score(
                     penalty: cfg.speech_penalty,
                 });
             }
-            let at_break = boundaries.map_or(anchor, |b| nearest_boundary(b, anchor));
+            // The picture guards judge the slot itself: HLS snapping moves a break by at most
+            // half a segment, and segments do not follow cuts.
+            guards.refusals(anchor, &mut notes);
             notes.extend(unsafe_nearby(inputs, &cfg.brand_safety, anchor, at_break));
-            Slot {
+            let mut slot = Slot {
                 timestamp: anchor,
                 score,
                 reasons,
                 context,
                 snapped_from: None,
                 notes,
-            }
+                explanation: None,
+            };
+            slot.explanation = Some(explain(&slot, inputs.speech.is_some()));
+            slot
         })
         .collect();
 
-    let breaks = choose_breaks(&slots, duration, cfg, boundaries, top_n);
+    let (breaks, schedule) = match &cfg.schedule {
+        None => (
+            choose_breaks(&slots, duration, cfg, boundaries, top_n),
+            None,
+        ),
+        Some(sched) => {
+            let (b, r) = scheduled_breaks(&slots, duration, cfg, boundaries, sched);
+            (b, Some(r))
+        }
+    };
     Ok(ScoringOutput {
         policy: PolicyName::Default,
         duration,
         slots,
         breaks,
+        schedule,
     })
+}
+
+fn clock(t: f64) -> String {
+    crate::vmap::time_offset(t).unwrap_or_else(|| format!("{t} s"))
+}
+
+/// One line: what the slot offers and whether anything stands in the way.
+fn explain(slot: &Slot, speech_known: bool) -> String {
+    let at = clock(slot.timestamp);
+    if let Some(why) = slot.refusal() {
+        return format!("no break at {at}: {why}");
+    }
+    let mut what: Vec<&str> = Vec::new();
+    for (r, words) in [
+        (Reason::SceneChange, "scene change"),
+        (Reason::BlackFrame, "black"),
+        (Reason::Silence, "silence"),
+        (Reason::ShotChange, "cut"),
+        (Reason::EndCredits, "start of the end credits"),
+    ] {
+        if slot.reasons.contains(&r) {
+            what.push(words);
+        }
+    }
+    let mut line = format!("{} at {at}", what.join(" + "));
+    match slot
+        .notes
+        .iter()
+        .find(|n| matches!(n, SlotNote::InsideSpeech { .. }))
+    {
+        Some(n) => line.push_str(&format!(", {n}")),
+        None if speech_known => line.push_str(", nobody speaking"),
+        None => {}
+    }
+    line.push_str(&format!(" (score {:.2})", slot.score));
+    line
 }
 
 /// The moderation label that refuses a break between `from` and `to` (the slot and where the
@@ -445,15 +691,15 @@ pub(super) fn nearest_boundary(boundaries: &[f64], t: f64) -> f64 {
     best
 }
 
-fn choose_breaks(
+/// Each slot moved onto its HLS boundary (when known), and why it cannot be a break, if so.
+fn placed(
     slots: &[Slot],
     duration: Option<f64>,
     cfg: &DefaultPolicyConfig,
     boundaries: Option<&[f64]>,
-    top_n: usize,
-) -> Vec<Slot> {
+) -> Vec<(Slot, Option<String>)> {
     let end = duration.unwrap_or(f64::INFINITY);
-    let mut eligible: Vec<Slot> = slots
+    slots
         .iter()
         .map(|s| {
             let mut s = s.clone();
@@ -464,14 +710,40 @@ fn choose_breaks(
                     s.timestamp = snapped;
                 }
             }
-            s
+            let why = if let Some(n) = s.refusal() {
+                Some(n.to_string())
+            } else if s.timestamp < cfg.lead_in_seconds {
+                Some(format!("in the first {} s (lead-in)", cfg.lead_in_seconds))
+            } else if s.timestamp > end - cfg.lead_out_seconds {
+                Some(format!("in the last {} s (lead-out)", cfg.lead_out_seconds))
+            } else if s.score < cfg.min_break_score {
+                Some(format!("scores below {}", cfg.min_break_score))
+            } else {
+                None
+            };
+            (s, why)
         })
-        .filter(|s| {
-            !s.refused()
-                && s.timestamp >= cfg.lead_in_seconds
-                && s.timestamp <= end - cfg.lead_out_seconds
-                && s.score >= cfg.min_break_score
-        })
+        .collect()
+}
+
+fn spaced(taken: &[Slot], t: f64, min_spacing: f64) -> bool {
+    taken.iter().all(|c| {
+        let gap = (c.timestamp - t).abs();
+        gap > 0.0 && gap >= min_spacing
+    })
+}
+
+fn choose_breaks(
+    slots: &[Slot],
+    duration: Option<f64>,
+    cfg: &DefaultPolicyConfig,
+    boundaries: Option<&[f64]>,
+    top_n: usize,
+) -> Vec<Slot> {
+    let mut eligible: Vec<Slot> = placed(slots, duration, cfg, boundaries)
+        .into_iter()
+        .filter(|(_, why)| why.is_none())
+        .map(|(s, _)| s)
         .collect();
     // Best first; ties: the earlier slot (the sort is stable, slots are in time order).
     eligible.sort_by(|a, b| {
@@ -485,14 +757,134 @@ fn choose_breaks(
         if chosen.len() >= top_n {
             break;
         }
-        let clear = chosen.iter().all(|c| {
-            let gap = (c.timestamp - s.timestamp).abs();
-            gap > 0.0 && gap >= cfg.min_spacing_seconds
-        });
-        if clear {
+        if spaced(&chosen, s.timestamp, cfg.min_spacing_seconds) {
             chosen.push(s);
         }
     }
     chosen.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
     chosen
+}
+
+/// One break per target where one can be found (see `schedule.rs`), in time order, and the
+/// report of every target.
+fn scheduled_breaks(
+    slots: &[Slot],
+    duration: Option<f64>,
+    cfg: &DefaultPolicyConfig,
+    boundaries: Option<&[f64]>,
+    sched: &Schedule,
+) -> (Vec<Slot>, ScheduleReport) {
+    let all = placed(slots, duration, cfg, boundaries);
+    let dev = sched.max_deviation_seconds;
+    let mut chosen: Vec<Slot> = Vec::new();
+    let mut outcomes: Vec<(TargetOutcome, Option<f64>)> = Vec::new();
+    for target in sched.positions(duration) {
+        let (earliest, latest) = (target - dev, target + dev);
+        let in_window: Vec<&(Slot, Option<String>)> = all
+            .iter()
+            .filter(|(s, _)| earliest <= s.timestamp && s.timestamp <= latest)
+            .collect();
+        let mut acceptable: Vec<&Slot> = in_window
+            .iter()
+            .filter(|(_, why)| why.is_none())
+            .map(|(s, _)| s)
+            .collect();
+        // Best first; ties: nearest the target, then the earlier.
+        acceptable.sort_by(|a, b| {
+            b.score
+                .partial_cmp(&a.score)
+                .unwrap_or(Ordering::Equal)
+                .then(
+                    (a.timestamp - target)
+                        .abs()
+                        .total_cmp(&(b.timestamp - target).abs()),
+                )
+                .then(a.timestamp.total_cmp(&b.timestamp))
+        });
+        let taken: Vec<f64> = chosen.iter().map(|c| c.timestamp).collect();
+        let pick = acceptable.iter().find(|s| {
+            spaced(&chosen, s.timestamp, cfg.min_spacing_seconds)
+                && within_hourly_limit(&taken, s.timestamp, sched.max_breaks_per_hour)
+        });
+        let mut outcome = TargetOutcome {
+            target,
+            earliest,
+            latest,
+            served_by: None,
+            unserved: None,
+        };
+        match pick {
+            Some(s) => {
+                let mut b = (*s).clone();
+                let offset = b.timestamp - target;
+                let line = b.explanation.take().unwrap_or_default();
+                b.explanation = Some(format!(
+                    "{line}; serves the {} target ({offset:+.3} s)",
+                    clock(target)
+                ));
+                outcomes.push((outcome, Some(b.timestamp)));
+                chosen.push(b);
+                continue;
+            }
+            None if in_window.is_empty() => outcome.unserved = Some(Unserved::NoBoundary),
+            None if acceptable.is_empty() => {
+                let mut counts: Vec<(String, usize)> = Vec::new();
+                for (_, why) in &in_window {
+                    // The kind of refusal, without the particulars of each slot.
+                    let why = why.as_deref().unwrap_or_default();
+                    let kind = why.split(" (").next().unwrap_or(why).to_string();
+                    match counts.iter_mut().find(|(k, _)| *k == kind) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((kind, 1)),
+                    }
+                }
+                outcome.unserved = Some(Unserved::NoneAcceptable {
+                    slots: in_window.len(),
+                    why: counts.iter().map(|(k, n)| format!("{n} x {k}")).collect(),
+                });
+            }
+            None => {
+                let spacing_ok = acceptable
+                    .iter()
+                    .any(|s| spaced(&chosen, s.timestamp, cfg.min_spacing_seconds));
+                outcome.unserved = Some(match (spacing_ok, sched.max_breaks_per_hour) {
+                    (true, Some(limit)) => Unserved::PerHour {
+                        acceptable: acceptable.len(),
+                        limit,
+                    },
+                    _ => Unserved::Spacing {
+                        acceptable: acceptable.len(),
+                        min_spacing: cfg.min_spacing_seconds,
+                    },
+                });
+            }
+        }
+        outcomes.push((outcome, None));
+    }
+    chosen.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+    let targets = outcomes
+        .into_iter()
+        .map(|(mut o, at)| {
+            if let Some(t) = at {
+                let i = chosen
+                    .iter()
+                    .position(|c| c.timestamp == t)
+                    .expect("a chosen break");
+                o.served_by = Some(Served {
+                    break_index: i,
+                    timestamp: t,
+                    offset: t - o.target,
+                });
+            }
+            o
+        })
+        .collect();
+    (
+        chosen,
+        ScheduleReport {
+            break_seconds: sched.break_seconds,
+            max_deviation_seconds: dev,
+            targets,
+        },
+    )
 }

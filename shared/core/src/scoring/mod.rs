@@ -16,6 +16,7 @@ mod context;
 mod default_policy;
 mod inputs;
 mod reference;
+mod schedule;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,7 @@ pub use reference::{
     candidates as reference_candidates, CONTEXT_INTERVAL_SECONDS, CONTEXT_MIN_CONFIDENCE,
     MERGE_DISTANCE_SECONDS, SILENCE_THRESHOLD, START_THRESHOLD_SECONDS,
 };
+pub use schedule::{Schedule, ScheduleReport, TargetOutcome, Targets, Unserved};
 
 /// Default number of breaks chosen.
 pub const DEFAULT_TOP_N: usize = 3;
@@ -44,6 +46,8 @@ pub enum Reason {
     BlackFrame,
     ShotChange,
     EndCredits,
+    /// A new scene starts here (default policy only; the reference never finds one).
+    SceneChange,
 }
 
 impl Reason {
@@ -53,6 +57,7 @@ impl Reason {
             Self::BlackFrame => "BlackFrame",
             Self::ShotChange => "ShotChange",
             Self::EndCredits => "EndCredits",
+            Self::SceneChange => "SceneChange",
         }
     }
 }
@@ -130,12 +135,21 @@ pub struct Slot {
     /// writes none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<SlotNote>,
+    /// One line saying why the slot is (or cannot be) a break (the reference policy writes
+    /// none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
 }
 
 impl Slot {
     /// True when a note rules the slot out as a break.
     pub fn refused(&self) -> bool {
         self.notes.iter().any(SlotNote::refuses)
+    }
+
+    /// The first note that rules the slot out.
+    pub fn refusal(&self) -> Option<&SlotNote> {
+        self.notes.iter().find(|n| n.refuses())
     }
 }
 
@@ -144,7 +158,7 @@ impl Slot {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SlotNote {
     /// The slot is inside a speech interval: a break there would cut someone off. The score was
-    /// multiplied by `1 - penalty`.
+    /// multiplied by `1 - penalty`; a penalty of 1 refuses the slot.
     InsideSpeech {
         track: u32,
         /// Seconds.
@@ -163,11 +177,29 @@ pub enum SlotNote {
         distance: f64,
         window: f64,
     },
+    /// Scenes are known and the slot is inside one (seconds: the scene's start and end): a
+    /// break belongs where a scene changes.
+    InsideScene { start: f64, end: f64 },
+    /// Inside the end credits (their start is a post-roll and allowed).
+    InsideCredits { start: f64, end: f64 },
+    /// Inside a fade or a dissolve: the picture is neither the old scene nor the new one.
+    InsideTransition {
+        /// `FadeOut`, `FadeIn` or `Dissolve`.
+        transition: String,
+        start: f64,
+        end: f64,
+    },
 }
 
 impl SlotNote {
     pub fn refuses(&self) -> bool {
-        matches!(self, Self::NearModeration { .. })
+        match self {
+            Self::InsideSpeech { penalty, .. } => *penalty >= 1.0,
+            Self::NearModeration { .. }
+            | Self::InsideScene { .. }
+            | Self::InsideCredits { .. }
+            | Self::InsideTransition { .. } => true,
+        }
     }
 }
 
@@ -179,11 +211,33 @@ impl std::fmt::Display for SlotNote {
                 start,
                 end,
                 penalty,
+            } if *penalty >= 1.0 => write!(
+                f,
+                "refused: someone speaks on track {track} ({start:.3}-{end:.3} s)"
+            ),
+            Self::InsideSpeech {
+                track,
+                start,
+                end,
+                penalty,
             } => write!(
                 f,
                 "inside speech on track {track} ({start:.3}-{end:.3} s): score x {:.2}",
                 1.0 - penalty
             ),
+            Self::InsideScene { start, end } => write!(
+                f,
+                "refused: inside the scene {start:.3}-{end:.3} s, not where a scene changes"
+            ),
+            Self::InsideCredits { start, end } => write!(
+                f,
+                "refused: inside the end credits ({start:.3}-{end:.3} s; their start is allowed)"
+            ),
+            Self::InsideTransition {
+                transition,
+                start,
+                end,
+            } => write!(f, "refused: inside a {transition} ({start:.3}-{end:.3} s)"),
             Self::NearModeration {
                 name,
                 confidence,
@@ -250,6 +304,10 @@ pub struct ScoringOutput {
     /// The chosen breaks: ascending score for the reference policy (the sample's order), time
     /// order for the default policy.
     pub breaks: Vec<Slot>,
+    /// With a schedule (default policy): per target, the break that served it or why none
+    /// could.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

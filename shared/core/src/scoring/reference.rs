@@ -33,6 +33,8 @@ fn base_factor(reason: Reason) -> f64 {
         Reason::BlackFrame => 0.8,
         Reason::ShotChange => 0.7,
         Reason::EndCredits => 1.0,
+        // Never a reference candidate.
+        Reason::SceneChange => 0.0,
     }
 }
 
@@ -162,6 +164,7 @@ pub(super) fn score(inputs: &ScoringInputs, top_n: usize) -> Result<ScoringOutpu
             context,
             snapped_from: None,
             notes: Vec::new(),
+            explanation: None,
         });
     }
 
@@ -171,6 +174,7 @@ pub(super) fn score(inputs: &ScoringInputs, top_n: usize) -> Result<ScoringOutpu
         duration,
         slots: kept,
         breaks,
+        schedule: None,
     })
 }
 
