@@ -88,7 +88,7 @@ impl Default for ReasonWeights {
             black_frame: 0.7,
             shot_change: 0.3,
             end_credits: 0.5,
-            scene_change: 0.5,
+            scene_change: 0.4,
         }
     }
 }
@@ -349,6 +349,9 @@ struct PictureGuards {
     boundary_zones: Vec<(f64, f64, f64)>,
     credits: Vec<(f64, f64)>,
     transitions: Vec<(&'static str, f64, f64)>,
+    /// Black runs: a fade's darkest frames are found as black too, and a break there is in the
+    /// black, not in the fade.
+    blacks: Vec<super::BlackSpan>,
 }
 
 /// A slot this close to a scene's first frame is at the scene change, seconds.
@@ -367,6 +370,7 @@ impl PictureGuards {
             boundary_zones: Vec::new(),
             credits: Vec::new(),
             transitions: Vec::new(),
+            blacks: Vec::new(),
         };
         let Some(segments) = inputs.segments.as_ref() else {
             return g;
@@ -386,11 +390,12 @@ impl PictureGuards {
                 _ => {}
             }
         }
+        g.blacks = visual_cues(Some(segments)).black_frames;
         if !cfg.use_scenes || !segments.segments.iter().any(|x| x.is_shot()) {
             return g;
         }
         g.scenes_known = true;
-        let blacks = visual_cues(Some(segments)).black_frames;
+        let blacks = g.blacks.clone();
         let scenes = crate::scenes::detect(segments, inputs.speech.as_ref(), silences, &cfg.scenes);
         let starts: Vec<f64> = scenes.scenes.iter().map(|x| s(x.start_timestamp)).collect();
         for (k, scene) in scenes.scenes.iter().enumerate() {
@@ -447,8 +452,11 @@ impl PictureGuards {
         if let Some(&(start, end)) = self.credits.iter().find(|(a, b)| *a < t && t < *b) {
             push_new(notes, SlotNote::InsideCredits { start, end });
         }
-        if let Some(&(name, start, end)) =
-            self.transitions.iter().find(|(_, a, b)| *a < t && t < *b)
+        let in_black = self.blacks.iter().any(|b| b.contains(t));
+        if let Some(&(name, start, end)) = self
+            .transitions
+            .iter()
+            .find(|(_, a, b)| *a < t && t < *b && !in_black)
         {
             push_new(
                 notes,

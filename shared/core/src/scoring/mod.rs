@@ -271,6 +271,8 @@ impl PolicyName {
 }
 
 /// A scoring policy and its settings.
+// Built once per worker and passed by reference: the size of the settings costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Policy {
     /// Reproduces the public sample exactly; it has no settings.

@@ -91,13 +91,15 @@ fn dialogue_break_goes_to_the_scene_change_not_into_the_sentence() {
 }
 
 /// Act one fades to black (28-30 s), black 30-32 s, act two fades in (32-34 s); a dissolve at
-/// 45-46 s. The break lands in the black; nothing inside a fade or the dissolve.
+/// 45-46 s. The fades overlap the black by a few frames, as the detector finds them (a fade's
+/// last frames are as dark as black). The break lands in the black; nothing inside a fade
+/// outside the black, or in the dissolve.
 #[test]
 fn fade_to_black_between_acts_breaks_in_the_black() {
     let segs = vec![
-        seg_cue("FadeOut", 28_000, 30_000),
+        seg_cue("FadeOut", 28_000, 30_160),
         seg_cue("BlackFrames", 30_000, 32_000),
-        seg_cue("FadeIn", 32_000, 34_000),
+        seg_cue("FadeIn", 31_960, 34_000),
         seg_cue("Dissolve", 45_000, 46_000),
         shot(0, 15_000, STREET),
         shot(15_000, 30_000, FACE_A),
@@ -199,7 +201,7 @@ fn programme_30min() -> Programme {
         if k > 0 {
             boundaries.push(t as f64 / 1000.0);
             silences.push((t as f64 / 1000.0 - 0.5, t as f64 / 1000.0 + 0.5));
-            if k % 3 == 0 {
+            if k.is_multiple_of(3) {
                 segs.push(seg_cue("BlackFrames", t, t + 1000));
                 segs.push(shot(t, t + 1000, BLACK));
                 s = t + 1000;
@@ -209,7 +211,11 @@ fn programme_30min() -> Programme {
         while s < scene_end {
             let e = (s + next(4, 9) * 1000).min(scene_end);
             // Now and then a cut to a third look, which the sentence runs across.
-            let look = if n == 3 && k % 2 == 1 { 2 } else { n % 2 };
+            let look = if n == 3 && !k.is_multiple_of(2) {
+                2
+            } else {
+                n % 2
+            };
             segs.push(shot(s, e, looks[look]));
             s = e;
             n += 1;
@@ -461,12 +467,14 @@ proptest! {
         };
         let credits = spans(&["EndCredits"]);
         let fades = spans(&["FadeOut", "FadeIn", "Dissolve"]);
+        let blacks = spans(&["BlackFrames"]);
         let sp = i.speech.as_ref().unwrap();
         for b in &out.breaks {
             let t = b.timestamp;
             prop_assert!(sp.speaking_at(t).is_none(), "break at {} inside speech", t);
             prop_assert!(!credits.iter().any(|&(a, e)| a < t && t < e), "break at {} inside credits", t);
-            prop_assert!(!fades.iter().any(|&(a, e)| a < t && t < e), "break at {} inside a fade", t);
+            let black = blacks.iter().any(|&(a, e)| a <= t && t <= e);
+            prop_assert!(black || !fades.iter().any(|&(a, e)| a < t && t < e), "break at {} inside a fade", t);
             prop_assert!(b.reasons.contains(&Reason::SceneChange), "break at {} not at a scene change", t);
             prop_assert!(b.explanation.is_some());
         }
