@@ -47,7 +47,7 @@ pub struct AssetSummary {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SlotCounts {
     pub slots: usize,
-    /// Inside speech: score multiplied by `1 - speech_penalty`.
+    /// Inside speech: refused (score multiplied by `1 - speech_penalty` when it is below 1).
     pub inside_speech: usize,
     /// Next to a moderation label: never a break.
     pub refused_brand_safety: usize,
@@ -324,7 +324,7 @@ pub fn render(s: &AssetSummary) -> String {
     }
     if let Some(c) = &s.slots {
         out.push_str(&format!(
-            "  slots     {} slot(s); {} inside speech (marked down); {} refused for brand safety\n",
+            "  slots     {} slot(s); {} inside speech; {} refused for brand safety\n",
             c.slots, c.inside_speech, c.refused_brand_safety
         ));
     }
@@ -526,7 +526,7 @@ mod tests {
         assert_eq!(line("labels "), "  labels      40 labels");
         assert_eq!(
             line("slots "),
-            "  slots     3 slot(s); 1 inside speech (marked down); 1 refused for brand safety"
+            "  slots     3 slot(s); 1 inside speech; 1 refused for brand safety"
         );
         assert_eq!(line("faces "), "  faces       2 faces");
         assert_eq!(line("celebrities "), "  celebrities unavailable offline");
