@@ -164,8 +164,13 @@ fn check(inputs: &ScoringInputs, policy: &Policy, cfg: Option<&DefaultPolicyConf
     for s in slots.iter().chain(breaks) {
         assert_slot(s);
     }
+    // A schedule asks for one break per target instead of the best TOP_N.
+    let wanted = match cfg.and_then(|c| c.schedule.as_ref()) {
+        Some(s) => s.positions(*duration).len(),
+        None => TOP_N,
+    };
     assert!(
-        breaks.len() <= TOP_N.min(slots.len()),
+        breaks.len() <= wanted.min(slots.len()),
         "{} breaks from {} slots",
         breaks.len(),
         slots.len()

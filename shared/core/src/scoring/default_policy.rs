@@ -414,11 +414,16 @@ impl PictureGuards {
                 start + AT_BOUNDARY_SECONDS,
                 scene.confidence,
             );
-            for b in blacks
-                .iter()
-                .filter(|b| (b.start - start).abs() <= 0.08 && b.end > b.start)
-            {
-                zone.1 = zone.1.max(b.end);
+            // Black at the cut is part of the change: the black that opens the scene (the local
+            // engine makes it a shot of its own) or a black run that ends at it (segments whose
+            // shots leave the black out).
+            for b in blacks.iter().filter(|b| b.end > b.start) {
+                if (b.start - start).abs() <= 0.08 {
+                    zone.1 = zone.1.max(b.end);
+                }
+                if (b.end - start).abs() <= 0.08 {
+                    zone.0 = zone.0.min(b.start);
+                }
             }
             g.boundary_zones.push(zone);
         }

@@ -133,6 +133,34 @@ fn fade_to_black_between_acts_breaks_in_the_black() {
     );
 }
 
+/// Shots that leave the black out (the cut after it starts the scene): the black before the cut
+/// is part of the scene change, its middle as acceptable as the cut that ends it.
+#[test]
+fn black_left_out_of_the_shots_belongs_to_the_scene_change() {
+    let segs = vec![
+        seg_cue("BlackFrames", 10_000, 12_000),
+        shot(0, 10_000, STREET),
+        shot(12_000, 30_000, CAR),
+    ];
+    let i = inputs(vec![metered(30, &[(10.0, 12.0)])], segments(30_000, segs));
+    let out = default_out(&i, DefaultPolicyConfig::default(), 1);
+    assert_eq!(times(&out.breaks), vec![12.0]);
+    let middle = out.slots.iter().find(|s| s.timestamp == 11.0).unwrap();
+    assert!(
+        !middle.refused() && middle.reasons.contains(&Reason::SceneChange),
+        "{middle:?}"
+    );
+    // Without the cut's shot change, the middle of the black is the break.
+    let c = DefaultPolicyConfig {
+        weights: ReasonWeights {
+            shot_change: 0.0,
+            ..ReasonWeights::default()
+        },
+        ..DefaultPolicyConfig::default()
+    };
+    assert_eq!(times(&default_out(&i, c, 1).breaks), vec![11.0]);
+}
+
 /// The end credits' start is a post-roll; nothing inside them.
 #[test]
 fn credits_start_is_allowed_nothing_inside() {
