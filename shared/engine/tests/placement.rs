@@ -352,3 +352,175 @@ async fn breaks_go_to_scene_changes_and_the_black_between_acts_never_into_a_sent
     }
     assert_eq!(report.served(), 2);
 }
+
+/// A generated 30-minute programme, small and at 10 frames a second to stay cheap: scenes of
+/// 50-110 s, each cutting between two looks (a test pattern and its hue), a tone with a
+/// silence at every scene change and a quiet moment inside every scene, a second of black at
+/// every third change. A schedule of one break every 8 minutes, 60 s either way: each target
+/// is served at a true scene boundary inside its window.
+#[tokio::test]
+async fn thirty_minutes_one_break_every_8_minutes_at_scene_boundaries() {
+    let (w, h, fps) = (160, 90, 10.0);
+    let total = 1800.0;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |lo: u64, hi: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        lo + seed % (hi - lo + 1)
+    };
+    let sources = [
+        "testsrc2",
+        "smptebars",
+        "rgbtestsrc",
+        "testsrc",
+        "pal75bars",
+        "yuvtestsrc",
+    ];
+    // (source, hue, duration)
+    let mut pieces: Vec<(&str, u64, f64)> = Vec::new();
+    let mut boundaries: Vec<f64> = Vec::new();
+    let mut silences: Vec<(f64, f64)> = Vec::new();
+    let (mut t, mut k) = (0.0f64, 0usize);
+    while t < total - 1.0 {
+        let len = (next(50, 110) as f64).min(total - t);
+        let len = if total - (t + len) < 50.0 {
+            total - t
+        } else {
+            len
+        };
+        let scene_end = t + len;
+        if k > 0 {
+            boundaries.push(t);
+            silences.push((t - 0.6, t + 0.6));
+        }
+        let mut s = t;
+        if k > 0 && k % 3 == 0 {
+            pieces.push(("black", 0, 1.0));
+            s += 1.0;
+        }
+        let looks = [
+            (sources[k % sources.len()], (k as u64 * 47) % 360),
+            (
+                sources[(k + 3) % sources.len()],
+                (k as u64 * 47 + 180) % 360,
+            ),
+        ];
+        let mut n = 0;
+        while s < scene_end - 1e-9 {
+            let d = (next(5, 9) as f64).min(scene_end - s);
+            let (src, hue) = looks[n % 2];
+            pieces.push((src, hue, d));
+            s += d;
+            n += 1;
+        }
+        let quiet = t + len / 2.0 + 0.5;
+        silences.push((quiet, quiet + 1.2));
+        t = scene_end;
+        k += 1;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("thirty.mov");
+    let mut args: Vec<String> = Vec::new();
+    let mut graph = String::new();
+    let mut concat = String::new();
+    for (i, (src, hue, d)) in pieces.iter().enumerate() {
+        let source = if *src == "black" {
+            format!("color=c=black:size={w}x{h}:rate={fps}:d={d}")
+        } else {
+            format!("{src}=size={w}x{h}:rate={fps}:d={d}")
+        };
+        args.extend(["-f".into(), "lavfi".into(), "-i".into(), source]);
+        graph.push_str(&format!(
+            "[{i}:v]format=yuv420p,hue=h={hue},settb=1/10[p{i}];"
+        ));
+        concat.push_str(&format!("[p{i}]"));
+    }
+    graph.push_str(&format!("{concat}concat=n={}:v=1[v]", pieces.len()));
+    let mut gate = String::from("0.1*sin(2*PI*440*t)");
+    for (a, b) in &silences {
+        gate.push_str(&format!("*not(between(t,{a},{b}))"));
+    }
+    args.extend([
+        "-f".into(),
+        "lavfi".into(),
+        "-i".into(),
+        format!("aevalsrc='{gate}':s=16000:d={total}"),
+    ]);
+    args.extend(
+        [
+            "-filter_complex",
+            &graph,
+            "-map",
+            "[v]",
+            "-map",
+            &format!("{}:a", pieces.len()),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "pcm_s16le",
+            path.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    ffmpeg(&args).await;
+
+    let a = analyze(&path, &AnalyzeOptions::default(), None)
+        .await
+        .unwrap();
+    let inputs = ScoringInputs {
+        loudness: a
+            .loudness
+            .iter()
+            .map(|l| LoudnessLog::parse(&l.to_csv()).unwrap())
+            .collect(),
+        segments: Some(a.segments.clone()),
+        ..ScoringInputs::default()
+    };
+    let s = |ms: u64| ms as f64 / 1000.0;
+    let scenes = of_inputs(&inputs, &SceneOptions::default());
+    let found: Vec<f64> = scenes.scenes[1..]
+        .iter()
+        .map(|x| s(x.start_timestamp))
+        .collect();
+    let truth: Vec<(f64, f64)> = boundaries.iter().map(|b| (b - 0.1, b + 0.1)).collect();
+    let (precision, recall) = precision_recall(&found, &truth);
+    println!(
+        "30 min: {} shots, {} scene boundaries true, {} found; precision {precision:.2}, recall {recall:.2}",
+        a.segments.segments.iter().filter(|g| g.is_shot()).count(),
+        boundaries.len(),
+        found.len()
+    );
+    assert!(
+        precision >= 0.9 && recall >= 0.9,
+        "{found:?}\n{boundaries:?}"
+    );
+
+    let cfg = DefaultPolicyConfig {
+        schedule: Some(Schedule::parse_spec("every=8m,deviation=60,duration=90").unwrap()),
+        ..DefaultPolicyConfig::default()
+    };
+    let out = score(&inputs, &Policy::Default(cfg), 3).unwrap();
+    let report = out.schedule.unwrap();
+    assert_eq!(report.targets.len(), 3);
+    for target in &report.targets {
+        let b = target
+            .served_by
+            .as_ref()
+            .unwrap_or_else(|| panic!("{target:?}"));
+        let at = boundaries
+            .iter()
+            .find(|x| b.timestamp >= **x - 0.1 && b.timestamp <= **x + 1.1)
+            .unwrap_or_else(|| panic!("break {} at no scene boundary {boundaries:?}", b.timestamp));
+        assert!(b.offset.abs() <= 60.0);
+        println!(
+            "target {:>6.1} s: break at {:>8.3} s ({:+.3} s), scene boundary at {at:.1} s: {}",
+            target.target,
+            b.timestamp,
+            b.offset,
+            out.breaks[b.break_index].explanation.as_deref().unwrap()
+        );
+    }
+}
