@@ -149,6 +149,18 @@ impl Default for EngineOptions {
     }
 }
 
+impl EngineOptions {
+    /// Completions at once: the services take no time.
+    pub fn without_delays() -> Self {
+        Self {
+            fast: (Duration::ZERO, Duration::ZERO),
+            slow: (Duration::ZERO, Duration::ZERO),
+            slow_share: 0.0,
+            ..Self::default()
+        }
+    }
+}
+
 /// The engine's books, read by the harness at the end.
 #[derive(Debug, Clone, Default)]
 pub struct EngineStats {

@@ -45,6 +45,9 @@ pub struct Figures {
     pub races_reapplied: u64,
     /// Lost conditional writes that ran out of attempts: each one a backoff sleep.
     pub races_left_to_backoff: u64,
+    /// Completions that overtook the write recording their job and waited for it in the same
+    /// delivery.
+    pub early_waited: u64,
     pub concurrent_runs: u64,
     pub terminal_publishes: u64,
     pub terminal_deliveries: u64,
@@ -185,6 +188,10 @@ impl Figures {
         println!(
             "lost conditional writes left to the retry backoff: {}",
             self.races_left_to_backoff
+        );
+        println!(
+            "completions that waited for their job's record: {}",
+            self.early_waited
         );
         if self.timed_out {
             println!("timed out: yes");

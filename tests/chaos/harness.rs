@@ -211,22 +211,21 @@ fn pick_scenario(dice: &Dice) -> Scenario {
 /// Upload one source and announce it the way S3 does (at least once: a failed put is retried,
 /// and may have gone out anyway).
 async fn upload(
-    target: &Target,
-    bus: &Arc<dyn EventBus>,
+    blobs: Arc<dyn BlobStore>,
+    bucket: String,
+    bus: Arc<dyn EventBus>,
     key: ObjectKey,
 ) -> Result<AssetId, BoxError> {
-    let bucket = BucketName::parse(target.settings.ingest_bucket.clone())?;
+    let bucket = BucketName::parse(bucket)?;
     let uri = S3Uri::new(bucket.clone(), key.clone());
-    target
-        .blobs
+    blobs
         .put(
             &uri,
             format!("chaos source {key}\n").into_bytes(),
             "video/quicktime",
         )
         .await?;
-    let head = target
-        .blobs
+    let head = blobs
         .head(&uri)
         .await?
         .ok_or_else(|| format!("{uri} vanished after upload"))?;
@@ -244,6 +243,23 @@ async fn upload(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(id)
+}
+
+/// Uploads in flight at once.
+const PARALLEL_UPLOADS: usize = 16;
+
+type UploadResult = Result<Result<(AssetId, usize, Scenario), BoxError>, tokio::task::JoinError>;
+
+fn record_upload(
+    done: Option<UploadResult>,
+    engine: &FastEngine,
+    expected: &mut HashMap<AssetId, Expected>,
+) -> Result<(), BoxError> {
+    let Some(done) = done else { return Ok(()) };
+    let (id, index, scenario) = done??;
+    engine.expect(id.clone(), scenario);
+    expected.insert(id, Expected { index, scenario });
+    Ok(())
 }
 
 fn worker_totals(stats: &BTreeMap<WorkerKind, Arc<ConsumerStats>>) -> [u64; 6] {
@@ -354,15 +370,29 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
         audit_stop_rx,
     ));
 
-    // The uploads: all at once, the burst a bulk ingest makes.
+    // The uploads: all at once, the burst a bulk ingest makes (several in parallel, as a bulk
+    // upload to S3 goes).
     let mix = dice.fork(3);
     let mut expected: HashMap<AssetId, Expected> = HashMap::new();
+    let mut uploads = JoinSet::new();
     for index in 0..opts.assets {
         let scenario = pick_scenario(&mix);
         let key = ObjectKey::parse(format!("chaos/{}/{}", opts.seed, scenario.file_name(index)))?;
-        let id = upload(&target, &bus, key).await?;
-        engine.expect(id.clone(), scenario);
-        expected.insert(id, Expected { index, scenario });
+        if uploads.len() >= PARALLEL_UPLOADS {
+            record_upload(uploads.join_next().await, &engine, &mut expected)?;
+        }
+        let (blobs, bucket, bus) = (
+            target.blobs.clone(),
+            target.settings.ingest_bucket.clone(),
+            bus.clone(),
+        );
+        uploads.spawn(async move {
+            let id = upload(blobs, bucket, bus, key).await?;
+            Ok::<_, BoxError>((id, index, scenario))
+        });
+    }
+    while let Some(done) = uploads.join_next().await {
+        record_upload(Some(done), &engine, &mut expected)?;
     }
     if opts.progress {
         eprintln!(
@@ -594,6 +624,7 @@ async fn judge(
     f.handler_delayed = t[4];
     f.races_reapplied = races.reapplied.load(Ordering::Relaxed);
     f.races_left_to_backoff = races.exhausted.load(Ordering::Relaxed);
+    f.early_waited = races.early_waited.load(Ordering::Relaxed);
     f.transient_by_port = Port::ALL
         .iter()
         .map(|p| (p.name(), faults.transient_count(*p)))

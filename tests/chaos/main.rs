@@ -11,7 +11,9 @@
 //! CUEPOINT_CHAOS_ASSETS=1000 CUEPOINT_CHAOS_SEED=7 cargo test -p cuepoint-tests --test chaos --release
 //! ```
 //! Other knobs: `CUEPOINT_CHAOS_TIMEOUT` (seconds, default 600), `CUEPOINT_CHAOS_FAULTS=off`
-//! (a baseline run without faults), `RUST_LOG` (worker logs on stderr).
+//! (a baseline run without faults), `CUEPOINT_CHAOS_DELAYS=off` (engine completions at once and
+//! the open-jobs cap out of reach: what the backend and workers sustain, not the simulated
+//! service latency), `RUST_LOG` (worker logs on stderr).
 //!
 //! `CUEPOINT_CHAOS_TARGET=localstack` runs the same harness over the AWS adapters against
 //! LocalStack (`AWS_ENDPOINT_URL`; 30 assets and a 3 s visibility unless told), built with the
@@ -107,6 +109,9 @@ fn main() -> ExitCode {
                 .unwrap_or(true),
         ))
     })();
+    let with_delays = std::env::var("CUEPOINT_CHAOS_DELAYS")
+        .map(|v| v != "off")
+        .unwrap_or(true);
     let (assets, seed, timeout, with_faults) = match parsed {
         Ok(p) => p,
         Err(e) => {
@@ -143,6 +148,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let dir = tempfile::tempdir()?;
         let mut settings = chaos_settings(test_settings(&dir.path().join("data")));
+        if !with_delays {
+            // Every asset in flight at once may hold its analyses open.
+            settings.analysis.max_open_jobs = 10 * assets as i64 + 100;
+        }
         if let Some(v) = visibility_override {
             // The heartbeat stays slower than the visibility: a stalled handler still loses
             // its message to a second consumer.
@@ -156,8 +165,9 @@ fn main() -> ExitCode {
             embedded::target(settings, MAX_RECEIVE_COUNT).await?
         };
         println!(
-            "chaos: {assets} assets, seed {seed}, faults {}, visibility {} s, backend {}",
+            "chaos: {assets} assets, seed {seed}, faults {}, engine delays {}, visibility {} s, backend {}",
             if with_faults { "on" } else { "off" },
+            if with_delays { "on" } else { "off" },
             visibility.as_secs(),
             target.name
         );
@@ -169,7 +179,11 @@ fn main() -> ExitCode {
             } else {
                 FaultPlan::none()
             },
-            engine: Default::default(),
+            engine: if with_delays {
+                Default::default()
+            } else {
+                engine::EngineOptions::without_delays()
+            },
             timeout: Duration::from_secs(timeout),
             settle: Duration::from_secs(60),
             progress: true,

@@ -33,6 +33,9 @@ pub struct RaceStats {
     pub reapplied: AtomicU64,
     /// Lost `WRITE_ATTEMPTS` times in a row: left to the queue's retry backoff.
     pub exhausted: AtomicU64,
+    /// Events that arrived before the write making them applicable and waited for it in the
+    /// same delivery (`flow::load_when_ready`).
+    pub early_waited: AtomicU64,
 }
 
 impl WorkerContext {

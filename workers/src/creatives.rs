@@ -7,9 +7,19 @@ use cuepoint_runtime::consumer::HandlerError;
 
 use crate::context::WorkerContext;
 
+static GENERATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static GENERATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Make sure the placeholder at `uri` exists. Generating it is best effort: without FFmpeg the
 /// VMAP still names it and a warning says why the file is missing.
 pub async fn ensure(ctx: &WorkerContext, uri: &S3Uri) -> Result<(), HandlerError> {
+    if ctx.ports.blobs.head(uri).await?.is_some() {
+        return Ok(());
+    }
+    // A burst of assets reaches scoring together: one handler of this process generates while
+    // the others wait for it and then find the file (an FFmpeg encode each, of the same file,
+    // cost more than the rest of the pipeline's orchestration).
+    let _one_at_a_time = GENERATING.lock().await;
     if ctx.ports.blobs.head(uri).await?.is_some() {
         return Ok(());
     }
@@ -20,8 +30,13 @@ pub async fn ensure(ctx: &WorkerContext, uri: &S3Uri) -> Result<(), HandlerError
         .next()
         .unwrap_or("ad.mp4")
         .to_string();
-    let tmp =
-        std::env::temp_dir().join(format!("cuepoint-creative-{}-{}", std::process::id(), name));
+    // Unique per call: another process may be generating the same creative.
+    let tmp = std::env::temp_dir().join(format!(
+        "cuepoint-creative-{}-{}-{}",
+        std::process::id(),
+        GENERATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        name
+    ));
     let generated = cuepoint_engine::placeholder::generate_placeholder_ad(&name, &tmp).await;
     let result = match generated {
         Ok(()) => ctx

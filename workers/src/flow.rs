@@ -60,6 +60,36 @@ pub async fn load(ctx: &WorkerContext, id: &AssetId) -> Result<Asset, HandlerErr
     }
 }
 
+/// Naps, in milliseconds, while an early event waits for the write that makes it applicable
+/// (0.13 s in all; then the queue's retry backoff takes over). Short: a wait that is not a
+/// race of a few milliseconds (the analyses held back by the open-jobs cap) must not keep the
+/// results worker's slots from the completions that free the cap.
+pub const EARLY_NAPS_MS: [u64; 6] = [2, 4, 8, 16, 32, 64];
+
+/// Load an asset; while `early` says the event came before the write that makes it applicable
+/// (a job's completion overtaking the write that records the job's start, usually by a few
+/// milliseconds), re-read it after short naps rather than handing the message back to the
+/// queue's retry backoff (a second or more) at once. The caller judges the record it gets.
+pub async fn load_when_ready(
+    ctx: &WorkerContext,
+    id: &AssetId,
+    early: impl Fn(&Asset) -> bool,
+) -> Result<Asset, HandlerError> {
+    let mut asset = load(ctx, id).await?;
+    if !early(&asset) {
+        return Ok(asset);
+    }
+    ctx.races.early_waited.fetch_add(1, Ordering::Relaxed);
+    for nap in EARLY_NAPS_MS {
+        tokio::time::sleep(std::time::Duration::from_millis(nap)).await;
+        asset = load(ctx, id).await?;
+        if !early(&asset) {
+            break;
+        }
+    }
+    Ok(asset)
+}
+
 /// Apply `event` to `asset` and commit it (with an optional counter move in the same write).
 /// A lost race re-reads the record and applies the event again (see `WRITE_ATTEMPTS`).
 pub async fn advance(

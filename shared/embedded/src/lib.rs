@@ -87,6 +87,10 @@ pub struct EmbeddedOptions {
     pub synchronous_full: bool,
 }
 
+/// How often a long poll looks at the database for messages another process sent (a send in
+/// the same process wakes its pollers at once).
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
 impl EmbeddedOptions {
     /// Account `000000000000`, region `local`, the system clock, a 10 s busy timeout, 50 ms
     /// polling, `synchronous = NORMAL`.
@@ -97,7 +101,7 @@ impl EmbeddedOptions {
             routing: Arc::new(routing),
             clock: Arc::new(SystemClock),
             busy_timeout: Duration::from_secs(10),
-            poll_interval: Duration::from_millis(50),
+            poll_interval: DEFAULT_POLL_INTERVAL,
             synchronous_full: false,
         }
     }

@@ -189,6 +189,17 @@ impl SqliteQueue {
         let now = self.clock.now_ms();
         let invisible_until = now.saturating_add(ms(visibility));
         let (received, moved) = blocking(&self.db, move |conn| {
+            // An empty queue is the common case of a long poll: a read (which never waits for
+            // a writer in WAL mode) says so without taking the write lock.
+            let ready: bool = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND visible_at_ms <= ?2)",
+                )
+                .and_then(|mut st| st.query_row(params![queue, now as i64], |r| r.get(0)))
+                .sql("look for visible messages")?;
+            if !ready {
+                return Ok((Vec::new(), 0));
+            }
             let tx = write_tx(conn)?;
             let out = claim(&tx, &queue, redrive.as_ref(), now, invisible_until, max)?;
             tx.commit().sql("commit receive")?;

@@ -291,7 +291,9 @@ impl MessageJob {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(sent);
-            self.stats.hops.record(now.saturating_sub(sent));
+            let hop = now.saturating_sub(sent);
+            self.stats.hops.record(hop);
+            self.metrics.hop(hop);
         }
         let heartbeat = spawn_heartbeat(&self.queue, &message.receipt, &self.settings);
         let result = self.handler.handle(&message).await;

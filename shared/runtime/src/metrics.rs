@@ -48,6 +48,12 @@ impl Metrics {
         );
     }
 
+    /// An event's publication to its handler starting (first deliveries): `HopLatencyMs`, so
+    /// the hops of several worker processes can be put together.
+    pub fn hop(&self, latency_ms: u64) {
+        self.emit(&[("HopLatencyMs", latency_ms as f64, "Milliseconds")], None);
+    }
+
     /// Open Rekognition jobs after a change (analysis and results workers).
     pub fn open_jobs(&self, n: i64) {
         self.emit(&[("OpenRekognitionJobs", n as f64, "Count")], None);

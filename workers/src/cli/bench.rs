@@ -4,7 +4,8 @@
 //! - the whole pipeline (ingest to VMAP) against a bare FFmpeg encode of the same renditions
 //!   with the same settings (the HLS rendition and the proxy: the one encode nothing can skip);
 //! - the local segment analysis of the proxy against decoding the proxy and nothing else (CPU);
-//! - hop latency: from an event's publication to the next handler starting (p50, p99);
+//! - hop latency: from an event's publication to the next handler starting (p50, p99), with
+//!   every worker in this process and with five worker processes sharing one data directory;
 //! - the resident memory of an idle worker process (all five workers in it).
 //!
 //! Throughput of the embedded backend itself (no media work) is the chaos harness's figure:
@@ -59,6 +60,13 @@ pub struct BenchFigures {
     pub hops: u64,
     pub hop_p50_ms: Option<u64>,
     pub hop_p99_ms: Option<u64>,
+    /// The same with each worker in its own process (`cuepoint worker <name>`), one data
+    /// directory: a hop across processes is seen by polling.
+    pub hops_multiprocess: u64,
+    pub hop_multiprocess_p50_ms: Option<u64>,
+    pub hop_multiprocess_p99_ms: Option<u64>,
+    /// How often an idle long poll looks at the database for another process's messages.
+    pub poll_interval_ms: u64,
     /// Resident memory of an idle `cuepoint worker all` process, MiB.
     pub idle_worker_rss_mib: Option<f64>,
 }
@@ -87,6 +95,13 @@ impl BenchFigures {
             ms(self.hop_p50_ms),
             ms(self.hop_p99_ms),
             self.hops
+        ));
+        out.push_str(&format!(
+            "hop latency, five worker processes    p50 {}   p99 {}   ({} hops; poll interval {} ms)\n",
+            ms(self.hop_multiprocess_p50_ms),
+            ms(self.hop_multiprocess_p99_ms),
+            self.hops_multiprocess,
+            self.poll_interval_ms
         ));
         out.push_str(&format!(
             "idle worker RSS (cuepoint worker all) {}\n",
@@ -217,7 +232,11 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     let decode_cpu = children_cpu() - before;
     backend.shutdown().await;
 
-    // 4. An idle worker process.
+    // 4. The pipeline again, each worker in its own process on one data directory.
+    eprintln!("running the pipeline with five worker processes...");
+    let multi = multiprocess_hops(cuepoint, args, &scratch.path().join("multi"), &clip).await?;
+
+    // 5. An idle worker process.
     eprintln!("measuring an idle worker...");
     let rss = idle_rss(cuepoint, &scratch.path().join("idle")).await;
 
@@ -233,8 +252,122 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
         hops: hop_counts.iter().sum(),
         hop_p50_ms: hop_quantile(&hop_counts, 0.50),
         hop_p99_ms: hop_quantile(&hop_counts, 0.99),
+        hops_multiprocess: multi.iter().sum(),
+        hop_multiprocess_p50_ms: hop_quantile(&multi, 0.50),
+        hop_multiprocess_p99_ms: hop_quantile(&multi, 0.99),
+        poll_interval_ms: cuepoint_embedded::DEFAULT_POLL_INTERVAL.as_millis() as u64,
         idle_worker_rss_mib: rss,
     })
+}
+
+/// Run the pipeline on `clip` with `cuepoint worker <name>` in five processes sharing the data
+/// directory `data`, and gather their hop latencies (per-millisecond counts) from the
+/// `HopLatencyMs` metric lines each process prints.
+async fn multiprocess_hops(
+    cuepoint: &Path,
+    args: &BenchArgs,
+    data: &Path,
+    clip: &Path,
+) -> anyhow::Result<Vec<u64>> {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut settings = args.common.settings()?;
+    settings.backend = cuepoint_runtime::config::Backend::Embedded;
+    settings.data_dir = data.to_path_buf();
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(vec![0u64; HOP_RANGE_MS as usize + 1]));
+    let mut children = Vec::new();
+    let mut readers = Vec::new();
+    for kind in crate::handlers::WorkerKind::ALL {
+        let mut cmd = tokio::process::Command::new(cuepoint);
+        cmd.args(["worker", kind.queue(), "--data-dir"]).arg(data);
+        if let Some(c) = &args.common.config {
+            cmd.arg("--config").arg(c);
+        }
+        let mut child = cmd
+            .env("CUEPOINT_LOG_FORMAT", "json")
+            .env("CUEPOINT_BACKEND", "embedded")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} worker {kind}", cuepoint.display()))?;
+        let stdout = child.stdout.take().context("worker stdout")?;
+        let counts = counts.clone();
+        readers.push(tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let hop = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v.get("HopLatencyMs").and_then(|h| h.as_f64()));
+                if let Some(ms) = hop {
+                    let i = (ms.max(0.0) as u64).min(HOP_RANGE_MS) as usize;
+                    counts.lock().unwrap_or_else(|p| p.into_inner())[i] += 1;
+                }
+            }
+        }));
+        children.push(child);
+    }
+    let backend = crate::backend::build_embedded(
+        &settings,
+        false,
+        std::sync::Arc::new(cuepoint_runtime::ports::SystemClock),
+    )
+    .await?;
+    let ids = ingest_files(&backend, &settings, &[clip.to_path_buf()]).await?;
+    let id = ids.first().context("nothing ingested")?;
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let outcome = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let asset = backend.ctx.ports.store.get(id).await?;
+        if let Some(a) = asset.filter(|a| a.state.is_terminal()) {
+            break Ok(a);
+        }
+        if Instant::now() > deadline {
+            break Err(anyhow::anyhow!(
+                "the five-process run did not finish within an hour"
+            ));
+        }
+        if let Some(i) = children
+            .iter_mut()
+            .position(|c| matches!(c.try_wait(), Ok(Some(_))))
+        {
+            break Err(anyhow::anyhow!(
+                "worker {} exited during the five-process run",
+                crate::handlers::WorkerKind::ALL[i]
+            ));
+        }
+    };
+    for c in &mut children {
+        if let Some(pid) = c.id() {
+            // SIGTERM: the workers drain and stop as in production.
+            let _ = tokio::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+    }
+    for c in &mut children {
+        if tokio::time::timeout(Duration::from_secs(30), c.wait())
+            .await
+            .is_err()
+        {
+            let _ = c.kill().await;
+        }
+    }
+    for r in readers {
+        let _ = r.await;
+    }
+    backend.shutdown().await;
+    let asset = outcome?;
+    anyhow::ensure!(
+        asset.state == cuepoint_core::asset::AssetState::Complete,
+        "the five-process bench asset ended {}: {:?}",
+        asset.state,
+        asset.failure
+    );
+    let counts = counts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(counts)
 }
 
 /// CPU seconds (user + system) of the children this process has waited for.

@@ -16,7 +16,7 @@ use cuepoint_runtime::ports::{CounterDelta, TranscriptionStatus};
 use serde_json::Value;
 
 use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
-use crate::flow::{advance, announce, announce_failure, fail, load};
+use crate::flow::{advance, announce, announce_failure, fail, load_when_ready};
 
 /// Safety net against a service that never stops paging.
 const MAX_PAGES: usize = 10_000;
@@ -39,7 +39,7 @@ pub async fn on_completion(
             c.api
         )));
     };
-    let asset = load(ctx, &id).await?;
+    let asset = load_when_ready(ctx, &id, |a| not_recorded_yet(a, kind)).await?;
     if asset
         .failure
         .as_ref()
@@ -123,7 +123,7 @@ pub async fn on_transcription(
     let id = transcribe::asset_of(&ev.job_name, &ctx.settings.workflow)
         .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     let kind = AnalysisKind::Transcription;
-    let asset = load(ctx, &id).await?;
+    let asset = load_when_ready(ctx, &id, |a| not_recorded_yet(a, kind)).await?;
     if asset.state.is_terminal() {
         tracing::info!(state = %asset.state, "asset finished; transcription ignored");
         return Ok(());
@@ -236,6 +236,13 @@ pub async fn on_transcription(
         Some(a) => announce_if_analysed(ctx, &a).await,
         None => Ok(()),
     }
+}
+
+/// A completion that overtook the write recording its job's start: the asset is still going
+/// and does not list the analysis yet.
+fn not_recorded_yet(asset: &Asset, kind: AnalysisKind) -> bool {
+    !asset.state.is_terminal()
+        && (!asset.state.at_or_after(AssetState::Analysing) || !asset.analyses.contains_key(&kind))
 }
 
 async fn announce_if_analysed(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerError> {
