@@ -10,9 +10,12 @@
 //! acts). Every cut no link spans is a scene boundary; its reasons say what was seen there.
 //!
 //! The signature is what the local engine writes on each `SHOT` segment as
-//! `CuepointKeyFrame.Signature` (luma and chroma levels of the shot's frames, 8-bit); shots
-//! without one (Rekognition's) link only through speech, so every cut is then a boundary
-//! unless someone speaks across it.
+//! `CuepointKeyFrame.Signature` (luma and chroma levels of the shot's frames, 8-bit) and
+//! `CuepointKeyFrame.Histogram` (the colour histogram of the shot's frames, 64 RGB bins, from
+//! real decoded frames). Two shots look alike when their levels are close and, when both have
+//! histograms, their histograms overlap by at least `min_histogram_overlap`. Shots without a
+//! signature (Rekognition's) link only through speech, so every cut is then a boundary unless
+//! someone speaks across it.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +40,9 @@ pub struct SceneOptions {
     pub barrier_black_seconds: f64,
     /// Speech must run at least this far on both sides of a cut to link it.
     pub speech_margin_seconds: f64,
+    /// Colour histograms must share at least this fraction of their pixels (histogram
+    /// intersection, 0-1) for two shots to look alike.
+    pub min_histogram_overlap: f64,
 }
 
 impl Default for SceneOptions {
@@ -46,6 +52,7 @@ impl Default for SceneOptions {
             max_distance: 6.0,
             barrier_black_seconds: 0.5,
             speech_margin_seconds: 0.2,
+            min_histogram_overlap: 0.6,
         }
     }
 }
@@ -90,6 +97,12 @@ struct Shot {
     start: u64,
     end: u64,
     signature: Option<Vec<f64>>,
+    histogram: Option<Vec<f64>>,
+}
+
+/// The share of two histograms' mass in common (1: identical).
+fn overlap(a: &[f64], b: &[f64]) -> Option<f64> {
+    (a.len() == b.len() && !a.is_empty()).then(|| a.iter().zip(b).map(|(x, y)| x.min(*y)).sum())
 }
 
 fn distance(a: &[f64], b: &[f64]) -> Option<f64> {
@@ -135,6 +148,11 @@ pub fn detect(
                 .extra
                 .get(KEY_FRAME_FIELD)
                 .and_then(|k| k.get("Signature"))
+                .and_then(|v| serde_json::from_value(v.clone()).ok()),
+            histogram: s
+                .extra
+                .get(KEY_FRAME_FIELD)
+                .and_then(|k| k.get("Histogram"))
                 .and_then(|v| serde_json::from_value(v.clone()).ok()),
         })
         .collect();
@@ -187,10 +205,15 @@ pub fn detect(
     }
     for j in 1..n {
         for i in j.saturating_sub(o.link_shots)..j {
-            let close = match (&shots[i].signature, &shots[j].signature) {
+            let levels = match (&shots[i].signature, &shots[j].signature) {
                 (Some(a), Some(b)) => distance(a, b).is_some_and(|d| d <= o.max_distance),
                 _ => false,
             };
+            let colours = match (&shots[i].histogram, &shots[j].histogram) {
+                (Some(a), Some(b)) => overlap(a, b).is_some_and(|x| x >= o.min_histogram_overlap),
+                _ => true,
+            };
+            let close = levels && colours;
             if close && !barrier[i + 1..=j].iter().any(|b| *b) {
                 for flag in &mut inside[i + 1..=j] {
                     *flag = true;
@@ -326,6 +349,33 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["Scenes"][1]["Boundary"][0], "VisualChange");
         assert_eq!(json["Scenes"][1]["StartTimestamp"], 12000);
+    }
+
+    #[test]
+    fn colours_must_agree_when_both_shots_have_histograms() {
+        // A B A: the levels of A and its return are close; the colours decide.
+        let with = |hists: [[f64; 2]; 3]| {
+            let segs: Vec<Segment> = [40.0, 90.0, 41.0]
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let mut s = shot(i as u64, i as u64 * 3000, (i as u64 + 1) * 3000, Some(v));
+                    s.extra.get_mut(KEY_FRAME_FIELD).unwrap()["Histogram"] = json!(hists[i]);
+                    s
+                })
+                .collect();
+            let d = SegmentDetection {
+                segments: segs,
+                ..Default::default()
+            };
+            starts(&detect(&d, None, &[], &SceneOptions::default()))
+        };
+        assert_eq!(with([[0.9, 0.1], [0.1, 0.9], [0.8, 0.2]]), vec![0]);
+        // Same levels, other colours (overlap 0.3): a new scene.
+        assert_eq!(
+            with([[0.9, 0.1], [0.1, 0.9], [0.2, 0.8]]),
+            vec![0, 3000, 6000]
+        );
     }
 
     #[test]

@@ -213,10 +213,27 @@ pub async fn analyze(
             "null".into(),
             "-".into(),
         ]);
+        if let Some(hf) = &plan.histogram_file {
+            args.extend([
+                "-map".into(),
+                "[hout]".into(),
+                "-fps_mode".into(),
+                "passthrough".into(),
+                "-f".into(),
+                "rawvideo".into(),
+                hf.as_os_str().to_owned(),
+            ]);
+        }
         let outcome = run_ffmpeg(&args, info.probe.duration_seconds, location, progress).await?;
 
         let findings = match &plan.video_file {
-            Some(vf) => Some(read_video(&info, opts, vf, plan.dark_file.as_deref())?),
+            Some(vf) => Some(read_video(
+                &info,
+                opts,
+                vf,
+                plan.dark_file.as_deref(),
+                plan.histogram_file.as_deref(),
+            )?),
             None => None,
         };
         let mut loudness = Vec::new();
@@ -294,6 +311,8 @@ struct AnalysisGraph {
     mapped: String,
     video_file: Option<PathBuf>,
     dark_file: Option<PathBuf>,
+    /// Tiny RGB copies of every `HISTOGRAM_EVERY`th frame, for the shots' colour histograms.
+    histogram_file: Option<PathBuf>,
     /// (track, metadata file) in track order.
     audio_files: Vec<(u32, PathBuf)>,
 }
@@ -304,12 +323,14 @@ impl AnalysisGraph {
         let mut mapped = String::new();
         let mut video_file = None;
         let mut dark_file = None;
+        let mut histogram_file = None;
         if let (true, Some(v)) = (opts.video, &info.video) {
             let vf = dir.join("video.txt");
             let b = &opts.black;
-            let mut chain = format!(
+            let chain = format!(
                 "[0:{idx}]scale={w}:{h}:flags=fast_bilinear,format=yuv420p,\
-                 blackdetect=d=0:pix_th={pix}:pic_th={pic},scdet=t={t},signalstats",
+                 blackdetect=d=0:pix_th={pix}:pic_th={pic},scdet=t={t},signalstats,\
+                 split=2[vh][vmain]",
                 idx = v.stream_index,
                 w = opts.analysis_width,
                 h = opts.analysis_height,
@@ -317,6 +338,15 @@ impl AnalysisGraph {
                 pic = b.picture_ratio,
                 t = opts.shots.threshold,
             );
+            // The colour histograms come from the same decode: a 32x18 RGB copy of every
+            // HISTOGRAM_EVERY-th frame, written raw.
+            chains.push(chain);
+            chains.push(format!(
+                "[vh]select='not(mod(n\\,{HISTOGRAM_EVERY}))',\
+                 scale={HISTOGRAM_W}:{HISTOGRAM_H}:flags=area,format=rgb24[hout]"
+            ));
+            histogram_file = Some(dir.join("histogram.rgb"));
+            let mut chain = String::from("[vmain]null");
             if opts.end_credits {
                 let df = dir.join("dark.txt");
                 chain.push_str(",split=2[vm][vs]");
@@ -367,6 +397,7 @@ impl AnalysisGraph {
             mapped,
             video_file,
             dark_file,
+            histogram_file,
             audio_files,
         }
     }
@@ -391,6 +422,7 @@ fn read_video(
     opts: &AnalyzeOptions,
     video_file: &Path,
     dark_file: Option<&Path>,
+    histogram_file: Option<&Path>,
 ) -> Result<VideoFindings, EngineError> {
     let Some(video) = &info.video else {
         return Ok(VideoFindings::default());
@@ -503,9 +535,17 @@ fn read_video(
     }
     cuts.sort_by_key(|c| c.frame);
     signatures.sort_by_key(|(f, _)| *f);
+    let histograms = match histogram_file {
+        Some(hf) => {
+            let bytes = std::fs::read(hf).map_err(|e| EngineError::io("reading", hf, e))?;
+            frame_histograms(&bytes)
+        }
+        None => Vec::new(),
+    };
     Ok(VideoFindings {
         transitions: found,
         signatures,
+        histograms,
         total_frames,
         black,
         end_credits: end_credits
@@ -517,6 +557,32 @@ fn read_video(
             .collect(),
         cuts,
     })
+}
+
+/// Every this many frames one goes to the colour histograms.
+const HISTOGRAM_EVERY: u64 = 5;
+const HISTOGRAM_W: usize = 32;
+const HISTOGRAM_H: usize = 18;
+/// Levels per colour channel: 4 x 4 x 4 = 64 bins.
+const HISTOGRAM_LEVELS: usize = 4;
+
+/// The colour histogram (64 RGB bins, fractions of the pixels) of each frame in the raw file:
+/// frame `k` of the file is decoded frame `k * HISTOGRAM_EVERY`.
+pub(crate) fn frame_histograms(raw: &[u8]) -> Vec<(u64, Vec<f64>)> {
+    let size = HISTOGRAM_W * HISTOGRAM_H * 3;
+    let pixels = (HISTOGRAM_W * HISTOGRAM_H) as f64;
+    raw.chunks_exact(size)
+        .enumerate()
+        .map(|(k, frame)| {
+            let mut bins = vec![0.0; HISTOGRAM_LEVELS.pow(3)];
+            for px in frame.chunks_exact(3) {
+                let q = |v: u8| v as usize * HISTOGRAM_LEVELS / 256;
+                bins[(q(px[0]) * HISTOGRAM_LEVELS + q(px[1])) * HISTOGRAM_LEVELS + q(px[2])] +=
+                    1.0 / pixels;
+            }
+            (k as u64 * HISTOGRAM_EVERY, bins)
+        })
+        .collect()
 }
 
 /// The signalstats levels that make a frame's signature for scene grouping: where the dark,
@@ -754,6 +820,29 @@ fn check_complete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_histograms_count_pixels_per_colour_bin() {
+        let size = HISTOGRAM_W * HISTOGRAM_H;
+        // Frame 0: all pure red; frame 1: half black, half white.
+        let mut raw = Vec::new();
+        for _ in 0..size {
+            raw.extend([255u8, 0, 0]);
+        }
+        for i in 0..size {
+            let v = if i < size / 2 { 0 } else { 255 };
+            raw.extend([v, v, v]);
+        }
+        raw.extend([1, 2]); // a torn last frame is ignored
+        let h = frame_histograms(&raw);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[1].0, HISTOGRAM_EVERY);
+        let red = (3 * HISTOGRAM_LEVELS) * HISTOGRAM_LEVELS;
+        assert!((h[0].1[red] - 1.0).abs() < 1e-9);
+        assert!((h[1].1[0] - 0.5).abs() < 1e-9);
+        assert!((h[1].1[HISTOGRAM_LEVELS.pow(3) - 1] - 0.5).abs() < 1e-9);
+        assert!((h[1].1.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
 
     #[test]
     fn repeat_hits_merge_into_the_first() {

@@ -53,6 +53,9 @@ pub struct VideoFindings {
     /// Per-frame picture signatures (ascending frames), averaged per shot into the shot's
     /// `CuepointKeyFrame.Signature`.
     pub signatures: Vec<(u64, Vec<f64>)>,
+    /// Colour histograms of sampled frames (ascending frames), averaged per shot into the
+    /// shot's `CuepointKeyFrame.Histogram`.
+    pub histograms: Vec<(u64, Vec<f64>)>,
 }
 
 /// Build the response for `info`'s video with `findings`. Without a video stream the response
@@ -154,10 +157,17 @@ pub fn segment_detection(
     for (i, (start, score)) in starts.iter().enumerate() {
         let end = starts.get(i + 1).map(|(next, _)| next - 1).unwrap_or(last);
         let mut seg = segment(&clock, SEGMENT_SHOT, FrameSpan { start: *start, end });
-        if let Some(sig) = shot_signature(&findings.signatures, *start, end) {
+        let mut key_frame = Map::new();
+        if let Some(sig) = shot_signature(&findings.signatures, *start, end, 10.0) {
+            key_frame.insert("Signature".into(), json!(sig));
+        }
+        if let Some(h) = shot_signature(&findings.histograms, *start, end, 1000.0) {
+            key_frame.insert("Histogram".into(), json!(h));
+        }
+        if !key_frame.is_empty() {
             seg.extra.insert(
                 cuepoint_core::scenes::KEY_FRAME_FIELD.into(),
-                json!({ "Signature": sig }),
+                Value::Object(key_frame),
             );
         }
         seg.shot_segment = Some(ShotSegment {
@@ -170,8 +180,13 @@ pub fn segment_detection(
 }
 
 /// The mean signature of a shot's frames, leaving out a frame at each end when the shot is
-/// long enough (a cut's neighbours may blend in the encode); 0.1 level precision.
-fn shot_signature(frames: &[(u64, Vec<f64>)], start: u64, end: u64) -> Option<Vec<f64>> {
+/// long enough (a cut's neighbours may blend in the encode); rounded to 1/`scale`.
+fn shot_signature(
+    frames: &[(u64, Vec<f64>)],
+    start: u64,
+    end: u64,
+    scale: f64,
+) -> Option<Vec<f64>> {
     let (lo, hi) = if end >= start + 4 {
         (start + 1, end - 1)
     } else {
@@ -189,7 +204,7 @@ fn shot_signature(frames: &[(u64, Vec<f64>)], start: u64, end: u64) -> Option<Ve
     }
     Some(
         sum.into_iter()
-            .map(|s| (s / picked.len() as f64 * 10.0).round() / 10.0)
+            .map(|s| (s / picked.len() as f64 * scale).round() / scale)
             .collect(),
     )
 }
@@ -307,12 +322,17 @@ mod tests {
             }],
             // Frames 0-74 (shot 0): a signature on frames 10 and 11 only.
             signatures: vec![(10, vec![10.0, 20.0]), (11, vec![11.0, 21.0])],
+            histograms: vec![(10, vec![0.25, 0.75])],
         };
         let d = segment_detection(&info(), &findings, 5.0);
         let first_shot = d.segments.iter().find(|s| s.is_shot()).unwrap();
         assert_eq!(
             first_shot.extra[cuepoint_core::scenes::KEY_FRAME_FIELD]["Signature"],
             json!([10.5, 20.5])
+        );
+        assert_eq!(
+            first_shot.extra[cuepoint_core::scenes::KEY_FRAME_FIELD]["Histogram"],
+            json!([0.25, 0.75])
         );
         let dissolve = &d.segments[1];
         assert_eq!(dissolve.cue_type(), Some(CUE_DISSOLVE));

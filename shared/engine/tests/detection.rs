@@ -413,4 +413,34 @@ async fn scenes_group_shots_that_return_to_the_same_picture() {
     assert_eq!(r.scenes[1].boundary, vec![BoundaryReason::VisualChange]);
     assert_eq!(r.scenes[0].shots, vec![0, 1, 2, 3]);
     println!("scene boundaries: 1 of 1 found, none spurious (6 cuts)");
+    // Each shot carries the colour histogram of its decoded frames: the same picture shares
+    // most of its colours, different pictures few.
+    let hist: Vec<Vec<f64>> = a
+        .segments
+        .segments
+        .iter()
+        .filter(|s| s.is_shot())
+        .map(|s| {
+            serde_json::from_value(
+                s.extra[cuepoint_core::scenes::KEY_FRAME_FIELD]["Histogram"].clone(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let overlap =
+        |i: usize, j: usize| -> f64 { hist[i].iter().zip(&hist[j]).map(|(x, y)| x.min(*y)).sum() };
+    for (i, j) in [(0, 2), (1, 3), (4, 6)] {
+        println!(
+            "same picture, shots {i} and {j}: overlap {:.2}",
+            overlap(i, j)
+        );
+        assert!(overlap(i, j) >= 0.8, "shots {i} {j}: {}", overlap(i, j));
+    }
+    for (i, j) in [(0, 1), (3, 4), (4, 5), (2, 4)] {
+        println!(
+            "different pictures, shots {i} and {j}: overlap {:.2}",
+            overlap(i, j)
+        );
+        assert!(overlap(i, j) < 0.6, "shots {i} {j}: {}", overlap(i, j));
+    }
 }

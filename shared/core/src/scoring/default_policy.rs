@@ -252,6 +252,7 @@ impl DefaultPolicyConfig {
             ("scenes.max_distance", o.max_distance),
             ("scenes.barrier_black_seconds", o.barrier_black_seconds),
             ("scenes.speech_margin_seconds", o.speech_margin_seconds),
+            ("scenes.min_histogram_overlap", o.min_histogram_overlap),
         ];
         for (name, v) in scene_knobs {
             if !(v.is_finite() && v >= 0.0) {
