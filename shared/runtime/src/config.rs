@@ -211,6 +211,9 @@ pub struct AwsSettings {
     /// Let the local media engine (FFmpeg) play MediaConvert and Rekognition, announcing
     /// through EventBridge and SNS like the services do (emulators have neither service).
     pub local_media_engine: bool,
+    /// MediaTailor's HLS session prefix (the stack output `MediaTailorHlsPrefix`): when set,
+    /// summaries give each complete asset's ad-inserted playback URL.
+    pub playback_prefix: Option<String>,
 }
 
 impl Default for AwsSettings {
@@ -226,6 +229,7 @@ impl Default for AwsSettings {
             mediaconvert_queue: None,
             s3_path_style: false,
             local_media_engine: false,
+            playback_prefix: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use cuepoint_runtime::config::Backend as BackendKind;
 
 use crate::backend::{build, build_embedded};
 use crate::cli::run::{run_until_terminal, CommonArgs};
-use crate::cli::summary::{summarize, AssetSummary};
+use crate::cli::summary::{summarize_with, AssetSummary};
 use crate::redrive::{retry, RetryError, RetryOutcome};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -88,7 +88,8 @@ pub async fn run(args: &RetryArgs) -> anyhow::Result<Option<AssetSummary>> {
                 return Ok(None);
             }
             if asset.state.is_terminal() {
-                let summary = summarize(backend.ctx.ports.blobs.as_ref(), &asset).await;
+                let summary =
+                    summarize_with(&settings, backend.ctx.ports.blobs.as_ref(), &asset).await;
                 backend.shutdown().await;
                 return Ok(Some(summary));
             }
@@ -104,6 +105,6 @@ pub async fn run(args: &RetryArgs) -> anyhow::Result<Option<AssetSummary>> {
     let done = run_until_terminal(&backend, &[id], Duration::from_secs(args.timeout)).await?;
     let asset = done.into_iter().next().context("the asset vanished")?;
     Ok(Some(
-        summarize(backend.ctx.ports.blobs.as_ref(), &asset).await,
+        summarize_with(&settings, backend.ctx.ports.blobs.as_ref(), &asset).await,
     ))
 }

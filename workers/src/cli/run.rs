@@ -16,7 +16,7 @@ use cuepoint_runtime::config::Settings;
 
 use crate::app;
 use crate::backend::{build_embedded, Backend};
-use crate::cli::summary::{render, summarize, AssetSummary};
+use crate::cli::summary::{render, summarize_with, AssetSummary};
 use crate::handlers::WorkerKind;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -69,7 +69,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Vec<AssetSummary>> {
     let assets = run_until_terminal(&backend, &ids, Duration::from_secs(args.timeout)).await?;
     let mut out = Vec::new();
     for a in &assets {
-        out.push(summarize(backend.ctx.ports.blobs.as_ref(), a).await);
+        out.push(summarize_with(&settings, backend.ctx.ports.blobs.as_ref(), a).await);
     }
     Ok(out)
 }

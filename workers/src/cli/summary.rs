@@ -40,6 +40,9 @@ pub struct AssetSummary {
     pub content: ContentTimeline,
     pub hls: Option<String>,
     pub vmap: Option<String>,
+    /// The ad-inserted playback URL through MediaTailor (when `aws.playback_prefix` is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub playback: Option<String>,
     pub results: String,
 }
 
@@ -212,8 +215,42 @@ pub async fn summarize(blobs: &dyn BlobStore, asset: &Asset) -> AssetSummary {
             .as_ref()
             .map(|u| location(blobs, u)),
         vmap: asset.results.vmap.as_ref().map(|u| location(blobs, u)),
+        playback: None,
         results: location(blobs, &asset.results.prefix),
     }
+}
+
+/// [`summarize`], with the MediaTailor playback URL when the settings name its prefix.
+pub async fn summarize_with(
+    settings: &cuepoint_runtime::config::Settings,
+    blobs: &dyn BlobStore,
+    asset: &Asset,
+) -> AssetSummary {
+    let mut s = summarize(blobs, asset).await;
+    s.playback = settings
+        .aws
+        .playback_prefix
+        .as_deref()
+        .and_then(|prefix| playback_url(prefix, asset));
+    s
+}
+
+/// The URL a player starts an ad-inserted session with: MediaTailor's HLS prefix, the master
+/// playlist's path under `assets/` (the playback configuration's content source) and the asset
+/// id as the player parameter its ad decision server URL is filled from. None until the asset
+/// is complete.
+pub fn playback_url(prefix: &str, asset: &Asset) -> Option<String> {
+    if asset.state != AssetState::Complete {
+        return None;
+    }
+    let master = asset.results.hls_master.as_ref()?;
+    let key = master.key.as_str();
+    let path = key
+        .split_once("assets/")
+        .map_or(key, |(_, under)| under)
+        .trim_start_matches('/');
+    let sep = if prefix.ends_with('/') { "" } else { "/" };
+    Some(format!("{prefix}{sep}{path}?ads.asset_id={}", asset.id))
 }
 
 /// `HH:MM:SS.mmm`, exactly as the VMAP writes the time (one formatter for both); a time the
@@ -381,6 +418,9 @@ pub fn render(s: &AssetSummary) -> String {
     if let Some(v) = &s.vmap {
         out.push_str(&format!("  vmap      {v}\n"));
     }
+    if let Some(p) = &s.playback {
+        out.push_str(&format!("  playback  {p}  (MediaTailor, ads inserted)\n"));
+    }
     out.push_str(&format!("  results   {}\n", s.results));
     out
 }
@@ -415,6 +455,7 @@ mod tests {
             content_analyses: vec![],
             content: ContentTimeline::default(),
             hls: None,
+            playback: None,
             vmap: None,
             results: "r".into(),
         };
@@ -508,6 +549,39 @@ mod tests {
             cuepoint_embedded::blobs::FsBlobStore::new(dir.to_path_buf()),
             asset,
         )
+    }
+
+    #[tokio::test]
+    async fn playback_url_goes_through_mediatailor_once_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, mut asset) = analysed_asset(dir.path()).await;
+        let prefix = "https://abc.mediatailor.eu-west-1.amazonaws.com/v1/master/123/cuepoint-prod";
+        // No renditions yet: nothing to play.
+        assert_eq!(playback_url(prefix, &asset), None);
+        asset.results.hls_master = Some(S3Uri::parse("s3://out/assets/x/hls/index.m3u8").unwrap());
+        let want = format!("{prefix}/x/hls/index.m3u8?ads.asset_id={}", asset.id);
+        assert_eq!(playback_url(prefix, &asset).as_deref(), Some(want.as_str()));
+        assert_eq!(
+            playback_url(&format!("{prefix}/"), &asset).as_deref(),
+            Some(want.as_str())
+        );
+        asset.state = AssetState::Analysed;
+        assert_eq!(playback_url(prefix, &asset), None);
+        asset.state = AssetState::Complete;
+        let mut settings = cuepoint_runtime::config::Settings::default();
+        let blobs = cuepoint_embedded::blobs::FsBlobStore::new(dir.path().to_path_buf());
+        assert_eq!(
+            summarize_with(&settings, &blobs, &asset).await.playback,
+            None
+        );
+        settings.aws.playback_prefix = Some(prefix.into());
+        let s = summarize_with(&settings, &blobs, &asset).await;
+        assert_eq!(s.playback.as_deref(), Some(want.as_str()));
+        assert!(
+            render(&s).contains(&format!("playback  {want}")),
+            "{}",
+            render(&s)
+        );
     }
 
     #[tokio::test]
