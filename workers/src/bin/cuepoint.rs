@@ -179,8 +179,9 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         }
         Command::Slots(args) => cuepoint_workers::slots::run(&args).map(|_| 0),
         Command::Status { args, common } => {
-            let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;
-            status::status(&backend, &args).await.map(|_| 0)
+            let settings = common.settings()?;
+            let backend = cuepoint_workers::backend::build(&settings, false).await?;
+            status::status(&backend, &settings, &args).await.map(|_| 0)
         }
         Command::Events { cmd, common } => {
             let backend = cuepoint_workers::backend::build(&common.settings()?, false).await?;

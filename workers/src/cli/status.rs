@@ -8,7 +8,7 @@ use cuepoint_core::domain::AssetId;
 use cuepoint_core::events::envelope::PutEventsEntry;
 
 use crate::backend::Backend;
-use crate::cli::summary::{render, summarize};
+use crate::cli::summary::{render, summarize_with};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatusArgs {
@@ -19,7 +19,11 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-pub async fn status(backend: &Backend, args: &StatusArgs) -> anyhow::Result<()> {
+pub async fn status(
+    backend: &Backend,
+    settings: &cuepoint_runtime::config::Settings,
+    args: &StatusArgs,
+) -> anyhow::Result<()> {
     let store = &backend.ctx.ports.store;
     let assets = match &args.asset {
         Some(id) => {
@@ -33,7 +37,8 @@ pub async fn status(backend: &Backend, args: &StatusArgs) -> anyhow::Result<()> 
     };
     if args.json {
         if args.asset.is_some() {
-            let summary = summarize(backend.ctx.ports.blobs.as_ref(), &assets[0]).await;
+            let summary =
+                summarize_with(settings, backend.ctx.ports.blobs.as_ref(), &assets[0]).await;
             crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&asset_status(&assets[0], &summary))?
@@ -41,7 +46,7 @@ pub async fn status(backend: &Backend, args: &StatusArgs) -> anyhow::Result<()> 
         } else {
             let mut out = Vec::new();
             for a in &assets {
-                out.push(summarize(backend.ctx.ports.blobs.as_ref(), a).await);
+                out.push(summarize_with(settings, backend.ctx.ports.blobs.as_ref(), a).await);
             }
             crate::outln!("{}", serde_json::to_string_pretty(&out)?);
         }
@@ -53,7 +58,7 @@ pub async fn status(backend: &Backend, args: &StatusArgs) -> anyhow::Result<()> 
     for a in &assets {
         crate::outln!(
             "{}",
-            render(&summarize(backend.ctx.ports.blobs.as_ref(), a).await)
+            render(&summarize_with(settings, backend.ctx.ports.blobs.as_ref(), a).await)
         );
     }
     Ok(())
