@@ -1,7 +1,7 @@
 #!/bin/sh
 # Entry point of the cuepoint images: the first argument (or CUEPOINT_WORKER) picks what runs.
 #
-#   ingest | media | analysis | results | scoring   one worker (cuepoint-<name>)
+#   ingest | media | analysis | results | scoring | packaging   one worker (cuepoint-<name>)
 #   sweep                                           `cuepoint sweep` (re-drive stuck assets)
 #   cuepoint ARGS... | cli ARGS...                  the operator CLI, e.g. `cli dlq list`
 #
@@ -14,7 +14,7 @@ BIN_DIR=${CUEPOINT_BIN_DIR:-/usr/local/bin}
 usage() {
     cat >&2 <<'EOF'
 usage: <image> WORKER [ARGS...]
-  WORKER: ingest | media | analysis | results | scoring | sweep | cli (operator CLI)
+  WORKER: ingest | media | analysis | results | scoring | packaging | sweep | cli (operator CLI)
   or set CUEPOINT_WORKER and pass no argument.
 EOF
 }
@@ -27,7 +27,7 @@ else
 fi
 
 case "$worker" in
-    ingest | media | analysis | results | scoring)
+    ingest | media | analysis | results | scoring | packaging)
         exec "$BIN_DIR/cuepoint-$worker" "$@"
         ;;
     sweep)

@@ -20,13 +20,13 @@ expect_line() { if grep -Eq -- "$2" "$3"; then pass "$1"; else fail "$1: no line
 # --- entrypoint.sh: fake binaries that print how they were called ------------------------------
 bin="$WORK/bin"
 mkdir -p "$bin"
-for b in cuepoint cuepoint-ingest cuepoint-media cuepoint-analysis cuepoint-results cuepoint-scoring; do
+for b in cuepoint cuepoint-ingest cuepoint-media cuepoint-analysis cuepoint-results cuepoint-scoring cuepoint-packaging; do
     printf '#!/bin/sh\necho "%s $*"\n' "$b" >"$bin/$b"
     chmod +x "$bin/$b"
 done
 ep() { CUEPOINT_BIN_DIR="$bin" sh "$HERE/entrypoint.sh" "$@"; }
 
-for w in ingest media analysis results scoring; do
+for w in ingest media analysis results scoring packaging; do
     expect "entrypoint runs $w" "cuepoint-$w " "$(ep "$w")"
 done
 expect "entrypoint passes arguments" "cuepoint-results --once" "$(ep results --once)"

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_routing import load_template  # noqa: E402
 
 # Task roles of the workers that record failures (flow::fail and the sweeper).
-FAILING_ROLES = ["IngestTaskRole", "MediaTaskRole", "AnalysisTaskRole", "ResultsTaskRole", "ScoringTaskRole", "SweepTaskRole"]
+FAILING_ROLES = ["IngestTaskRole", "MediaTaskRole", "AnalysisTaskRole", "ResultsTaskRole", "ScoringTaskRole", "PackagingTaskRole", "SweepTaskRole"]
 
 
 def statements(role: dict):

@@ -116,6 +116,62 @@ async fn generated_clip_runs_to_a_vmap_with_breaks_in_the_black_gaps() {
     // Each gap got its break (they are 14 s apart, spacing is 10 s).
     assert_eq!(offsets.len(), 2, "{vmap}");
 
+    // Packaged after scoring: in every rendition of the ladder, each VMAP timeOffset is a
+    // segment boundary, carries the cue markers, and the segment there starts with a key frame
+    // at that time (ffprobe on the segments written).
+    let master_uri = asset.results.hls_master.clone().expect("packaged");
+    let master_path = backend.ctx.ports.blobs.local_path(&master_uri).unwrap();
+    let master = std::fs::read_to_string(&master_path).unwrap();
+    let hls_dir = master_path.parent().unwrap();
+    let variants: Vec<&str> = master
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert!(!variants.is_empty(), "{master}");
+    for line in master
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-STREAM-INF"))
+    {
+        for attr in [
+            "BANDWIDTH=",
+            "AVERAGE-BANDWIDTH=",
+            "RESOLUTION=",
+            "CODECS=",
+            "FRAME-RATE=",
+        ] {
+            assert!(line.contains(attr), "{line}");
+        }
+    }
+    for v in variants {
+        let text = std::fs::read_to_string(hls_dir.join(v)).unwrap();
+        let starts = cuepoint_core::packaging::segment_starts(&text).unwrap();
+        let segs: Vec<std::path::PathBuf> = text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| hls_dir.join(l))
+            .collect();
+        let keys = cuepoint_engine::package::key_frame_times_of(&segs)
+            .await
+            .unwrap();
+        let origin = keys[0];
+        for t in &offsets {
+            assert!(
+                starts.iter().any(|s| (s - t).abs() < 0.001),
+                "{v}: no segment starts at the break {t}: {starts:?}"
+            );
+            assert!(
+                keys.iter().any(|k| (k - origin - t).abs() < 0.001),
+                "{v}: no key frame at the break {t}"
+            );
+        }
+        assert_eq!(
+            text.matches("#EXT-X-CUE-OUT:0").count(),
+            offsets.len(),
+            "{text}"
+        );
+        assert_eq!(text.matches("SCTE35-OUT=").count(), offsets.len(), "{text}");
+    }
+
     // The results layout is complete.
     for rel in [
         "probe.json",

@@ -88,6 +88,15 @@ impl Transcoder for HoldingTranscoder {
         }
         self.inner.find_job(asset_id).await
     }
+
+    async fn find_tagged_job(
+        &self,
+        asset_id: &AssetId,
+        key: &str,
+        value: &str,
+    ) -> PortResult<Option<String>> {
+        self.inner.find_tagged_job(asset_id, key, value).await
+    }
 }
 
 /// Rekognition that takes held assets' analyses and never runs them.

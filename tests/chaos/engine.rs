@@ -25,7 +25,7 @@ use cuepoint_core::events::transcribe::{
     self as transcribe_events, TranscriptionJobStateChange, TranscriptionState,
 };
 use cuepoint_core::loudness::{LoudnessLog, LoudnessRow, LoudnessSummary};
-use cuepoint_core::mediaconvert::JobPlan;
+use cuepoint_core::mediaconvert::{JobPlan, PackagingPlan, PROXY_GROUP_NAME};
 use cuepoint_core::rekognition::AnalysisKind;
 use cuepoint_runtime::ports::{
     AnalysisRequest, BlobStore, Clock, EventBus, PortError, PortResult, ProbeError, Prober,
@@ -190,6 +190,10 @@ struct Books {
     scenarios: HashMap<AssetId, Scenario>,
     transcode_tokens: HashMap<String, (String, Instant)>,
     transcode_jobs: HashMap<AssetId, Vec<String>>,
+    /// Packaging jobs (the second MediaConvert job) per asset and VMAP version.
+    packaging_jobs: HashMap<(AssetId, String), Vec<String>>,
+    /// The first job per (asset, `key=value` of its user metadata): what ListJobs would find.
+    packaging_tags: HashMap<(AssetId, String), String>,
     analysis_tokens: HashMap<String, String>,
     analysis_jobs: HashMap<(AssetId, AnalysisKind), Vec<String>>,
     /// Finished Get* responses by job id.
@@ -276,8 +280,24 @@ impl FastEngine {
         let b = self.books();
         let dups = |n: usize| n.saturating_sub(1) as u64;
         EngineStats {
-            transcoder_jobs: b.transcode_jobs.values().map(|v| v.len() as u64).sum(),
-            duplicate_transcoder_jobs: b.transcode_jobs.values().map(|v| dups(v.len())).sum(),
+            transcoder_jobs: b
+                .transcode_jobs
+                .values()
+                .map(|v| v.len() as u64)
+                .sum::<u64>()
+                + b.packaging_jobs
+                    .values()
+                    .map(|v| v.len() as u64)
+                    .sum::<u64>(),
+            duplicate_transcoder_jobs: b
+                .transcode_jobs
+                .values()
+                .map(|v| dups(v.len()))
+                .sum::<u64>()
+                + b.packaging_jobs
+                    .values()
+                    .map(|v| dups(v.len()))
+                    .sum::<u64>(),
             analyzer_jobs: b.analysis_jobs.values().map(|v| v.len() as u64).sum(),
             duplicate_analyzer_jobs: b.analysis_jobs.values().map(|v| dups(v.len())).sum(),
             transcodes_of_unusable_sources: b.transcodes_of_unusable,
@@ -297,6 +317,12 @@ impl FastEngine {
             .iter()
             .filter(|(_, v)| v.len() > 1)
             .map(|(a, v)| format!("{a}: transcode jobs {v:?}"))
+            .chain(
+                b.packaging_jobs
+                    .iter()
+                    .filter(|(_, v)| v.len() > 1)
+                    .map(|((a, ver), v)| format!("{a}: packaging jobs of VMAP v{ver} {v:?}")),
+            )
             .chain(
                 b.analysis_jobs
                     .iter()
@@ -421,8 +447,71 @@ impl FastEngine {
         .await;
     }
 
-    /// Loudness logs, the proxy, the HLS variant, and the master last (a reader that sees the
-    /// master finds what it names).
+    /// The packaging job: playlists naming segments at the breaks (no media), then COMPLETE.
+    async fn run_packaging(
+        self,
+        job_id: String,
+        plan: PackagingPlan,
+        user_metadata: BTreeMap<String, String>,
+    ) {
+        tokio::time::sleep(self.delay()).await;
+        let mut master = String::from("#EXTM3U\n#EXT-X-VERSION:6\n");
+        let mut starts: Vec<u64> = vec![0];
+        starts.extend(plan.breaks.iter().map(|b| (b * 1000.0).round() as u64));
+        starts.retain(|t| *t < DURATION_MS);
+        starts.dedup();
+        for r in &plan.renditions {
+            let name = r.playlist.key.file_name().to_string();
+            let stem = name.trim_end_matches(".m3u8").to_string();
+            let mut media = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:60\n");
+            for (i, t) in starts.iter().enumerate() {
+                let end = starts.get(i + 1).copied().unwrap_or(DURATION_MS);
+                media.push_str(&format!(
+                    "#EXTINF:{:.6},\n{stem}_{i:05}.ts\n",
+                    (end - t) as f64 / 1000.0
+                ));
+            }
+            media.push_str("#EXT-X-ENDLIST\n");
+            let media = cuepoint_core::packaging::add_cue_markers(&media, &plan.breaks, 0.02)
+                .unwrap_or(media);
+            self.put(
+                &r.playlist,
+                media.into_bytes(),
+                "application/vnd.apple.mpegurl",
+            )
+            .await;
+            master.push_str(&format!(
+                "#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION={}x{}\n{name}\n",
+                r.width, r.height
+            ));
+        }
+        self.put(
+            &plan.master,
+            master.into_bytes(),
+            "application/vnd.apple.mpegurl",
+        )
+        .await;
+        let change = JobStateChange {
+            job_id,
+            state: JobState::Complete,
+            queue: None,
+            user_metadata,
+            output_group_details: plan.output_group_details(Some(DURATION_MS)),
+            error_code: None,
+            error_message: None,
+            timestamp_ms: Some(Self::now_ms()),
+        };
+        let entry =
+            job_state_change_entry(&change, &self.inner.opts.account, &self.inner.opts.region);
+        let bus = self.inner.bus.clone();
+        self.announce("MediaConvert job state change", || {
+            let (bus, entry) = (bus.clone(), entry.clone());
+            async move { bus.put_events(&[entry]).await }
+        })
+        .await;
+    }
+
+    /// Loudness logs and the proxy (the HLS ladder is the packaging job's).
     async fn write_transcode_outputs(&self, plan: &JobPlan, skip_first_log: bool) {
         let count = plan
             .audio
@@ -440,38 +529,6 @@ impl FastEngine {
             &plan.proxy.output,
             b"chaos proxy: not a real MP4".to_vec(),
             "video/mp4",
-        )
-        .await;
-        let seg = plan.hls.segment_length_s.max(1) as u64 * 1000;
-        let variant_name = plan.hls.variant.key.file_name().to_string();
-        let stem = variant_name.trim_end_matches(".m3u8").to_string();
-        let mut media = format!(
-            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:0\n",
-            seg / 1000
-        );
-        let mut t = 0;
-        let mut i = 0;
-        while t < DURATION_MS {
-            let d = seg.min(DURATION_MS - t);
-            media.push_str(&format!(
-                "#EXTINF:{:.6},\n{stem}_{i:05}.ts\n",
-                d as f64 / 1000.0
-            ));
-            t += d;
-            i += 1;
-        }
-        media.push_str("#EXT-X-ENDLIST\n");
-        self.put(
-            &plan.hls.variant,
-            media.into_bytes(),
-            "application/vnd.apple.mpegurl",
-        )
-        .await;
-        let master = format!("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n{variant_name}\n");
-        self.put(
-            &plan.hls.master,
-            master.into_bytes(),
-            "application/vnd.apple.mpegurl",
         )
         .await;
     }
@@ -797,9 +854,64 @@ struct FastTranscoder {
     engine: FastEngine,
 }
 
+impl FastTranscoder {
+    fn submit_packaging(&self, request: &TranscodeRequest) -> PortResult<String> {
+        let plan = PackagingPlan::from_settings(&request.settings)
+            .map_err(|e| PortError::Permanent(format!("BadRequestException: job settings: {e}")))?;
+        let window = self.engine.inner.opts.transcode_token_window;
+        let version = request
+            .user_metadata
+            .get("vmapVersion")
+            .cloned()
+            .unwrap_or_default();
+        let job_id = {
+            let mut b = self.engine.books();
+            if let Some((id, at)) = b.transcode_tokens.get(&request.client_token) {
+                if at.elapsed() < window {
+                    let id = id.clone();
+                    b.token_reuses += 1;
+                    return Ok(id);
+                }
+            }
+            b.next_job += 1;
+            let id = format!("{}-chaos{:06}", FastEngine::now_ms(), b.next_job);
+            b.transcode_tokens
+                .insert(request.client_token.clone(), (id.clone(), Instant::now()));
+            b.packaging_jobs
+                .entry((request.asset_id.clone(), version))
+                .or_default()
+                .push(id.clone());
+            for (k, v) in &request.user_metadata {
+                b.packaging_tags
+                    .entry((request.asset_id.clone(), format!("{k}={v}")))
+                    .or_insert_with(|| id.clone());
+            }
+            id
+        };
+        let engine = self.engine.clone();
+        self.engine.spawn(engine.run_packaging(
+            job_id.clone(),
+            plan,
+            request.user_metadata.clone(),
+        ));
+        Ok(job_id)
+    }
+}
+
 #[async_trait]
 impl Transcoder for FastTranscoder {
     async fn submit(&self, request: &TranscodeRequest) -> PortResult<String> {
+        let is_packaging = !request
+            .settings
+            .get("OutputGroups")
+            .and_then(Value::as_array)
+            .is_some_and(|g| {
+                g.iter()
+                    .any(|g| g.get("Name").and_then(Value::as_str) == Some(PROXY_GROUP_NAME))
+            });
+        if is_packaging {
+            return self.submit_packaging(request);
+        }
         let plan = JobPlan::from_settings(&request.settings)
             .map_err(|e| PortError::Permanent(format!("BadRequestException: job settings: {e}")))?;
         let scenario = Scenario::from_location(plan.input.key.as_str());
@@ -842,6 +954,23 @@ impl Transcoder for FastTranscoder {
             .transcode_jobs
             .get(asset_id)
             .and_then(|v| v.first().cloned());
+        if found.is_some() {
+            b.find_job_hits += 1;
+        }
+        Ok(found)
+    }
+
+    async fn find_tagged_job(
+        &self,
+        asset_id: &AssetId,
+        key: &str,
+        value: &str,
+    ) -> PortResult<Option<String>> {
+        let mut b = self.engine.books();
+        let found = b
+            .packaging_tags
+            .get(&(asset_id.clone(), format!("{key}={value}")))
+            .cloned();
         if found.is_some() {
             b.find_job_hits += 1;
         }

@@ -563,6 +563,16 @@ impl Transcoder for FaultyTranscoder {
         self.faults.before(Port::Transcoder, "find_job")?;
         self.inner.find_job(asset_id).await
     }
+
+    async fn find_tagged_job(
+        &self,
+        asset_id: &AssetId,
+        key: &str,
+        value: &str,
+    ) -> PortResult<Option<String>> {
+        self.faults.before(Port::Transcoder, "find_tagged_job")?;
+        self.inner.find_tagged_job(asset_id, key, value).await
+    }
 }
 
 pub struct FaultyAnalyzer {

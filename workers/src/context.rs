@@ -19,6 +19,8 @@ pub struct WorkerContext {
     pub settings: Arc<Settings>,
     /// MediaConvert job-settings template (infra/mediaconvert-job-template.json unless configured).
     pub job_template: Arc<serde_json::Value>,
+    /// The packaging job's template (infra/mediaconvert-packaging-template.json).
+    pub packaging_template: Arc<serde_json::Value>,
     /// The scoring configuration, checked and its inventory read at start-up.
     pub scoring: Arc<Scoring>,
     pub metrics: Metrics,
@@ -53,6 +55,7 @@ impl WorkerContext {
             )?),
             settings: Arc::new(settings),
             job_template: Arc::new(cuepoint_core::mediaconvert::default_template()),
+            packaging_template: Arc::new(cuepoint_core::mediaconvert::default_packaging_template()),
             metrics,
             races: Arc::default(),
         })

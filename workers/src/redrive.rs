@@ -122,6 +122,13 @@ pub async fn restart(
             PipelineDetail::MediaPrepared { proxy }
         }
         AssetState::Analysed => PipelineDetail::AnalysesCompleted,
+        AssetState::Scored => PipelineDetail::BreaksChosen {
+            version: asset.vmap_version(),
+            vmap: asset.results.vmap.clone().ok_or_else(|| {
+                HandlerError::Permanent("re-driven to SCORED without a VMAP".into())
+            })?,
+            breaks: asset.breaks.len(),
+        },
         other => {
             return Err(HandlerError::Permanent(format!(
                 "nothing restarts an asset in {other}"

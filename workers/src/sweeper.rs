@@ -115,16 +115,25 @@ async fn apply(
                     let id = format!("{}:sweep-{}", asset.id, next.sweeps);
                     return reannounce_upload(ctx, asset, &id, "sweeper", ingest).await;
                 }
-                AssetState::MediaPrepared | AssetState::Analysed => {
-                    let detail = if asset.state == AssetState::Analysed {
-                        PipelineDetail::AnalysesCompleted
-                    } else {
-                        let proxy =
-                            asset.results.proxy.clone().ok_or_else(|| {
+                AssetState::MediaPrepared | AssetState::Analysed | AssetState::Scored => {
+                    let detail =
+                        if asset.state == AssetState::Analysed {
+                            PipelineDetail::AnalysesCompleted
+                        } else if asset.state == AssetState::Scored {
+                            let vmap = asset.results.vmap.clone().ok_or_else(|| {
+                                HandlerError::Permanent("no VMAP recorded".into())
+                            })?;
+                            PipelineDetail::BreaksChosen {
+                                version: asset.vmap_version(),
+                                vmap,
+                                breaks: asset.breaks.len(),
+                            }
+                        } else {
+                            let proxy = asset.results.proxy.clone().ok_or_else(|| {
                                 HandlerError::Permanent("no proxy recorded".into())
                             })?;
-                        PipelineDetail::MediaPrepared { proxy }
-                    };
+                            PipelineDetail::MediaPrepared { proxy }
+                        };
                     let mut ev = PipelineEvent::new(asset.id.clone(), detail);
                     // A new id: the first announcement's copy may have been consumed (or
                     // dead-lettered), and buses drop repeated ids.

@@ -231,11 +231,30 @@ pub struct StubTranscoder {
 impl Transcoder for StubTranscoder {
     async fn submit(&self, request: &TranscodeRequest) -> PortResult<String> {
         let mut s = self.submitted.lock().unwrap();
+        // Like MediaConvert's ClientRequestToken: the same token gets the same job (every call
+        // is still recorded).
+        let first = s
+            .iter()
+            .position(|r| r.client_token == request.client_token);
         s.push(request.clone());
-        Ok(format!("mc-{}", s.len()))
+        Ok(format!("mc-{}", first.map(|i| i + 1).unwrap_or(s.len())))
     }
     async fn find_job(&self, _asset_id: &AssetId) -> PortResult<Option<String>> {
         Ok(self.existing.lock().unwrap().clone())
+    }
+    async fn find_tagged_job(
+        &self,
+        asset_id: &AssetId,
+        key: &str,
+        value: &str,
+    ) -> PortResult<Option<String>> {
+        let s = self.submitted.lock().unwrap();
+        Ok(s.iter()
+            .position(|r| {
+                &r.asset_id == asset_id
+                    && r.user_metadata.get(key).map(String::as_str) == Some(value)
+            })
+            .map(|i| format!("mc-{}", i + 1)))
     }
 }
 

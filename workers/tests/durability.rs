@@ -117,7 +117,8 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
     // Nothing done twice: one transcode job and one job per analysis in the ledger, and the
     // record's version counts exactly the transitions of one pass
     // (register 1, transcoding 2, media prepared 3, analysing 4, one completion per analysis:
-    // five video analyses and the transcription of this clip with sound, 5..=10, complete 11).
+    // five video analyses and the transcription of this clip with sound, 5..=10, scored 11,
+    // packaging 12, complete 13).
     let routing = RoutingDefinition::load(
         &[
             ("IngestBucket", "cuepoint-ingest"),
@@ -138,7 +139,7 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
             6,
             "five video analyses and the transcription"
         );
-        assert_eq!(a.version, 11, "one pass through the state machine");
+        assert_eq!(a.version, 13, "one pass through the state machine");
         let ledger = backend.ledger();
         assert_eq!(
             ledger
@@ -149,8 +150,8 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
                 .await
                 .unwrap()
                 .len(),
-            1,
-            "one transcode job"
+            2,
+            "one transcode job and one packaging job"
         );
         assert_eq!(
             ledger
@@ -173,7 +174,14 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
             0,
             "every open job released"
         );
-        for q in ["ingest", "media", "analysis", "results", "scoring"] {
+        for q in [
+            "ingest",
+            "media",
+            "analysis",
+            "results",
+            "scoring",
+            "packaging",
+        ] {
             let dlq = backend.dead_letters().list(q, 10).await.unwrap();
             assert!(dlq.is_empty(), "dead letters in {q}: {dlq:?}");
         }

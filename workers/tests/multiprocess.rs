@@ -56,6 +56,7 @@ fn worker_processes_share_one_data_directory() {
         env!("CARGO_BIN_EXE_cuepoint-analysis"),
         env!("CARGO_BIN_EXE_cuepoint-results"),
         env!("CARGO_BIN_EXE_cuepoint-scoring"),
+        env!("CARGO_BIN_EXE_cuepoint-packaging"),
     ];
     // The first `ingest` creates the database; the workers then open it.
     let out = Command::new(env!("CARGO_BIN_EXE_cuepoint"))
@@ -91,4 +92,8 @@ fn worker_processes_share_one_data_directory() {
     }
     assert_eq!(state.0, "COMPLETE", "{}", state.1);
     assert_eq!(state.1[0]["silent_tracks"], serde_json::json!([1]));
+    // The packaging worker's ladder, cue markers at the break.
+    let hls = state.1[0]["hls"].as_str().expect("hls location");
+    let master = std::fs::read_to_string(hls).unwrap();
+    assert!(master.contains("#EXT-X-STREAM-INF:"), "{master}");
 }

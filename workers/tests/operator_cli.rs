@@ -379,13 +379,20 @@ fn open_data_dir(data: &Path) -> std::sync::Arc<cuepoint_embedded::EmbeddedBacke
 fn queued_messages(data: &Path) -> u64 {
     let backend = open_data_dir(data);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    ["ingest", "media", "analysis", "results", "scoring"]
-        .iter()
-        .map(|q| {
-            let c = rt.block_on(backend.sqlite_queue(q).counts()).unwrap();
-            c.visible + c.invisible
-        })
-        .sum()
+    [
+        "ingest",
+        "media",
+        "analysis",
+        "results",
+        "scoring",
+        "packaging",
+    ]
+    .iter()
+    .map(|q| {
+        let c = rt.block_on(backend.sqlite_queue(q).counts()).unwrap();
+        c.visible + c.invisible
+    })
+    .sum()
 }
 
 #[test]
@@ -579,13 +586,18 @@ fn a_database_locked_for_25_s_mid_run_delays_the_run_and_it_completes() {
 }
 
 /// Asset ids and their transcode jobs in a data directory.
+/// The first MediaConvert job of each asset (proxy and loudness logs), not its packaging jobs.
 fn transcode_jobs(data: &Path) -> Vec<(String, usize)> {
     ledger_jobs(
         data,
         cuepoint_runtime::ports::LedgerService::MediaConvert,
-        None,
+        Some(FIRST_JOB),
     )
 }
+
+/// `kind` of `ledger_jobs` for the first MediaConvert job, and for the packaging job.
+const FIRST_JOB: &str = "first MediaConvert job";
+const PACKAGING_JOB: &str = "packaging job";
 
 #[test]
 fn a_copied_data_directory_knows_its_assets() {
@@ -1021,9 +1033,19 @@ fn ledger_jobs(
             let jobs = rt
                 .block_on(ledger.find_by_asset(service, a.id.as_str()))
                 .unwrap();
+            let packaging = |j: &cuepoint_runtime::ports::LedgerJob| {
+                j.request["user_metadata"]["workflow"]
+                    .as_str()
+                    .is_some_and(|w| w.ends_with("-packaging"))
+            };
             let n = jobs
                 .iter()
-                .filter(|j| kind.is_none_or(|k| j.request["kind"] == k))
+                .filter(|j| match kind {
+                    None => true,
+                    Some(FIRST_JOB) => !packaging(j),
+                    Some(PACKAGING_JOB) => packaging(j),
+                    Some(k) => j.request["kind"] == k,
+                })
                 .count();
             (a.id.to_string(), n)
         })
@@ -1046,7 +1068,7 @@ fn retry_re_drives_a_transient_failure_exactly_once_and_refuses_a_permanent_one(
     let src = clip(dir.path(), "clip.mov", 4.0);
     let data = dir.path().join("data");
     // ffprobe is there for the upload's probe and the transcode's, then goes missing (the
-    // wrapped FFmpeg takes it away when it starts writing the HLS rendition), as when a
+    // wrapped FFmpeg takes it away when it starts writing the proxy), as when a
     // package upgrade removes it mid-run: the segment analysis meets a missing tool.
     let tools = dir.path().join("tools");
     std::fs::create_dir_all(&tools).unwrap();
@@ -1061,7 +1083,7 @@ fn retry_re_drives_a_transient_failure_exactly_once_and_refuses_a_permanent_one(
     executable(
         &ffmpeg,
         &format!(
-            "#!/bin/sh\ncase \"$*\" in *m3u8*) if [ -f '{once}' ]; then rm -f '{once}'; chmod -x '{probe}'; fi;; esac\nexec {real} \"$@\"\n",
+            "#!/bin/sh\ncase \"$*\" in *proxy.mp4*) if [ -f '{once}' ]; then rm -f '{once}'; chmod -x '{probe}'; fi;; esac\nexec {real} \"$@\"\n",
             once = once.display(),
             probe = ffprobe.display(),
             real = which("ffmpeg")
@@ -1144,9 +1166,14 @@ fn retry_re_drives_a_transient_failure_exactly_once_and_refuses_a_permanent_one(
         "the failed segment job and one new one"
     );
     assert_eq!(
-        ledger_jobs(&data, LedgerService::MediaConvert, None),
+        ledger_jobs(&data, LedgerService::MediaConvert, Some(FIRST_JOB)),
         vec![(id.clone(), 1)],
         "the transcode is not redone for an analysis failure"
+    );
+    assert_eq!(
+        ledger_jobs(&data, LedgerService::MediaConvert, Some(PACKAGING_JOB)),
+        vec![(id.clone(), 1)],
+        "packaged once, after the breaks"
     );
 
     // Once more: the asset is COMPLETE; nothing starts.

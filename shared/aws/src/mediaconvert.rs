@@ -206,6 +206,27 @@ impl Transcoder for MediaConvertTranscoder {
     }
 
     async fn find_job(&self, asset_id: &AssetId) -> PortResult<Option<String>> {
+        self.find_matching(asset_id, |_| true).await
+    }
+
+    async fn find_tagged_job(
+        &self,
+        asset_id: &AssetId,
+        key: &str,
+        value: &str,
+    ) -> PortResult<Option<String>> {
+        self.find_matching(asset_id, |m| m.get(key).map(String::as_str) == Some(value))
+            .await
+    }
+}
+
+impl MediaConvertTranscoder {
+    /// The newest job of the asset whose user metadata passes `more`.
+    async fn find_matching(
+        &self,
+        asset_id: &AssetId,
+        more: impl Fn(&std::collections::HashMap<String, String>) -> bool,
+    ) -> PortResult<Option<String>> {
         let client = self.client();
         let what = format!("mediaconvert list jobs for asset {asset_id}");
         let mut token: Option<String> = None;
@@ -223,10 +244,9 @@ impl Transcoder for MediaConvertTranscoder {
             })
             .await?;
             let found = page.jobs().iter().find(|job| {
-                job.user_metadata()
-                    .and_then(|m| m.get(ASSET_ID_KEY))
-                    .map(String::as_str)
-                    == Some(asset_id.as_str())
+                job.user_metadata().is_some_and(|m| {
+                    m.get(ASSET_ID_KEY).map(String::as_str) == Some(asset_id.as_str()) && more(m)
+                })
             });
             if let Some(job) = found {
                 return Ok(job.id().map(str::to_string));

@@ -3,10 +3,14 @@
 //! ```text
 //! Registered ──TranscodeSubmitted──▶ Transcoding ──MediaPrepared──▶ MediaPrepared
 //!     ──AnalysesStarted──▶ Analysing ──AnalysisCompleted|AnalysisFailed(last kind)──▶ Analysed
-//!     ──Scored──▶ Complete
+//!     ──Scored──▶ Scored ──PackagingSubmitted──▶ Packaging ──Packaged──▶ Complete
+//! Complete ──BreaksEdited──▶ Scored   (the HLS is packaged again with the new cue points)
 //! any non-terminal state ──Failed──▶ Failed
-//! Failed (transient cause) ──Retried──▶ Registered | MediaPrepared | Analysed
+//! Failed (transient cause) ──Retried──▶ Registered | MediaPrepared | Analysed | Scored
 //! ```
+//!
+//! Packaging comes after scoring because the HLS ladder carries an IDR frame and a segment
+//! boundary at every chosen break: the breaks must be known before the full-resolution encode.
 //!
 //! `Retried` re-drives an asset whose failure was a fault of the machine (a full disk, a missing
 //! tool, a job that never reported back) once the operator fixed it: the asset goes back to
@@ -37,17 +41,23 @@ pub enum AssetState {
     MediaPrepared,
     Analysing,
     Analysed,
+    /// Breaks chosen, VMAP written; the packaging job is not submitted yet.
+    Scored,
+    /// The packaging job (the HLS ladder conditioned at the breaks) is running.
+    Packaging,
     Complete,
     Failed,
 }
 
 impl AssetState {
-    pub const ALL: [AssetState; 7] = [
+    pub const ALL: [AssetState; 9] = [
         Self::Registered,
         Self::Transcoding,
         Self::MediaPrepared,
         Self::Analysing,
         Self::Analysed,
+        Self::Scored,
+        Self::Packaging,
         Self::Complete,
         Self::Failed,
     ];
@@ -64,7 +74,9 @@ impl AssetState {
             Self::MediaPrepared => Some(2),
             Self::Analysing => Some(3),
             Self::Analysed => Some(4),
-            Self::Complete => Some(5),
+            Self::Scored => Some(5),
+            Self::Packaging => Some(6),
+            Self::Complete => Some(7),
             Self::Failed => None,
         }
     }
@@ -81,6 +93,8 @@ impl AssetState {
             Self::MediaPrepared => "MEDIA_PREPARED",
             Self::Analysing => "ANALYSING",
             Self::Analysed => "ANALYSED",
+            Self::Scored => "SCORED",
+            Self::Packaging => "PACKAGING",
             Self::Complete => "COMPLETE",
             Self::Failed => "FAILED",
         }
@@ -274,6 +288,7 @@ impl Failure {
                 FailureStage::Transcode | FailureStage::Loudness => AssetState::Transcoding,
                 FailureStage::Analysis(_) => AssetState::Analysing,
                 FailureStage::Scoring => AssetState::Analysed,
+                FailureStage::Packaging => AssetState::Packaging,
                 FailureStage::Stuck => return None,
             },
         };
@@ -281,6 +296,7 @@ impl Failure {
             AssetState::Registered | AssetState::Transcoding => Some(AssetState::Registered),
             AssetState::MediaPrepared | AssetState::Analysing => Some(AssetState::MediaPrepared),
             AssetState::Analysed => Some(AssetState::Analysed),
+            AssetState::Scored | AssetState::Packaging => Some(AssetState::Scored),
             AssetState::Complete | AssetState::Failed => None,
         }
     }
@@ -301,6 +317,8 @@ pub enum FailureStage {
     Analysis(AnalysisKind),
     /// The stored results could not be scored.
     Scoring,
+    /// The packaging job (the HLS ladder with the breaks) ended in error.
+    Packaging,
     /// The asset stayed in one state past its deadline (the stuck-asset sweeper).
     Stuck,
 }
@@ -315,6 +333,7 @@ impl FailureStage {
             "transcode" => Some(Self::Transcode),
             "loudness" => Some(Self::Loudness),
             "scoring" => Some(Self::Scoring),
+            "packaging" => Some(Self::Packaging),
             "stuck" => Some(Self::Stuck),
             _ => {
                 let kind = s.strip_prefix(Self::ANALYSIS_PREFIX)?;
@@ -334,6 +353,7 @@ impl fmt::Display for FailureStage {
             Self::Loudness => f.write_str("loudness"),
             Self::Analysis(kind) => write!(f, "{}{kind}", Self::ANALYSIS_PREFIX),
             Self::Scoring => f.write_str("scoring"),
+            Self::Packaging => f.write_str("packaging"),
             Self::Stuck => f.write_str("stuck"),
         }
     }
@@ -392,6 +412,9 @@ pub struct Asset {
     pub probe: Option<ProbeInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcode: Option<JobRecord>,
+    /// The packaging job of the current breaks (the HLS ladder with a segment boundary at each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packaging: Option<JobRecord>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub analyses: BTreeMap<AnalysisKind, JobRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -436,6 +459,7 @@ impl Asset {
             state_entered_at_ms: now_ms,
             probe: Some(probe),
             transcode: None,
+            packaging: None,
             analyses: BTreeMap::new(),
             audio: None,
             results: ResultLocations {
@@ -491,11 +515,10 @@ impl Asset {
 pub enum AssetEvent {
     /// The transcode job was created (or found) for this asset.
     TranscodeSubmitted { job: JobRecord },
-    /// The transcode job completed and its loudness logs were read.
+    /// The transcode job (proxy and loudness logs) completed and its loudness logs were read.
     MediaPrepared {
         job_id: String,
         audio: AudioReport,
-        hls_master: S3Uri,
         proxy: S3Uri,
     },
     /// Every analysis job was started.
@@ -515,6 +538,10 @@ pub enum AssetEvent {
         breaks: Vec<BreakSummary>,
         vmap: S3Uri,
     },
+    /// The packaging job for the current breaks was created (or found).
+    PackagingSubmitted { job: JobRecord },
+    /// The packaging job completed: the HLS ladder is at `hls_master`.
+    Packaged { job_id: String, hls_master: S3Uri },
     /// Something failed for good.
     Failed { stage: FailureStage, reason: String },
     /// A person corrected the breaks of a complete asset.
@@ -533,6 +560,8 @@ impl AssetEvent {
             Self::AnalysisCompleted { .. } => "AnalysisCompleted",
             Self::AnalysisFailed { .. } => "AnalysisFailed",
             Self::Scored { .. } => "Scored",
+            Self::PackagingSubmitted { .. } => "PackagingSubmitted",
+            Self::Packaged { .. } => "Packaged",
             Self::Failed { .. } => "Failed",
             Self::BreaksEdited { .. } => "BreaksEdited",
             Self::Retried { .. } => "Retried",
@@ -637,7 +666,6 @@ pub fn transition(
         AssetEvent::MediaPrepared {
             job_id,
             audio,
-            hls_master,
             proxy,
         } => {
             check_transcode_job(asset, job_id, event.name())?;
@@ -647,7 +675,6 @@ pub fn transition(
                         j.status = JobStatus::Succeeded;
                     }
                     next.audio = Some(audio.clone());
-                    next.results.hls_master = Some(hls_master.clone());
                     next.results.proxy = Some(proxy.clone());
                     next.state = S::MediaPrepared;
                 }
@@ -702,11 +729,60 @@ pub fn transition(
             S::Analysed => {
                 next.breaks = breaks.clone();
                 next.results.vmap = Some(vmap.clone());
-                next.state = S::Complete;
+                next.state = S::Scored;
             }
-            S::Complete => return Ok(Transition::AlreadyApplied),
+            s if s.at_or_after(S::Scored) => return Ok(Transition::AlreadyApplied),
             _ => return Err(illegal()),
         },
+        AssetEvent::PackagingSubmitted { job } => {
+            let recorded = asset.packaging.as_ref().map(|j| j.job_id.as_str());
+            match asset.state {
+                // A re-packaging (after an edit or a re-drive) replaces the earlier job.
+                S::Scored if recorded != Some(job.job_id.as_str()) => {
+                    next.packaging = Some(job.clone());
+                    next.state = S::Packaging;
+                }
+                S::Scored | S::Packaging | S::Complete => {
+                    return if recorded == Some(job.job_id.as_str()) {
+                        Ok(Transition::AlreadyApplied)
+                    } else {
+                        Err(TransitionError::UnknownJob {
+                            asset: asset.id.clone(),
+                            event: event.name(),
+                            expected: recorded.map(str::to_string),
+                            got: job.job_id.clone(),
+                        })
+                    };
+                }
+                _ => return Err(illegal()),
+            }
+        }
+        AssetEvent::Packaged { job_id, hls_master } => {
+            let recorded = asset.packaging.as_ref();
+            if recorded.map(|j| j.job_id.as_str()) != Some(job_id.as_str()) {
+                return Err(TransitionError::UnknownJob {
+                    asset: asset.id.clone(),
+                    event: event.name(),
+                    expected: recorded.map(|j| j.job_id.clone()),
+                    got: job_id.clone(),
+                });
+            }
+            match asset.state {
+                S::Packaging => {
+                    if let Some(j) = next.packaging.as_mut() {
+                        j.status = JobStatus::Succeeded;
+                    }
+                    next.results.hls_master = Some(hls_master.clone());
+                    next.state = S::Complete;
+                }
+                S::Complete => return Ok(Transition::AlreadyApplied),
+                // The job already has its outcome (an edit or a re-drive since): a redelivery.
+                S::Scored if recorded.is_some_and(|j| j.status != JobStatus::Submitted) => {
+                    return Ok(Transition::AlreadyApplied)
+                }
+                _ => return Err(illegal()),
+            }
+        }
         AssetEvent::Failed { stage, reason } => match asset.state {
             S::Failed => return Ok(Transition::AlreadyApplied),
             S::Complete => return Err(illegal()),
@@ -720,8 +796,10 @@ pub fn transition(
                 next.state = S::Failed;
             }
         },
+        // Breaks can be corrected once chosen, also while their HLS is being packaged: the
+        // newest edit is what gets packaged.
         AssetEvent::BreaksEdited { edit } => match asset.state {
-            S::Complete => {
+            S::Complete | S::Scored | S::Packaging => {
                 if asset.edits.iter().any(|e| e == edit) {
                     return Ok(Transition::AlreadyApplied);
                 }
@@ -734,9 +812,23 @@ pub fn transition(
                     });
                 }
                 // `results.vmap` keeps naming the current VMAP (`ad_breaks.vmap`, rewritten by the
-                // edit); `edit.vmap` is the kept copy of this version.
+                // edit); `edit.vmap` is the kept copy of this version. The HLS is packaged again
+                // so its segment boundaries and cue markers follow the new breaks; until then
+                // `results.hls_master` keeps serving the previous packaging.
                 next.breaks = edit.breaks.clone();
                 next.edits.push(edit.clone());
+                next.state = S::Scored;
+                // A packaging job still running packages the previous breaks: superseded, its
+                // late completion changes nothing.
+                if let Some(j) = next.packaging.as_mut() {
+                    if j.status == JobStatus::Submitted {
+                        j.status = JobStatus::Failed;
+                        j.reason = Some(format!(
+                            "superseded by the edit to version {}",
+                            edit.version
+                        ));
+                    }
+                }
             }
             _ => return Err(illegal()),
         },
@@ -778,12 +870,21 @@ pub fn transition(
                         j.reason = Some(failure.reason.clone());
                     }
                     next.audio = None;
-                    next.results.hls_master = None;
                     next.results.proxy = None;
                     next.analyses.clear();
                 }
                 // Every analysis starts again (its cap counter was released on failure).
                 S::MediaPrepared => next.analyses.clear(),
+                S::Scored => {
+                    // Like the transcode: the failed packaging job stays known as the old
+                    // attempt's; the new submission (a new token) replaces it.
+                    if let Some(j) = next.packaging.as_mut() {
+                        if j.status == JobStatus::Submitted {
+                            j.status = JobStatus::Failed;
+                            j.reason = Some(failure.reason.clone());
+                        }
+                    }
+                }
                 _ => {}
             }
             next.failure = None;
@@ -928,7 +1029,6 @@ mod tests {
             AssetEvent::MediaPrepared {
                 job_id: "mc-1".into(),
                 audio: audio(),
-                hls_master: uri("s3://out/a/hls/index.m3u8"),
                 proxy: uri("s3://out/a/proxy.mp4"),
             },
             AssetEvent::AnalysesStarted { jobs },
@@ -944,7 +1044,17 @@ mod tests {
                 breaks: vec![],
                 vmap: uri("s3://out/a/ad_breaks.vmap"),
             },
+            AssetEvent::PackagingSubmitted { job: job("pk-1") },
+            AssetEvent::Packaged {
+                job_id: "pk-1".into(),
+                hls_master: uri("s3://out/a/hls/index.m3u8"),
+            },
         ]
+    }
+
+    /// Scored, packaged, complete.
+    fn finish(a: &Asset) -> Asset {
+        events()[5..].iter().fold(a.clone(), |a, e| applied(&a, e))
     }
 
     #[test]
@@ -956,6 +1066,8 @@ mod tests {
             AssetState::Analysing,
             AssetState::Analysing,
             AssetState::Analysed,
+            AssetState::Scored,
+            AssetState::Packaging,
             AssetState::Complete,
         ];
         for (e, want) in events().iter().zip(expected) {
@@ -963,6 +1075,8 @@ mod tests {
             assert_eq!(a.state, want, "after {}", e.name());
         }
         assert_eq!(a.results.vmap, Some(uri("s3://out/a/ad_breaks.vmap")));
+        assert_eq!(a.results.hls_master, Some(uri("s3://out/a/hls/index.m3u8")));
+        assert_eq!(a.packaging.as_ref().unwrap().status, JobStatus::Succeeded);
         assert!(a.pending_analyses().is_empty());
     }
 
@@ -997,7 +1111,7 @@ mod tests {
                 ..
             })
         ));
-        a = applied(&a, &events()[5]);
+        a = finish(&a);
         assert_eq!(a.vmap_version(), 1);
         let b = applied(&a, &first);
         assert_eq!(b.vmap_version(), 2);
@@ -1005,6 +1119,62 @@ mod tests {
         assert_eq!(
             b.results.vmap, a.results.vmap,
             "the current VMAP keeps its name"
+        );
+        // Packaged again with the new cue points; the old ladder plays until then.
+        assert_eq!(b.state, AssetState::Scored);
+        assert_eq!(b.results.hls_master, a.results.hls_master);
+        assert_eq!(
+            transition(&b, &first, 2).unwrap(),
+            Transition::AlreadyApplied
+        );
+        // Editing again before the packaging of the last edit: the newest edit is packaged.
+        let again = applied(
+            &b,
+            &AssetEvent::BreaksEdited {
+                edit: edit(3, 31.0),
+            },
+        );
+        assert_eq!((again.state, again.vmap_version()), (AssetState::Scored, 3));
+        let running = applied(&again, &AssetEvent::PackagingSubmitted { job: job("pk-3") });
+        let superseded = applied(
+            &running,
+            &AssetEvent::BreaksEdited {
+                edit: edit(4, 32.0),
+            },
+        );
+        assert_eq!(
+            superseded.packaging.as_ref().unwrap().status,
+            JobStatus::Failed
+        );
+        assert_eq!(
+            transition(
+                &superseded,
+                &AssetEvent::Packaged {
+                    job_id: "pk-3".into(),
+                    hls_master: uri("s3://out/a/hls/index.m3u8"),
+                },
+                3
+            )
+            .unwrap(),
+            Transition::AlreadyApplied,
+            "the superseded job's completion changes nothing"
+        );
+        // The old job's completion, delivered again, changes nothing.
+        assert_eq!(
+            transition(&b, &events()[7], 2).unwrap(),
+            Transition::AlreadyApplied
+        );
+        let b = applied(&b, &AssetEvent::PackagingSubmitted { job: job("pk-2") });
+        assert!(matches!(
+            transition(&b, &events()[7], 2),
+            Err(TransitionError::UnknownJob { .. })
+        ));
+        let b = applied(
+            &b,
+            &AssetEvent::Packaged {
+                job_id: "pk-2".into(),
+                hls_master: uri("s3://out/a/hls/index.m3u8"),
+            },
         );
         assert_eq!(b.state, AssetState::Complete);
         assert_eq!(
@@ -1078,7 +1248,6 @@ mod tests {
         let stale = AssetEvent::MediaPrepared {
             job_id: "other".into(),
             audio: audio(),
-            hls_master: uri("s3://out/a/h.m3u8"),
             proxy: uri("s3://out/a/p.mp4"),
         };
         assert!(matches!(
@@ -1119,7 +1288,7 @@ mod tests {
             }
             a = applied(&a, e);
         }
-        let done = applied(&a, &events()[5]);
+        let done = finish(&a);
         assert!(matches!(
             transition(&done, &fail, 1),
             Err(TransitionError::Illegal { .. })
@@ -1215,7 +1384,7 @@ mod tests {
             a.analyses[&AnalysisKind::Transcription].status,
             JobStatus::Failed
         );
-        a = applied(&a, &events()[5]);
+        a = finish(&a);
         assert_eq!(a.state, AssetState::Complete);
         assert_eq!(
             transition(&a, &transcription_failed(), 5).unwrap(),
@@ -1316,6 +1485,7 @@ mod tests {
                 "analysis:moderation",
             ),
             (FailureStage::Scoring, "scoring"),
+            (FailureStage::Packaging, "packaging"),
             (FailureStage::Stuck, "stuck"),
         ];
         for (stage, text) in stages {
@@ -1438,6 +1608,8 @@ mod tests {
             ),
             (5, FailureStage::Scoring, AssetState::Analysed),
             (5, FailureStage::Stuck, AssetState::Analysed),
+            (6, FailureStage::Stuck, AssetState::Scored),
+            (7, FailureStage::Packaging, AssetState::Scored),
         ];
         for (n, stage, want) in cases {
             let before = after(n);
@@ -1475,22 +1647,24 @@ mod tests {
             for e in events().iter().skip(match want {
                 AssetState::Registered => 0,
                 AssetState::MediaPrepared => 2,
-                _ => 5,
+                AssetState::Analysed => 5,
+                _ => 6,
             }) {
                 let e = match e {
                     AssetEvent::TranscodeSubmitted { .. } => {
                         AssetEvent::TranscodeSubmitted { job: job("mc-r1") }
                     }
-                    AssetEvent::MediaPrepared {
-                        audio,
-                        hls_master,
-                        proxy,
-                        ..
-                    } => AssetEvent::MediaPrepared {
+                    AssetEvent::MediaPrepared { audio, proxy, .. } => AssetEvent::MediaPrepared {
                         job_id: "mc-r1".into(),
                         audio: audio.clone(),
-                        hls_master: hls_master.clone(),
                         proxy: proxy.clone(),
+                    },
+                    AssetEvent::PackagingSubmitted { .. } => {
+                        AssetEvent::PackagingSubmitted { job: job("pk-r1") }
+                    }
+                    AssetEvent::Packaged { hls_master, .. } => AssetEvent::Packaged {
+                        job_id: "pk-r1".into(),
+                        hls_master: hls_master.clone(),
                     },
                     e => e.clone(),
                 };
@@ -1598,10 +1772,11 @@ mod tests {
             FailureStage::Loudness,
             FailureStage::Analysis(AnalysisKind::Labels),
             FailureStage::Scoring,
+            FailureStage::Packaging,
             FailureStage::Stuck,
         ];
         let retry = AssetEvent::Retried { attempt: 1 };
-        for n in 0..=6 {
+        for n in 0..=8 {
             let a = after(n);
             assert!(
                 matches!(
@@ -1643,7 +1818,6 @@ mod tests {
         let e = AssetEvent::MediaPrepared {
             job_id: "mc-1".into(),
             audio: audio(),
-            hls_master: uri("s3://out/a/h.m3u8"),
             proxy: uri("s3://out/a/p.mp4"),
         };
         let err = transition(&a, &e, 1).unwrap_err();

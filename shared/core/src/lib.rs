@@ -11,6 +11,7 @@ pub mod domain;
 pub mod events;
 pub mod loudness;
 pub mod mediaconvert;
+pub mod packaging;
 pub mod rekognition;
 pub mod results;
 pub mod routing;

@@ -1,8 +1,8 @@
 //! MediaConvert job settings: built from `infra/mediaconvert-job-template.json`, and read back
 //! into a [`JobPlan`] so the local media engine can do the same job with FFmpeg.
 //!
-//! The template has three output groups, found by `Name`:
-//! - `HLS`: one video + audio rendition, 1 s segments, at `<prefix>hls/index`;
+//! The first job's template has two output groups, found by `Name` (the HLS ladder is made by
+//! the packaging job once the breaks are chosen, see [`build_packaging_settings`]):
 //! - `Proxy`: a small H.264 MP4 for Rekognition, at `<prefix>proxy/proxy`;
 //! - `Audio`: one output holding one AudioDescription per source track, each measuring loudness
 //!   (ITU-R BS.1770-2, measure only, logged), at `<prefix>audio/audio`. As in the original
@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::S3Uri;
 use crate::events::mediaconvert::{OutputGroupDetail, FILE_GROUP, HLS_GROUP};
+use crate::packaging::{ladder_for_source, FrameRate, SegmentPlan};
 
 /// The job template, compiled in.
 pub const JOB_TEMPLATE_JSON: &str = include_str!("../../../infra/mediaconvert-job-template.json");
@@ -132,7 +133,7 @@ pub fn build_job_settings(
         .get_mut("OutputGroups")
         .and_then(Value::as_array_mut)
         .ok_or_else(|| missing("OutputGroups"))?;
-    for name in [HLS_GROUP_NAME, PROXY_GROUP_NAME, AUDIO_GROUP_NAME] {
+    for name in [PROXY_GROUP_NAME, AUDIO_GROUP_NAME] {
         if !groups.iter().any(|g| group_name(g) == Some(name)) {
             return Err(missing(format!("OutputGroups[Name={name}]")));
         }
@@ -350,7 +351,9 @@ fn append(u: &S3Uri, tail: &str) -> Result<S3Uri, crate::domain::DomainError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobPlan {
     pub input: S3Uri,
-    pub hls: HlsPlan,
+    /// A single HLS rendition, when the settings ask for one (cuepoint's first job does not:
+    /// the ladder comes from the packaging job).
+    pub hls: Option<HlsPlan>,
     pub proxy: ProxyPlan,
     /// `None` when the source has no audio track.
     pub audio: Option<AudioPlan>,
@@ -397,38 +400,10 @@ impl JobPlan {
                 .find(|(_, g)| group_name(g) == Some(name))
         };
 
-        // HLS
-        let (i, g) = find(HLS_GROUP_NAME)
-            .ok_or_else(|| missing(format!("OutputGroups[Name={HLS_GROUP_NAME}]")))?;
-        let at = format!("OutputGroups[{i}]");
-        let hs = group_settings(g, "HLS_GROUP_SETTINGS", "HlsGroupSettings", &at)?;
-        let hls_at = format!("{at}.OutputGroupSettings.HlsGroupSettings");
-        let destination = read_destination(hs, &hls_at)?;
-        let segment_length_s = req_u32(hs, "SegmentLength", &hls_at)?;
-        let min_segment_length_s = opt_u32(hs, "MinSegmentLength", &hls_at)?.unwrap_or(0);
-        let out = first_output(g, &at)?;
-        let name_modifier = opt_string(out, "NameModifier", &at)?;
-        let audio_track = match out.pointer("/AudioDescriptions/0") {
+        // HLS (optional)
+        let hls = match find(HLS_GROUP_NAME) {
             None => None,
-            Some(d) => {
-                let da = format!("{at}.Outputs[0].AudioDescriptions[0]");
-                Some(track_of(
-                    req_str(d, "AudioSourceName", &da)?,
-                    &format!("{da}.AudioSourceName"),
-                )?)
-            }
-        };
-        let uri = |tail: &str, at: &str| {
-            append(&destination, tail).map_err(|e| invalid(at, e.to_string()))
-        };
-        let hls = HlsPlan {
-            master: uri(".m3u8", &hls_at)?,
-            variant: uri(&format!("{name_modifier}.m3u8"), &hls_at)?,
-            destination: destination.clone(),
-            name_modifier,
-            segment_length_s,
-            min_segment_length_s,
-            audio_track,
+            Some((i, g)) => Some(read_hls_plan(i, g, &track_of)?),
         };
 
         // Proxy
@@ -513,9 +488,9 @@ impl JobPlan {
         })
     }
 
-    /// The multivariant playlist, `<prefix>hls/index.m3u8` for our template.
-    pub fn hls_master_uri(&self) -> S3Uri {
-        self.hls.master.clone()
+    /// The multivariant playlist, when the job makes an HLS rendition.
+    pub fn hls_master_uri(&self) -> Option<S3Uri> {
+        self.hls.as_ref().map(|h| h.master.clone())
     }
 
     /// The proxy file, `<prefix>proxy/proxy.mp4` for our template.
@@ -558,21 +533,23 @@ impl JobPlan {
     /// `outputGroupDetails` as MediaConvert reports them for this job on COMPLETE (without
     /// video details): what the local engine announces after doing the job.
     pub fn output_group_details(&self, duration_ms: Option<u64>) -> Vec<OutputGroupDetail> {
-        let mut groups = vec![
-            OutputGroupDetail {
+        let mut groups: Vec<OutputGroupDetail> = self
+            .hls
+            .iter()
+            .map(|h| OutputGroupDetail {
                 output_group_type: Some(HLS_GROUP.into()),
-                output_file_paths: vec![self.hls.variant.to_string()],
-                playlist_file_paths: vec![self.hls.master.to_string()],
+                output_file_paths: vec![h.variant.to_string()],
+                playlist_file_paths: vec![h.master.to_string()],
                 duration_ms,
                 video: None,
-            },
-            OutputGroupDetail {
-                output_group_type: Some(FILE_GROUP.into()),
-                output_file_paths: vec![self.proxy.output.to_string()],
-                duration_ms,
-                ..Default::default()
-            },
-        ];
+            })
+            .collect();
+        groups.push(OutputGroupDetail {
+            output_group_type: Some(FILE_GROUP.into()),
+            output_file_paths: vec![self.proxy.output.to_string()],
+            duration_ms,
+            ..Default::default()
+        });
         if let Some(a) = &self.audio {
             groups.push(OutputGroupDetail {
                 output_group_type: Some(FILE_GROUP.into()),
@@ -583,6 +560,42 @@ impl JobPlan {
         }
         groups
     }
+}
+
+fn read_hls_plan(
+    i: usize,
+    g: &Value,
+    track_of: &dyn Fn(&str, &str) -> Result<u32, JobSettingsError>,
+) -> Result<HlsPlan, JobSettingsError> {
+    let at = format!("OutputGroups[{i}]");
+    let hs = group_settings(g, "HLS_GROUP_SETTINGS", "HlsGroupSettings", &at)?;
+    let hls_at = format!("{at}.OutputGroupSettings.HlsGroupSettings");
+    let destination = read_destination(hs, &hls_at)?;
+    let segment_length_s = req_u32(hs, "SegmentLength", &hls_at)?;
+    let min_segment_length_s = opt_u32(hs, "MinSegmentLength", &hls_at)?.unwrap_or(0);
+    let out = first_output(g, &at)?;
+    let name_modifier = opt_string(out, "NameModifier", &at)?;
+    let audio_track = match out.pointer("/AudioDescriptions/0") {
+        None => None,
+        Some(d) => {
+            let da = format!("{at}.Outputs[0].AudioDescriptions[0]");
+            Some(track_of(
+                req_str(d, "AudioSourceName", &da)?,
+                &format!("{da}.AudioSourceName"),
+            )?)
+        }
+    };
+    let uri =
+        |tail: &str, at: &str| append(&destination, tail).map_err(|e| invalid(at, e.to_string()));
+    Ok(HlsPlan {
+        master: uri(".m3u8", &hls_at)?,
+        variant: uri(&format!("{name_modifier}.m3u8"), &hls_at)?,
+        destination: destination.clone(),
+        name_modifier,
+        segment_length_s,
+        min_segment_length_s,
+        audio_track,
+    })
 }
 
 fn group_settings<'a>(
@@ -667,6 +680,341 @@ fn req_u32(v: &Value, key: &str, at: &str) -> Result<u32, JobSettingsError> {
     opt_u32(v, key, at)?.ok_or_else(|| missing(format!("{at}.{key}")))
 }
 
+// ---- the packaging job: the HLS ladder conditioned at the breaks ----
+
+/// The packaging job template, compiled in: one HLS group whose outputs are the ladder's rungs
+/// (`NameModifier` `_1080p`...), ESAM settings the breaks are written into.
+pub const PACKAGING_TEMPLATE_JSON: &str =
+    include_str!("../../../infra/mediaconvert-packaging-template.json");
+
+/// The compiled-in packaging template's `Settings`.
+pub fn default_packaging_template() -> Value {
+    serde_json::from_str(PACKAGING_TEMPLATE_JSON)
+        .expect("infra/mediaconvert-packaging-template.json is valid JSON (tested)")
+}
+
+/// `userMetadata.workflow` of packaging jobs: their completion is routed to the packaging
+/// worker by it (`infra/routing.json`), the first job's to the media worker.
+pub fn packaging_workflow(workflow: &str) -> String {
+    format!("{workflow}-packaging")
+}
+
+/// ESAM acquisition point cuepoint's signals name.
+const ACQUISITION_POINT: &str = "cuepoint";
+
+/// What the packaging settings need to know about the source (as displayed: rotation applied).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackagingSource {
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: FrameRate,
+    pub duration_s: f64,
+    /// The source track muxed into every rendition (`None`: no audio).
+    pub audio_track: Option<u32>,
+}
+
+/// An ESAM SignalProcessingNotification with one insertion point (NPT seconds on the output
+/// timeline) per break: MediaConvert conditions every output with an IDR frame there and, in
+/// HLS/TS outputs, inserts a SCTE-35 message.
+pub fn signal_processing_xml(breaks: &[f64]) -> String {
+    let mut x = String::from(
+        "<SignalProcessingNotification xmlns=\"urn:cablelabs:iptvservices:esam:xsd:signal:1\" xmlns:sig=\"urn:cablelabs:md:xsd:signaling:3.0\">",
+    );
+    for (i, t) in breaks.iter().enumerate() {
+        let n = i + 1;
+        x.push_str(&format!(
+            "<ResponseSignal action=\"create\" acquisitionPointIdentity=\"{ACQUISITION_POINT}\" acquisitionSignalID=\"break-{n}\" signalPointID=\"break-{n}\"><sig:NPTPoint nptPoint=\"{t:.6}\"/><sig:SCTE35PointDescriptor spliceCommandType=\"5\"/></ResponseSignal>"
+        ));
+    }
+    x.push_str("</SignalProcessingNotification>");
+    x
+}
+
+/// An ESAM ManifestConfirmConditionNotification: the HLS cue tags MediaConvert writes on the
+/// segment that starts each signalled break (an insertion point: `CUE-OUT:0` then `CUE-IN`).
+pub fn manifest_conditioning_xml(breaks: &[f64]) -> String {
+    let mut x = String::from(
+        "<ManifestConfirmConditionNotification xmlns=\"urn:cablelabs:iptvservices:esam:xsd:manifest:1\">",
+    );
+    for n in 1..=breaks.len() {
+        x.push_str(&format!(
+            "<ManifestResponse acquisitionPointIdentity=\"{ACQUISITION_POINT}\" acquisitionSignalID=\"break-{n}\"><SegmentModify><FirstSegment><Tag value=\"#EXT-X-CUE-OUT:0\"/><Tag value=\"#EXT-X-CUE-IN\"/></FirstSegment></SegmentModify></ManifestResponse>"
+        ));
+    }
+    x.push_str("</ManifestConfirmConditionNotification>");
+    x
+}
+
+/// The insertion points of a SignalProcessingNotification written by
+/// [`signal_processing_xml`], seconds, in document order.
+pub fn read_signal_points(xml: &str) -> Result<Vec<f64>, JobSettingsError> {
+    const AT: &str = "Esam.SignalProcessingNotification.SccXml";
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find("nptPoint=\"") {
+        rest = &rest[i + "nptPoint=\"".len()..];
+        let end = rest
+            .find('"')
+            .ok_or_else(|| invalid(AT, "unterminated nptPoint"))?;
+        let t: f64 = rest[..end]
+            .trim()
+            .parse()
+            .ok()
+            .filter(|t: &f64| t.is_finite() && *t >= 0.0)
+            .ok_or_else(|| invalid(AT, format!("nptPoint {:?} is not seconds", &rest[..end])))?;
+        out.push(t);
+        rest = &rest[end..];
+    }
+    Ok(out)
+}
+
+/// Job `Settings` of the packaging job: `input` encoded into the HLS ladder under
+/// `<output_prefix>hls/`, rungs of `ladder` (shorter side in pixels) no larger than the source,
+/// every rendition with a key frame and a segment boundary at each break (the breaks are put
+/// on the frame grid first), announced as ESAM insertion points.
+pub fn build_packaging_settings(
+    template: &Value,
+    input: &S3Uri,
+    output_prefix: &S3Uri,
+    source: &PackagingSource,
+    ladder: &[u32],
+    breaks: &[f64],
+) -> Result<Value, JobSettingsError> {
+    let mut settings = match template.get("Settings") {
+        Some(s) if template.get("Inputs").is_none() => s.clone(),
+        _ => template.clone(),
+    };
+    let prefix = {
+        let k = output_prefix.key.as_str();
+        format!(
+            "s3://{}/{}{}",
+            output_prefix.bucket,
+            k,
+            if k.ends_with('/') { "" } else { "/" }
+        )
+    };
+    let input_obj = obj_mut(&mut settings, &["Inputs", "0"])?;
+    input_obj.insert("FileInput".into(), Value::String(input.to_string()));
+    match source.audio_track {
+        Some(t) => {
+            let sel = input_obj
+                .get_mut("AudioSelectors")
+                .and_then(|s| s.get_mut(FIRST_SELECTOR))
+                .ok_or_else(|| missing(format!("Inputs[0].AudioSelectors.{FIRST_SELECTOR}")))?;
+            sel["Tracks"] = Value::Array(vec![Value::from(t)]);
+        }
+        None => {
+            input_obj.remove("AudioSelectors");
+        }
+    }
+
+    let segment_seconds = settings
+        .pointer("/OutputGroups/0/OutputGroupSettings/HlsGroupSettings/SegmentLength")
+        .and_then(Value::as_u64)
+        .unwrap_or(6) as f64;
+    let plan = SegmentPlan::new(
+        source.duration_s,
+        source.frame_rate,
+        segment_seconds,
+        breaks,
+    );
+    let points = plan.break_times();
+    let esam = obj_mut(&mut settings, &["Esam"])?;
+    esam.insert(
+        "SignalProcessingNotification".into(),
+        serde_json::json!({ "SccXml": signal_processing_xml(&points) }),
+    );
+    esam.insert(
+        "ManifestConfirmConditionNotification".into(),
+        serde_json::json!({ "MccXml": manifest_conditioning_xml(&points) }),
+    );
+
+    let groups = settings
+        .get_mut("OutputGroups")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| missing("OutputGroups"))?;
+    let g = groups
+        .iter_mut()
+        .find(|g| group_name(g) == Some(HLS_GROUP_NAME))
+        .ok_or_else(|| missing(format!("OutputGroups[Name={HLS_GROUP_NAME}]")))?;
+    set_destination(
+        g,
+        "HlsGroupSettings",
+        format!("{prefix}{HLS_DESTINATION}"),
+        "OutputGroups[HLS]",
+    )?;
+    let outputs = g
+        .get("Outputs")
+        .and_then(Value::as_array)
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| missing("OutputGroups[HLS].Outputs"))?
+        .clone();
+    let rungs = ladder_for_source(ladder, source.width, source.height);
+    let mut made = Vec::with_capacity(rungs.len());
+    for r in rungs {
+        let modifier = format!("_{}", r.name);
+        let mut o = outputs
+            .iter()
+            .find(|o| o.get("NameModifier").and_then(Value::as_str) == Some(modifier.as_str()))
+            .or_else(|| outputs.last())
+            .cloned()
+            .unwrap_or(Value::Null);
+        o["NameModifier"] = Value::String(modifier);
+        let v = o
+            .get_mut("VideoDescription")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| missing("OutputGroups[HLS].Outputs[0].VideoDescription"))?;
+        v.insert("Width".into(), Value::from(r.width));
+        v.insert("Height".into(), Value::from(r.height));
+        if source.audio_track.is_none() {
+            if let Some(m) = o.as_object_mut() {
+                m.remove("AudioDescriptions");
+            }
+        }
+        made.push(o);
+    }
+    g["Outputs"] = Value::Array(made);
+    Ok(settings)
+}
+
+/// One rendition of the packaging job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenditionPlan {
+    pub name_modifier: String,
+    pub width: u32,
+    pub height: u32,
+    /// `MaxBitrate` of the rung (bits/s), the encoder's cap.
+    pub max_bitrate: Option<u32>,
+    pub audio_track: Option<u32>,
+    /// `<destination><modifier>.m3u8`.
+    pub playlist: S3Uri,
+}
+
+/// What a packaging job produces: the ladder under one master playlist, conditioned at `breaks`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackagingPlan {
+    pub input: S3Uri,
+    pub destination: S3Uri,
+    pub master: S3Uri,
+    pub segment_length_s: u32,
+    pub renditions: Vec<RenditionPlan>,
+    /// Insertion points from the ESAM signal, seconds.
+    pub breaks: Vec<f64>,
+}
+
+impl PackagingPlan {
+    pub fn from_settings(settings: &Value) -> Result<PackagingPlan, JobSettingsError> {
+        let input = settings
+            .pointer("/Inputs/0")
+            .ok_or_else(|| missing("Inputs[0]"))?;
+        let file = req_str(input, "FileInput", "Inputs[0]")?;
+        let input_uri =
+            S3Uri::parse(file).map_err(|e| invalid("Inputs[0].FileInput", e.to_string()))?;
+        let track = match input.pointer(&format!("/AudioSelectors/{FIRST_SELECTOR}/Tracks/0")) {
+            None => None,
+            Some(t) => Some(
+                t.as_u64()
+                    .and_then(|t| u32::try_from(t).ok())
+                    .ok_or_else(|| invalid("Inputs[0].AudioSelectors", "bad track"))?,
+            ),
+        };
+        let scc = settings
+            .pointer("/Esam/SignalProcessingNotification/SccXml")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let breaks = read_signal_points(scc)?;
+        let groups = settings
+            .get("OutputGroups")
+            .and_then(Value::as_array)
+            .ok_or_else(|| missing("OutputGroups"))?;
+        let (i, g) = groups
+            .iter()
+            .enumerate()
+            .find(|(_, g)| group_name(g) == Some(HLS_GROUP_NAME))
+            .ok_or_else(|| missing(format!("OutputGroups[Name={HLS_GROUP_NAME}]")))?;
+        let at = format!("OutputGroups[{i}]");
+        let hs = group_settings(g, "HLS_GROUP_SETTINGS", "HlsGroupSettings", &at)?;
+        let hls_at = format!("{at}.OutputGroupSettings.HlsGroupSettings");
+        let destination = read_destination(hs, &hls_at)?;
+        let segment_length_s = req_u32(hs, "SegmentLength", &hls_at)?;
+        let outputs = g
+            .get("Outputs")
+            .and_then(Value::as_array)
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| missing(format!("{at}.Outputs")))?;
+        let mut renditions = Vec::with_capacity(outputs.len());
+        for (j, o) in outputs.iter().enumerate() {
+            let oat = format!("{at}.Outputs[{j}]");
+            let name_modifier = opt_str(o, "NameModifier", &oat)?.unwrap_or_default();
+            let v = o
+                .get("VideoDescription")
+                .ok_or_else(|| missing(format!("{oat}.VideoDescription")))?;
+            let vat = format!("{oat}.VideoDescription");
+            let width = req_u32(v, "Width", &vat)?;
+            let height = req_u32(v, "Height", &vat)?;
+            if width < 16 || height < 16 || width % 2 == 1 || height % 2 == 1 {
+                return Err(invalid(
+                    &vat,
+                    "width and height must be even and at least 16",
+                ));
+            }
+            let max_bitrate = v
+                .pointer("/CodecSettings/H264Settings/MaxBitrate")
+                .and_then(Value::as_u64)
+                .and_then(|b| u32::try_from(b).ok());
+            let audio_track = if o.pointer("/AudioDescriptions/0").is_some() {
+                Some(track.ok_or_else(|| {
+                    invalid(format!("{oat}.AudioDescriptions"), "no audio selector")
+                })?)
+            } else {
+                None
+            };
+            renditions.push(RenditionPlan {
+                playlist: append(&destination, &format!("{name_modifier}.m3u8"))
+                    .map_err(|e| invalid(&oat, e.to_string()))?,
+                name_modifier,
+                width,
+                height,
+                max_bitrate,
+                audio_track,
+            });
+        }
+        if renditions.iter().enumerate().any(|(k, r)| {
+            renditions[..k]
+                .iter()
+                .any(|o| o.name_modifier == r.name_modifier)
+        }) {
+            return Err(invalid(
+                format!("{at}.Outputs"),
+                "two outputs share a NameModifier",
+            ));
+        }
+        Ok(PackagingPlan {
+            master: append(&destination, ".m3u8").map_err(|e| invalid(&hls_at, e.to_string()))?,
+            input: input_uri,
+            destination,
+            segment_length_s,
+            renditions,
+            breaks,
+        })
+    }
+
+    /// `outputGroupDetails` as MediaConvert reports them for this job on COMPLETE.
+    pub fn output_group_details(&self, duration_ms: Option<u64>) -> Vec<OutputGroupDetail> {
+        vec![OutputGroupDetail {
+            output_group_type: Some(HLS_GROUP.into()),
+            output_file_paths: self
+                .renditions
+                .iter()
+                .map(|r| r.playlist.to_string())
+                .collect(),
+            playlist_file_paths: vec![self.master.to_string()],
+            duration_ms,
+            video: None,
+        }]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -696,21 +1044,23 @@ mod tests {
             .iter()
             .filter_map(group_name)
             .collect();
-        assert_eq!(names, ["HLS", "Proxy", "Audio"]);
+        assert_eq!(names, ["Proxy", "Audio"]);
         assert_eq!(
             t["Inputs"][0]["AudioSelectors"]["Audio Selector 1"]["Tracks"],
             json!([1])
         );
+        let p = default_packaging_template();
+        assert_eq!(p["OutputGroups"][0]["Name"], "HLS");
         assert_eq!(
-            t["OutputGroups"][0]["OutputGroupSettings"]["HlsGroupSettings"]["SegmentLength"],
-            1
+            p["OutputGroups"][0]["Outputs"].as_array().unwrap().len(),
+            crate::packaging::DEFAULT_LADDER.len()
         );
         assert_eq!(
-            t["OutputGroups"][0]["OutputGroupSettings"]["HlsGroupSettings"]["MinSegmentLength"],
-            0
+            p["OutputGroups"][0]["OutputGroupSettings"]["HlsGroupSettings"]["SegmentLength"],
+            6
         );
         assert_eq!(
-            t["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"][0]
+            t["OutputGroups"][1]["Outputs"][0]["AudioDescriptions"][0]
                 ["AudioNormalizationSettings"],
             json!({"Algorithm": "ITU_BS_1770_2", "AlgorithmControl": "MEASURE_ONLY", "LoudnessLogging": "LOG", "PeakCalculation": "NONE"})
         );
@@ -746,27 +1096,6 @@ mod tests {
                 }
             }],
             "OutputGroups": [
-                {
-                    "Name": "HLS",
-                    "OutputGroupSettings": {"Type": "HLS_GROUP_SETTINGS", "HlsGroupSettings": {
-                        "Destination": format!("{P}hls/index"),
-                        "SegmentLength": 1, "MinSegmentLength": 0,
-                        "SegmentControl": "SEGMENTED_FILES", "DirectoryStructure": "SINGLE_DIRECTORY",
-                        "OutputSelection": "MANIFESTS_AND_SEGMENTS", "ManifestDurationFormat": "FLOATING_POINT",
-                        "CodecSpecification": "RFC_4281", "StreamInfResolution": "INCLUDE", "ProgramDateTime": "EXCLUDE",
-                        "ManifestCompression": "NONE", "CaptionLanguageSetting": "OMIT"
-                    }},
-                    "Outputs": [{
-                        "NameModifier": "_main",
-                        "ContainerSettings": {"Container": "M3U8", "M3u8Settings": {}},
-                        "VideoDescription": {"CodecSettings": {"Codec": "H_264", "H264Settings": {
-                            "RateControlMode": "QVBR", "QvbrSettings": {"QvbrQualityLevel": 7}, "MaxBitrate": 5000000,
-                            "GopSize": 1, "GopSizeUnits": "SECONDS", "SceneChangeDetect": "TRANSITION_DETECTION"
-                        }}},
-                        "AudioDescriptions": [{"AudioSourceName": "Audio Selector 1", "CodecSettings": aac}],
-                        "OutputSettings": {"HlsSettings": {}}
-                    }]
-                },
                 {
                     "Name": "Proxy",
                     "OutputGroupSettings": {"Type": "FILE_GROUP_SETTINGS", "FileGroupSettings": {"Destination": format!("{P}proxy/proxy")}},
@@ -812,31 +1141,16 @@ mod tests {
                 .collect();
             let plan = JobPlan::from_settings(&s).unwrap();
             assert_eq!(plan.input, input());
-            assert_eq!(
-                plan.hls_master_uri().to_string(),
-                format!("{P}hls/index.m3u8")
-            );
-            assert_eq!(
-                plan.hls.variant.to_string(),
-                format!("{P}hls/index_main.m3u8")
-            );
-            assert_eq!(
-                (plan.hls.segment_length_s, plan.hls.min_segment_length_s),
-                (1, 0)
-            );
+            assert_eq!(plan.hls_master_uri(), None);
             assert_eq!(plan.proxy_uri().to_string(), format!("{P}proxy/proxy.mp4"));
             assert_eq!((plan.proxy.width, plan.proxy.height), (Some(640), None));
             if n == 0 {
                 assert!(selectors.is_none(), "{n}");
-                assert_eq!(groups, ["HLS", "Proxy"]);
-                assert!(s["OutputGroups"][0]["Outputs"][0]
-                    .get("AudioDescriptions")
-                    .is_none());
-                assert_eq!(plan.hls.audio_track, None);
+                assert_eq!(groups, ["Proxy"]);
                 assert_eq!(plan.audio, None);
                 assert_eq!(plan.try_loudness_log_uri(1, 1), None);
                 assert!(plan.loudness_log_uris().is_empty());
-                assert_eq!(plan.output_group_details(Some(1)).len(), 2);
+                assert_eq!(plan.output_group_details(Some(1)).len(), 1);
                 continue;
             }
             let selectors = selectors.unwrap();
@@ -850,8 +1164,8 @@ mod tests {
                 );
                 assert_eq!(sel["SelectorType"], "TRACK");
             }
-            assert_eq!(groups, ["HLS", "Proxy", "Audio"]);
-            let descs = s["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"]
+            assert_eq!(groups, ["Proxy", "Audio"]);
+            let descs = s["OutputGroups"][1]["Outputs"][0]["AudioDescriptions"]
                 .as_array()
                 .unwrap();
             assert_eq!(descs.len(), n as usize);
@@ -874,7 +1188,6 @@ mod tests {
                     }
                 );
             }
-            assert_eq!(plan.hls.audio_track, Some(1));
             let logs = plan.loudness_log_uris();
             assert_eq!(logs.len(), n as usize);
             if n == 1 {
@@ -903,13 +1216,9 @@ mod tests {
                 );
             }
             let details = plan.output_group_details(Some(600_000));
-            assert_eq!(details.len(), 3);
+            assert_eq!(details.len(), 2);
             assert_eq!(
-                details[0].playlist_file_paths,
-                vec![format!("{P}hls/index.m3u8")]
-            );
-            assert_eq!(
-                details[2].output_file_paths,
+                details[1].output_file_paths,
                 vec![format!("{P}audio/audio_240p.mp4")]
             );
         }
@@ -930,7 +1239,7 @@ mod tests {
         );
         // without a name modifier the destination's base name is the file name
         let mut s = s;
-        s["OutputGroups"][2]["Outputs"][0]
+        s["OutputGroups"][1]["Outputs"][0]
             .as_object_mut()
             .unwrap()
             .remove("NameModifier");
@@ -955,29 +1264,22 @@ mod tests {
             plan.proxy_uri().to_string(),
             "s3://out-bucket/assets/a1/proxy/proxy.mp4"
         );
-        assert_eq!(
-            plan.hls.destination.to_string(),
-            "s3://out-bucket/assets/a1/hls/index"
-        );
     }
 
     #[test]
     fn the_plan_reads_settings_it_did_not_build() {
-        // a hand-edited job: track 3 measured alone, HLS audio from track 2, proxy 480 high
+        // a hand-edited job: track 3 measured alone, proxy 480 high
         let mut s = build(1);
         s["Inputs"][0]["AudioSelectors"] = json!({
             "Main": {"SelectorType": "TRACK", "Tracks": [2]},
             "Commentary": {"SelectorType": "TRACK", "Tracks": [3]}
         });
-        s["OutputGroups"][0]["Outputs"][0]["AudioDescriptions"][0]["AudioSourceName"] =
-            json!("Main");
-        s["OutputGroups"][1]["Outputs"][0]["VideoDescription"] = json!({"Height": 480});
-        s["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"][0]["AudioSourceName"] =
+        s["OutputGroups"][0]["Outputs"][0]["VideoDescription"] = json!({"Height": 480});
+        s["OutputGroups"][1]["Outputs"][0]["AudioDescriptions"][0]["AudioSourceName"] =
             json!("Commentary");
-        s["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"][0]["AudioNormalizationSettings"]
+        s["OutputGroups"][1]["Outputs"][0]["AudioDescriptions"][0]["AudioNormalizationSettings"]
             ["LoudnessLogging"] = json!("DONT_LOG");
         let plan = JobPlan::from_settings(&s).unwrap();
-        assert_eq!(plan.hls.audio_track, Some(2));
         assert_eq!((plan.proxy.width, plan.proxy.height), (None, Some(480)));
         let audio = plan.audio.as_ref().unwrap();
         assert_eq!(
@@ -1007,7 +1309,7 @@ mod tests {
         let s = build_job_settings(&default_template(), &input(), &long, 2).unwrap();
         let e = JobPlan::from_settings(&s).unwrap_err();
         assert!(
-            matches!(&e, JobSettingsError::Invalid { path, .. } if path == "OutputGroups[2].OutputGroupSettings.FileGroupSettings.Destination"),
+            matches!(&e, JobSettingsError::Invalid { path, .. } if path == "OutputGroups[1].OutputGroupSettings.FileGroupSettings.Destination"),
             "{e}"
         );
     }
@@ -1036,7 +1338,7 @@ mod tests {
             }
         );
         let mut t = default_template();
-        t["OutputGroups"].as_array_mut().unwrap().remove(1);
+        t["OutputGroups"].as_array_mut().unwrap().remove(0);
         assert_eq!(
             build_job_settings(&t, &input(), &prefix(), 2).unwrap_err(),
             JobSettingsError::Missing {
@@ -1044,11 +1346,11 @@ mod tests {
             }
         );
         let mut t = default_template();
-        t["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"] = json!([]);
+        t["OutputGroups"][1]["Outputs"][0]["AudioDescriptions"] = json!([]);
         assert_eq!(
             build_job_settings(&t, &input(), &prefix(), 2).unwrap_err(),
             JobSettingsError::Missing {
-                path: "OutputGroups[2].Outputs[0].AudioDescriptions[0]".into()
+                path: "OutputGroups[1].Outputs[0].AudioDescriptions[0]".into()
             }
         );
         let mut t = default_template();
@@ -1068,11 +1370,11 @@ mod tests {
 
         let good = build(2);
         let mut s = good.clone();
-        s["OutputGroups"][2]["Outputs"][0]["AudioDescriptions"][1]["AudioSourceName"] =
+        s["OutputGroups"][1]["Outputs"][0]["AudioDescriptions"][1]["AudioSourceName"] =
             json!("Audio Selector 9");
         assert!(
             matches!(JobPlan::from_settings(&s), Err(JobSettingsError::Invalid { ref path, ref why })
-            if path == "OutputGroups[2].Outputs[0].AudioDescriptions[1].AudioSourceName" && why.contains("Audio Selector 9"))
+            if path == "OutputGroups[1].Outputs[0].AudioDescriptions[1].AudioSourceName" && why.contains("Audio Selector 9"))
         );
         let mut s = good.clone();
         s["OutputGroups"][0]["OutputGroupSettings"]["Type"] = json!("DASH_ISO_GROUP_SETTINGS");
@@ -1080,18 +1382,126 @@ mod tests {
             matches!(JobPlan::from_settings(&s), Err(JobSettingsError::Invalid { ref path, .. }) if path == "OutputGroups[0].OutputGroupSettings.Type")
         );
         let mut s = good.clone();
-        s["OutputGroups"][1]["OutputGroupSettings"]["FileGroupSettings"]["Destination"] =
+        s["OutputGroups"][0]["OutputGroupSettings"]["FileGroupSettings"]["Destination"] =
             json!("https://example.com/x");
         assert!(
             matches!(JobPlan::from_settings(&s), Err(JobSettingsError::Invalid { ref path, .. })
-            if path == "OutputGroups[1].OutputGroupSettings.FileGroupSettings.Destination")
+            if path == "OutputGroups[0].OutputGroupSettings.FileGroupSettings.Destination")
         );
-        let mut s = good;
+        let mut s = build_packaging_settings(
+            &default_packaging_template(),
+            &input(),
+            &prefix(),
+            &source(),
+            &crate::packaging::DEFAULT_LADDER,
+            &[],
+        )
+        .unwrap();
         s["OutputGroups"][0]["OutputGroupSettings"]["HlsGroupSettings"]["SegmentLength"] =
             json!(-1);
-        assert!(JobPlan::from_settings(&s)
+        assert!(PackagingPlan::from_settings(&s)
             .unwrap_err()
             .to_string()
             .contains("SegmentLength"));
+    }
+
+    fn source() -> PackagingSource {
+        PackagingSource {
+            width: 1920,
+            height: 1080,
+            frame_rate: FrameRate { num: 25, den: 1 },
+            duration_s: 30.0,
+            audio_track: Some(2),
+        }
+    }
+
+    #[test]
+    fn packaging_settings_carry_the_ladder_and_the_breaks() {
+        let settings = build_packaging_settings(
+            &default_packaging_template(),
+            &input(),
+            &prefix(),
+            &source(),
+            &crate::packaging::DEFAULT_LADDER,
+            &[28.52, 8.41],
+        )
+        .unwrap();
+        let scc = settings["Esam"]["SignalProcessingNotification"]["SccXml"]
+            .as_str()
+            .unwrap();
+        assert!(
+            scc.starts_with("<SignalProcessingNotification")
+                && scc.ends_with("</SignalProcessingNotification>")
+        );
+        let mcc = settings["Esam"]["ManifestConfirmConditionNotification"]["MccXml"]
+            .as_str()
+            .unwrap();
+        assert_eq!(mcc.matches("#EXT-X-CUE-OUT:0").count(), 2);
+        let plan = PackagingPlan::from_settings(&settings).unwrap();
+        // on the frame grid, in time order
+        assert_eq!(plan.breaks, vec![8.4, 28.52]);
+        let sizes: Vec<(&str, u32, u32)> = plan
+            .renditions
+            .iter()
+            .map(|r| (r.name_modifier.as_str(), r.width, r.height))
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                ("_1080p", 1920, 1080),
+                ("_720p", 1280, 720),
+                ("_480p", 854, 480),
+                ("_360p", 640, 360)
+            ]
+        );
+        assert!(plan.renditions.iter().all(|r| r.audio_track == Some(2)));
+        assert_eq!(
+            plan.master.to_string(),
+            "s3://cuepoint-media/assets/a0123456789abcdef0123/hls/index.m3u8"
+        );
+        assert_eq!(
+            plan.renditions[1].playlist.to_string(),
+            "s3://cuepoint-media/assets/a0123456789abcdef0123/hls/index_720p.m3u8"
+        );
+        assert_eq!(plan.segment_length_s, 6);
+        assert_eq!(plan.input, input());
+    }
+
+    #[test]
+    fn a_smaller_or_silent_source_gets_fewer_rungs_and_no_audio() {
+        let mut src = source();
+        src.width = 1280;
+        src.height = 720;
+        src.audio_track = None;
+        let settings = build_packaging_settings(
+            &default_packaging_template(),
+            &input(),
+            &prefix(),
+            &src,
+            &crate::packaging::DEFAULT_LADDER,
+            &[],
+        )
+        .unwrap();
+        let plan = PackagingPlan::from_settings(&settings).unwrap();
+        let names: Vec<&str> = plan
+            .renditions
+            .iter()
+            .map(|r| r.name_modifier.as_str())
+            .collect();
+        assert_eq!(names, ["_720p", "_480p", "_360p"]);
+        assert!(plan.renditions.iter().all(|r| r.audio_track.is_none()));
+        assert!(plan.breaks.is_empty());
+        assert!(settings["Inputs"][0].get("AudioSelectors").is_none());
+    }
+
+    #[test]
+    fn the_first_job_makes_no_hls() {
+        let settings = build(2);
+        let plan = JobPlan::from_settings(&settings).unwrap();
+        assert!(plan.hls.is_none());
+        assert!(plan
+            .output_group_details(Some(1))
+            .iter()
+            .all(|g| g.output_group_type.as_deref() != Some(HLS_GROUP)));
     }
 }

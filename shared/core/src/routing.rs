@@ -705,12 +705,22 @@ mod tests {
     fn the_definition_loads() {
         let d = def();
         let names: Vec<&str> = d.queues().iter().map(|q| q.name.as_str()).collect();
-        assert_eq!(names, ["ingest", "media", "analysis", "results", "scoring"]);
+        assert_eq!(
+            names,
+            [
+                "ingest",
+                "media",
+                "analysis",
+                "results",
+                "scoring",
+                "packaging"
+            ]
+        );
         assert!(d.queues().iter().all(|q| q.worker == q.name
             && q.visibility_timeout_seconds > 0
             && q.max_receive_count > 0));
         assert_eq!(d.queue("analysis").unwrap().max_receive_count, 8);
-        assert_eq!(d.rules().len(), 5);
+        assert_eq!(d.rules().len(), 7);
         assert_eq!(
             d.topics(),
             [TopicDef {
@@ -743,6 +753,7 @@ mod tests {
             [
                 "ingest-object-created",
                 "mediaconvert-job-finished",
+                "packaging-job-finished",
                 "transcribe-job-finished"
             ]
         );
@@ -884,6 +895,22 @@ mod tests {
             ))),
             ["media"]
         );
+        // The packaging job (the second MediaConvert job) goes to its own worker only.
+        let packaging = JobStateChange {
+            user_metadata: BTreeMap::from([(
+                "workflow".to_string(),
+                crate::mediaconvert::packaging_workflow("cuepoint"),
+            )]),
+            ..job.clone()
+        };
+        assert_eq!(
+            d.targets(&wrap(job_state_change_entry(
+                &packaging,
+                "000000000000",
+                "us-east-1"
+            ))),
+            ["packaging"]
+        );
         {
             use crate::events::transcribe::{
                 self, TranscriptionJobStateChange, TranscriptionState,
@@ -934,6 +961,23 @@ mod tests {
                 vec!["analysis"],
             ),
             (PipelineDetail::AnalysesCompleted, vec!["scoring"]),
+            (
+                PipelineDetail::BreaksChosen {
+                    version: 1,
+                    vmap: proxy.clone(),
+                    breaks: 2,
+                },
+                vec!["packaging"],
+            ),
+            (
+                PipelineDetail::BreaksEdited {
+                    version: 2,
+                    vmap: proxy.clone(),
+                    breaks: 2,
+                    editor: "ed".into(),
+                },
+                vec!["packaging"],
+            ),
             (
                 PipelineDetail::AssetCompleted {
                     vmap: proxy,

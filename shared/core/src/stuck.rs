@@ -16,6 +16,10 @@ pub struct StuckPolicy {
     pub media_prepared_seconds: u64,
     pub analysing_seconds: u64,
     pub analysed_seconds: u64,
+    /// Breaks chosen, packaging not yet submitted ("Breaks Chosen" is re-announced).
+    pub scored_seconds: u64,
+    /// The packaging job (the full-resolution HLS ladder) running.
+    pub packaging_seconds: u64,
     /// Re-announcements before the sweeper gives up and fails the asset.
     pub max_reannouncements: u32,
 }
@@ -29,6 +33,9 @@ impl Default for StuckPolicy {
             media_prepared_seconds: 15 * 60,
             analysing_seconds: 6 * 3600,
             analysed_seconds: 15 * 60,
+            scored_seconds: 15 * 60,
+            // The ladder encode takes about as long as the transcode did before it.
+            packaging_seconds: 6 * 3600,
             max_reannouncements: 3,
         }
     }
@@ -54,6 +61,8 @@ impl StuckPolicy {
             AssetState::MediaPrepared => Some(self.media_prepared_seconds),
             AssetState::Analysing => Some(self.analysing_seconds),
             AssetState::Analysed => Some(self.analysed_seconds),
+            AssetState::Scored => Some(self.scored_seconds),
+            AssetState::Packaging => Some(self.packaging_seconds),
             AssetState::Complete | AssetState::Failed => None,
         }
     }
@@ -73,7 +82,10 @@ impl StuckPolicy {
         let limit = self.limit_seconds(asset.state).unwrap_or(0);
         let reannounceable = matches!(
             asset.state,
-            AssetState::Registered | AssetState::MediaPrepared | AssetState::Analysed
+            AssetState::Registered
+                | AssetState::MediaPrepared
+                | AssetState::Analysed
+                | AssetState::Scored
         );
         if reannounceable && reannounced < self.max_reannouncements {
             return SweepAction::Reannounce;
@@ -90,6 +102,14 @@ impl StuckPolicy {
             AssetState::Analysing => format!(
                 "analyses {:?} did not report back",
                 asset.pending_analyses()
+            ),
+            AssetState::Packaging => format!(
+                "packaging job {} did not report back",
+                asset
+                    .packaging
+                    .as_ref()
+                    .map(|j| j.job_id.as_str())
+                    .unwrap_or("<none>")
             ),
             s => format!("no progress from {s} after {reannounced} re-announcement(s)"),
         };
@@ -159,13 +179,18 @@ mod tests {
             AssetState::Registered,
             AssetState::MediaPrepared,
             AssetState::Analysed,
+            AssetState::Scored,
         ] {
             let a = asset(s, 0);
             assert_eq!(p.decide(&a, 0), SweepAction::Reannounce);
             assert_eq!(p.decide(&a, 1), SweepAction::Reannounce);
             assert!(matches!(p.decide(&a, 2), SweepAction::Fail { .. }));
         }
-        for s in [AssetState::Transcoding, AssetState::Analysing] {
+        for s in [
+            AssetState::Transcoding,
+            AssetState::Analysing,
+            AssetState::Packaging,
+        ] {
             match p.decide(&asset(s, 0), 0) {
                 SweepAction::Fail { reason } => {
                     assert!(reason.contains("did not report back"), "{reason}")

@@ -15,6 +15,7 @@ pub mod analyze;
 pub mod error;
 pub mod local;
 mod metadata;
+pub mod package;
 pub mod placeholder;
 pub mod probe;
 pub mod sample;

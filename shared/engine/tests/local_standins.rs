@@ -304,6 +304,88 @@ fn delivered(entry: &PutEventsEntry) -> Inbound {
 // ---- MediaConvert ------------------------------------------------------------------------
 
 #[tokio::test]
+async fn the_packaging_job_writes_a_conditioned_ladder_and_announces_it_like_the_first_job() {
+    use cuepoint_core::mediaconvert::{
+        build_packaging_settings, default_packaging_template, PackagingPlan, PackagingSource,
+    };
+    use cuepoint_core::packaging::{FrameRate, DEFAULT_LADDER};
+    let w = World::new(false);
+    let input = uri("s3://media-in/src/clip.mov");
+    w.blobs
+        .put(&input, sample_bytes(small()).await, "video/quicktime")
+        .await
+        .unwrap();
+    let source = PackagingSource {
+        width: 320,
+        height: 180,
+        frame_rate: FrameRate { num: 25, den: 1 },
+        duration_s: 6.0,
+        audio_track: Some(1),
+    };
+    let settings = build_packaging_settings(
+        &default_packaging_template(),
+        &input,
+        &uri("s3://media-out/a1/"),
+        &source,
+        &DEFAULT_LADDER,
+        &[2.0, 4.52],
+    )
+    .unwrap();
+    let plan = PackagingPlan::from_settings(&settings).unwrap();
+    let request = TranscodeRequest {
+        asset_id: AssetId::parse("a1").unwrap(),
+        client_token: "a1-package-v1".into(),
+        settings,
+        user_metadata: BTreeMap::from([
+            ("assetId".to_string(), "a1".to_string()),
+            ("workflow".into(), "cuepoint-packaging".into()),
+        ]),
+    };
+    let mc = w.mediaconvert();
+    let id = mc.submit(&request).await.unwrap();
+    assert_eq!(
+        mc.submit(&request).await.unwrap(),
+        id,
+        "same token, same job"
+    );
+    mc.wait_idle().await;
+    let events = w.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let Inbound::MediaConvert(change) = delivered(&events[0]) else {
+        panic!("not a MediaConvert event")
+    };
+    assert_eq!(change.state, JobState::Complete, "{change:?}");
+    assert_eq!(change.user("workflow"), Some("cuepoint-packaging"));
+    assert_eq!(
+        change.hls_playlist(),
+        Some(plan.master.to_string().as_str())
+    );
+    let master = String::from_utf8(w.blobs.bytes(&plan.master.to_string()).unwrap()).unwrap();
+    assert!(master.contains("RESOLUTION=320x180"), "{master}");
+    let media = String::from_utf8(
+        w.blobs
+            .bytes(&plan.renditions[0].playlist.to_string())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(media.matches("#EXT-X-CUE-OUT:0").count(), 2, "{media}");
+    let starts = cuepoint_core::packaging::segment_starts(&media).unwrap();
+    for b in [2.0, 4.52] {
+        assert!(
+            starts.iter().any(|s| (s - b).abs() < 0.02),
+            "{b}: {starts:?}"
+        );
+    }
+    let segments = w
+        .blobs
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("s3://media-out/a1/hls/") && k.ends_with(".ts"))
+        .count();
+    assert_eq!(segments, starts.len());
+}
+
+#[tokio::test]
 async fn mediaconvert_runs_a_token_once_writes_the_plan_and_announces_complete() {
     let w = World::new(false);
     let input = uri("s3://media-in/src/clip.mov");
@@ -346,12 +428,11 @@ async fn mediaconvert_runs_a_token_once_writes_the_plan_and_announces_complete()
     assert_eq!(change.state, JobState::Complete);
     assert_eq!(change.user("assetId"), Some("a1"));
     let plan = JobPlan::from_settings(&request.settings).unwrap();
-    assert_eq!(
-        change.hls_playlist(),
-        Some(plan.hls_master_uri().to_string().as_str())
-    );
+    // The first job makes no HLS: the packaging job does, once the breaks are known.
+    assert_eq!(change.hls_playlist(), None);
+    assert_eq!(plan.hls_master_uri(), None);
     let duration = change.output_group_details[0].duration_ms.unwrap();
-    assert!((5900..=6100).contains(&duration), "{duration}");
+    assert!((5800..=6100).contains(&duration), "{duration}");
 
     // Everything the event names exists, plus the segments and the loudness logs.
     for path in change.output_file_paths().chain(change.hls_playlist()) {
@@ -365,15 +446,9 @@ async fn mediaconvert_runs_a_token_once_writes_the_plan_and_announces_complete()
         .blobs
         .keys()
         .into_iter()
-        .filter(|k| k.starts_with("s3://media-out/a1/hls/") && k.ends_with(".ts"))
+        .filter(|k| k.starts_with("s3://media-out/a1/hls/"))
         .count();
-    assert_eq!(segments, 6);
-    let master =
-        String::from_utf8(w.blobs.bytes(&plan.hls_master_uri().to_string()).unwrap()).unwrap();
-    assert!(
-        master.contains(plan.hls.variant.key.file_name()),
-        "{master}"
-    );
+    assert_eq!(segments, 0);
     for (track, log_uri) in plan.loudness_log_uris() {
         let text =
             String::from_utf8(w.blobs.bytes(&log_uri.to_string()).expect("log stored")).unwrap();

@@ -44,6 +44,8 @@ pub struct Settings {
     pub analysis: AnalysisSettings,
     /// Slot scoring: policy, number of breaks, ad inventory, the default policy's knobs.
     pub scoring: ScoringSettings,
+    /// The HLS ladder the packaging job encodes once the breaks are chosen.
+    pub packaging: PackagingSettings,
     /// Deadlines per state and what the sweeper does past them.
     pub stuck: cuepoint_core::stuck::StuckPolicy,
     pub models: ModelsSettings,
@@ -63,6 +65,7 @@ impl Default for Settings {
             audio: AudioSettings::default(),
             analysis: AnalysisSettings::default(),
             scoring: ScoringSettings::default(),
+            packaging: PackagingSettings::default(),
             stuck: cuepoint_core::stuck::StuckPolicy::default(),
             models: ModelsSettings::default(),
             aws: AwsSettings::default(),
@@ -101,6 +104,22 @@ impl Default for ConsumerSettings {
             shutdown_grace_seconds: 90,
             retry_base_seconds: 2,
             retry_max_seconds: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PackagingSettings {
+    /// Rungs of the ladder, the shorter side of the picture in pixels; rungs above the source
+    /// are left out (a 720p source gets 720/480/360).
+    pub ladder: Vec<u32>,
+}
+
+impl Default for PackagingSettings {
+    fn default() -> Self {
+        Self {
+            ladder: cuepoint_core::packaging::DEFAULT_LADDER.to_vec(),
         }
     }
 }

@@ -235,6 +235,15 @@ pub trait Transcoder: Send + Sync {
     /// A job already created for this asset, if any: guards against a second job when a
     /// message is redelivered after the token's idempotency window has passed.
     async fn find_job(&self, asset_id: &AssetId) -> PortResult<Option<String>>;
+    /// The newest job created for this asset whose `UserMetadata[key]` is `value`: the same
+    /// guard for a job of one kind (the packaging job of one VMAP version) when the asset has
+    /// several.
+    async fn find_tagged_job(
+        &self,
+        asset_id: &AssetId,
+        key: &str,
+        value: &str,
+    ) -> PortResult<Option<String>>;
 }
 
 // ---------------------------------------------------------------------------------------------

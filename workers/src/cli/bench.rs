@@ -1,12 +1,13 @@
 //! `cuepoint bench`: where the time of one asset goes, side by side in one run, on a generated
 //! programme (60 s, 1920x1080, 8 mono tracks: the `cuepoint demo` sample at 1080p):
 //!
-//! - the whole pipeline (ingest to VMAP) against a bare FFmpeg encode of the same renditions
-//!   with the same settings (the HLS rendition and the proxy: the one encode nothing can skip);
+//! - the whole pipeline (ingest to the packaged ladder) against a bare FFmpeg encode of the same
+//!   ladder with the same settings and breaks (the packaging run: the one full-resolution encode
+//!   of the pipeline, which nothing can skip);
 //! - the local segment analysis of the proxy against decoding the proxy and nothing else (CPU);
 //! - hop latency: from an event's publication to the next handler starting (p50, p99), with
-//!   every worker in this process and with five worker processes sharing one data directory;
-//! - the resident memory of an idle worker process (all five workers in it).
+//!   every worker in this process and with one process per worker sharing one data directory;
+//! - the resident memory of an idle worker process (all six workers in it).
 //!
 //! Throughput of the embedded backend itself (no media work) is the chaos harness's figure:
 //! `CUEPOINT_CHAOS_ASSETS=1000 CUEPOINT_CHAOS_FAULTS=off cargo test -p cuepoint-tests --test chaos`.
@@ -16,10 +17,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use cuepoint_core::domain::S3Uri;
-use cuepoint_core::mediaconvert::{build_job_settings, default_template};
 use cuepoint_engine::sample::{generate_sample, SampleSpec};
-use cuepoint_engine::transcode::transcode;
 use cuepoint_engine::AnalyzeOptions;
 use cuepoint_runtime::consumer::{hop_quantile, HOP_RANGE_MS};
 use serde::Serialize;
@@ -83,7 +81,7 @@ impl BenchFigures {
             self.machine, self.programme
         );
         out.push_str(&format!(
-            "pipeline wall time (ingest to VMAP)   {:>7.1} s   bare FFmpeg encode of the same renditions {:>6.1} s   ratio {:.2}x\n",
+            "pipeline wall time (ingest to VMAP)   {:>7.1} s   bare FFmpeg encode of the same ladder {:>6.1} s   ratio {:.2}x\n",
             self.pipeline_wall_s, self.bare_encode_wall_s, self.pipeline_vs_encode
         ));
         out.push_str(&format!(
@@ -97,7 +95,7 @@ impl BenchFigures {
             self.hops
         ));
         out.push_str(&format!(
-            "hop latency, five worker processes    p50 {}   p99 {}   ({} hops; poll interval {} ms)\n",
+            "hop latency, six worker processes     p50 {}   p99 {}   ({} hops; poll interval {} ms)\n",
             ms(self.hop_multiprocess_p50_ms),
             ms(self.hop_multiprocess_p99_ms),
             self.hops_multiprocess,
@@ -191,20 +189,15 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
         })
         .context("the proxy of the bench asset is not on disk")?;
 
-    // 2. The same renditions, bare.
-    eprintln!("encoding the same renditions with FFmpeg alone...");
+    // 2. The same ladder, bare: the packaging job's FFmpeg run with the asset's breaks (the one
+    // full-resolution encode of the pipeline), without the pipeline around it.
+    eprintln!("encoding the same ladder with FFmpeg alone...");
     let out = scratch.path().join("bare");
-    let input_uri = S3Uri::parse("s3://bench/in/bench.mov")?;
-    let job = build_job_settings(
-        &default_template(),
-        &input_uri,
-        &S3Uri::parse("s3://bench/out/")?,
-        spec.track_count,
-    )?;
-    let mut bare = cuepoint_engine::local::rendition_spec(&job, clip.clone(), &out)?;
-    bare.scratch_dir = Some(scratch.path().to_path_buf());
+    let settings = crate::handlers::packaging::packaging_settings(&backend.ctx, asset)
+        .map_err(|e| anyhow::anyhow!("packaging settings: {e}"))?;
+    let bare = cuepoint_engine::local::packaging_spec(&settings, clip.clone(), &out)?;
     let started = Instant::now();
-    transcode(&bare, None).await?;
+    cuepoint_engine::package::package(&bare, None).await?;
     let bare_wall = started.elapsed();
 
     // 3. Analysis vs decode, CPU of the FFmpeg children.
@@ -233,7 +226,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     backend.shutdown().await;
 
     // 4. The pipeline again, each worker in its own process on one data directory.
-    eprintln!("running the pipeline with five worker processes...");
+    eprintln!("running the pipeline with six worker processes...");
     let multi = multiprocess_hops(cuepoint, args, &scratch.path().join("multi"), &clip).await?;
 
     // 5. An idle worker process.
@@ -260,7 +253,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     })
 }
 
-/// Run the pipeline on `clip` with `cuepoint worker <name>` in five processes sharing the data
+/// Run the pipeline on `clip` with `cuepoint worker <name>` in six processes sharing the data
 /// directory `data`, and gather their hop latencies (per-millisecond counts) from the
 /// `HopLatencyMs` metric lines each process prints.
 async fn multiprocess_hops(
@@ -325,7 +318,7 @@ async fn multiprocess_hops(
         }
         if Instant::now() > deadline {
             break Err(anyhow::anyhow!(
-                "the five-process run did not finish within an hour"
+                "the six-process run did not finish within an hour"
             ));
         }
         if let Some(i) = children
@@ -333,7 +326,7 @@ async fn multiprocess_hops(
             .position(|c| matches!(c.try_wait(), Ok(Some(_))))
         {
             break Err(anyhow::anyhow!(
-                "worker {} exited during the five-process run",
+                "worker {} exited during the six-process run",
                 crate::handlers::WorkerKind::ALL[i]
             ));
         }
@@ -362,7 +355,7 @@ async fn multiprocess_hops(
     let asset = outcome?;
     anyhow::ensure!(
         asset.state == cuepoint_core::asset::AssetState::Complete,
-        "the five-process bench asset ended {}: {:?}",
+        "the six-process bench asset ended {}: {:?}",
         asset.state,
         asset.failure
     );

@@ -1,4 +1,5 @@
-//! Media events: MediaConvert COMPLETE → loudness logs → silent tracks → "Media Prepared";
+//! Media events: the first MediaConvert job (proxy and loudness logs) COMPLETE → loudness logs →
+//! silent tracks → "Media Prepared";
 //! MediaConvert ERROR → the asset fails with MediaConvert's cause.
 
 use cuepoint_core::asset::{Asset, AssetEvent, AssetState, FailureStage, JobStatus};
@@ -144,7 +145,6 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
     let event = AssetEvent::MediaPrepared {
         job_id: job_id.to_string(),
         audio,
-        hls_master: plan.hls_master_uri(),
         proxy: plan.proxy_uri(),
     };
     match advance(ctx, asset, event, None).await?.recorded("COMPLETE") {

@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod ingest;
 pub mod media;
+pub mod packaging;
 pub mod results;
 pub mod scoring;
 #[cfg(test)]
@@ -24,15 +25,17 @@ pub enum WorkerKind {
     Analysis,
     Results,
     Scoring,
+    Packaging,
 }
 
 impl WorkerKind {
-    pub const ALL: [WorkerKind; 5] = [
+    pub const ALL: [WorkerKind; 6] = [
         Self::Ingest,
         Self::Media,
         Self::Analysis,
         Self::Results,
         Self::Scoring,
+        Self::Packaging,
     ];
 
     /// The queue it consumes (names in infra/routing.json).
@@ -43,6 +46,7 @@ impl WorkerKind {
             Self::Analysis => "analysis",
             Self::Results => "results",
             Self::Scoring => "scoring",
+            Self::Packaging => "packaging",
         }
     }
 
@@ -109,6 +113,17 @@ impl WorkerHandler {
                 if matches!(p.detail, PipelineDetail::AnalysesCompleted) =>
             {
                 scoring::on_analyses_completed(ctx, p).await
+            }
+            (WorkerKind::Packaging, Inbound::Pipeline(p))
+                if matches!(
+                    p.detail,
+                    PipelineDetail::BreaksChosen { .. } | PipelineDetail::BreaksEdited { .. }
+                ) =>
+            {
+                packaging::on_breaks_chosen(ctx, p).await
+            }
+            (WorkerKind::Packaging, Inbound::MediaConvert(j)) => {
+                packaging::on_job_state_change(ctx, j).await
             }
             (kind, other) => Err(HandlerError::Permanent(format!(
                 "unexpected event on the {kind} queue: {}",

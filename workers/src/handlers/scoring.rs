@@ -1,9 +1,15 @@
-//! Scoring: "Analyses Completed" → slots and breaks from the stored results → VMAP → COMPLETE.
+//! Scoring: "Analyses Completed" → slots and breaks from the stored results → VMAP → SCORED →
+//! "Breaks Chosen" (the packaging worker then encodes the ladder with the breaks in it).
+//!
+//! Breaks are put on the source's frame grid before the VMAP is written: the packaging job puts
+//! a key frame and a segment boundary at exactly these times, and the VMAP's `timeOffset`s must
+//! name those boundaries.
 
 use std::collections::HashMap;
 
 use cuepoint_core::asset::{Asset, AssetEvent, AssetState, BreakSummary, FailureStage};
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
+use cuepoint_core::packaging::FrameRate;
 use cuepoint_core::rekognition::AnalysisKind;
 use cuepoint_core::results;
 use cuepoint_core::scoring::ScoringInputs;
@@ -18,7 +24,9 @@ pub async fn on_analyses_completed(
 ) -> Result<(), HandlerError> {
     let asset = load(ctx, &ev.asset_id).await?;
     match asset.state {
-        AssetState::Complete => return announce_complete(ctx, &asset).await,
+        AssetState::Scored => return announce_breaks_chosen(ctx, &asset).await,
+        // Packaging (or packaged): the breaks went out.
+        AssetState::Packaging | AssetState::Complete => return Ok(()),
         // Scoring failed it: the announcement may not have gone out.
         AssetState::Failed
             if asset
@@ -48,7 +56,6 @@ pub async fn on_analyses_completed(
             .map(|k| k.results_file().to_string()),
     );
     wanted.push(results::SPEECH.to_string());
-    wanted.push(results::HLS_MASTER.to_string());
     for rel in wanted {
         if let Some(bytes) = ctx
             .ports
@@ -57,22 +64,6 @@ pub async fn on_analyses_completed(
             .await?
         {
             files.insert(rel, bytes);
-        }
-    }
-    // A master playlist names its variant: fetch that too, so scoring can snap breaks to the
-    // segment boundaries (the core checks the name stays inside hls/).
-    let variant = files
-        .get(results::HLS_MASTER)
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .and_then(|m| {
-            cuepoint_core::scoring::first_variant(&m)
-                .map(|v| format!("{}/{}", results::HLS_DIR, v.trim_start_matches("./")))
-        });
-    if let Some(rel) = variant {
-        if let Ok(uri) = asset.results.prefix.join(&rel) {
-            if let Some(bytes) = ctx.ports.blobs.get(&uri).await? {
-                files.insert(rel, bytes);
-            }
         }
     }
     let inputs = match ScoringInputs::from_files(|rel: &str| Ok(files.get(rel).cloned())) {
@@ -87,10 +78,15 @@ pub async fn on_analyses_completed(
             .await
         }
     };
-    let output = match scoring.score(&inputs) {
+    let mut output = match scoring.score(&inputs) {
         Ok(o) => o,
         Err(e) => return fail(ctx, &asset, FailureStage::Scoring, e.to_string()).await,
     };
+    if let Some(rate) = frame_rate(&asset) {
+        for b in output.breaks.iter_mut() {
+            b.timestamp = rate.time_of(rate.frame_at(b.timestamp));
+        }
+    }
     let slots_json = serde_json::to_vec_pretty(&output).unwrap_or_default();
     ctx.ports
         .blobs
@@ -168,14 +164,25 @@ pub async fn on_analyses_completed(
         return Ok(());
     };
     write_record(ctx, &a).await;
-    announce_complete(ctx, &a).await
+    announce_breaks_chosen(ctx, &a).await
 }
 
-async fn announce_complete(ctx: &WorkerContext, asset: &Asset) -> Result<(), HandlerError> {
+/// The source's exact frame rate, from the probe.
+fn frame_rate(asset: &Asset) -> Option<FrameRate> {
+    let v = asset.probe.as_ref()?.video.as_ref()?;
+    FrameRate::parse(&v.frame_rate_ratio)
+}
+
+/// "Breaks Chosen" for the asset's current breaks: the packaging worker takes it from here.
+pub async fn announce_breaks_chosen(
+    ctx: &WorkerContext,
+    asset: &Asset,
+) -> Result<(), HandlerError> {
     let Some(vmap) = asset.results.vmap.clone() else {
         return Ok(());
     };
-    let detail = PipelineDetail::AssetCompleted {
+    let detail = PipelineDetail::BreaksChosen {
+        version: asset.vmap_version(),
         vmap,
         breaks: asset.breaks.len(),
     };

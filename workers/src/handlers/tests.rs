@@ -21,7 +21,7 @@ use cuepoint_runtime::config::Settings;
 use cuepoint_runtime::consumer::HandlerError;
 use cuepoint_runtime::ports::{AssetWrite, CounterDelta, TranscriptionJob, TranscriptionStatus};
 
-use super::{analysis, ingest, media, results as results_handler, scoring};
+use super::{analysis, ingest, media, packaging, results as results_handler, scoring};
 use crate::context::OPEN_JOBS_COUNTER;
 use crate::testkit::{probe_info, Kit};
 
@@ -102,7 +102,6 @@ fn asset_at(kit: &Kit, obj: &ObjectCreated, state: AssetState) -> Asset {
             AssetEvent::MediaPrepared {
                 job_id: "mc-1".into(),
                 audio: AudioReport::from_logs(&[], &[], &Default::default()),
-                hls_master: kit.ctx.result_uri(&id, results::HLS_MASTER),
                 proxy: kit.ctx.result_uri(&id, results::PROXY),
             },
         ),
@@ -943,7 +942,7 @@ async fn an_analysed_asset_is_scored_once_and_completed() {
         .await
         .unwrap();
     let done = kit.asset(&a.id);
-    assert_eq!(done.state, AssetState::Complete);
+    assert_eq!(done.state, AssetState::Scored);
     let vmap = done.results.vmap.clone().unwrap();
     assert!(String::from_utf8(kit.blobs.read(&vmap).unwrap())
         .unwrap()
@@ -965,10 +964,225 @@ async fn an_analysed_asset_is_scored_once_and_completed() {
         done.version,
         "a redelivery does not score again"
     );
+    assert_eq!(kit.bus.detail_types(), ["Breaks Chosen", "Breaks Chosen"]);
+}
+
+// ----------------------------------------------------------------------------------------------
+// packaging
+
+/// An asset scored with breaks at `times` (VMAP written).
+fn scored_at(kit: &Kit, obj: &ObjectCreated, times: &[f64]) -> Asset {
+    let a = asset_at(kit, obj, AssetState::Analysed);
+    let a = apply(
+        &a,
+        AssetEvent::Scored {
+            breaks: times
+                .iter()
+                .map(|t| cuepoint_core::asset::BreakSummary {
+                    timestamp: *t,
+                    score: 0.9,
+                    reasons: vec!["ShotChange".into()],
+                })
+                .collect(),
+            vmap: kit.ctx.result_uri(&id_of(obj), results::VMAP),
+        },
+    );
+    kit.put_asset(&a);
+    a
+}
+
+fn breaks_chosen(a: &Asset) -> PipelineEvent {
+    PipelineEvent::new(
+        a.id.clone(),
+        PipelineDetail::BreaksChosen {
+            version: a.vmap_version(),
+            vmap: a.results.vmap.clone().unwrap(),
+            breaks: a.breaks.len(),
+        },
+    )
+}
+
+fn packaging_change(kit: &Kit, id: &AssetId, job_id: &str, state: JobState) -> JobStateChange {
+    let mut c = job_change(kit, id, job_id, state);
+    c.user_metadata.insert(
+        "workflow".into(),
+        cuepoint_core::mediaconvert::packaging_workflow(&kit.ctx.settings.workflow),
+    );
+    c
+}
+
+#[tokio::test]
+async fn chosen_breaks_are_packaged_once_and_the_asset_completes_on_the_jobs_event() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = scored_at(&kit, &obj, &[4.4, 8.0]);
+    packaging::on_breaks_chosen(&kit.ctx, &breaks_chosen(&a))
+        .await
+        .unwrap();
+    let p = kit.asset(&a.id);
+    assert_eq!(p.state, AssetState::Packaging);
+    let job = p.packaging.clone().unwrap();
+    assert_eq!(job.client_token, format!("{}-package-v1", a.id));
+    {
+        let submitted = kit.transcoder.submitted.lock().unwrap();
+        assert_eq!(submitted.len(), 1);
+        let r = &submitted[0];
+        assert_eq!(r.user_metadata["workflow"], "cuepoint-packaging");
+        let plan = cuepoint_core::mediaconvert::PackagingPlan::from_settings(&r.settings).unwrap();
+        assert_eq!(plan.breaks, vec![4.4, 8.0]);
+        // a 320x180 source: one rung at its own size
+        assert_eq!(
+            plan.renditions
+                .iter()
+                .map(|r| (r.width, r.height))
+                .collect::<Vec<_>>(),
+            [(320, 180)]
+        );
+    }
+    // Redelivered: no second job, no second write.
+    packaging::on_breaks_chosen(&kit.ctx, &breaks_chosen(&a))
+        .await
+        .unwrap();
+    assert_eq!(kit.transcoder.submitted.lock().unwrap().len(), 1);
+    assert_eq!(kit.asset(&a.id).version, p.version);
+    // The first job's events are not the packaging worker's.
+    packaging::on_job_state_change(
+        &kit.ctx,
+        &job_change(&kit, &a.id, &job.job_id, JobState::Complete),
+    )
+    .await
+    .unwrap();
+    assert_eq!(kit.asset(&a.id).state, AssetState::Packaging);
+
+    let done = packaging_change(&kit, &a.id, &job.job_id, JobState::Complete);
+    packaging::on_job_state_change(&kit.ctx, &done)
+        .await
+        .unwrap();
+    let c = kit.asset(&a.id);
+    assert_eq!(c.state, AssetState::Complete);
+    assert_eq!(
+        c.results.hls_master,
+        Some(kit.ctx.result_uri(&a.id, results::HLS_MASTER))
+    );
+    packaging::on_job_state_change(&kit.ctx, &done)
+        .await
+        .unwrap();
+    assert_eq!(kit.asset(&a.id).version, c.version, "redelivered COMPLETE");
     assert_eq!(
         kit.bus.detail_types(),
         ["Asset Completed", "Asset Completed"]
     );
+}
+
+#[tokio::test]
+async fn a_failed_packaging_job_fails_the_asset_at_packaging_and_early_events_wait() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let early = asset_at(&kit, &obj, AssetState::Analysed);
+    let ev = PipelineEvent::new(
+        early.id.clone(),
+        PipelineDetail::BreaksChosen {
+            version: 1,
+            vmap: kit.ctx.result_uri(&early.id, results::VMAP),
+            breaks: 0,
+        },
+    );
+    transient(packaging::on_breaks_chosen(&kit.ctx, &ev).await);
+
+    let a = scored_at(&kit, &obj, &[4.0]);
+    packaging::on_breaks_chosen(&kit.ctx, &breaks_chosen(&a))
+        .await
+        .unwrap();
+    let job = kit.asset(&a.id).packaging.unwrap();
+    // Another job's ERROR: ignored.
+    packaging::on_job_state_change(
+        &kit.ctx,
+        &packaging_change(&kit, &a.id, "other", JobState::Error),
+    )
+    .await
+    .unwrap();
+    assert_eq!(kit.asset(&a.id).state, AssetState::Packaging);
+    packaging::on_job_state_change(
+        &kit.ctx,
+        &packaging_change(&kit, &a.id, &job.job_id, JobState::Error),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        failure_of(&kit, &a.id),
+        (AssetState::Failed, Some(FailureStage::Packaging))
+    );
+    assert_eq!(kit.bus.detail_types(), ["Asset Failed"]);
+}
+
+#[tokio::test]
+async fn an_edit_packages_the_new_breaks_under_a_new_token() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = scored_at(&kit, &obj, &[4.0]);
+    packaging::on_breaks_chosen(&kit.ctx, &breaks_chosen(&a))
+        .await
+        .unwrap();
+    let job = kit.asset(&a.id).packaging.unwrap();
+    packaging::on_job_state_change(
+        &kit.ctx,
+        &packaging_change(&kit, &a.id, &job.job_id, JobState::Complete),
+    )
+    .await
+    .unwrap();
+    let done = kit.asset(&a.id);
+    let edit = cuepoint_core::asset::BreakEdit {
+        version: 2,
+        at_ms: 1,
+        by: "ed".into(),
+        summary: "moved".into(),
+        breaks: vec![cuepoint_core::asset::BreakSummary {
+            timestamp: 6.0,
+            score: 0.0,
+            reasons: vec!["Editor".into()],
+        }],
+        vmap: kit.ctx.result_uri(&a.id, "vmap/v2.vmap"),
+    };
+    let edited = apply(&done, AssetEvent::BreaksEdited { edit });
+    assert_eq!(edited.state, AssetState::Scored);
+    kit.put_asset(&edited);
+    let ev = PipelineEvent::new(
+        a.id.clone(),
+        PipelineDetail::BreaksEdited {
+            version: 2,
+            vmap: kit.ctx.result_uri(&a.id, results::VMAP),
+            breaks: 1,
+            editor: "ed".into(),
+        },
+    );
+    packaging::on_breaks_chosen(&kit.ctx, &ev).await.unwrap();
+    let p = kit.asset(&a.id);
+    assert_eq!(p.state, AssetState::Packaging);
+    let second = p.packaging.clone().unwrap();
+    assert_eq!(second.client_token, format!("{}-package-v2", a.id));
+    assert_ne!(second.job_id, job.job_id);
+    {
+        let submitted = kit.transcoder.submitted.lock().unwrap();
+        let plan =
+            cuepoint_core::mediaconvert::PackagingPlan::from_settings(&submitted[1].settings)
+                .unwrap();
+        assert_eq!(plan.breaks, vec![6.0]);
+    }
+    // The old job's COMPLETE, late: nothing moves.
+    packaging::on_job_state_change(
+        &kit.ctx,
+        &packaging_change(&kit, &a.id, &job.job_id, JobState::Complete),
+    )
+    .await
+    .unwrap();
+    assert_eq!(kit.asset(&a.id).state, AssetState::Packaging);
+    packaging::on_job_state_change(
+        &kit.ctx,
+        &packaging_change(&kit, &a.id, &second.job_id, JobState::Complete),
+    )
+    .await
+    .unwrap();
+    assert_eq!(kit.asset(&a.id).state, AssetState::Complete);
 }
 
 #[tokio::test]

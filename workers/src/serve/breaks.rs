@@ -103,14 +103,15 @@ fn fmt_t(t: f64) -> String {
 /// Why an asset's breaks cannot be edited now, if they cannot.
 pub fn refusal(asset: &Asset) -> Option<String> {
     match asset.state {
-        AssetState::Complete => None,
+        // Scored and packaging: the newest edit is what the HLS gets packaged with.
+        AssetState::Complete | AssetState::Scored | AssetState::Packaging => None,
         AssetState::Failed => {
             let why =
                 asset.failure.as_ref().map(|f| format!(" at stage {}: {}", f.stage, f.reason)).unwrap_or_default();
             Some(format!("asset {} FAILED{why}; it has no breaks to edit", asset.id))
         }
         s => Some(format!(
-            "asset {} is {s}: the pipeline is still working on it; breaks can be edited once it is COMPLETE",
+            "asset {} is {s}: the pipeline is still working on it; breaks can be edited once they are chosen (SCORED)",
             asset.id
         )),
     }
@@ -402,7 +403,19 @@ pub async fn save(ctx: &WorkerContext, asset: &Asset, edit: &BreaksEdit) -> ApiR
         .filter(|d| *d > 0.0)
         .or(output.as_ref().and_then(|o| o.duration))
         .unwrap_or(0.0);
-    let breaks = plan(edit, duration, &slots)?;
+    let mut breaks = plan(edit, duration, &slots)?;
+    // On the frame grid, like scored breaks: the packaging job cuts a segment at exactly these
+    // times and the VMAP names them.
+    if let Some(rate) = asset
+        .probe
+        .as_ref()
+        .and_then(|p| p.video.as_ref())
+        .and_then(|v| cuepoint_core::packaging::FrameRate::parse(&v.frame_rate_ratio))
+    {
+        for b in &mut breaks {
+            b.timestamp = rate.time_of(rate.frame_at(b.timestamp));
+        }
+    }
     let version = asset.vmap_version() + 1;
     let record = BreakEdit {
         version,

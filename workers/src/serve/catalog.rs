@@ -382,13 +382,21 @@ impl Catalog {
     }
 }
 
-/// Index one asset from the store and its results (only COMPLETE assets are in the catalog).
+/// Whether the catalog holds the asset: COMPLETE, or being packaged again after an edit of
+/// its breaks (the edit is what people search for).
+fn indexable(asset: &Asset) -> bool {
+    asset.state == AssetState::Complete
+        || (matches!(asset.state, AssetState::Scored | AssetState::Packaging)
+            && (!asset.edits.is_empty() || asset.results.hls_master.is_some()))
+}
+
+/// Index one asset from the store and its results (only complete assets are in the catalog).
 pub async fn index_asset(
     ctx: &WorkerContext,
     catalog: &Catalog,
     asset: &Asset,
 ) -> Result<(), HandlerError> {
-    if asset.state != AssetState::Complete {
+    if !indexable(asset) {
         return Ok(());
     }
     let mut files: BTreeMap<&str, Value> = BTreeMap::new();
@@ -488,9 +496,7 @@ pub fn start_consumer(
 pub async fn catch_up(ctx: &WorkerContext, catalog: &Catalog) -> anyhow::Result<usize> {
     let mut n = 0;
     for asset in ctx.ports.store.list().await? {
-        if asset.state == AssetState::Complete
-            && catalog.indexed_version(asset.id.as_str())? != Some(asset.version)
-        {
+        if indexable(&asset) && catalog.indexed_version(asset.id.as_str())? != Some(asset.version) {
             index_asset(ctx, catalog, &asset)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -22,6 +22,13 @@ pub enum PipelineDetail {
     MediaPrepared { proxy: S3Uri },
     /// Every analysis landed: score the slots.
     AnalysesCompleted,
+    /// Breaks chosen and the VMAP (version `version`) written: package the HLS ladder with a
+    /// segment boundary and cue markers at each break.
+    BreaksChosen {
+        version: u32,
+        vmap: S3Uri,
+        breaks: usize,
+    },
     /// Terminal: VMAP and results are written.
     AssetCompleted { vmap: S3Uri, breaks: usize },
     /// Terminal: the asset failed at `stage`.
@@ -45,6 +52,7 @@ impl PipelineDetail {
             Self::TranscodeSubmitted { .. } => "Transcode Submitted",
             Self::MediaPrepared { .. } => "Media Prepared",
             Self::AnalysesCompleted => "Analyses Completed",
+            Self::BreaksChosen { .. } => "Breaks Chosen",
             Self::AssetCompleted { .. } => "Asset Completed",
             Self::AssetFailed { .. } => "Asset Failed",
             Self::BreaksEdited { .. } => "Breaks Edited",
@@ -57,6 +65,7 @@ impl PipelineDetail {
             Self::TranscodeSubmitted { .. } => "transcode-submitted",
             Self::MediaPrepared { .. } => "media-prepared",
             Self::AnalysesCompleted => "analyses-completed",
+            Self::BreaksChosen { .. } => "breaks-chosen",
             Self::AssetCompleted { .. } => "asset-completed",
             Self::AssetFailed { .. } => "asset-failed",
             Self::BreaksEdited { .. } => "breaks-edited",
@@ -68,6 +77,11 @@ impl PipelineDetail {
     pub fn id_suffix(&self) -> String {
         match self {
             Self::BreaksEdited { version, .. } => format!("{}-v{version}", self.slug()),
+            // The first packaging keeps the plain id; each edit's re-packaging is its own step.
+            Self::BreaksChosen { version, .. } if *version > 1 => {
+                format!("{}-v{version}", self.slug())
+            }
+            // An asset completes again after each re-packaging.
             _ => self.slug().to_string(),
         }
     }
@@ -76,10 +90,11 @@ impl PipelineDetail {
         matches!(self, Self::AssetCompleted { .. } | Self::AssetFailed { .. })
     }
 
-    pub const DETAIL_TYPES: [&'static str; 6] = [
+    pub const DETAIL_TYPES: [&'static str; 7] = [
         "Transcode Submitted",
         "Media Prepared",
         "Analyses Completed",
+        "Breaks Chosen",
         "Asset Completed",
         "Asset Failed",
         "Breaks Edited",
@@ -182,6 +197,16 @@ mod tests {
                 breaks: 1,
                 editor: "ed".into(),
             },
+            PipelineDetail::BreaksChosen {
+                version: 1,
+                vmap: u.clone(),
+                breaks: 2,
+            },
+            PipelineDetail::BreaksChosen {
+                version: 3,
+                vmap: u.clone(),
+                breaks: 2,
+            },
         ]
         .into_iter()
         .map(|d| PipelineEvent::new(id.clone(), d))
@@ -214,6 +239,9 @@ mod tests {
         let ev = &all()[5];
         assert_eq!(ev.event_id, "a0123456789abcdef0123:breaks-edited-v2");
         assert_eq!(ev.detail_type(), "Breaks Edited");
+        // the packaging of the scored breaks, then of each edit
+        assert_eq!(all()[6].event_id, "a0123456789abcdef0123:breaks-chosen");
+        assert_eq!(all()[7].event_id, "a0123456789abcdef0123:breaks-chosen-v3");
     }
 
     #[test]

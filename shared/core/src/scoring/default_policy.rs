@@ -16,8 +16,7 @@
 //!    Scenes: when the segments have shots (and `use_scenes`), shots are grouped into scenes
 //!    (`crate::scenes`: key-frame signatures, speech across a cut, black barriers). A slot at a
 //!    scene's first frame (or in the black that opens it) gains `SceneChange`, weighted by the
-//!    boundary's confidence; every other slot is inside a scene and refused (`InsideScene`),
-//!    except the start of the end credits (a post-roll).
+//!    boundary's confidence; every other slot is inside a scene and refused (`InsideScene`).
 //!    Without shots (audio only), silence and black frames are the candidates, as before.
 //! 4. Score: the probabilistic "or" of the reasons' weights (a lone shot change is a weak break,
 //!    silence + black + scene change a strong one), then "or" `context_weight * label distance`
@@ -447,12 +446,7 @@ impl PictureGuards {
 
     /// Why the picture refuses a break at `t`.
     fn refusals(&self, t: f64, notes: &mut Vec<SlotNote>) {
-        // The start of the end credits is a post-roll, wherever the scenes fall.
-        let credits_start = self
-            .credits
-            .iter()
-            .any(|(a, _)| (a - t).abs() <= AT_BOUNDARY_SECONDS);
-        if self.scenes_known && !self.at_scene_change(t) && !credits_start {
+        if self.scenes_known && !self.at_scene_change(t) {
             // The scene the slot is in: the last to start at or before it (before the first
             // shot, the stretch up to it).
             let (start, end) = match self.scenes.iter().rposition(|(a, _)| *a <= t) {

@@ -3,6 +3,10 @@
 //! "MediaConvert Job State Change" event (COMPLETE with `outputGroupDetails`, or ERROR with
 //! `errorCode` 1010 for an unusable input, 1401 when an output cannot be stored, 1999 else).
 //!
+//! Two kinds of job come in, told apart by their output groups: the first job (a `Proxy` and
+//! an `Audio` group: the proxy and the loudness logs) and the packaging job (one `HLS` group:
+//! the ladder, conditioned at the insertion points of its ESAM signal, see `crate::package`).
+//!
 //! One deliberate difference: MediaConvert writes its loudness logs beside a real file of the
 //! "Audio" output group (a small video plus one AAC encode per measured track). Nothing in
 //! cuepoint reads that file, only the logs, so here the meters run on the source tracks inside
@@ -17,8 +21,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cuepoint_core::domain::{AssetId, S3Uri};
 use cuepoint_core::events::envelope::PutEventsEntry;
+use cuepoint_core::events::mediaconvert::OutputGroupDetail;
 use cuepoint_core::events::mediaconvert::{job_state_change_entry, JobState, JobStateChange};
-use cuepoint_core::mediaconvert::JobPlan;
+use cuepoint_core::mediaconvert::{JobPlan, JobSettingsError, PackagingPlan, PROXY_GROUP_NAME};
 use cuepoint_runtime::ports::{
     BlobStore, Clock, EventBus, JobLedger, LedgerJob, LedgerService, LedgerStatus, PortError,
     PortResult, TranscodeRequest, Transcoder,
@@ -26,7 +31,29 @@ use cuepoint_runtime::ports::{
 use serde_json::{json, Value};
 
 use super::{content_type, digest, job_scratch, local_input, sibling, LocalEngineConfig, Runner};
+use crate::package::{package, PackageSpec, RenditionSpec};
 use crate::transcode::{transcode, HlsSpec, LoudnessLogSpec, ProxySpec, TranscodeSpec};
+
+/// The two jobs cuepoint submits.
+enum LocalJob {
+    Media(Box<JobPlan>),
+    Packaging(PackagingPlan),
+}
+
+fn parse_job(settings: &Value) -> Result<LocalJob, JobSettingsError> {
+    let has_proxy = settings
+        .get("OutputGroups")
+        .and_then(Value::as_array)
+        .is_some_and(|g| {
+            g.iter()
+                .any(|g| g.get("Name").and_then(Value::as_str) == Some(PROXY_GROUP_NAME))
+        });
+    if has_proxy {
+        JobPlan::from_settings(settings).map(|p| LocalJob::Media(Box::new(p)))
+    } else {
+        PackagingPlan::from_settings(settings).map(LocalJob::Packaging)
+    }
+}
 
 /// `errorCode` for an input MediaConvert cannot open or decode ("File access error").
 const ERROR_INPUT: i64 = 1010;
@@ -140,7 +167,7 @@ fn job_id(now_ms: u64, token: &str) -> String {
 impl Transcoder for LocalMediaConvert {
     async fn submit(&self, request: &TranscodeRequest) -> PortResult<String> {
         // CreateJob validates the settings synchronously (HTTP 400), so do we.
-        JobPlan::from_settings(&request.settings)
+        parse_job(&request.settings)
             .map_err(|e| PortError::Permanent(format!("invalid MediaConvert job settings: {e}")))?;
         let now = self.inner.clock.now_ms();
         let job = LedgerJob {
@@ -170,6 +197,22 @@ impl Transcoder for LocalMediaConvert {
             .ledger
             .find_by_asset(LedgerService::MediaConvert, asset_id.as_str())
             .await?;
+        jobs.sort_by_key(|j| j.created_at_ms);
+        Ok(jobs.pop().map(|j| j.job_id))
+    }
+
+    async fn find_tagged_job(
+        &self,
+        asset_id: &AssetId,
+        key: &str,
+        value: &str,
+    ) -> PortResult<Option<String>> {
+        let mut jobs = self
+            .inner
+            .ledger
+            .find_by_asset(LedgerService::MediaConvert, asset_id.as_str())
+            .await?;
+        jobs.retain(|j| j.request["user_metadata"][key].as_str() == Some(value));
         jobs.sort_by_key(|j| j.created_at_ms);
         Ok(jobs.pop().map(|j| j.job_id))
     }
@@ -223,11 +266,7 @@ impl Inner {
         let mut attempt = 1;
         loop {
             match self.execute(&job, &request).await {
-                Ok((plan, duration_ms)) => {
-                    return self
-                        .finish_complete(&job, &request, &plan, duration_ms)
-                        .await
-                }
+                Ok(details) => return self.finish_complete(&job, &request, details).await,
                 Err(fail)
                     if fail.infrastructure
                         && attempt < INFRA_ATTEMPTS
@@ -257,20 +296,24 @@ impl Inner {
         }
     }
 
-    /// Do the job; returns the plan and the output duration in ms.
+    /// Do the job; returns the `outputGroupDetails` of what it wrote.
     async fn execute(
         &self,
         job: &LedgerJob,
         request: &TranscodeRequest,
-    ) -> Result<(JobPlan, u64), JobFailure> {
+    ) -> Result<Vec<OutputGroupDetail>, JobFailure> {
         let other = |message: String| JobFailure::new(ERROR_OTHER, message);
         let infra = |message: String| JobFailure {
             code: ERROR_OTHER,
             message,
             infrastructure: true,
         };
-        let plan = JobPlan::from_settings(&request.settings)
-            .map_err(|e| other(format!("invalid job settings: {e}")))?;
+        let plan = match parse_job(&request.settings)
+            .map_err(|e| other(format!("invalid job settings: {e}")))?
+        {
+            LocalJob::Media(plan) => *plan,
+            LocalJob::Packaging(plan) => return self.execute_packaging(job, plan).await,
+        };
         let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| infra(e.to_string()))?;
         let input = local_input(&self.blobs, &plan.input, scratch.path())
             .await
@@ -318,10 +361,12 @@ impl Inner {
 
         // Segments first, playlists last: a reader that finds the playlist finds its segments.
         let mut files: Vec<(PathBuf, S3Uri)> = Vec::new();
-        for seg in &output.hls_segments {
-            let name = seg.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let uri = sibling(&plan.hls.master, name).map_err(|e| other(e.to_string()))?;
-            files.push((seg.clone(), uri));
+        if let Some(hls) = &plan.hls {
+            for seg in &output.hls_segments {
+                let name = seg.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let uri = sibling(&hls.master, name).map_err(|e| other(e.to_string()))?;
+                files.push((seg.clone(), uri));
+            }
         }
         files.extend(uploads);
         for (path, uri) in &files {
@@ -335,16 +380,6 @@ impl Inner {
                 })?;
         }
         let duration_ms = (output.duration_seconds * 1000.0).round() as u64;
-        Ok((plan, duration_ms))
-    }
-
-    async fn finish_complete(
-        &self,
-        job: &LedgerJob,
-        request: &TranscodeRequest,
-        plan: &JobPlan,
-        duration_ms: u64,
-    ) {
         // The Audio group's file is not written (see the module comment): name only what exists.
         let skipped = plan.audio.as_ref().map(|a| a.output.to_string());
         let mut details = plan.output_group_details(Some(duration_ms));
@@ -353,6 +388,87 @@ impl Inner {
                 .as_ref()
                 .is_none_or(|s| !g.output_file_paths.contains(s))
         });
+        Ok(details)
+    }
+
+    /// The packaging job: the ladder, conditioned at the signal's insertion points.
+    async fn execute_packaging(
+        &self,
+        job: &LedgerJob,
+        plan: PackagingPlan,
+    ) -> Result<Vec<OutputGroupDetail>, JobFailure> {
+        let other = |message: String| JobFailure::new(ERROR_OTHER, message);
+        let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| JobFailure {
+            code: ERROR_OTHER,
+            message: e.to_string(),
+            infrastructure: true,
+        })?;
+        let input = local_input(&self.blobs, &plan.input, scratch.path())
+            .await
+            .map_err(|e| JobFailure {
+                infrastructure: e.is_transient(),
+                ..other(format!("reading input {}: {e}", plan.input))
+            })?
+            .ok_or_else(|| {
+                JobFailure::new(
+                    ERROR_INPUT,
+                    format!(
+                        "Unable to open input file [{}]: [object not found]",
+                        plan.input
+                    ),
+                )
+            })?;
+        let out = scratch.path().join("out").join("hls");
+        let spec = package_spec(&plan, input, &out);
+        let job_id = job.job_id.clone();
+        let last_tenth = std::sync::atomic::AtomicU32::new(0);
+        let progress = move |f: f64| {
+            let tenth = (f * 10.0).floor() as u32;
+            if last_tenth.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) < tenth {
+                tracing::info!(job_id = %job_id, percent = tenth * 10, "packaging");
+            }
+        };
+        let output = package(&spec, Some(&progress))
+            .await
+            .map_err(|e| JobFailure {
+                code: if e.is_input_problem() {
+                    ERROR_INPUT
+                } else {
+                    ERROR_OTHER
+                },
+                message: if e.is_input_problem() {
+                    format!("Unable to open input file [{}]: [{e}]", plan.input)
+                } else {
+                    format!("packaging {} failed: {e}", plan.input)
+                },
+                infrastructure: e.is_infrastructure(),
+            })?;
+        // Segments, then media playlists, then the master (`files()` keeps that order).
+        for path in output.files() {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let uri = sibling(&plan.master, name).map_err(|e| other(e.to_string()))?;
+            self.blobs
+                .put_file(&uri, &path, content_type(&path))
+                .await
+                .map_err(|e| JobFailure {
+                    code: ERROR_OUTPUT,
+                    message: format!("Unable to write output file [{uri}]: {e}"),
+                    infrastructure: e.is_transient(),
+                })?;
+        }
+        let duration_ms = (output.duration_seconds * 1000.0).round() as u64;
+        Ok(plan.output_group_details(Some(duration_ms)))
+    }
+
+    async fn finish_complete(
+        &self,
+        job: &LedgerJob,
+        request: &TranscodeRequest,
+        details: Vec<OutputGroupDetail>,
+    ) {
         let change = JobStateChange {
             job_id: job.job_id.clone(),
             state: JobState::Complete,
@@ -459,6 +575,38 @@ fn pending_announcement(job: &LedgerJob) -> Option<(LedgerStatus, Value, PutEven
     ))
 }
 
+/// The FFmpeg packaging run for `plan`, written under `out`.
+pub fn package_spec(plan: &PackagingPlan, input: PathBuf, out: &std::path::Path) -> PackageSpec {
+    let mut spec = PackageSpec::new(input, out);
+    spec.master_name = plan.master.key.file_name().to_string();
+    spec.segment_seconds = plan.segment_length_s.max(1);
+    spec.breaks = plan.breaks.clone();
+    spec.audio_track = plan.renditions.iter().find_map(|r| r.audio_track);
+    spec.renditions = plan
+        .renditions
+        .iter()
+        .map(|r| RenditionSpec {
+            playlist_name: r.playlist.key.file_name().to_string(),
+            width: r.width,
+            height: r.height,
+            max_bitrate: r.max_bitrate,
+        })
+        .collect();
+    spec
+}
+
+/// The packaging job's encode alone, from its settings (what `cuepoint bench` compares the
+/// pipeline with: the same ladder, the same FFmpeg settings, no pipeline around it).
+pub fn packaging_spec(
+    settings: &Value,
+    input: PathBuf,
+    out: &std::path::Path,
+) -> PortResult<PackageSpec> {
+    let plan = PackagingPlan::from_settings(settings)
+        .map_err(|e| PortError::Permanent(format!("invalid packaging job settings: {e}")))?;
+    Ok(package_spec(&plan, input, out))
+}
+
 /// The renditions of a job alone (the HLS group and the proxy, with the very FFmpeg settings the
 /// job uses, no loudness meters): the encode a job cannot do without, what `cuepoint bench`
 /// compares the pipeline with.
@@ -487,15 +635,17 @@ fn transcode_spec(
     let mut uploads: Vec<(PathBuf, S3Uri)> = Vec::new();
     let mut spec = TranscodeSpec::new(input);
 
-    let hls_dir = out.join("hls");
-    let mut hls = HlsSpec::new(&hls_dir);
-    hls.master_name = name(&plan.hls.master);
-    hls.media_name = name(&plan.hls.variant);
-    hls.segment_seconds = plan.hls.segment_length_s.max(1);
-    hls.audio_track = plan.hls.audio_track;
-    uploads.push((hls_dir.join(&hls.media_name), plan.hls.variant.clone()));
-    uploads.push((hls_dir.join(&hls.master_name), plan.hls.master.clone()));
-    spec.hls = Some(hls);
+    if let Some(plan_hls) = &plan.hls {
+        let hls_dir = out.join("hls");
+        let mut hls = HlsSpec::new(&hls_dir);
+        hls.master_name = name(&plan_hls.master);
+        hls.media_name = name(&plan_hls.variant);
+        hls.segment_seconds = plan_hls.segment_length_s.max(1);
+        hls.audio_track = plan_hls.audio_track;
+        uploads.push((hls_dir.join(&hls.media_name), plan_hls.variant.clone()));
+        uploads.push((hls_dir.join(&hls.master_name), plan_hls.master.clone()));
+        spec.hls = Some(hls);
+    }
 
     let proxy_path = out.join("proxy").join(name(&plan.proxy.output));
     let mut proxy = ProxySpec::new(&proxy_path);

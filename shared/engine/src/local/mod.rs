@@ -25,7 +25,7 @@ use cuepoint_runtime::ports::{
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-pub use mediaconvert::{rendition_spec, LocalMediaConvert};
+pub use mediaconvert::{package_spec, packaging_spec, rendition_spec, LocalMediaConvert};
 pub use rekognition::{LocalRekognition, SEGMENTS_PAGE_SIZE};
 pub use transcribe::{
     LocalTranscribe, ModelSpeechEngine, NoSpeechModels, SpeechEngine, SpeechEngineError,
