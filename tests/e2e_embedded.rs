@@ -191,4 +191,27 @@ async fn generated_clip_runs_to_a_vmap_with_breaks_in_the_black_gaps() {
             "missing {rel}"
         );
     }
+
+    // Scenes: each black gap opens a new scene, and timeline.svg draws one bar per scene.
+    let scenes = read("scenes.json");
+    let starts: Vec<f64> = scenes["Scenes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["StartTimestamp"].as_f64().unwrap() / 1000.0)
+        .collect();
+    for &(a, _) in &truth.black_gaps {
+        assert!(
+            starts.iter().any(|s| (s - a).abs() <= frame),
+            "no scene starts at the black gap at {a}: {scenes}"
+        );
+    }
+    let svg_uri = asset.results.prefix.join("timeline.svg").unwrap();
+    let svg =
+        std::fs::read_to_string(backend.ctx.ports.blobs.local_path(&svg_uri).unwrap()).unwrap();
+    assert_eq!(
+        svg.matches(r#"class="scene""#).count(),
+        starts.len(),
+        "one bar per scene on the timeline"
+    );
 }
