@@ -32,8 +32,8 @@ const ASSET_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// The asset version after one pass of a clip with sound: register 1, transcoding 2, media
 /// prepared 3, analysing 4, five video analyses and the transcription completing 5..=10,
-/// complete 11.
-const ONE_PASS_VERSION: u64 = 11;
+/// scored 11, packaging 12, complete 13.
+const ONE_PASS_VERSION: u64 = 13;
 
 fn handled(workers: &cuepoint_workers::app::RunningWorkers, kind: WorkerKind) -> u64 {
     workers.stats[&kind].snapshot()[1]
@@ -157,7 +157,8 @@ async fn upload_runs_to_a_complete_asset_with_every_result_in_the_output_bucket(
             .await
             .unwrap()
             .len(),
-        1
+        2,
+        "the first job and the packaging job"
     );
     assert_eq!(
         l.find_by_asset(LedgerService::Rekognition, asset.id.as_str())
@@ -280,8 +281,8 @@ async fn duplicated_messages_create_no_second_job_and_no_second_pass() {
             .await
             .unwrap()
             .len(),
-        1,
-        "one transcode job"
+        2,
+        "one transcode job and one packaging job"
     );
     assert_eq!(
         l.find_by_asset(LedgerService::Rekognition, asset.id.as_str())
@@ -475,6 +476,7 @@ async fn sigterm_mid_batch_loses_nothing() {
         WorkerKind::Analysis,
         WorkerKind::Results,
         WorkerKind::Scoring,
+        WorkerKind::Packaging,
     ];
     let (backend, workers) = stack.start_workers(&stack.settings, &others).await;
 
