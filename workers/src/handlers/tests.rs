@@ -1220,6 +1220,55 @@ const DISK_FULL: &str =
     "infrastructure fault (transient; retried 12 times): av_interleaved_write_frame(): No space left on device";
 
 #[tokio::test]
+async fn a_packaging_job_failed_by_a_full_disk_is_re_driven_from_scored_with_a_new_token() {
+    let kit = Kit::new();
+    let obj = upload(&kit, "uploads/a.mov");
+    let a = scored_at(&kit, &obj, &[4.0]);
+    packaging::on_breaks_chosen(&kit.ctx, &breaks_chosen(&a))
+        .await
+        .unwrap();
+    let job = kit.asset(&a.id).packaging.unwrap();
+    let error = JobStateChange {
+        error_code: Some(1999),
+        error_message: Some(DISK_FULL.into()),
+        ..packaging_change(&kit, &a.id, &job.job_id, JobState::Error)
+    };
+    packaging::on_job_state_change(&kit.ctx, &error)
+        .await
+        .unwrap();
+    let f = kit.asset(&a.id).failure.unwrap();
+    assert_eq!(
+        (f.stage, f.kind),
+        (
+            FailureStage::Packaging,
+            cuepoint_core::asset::FailureKind::Transient
+        )
+    );
+    let RetryOutcome::Redriven {
+        asset, announced, ..
+    } = retry(&kit.ctx, &a.id, None).await.unwrap()
+    else {
+        panic!("expected a re-drive")
+    };
+    assert_eq!((asset.state, asset.retries), (AssetState::Scored, 1));
+    assert_eq!(announced, "Breaks Chosen");
+    // The re-announced breaks are packaged under the attempt's token, in a new job.
+    packaging::on_breaks_chosen(&kit.ctx, &breaks_chosen(&asset))
+        .await
+        .unwrap();
+    let p = kit.asset(&a.id);
+    assert_eq!(p.state, AssetState::Packaging);
+    let second = p.packaging.unwrap();
+    assert_eq!(second.client_token, format!("{}-package-v1-r1", a.id));
+    assert_ne!(second.job_id, job.job_id);
+    // The failed job's ERROR, delivered again: the new attempt is not failed by it.
+    packaging::on_job_state_change(&kit.ctx, &error)
+        .await
+        .unwrap();
+    assert_eq!(kit.asset(&a.id).state, AssetState::Packaging);
+}
+
+#[tokio::test]
 async fn a_transcode_failed_by_a_full_disk_is_re_driven_once_with_a_new_job() {
     let kit = Kit::new();
     let obj = upload(&kit, "uploads/a.mov");
