@@ -81,7 +81,7 @@ impl BenchFigures {
             self.machine, self.programme
         );
         out.push_str(&format!(
-            "pipeline wall time (ingest to VMAP)   {:>7.1} s   bare FFmpeg encode of the same ladder {:>6.1} s   ratio {:.2}x\n",
+            "pipeline wall time (ingest to ladder) {:>7.1} s   bare FFmpeg encode of the same ladder {:>6.1} s   ratio {:.2}x\n",
             self.pipeline_wall_s, self.bare_encode_wall_s, self.pipeline_vs_encode
         ));
         out.push_str(&format!(
@@ -149,7 +149,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
         spec.duration, spec.fps, spec.track_count
     );
 
-    // 1. The pipeline, ingest to VMAP, in this process.
+    // 1. The pipeline, ingest to the packaged ladder, in this process.
     eprintln!("running the pipeline...");
     let backend = crate::backend::build_embedded(
         &settings,
