@@ -105,6 +105,7 @@ fn worker_binaries_take_the_options_of_cuepoint_worker() {
         env!("CARGO_BIN_EXE_cuepoint-analysis"),
         env!("CARGO_BIN_EXE_cuepoint-results"),
         env!("CARGO_BIN_EXE_cuepoint-scoring"),
+        env!("CARGO_BIN_EXE_cuepoint-packaging"),
     ] {
         let cwd = tempfile::tempdir().unwrap();
         // Before, `--help` started a worker that never ended: fail after a bound instead.
