@@ -61,6 +61,7 @@ fn main() {
             timeout: Duration::from_secs(600),
             settle: Duration::from_secs(60),
             progress: false,
+            parallel_uploads: 16,
         };
         let figures = harness::run(target, opts).await?;
         drop(dir);
@@ -76,15 +77,24 @@ fn main() {
     };
     let failures = f.failures();
     if !failures.is_empty() {
-        eprintln!("throughput bench: the run went wrong: {}", failures.join("; "));
+        eprintln!(
+            "throughput bench: the run went wrong: {}",
+            failures.join("; ")
+        );
         std::process::exit(1);
     }
     let wall = f.wall.as_secs_f64().max(1e-9);
     println!(
         "embedded backend, {} assets, no faults, no service delays ({} cores, {} build)",
         f.assets,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     println!(
         "handled messages per second   {:.0} ({} in {wall:.1} s)",

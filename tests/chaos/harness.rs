@@ -77,6 +77,10 @@ pub struct RunOptions {
     /// After every asset is terminal, how long to wait for the queues to drain.
     pub settle: Duration,
     pub progress: bool,
+    /// Uploads in flight at once. One at a time, the burst reaches the open-jobs cap slowly
+    /// enough that analyses are rarely held back; many at a time, a fault-free run with the
+    /// engine's delays spends most of its time in the cap's retries.
+    pub parallel_uploads: usize,
 }
 
 /// Consumer settings that make faults bite quickly: a 2 s visibility with a heartbeat slower
@@ -245,9 +249,6 @@ async fn upload(
     Ok(id)
 }
 
-/// Uploads in flight at once.
-const PARALLEL_UPLOADS: usize = 16;
-
 type UploadResult = Result<Result<(AssetId, usize, Scenario), BoxError>, tokio::task::JoinError>;
 
 fn record_upload(
@@ -370,15 +371,14 @@ pub async fn run(target: Target, opts: RunOptions) -> Result<Figures, BoxError> 
         audit_stop_rx,
     ));
 
-    // The uploads: all at once, the burst a bulk ingest makes (several in parallel, as a bulk
-    // upload to S3 goes).
+    // The uploads: all at once, the burst a bulk ingest makes (`parallel_uploads` at a time).
     let mix = dice.fork(3);
     let mut expected: HashMap<AssetId, Expected> = HashMap::new();
     let mut uploads = JoinSet::new();
     for index in 0..opts.assets {
         let scenario = pick_scenario(&mix);
         let key = ObjectKey::parse(format!("chaos/{}/{}", opts.seed, scenario.file_name(index)))?;
-        if uploads.len() >= PARALLEL_UPLOADS {
+        if uploads.len() >= opts.parallel_uploads.max(1) {
             record_upload(uploads.join_next().await, &engine, &mut expected)?;
         }
         let (blobs, bucket, bus) = (

@@ -187,6 +187,7 @@ fn main() -> ExitCode {
             timeout: Duration::from_secs(timeout),
             settle: Duration::from_secs(60),
             progress: true,
+            parallel_uploads: if with_delays { 1 } else { 16 },
         };
         let figures = harness::run(target, opts).await?;
         drop(dir);

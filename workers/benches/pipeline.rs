@@ -1,5 +1,5 @@
 //! The figures of `cuepoint bench`, as a cargo bench: pipeline vs bare encode, analysis vs
-//! decode, hop latency in one process and across five worker processes, idle worker memory.
+//! decode, hop latency in one process and with one process per worker, idle worker memory.
 //!
 //! ```text
 //! cargo bench -p cuepoint-workers --bench pipeline                     # 60 s 1080p, 8 tracks

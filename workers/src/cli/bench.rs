@@ -189,15 +189,29 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
         })
         .context("the proxy of the bench asset is not on disk")?;
 
-    // 2. The same ladder, bare: the packaging job's FFmpeg run with the asset's breaks (the one
-    // full-resolution encode of the pipeline), without the pipeline around it.
-    eprintln!("encoding the same ladder with FFmpeg alone...");
+    // 2. The same outputs, bare: the packaging job's FFmpeg run with the asset's breaks (the
+    // one full-resolution encode of the pipeline) and the first job's renditions (the proxy the
+    // analyses read), each with the very settings the jobs use, without the pipeline around them.
+    eprintln!("encoding the same ladder and proxy with FFmpeg alone...");
     let out = scratch.path().join("bare");
     let settings = crate::handlers::packaging::packaging_settings(&backend.ctx, asset)
         .map_err(|e| anyhow::anyhow!("packaging settings: {e}"))?;
     let bare = cuepoint_engine::local::packaging_spec(&settings, clip.clone(), &out)?;
     let started = Instant::now();
     cuepoint_engine::package::package(&bare, None).await?;
+    let job = cuepoint_core::mediaconvert::build_job_settings(
+        &cuepoint_core::mediaconvert::default_template(),
+        &cuepoint_core::domain::S3Uri::parse("s3://bench/in/bench.mov")?,
+        &cuepoint_core::domain::S3Uri::parse("s3://bench/out/")?,
+        spec.track_count,
+    )?;
+    let mut proxy_only = cuepoint_engine::local::rendition_spec(
+        &job,
+        clip.clone(),
+        &scratch.path().join("bare-proxy"),
+    )?;
+    proxy_only.scratch_dir = Some(scratch.path().to_path_buf());
+    cuepoint_engine::transcode::transcode(&proxy_only, None).await?;
     let bare_wall = started.elapsed();
 
     // 3. Analysis vs decode, CPU of the FFmpeg children.
