@@ -172,6 +172,9 @@ case "${1:-}" in
   # Print the environment the integration tests read, e.g. `eval "$(tests/emulator/localstack.sh env)"`.
   env)
     echo "export AWS_ENDPOINT_URL=$ENDPOINT AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
+    # botocore (with every service model) comes with LocalStack: the MediaConvert settings
+    # check (infra/check_mediaconvert.py) runs on it, there being no MediaConvert emulator.
+    echo "export CUEPOINT_BOTOCORE_PYTHON=$VENV/bin/python"
     ;;
   *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
 esac
