@@ -1,9 +1,10 @@
 //! `cuepoint bench`: where the time of one asset goes, side by side in one run, on a generated
 //! programme (60 s, 1920x1080, 8 mono tracks: the `cuepoint demo` sample at 1080p):
 //!
-//! - the whole pipeline (ingest to the packaged ladder) against a bare FFmpeg encode of the same
+//! - the whole pipeline (ingest to the packaged ladder) against bare FFmpeg encodes of the same
 //!   ladder with the same settings and breaks (the packaging run: the one full-resolution encode
-//!   of the pipeline, which nothing can skip);
+//!   of the pipeline) and of the proxy the analyses read (the first job's renditions): the
+//!   encodes nothing can skip;
 //! - the local segment analysis of the proxy against decoding the proxy and nothing else (CPU);
 //! - hop latency: from an event's publication to the next handler starting (p50, p99), with
 //!   every worker in this process and with one process per worker sharing one data directory;
@@ -46,7 +47,7 @@ pub struct BenchFigures {
     pub programme: String,
     /// Ingest to a terminal asset (VMAP written), seconds.
     pub pipeline_wall_s: f64,
-    /// FFmpeg encoding the same HLS rendition and proxy with the same settings, seconds.
+    /// FFmpeg encoding the same ladder and proxy with the same settings, seconds.
     pub bare_encode_wall_s: f64,
     pub pipeline_vs_encode: f64,
     /// CPU seconds of the local segment analysis of the proxy.
@@ -81,7 +82,7 @@ impl BenchFigures {
             self.machine, self.programme
         );
         out.push_str(&format!(
-            "pipeline wall time (ingest to ladder) {:>7.1} s   bare FFmpeg encode of the same ladder {:>6.1} s   ratio {:.2}x\n",
+            "pipeline wall time (ingest to ladder) {:>7.1} s   bare FFmpeg encodes of the same ladder + proxy {:>6.1} s   ratio {:.2}x\n",
             self.pipeline_wall_s, self.bare_encode_wall_s, self.pipeline_vs_encode
         ));
         out.push_str(&format!(
@@ -95,7 +96,7 @@ impl BenchFigures {
             self.hops
         ));
         out.push_str(&format!(
-            "hop latency, six worker processes     p50 {}   p99 {}   ({} hops; poll interval {} ms)\n",
+            "hop latency, one process per worker   p50 {}   p99 {}   ({} hops; poll interval {} ms)\n",
             ms(self.hop_multiprocess_p50_ms),
             ms(self.hop_multiprocess_p99_ms),
             self.hops_multiprocess,
@@ -240,7 +241,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     backend.shutdown().await;
 
     // 4. The pipeline again, each worker in its own process on one data directory.
-    eprintln!("running the pipeline with six worker processes...");
+    eprintln!("running the pipeline with one process per worker...");
     let multi = multiprocess_hops(cuepoint, args, &scratch.path().join("multi"), &clip).await?;
 
     // 5. An idle worker process.
@@ -267,7 +268,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     })
 }
 
-/// Run the pipeline on `clip` with `cuepoint worker <name>` in six processes sharing the data
+/// Run the pipeline on `clip` with `cuepoint worker <name>` in one process per worker sharing the data
 /// directory `data`, and gather their hop latencies (per-millisecond counts) from the
 /// `HopLatencyMs` metric lines each process prints.
 async fn multiprocess_hops(
@@ -332,7 +333,7 @@ async fn multiprocess_hops(
         }
         if Instant::now() > deadline {
             break Err(anyhow::anyhow!(
-                "the six-process run did not finish within an hour"
+                "the run with one process per worker did not finish within an hour"
             ));
         }
         if let Some(i) = children
@@ -340,7 +341,7 @@ async fn multiprocess_hops(
             .position(|c| matches!(c.try_wait(), Ok(Some(_))))
         {
             break Err(anyhow::anyhow!(
-                "worker {} exited during the six-process run",
+                "worker {} exited before the asset finished",
                 crate::handlers::WorkerKind::ALL[i]
             ));
         }
@@ -369,7 +370,7 @@ async fn multiprocess_hops(
     let asset = outcome?;
     anyhow::ensure!(
         asset.state == cuepoint_core::asset::AssetState::Complete,
-        "the six-process bench asset ended {}: {:?}",
+        "the bench asset of the run with one process per worker ended {}: {:?}",
         asset.state,
         asset.failure
     );
