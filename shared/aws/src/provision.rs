@@ -537,7 +537,8 @@ mod tests {
             ..ProvisionNames::with_prefix("p")
         };
         let spec = load_routing(ROUTING, &names).unwrap();
-        assert_eq!(spec.queues().len(), 5);
+        // ingest, media, analysis, results, scoring, packaging
+        assert_eq!(spec.queues().len(), 6);
         let ingest = spec.rules().iter().find(|r| r.queue == "ingest").unwrap();
         assert_eq!(
             ingest.pattern.as_json()["detail"]["bucket"]["name"][0],
@@ -548,6 +549,16 @@ mod tests {
         assert_eq!(
             media.pattern.as_json()["detail"]["userMetadata"]["workflow"][0],
             "wf-1"
+        );
+        // The packaging job's completion goes to the packaging worker, the first job's to media.
+        let packaging = spec
+            .rules()
+            .iter()
+            .find(|r| r.queue == "packaging" && r.is_aws_service_rule())
+            .unwrap();
+        assert_eq!(
+            packaging.pattern.as_json()["detail"]["userMetadata"]["workflow"][0],
+            "wf-1-packaging"
         );
         let pipeline = spec.rules().iter().find(|r| r.queue == "analysis").unwrap();
         assert!(!pipeline.is_aws_service_rule());
