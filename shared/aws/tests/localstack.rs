@@ -282,7 +282,8 @@ async fn failures_dead_letter_with_their_reason_and_replay_back() {
     assert_eq!(binding.max_receive_count, Some(max_receives));
 
     let counts: BTreeMap<String, u64> = dlq.counts().await.unwrap().into_iter().collect();
-    assert_eq!(counts.len(), 5, "every routing queue has a DLQ: {counts:?}");
+    assert_eq!(counts.len(), 6, "every routing queue has a DLQ: {counts:?}");
+    assert_eq!(counts["packaging"], 0);
     assert_eq!(counts["ingest"], 1);
     assert_eq!(counts["media"], 0);
 
