@@ -69,6 +69,21 @@ pub fn audio_selector_name(n: u32) -> String {
     format!("Audio Selector {n}")
 }
 
+/// The job settings in a template: its `Settings`, or the whole of it when it is settings.
+fn settings_of(template: &Value) -> Value {
+    match template.get("Settings") {
+        Some(s) if template.get("Inputs").is_none() => s.clone(),
+        _ => template.clone(),
+    }
+}
+
+/// `s3://bucket/key/`: an output prefix as a directory, whether or not it ends with `/`.
+fn directory_of(output_prefix: &S3Uri) -> String {
+    let k = output_prefix.key.as_str();
+    let slash = if k.ends_with('/') { "" } else { "/" };
+    format!("s3://{}/{k}{slash}", output_prefix.bucket)
+}
+
 /// Job `Settings` for one asset: `input` transcoded under `output_prefix` (a "directory": a
 /// trailing `/` is implied), measuring loudness on `audio_tracks` tracks. Zero tracks: no audio
 /// selectors, no audio in any output, and no Audio group. `template` is a `Settings` object (or
@@ -82,19 +97,8 @@ pub fn build_job_settings(
     if audio_tracks > MAX_AUDIO_TRACKS {
         return Err(JobSettingsError::TooManyTracks(audio_tracks));
     }
-    let mut settings = match template.get("Settings") {
-        Some(s) if template.get("Inputs").is_none() => s.clone(),
-        _ => template.clone(),
-    };
-    let prefix = {
-        let k = output_prefix.key.as_str();
-        format!(
-            "s3://{}/{}{}",
-            output_prefix.bucket,
-            k,
-            if k.ends_with('/') { "" } else { "/" }
-        )
-    };
+    let mut settings = settings_of(template);
+    let prefix = directory_of(output_prefix);
 
     // Input: the file and one selector per track.
     let input_obj = obj_mut(&mut settings, &["Inputs", "0"])?;
@@ -780,19 +784,8 @@ pub fn build_packaging_settings(
     ladder: &[u32],
     breaks: &[f64],
 ) -> Result<Value, JobSettingsError> {
-    let mut settings = match template.get("Settings") {
-        Some(s) if template.get("Inputs").is_none() => s.clone(),
-        _ => template.clone(),
-    };
-    let prefix = {
-        let k = output_prefix.key.as_str();
-        format!(
-            "s3://{}/{}{}",
-            output_prefix.bucket,
-            k,
-            if k.ends_with('/') { "" } else { "/" }
-        )
-    };
+    let mut settings = settings_of(template);
+    let prefix = directory_of(output_prefix);
     let input_obj = obj_mut(&mut settings, &["Inputs", "0"])?;
     input_obj.insert("FileInput".into(), Value::String(input.to_string()));
     match source.audio_track {

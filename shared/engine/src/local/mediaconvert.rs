@@ -226,6 +226,42 @@ struct JobFailure {
     infrastructure: bool,
 }
 
+impl JobFailure {
+    /// An FFmpeg run of the job failed: MediaConvert's input error when the input is at fault.
+    fn of_engine(
+        e: &crate::error::EngineError,
+        input: &impl std::fmt::Display,
+        doing: &str,
+    ) -> Self {
+        let input_problem = e.is_input_problem();
+        JobFailure {
+            code: if input_problem {
+                ERROR_INPUT
+            } else {
+                ERROR_OTHER
+            },
+            message: if input_problem {
+                format!("Unable to open input file [{input}]: [{e}]")
+            } else {
+                format!("{doing} {input} failed: {e}")
+            },
+            infrastructure: e.is_infrastructure(),
+        }
+    }
+}
+
+/// Logs a job's progress once per tenth done (FFmpeg reports it many times a second).
+fn progress_log(job_id: &str, doing: &'static str) -> impl Fn(f64) + Send + Sync {
+    let job_id = job_id.to_string();
+    let last_tenth = std::sync::atomic::AtomicU32::new(0);
+    move |f: f64| {
+        let tenth = (f * 10.0).floor() as u32;
+        if last_tenth.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) < tenth {
+            tracing::info!(job_id = %job_id, percent = tenth * 10, "{doing}");
+        }
+    }
+}
+
 /// Tries of a job that meets an infrastructure fault, and the pause before the first retry
 /// (doubling, at most a minute): about ten minutes for the operator to free disk space or
 /// install FFmpeg before the asset fails with the fault named.
@@ -335,29 +371,10 @@ impl Inner {
         let (mut spec, uploads) = transcode_spec(&plan, &request.settings, input, &out)
             .map_err(|e| other(e.to_string()))?;
         spec.scratch_dir = Some(scratch.path().to_path_buf());
-        let job_id = job.job_id.clone();
-        let last_tenth = std::sync::atomic::AtomicU32::new(0);
-        let progress = move |f: f64| {
-            let tenth = (f * 10.0).floor() as u32;
-            if last_tenth.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) < tenth {
-                tracing::info!(job_id = %job_id, percent = tenth * 10, "transcoding");
-            }
-        };
+        let progress = progress_log(&job.job_id, "transcoding");
         let output = transcode(&spec, Some(&progress))
             .await
-            .map_err(|e| JobFailure {
-                code: if e.is_input_problem() {
-                    ERROR_INPUT
-                } else {
-                    ERROR_OTHER
-                },
-                message: if e.is_input_problem() {
-                    format!("Unable to open input file [{}]: [{e}]", plan.input)
-                } else {
-                    format!("transcoding {} failed: {e}", plan.input)
-                },
-                infrastructure: e.is_infrastructure(),
-            })?;
+            .map_err(|e| JobFailure::of_engine(&e, &plan.input, "transcoding"))?;
 
         // Segments first, playlists last: a reader that finds the playlist finds its segments.
         let mut files: Vec<(PathBuf, S3Uri)> = Vec::new();
@@ -420,29 +437,10 @@ impl Inner {
             })?;
         let out = scratch.path().join("out").join("hls");
         let spec = package_spec(&plan, input, &out);
-        let job_id = job.job_id.clone();
-        let last_tenth = std::sync::atomic::AtomicU32::new(0);
-        let progress = move |f: f64| {
-            let tenth = (f * 10.0).floor() as u32;
-            if last_tenth.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) < tenth {
-                tracing::info!(job_id = %job_id, percent = tenth * 10, "packaging");
-            }
-        };
+        let progress = progress_log(&job.job_id, "packaging");
         let output = package(&spec, Some(&progress))
             .await
-            .map_err(|e| JobFailure {
-                code: if e.is_input_problem() {
-                    ERROR_INPUT
-                } else {
-                    ERROR_OTHER
-                },
-                message: if e.is_input_problem() {
-                    format!("Unable to open input file [{}]: [{e}]", plan.input)
-                } else {
-                    format!("packaging {} failed: {e}", plan.input)
-                },
-                infrastructure: e.is_infrastructure(),
-            })?;
+            .map_err(|e| JobFailure::of_engine(&e, &plan.input, "packaging"))?;
         // Segments, then media playlists, then the master (`files()` keeps that order).
         for path in output.files() {
             let name = path
