@@ -4,7 +4,8 @@
 //   CUEPOINT_BIN=target/debug/cuepoint node --test tests/browser/
 //
 // Uploads a generated clip from the page, waits for COMPLETE, plays the video, seeks on the
-// timeline, moves a break and checks the VMAP changed (previous version kept), searches for a
+// timeline, moves a break and checks the VMAP changed (previous version kept) and the ladder was
+// packaged again with its cue at the new time, searches for a
 // label or transcript word and opens the hit, refuses a non-media upload. Screenshots and the
 // step timings go to tests/browser/out/.
 import { test } from 'node:test';
@@ -151,7 +152,9 @@ test('review app in a real browser: upload, play, move a break, search', { timeo
     await page.screenshot({ path: path.join(OUT, 'asset.png'), fullPage: false });
 
     const from = before.breaks[0].timestamp;
-    const to = Math.round((from + 1.5) * 1000) / 1000;
+    // On the clip's 25 fps frame grid: a saved break is put on a frame (the first frame after the
+    // cut), so that the packaged ladder can start a segment exactly there.
+    const to = Math.round((from + 1.5) * 25) / 25;
     await step('move a break and save', async () => {
       await page.locator('.break-row .move-btn').first().click();
       await page.locator('.break-row .move-time').first().fill(fmt(to));
@@ -171,6 +174,34 @@ test('review app in a real browser: upload, play, move a break, search', { timeo
     assert.equal((await api(`/media/${assetId}/vmap/v1.vmap`)).body, vmapBefore, 'version 1 kept');
     assert.equal((await api(`/media/${assetId}/vmap/v2.vmap`)).body, vmapAfter);
     await page.screenshot({ path: path.join(OUT, 'asset-edited.png'), fullPage: true });
+    // The edit is packaged again: once the asset is complete, every rendition starts a segment
+    // at the moved break and carries its cue there.
+    await step('edited break packaged into the ladder', async () => {
+      for (let i = 0; ; i++) {
+        const a = JSON.parse((await api(`/api/assets/${assetId}`)).body);
+        const state = a.state || (a.asset && a.asset.state);
+        if (state === 'COMPLETE') {
+          const master = (await api(`/media/${assetId}/hls/index.m3u8`)).body;
+          const media = [...master.matchAll(/^([^#\s].*\.m3u8)\s*$/gm)].map((m) => m[1]);
+          assert.ok(media.length >= 1, master);
+          let cued = 0;
+          for (const m of media) {
+            const text = (await api(`/media/${assetId}/hls/${m}`)).body;
+            let t = 0;
+            const cues = [];
+            for (const line of text.split('\n')) {
+              if (line.startsWith('#EXT-X-CUE-OUT')) cues.push(t);
+              const d = /^#EXTINF:([0-9.]+)/.exec(line);
+              if (d) t += Number(d[1]);
+            }
+            if (cues.some((c) => Math.abs(c - to) < 0.001)) cued += 1;
+          }
+          if (cued === media.length) break;
+        }
+        assert.ok(i < 600, `the moved break at ${to} s is not packaged into every rendition`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    });
 
     // What to search for: a label and a transcript word when the models found any, and the
     // file name always.
