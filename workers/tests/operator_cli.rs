@@ -183,7 +183,7 @@ fn sigterm_drains_cuepoint_run_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let src = clip(dir.path(), "long.mov", 40.0);
     let data = dir.path().join("data");
-    let child = quick(
+    let mut child = quick(
         Command::new(CUEPOINT)
             .arg("run")
             .arg(&src)
@@ -211,6 +211,14 @@ fn sigterm_drains_cuepoint_run_and_exits_0() {
             !seen.iter().any(|s| s == "COMPLETE" || s == "FAILED"),
             "finished before it could be stopped: {seen:?}"
         );
+        if child.try_wait().unwrap().is_some() {
+            let out = wait_output(child, Duration::from_secs(1));
+            panic!(
+                "`cuepoint run` ended before it was stopped ({:?}; states {seen:?}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         assert!(
             t0.elapsed() < Duration::from_secs(300),
             "never saw the asset in flight; last states {seen:?}"

@@ -114,6 +114,27 @@ impl Db {
             synchronous_full,
             idle: Mutex::new(Vec::new()),
         };
+        // Processes opening the same fresh file at once (`cuepoint run` and a `cuepoint status`
+        // beside it) can get SQLITE_BUSY without SQLite calling the busy handler (switching the
+        // journal to WAL, or the first schema write): try again until the busy timeout.
+        let deadline = Instant::now() + busy_timeout;
+        let mut nap = Duration::from_millis(2);
+        loop {
+            match db.prepare_file(path) {
+                Err(e) if e.is_busy() && Instant::now() < deadline => {
+                    tracing::debug!(path = %path.display(), error = %e, "database busy while opening; trying again");
+                    std::thread::sleep(nap);
+                    nap = (nap * 2).min(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(Arc::new(db)),
+            }
+        }
+    }
+
+    /// WAL on, schema migrated; the connection goes to the pool.
+    fn prepare_file(&self, path: &Path) -> Result<(), EmbeddedError> {
+        let db = self;
         let open_err = |source: rusqlite::Error| EmbeddedError::Database {
             path: path.to_path_buf(),
             source,
@@ -131,7 +152,7 @@ impl Db {
         }
         migrate(&mut conn, path)?;
         db.release(conn);
-        Ok(Arc::new(db))
+        Ok(())
     }
 
     fn connect(&self) -> rusqlite::Result<Connection> {

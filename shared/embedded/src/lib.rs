@@ -67,6 +67,19 @@ pub enum EmbeddedError {
     },
 }
 
+impl EmbeddedError {
+    /// Another connection held a lock (SQLITE_BUSY / SQLITE_LOCKED): worth trying again.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            Self::Database { source, .. } | Self::Migration { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// How to open the embedded backend.
 #[derive(Clone)]
 pub struct EmbeddedOptions {
