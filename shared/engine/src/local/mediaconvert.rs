@@ -332,6 +332,34 @@ impl Inner {
         }
     }
 
+    /// The job's scratch directory and its input file copied (or linked) into it: a missing
+    /// object is MediaConvert's input error, a storage fault is retried.
+    async fn job_input(
+        &self,
+        job_id: &str,
+        input: &S3Uri,
+    ) -> Result<(tempfile::TempDir, PathBuf), JobFailure> {
+        let scratch = job_scratch(&self.config, job_id).map_err(|e| JobFailure {
+            code: ERROR_OTHER,
+            message: e.to_string(),
+            infrastructure: true,
+        })?;
+        let path = local_input(&self.blobs, input, scratch.path())
+            .await
+            .map_err(|e| JobFailure {
+                code: ERROR_OTHER,
+                message: format!("reading input {input}: {e}"),
+                infrastructure: e.is_transient(),
+            })?
+            .ok_or_else(|| {
+                JobFailure::new(
+                    ERROR_INPUT,
+                    format!("Unable to open input file [{input}]: [object not found]"),
+                )
+            })?;
+        Ok((scratch, path))
+    }
+
     /// Do the job; returns the `outputGroupDetails` of what it wrote.
     async fn execute(
         &self,
@@ -339,33 +367,13 @@ impl Inner {
         request: &TranscodeRequest,
     ) -> Result<Vec<OutputGroupDetail>, JobFailure> {
         let other = |message: String| JobFailure::new(ERROR_OTHER, message);
-        let infra = |message: String| JobFailure {
-            code: ERROR_OTHER,
-            message,
-            infrastructure: true,
-        };
         let plan = match parse_job(&request.settings)
             .map_err(|e| other(format!("invalid job settings: {e}")))?
         {
             LocalJob::Media(plan) => *plan,
             LocalJob::Packaging(plan) => return self.execute_packaging(job, plan).await,
         };
-        let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| infra(e.to_string()))?;
-        let input = local_input(&self.blobs, &plan.input, scratch.path())
-            .await
-            .map_err(|e| JobFailure {
-                infrastructure: e.is_transient(),
-                ..other(format!("reading input {}: {e}", plan.input))
-            })?
-            .ok_or_else(|| {
-                JobFailure::new(
-                    ERROR_INPUT,
-                    format!(
-                        "Unable to open input file [{}]: [object not found]",
-                        plan.input
-                    ),
-                )
-            })?;
+        let (scratch, input) = self.job_input(&job.job_id, &plan.input).await?;
 
         let out = scratch.path().join("out");
         let (mut spec, uploads) = transcode_spec(&plan, &request.settings, input, &out)
@@ -415,26 +423,7 @@ impl Inner {
         plan: PackagingPlan,
     ) -> Result<Vec<OutputGroupDetail>, JobFailure> {
         let other = |message: String| JobFailure::new(ERROR_OTHER, message);
-        let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| JobFailure {
-            code: ERROR_OTHER,
-            message: e.to_string(),
-            infrastructure: true,
-        })?;
-        let input = local_input(&self.blobs, &plan.input, scratch.path())
-            .await
-            .map_err(|e| JobFailure {
-                infrastructure: e.is_transient(),
-                ..other(format!("reading input {}: {e}", plan.input))
-            })?
-            .ok_or_else(|| {
-                JobFailure::new(
-                    ERROR_INPUT,
-                    format!(
-                        "Unable to open input file [{}]: [object not found]",
-                        plan.input
-                    ),
-                )
-            })?;
+        let (scratch, input) = self.job_input(&job.job_id, &plan.input).await?;
         let out = scratch.path().join("out").join("hls");
         let spec = package_spec(&plan, input, &out);
         let progress = progress_log(&job.job_id, "packaging");
