@@ -982,6 +982,7 @@ mod tests {
                 PipelineDetail::AssetCompleted {
                     vmap: proxy,
                     breaks: 1,
+                    version: 1,
                 },
                 vec![],
             ),

@@ -50,6 +50,11 @@ pub struct BenchFigures {
     /// FFmpeg encoding the same ladder and proxy with the same settings, seconds.
     pub bare_encode_wall_s: f64,
     pub pipeline_vs_encode: f64,
+    /// The bare encodes one by one: the ladder (packaging's run) and the proxy (the first job's).
+    pub bare_ladder_wall_s: f64,
+    pub bare_proxy_wall_s: f64,
+    /// Where the pipeline's wall time went, from the asset record's timestamps.
+    pub stages: Stages,
     /// CPU seconds of the local segment analysis of the proxy.
     pub analysis_cpu_s: f64,
     /// CPU seconds of decoding the proxy's video and nothing else.
@@ -70,6 +75,32 @@ pub struct BenchFigures {
     pub idle_worker_rss_mib: Option<f64>,
 }
 
+/// The pipeline's wall time by step, from the asset record: each job's submission time and the
+/// asset's last write (its completion).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stages {
+    /// The first media job: the proxy and the loudness logs (submission to the analyses' start).
+    pub first_job_s: f64,
+    /// The analyses of the proxy and scoring (to the packaging job's submission).
+    pub analyses_and_scoring_s: f64,
+    /// The packaging job: the ladder with the breaks (to the asset's completion).
+    pub packaging_s: f64,
+}
+
+impl Stages {
+    fn of(asset: &cuepoint_core::asset::Asset) -> Option<Self> {
+        let transcode = asset.transcode.as_ref()?.submitted_at_ms;
+        let analyses = asset.analyses.values().map(|j| j.submitted_at_ms).min()?;
+        let packaging = asset.packaging.as_ref()?.submitted_at_ms;
+        let s = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1000.0;
+        Some(Self {
+            first_job_s: s(transcode, analyses),
+            analyses_and_scoring_s: s(analyses, packaging),
+            packaging_s: s(packaging, asset.updated_at_ms),
+        })
+    }
+}
+
 impl BenchFigures {
     pub fn render(&self) -> String {
         let ms = |v: Option<u64>| match v {
@@ -84,6 +115,14 @@ impl BenchFigures {
         out.push_str(&format!(
             "pipeline wall time (ingest to ladder) {:>7.1} s   bare FFmpeg encodes of the same ladder + proxy {:>6.1} s   ratio {:.2}x\n",
             self.pipeline_wall_s, self.bare_encode_wall_s, self.pipeline_vs_encode
+        ));
+        out.push_str(&format!(
+            "  by step: first job {:.1} s (bare proxy {:.1} s), analyses and scoring {:.1} s, packaging {:.1} s (bare ladder {:.1} s)\n",
+            self.stages.first_job_s,
+            self.bare_proxy_wall_s,
+            self.stages.analyses_and_scoring_s,
+            self.stages.packaging_s,
+            self.bare_ladder_wall_s
         ));
         out.push_str(&format!(
             "local analysis CPU (proxy)            {:>7.1} s   decode-only CPU of the same file           {:>6.1} s   ratio {:.2}x\n",
@@ -171,6 +210,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
         asset.state,
         asset.failure
     );
+    let stages = Stages::of(asset).unwrap_or_default();
     let mut hop_counts = vec![0u64; HOP_RANGE_MS as usize + 1];
     for s in stats.values() {
         for (sum, n) in hop_counts.iter_mut().zip(s.hops.counts()) {
@@ -200,6 +240,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     let bare = cuepoint_engine::local::packaging_spec(&settings, clip.clone(), &out)?;
     let started = Instant::now();
     cuepoint_engine::package::package(&bare, None).await?;
+    let bare_ladder = started.elapsed();
     let job = cuepoint_core::mediaconvert::build_job_settings(
         &cuepoint_core::mediaconvert::default_template(),
         &cuepoint_core::domain::S3Uri::parse("s3://bench/in/bench.mov")?,
@@ -214,6 +255,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     proxy_only.scratch_dir = Some(scratch.path().to_path_buf());
     cuepoint_engine::transcode::transcode(&proxy_only, None).await?;
     let bare_wall = started.elapsed();
+    let bare_proxy = bare_wall - bare_ladder;
 
     // 3. Analysis vs decode, CPU of the FFmpeg children.
     eprintln!("analysing and decoding the proxy...");
@@ -254,6 +296,9 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
         pipeline_wall_s: pipeline_wall.as_secs_f64(),
         bare_encode_wall_s: bare_wall.as_secs_f64(),
         pipeline_vs_encode: pipeline_wall.as_secs_f64() / bare_wall.as_secs_f64().max(1e-9),
+        bare_ladder_wall_s: bare_ladder.as_secs_f64(),
+        bare_proxy_wall_s: bare_proxy.as_secs_f64(),
+        stages,
         analysis_cpu_s: analysis_cpu,
         decode_cpu_s: decode_cpu,
         analysis_vs_decode: analysis_cpu / decode_cpu.max(1e-9),

@@ -248,6 +248,7 @@ async fn announce_complete(ctx: &WorkerContext, asset: &Asset) -> Result<(), Han
     let detail = PipelineDetail::AssetCompleted {
         vmap,
         breaks: asset.breaks.len(),
+        version: asset.vmap_version(),
     };
     announce(ctx, &[PipelineEvent::about(asset, detail)]).await
 }

@@ -1183,6 +1183,27 @@ async fn an_edit_packages_the_new_breaks_under_a_new_token() {
     .await
     .unwrap();
     assert_eq!(kit.asset(&a.id).state, AssetState::Complete);
+    // Each packaging completes the asset with an event of its own: a bus that drops repeated
+    // ids must not drop the edit's completion.
+    let completions: Vec<_> = kit
+        .bus
+        .published()
+        .into_iter()
+        .filter(|(t, _)| t == "Asset Completed")
+        .map(|(_, d)| {
+            (
+                d["eventId"].as_str().unwrap().to_string(),
+                d["version"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        completions,
+        [
+            (format!("{}:asset-completed", a.id), serde_json::json!(1)),
+            (format!("{}:asset-completed-v2", a.id), serde_json::json!(2)),
+        ]
+    );
 }
 
 #[tokio::test]

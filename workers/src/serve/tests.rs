@@ -142,7 +142,11 @@ async fn the_catalog_indexes_complete_assets_once_however_often_told() {
     let vmap = kit.ctx.result_uri(&a.id, "ad_breaks.vmap");
     let done = PipelineEvent::new(
         a.id.clone(),
-        PipelineDetail::AssetCompleted { vmap, breaks: 1 },
+        PipelineDetail::AssetCompleted {
+            vmap,
+            breaks: 1,
+            version: 1,
+        },
     );
     handler.handle(&message(&done, 1)).await.unwrap();
     let rows = catalog.row_count(a.id.as_str()).unwrap();
@@ -171,6 +175,7 @@ async fn the_catalog_indexes_complete_assets_once_however_often_told() {
         PipelineDetail::AssetCompleted {
             vmap: kit2.ctx.result_uri(&busy.id, "x"),
             breaks: 0,
+            version: 1,
         },
     );
     assert!(matches!(

@@ -1009,7 +1009,11 @@ mod tests {
             one(fixture!("pipeline-asset-completed.json")),
             Inbound::Pipeline(PipelineEvent::new(
                 id.clone(),
-                PipelineDetail::AssetCompleted { vmap, breaks: 4 }
+                PipelineDetail::AssetCompleted {
+                    vmap,
+                    breaks: 4,
+                    version: 1
+                }
             ))
         );
         // through the bus

@@ -12,6 +12,10 @@ use super::envelope::{EventBridgeEvent, PutEventsEntry};
 
 pub const PIPELINE_SOURCE: &str = "cuepoint.pipeline";
 
+fn first_version() -> u32 {
+    1
+}
+
 /// The step an event announces. Serialized into the EventBridge `detail-type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -29,8 +33,15 @@ pub enum PipelineDetail {
         vmap: S3Uri,
         breaks: usize,
     },
-    /// Terminal: VMAP and results are written.
-    AssetCompleted { vmap: S3Uri, breaks: usize },
+    /// Terminal: VMAP and results are written, and the ladder is packaged with the breaks of
+    /// VMAP version `version` (1 unless a person edited the breaks; absent in events from before
+    /// edits existed).
+    AssetCompleted {
+        vmap: S3Uri,
+        breaks: usize,
+        #[serde(default = "first_version")]
+        version: u32,
+    },
     /// Terminal: the asset failed at `stage`.
     AssetFailed {
         stage: crate::asset::FailureStage,
@@ -78,10 +89,12 @@ impl PipelineDetail {
         match self {
             Self::BreaksEdited { version, .. } => format!("{}-v{version}", self.slug()),
             // The first packaging keeps the plain id; each edit's re-packaging is its own step.
-            Self::BreaksChosen { version, .. } if *version > 1 => {
+            // An asset completes again after each edit's re-packaging: a new event, not a copy.
+            Self::BreaksChosen { version, .. } | Self::AssetCompleted { version, .. }
+                if *version > 1 =>
+            {
                 format!("{}-v{version}", self.slug())
             }
-            // An asset completes again after each re-packaging.
             _ => self.slug().to_string(),
         }
     }
@@ -186,6 +199,7 @@ mod tests {
             PipelineDetail::AssetCompleted {
                 vmap: u.clone(),
                 breaks: 3,
+                version: 1,
             },
             PipelineDetail::AssetFailed {
                 stage: crate::asset::FailureStage::Transcode,
@@ -242,6 +256,26 @@ mod tests {
         // the packaging of the scored breaks, then of each edit
         assert_eq!(all()[6].event_id, "a0123456789abcdef0123:breaks-chosen");
         assert_eq!(all()[7].event_id, "a0123456789abcdef0123:breaks-chosen-v3");
+        // each packaging completes the asset again: the first keeps the plain id
+        assert_eq!(all()[3].event_id, "a0123456789abcdef0123:asset-completed");
+        let again = PipelineEvent::new(
+            AssetId::parse("a0123456789abcdef0123").unwrap(),
+            PipelineDetail::AssetCompleted {
+                vmap: S3Uri::parse("s3://out/assets/a/ad_breaks.vmap").unwrap(),
+                breaks: 1,
+                version: 3,
+            },
+        );
+        assert_eq!(again.event_id, "a0123456789abcdef0123:asset-completed-v3");
+        // an event written before versions existed reads as the first packaging
+        let old: PipelineDetail = serde_json::from_str(
+            r#"{"kind":"asset_completed","vmap":"s3://out/a.vmap","breaks":2}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            old,
+            PipelineDetail::AssetCompleted { version: 1, .. }
+        ));
     }
 
     #[test]
@@ -249,7 +283,7 @@ mod tests {
         let ev = &all()[3];
         assert_eq!(
             serde_json::to_string(ev).unwrap(),
-            r#"{"eventId":"a0123456789abcdef0123:asset-completed","assetId":"a0123456789abcdef0123","kind":"asset_completed","vmap":"s3://out/assets/a/proxy/proxy.mp4","breaks":3}"#
+            r#"{"eventId":"a0123456789abcdef0123:asset-completed","assetId":"a0123456789abcdef0123","kind":"asset_completed","vmap":"s3://out/assets/a/proxy/proxy.mp4","breaks":3,"version":1}"#
         );
     }
 
