@@ -4,15 +4,18 @@
 //! The graph (video branch only when there is video, one audio branch per track):
 //!
 //! ```text
-//! [0:V]scale=160:90:flags=fast_bilinear,format=yuv420p,blackdetect=d=0:...,scdet=t=5,split[vm][vs]
+//! [0:V]scale=160:90:flags=fast_bilinear,format=yuv420p,blackdetect=d=0:...,scdet=t=5,
+//!      split=3[vh][vm][vraw]
 //! [vm]metadata=print:file=video.txt[vout]                      <- mapped to the null muxer
-//! [vs]signalstats,metadata=select:key=lavfi.signalstats.YAVG:value=48:function=less,
-//!     metadata=print:file=dark.txt,nullsink                    <- only dark frames are printed
+//! [vraw]                                                       <- raw frames to pipe:3
+//! [vh]select='not(mod(n,5))',scale=32:18:flags=area,format=rgb24[hout] <- histogram.rgb
 //! [0:A]ebur128@tN=metadata=1:peak=true,ametadata=print:file=track_N.txt,anullsink
 //! ```
 //!
 //! Video filters run on a 160x90 copy: decoding dominates the cost, and at that size the
-//! filters add little (see the benchmark). Every filter instance writes its own metadata file;
+//! filters add little (see the benchmark). The picture levels (FFmpeg's `signalstats` values)
+//! are measured here on the raw copy FFmpeg pipes out (`levels`): the filter would also work out
+//! every pixel's hue, which nobody reads. Every filter instance writes its own metadata file;
 //! stderr lines could not be attributed to a track.
 //!
 //! Loudness rows: ebur128 with `metadata=1` emits one reading per 100 ms block. A row's
@@ -33,6 +36,7 @@ use cuepoint_core::asset::ProbeInfo;
 use cuepoint_core::loudness::{LoudnessLog, LoudnessRow, LoudnessSummary};
 use cuepoint_core::rekognition::SegmentDetection;
 use cuepoint_core::transitions::{self, FrameStat, TransitionOptions};
+use cuepoint_vision::{FrameLevels, LevelMeter};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
@@ -40,7 +44,9 @@ use crate::metadata::{for_each_frame, MetaFrame};
 use crate::probe::{probe_media, MediaInfo};
 use crate::segments::{segment_detection, Cut, FrameSpan, VideoFindings};
 use crate::timecode::FrameClock;
-use crate::tools::{escape_filter_value, run_ffmpeg, summarize_stderr, ProgressFn};
+use crate::tools::{
+    escape_filter_value, output_pipe, run_ffmpeg_piped, summarize_stderr, ProgressFn,
+};
 
 /// True peak reported for a track that never left digital silence (20·log10(0) has no value).
 pub const SILENCE_DBTP: f64 = -144.0;
@@ -68,6 +74,10 @@ pub struct AnalyzeOptions {
     pub analysis_height: u32,
     /// Skip H.264/HEVC deblocking while decoding: ~10-15 % less decode work, invisible at 160x90.
     pub skip_loop_filter: bool,
+    /// Decoder threads (0: FFmpeg's choice, one per core). One by default: the analyses read the
+    /// 640x360 proxy, which one thread decodes many times faster than real time, and frame
+    /// threads cost about a fifth more CPU for the same frames.
+    pub decode_threads: u32,
     pub black: BlackOptions,
     pub shots: ShotOptions,
     /// Look for rolling end credits.
@@ -91,6 +101,7 @@ impl Default for AnalyzeOptions {
             analysis_width: 160,
             analysis_height: 90,
             skip_loop_filter: true,
+            decode_threads: 1,
             black: BlackOptions::default(),
             shots: ShotOptions::default(),
             end_credits: true,
@@ -145,7 +156,7 @@ impl Default for ShotOptions {
     }
 }
 
-/// The end-credits rule, on signalstats of the 160x90 copy (8-bit limited-range luma): a dark
+/// The end-credits rule, on the levels (`levels`) of the 160x90 copy (8-bit limited-range luma): a dark
 /// frame (`YAVG < dark_avg`) with sparse bright text (`YMAX >= text_min`, and the 90th
 /// percentile `YHIGH < sparse_high`: under 10 % of pixels are bright) that moves
 /// (`YDIF >= motion_min`). Runs of such frames (gaps up to `max_gap` s bridged) lasting at
@@ -204,7 +215,12 @@ pub async fn analyze(
         if opts.skip_loop_filter && plan.video_file.is_some() {
             args.extend(["-skip_loop_filter:v".into(), "all".into()]);
         }
+        if opts.decode_threads > 0 {
+            args.extend(["-threads".into(), opts.decode_threads.to_string().into()]);
+        }
         args.extend(["-i".into(), input.as_os_str().to_owned()]);
+        // Filter slice threads cost more than they save on 160x90 frames and audio meters.
+        args.extend(["-filter_complex_threads".into(), "1".into()]);
         args.extend(["-filter_complex".into(), plan.graph.clone().into()]);
         args.extend([
             "-map".into(),
@@ -224,14 +240,49 @@ pub async fn analyze(
                 hf.as_os_str().to_owned(),
             ]);
         }
-        let outcome = run_ffmpeg(&args, info.probe.duration_seconds, location, progress).await?;
+        let mut fd3 = None;
+        let mut levels = None;
+        if plan.video_file.is_some() {
+            args.extend(
+                [
+                    "-map",
+                    "[vraw]",
+                    "-fps_mode",
+                    "passthrough",
+                    "-f",
+                    "rawvideo",
+                    "pipe:3",
+                ]
+                .map(OsString::from),
+            );
+            let pipe = output_pipe()?;
+            fd3 = Some(pipe.writer);
+            let meter =
+                LevelMeter::new(opts.analysis_width as usize, opts.analysis_height as usize);
+            let reader = pipe.reader;
+            levels = Some(tokio::task::spawn_blocking(move || {
+                measure_frames(reader, meter)
+            }));
+        }
+        let run =
+            run_ffmpeg_piped(&args, info.probe.duration_seconds, location, progress, fd3).await;
+        // FFmpeg has exited (or been killed), so the pipe ends: the reader finishes too.
+        let levels = match levels {
+            Some(task) => task.await.map_err(|e| EngineError::InvalidSpec {
+                field: "analysis",
+                detail: format!("measuring the frames panicked: {e}"),
+            })?,
+            None => Ok(Vec::new()),
+        };
+        let outcome = run?;
+        let levels = levels?;
 
         let findings = match &plan.video_file {
             Some(vf) => Some(read_video(
                 &info,
                 opts,
                 vf,
-                plan.dark_file.as_deref(),
+                &levels,
                 plan.histogram_file.as_deref(),
             )?),
             None => None,
@@ -310,7 +361,6 @@ struct AnalysisGraph {
     graph: String,
     mapped: String,
     video_file: Option<PathBuf>,
-    dark_file: Option<PathBuf>,
     /// Tiny RGB copies of every `HISTOGRAM_EVERY`th frame, for the shots' colour histograms.
     histogram_file: Option<PathBuf>,
     /// (track, metadata file) in track order.
@@ -322,15 +372,14 @@ impl AnalysisGraph {
         let mut chains: Vec<String> = Vec::new();
         let mut mapped = String::new();
         let mut video_file = None;
-        let mut dark_file = None;
         let mut histogram_file = None;
         if let (true, Some(v)) = (opts.video, &info.video) {
             let vf = dir.join("video.txt");
             let b = &opts.black;
             let chain = format!(
                 "[0:{idx}]scale={w}:{h}:flags=fast_bilinear,format=yuv420p,\
-                 blackdetect=d=0:pix_th={pix}:pic_th={pic},scdet=t={t},signalstats,\
-                 split=2[vh][vmain]",
+                 blackdetect=d=0:pix_th={pix}:pic_th={pic},scdet=t={t},\
+                 split=3[vh][vmain][vraw]",
                 idx = v.stream_index,
                 w = opts.analysis_width,
                 h = opts.analysis_height,
@@ -346,29 +395,10 @@ impl AnalysisGraph {
                  scale={HISTOGRAM_W}:{HISTOGRAM_H}:flags=area,format=rgb24[hout]"
             ));
             histogram_file = Some(dir.join("histogram.rgb"));
-            let mut chain = String::from("[vmain]null");
-            if opts.end_credits {
-                let df = dir.join("dark.txt");
-                chain.push_str(",split=2[vm][vs]");
-                chains.push(chain);
-                chains.push(format!(
-                    "[vm]metadata=print:file={}[vout]",
-                    escape_filter_value(&vf.to_string_lossy())
-                ));
-                chains.push(format!(
-                    "[vs]metadata=select:key=lavfi.signalstats.YAVG:value={}:function=less,\
-                     metadata=print:file={},nullsink",
-                    opts.credits.dark_avg,
-                    escape_filter_value(&df.to_string_lossy())
-                ));
-                dark_file = Some(df);
-            } else {
-                chain.push_str(&format!(
-                    ",metadata=print:file={}[vout]",
-                    escape_filter_value(&vf.to_string_lossy())
-                ));
-                chains.push(chain);
-            }
+            chains.push(format!(
+                "[vmain]metadata=print:file={}[vout]",
+                escape_filter_value(&vf.to_string_lossy())
+            ));
             mapped = "[vout]".into();
             video_file = Some(vf);
         }
@@ -396,7 +426,6 @@ impl AnalysisGraph {
             graph: chains.join(";"),
             mapped,
             video_file,
-            dark_file,
             histogram_file,
             audio_files,
         }
@@ -404,6 +433,40 @@ impl AnalysisGraph {
 
     fn is_empty(&self) -> bool {
         self.mapped.is_empty()
+    }
+}
+
+/// Measure every raw frame read from `pipe` until it ends. Always reads to the end, so FFmpeg
+/// never blocks on a full pipe.
+fn measure_frames(
+    mut pipe: std::fs::File,
+    mut meter: LevelMeter,
+) -> Result<Vec<FrameLevels>, EngineError> {
+    use std::io::Read;
+    let mut frame = vec![0u8; meter.frame_len()];
+    let mut out = Vec::new();
+    loop {
+        let mut filled = 0;
+        while filled < frame.len() {
+            match pipe.read(&mut frame[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(EngineError::io(
+                        "reading the analysis frames from",
+                        "ffmpeg",
+                        e,
+                    ))
+                }
+            }
+        }
+        if filled < frame.len() {
+            // A torn last frame (FFmpeg stopped mid-frame) is left out; the frame count check
+            // against the metadata then reports it.
+            return Ok(out);
+        }
+        out.extend(meter.measure(&frame));
     }
 }
 
@@ -421,7 +484,7 @@ fn read_video(
     info: &MediaInfo,
     opts: &AnalyzeOptions,
     video_file: &Path,
-    dark_file: Option<&Path>,
+    levels: &[FrameLevels],
     histogram_file: Option<&Path>,
 ) -> Result<VideoFindings, EngineError> {
     let Some(video) = &info.video else {
@@ -435,7 +498,12 @@ fn read_video(
     let mut hits: Vec<Cut> = Vec::new();
     let mut stats: Vec<FrameStat> = Vec::new();
     let mut signatures: Vec<(u64, Vec<f64>)> = Vec::new();
+    let mut dark: Vec<DarkFrame> = Vec::new();
+    // The k-th metadata frame is the k-th raw frame the levels were measured on.
+    let mut index = 0usize;
     for_each_frame(video_file, |f| {
+        let level = levels.get(index).copied();
+        index += 1;
         let Some(t) = frame_seconds(f, video.time_base) else {
             return;
         };
@@ -452,15 +520,24 @@ fn read_video(
         if f.get("lavfi.black_start").is_some() {
             black_open = Some(frame);
         }
-        let sig: Vec<f64> = SIGNATURE_KEYS.iter().filter_map(|k| f.get_f64(k)).collect();
-        if sig.len() == SIGNATURE_KEYS.len() {
-            signatures.push((frame, sig));
-        }
-        if let (Some(luma), Some(diff)) = (
-            f.get_f64("lavfi.signalstats.YAVG"),
-            f.get_f64("lavfi.scd.mafd"),
-        ) {
-            stats.push(FrameStat { frame, luma, diff });
+        if let Some(l) = level {
+            signatures.push((frame, l.signature()));
+            if let Some(diff) = f.get_f64("lavfi.scd.mafd") {
+                stats.push(FrameStat {
+                    frame,
+                    luma: l.y_avg,
+                    diff,
+                });
+            }
+            if l.y_avg < opts.credits.dark_avg {
+                dark.push(DarkFrame {
+                    frame,
+                    avg: l.y_avg,
+                    max: l.y_max,
+                    high: l.y_high,
+                    dif: l.y_dif,
+                });
+            }
         }
         if f.get("lavfi.scd.time").is_some() {
             hits.push(Cut {
@@ -469,6 +546,16 @@ fn read_video(
             });
         }
     })?;
+    if index != levels.len() {
+        return Err(EngineError::Parse {
+            path: video_file.to_path_buf(),
+            line: 0,
+            detail: format!(
+                "{index} frames in the metadata but {} measured frames",
+                levels.len()
+            ),
+        });
+    }
     if !seen_any {
         return Ok(VideoFindings::default());
     }
@@ -478,29 +565,6 @@ fn read_video(
         black_runs.push((start, total_frames));
     }
 
-    let mut dark: Vec<DarkFrame> = Vec::new();
-    if let Some(df) = dark_file {
-        for_each_frame(df, |f| {
-            let Some(t) = frame_seconds(f, video.time_base) else {
-                return;
-            };
-            let (Some(avg), Some(max), Some(high), Some(dif)) = (
-                f.get_f64("lavfi.signalstats.YAVG"),
-                f.get_f64("lavfi.signalstats.YMAX"),
-                f.get_f64("lavfi.signalstats.YHIGH"),
-                f.get_f64("lavfi.signalstats.YDIF"),
-            ) else {
-                return;
-            };
-            dark.push(DarkFrame {
-                frame: clock.frame_at(t),
-                avg,
-                max,
-                high,
-                dif,
-            });
-        })?;
-    }
     let fps = clock.fps();
     let end_credits = if opts.end_credits {
         credit_runs(&dark, &opts.credits, fps, total_frames)
@@ -584,21 +648,6 @@ pub(crate) fn frame_histograms(raw: &[u8]) -> Vec<(u64, Vec<f64>)> {
         })
         .collect()
 }
-
-/// The signalstats levels that make a frame's signature for scene grouping: where the dark,
-/// middle and bright tenths of luma and of each chroma plane lie, and the mean saturation.
-const SIGNATURE_KEYS: [&str; 10] = [
-    "lavfi.signalstats.YLOW",
-    "lavfi.signalstats.YAVG",
-    "lavfi.signalstats.YHIGH",
-    "lavfi.signalstats.ULOW",
-    "lavfi.signalstats.UAVG",
-    "lavfi.signalstats.UHIGH",
-    "lavfi.signalstats.VLOW",
-    "lavfi.signalstats.VAVG",
-    "lavfi.signalstats.VHIGH",
-    "lavfi.signalstats.SATAVG",
-];
 
 /// Keep the first hit of every burst: a hit fewer than `min_shot` frames after the previous
 /// hit is a repeat of the same cut (bursts chain: each hit extends the burst). Frame 0 is

@@ -114,8 +114,83 @@ pub(crate) async fn run_ffmpeg(
     input: &str,
     progress: Option<ProgressFn<'_>>,
 ) -> Result<RunOutcome, EngineError> {
+    run_ffmpeg_piped(args, duration, input, progress, None).await
+}
+
+/// A pipe for one more FFmpeg output: FFmpeg writes to `pipe:3` (the write end becomes its
+/// file descriptor 3), the engine reads `reader` until FFmpeg exits.
+pub(crate) struct OutputPipe {
+    pub reader: std::fs::File,
+    pub writer: std::os::fd::OwnedFd,
+}
+
+/// A new output pipe; both ends close on exec, so no other child holds the write end open.
+pub(crate) fn output_pipe() -> Result<OutputPipe, EngineError> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2/pipe write two descriptors into `fds`, which this function then owns.
+    #[cfg(target_os = "linux")]
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    #[cfg(not(target_os = "linux"))]
+    let r = unsafe {
+        let r = libc::pipe(fds.as_mut_ptr());
+        if r == 0 {
+            libc::fcntl(fds[0], libc::F_SETFD, libc::FD_CLOEXEC);
+            libc::fcntl(fds[1], libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        r
+    };
+    if r == -1 {
+        return Err(EngineError::io(
+            "creating a pipe for",
+            "ffmpeg",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: both descriptors were just created and are owned by nothing else.
+    unsafe {
+        Ok(OutputPipe {
+            reader: std::fs::File::from_raw_fd(fds[0]),
+            writer: std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        })
+    }
+}
+
+/// Let a child inherit `writer` as its file descriptor 3.
+pub(crate) fn inherit_as_fd3(cmd: &mut std::process::Command, writer: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = writer.as_raw_fd();
+    // SAFETY: dup2 and fcntl are async-signal-safe and touch no memory of the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself would leave close-on-exec set.
+            let r = if fd == 3 {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if r == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// As `run_ffmpeg`, with `pipe:3` writing into `fd3` (see `output_pipe`).
+pub(crate) async fn run_ffmpeg_piped(
+    args: &[OsString],
+    duration: f64,
+    input: &str,
+    progress: Option<ProgressFn<'_>>,
+    fd3: Option<std::os::fd::OwnedFd>,
+) -> Result<RunOutcome, EngineError> {
     let ffmpeg = locate_tool("ffmpeg", FFMPEG_ENV)?;
     let mut cmd = Command::new(&ffmpeg);
+    if let Some(w) = &fd3 {
+        inherit_as_fd3(cmd.as_std_mut(), w);
+    }
     cmd.args([
         "-hide_banner",
         "-nostdin",
@@ -132,9 +207,10 @@ pub(crate) async fn run_ffmpeg(
     .kill_on_drop(true);
     die_with_parent(&mut cmd);
     tracing::debug!(command = %render_command(&ffmpeg, args), "running ffmpeg");
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| EngineError::io("starting", &ffmpeg, e))?;
+    let spawned = cmd.spawn();
+    // The child has its copy; FFmpeg's exit must be the reader's end of file.
+    drop(fd3);
+    let mut child = spawned.map_err(|e| EngineError::io("starting", &ffmpeg, e))?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 

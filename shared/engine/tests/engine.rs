@@ -630,3 +630,79 @@ async fn transport_stream_times_count_from_the_file_start() {
         a.loudness[0].rows[0]
     );
 }
+
+/// The levels the detectors read are FFmpeg's `signalstats` values for the same frames.
+#[tokio::test]
+async fn frame_levels_equal_ffmpeg_signalstats() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mov");
+    let spec = SampleSpec {
+        cuts: vec![1.0],
+        black_gaps: vec![(2.0, 2.5)],
+        end_credits_from: Some(3.0),
+        ..small(4.0)
+    };
+    generate_sample(&path, &spec).await.unwrap();
+    let meta = dir.path().join("stats.txt");
+    let raw = dir.path().join("frames.yuv");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(&path)
+        .arg("-filter_complex")
+        .arg(format!(
+            "[0:v:0]scale=160:90:flags=fast_bilinear,format=yuv420p,split[a][b];\
+             [a]signalstats,metadata=print:file={}[m]",
+            meta.display()
+        ))
+        .args([
+            "-map", "[m]", "-f", "null", "-", "-map", "[b]", "-f", "rawvideo",
+        ])
+        .arg(&raw)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&meta).unwrap();
+    let printed: Vec<std::collections::HashMap<&str, f64>> = text
+        .split("frame:")
+        .skip(1)
+        .map(|block| {
+            block
+                .lines()
+                .filter_map(|l| l.strip_prefix("lavfi.signalstats."))
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k, v.trim().parse().unwrap()))
+                .collect()
+        })
+        .collect();
+    let bytes = std::fs::read(&raw).unwrap();
+    let mut meter = vision::LevelMeter::new(160, 90);
+    let measured: Vec<_> = bytes
+        .chunks_exact(meter.frame_len())
+        .map(|f| meter.measure(f).unwrap())
+        .collect();
+    assert_eq!(measured.len(), printed.len());
+    assert_eq!(measured.len(), 100);
+    for (i, (m, p)) in measured.iter().zip(&printed).enumerate() {
+        let ours = [
+            ("YLOW", m.y_low),
+            ("YAVG", m.y_avg),
+            ("YHIGH", m.y_high),
+            ("YMAX", m.y_max),
+            ("ULOW", m.u_low),
+            ("UAVG", m.u_avg),
+            ("UHIGH", m.u_high),
+            ("VLOW", m.v_low),
+            ("VAVG", m.v_avg),
+            ("VHIGH", m.v_high),
+            ("SATAVG", m.sat_avg),
+            ("YDIF", m.y_dif),
+        ];
+        for (key, value) in ours {
+            assert_eq!(value, p[key], "frame {i} {key}");
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub mod error;
 pub mod faces;
 pub mod frame;
 pub mod labels;
+pub mod levels;
 pub mod models;
 pub mod moderation;
 mod onnx;
@@ -29,6 +30,7 @@ pub use error::{VisionError, INSTALL_COMMAND};
 pub use faces::{FaceDetector, FaceOptions};
 pub use frame::Frame;
 pub use labels::{LabelClassifier, LabelOptions};
+pub use levels::{FrameLevels, LevelMeter};
 pub use models::{default_models_dir, model_path, ModelFiles, ModelId};
 pub use moderation::NsfwClassifier;
 pub use pass::{
