@@ -50,6 +50,11 @@ pub struct BenchFigures {
     /// FFmpeg encoding the same ladder and proxy with the same settings, seconds.
     pub bare_encode_wall_s: f64,
     pub pipeline_vs_encode: f64,
+    /// CPU seconds (this process and its FFmpeg children) of the same two runs: on a machine
+    /// shared with other work, steadier than wall time.
+    pub pipeline_cpu_s: f64,
+    pub bare_encode_cpu_s: f64,
+    pub pipeline_vs_encode_cpu: f64,
     /// The bare encodes one by one: the ladder (packaging's run) and the proxy (the first job's).
     pub bare_ladder_wall_s: f64,
     pub bare_proxy_wall_s: f64,
@@ -115,6 +120,10 @@ impl BenchFigures {
         out.push_str(&format!(
             "pipeline wall time (ingest to ladder) {:>7.1} s   bare FFmpeg encodes of the same ladder + proxy {:>6.1} s   ratio {:.2}x\n",
             self.pipeline_wall_s, self.bare_encode_wall_s, self.pipeline_vs_encode
+        ));
+        out.push_str(&format!(
+            "pipeline CPU                          {:>7.1} s   bare FFmpeg encodes' CPU                       {:>6.1} s   ratio {:.2}x\n",
+            self.pipeline_cpu_s, self.bare_encode_cpu_s, self.pipeline_vs_encode_cpu
         ));
         out.push_str(&format!(
             "  by step: first job {:.1} s (bare proxy {:.1} s), analyses and scoring {:.1} s, packaging {:.1} s (bare ladder {:.1} s)\n",
@@ -197,11 +206,13 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
         std::sync::Arc::new(cuepoint_runtime::ports::SystemClock),
     )
     .await?;
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let ids = ingest_files(&backend, &settings, std::slice::from_ref(&clip)).await?;
     let (assets, stats) =
         run_workers_until_terminal(&backend, &ids, Duration::from_secs(3600)).await;
     let pipeline_wall = started.elapsed();
+    let pipeline_cpu = process_cpu() - cpu_before;
     let assets = assets?;
     let asset = assets.first().context("the pipeline returned no asset")?;
     anyhow::ensure!(
@@ -238,6 +249,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     let settings = crate::handlers::packaging::packaging_settings(&backend.ctx, asset)
         .map_err(|e| anyhow::anyhow!("packaging settings: {e}"))?;
     let bare = cuepoint_engine::local::packaging_spec(&settings, clip.clone(), &out)?;
+    let cpu_before = process_cpu();
     let started = Instant::now();
     cuepoint_engine::package::package(&bare, None).await?;
     let bare_ladder = started.elapsed();
@@ -256,6 +268,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     cuepoint_engine::transcode::transcode(&proxy_only, None).await?;
     let bare_wall = started.elapsed();
     let bare_proxy = bare_wall - bare_ladder;
+    let bare_cpu = process_cpu() - cpu_before;
 
     // 3. Analysis vs decode, CPU of the FFmpeg children.
     eprintln!("analysing and decoding the proxy...");
@@ -296,6 +309,9 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
         pipeline_wall_s: pipeline_wall.as_secs_f64(),
         bare_encode_wall_s: bare_wall.as_secs_f64(),
         pipeline_vs_encode: pipeline_wall.as_secs_f64() / bare_wall.as_secs_f64().max(1e-9),
+        pipeline_cpu_s: pipeline_cpu,
+        bare_encode_cpu_s: bare_cpu,
+        pipeline_vs_encode_cpu: pipeline_cpu / bare_cpu.max(1e-9),
         bare_ladder_wall_s: bare_ladder.as_secs_f64(),
         bare_proxy_wall_s: bare_proxy.as_secs_f64(),
         stages,
@@ -425,16 +441,29 @@ async fn multiprocess_hops(
 
 /// CPU seconds (user + system) of the children this process has waited for.
 fn children_cpu() -> f64 {
+    // Fields 16 and 17 (cutime, cstime) are the 14th and 15th after the command name.
+    stat_ticks(&[13, 14]) / clock_ticks()
+}
+
+/// CPU seconds of this process and of the children it has waited for: the pipeline's own
+/// work (the models run in-process) and its FFmpeg runs.
+fn process_cpu() -> f64 {
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name.
+    stat_ticks(&[11, 12, 13, 14]) / clock_ticks()
+}
+
+fn stat_ticks(fields: &[usize]) -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
     };
     let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
         return 0.0;
     };
-    // Fields 16 and 17 (cutime, cstime) are the 14th and 15th after the command name.
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(13) + ticks(14)) / clock_ticks()
+    fields
+        .iter()
+        .map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
+        .sum()
 }
 
 fn clock_ticks() -> f64 {
