@@ -9,7 +9,7 @@
 //! message goes back to the queue's retry backoff.
 
 use cuepoint_core::asset::{
-    transition, Asset, AssetEvent, AssetState, FailureStage, Transition, TransitionError,
+    transition, Asset, AssetEvent, FailureStage, Transition, TransitionError,
 };
 use cuepoint_core::domain::AssetId;
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
@@ -211,11 +211,7 @@ pub async fn fail(
     // The jobs still open are counted on the record each attempt sees: a sibling completion
     // that won a race has already released its own.
     let decide = |a: &Asset| {
-        let pending = if a.state == AssetState::Analysing {
-            a.pending_video_analyses() as i64
-        } else {
-            0
-        };
+        let pending = a.cap_held() as i64;
         let counter = (pending > 0).then(|| CounterDelta {
             name: OPEN_JOBS_COUNTER.into(),
             delta: -pending,
@@ -269,7 +265,7 @@ pub async fn write_record(ctx: &WorkerContext, asset: &Asset) {
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use cuepoint_core::asset::{JobRecord, JobStatus, ProbeInfo};
+    use cuepoint_core::asset::{AssetState, JobRecord, JobStatus, ProbeInfo};
     use cuepoint_core::domain::{BucketName, ObjectKey, SourceObject};
     use cuepoint_core::rekognition::AnalysisKind;
 

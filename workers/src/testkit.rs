@@ -279,6 +279,8 @@ impl Default for StubAnalyzer {
 #[async_trait]
 impl VideoAnalyzer for StubAnalyzer {
     async fn start(&self, request: &AnalysisRequest) -> PortResult<String> {
+        // A real service answers later: handlers running at once interleave here.
+        tokio::task::yield_now().await;
         self.started.lock().unwrap().push(request.clone());
         Ok(format!("{}-job", request.kind))
     }

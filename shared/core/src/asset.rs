@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! Registered ──TranscodeSubmitted──▶ Transcoding ──MediaPrepared──▶ MediaPrepared
-//!     ──AnalysesStarted──▶ Analysing ──AnalysisCompleted|AnalysisFailed(last kind)──▶ Analysed
+//!     (──AnalysesReserved──▶ MediaPrepared) ──AnalysesStarted──▶ Analysing ──AnalysisCompleted|AnalysisFailed(last kind)──▶ Analysed
 //!     ──Scored──▶ Scored ──PackagingSubmitted──▶ Packaging ──Packaged──▶ Complete
 //! Complete ──BreaksEdited──▶ Scored   (the HLS is packaged again with the new cue points)
 //! any non-terminal state ──Failed──▶ Failed
@@ -435,6 +435,11 @@ pub struct Asset {
     /// Corrections of the breaks by people, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edits: Vec<BreakEdit>,
+    /// Rekognition jobs this asset holds under the open-jobs cap but has not started yet: the
+    /// cap is taken before any job starts, so a burst of assets never starts more jobs than it
+    /// allows. They become the asset's jobs when the analyses start; a failure releases them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reserved_jobs: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -473,6 +478,7 @@ impl Asset {
             sweeps: 0,
             retries: 0,
             edits: Vec::new(),
+            reserved_jobs: 0,
         }
     }
 
@@ -507,6 +513,16 @@ impl Asset {
             .filter(|k| k.is_video())
             .count()
     }
+
+    /// What this asset holds under the open-jobs cap: its reservation before the analyses
+    /// start, then its open Rekognition Video jobs.
+    pub fn cap_held(&self) -> usize {
+        match self.state {
+            AssetState::MediaPrepared => self.reserved_jobs as usize,
+            AssetState::Analysing => self.pending_video_analyses(),
+            _ => 0,
+        }
+    }
 }
 
 /// What happened to an asset: the inputs of the state machine.
@@ -521,6 +537,9 @@ pub enum AssetEvent {
         audio: AudioReport,
         proxy: S3Uri,
     },
+    /// `jobs` Rekognition jobs were taken under the open-jobs cap for this asset's analyses
+    /// (before any of them starts).
+    AnalysesReserved { jobs: u32 },
     /// Every analysis job was started.
     AnalysesStarted {
         jobs: BTreeMap<AnalysisKind, JobRecord>,
@@ -556,6 +575,7 @@ impl AssetEvent {
         match self {
             Self::TranscodeSubmitted { .. } => "TranscodeSubmitted",
             Self::MediaPrepared { .. } => "MediaPrepared",
+            Self::AnalysesReserved { .. } => "AnalysesReserved",
             Self::AnalysesStarted { .. } => "AnalysesStarted",
             Self::AnalysisCompleted { .. } => "AnalysisCompleted",
             Self::AnalysisFailed { .. } => "AnalysisFailed",
@@ -682,6 +702,22 @@ pub fn transition(
                 _ => return Err(illegal()),
             }
         }
+        AssetEvent::AnalysesReserved { jobs } => match asset.state {
+            // One reservation per attempt: a redelivery finds it taken.
+            S::MediaPrepared if asset.reserved_jobs > 0 => return Ok(Transition::AlreadyApplied),
+            S::MediaPrepared => {
+                if *jobs == 0 {
+                    return Err(TransitionError::NoAnalyses {
+                        asset: asset.id.clone(),
+                    });
+                }
+                next.reserved_jobs = *jobs;
+            }
+            s if s.at_or_after(S::Analysing) && !s.is_terminal() => {
+                return Ok(Transition::AlreadyApplied)
+            }
+            _ => return Err(illegal()),
+        },
         AssetEvent::AnalysesStarted { jobs } => match asset.state {
             S::MediaPrepared => {
                 if jobs.is_empty() {
@@ -690,6 +726,9 @@ pub fn transition(
                     });
                 }
                 next.analyses = jobs.clone();
+                // The reservation is now the jobs themselves (the cap counts them until each
+                // one completes).
+                next.reserved_jobs = 0;
                 next.state = S::Analysing;
             }
             s if s.at_or_after(S::Analysing) => return Ok(Transition::AlreadyApplied),
@@ -793,6 +832,8 @@ pub fn transition(
                     kind: FailureKind::classify(*stage, reason),
                     failed_in: Some(asset.state),
                 });
+                // Released from the cap in the same write (see the workers' `fail`).
+                next.reserved_jobs = 0;
                 next.state = S::Failed;
             }
         },
@@ -1208,6 +1249,53 @@ mod tests {
             },
         );
         assert!(transition(&failed, &first, 1).is_err());
+    }
+
+    #[test]
+    fn the_cap_is_reserved_once_before_the_analyses_start_and_released_by_a_failure() {
+        let evs = events();
+        let prepared = applied(&applied(&asset(), &evs[0]), &evs[1]);
+        assert_eq!(prepared.cap_held(), 0);
+        let reserve = AssetEvent::AnalysesReserved { jobs: 5 };
+        let held = applied(&prepared, &reserve);
+        assert_eq!(
+            (held.state, held.reserved_jobs, held.cap_held()),
+            (AssetState::MediaPrepared, 5, 5)
+        );
+        // A redelivery does not take the cap twice, even asking for another count.
+        for again in [reserve.clone(), AssetEvent::AnalysesReserved { jobs: 2 }] {
+            assert_eq!(
+                transition(&held, &again, 1).unwrap(),
+                Transition::AlreadyApplied
+            );
+        }
+        assert!(matches!(
+            transition(&prepared, &AssetEvent::AnalysesReserved { jobs: 0 }, 1),
+            Err(TransitionError::NoAnalyses { .. })
+        ));
+        // The jobs replace the reservation; the cap now counts the open ones.
+        let started = applied(&held, &evs[2]);
+        assert_eq!((started.reserved_jobs, started.cap_held()), (0, 2));
+        assert_eq!(
+            transition(&started, &reserve, 1).unwrap(),
+            Transition::AlreadyApplied
+        );
+        // A reservation cannot come before the media is prepared, nor after a failure.
+        assert!(transition(&asset(), &reserve, 1).is_err());
+        let failed = applied(
+            &held,
+            &AssetEvent::Failed {
+                stage: FailureStage::Stuck,
+                reason: "x".into(),
+            },
+        );
+        assert_eq!((failed.reserved_jobs, failed.cap_held()), (0, 0));
+        assert!(transition(&failed, &reserve, 1).is_err());
+        // Old records (no reservation field) read as holding none.
+        let mut old = serde_json::to_value(&held).unwrap();
+        old.as_object_mut().unwrap().remove("reserved_jobs");
+        let old: Asset = serde_json::from_value(old).unwrap();
+        assert_eq!(old.reserved_jobs, 0);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use cuepoint_runtime::consumer::HandlerError;
 use cuepoint_runtime::ports::{AnalysisRequest, CounterDelta, TranscriptionRequest};
 
 use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
-use crate::flow::{advance, load};
+use crate::flow::{advance, load, Advanced};
 
 pub async fn on_media_prepared(
     ctx: &WorkerContext,
@@ -39,12 +39,45 @@ pub async fn on_media_prepared(
     };
     let kinds = AnalysisKind::VIDEO;
     let max = ctx.settings.analysis.max_open_jobs;
-    let open = ctx.ports.store.counter(OPEN_JOBS_COUNTER).await?;
-    if open + kinds.len() as i64 > max {
-        return Err(HandlerError::Delay {
-            after: std::time::Duration::from_secs(ctx.settings.analysis.cap_retry_seconds),
-            reason: format!("{open} Rekognition jobs open, cap {max}"),
-        });
+    // Take the cap before starting anything: with many assets prepared at once, the handlers
+    // that do not get a share wait in the queue instead of starting jobs past the cap. The
+    // reservation is part of the asset's record, so a redelivery (or a crash after it) finds
+    // it taken and goes on to start the jobs.
+    let asset = if asset.reserved_jobs == 0 {
+        let counter = CounterDelta {
+            name: OPEN_JOBS_COUNTER.into(),
+            delta: kinds.len() as i64,
+            max: Some(max),
+        };
+        let event = AssetEvent::AnalysesReserved {
+            jobs: kinds.len() as u32,
+        };
+        // A concurrent copy of this message that took it first leaves its record: go on with
+        // that share. A full cap is a delay (the message waits in the queue).
+        let reserved = advance(ctx, &asset, event, Some(counter))
+            .await
+            .map_err(|e| match e {
+                HandlerError::Delay { after, .. } => HandlerError::Delay {
+                    after,
+                    reason: format!(
+                        "the open Rekognition jobs leave no room for {} more (cap {max})",
+                        kinds.len()
+                    ),
+                },
+                e => e,
+            })?;
+        match reserved {
+            Advanced::Applied(a) | Advanced::AlreadyApplied(a) => a,
+            Advanced::Ignored(why) => {
+                tracing::info!(%why, "analyses moved on meanwhile; nothing to do");
+                return Ok(());
+            }
+        }
+    } else {
+        asset
+    };
+    if asset.state != AssetState::MediaPrepared {
+        return Ok(());
     }
     // Start every job; the tokens make a restart return the same jobs (and a re-driven
     // asset's attempt new ones).
@@ -69,17 +102,11 @@ pub async fn on_media_prepared(
             },
         );
     }
-    // The cap counts Rekognition jobs only: Transcribe has a quota of its own.
-    let counter = CounterDelta {
-        name: OPEN_JOBS_COUNTER.into(),
-        delta: jobs.len() as i64,
-        max: Some(max),
-    };
     if let Some(job) = start_transcription(ctx, &asset, &proxy).await? {
         jobs.insert(AnalysisKind::Transcription, job);
     }
     let event = AssetEvent::AnalysesStarted { jobs };
-    if advance(ctx, &asset, event, Some(counter))
+    if advance(ctx, &asset, event, None)
         .await?
         .recorded("analyses")
         .is_some()

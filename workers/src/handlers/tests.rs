@@ -546,6 +546,7 @@ async fn analyses_wait_for_the_cap_and_for_prepared_media() {
         "{r:?}"
     );
     assert!(kit.analyzer.started.lock().unwrap().is_empty());
+    assert_eq!(kit.asset(&a.id).reserved_jobs, 0);
 
     let kit = Kit::new();
     let early = asset_at(&kit, &obj, AssetState::Transcoding);
@@ -556,6 +557,83 @@ async fn analyses_wait_for_the_cap_and_for_prepared_media() {
         },
     );
     transient(analysis::on_media_prepared(&kit.ctx, &ev).await);
+}
+
+#[tokio::test]
+async fn a_burst_of_prepared_assets_never_starts_more_jobs_than_the_cap() {
+    // Room for two assets' five video analyses: the third waits without starting anything.
+    let mut settings = Settings::default();
+    settings.analysis.max_open_jobs = 10;
+    let kit = Kit::with(settings, probe_info(2), None);
+    let assets: Vec<_> = (0..3)
+        .map(|i| {
+            let obj = upload(&kit, &format!("uploads/{i}.mov"));
+            asset_at(&kit, &obj, AssetState::MediaPrepared)
+        })
+        .collect();
+    let events: Vec<_> = assets.iter().map(prepared_event).collect();
+    let outcomes = futures_util::future::join_all(
+        events
+            .iter()
+            .map(|ev| analysis::on_media_prepared(&kit.ctx, ev)),
+    )
+    .await;
+    let delayed = outcomes
+        .iter()
+        .filter(
+            |r| matches!(r, Err(HandlerError::Delay { reason, .. }) if reason.contains("cap 10")),
+        )
+        .count();
+    assert_eq!(delayed, 1, "{outcomes:?}");
+    let video_jobs = |kit: &Kit| {
+        kit.analyzer
+            .started
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.kind.is_video())
+            .count()
+    };
+    assert_eq!(video_jobs(&kit), 10);
+    assert_eq!(kit.store.counters.lock().unwrap()[OPEN_JOBS_COUNTER], 10);
+
+    // A redelivery of a started asset's message takes nothing more.
+    let started = assets
+        .iter()
+        .find(|a| kit.asset(&a.id).state == AssetState::Analysing)
+        .unwrap();
+    analysis::on_media_prepared(&kit.ctx, &prepared_event(started))
+        .await
+        .unwrap();
+    assert_eq!(kit.store.counters.lock().unwrap()[OPEN_JOBS_COUNTER], 10);
+
+    // An asset that took its share but failed before starting its jobs (stuck) gives the
+    // share back in the failing write.
+    let waiting = assets
+        .iter()
+        .find(|a| kit.asset(&a.id).state == AssetState::MediaPrepared)
+        .unwrap();
+    assert_eq!(kit.asset(&waiting.id).reserved_jobs, 0);
+    let mut held = kit.asset(&waiting.id);
+    held.reserved_jobs = 5;
+    kit.put_asset(&held);
+    *kit.store
+        .counters
+        .lock()
+        .unwrap()
+        .get_mut(OPEN_JOBS_COUNTER)
+        .unwrap() += 5;
+    crate::flow::fail(
+        &kit.ctx,
+        &kit.asset(&waiting.id),
+        FailureStage::Stuck,
+        "stuck in MEDIA_PREPARED".into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(kit.store.counters.lock().unwrap()[OPEN_JOBS_COUNTER], 10);
+    assert_eq!(kit.asset(&waiting.id).reserved_jobs, 0);
+    assert_eq!(video_jobs(&kit), 10);
 }
 
 // ----------------------------------------------------------------------------------------------
