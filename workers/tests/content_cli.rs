@@ -247,3 +247,44 @@ fn without_models_the_summary_says_not_installed_and_how_to_fix_it() {
     let transcript = result(&data, "transcript.json");
     assert_eq!(transcript["CuepointAnalysis"]["Status"], "NOT_INSTALLED");
 }
+
+#[test]
+fn a_dialogue_track_without_speech_is_not_sent_to_whisper() {
+    if ["silero-vad", "whisper-base"]
+        .iter()
+        .any(|m| cuepoint_models::testing::installed(m).is_none())
+    {
+        return;
+    }
+    // A tone is sound (the track is the main dialogue track) but nobody speaks.
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("tone.mov");
+    let made = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=320x180:rate=25:duration=8")
+        .args(["-f", "lavfi", "-i", "sine=f=440:r=48000:duration=8"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let data = dir.path().join("data");
+    let out = run(&clip, &data, None);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    println!("{summary}");
+
+    let speech = result(&data, "speech.json");
+    assert_eq!(speech["Speech"], serde_json::json!([]), "{speech}");
+    let transcript = result(&data, "transcript.json");
+    assert_eq!(transcript["status"], "COMPLETED");
+    assert_eq!(transcript["results"]["transcripts"][0]["transcript"], "");
+    assert_eq!(transcript["results"]["items"], serde_json::json!([]));
+    let status = &transcript["CuepointAnalysis"];
+    assert_eq!(status["Status"], "COMPLETE", "{transcript}");
+    assert!(
+        status["Message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no speech on track 1")),
+        "{transcript}"
+    );
+}

@@ -201,6 +201,20 @@ fn stored_outcome(job: &LedgerJob) -> Option<&Value> {
     })
 }
 
+/// The transcript of a main track on which speech activity found no speech: complete and
+/// empty, saying why Whisper did not run.
+fn no_speech_transcript(track: u32) -> Value {
+    json!({
+        "status": "COMPLETED",
+        "results": {"transcripts": [{"transcript": ""}], "items": []},
+        "CuepointAnalysis": analysis_status(
+            "COMPLETE",
+            Some("silero-vad"),
+            &format!("no speech on track {track}: nothing to transcribe"),
+        ),
+    })
+}
+
 /// A results file's `CuepointAnalysis` object.
 fn analysis_status(status: &str, model: Option<&str>, message: &str) -> Value {
     let mut v = json!({"Status": status, "Message": message});
@@ -315,6 +329,7 @@ impl Inner {
         let heard = tokio::task::spawn_blocking(move || {
             let mut speech = Vec::new();
             let mut speech_status = None;
+            let main_listened = tracks.contains(&main);
             for t in tracks {
                 match engine.speech(&media, t) {
                     Ok(iv) => speech.extend(iv),
@@ -329,16 +344,25 @@ impl Inner {
                     }
                 }
             }
-            let transcript = match engine.transcribe(&media, main) {
-                Ok(t) => serde_json::to_value(t)
-                    .map_err(|e| format!("transcript does not serialize: {e}"))?,
-                Err(SpeechEngineError::NotInstalled { model, message }) => json!({
-                    "status": "COMPLETED",
-                    "results": {"transcripts": [], "items": []},
-                    "CuepointAnalysis": analysis_status("NOT_INSTALLED", Some(&model), &message),
-                }),
-                Err(SpeechEngineError::Failed(m)) => {
-                    return Err(format!("transcription of track {main}: {m}"))
+            let transcript = if main_listened
+                && speech_status.is_none()
+                && !speech.iter().any(|s| s.track == main)
+            {
+                // Speech activity heard no one on the main track (music, tone, silence): the
+                // transcript is empty, as the breaks already assume, without Whisper's minutes.
+                no_speech_transcript(main)
+            } else {
+                match engine.transcribe(&media, main) {
+                    Ok(t) => serde_json::to_value(t)
+                        .map_err(|e| format!("transcript does not serialize: {e}"))?,
+                    Err(SpeechEngineError::NotInstalled { model, message }) => json!({
+                        "status": "COMPLETED",
+                        "results": {"transcripts": [], "items": []},
+                        "CuepointAnalysis": analysis_status("NOT_INSTALLED", Some(&model), &message),
+                    }),
+                    Err(SpeechEngineError::Failed(m)) => {
+                        return Err(format!("transcription of track {main}: {m}"))
+                    }
                 }
             };
             speech.sort_by_key(|s| (s.track, s.start_timestamp));
