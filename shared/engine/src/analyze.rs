@@ -36,7 +36,10 @@ use cuepoint_core::asset::ProbeInfo;
 use cuepoint_core::loudness::{LoudnessLog, LoudnessRow, LoudnessSummary};
 use cuepoint_core::rekognition::SegmentDetection;
 use cuepoint_core::transitions::{self, FrameStat, TransitionOptions};
-use cuepoint_vision::{FrameLevels, LevelMeter};
+use cuepoint_vision::decode::{sample_filter, SAMPLE_OUTPUT};
+use cuepoint_vision::{
+    FrameLevels, FrameSampler, LevelMeter, SampleOptions, TimedFrame, VisionError,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
@@ -45,7 +48,8 @@ use crate::probe::{probe_media, MediaInfo};
 use crate::segments::{segment_detection, Cut, FrameSpan, VideoFindings};
 use crate::timecode::FrameClock;
 use crate::tools::{
-    escape_filter_value, output_pipe, run_ffmpeg_piped, summarize_stderr, ProgressFn,
+    escape_filter_value, inherit_as_fd3, locate_tool, output_pipe, run_ffmpeg_piped,
+    summarize_stderr, ProgressFn, FFMPEG_ENV,
 };
 
 /// True peak reported for a track that never left digital silence (20·log10(0) has no value).
@@ -208,53 +212,13 @@ pub async fn analyze(
     validate(opts)?;
     let info = probe_media(location).await?;
     let scratch = scratch_dir("cuepoint-analyze-", opts.scratch_dir.as_deref())?;
-    let plan = AnalysisGraph::new(&info, opts, scratch.path());
+    let plan = AnalysisGraph::new(&info, opts, scratch.path(), None);
 
     if !plan.is_empty() {
-        let mut args: Vec<OsString> = Vec::new();
-        if opts.skip_loop_filter && plan.video_file.is_some() {
-            args.extend(["-skip_loop_filter:v".into(), "all".into()]);
-        }
-        if opts.decode_threads > 0 {
-            args.extend(["-threads".into(), opts.decode_threads.to_string().into()]);
-        }
-        args.extend(["-i".into(), input.as_os_str().to_owned()]);
-        // Filter slice threads cost more than they save on 160x90 frames and audio meters.
-        args.extend(["-filter_complex_threads".into(), "1".into()]);
-        args.extend(["-filter_complex".into(), plan.graph.clone().into()]);
-        args.extend([
-            "-map".into(),
-            plan.mapped.clone().into(),
-            "-f".into(),
-            "null".into(),
-            "-".into(),
-        ]);
-        if let Some(hf) = &plan.histogram_file {
-            args.extend([
-                "-map".into(),
-                "[hout]".into(),
-                "-fps_mode".into(),
-                "passthrough".into(),
-                "-f".into(),
-                "rawvideo".into(),
-                hf.as_os_str().to_owned(),
-            ]);
-        }
+        let args = plan.ffmpeg_args(input, opts);
         let mut fd3 = None;
         let mut levels = None;
         if plan.video_file.is_some() {
-            args.extend(
-                [
-                    "-map",
-                    "[vraw]",
-                    "-fps_mode",
-                    "passthrough",
-                    "-f",
-                    "rawvideo",
-                    "pipe:3",
-                ]
-                .map(OsString::from),
-            );
             let pipe = output_pipe()?;
             fd3 = Some(pipe.writer);
             let meter =
@@ -310,6 +274,125 @@ pub async fn analyze(
         loudness: Vec::new(),
         segments,
     })
+}
+
+/// Segment detection over `input` (probed as `info`) in one FFmpeg decode that also hands the
+/// frames `sampling` selects to `consume` (the vision models) while they are decoded, so the
+/// local analyses of a video decode it once. Blocking: run it on a blocking thread.
+///
+/// `consume` may stop reading early (every model ended); the decode still runs to the end for
+/// the segments. A decode that fails fails the whole pass, whatever `consume` made of it.
+pub fn segments_with_samples<R>(
+    input: &Path,
+    info: &MediaInfo,
+    opts: &AnalyzeOptions,
+    sampling: Option<&SampleOptions>,
+    consume: impl FnOnce(&mut dyn Iterator<Item = Result<TimedFrame, VisionError>>) -> R,
+) -> Result<(SegmentDetection, R), EngineError> {
+    let location = path_str(input)?;
+    validate(opts)?;
+    let opts = AnalyzeOptions {
+        loudness: false,
+        video: true,
+        ..opts.clone()
+    };
+    let scratch = scratch_dir("cuepoint-analyze-", opts.scratch_dir.as_deref())?;
+    let samples = sampling.map(sample_filter);
+    let plan = AnalysisGraph::new(info, &opts, scratch.path(), samples.as_deref());
+    if plan.is_empty() {
+        // No video stream: nothing to decode, nothing to see.
+        let consumed = consume(&mut std::iter::empty());
+        let segments = segment_detection(info, &VideoFindings::default(), opts.shots.threshold);
+        return Ok((segments, consumed));
+    }
+    let ffmpeg = locate_tool("ffmpeg", FFMPEG_ENV)?;
+    let mut cmd = std::process::Command::new(&ffmpeg);
+    // The samples' times and sizes come from `showinfo`, logged at the info level.
+    let level = if samples.is_some() { "info" } else { "error" };
+    cmd.args(["-nostdin", "-hide_banner", "-nostats", "-loglevel", level]);
+    cmd.args(plan.ffmpeg_args(input, &opts));
+    if samples.is_some() {
+        cmd.args(["-map", "[vsample]"]).args(SAMPLE_OUTPUT);
+    }
+    tracing::debug!(?cmd, "running ffmpeg");
+    let pipe = output_pipe()?;
+    inherit_as_fd3(&mut cmd, &pipe.writer);
+    let meter = LevelMeter::new(opts.analysis_width as usize, opts.analysis_height as usize);
+    let reader = pipe.reader;
+    let levels = std::thread::spawn(move || measure_frames(reader, meter));
+    let sampler = FrameSampler::spawn(cmd, input);
+    // The child has its copy; FFmpeg's exit must be the reader's end of file.
+    drop(pipe.writer);
+    let failed = |message: String| EngineError::ToolFailed {
+        tool: "ffmpeg",
+        input: location.to_string(),
+        status: "failed".into(),
+        message,
+    };
+    let mut sampler = match sampler {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = levels.join();
+            return Err(failed(e.to_string()));
+        }
+    };
+    let mut watched = Watched {
+        frames: &mut sampler,
+        error: None,
+    };
+    let consumed = consume(&mut watched);
+    // Decode the rest for the segments (the samples are dropped unread).
+    for frame in watched.by_ref() {
+        if frame.is_err() {
+            break;
+        }
+    }
+    let error = watched.error.take();
+    drop(sampler);
+    let levels = levels
+        .join()
+        .map_err(|_| failed("measuring the frames panicked".into()))?;
+    if let Some(message) = error {
+        return Err(failed(message));
+    }
+    let levels = levels?;
+    let video_file = plan
+        .video_file
+        .as_deref()
+        .expect("a video graph has a video file");
+    let findings = read_video(
+        info,
+        &opts,
+        video_file,
+        &levels,
+        plan.histogram_file.as_deref(),
+    )?;
+    check_complete(info, Some(&findings), &plan, "")?;
+    Ok((
+        segment_detection(info, &findings, opts.shots.threshold),
+        consumed,
+    ))
+}
+
+/// The sampled frames, remembering the first error (the decode's failure).
+struct Watched<'a> {
+    frames: &'a mut FrameSampler,
+    error: Option<String>,
+}
+
+impl Iterator for Watched<'_> {
+    type Item = Result<TimedFrame, VisionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.error.is_some() {
+            return None;
+        }
+        let next = self.frames.next();
+        if let Some(Err(e)) = &next {
+            self.error = Some(e.to_string());
+        }
+        next
+    }
 }
 
 pub(crate) fn path_str(p: &Path) -> Result<&str, EngineError> {
@@ -368,7 +451,9 @@ struct AnalysisGraph {
 }
 
 impl AnalysisGraph {
-    fn new(info: &MediaInfo, opts: &AnalyzeOptions, dir: &Path) -> Self {
+    /// `samples`: a filter chain that picks frames for the vision models from the same decode
+    /// (its output pad is `[vsample]`).
+    fn new(info: &MediaInfo, opts: &AnalyzeOptions, dir: &Path, samples: Option<&str>) -> Self {
         let mut chains: Vec<String> = Vec::new();
         let mut mapped = String::new();
         let mut video_file = None;
@@ -376,11 +461,20 @@ impl AnalysisGraph {
         if let (true, Some(v)) = (opts.video, &info.video) {
             let vf = dir.join("video.txt");
             let b = &opts.black;
+            let source = match samples {
+                Some(chain) => {
+                    chains.push(format!(
+                        "[0:{idx}]split=2[vsrc][vpick];[vpick]{chain}[vsample]",
+                        idx = v.stream_index
+                    ));
+                    "[vsrc]".to_string()
+                }
+                None => format!("[0:{}]", v.stream_index),
+            };
             let chain = format!(
-                "[0:{idx}]scale={w}:{h}:flags=fast_bilinear,format=yuv420p,\
+                "{source}scale={w}:{h}:flags=fast_bilinear,format=yuv420p,\
                  blackdetect=d=0:pix_th={pix}:pic_th={pic},scdet=t={t},\
                  split=3[vh][vmain][vraw]",
-                idx = v.stream_index,
                 w = opts.analysis_width,
                 h = opts.analysis_height,
                 pix = b.pixel_threshold,
@@ -433,6 +527,56 @@ impl AnalysisGraph {
 
     fn is_empty(&self) -> bool {
         self.mapped.is_empty()
+    }
+
+    /// FFmpeg's arguments for this graph on `input`: the mapped outputs, the histograms into
+    /// their file and the raw analysis copy into `pipe:3` (the sampled frames, when there are
+    /// any, are the caller's to map).
+    fn ffmpeg_args(&self, input: &Path, opts: &AnalyzeOptions) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        if opts.skip_loop_filter && self.video_file.is_some() {
+            args.extend(["-skip_loop_filter:v".into(), "all".into()]);
+        }
+        if opts.decode_threads > 0 {
+            args.extend(["-threads".into(), opts.decode_threads.to_string().into()]);
+        }
+        args.extend(["-i".into(), input.as_os_str().to_owned()]);
+        // Filter slice threads cost more than they save on 160x90 frames and audio meters.
+        args.extend(["-filter_complex_threads".into(), "1".into()]);
+        args.extend(["-filter_complex".into(), self.graph.clone().into()]);
+        args.extend([
+            "-map".into(),
+            self.mapped.clone().into(),
+            "-f".into(),
+            "null".into(),
+            "-".into(),
+        ]);
+        if let Some(hf) = &self.histogram_file {
+            args.extend([
+                "-map".into(),
+                "[hout]".into(),
+                "-fps_mode".into(),
+                "passthrough".into(),
+                "-f".into(),
+                "rawvideo".into(),
+                hf.as_os_str().to_owned(),
+            ]);
+        }
+        if self.video_file.is_some() {
+            args.extend(
+                [
+                    "-map",
+                    "[vraw]",
+                    "-fps_mode",
+                    "passthrough",
+                    "-f",
+                    "rawvideo",
+                    "pipe:3",
+                ]
+                .map(OsString::from),
+            );
+        }
+        args
     }
 }
 

@@ -973,3 +973,105 @@ async fn vision_jobs_of_one_video_share_one_pass_across_instances() {
         second.body["CuepointAnalysis"]
     );
 }
+
+#[tokio::test]
+async fn segment_and_vision_jobs_of_one_video_share_one_decode() {
+    let w = World::new(false);
+    let video = uri("s3://media-out/d1/proxy/proxy.mp4");
+    let spec = SampleSpec {
+        duration: 6.0,
+        cuts: vec![1.0, 2.5],
+        black_gaps: vec![(3.5, 4.5)],
+        ..small()
+    };
+    let bytes = sample_bytes(spec).await;
+    w.blobs
+        .put(&video, bytes.clone(), "video/mp4")
+        .await
+        .unwrap();
+    let rk = w.rekognition(1000);
+    let kinds = [
+        AnalysisKind::Segments,
+        AnalysisKind::Labels,
+        AnalysisKind::Faces,
+        AnalysisKind::Moderation,
+    ];
+    let mut ids = Vec::new();
+    for kind in kinds {
+        ids.push(
+            rk.start(&analysis_request(kind, &video, "d1"))
+                .await
+                .unwrap(),
+        );
+    }
+    rk.wait_idle().await;
+    let cache = w
+        .config
+        .scratch_dir
+        .clone()
+        .unwrap()
+        .join("cuepoint-vision");
+    let results = files_with(&cache, "json");
+    assert_eq!(results.len(), 1, "one pass for four jobs: {results:?}");
+    for (kind, id) in kinds.iter().zip(&ids) {
+        let page = rk.get_page(*kind, id, None).await.unwrap();
+        assert_eq!(page.body["JobStatus"], "SUCCEEDED", "{kind}: {}", page.body);
+    }
+    // The shared decode finds exactly what the segment analysis finds on its own.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.mp4");
+    std::fs::write(&file, &bytes).unwrap();
+    let alone = cuepoint_engine::analyze(
+        &file,
+        &AnalyzeOptions {
+            loudness: false,
+            ..AnalyzeOptions::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let shared = rk
+        .get_page(AnalysisKind::Segments, &ids[0], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        shared.body["Segments"],
+        serde_json::to_value(&alone.segments).unwrap()["Segments"]
+    );
+    assert_eq!(
+        alone
+            .segments
+            .segments
+            .iter()
+            .filter(|s| s.is_shot())
+            .count(),
+        5
+    );
+
+    // A video that does not decode fails each job that asks for the pass, saying why.
+    let broken = uri("s3://media-out/d2/proxy/proxy.mp4");
+    w.blobs
+        .put(&broken, bytes[..bytes.len() / 3].to_vec(), "video/mp4")
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for kind in [AnalysisKind::Segments, AnalysisKind::Faces] {
+        let id = rk
+            .start(&analysis_request(kind, &broken, "d2"))
+            .await
+            .unwrap();
+        ids.push((kind, id));
+    }
+    rk.wait_idle().await;
+    let mut messages = Vec::new();
+    for (kind, id) in ids {
+        let page = rk.get_page(kind, &id, None).await.unwrap();
+        assert_eq!(page.body["JobStatus"], "FAILED", "{kind}: {}", page.body);
+        messages.push(page.body["StatusMessage"].as_str().unwrap().to_string());
+    }
+    // Jobs run one at a time here, so each tried the video (a failed pass is not kept).
+    for m in &messages {
+        assert!(m.contains("moov atom not found"), "{m}");
+    }
+}

@@ -72,10 +72,6 @@ const STDERR_TAIL: usize = 12;
 impl FrameSampler {
     /// Start FFmpeg on `input` (any file it reads: a video, or a still image as one frame).
     pub fn open(input: &Path, options: &SampleOptions) -> Result<FrameSampler, VisionError> {
-        let err = |cause: String| VisionError::Decode {
-            input: input.to_path_buf(),
-            cause,
-        };
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]);
         if options.skip_bidirectional && skippable_codec(input) {
@@ -83,16 +79,20 @@ impl FrameSampler {
         }
         cmd.arg("-i").arg(input);
         cmd.args(["-map", "0:v:0", "-an", "-sn", "-dn", "-vf"]);
-        cmd.arg(filter(options));
-        cmd.args([
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "pipe:1",
-        ]);
+        cmd.arg(sample_filter(options));
+        cmd.args(SAMPLE_OUTPUT);
+        FrameSampler::spawn(cmd, input)
+    }
+
+    /// Run `cmd`, an FFmpeg command whose info-level log (stderr) carries the `showinfo` line
+    /// of every frame it writes to stdout as [`SAMPLE_OUTPUT`] (the chain
+    /// [`sample_filter`] builds does both). `input` names the video in errors. Other outputs
+    /// of the same decode are the caller's.
+    pub fn spawn(mut cmd: Command, input: &Path) -> Result<FrameSampler, VisionError> {
+        let err = |cause: String| VisionError::Decode {
+            input: input.to_path_buf(),
+            cause,
+        };
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -209,8 +209,20 @@ impl Drop for FrameSampler {
     }
 }
 
-/// The filter chain: select, scale, RGB, report.
-fn filter(o: &SampleOptions) -> String {
+/// The output options of the sampled frames: raw RGB on stdout, one frame per selected frame.
+pub const SAMPLE_OUTPUT: [&str; 7] = [
+    "-fps_mode",
+    "passthrough",
+    "-f",
+    "rawvideo",
+    "-pix_fmt",
+    "rgb24",
+    "pipe:1",
+];
+
+/// The filter chain that picks the samples from every decoded frame: select, scale, RGB,
+/// report (`showinfo`, at FFmpeg's info log level).
+pub fn sample_filter(o: &SampleOptions) -> String {
     // The first frame decoded in each new interval of the grid (0, I, 2I, ...): samples stay on
     // the grid whatever frames are skipped or added for shots. A little slack keeps a frame
     // timed exactly on a grid line from rounding into the interval before it.
@@ -312,14 +324,14 @@ mod tests {
 
     #[test]
     fn filter_selects_interval_and_shots() {
-        let f = filter(&SampleOptions::default());
+        let f = sample_filter(&SampleOptions::default());
         assert!(
             f.contains("gte(floor((t+0.0005)/1)-floor((prev_selected_t+0.0005)/1)\\,1)"),
             "{f}"
         );
         assert!(f.contains("gt(scene\\,0.4)"), "{f}");
         assert!(f.ends_with("format=rgb24,showinfo"));
-        let f = filter(&SampleOptions {
+        let f = sample_filter(&SampleOptions {
             shot_threshold: None,
             ..Default::default()
         });

@@ -34,6 +34,7 @@ pub use levels::{FrameLevels, LevelMeter};
 pub use models::{default_models_dir, model_path, ModelFiles, ModelId};
 pub use moderation::NsfwClassifier;
 pub use pass::{
-    analyze_video, analyze_video_with, ModelSeconds, Outcome, VisionConfig, VisionResults,
+    analyze_video, analyze_video_with, ModelSeconds, Outcome, VisionConfig, VisionModels,
+    VisionResults,
 };
 pub use shapes::{AnalysisStatus, CuepointAnalysis};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{FrameSampler, SampleOptions};
+use crate::decode::{FrameSampler, SampleOptions, TimedFrame};
 use crate::error::VisionError;
 use crate::faces::{FaceDetector, FaceOptions};
 use crate::labels::{LabelClassifier, LabelOptions};
@@ -183,78 +183,119 @@ pub fn analyze_video_with(
     files: ModelFiles,
     config: &VisionConfig,
 ) -> Result<VisionResults, VisionError> {
-    let mut labels: Slot<LabelClassifier, LabelDetection> = Slot::load(|| {
-        let (onnx, classes) = files.labels?;
-        LabelClassifier::load(&onnx, &classes, config.labels)
-    });
-    let mut faces: Slot<FaceDetector, FaceDetection> =
-        Slot::load(|| FaceDetector::load(&files.faces?, config.faces));
-    let mut moderation: Slot<NsfwClassifier, ModerationDetection> =
-        Slot::load(|| NsfwClassifier::load(&files.moderation?));
-    let mut frames = 0;
-    let mut last_moderated: Option<u64> = None;
-    let mut last_faces: Option<u64> = None;
-    if labels.running() || faces.running() || moderation.running() {
-        for sample in FrameSampler::open(video, &config.sampling)? {
-            let sample = sample?;
-            let ts = sample.timestamp_ms;
-            let frame = &sample.frame;
-            frames += 1;
-            labels.step(|m| {
-                Ok(m.next_labels(frame)?
-                    .into_iter()
-                    .map(|label| LabelDetection {
-                        timestamp: ts,
-                        label,
-                    })
-                    .collect())
-            });
-            if due(last_faces, ts, config.faces_interval) {
-                last_faces = Some(ts);
-                faces.step(|m| {
-                    Ok(m.detect(frame)?
-                        .into_iter()
-                        .map(|face| FaceDetection {
-                            timestamp: ts,
-                            face,
-                        })
-                        .collect())
-                });
-            }
-            if due(last_moderated, ts, config.moderation_interval) {
-                last_moderated = Some(ts);
-                moderation.step(|m| {
-                    Ok(m.moderate(frame, config.moderation_min_confidence)?
-                        .into_iter()
-                        .map(|moderation_label| ModerationDetection {
-                            timestamp: ts,
-                            moderation_label,
-                        })
-                        .collect())
-                });
-            }
-            if !(labels.running() || faces.running() || moderation.running()) {
-                break;
-            }
+    let models = VisionModels::load(files, config);
+    if models.any_running() {
+        models.run(FrameSampler::open(video, &config.sampling)?)
+    } else {
+        models.run(std::iter::empty())
+    }
+}
+
+/// The three models of a pass, loaded: the frames may come from a decode shared with other
+/// analyses (the local engine decodes a proxy once for segments and vision).
+pub struct VisionModels<'c> {
+    config: &'c VisionConfig,
+    labels: Slot<LabelClassifier, LabelDetection>,
+    faces: Slot<FaceDetector, FaceDetection>,
+    moderation: Slot<NsfwClassifier, ModerationDetection>,
+}
+
+impl<'c> VisionModels<'c> {
+    /// Load the models `files` names; one that cannot load ends only its own analysis.
+    pub fn load(files: ModelFiles, config: &'c VisionConfig) -> Self {
+        VisionModels {
+            config,
+            labels: Slot::load(|| {
+                let (onnx, classes) = files.labels?;
+                LabelClassifier::load(&onnx, &classes, config.labels)
+            }),
+            faces: Slot::load(|| FaceDetector::load(&files.faces?, config.faces)),
+            moderation: Slot::load(|| NsfwClassifier::load(&files.moderation?)),
         }
     }
-    let labels_reused = match &labels {
-        Slot::Running(m, ..) => m.reused,
-        Slot::Ended(_) => 0,
-    };
-    let model_seconds = ModelSeconds {
-        labels: labels.seconds(),
-        faces: faces.seconds(),
-        moderation: moderation.seconds(),
-    };
-    Ok(VisionResults {
-        model_seconds,
-        labels_reused,
-        labels: labels.outcome(),
-        faces: faces.outcome(),
-        moderation: moderation.outcome(),
-        frames,
-    })
+
+    /// Whether any model will look at frames (if none, nothing needs decoding).
+    pub fn any_running(&self) -> bool {
+        self.labels.running() || self.faces.running() || self.moderation.running()
+    }
+
+    /// Every model over `frames` (sampled as `config.sampling` says). Stops reading once no
+    /// model runs; the first frame error fails the pass.
+    pub fn run(
+        self,
+        frames: impl IntoIterator<Item = Result<TimedFrame, VisionError>>,
+    ) -> Result<VisionResults, VisionError> {
+        let VisionModels {
+            config,
+            mut labels,
+            mut faces,
+            mut moderation,
+        } = self;
+        let mut count = 0;
+        let mut last_moderated: Option<u64> = None;
+        let mut last_faces: Option<u64> = None;
+        if labels.running() || faces.running() || moderation.running() {
+            for sample in frames {
+                let sample = sample?;
+                let ts = sample.timestamp_ms;
+                let frame = &sample.frame;
+                count += 1;
+                labels.step(|m| {
+                    Ok(m.next_labels(frame)?
+                        .into_iter()
+                        .map(|label| LabelDetection {
+                            timestamp: ts,
+                            label,
+                        })
+                        .collect())
+                });
+                if due(last_faces, ts, config.faces_interval) {
+                    last_faces = Some(ts);
+                    faces.step(|m| {
+                        Ok(m.detect(frame)?
+                            .into_iter()
+                            .map(|face| FaceDetection {
+                                timestamp: ts,
+                                face,
+                            })
+                            .collect())
+                    });
+                }
+                if due(last_moderated, ts, config.moderation_interval) {
+                    last_moderated = Some(ts);
+                    moderation.step(|m| {
+                        Ok(m.moderate(frame, config.moderation_min_confidence)?
+                            .into_iter()
+                            .map(|moderation_label| ModerationDetection {
+                                timestamp: ts,
+                                moderation_label,
+                            })
+                            .collect())
+                    });
+                }
+                if !(labels.running() || faces.running() || moderation.running()) {
+                    break;
+                }
+            }
+        }
+        let labels_reused = match &labels {
+            Slot::Running(m, ..) => m.reused,
+            Slot::Ended(_) => 0,
+        };
+        let model_seconds = ModelSeconds {
+            labels: labels.seconds(),
+            faces: faces.seconds(),
+            moderation: moderation.seconds(),
+        };
+        Ok(VisionResults {
+            model_seconds,
+            labels_reused,
+            labels: labels.outcome(),
+            faces: faces.outcome(),
+            moderation: moderation.outcome(),
+            frames: count,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,11 @@
 //!   ladder with the same settings and breaks (the packaging run: the one full-resolution encode
 //!   of the pipeline) and of the proxy the analyses read (the first job's renditions): the
 //!   encodes nothing can skip;
-//! - the local segment analysis of the proxy against decoding the proxy and nothing else (CPU);
+//! - the CPU of the local analyses of the proxy against decoding the proxy and nothing else: the
+//!   one decode the local Rekognition runs for an asset's segment, label, face and moderation
+//!   jobs (segment detection plus the vision samples, the models' own work left out), and the
+//!   segment analysis alone (what runs when no model is installed), FFmpeg and the engine's
+//!   own threads counted, the probe included;
 //! - hop latency: from an event's publication to the next handler starting (p50, p99), with
 //!   every worker in this process and with one process per worker sharing one data directory;
 //! - the resident memory of an idle worker process (all six workers in it).
@@ -60,11 +64,15 @@ pub struct BenchFigures {
     pub bare_proxy_wall_s: f64,
     /// Where the pipeline's wall time went, from the asset record's timestamps.
     pub stages: Stages,
-    /// CPU seconds of the local segment analysis of the proxy.
+    /// CPU seconds of the one pass the local analyses of the proxy share: probe, segment
+    /// detection and the vision samples (the models excluded), FFmpeg and this process.
     pub analysis_cpu_s: f64,
+    /// CPU seconds of the segment analysis alone (probe and decode, FFmpeg and this process).
+    pub segments_cpu_s: f64,
     /// CPU seconds of decoding the proxy's video and nothing else.
     pub decode_cpu_s: f64,
     pub analysis_vs_decode: f64,
+    pub segments_vs_decode: f64,
     /// Event published → next handler starts, over every hop of the pipeline run.
     pub hops: u64,
     pub hop_p50_ms: Option<u64>,
@@ -134,8 +142,12 @@ impl BenchFigures {
             self.bare_ladder_wall_s
         ));
         out.push_str(&format!(
-            "local analysis CPU (proxy)            {:>7.1} s   decode-only CPU of the same file           {:>6.1} s   ratio {:.2}x\n",
+            "local analysis CPU (proxy)            {:>7.2} s   decode-only CPU of the same file           {:>6.2} s   ratio {:.2}x\n",
             self.analysis_cpu_s, self.decode_cpu_s, self.analysis_vs_decode
+        ));
+        out.push_str(&format!(
+            "  one decode for segments and the vision samples (models excluded); segments alone {:.2} s ({:.2}x)\n",
+            self.segments_cpu_s, self.segments_vs_decode
         ));
         out.push_str(&format!(
             "hop latency, one process              p50 {}   p99 {}   ({} hops)\n",
@@ -173,6 +185,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     let (width, height) = parse_resolution(&args.resolution)?;
     let mut settings = args.common.settings()?;
     settings.backend = cuepoint_runtime::config::Backend::Embedded;
+    let sampling = crate::backend::vision_config(&settings).sampling;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
     // A fresh data directory inside the given one: nothing from earlier runs is reused.
@@ -270,18 +283,36 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     let bare_proxy = bare_wall - bare_ladder;
     let bare_cpu = process_cpu() - cpu_before;
 
-    // 3. Analysis vs decode, CPU of the FFmpeg children.
+    // 3. Analysis vs decode: CPU of the FFmpeg children and of this process, once the
+    // workers have stopped (nothing else runs here then).
+    backend.shutdown().await;
     eprintln!("analysing and decoding the proxy...");
-    let before = children_cpu();
-    // What the local Rekognition runs for segment detection.
+    // What the local Rekognition runs for an asset's segment and vision jobs, one pass.
     let options = AnalyzeOptions {
         loudness: false,
         video: true,
         scratch_dir: Some(scratch.path().to_path_buf()),
         ..AnalyzeOptions::default()
     };
+    let before = process_cpu();
+    let info = cuepoint_engine::probe_media(proxy.to_str().context("proxy path")?).await?;
+    let (path, opts) = (proxy.clone(), options.clone());
+    let (_, samples) = tokio::task::spawn_blocking(move || {
+        cuepoint_engine::analyze::segments_with_samples(
+            &path,
+            &info,
+            &opts,
+            Some(&sampling),
+            |frames| frames.filter(|f| f.is_ok()).count(),
+        )
+    })
+    .await??;
+    let analysis_cpu = process_cpu() - before;
+    anyhow::ensure!(samples > 0, "the pass handed over no vision samples");
+    // The segment analysis alone (no model installed).
+    let before = process_cpu();
     cuepoint_engine::analyze(&proxy, &options, None).await?;
-    let analysis_cpu = children_cpu() - before;
+    let segments_cpu = process_cpu() - before;
     let before = children_cpu();
     let status = tokio::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
@@ -293,7 +324,6 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
         .context("running ffmpeg")?;
     anyhow::ensure!(status.success(), "decoding the proxy failed: {status}");
     let decode_cpu = children_cpu() - before;
-    backend.shutdown().await;
 
     // 4. The pipeline again, each worker in its own process on one data directory.
     eprintln!("running the pipeline with one process per worker...");
@@ -316,8 +346,10 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
         bare_proxy_wall_s: bare_proxy.as_secs_f64(),
         stages,
         analysis_cpu_s: analysis_cpu,
+        segments_cpu_s: segments_cpu,
         decode_cpu_s: decode_cpu,
         analysis_vs_decode: analysis_cpu / decode_cpu.max(1e-9),
+        segments_vs_decode: segments_cpu / decode_cpu.max(1e-9),
         hops: hop_counts.iter().sum(),
         hop_p50_ms: hop_quantile(&hop_counts, 0.50),
         hop_p99_ms: hop_quantile(&hop_counts, 0.99),

@@ -1,6 +1,6 @@
-//! Rekognition Video played locally. Segment detection runs `analyze` (video detectors only) on
-//! the video; label, face and moderation jobs share one vision pass over it (local models, see
-//! `cuepoint-vision`), each answering in its Get* shape with a `CuepointAnalysis` status;
+//! Rekognition Video played locally. Segment detection (the FFmpeg detectors of `analyze`) and
+//! the label, face and moderation jobs (local models, see `cuepoint-vision`) share one pass
+//! over the video, one decode for all of them (see `vision`), each answering in its Get* shape with a `CuepointAnalysis` status;
 //! celebrity recognition has no offline model and says so. Completion is the notification
 //! Rekognition publishes to its SNS topic; results are served by `get_page` in pages with a
 //! `NextToken`.
@@ -19,9 +19,9 @@ use cuepoint_vision::{AnalysisStatus, CuepointAnalysis, Outcome, VisionResults};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::vision::VisionPasses;
+use super::vision::{PassResults, ProxyPasses};
 use super::{digest, job_scratch, local_input, LocalEngineConfig, Runner};
-use crate::analyze::{analyze, AnalyzeOptions};
+use crate::analyze::AnalyzeOptions;
 
 /// Items per `get_page` page (Rekognition's MaxResults ceiling is 1000).
 pub const SEGMENTS_PAGE_SIZE: usize = 1000;
@@ -38,10 +38,9 @@ struct Inner {
     ledger: Arc<dyn JobLedger>,
     clock: Arc<dyn Clock>,
     config: LocalEngineConfig,
-    options: AnalyzeOptions,
     page_size: usize,
     runner: Runner,
-    vision: VisionPasses,
+    passes: ProxyPasses,
 }
 
 impl LocalRekognition {
@@ -74,7 +73,13 @@ impl LocalRekognition {
         page_size: usize,
     ) -> Self {
         let runner = Runner::new(&config);
-        let vision = VisionPasses::new(
+        let options = AnalyzeOptions {
+            loudness: false,
+            video: true,
+            ..options
+        };
+        let passes = ProxyPasses::new(
+            options,
             config.vision.clone(),
             config
                 .scratch_dir
@@ -82,11 +87,6 @@ impl LocalRekognition {
                 .unwrap_or_else(std::env::temp_dir)
                 .join("cuepoint-vision"),
         );
-        let options = AnalyzeOptions {
-            loudness: false,
-            video: true,
-            ..options
-        };
         LocalRekognition {
             inner: Arc::new(Inner {
                 blobs,
@@ -94,10 +94,9 @@ impl LocalRekognition {
                 ledger,
                 clock,
                 config,
-                options,
                 page_size: page_size.max(1),
                 runner,
-                vision,
+                passes,
             }),
         }
     }
@@ -372,44 +371,38 @@ impl Inner {
         job: &LedgerJob,
         request: &AnalysisRequest,
     ) -> Result<Value, String> {
-        // A fault of the machine says so (and is then retriable with `cuepoint retry`).
-        let infra = |e: &dyn std::fmt::Display| format!("{INFRASTRUCTURE_FAULT}: {e}");
-        let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| infra(&e))?;
-        let video = local_input(&self.blobs, &request.video, scratch.path())
-            .await
-            .map_err(|e| {
-                let message = format!("reading {}: {e}", request.video);
-                if e.is_transient() {
-                    infra(&message)
-                } else {
-                    message
-                }
-            })?
-            .ok_or_else(|| format!("Unable to get object metadata from S3. Check object key, region and/or access permissions: {}", request.video))?;
-        let options = AnalyzeOptions {
-            scratch_dir: Some(scratch.path().to_path_buf()),
-            ..self.options.clone()
-        };
-        let analysis = analyze(&video, &options, None).await.map_err(|e| {
-            if e.is_infrastructure() {
-                infra(&e)
-            } else {
-                e.to_string()
-            }
-        })?;
-        serde_json::to_value(&analysis.segments)
+        let pass = self.pass(job, request).await?;
+        serde_json::to_value(&pass.segments)
             .map_err(|e| format!("segment detection does not serialize: {e}"))
     }
-}
 
-impl Inner {
-    /// The vision pass over the job's video (shared with the video's other vision jobs).
+    /// The vision results of the pass over the job's video.
     async fn see(
         &self,
         job: &LedgerJob,
         request: &AnalysisRequest,
     ) -> Result<VisionResults, String> {
+        Ok(self.pass(job, request).await?.vision.clone())
+    }
+
+    /// The pass over the job's video: run by the first of the video's jobs, shared with the
+    /// others (see `vision`).
+    async fn pass(
+        &self,
+        job: &LedgerJob,
+        request: &AnalysisRequest,
+    ) -> Result<Arc<PassResults>, String> {
         let uri = &request.video;
+        // A fault of the machine says so (and is then retriable with `cuepoint retry`).
+        let infra = |e: &dyn std::fmt::Display| format!("{INFRASTRUCTURE_FAULT}: {e}");
+        let reading = |e: PortError| {
+            let message = format!("reading {uri}: {e}");
+            if e.is_transient() {
+                infra(&message)
+            } else {
+                message
+            }
+        };
         let missing = || {
             format!("Unable to get object metadata from S3. Check object key, region and/or access permissions: {uri}")
         };
@@ -420,21 +413,21 @@ impl Inner {
                     .blobs
                     .head(uri)
                     .await
-                    .map_err(|e| format!("reading {uri}: {e}"))?
+                    .map_err(reading)?
                     .ok_or_else(missing)?;
                 format!("{uri} {} {:?}", meta.size, meta.etag)
             }
         };
         let video = async {
-            let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| e.to_string())?;
+            let scratch = job_scratch(&self.config, &job.job_id).map_err(|e| infra(&e))?;
             let path = local_input(&self.blobs, uri, scratch.path())
                 .await
-                .map_err(|e| format!("reading {uri}: {e}"))?
+                .map_err(reading)?
                 .ok_or_else(missing)?;
-            Ok((path, Some(scratch)))
+            Ok((path, scratch))
         };
-        match &*self.vision.results(&identity, video).await {
-            Ok(r) => Ok((**r).clone()),
+        match &*self.passes.results(&identity, video).await {
+            Ok(r) => Ok(r.clone()),
             Err(e) => Err(e.clone()),
         }
     }

@@ -1,38 +1,58 @@
-//! The vision pass shared by a video's label, face and moderation jobs.
+//! The pass shared by a video's segment, label, face and moderation jobs.
 //!
-//! Rekognition runs each Start* job on its own; locally that would decode the proxy three
-//! times. Instead the first of the three jobs runs one pass (one decode, every model) and the
-//! others reuse its result: in this process by waiting on the same cell, across processes
-//! through a result file written under an exclusive file lock (the lock dies with its
-//! process, so a crash never leaves a stale claim). The file's name is a digest of the video
-//! (URI and version: size and mtime of a local file, else the object's ETag), the settings and
-//! the installed model files, so a changed proxy or a newly installed model gets a fresh pass.
+//! Rekognition runs each Start* job on its own; locally that would decode the proxy four
+//! times. Instead the first of the jobs runs one pass (one FFmpeg decode: the segment detectors
+//! on every frame, the vision models on the sampled ones) and the others reuse its result: in
+//! this process by waiting on the same cell, across processes through a result file written
+//! under an exclusive file lock (the lock dies with its process, so a crash never leaves a
+//! stale claim). The file's name is a digest of the video (URI and version: size and mtime of a
+//! local file, else the object's ETag), the settings and the installed model files, so a
+//! changed proxy or a newly installed model gets a fresh pass.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use cuepoint_vision::{analyze_video, ModelId, VisionConfig, VisionResults};
+use cuepoint_core::asset::INFRASTRUCTURE_FAULT;
+use cuepoint_core::rekognition::SegmentDetection;
+use cuepoint_vision::{ModelFiles, ModelId, VisionConfig, VisionModels, VisionResults};
+use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::digest;
+use crate::analyze::{segments_with_samples, AnalyzeOptions};
+use crate::error::EngineError;
+use crate::probe::{probe_media, MediaInfo};
 
 /// Result files older than this are removed when a new one is written.
 const KEEP_RESULTS: Duration = Duration::from_secs(24 * 3600);
 
-type Shared = Arc<Result<Arc<VisionResults>, String>>;
+/// What one pass over a video found, for each of its jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PassResults {
+    pub segments: SegmentDetection,
+    pub vision: VisionResults,
+}
+
+/// A pass's results, or why it failed (the message each of the video's jobs reports).
+pub(crate) type Shared = Arc<Result<Arc<PassResults>, String>>;
 
 /// Runs at most one pass per video at a time and shares its result.
-pub(crate) struct VisionPasses {
+pub(crate) struct ProxyPasses {
+    options: AnalyzeOptions,
     config: VisionConfig,
     cache_dir: PathBuf,
     running: Mutex<HashMap<String, Arc<OnceCell<Shared>>>>,
 }
 
-impl VisionPasses {
-    pub fn new(config: VisionConfig, cache_dir: PathBuf) -> Self {
-        VisionPasses {
+impl ProxyPasses {
+    pub fn new(options: AnalyzeOptions, config: VisionConfig, cache_dir: PathBuf) -> Self {
+        ProxyPasses {
+            options: AnalyzeOptions {
+                scratch_dir: None,
+                ..options
+            },
             config,
             cache_dir,
             running: Mutex::new(HashMap::new()),
@@ -40,11 +60,11 @@ impl VisionPasses {
     }
 
     /// The pass over the video `identity` names (its URI and version), run here or reused.
-    /// `video` gives a local file of it (and what keeps that file alive); it is awaited only
-    /// when no finished pass can be reused.
+    /// `video` gives a local file of it and a scratch directory (which keeps that file alive);
+    /// it is awaited only when no finished pass can be reused.
     pub async fn results<V>(&self, identity: &str, video: V) -> Shared
     where
-        V: std::future::Future<Output = Result<(PathBuf, Option<tempfile::TempDir>), String>>,
+        V: std::future::Future<Output = Result<(PathBuf, tempfile::TempDir), String>>,
     {
         let key = self.key(identity);
         let cell = self
@@ -57,23 +77,42 @@ impl VisionPasses {
         let shared = cell
             .get_or_init(|| async {
                 if let Some(r) = read_result(&self.cache_dir.join(format!("{key}.json"))) {
-                    tracing::info!(identity, "vision pass reused");
+                    tracing::info!(identity, "analysis pass reused");
                     return Arc::new(Ok(Arc::new(r)));
                 }
-                let (path, guard) = match video.await {
+                let (path, scratch) = match video.await {
                     Ok(v) => v,
                     Err(e) => return Arc::new(Err(e)),
                 };
-                let config = self.config.clone();
+                let info = match path
+                    .to_str()
+                    .ok_or_else(|| format!("{} is not a UTF-8 path", path.display()))
+                {
+                    Ok(location) => probe_media(location).await.map_err(|e| message(&e)),
+                    Err(e) => Err(e),
+                };
+                let info = match info {
+                    Ok(i) => i,
+                    Err(e) => return Arc::new(Err(e)),
+                };
+                let pass = Pass {
+                    options: AnalyzeOptions {
+                        scratch_dir: Some(scratch.path().to_path_buf()),
+                        ..self.options.clone()
+                    },
+                    config: self.config.clone(),
+                    video: path,
+                    info,
+                };
                 let dir = self.cache_dir.clone();
                 let key = key.clone();
                 let r = tokio::task::spawn_blocking(move || {
-                    let r = cached_pass(&dir, &key, &path, &config);
-                    drop(guard);
+                    let r = cached_pass(&dir, &key, &pass);
+                    drop(scratch);
                     r
                 })
                 .await
-                .map_err(|e| format!("the vision pass panicked: {e}"))
+                .map_err(|e| format!("the analysis pass panicked: {e}"))
                 .and_then(|r| r);
                 Arc::new(r.map(Arc::new))
             })
@@ -88,7 +127,11 @@ impl VisionPasses {
     }
 
     fn key(&self, identity: &str) -> String {
-        let mut parts = vec![identity.to_string(), format!("{:?}", self.config)];
+        let mut parts = vec![
+            identity.to_string(),
+            format!("{:?}", self.options),
+            format!("{:?}", self.config),
+        ];
         for m in ModelId::ALL {
             parts.push(file_stamp(
                 &self.config.models_dir.join(m.name()).join(m.onnx_file()),
@@ -113,24 +156,57 @@ pub(crate) fn file_stamp(p: &Path) -> String {
     }
 }
 
-fn read_result(path: &Path) -> Option<VisionResults> {
+/// The message a job reports for an engine error (a fault of the machine says so, and is
+/// then retriable with `cuepoint retry`).
+fn message(e: &EngineError) -> String {
+    if e.is_infrastructure() {
+        format!("{INFRASTRUCTURE_FAULT}: {e}")
+    } else {
+        e.to_string()
+    }
+}
+
+/// One pass to run: the video, how it probed and the settings.
+struct Pass {
+    options: AnalyzeOptions,
+    config: VisionConfig,
+    video: PathBuf,
+    info: MediaInfo,
+}
+
+impl Pass {
+    /// Segment detection and every installed model in one decode of the video (no decode of
+    /// samples when no model can run).
+    fn run(&self) -> Result<PassResults, String> {
+        let models =
+            VisionModels::load(ModelFiles::installed(&self.config.models_dir), &self.config);
+        let sampling = models.any_running().then_some(&self.config.sampling);
+        let (segments, vision) =
+            segments_with_samples(&self.video, &self.info, &self.options, sampling, |frames| {
+                models.run(frames)
+            })
+            .map_err(|e| message(&e))?;
+        Ok(PassResults {
+            segments,
+            vision: vision.map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+fn read_result(path: &Path) -> Option<PassResults> {
     let bytes = std::fs::read(path).ok()?;
     match serde_json::from_slice(&bytes) {
         Ok(r) => Some(r),
         Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "unreadable vision result; running the pass again");
+            tracing::warn!(file = %path.display(), error = %e, "unreadable analysis result; running the pass again");
             None
         }
     }
 }
 
 /// The pass's result from `<dir>/<key>.json`, or a new pass written there, under the lock.
-fn cached_pass(
-    dir: &Path,
-    key: &str,
-    video: &Path,
-    config: &VisionConfig,
-) -> Result<VisionResults, String> {
+fn cached_pass(dir: &Path, key: &str, pass: &Pass) -> Result<PassResults, String> {
+    let video = &pass.video;
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let lock_path = dir.join(format!("{key}.lock"));
     let lock = std::fs::OpenOptions::new()
@@ -143,19 +219,20 @@ fn cached_pass(
     let path = dir.join(format!("{key}.json"));
     // Another process may have finished it while this one waited for the lock.
     if let Some(r) = read_result(&path) {
-        tracing::info!(video = %video.display(), "vision pass reused");
+        tracing::info!(video = %video.display(), "analysis pass reused");
         return Ok(r);
     }
     let started = std::time::Instant::now();
-    let results = analyze_video(video, config).map_err(|e| e.to_string())?;
+    let results = pass.run()?;
     tracing::info!(
         video = %video.display(),
-        frames = results.frames,
-        labels = results.labels.items.len(),
-        faces = results.faces.items.len(),
-        moderation = results.moderation.items.len(),
+        shots = results.segments.segments.len(),
+        frames = results.vision.frames,
+        labels = results.vision.labels.items.len(),
+        faces = results.vision.faces.items.len(),
+        moderation = results.vision.moderation.items.len(),
         seconds = started.elapsed().as_secs_f32(),
-        "vision pass finished"
+        "analysis pass finished"
     );
     let tmp = dir.join(format!("{key}.json.tmp"));
     let written = serde_json::to_vec(&results)
@@ -164,7 +241,7 @@ fn cached_pass(
         .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| e.to_string()));
     if let Err(e) = written {
         // The jobs of this process still get the result; another process would decode again.
-        tracing::warn!(file = %path.display(), error = %e, "could not keep the vision result");
+        tracing::warn!(file = %path.display(), error = %e, "could not keep the analysis result");
     }
     prune(dir, &path);
     drop(lock);
