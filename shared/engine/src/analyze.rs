@@ -80,7 +80,7 @@ pub struct AnalyzeOptions {
     pub skip_loop_filter: bool,
     /// Decoder threads (0: FFmpeg's choice, one per core). One by default: the analyses read the
     /// 640x360 proxy, which one thread decodes many times faster than real time, and frame
-    /// threads cost about a fifth more CPU for the same frames.
+    /// threads cost a third to a half more CPU for the same frames.
     pub decode_threads: u32,
     pub black: BlackOptions,
     pub shots: ShotOptions,

@@ -93,15 +93,13 @@ impl LevelMeter {
         let (luma, chroma) = frame.split_at(luma_len);
         let (u_plane, v_plane) = chroma.split_at(chroma_len);
 
-        let mut hist_y = [0u32; 256];
-        for &p in luma {
-            hist_y[p as usize] += 1;
-        }
-        let diff: u64 = match &self.previous_luma {
+        let hist_y = histogram(luma);
+        // At most 255 per pixel: a u32 holds the sum of 16 million pixels.
+        let diff: u32 = match &self.previous_luma {
             Some(prev) => luma
                 .iter()
                 .zip(prev)
-                .map(|(&a, &b)| a.abs_diff(b) as u64)
+                .map(|(&a, &b)| a.abs_diff(b) as u32)
                 .sum(),
             None => 0,
         };
@@ -109,14 +107,13 @@ impl LevelMeter {
             Some(prev) => prev.copy_from_slice(luma),
             None => self.previous_luma = Some(luma.to_vec()),
         }
-        let mut hist_u = [0u32; 256];
-        let mut hist_v = [0u32; 256];
-        let mut sat_total = 0u64;
-        for (&u, &v) in u_plane.iter().zip(v_plane) {
-            hist_u[u as usize] += 1;
-            hist_v[v as usize] += 1;
-            sat_total += self.saturation[u as usize * 256 + v as usize] as u64;
-        }
+        let hist_u = histogram(u_plane);
+        let hist_v = histogram(v_plane);
+        let sat_total: u64 = u_plane
+            .iter()
+            .zip(v_plane)
+            .map(|(&u, &v)| self.saturation[((u as usize) << 8) | v as usize] as u64)
+            .sum();
         let (y_low, y_avg, y_high, y_max) = plane_levels(&hist_y, luma_len);
         let (u_low, u_avg, u_high, _) = plane_levels(&hist_u, chroma_len);
         let (v_low, v_avg, v_high, _) = plane_levels(&hist_v, chroma_len);
@@ -135,6 +132,27 @@ impl LevelMeter {
             y_dif: six_digits(diff as f64 / luma_len as f64),
         })
     }
+}
+
+/// The histogram of a plane, counted in four interleaved tables so that runs of equal values
+/// (flat pictures are common) do not wait on one counter.
+fn histogram(plane: &[u8]) -> [u32; 256] {
+    let mut h = [[0u32; 256]; 4];
+    let mut quads = plane.chunks_exact(4);
+    for q in &mut quads {
+        h[0][q[0] as usize] += 1;
+        h[1][q[1] as usize] += 1;
+        h[2][q[2] as usize] += 1;
+        h[3][q[3] as usize] += 1;
+    }
+    for &p in quads.remainder() {
+        h[0][p as usize] += 1;
+    }
+    let mut out = [0u32; 256];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = h[0][i] + h[1][i] + h[2][i] + h[3][i];
+    }
+    out
 }
 
 /// (10th percentile, mean, 90th percentile, maximum) of a plane's histogram. A percentile is
