@@ -706,3 +706,56 @@ async fn frame_levels_equal_ffmpeg_signalstats() {
         }
     }
 }
+
+/// The one decode the local analyses share hands the vision samples over while it decodes and
+/// fails as the segment analysis does when the video stops early.
+#[tokio::test]
+async fn the_shared_decode_gives_samples_and_the_segments_or_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mkv = dir.path().join("full.mkv");
+    let spec = SampleSpec {
+        container: SampleContainer::Mkv,
+        cuts: vec![2.0, 5.0],
+        ..small(8.0)
+    };
+    generate_sample(&mkv, &spec).await.unwrap();
+    let opts = AnalyzeOptions {
+        loudness: false,
+        ..AnalyzeOptions::default()
+    };
+    let sampling = vision::SampleOptions::default();
+    let run = |path: std::path::PathBuf| {
+        let (opts, sampling) = (opts.clone(), sampling.clone());
+        async move {
+            let info = probe_media(path.to_str().unwrap()).await?;
+            tokio::task::spawn_blocking(move || {
+                analyze::segments_with_samples(&path, &info, &opts, Some(&sampling), |frames| {
+                    frames
+                        .map(|f| f.map(|f| (f.timestamp_ms, f.frame.width, f.frame.height)))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (segments, samples) = run(mkv.clone()).await.unwrap();
+    let samples = samples.unwrap();
+    // One a second, plus the first frames of the shots at 2 s and 5 s when off the grid.
+    assert!(samples.len() >= 8, "{samples:?}");
+    assert!(samples.iter().all(|&(_, w, h)| (w, h) == (320, 180)));
+    assert_eq!(samples[0].0, 0);
+    assert!(samples.windows(2).all(|w| w[0].0 < w[1].0), "{samples:?}");
+    let alone = analyze(&mkv, &opts, None).await.unwrap();
+    assert_eq!(segments, alone.segments);
+
+    let cut = dir.path().join("cut.mkv");
+    truncate_to_half(&mkv, &cut);
+    match run(cut).await {
+        Err(EngineError::Truncated {
+            decoded, expected, ..
+        }) => assert!(decoded < 6.0 && expected > 7.9),
+        Err(EngineError::Unusable { .. }) => {}
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+}
