@@ -106,10 +106,15 @@ impl LocalMediaConvert {
             .ledger
             .unfinished(LedgerService::MediaConvert)
             .await?;
-        let n = jobs.len();
+        // A rescan finds the jobs this process is running too: only those it takes up now
+        // are resumed (and said so).
+        let mut n = 0;
         for job in jobs {
-            tracing::info!(job_id = %job.job_id, asset = %job.asset_id, "resuming transcode job");
-            self.spawn(job).await;
+            let (job_id, asset) = (job.job_id.clone(), job.asset_id.clone());
+            if self.spawn(job).await {
+                tracing::info!(%job_id, %asset, "resuming transcode job");
+                n += 1;
+            }
         }
         Ok(n)
     }
@@ -138,13 +143,13 @@ impl LocalMediaConvert {
         self.inner.runner.drain(grace).await
     }
 
-    async fn spawn(&self, job: LedgerJob) {
+    async fn spawn(&self, job: LedgerJob) -> bool {
         let inner = self.inner.clone();
         let ledger = self.inner.ledger.clone();
         self.inner
             .runner
             .spawn(job, ledger, move |job| async move { inner.run(job).await })
-            .await;
+            .await
     }
 }
 

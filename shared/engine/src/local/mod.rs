@@ -99,8 +99,9 @@ impl Runner {
 
     /// Run `run(job)` in the background once a permit is free and the job is claimed. The job
     /// is re-read from the ledger after the claim: one that another run finished meanwhile is
-    /// not run again.
-    pub async fn spawn<F, Fut>(&self, job: LedgerJob, ledger: Arc<dyn JobLedger>, run: F)
+    /// not run again. Returns whether the job was queued by this call (false: it is already
+    /// queued or running here, or another process holds it).
+    pub async fn spawn<F, Fut>(&self, job: LedgerJob, ledger: Arc<dyn JobLedger>, run: F) -> bool
     where
         F: FnOnce(LedgerJob) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -108,7 +109,7 @@ impl Runner {
         let key = format!("{}/{}", job.service, job.job_id);
         if let Ok(mut q) = self.queued.lock() {
             if !q.insert(key.clone()) {
-                return;
+                return false;
             }
         }
         // Claimed when queued, not when started: a job waiting for a permit here is this
@@ -122,7 +123,7 @@ impl Runner {
             if let Ok(mut q) = self.queued.lock() {
                 q.remove(&key);
             }
-            return;
+            return false;
         };
         let permits = self.permits.clone();
         let stopping = self.stopping.clone();
@@ -149,6 +150,7 @@ impl Runner {
         let mut tasks = self.tasks.lock().await;
         tasks.retain(|t| !t.is_finished());
         tasks.push(handle);
+        true
     }
 
     /// Start no more jobs and give the running ones `grace` to finish. Returns whether they

@@ -91,10 +91,15 @@ impl LocalTranscribe {
     /// Re-run the jobs the ledger still has `SUBMITTED`. Returns how many were started.
     pub async fn resume_unfinished(&self) -> PortResult<usize> {
         let jobs = self.inner.ledger.unfinished(TRANSCRIBE_SERVICE).await?;
-        let n = jobs.len();
+        // A rescan finds the jobs this process is running too: only those it takes up now
+        // are resumed (and said so).
+        let mut n = 0;
         for job in jobs {
-            tracing::info!(job_id = %job.job_id, asset = %job.asset_id, "resuming transcription job");
-            self.spawn(job).await;
+            let (job_id, asset) = (job.job_id.clone(), job.asset_id.clone());
+            if self.spawn(job).await {
+                tracing::info!(%job_id, %asset, "resuming transcription job");
+                n += 1;
+            }
         }
         Ok(n)
     }
@@ -121,13 +126,13 @@ impl LocalTranscribe {
         self.inner.runner.drain(grace).await
     }
 
-    async fn spawn(&self, job: LedgerJob) {
+    async fn spawn(&self, job: LedgerJob) -> bool {
         let inner = self.inner.clone();
         let ledger = self.inner.ledger.clone();
         self.inner
             .runner
             .spawn(job, ledger, move |job| async move { inner.run(job).await })
-            .await;
+            .await
     }
 }
 
