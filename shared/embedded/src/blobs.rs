@@ -12,7 +12,7 @@
 //!   directory (`cp -a`, a restore: new inodes) or written by another process. Hashing large
 //!   media on every head would be slow, so the hash is kept in a sidecar under
 //!   `<root>/.etags/` with the file's (size, mtime, inode, device) stamp, and recomputed when
-//!   the stamp no longer matches.
+//!   the stamp no longer matches. Files up to 16 KiB (results, playlists) are hashed on every head instead.
 //! - Content types are not stored (files have none).
 
 use std::fs;
@@ -34,6 +34,10 @@ const TEMP_PREFIX: &str = ".cuepoint-tmp-";
 /// Content-hash sidecars live under `<root>/.etags/<bucket>/<key>.etag` (no bucket name starts
 /// with a dot, so no bucket can collide with it).
 const ETAG_DIR: &str = ".etags";
+
+/// Files up to this size are hashed on every `head`: reading them costs less than a sidecar
+/// (a file, and directories, created beside each).
+const HASH_WITHOUT_SIDECAR: u64 = 16 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
@@ -178,6 +182,17 @@ impl FsBlobStore {
         )
     }
 
+    /// The content hash of the file at `path`.
+    fn hash_file(path: &Path) -> PortResult<String> {
+        let mut file = fs::File::open(path).map_err(|e| io_error("hashing", path, e))?;
+        let mut h = Sha256::new();
+        io::copy(&mut file, &mut h).map_err(|e| io_error("hashing", path, e))?;
+        Ok(h.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
+
     /// The sidecar holding `uri`'s content hash.
     fn etag_path(&self, uri: &S3Uri) -> PortResult<PathBuf> {
         let mut p = self.root.join(ETAG_DIR).join(uri.bucket.as_str());
@@ -195,6 +210,9 @@ impl FsBlobStore {
     /// The content hash of the file at `path` (the object `uri`), from the sidecar when its
     /// stamp still matches.
     fn etag(&self, uri: &S3Uri, path: &Path, meta: &fs::Metadata) -> PortResult<String> {
+        if meta.len() <= HASH_WITHOUT_SIDECAR {
+            return Self::hash_file(path);
+        }
         let stamp = Self::stamp(meta);
         let side = self.etag_path(uri)?;
         if let Ok(text) = fs::read_to_string(&side) {
@@ -204,13 +222,7 @@ impl FsBlobStore {
                 }
             }
         }
-        let mut file = fs::File::open(path).map_err(|e| io_error("hashing", path, e))?;
-        let mut h = Sha256::new();
-        io::copy(&mut file, &mut h).map_err(|e| io_error("hashing", path, e))?;
-        let tag: String = h.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let tag = Self::hash_file(path)?;
         // Best effort: without the sidecar the next head hashes again.
         if let Some(dir) = side.parent() {
             let tmp = dir.join(format!("{TEMP_PREFIX}{}", ids::new_token()));

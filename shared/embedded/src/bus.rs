@@ -12,7 +12,7 @@ use cuepoint_core::routing::{RoutingDefinition, TopicDef};
 use cuepoint_core::timefmt;
 use cuepoint_runtime::ports::{Clock, EventBus, PortError, PortResult, Topic};
 
-use crate::db::{blocking, write_tx, Db, SqlResultExt};
+use crate::db::Db;
 use crate::ids;
 use crate::queue::{insert_message, Notifiers};
 
@@ -126,28 +126,28 @@ impl SqliteEventBus {
         if routed.is_empty() {
             return Ok(outcome);
         }
-        let (enqueued, duplicates, touched) = blocking(&self.db, move |conn| {
-            // The whole batch in one transaction: all of it is enqueued or none.
-            let tx = write_tx(conn)?;
-            let (mut enqueued, mut duplicates) = (0u64, 0u64);
-            let mut touched: Vec<String> = Vec::new();
-            for r in &routed {
-                for q in &r.targets {
-                    match insert_message(&tx, q, &r.body, now, now, r.dedup_key.as_deref())? {
-                        Some(_) => {
-                            enqueued += 1;
-                            if !touched.contains(q) {
-                                touched.push(q.clone());
+        let (enqueued, duplicates, touched) = self
+            .db
+            .write(move |tx| {
+                // The whole batch in one transaction: all of it is enqueued or none.
+                let (mut enqueued, mut duplicates) = (0u64, 0u64);
+                let mut touched: Vec<String> = Vec::new();
+                for r in &routed {
+                    for q in &r.targets {
+                        match insert_message(tx, q, &r.body, now, now, r.dedup_key.as_deref())? {
+                            Some(_) => {
+                                enqueued += 1;
+                                if !touched.contains(q) {
+                                    touched.push(q.clone());
+                                }
                             }
+                            None => duplicates += 1,
                         }
-                        None => duplicates += 1,
                     }
                 }
-            }
-            tx.commit().sql("commit put events")?;
-            Ok::<_, PortError>((enqueued, duplicates, touched))
-        })
-        .await?;
+                Ok::<_, PortError>((enqueued, duplicates, touched))
+            })
+            .await?;
         for q in &touched {
             self.notifiers.wake(q);
         }
@@ -234,15 +234,14 @@ impl Topic for SqliteTopic {
             })
             .collect();
         let queues: Vec<String> = deliveries.iter().map(|(q, _)| q.clone()).collect();
-        blocking(&self.db, move |conn| {
-            let tx = write_tx(conn)?;
-            for (q, body) in &deliveries {
-                insert_message(&tx, q, body, now, now, None)?;
-            }
-            tx.commit().sql("commit publish")?;
-            Ok::<_, PortError>(())
-        })
-        .await?;
+        self.db
+            .write(move |tx| {
+                for (q, body) in &deliveries {
+                    insert_message(tx, q, body, now, now, None)?;
+                }
+                Ok::<_, PortError>(())
+            })
+            .await?;
         for q in &queues {
             self.notifiers.wake(q);
         }

@@ -8,18 +8,27 @@
 //! `tokio::task::spawn_blocking`; a small pool keeps connections (and their prepared-statement
 //! caches) between calls.
 //!
+//! Writes go through one writer thread per open database (group commit): callers hand it their
+//! work and wait; the thread takes every write waiting at that moment, runs each in a savepoint
+//! of one `BEGIN IMMEDIATE` transaction and commits once. A caller hears back only after the
+//! commit that holds its write (so an acknowledged write survives a killed process exactly as a
+//! transaction of its own did); a write that fails rolls back to its savepoint and leaves the
+//! others alone; when the commit fails, every write of the batch fails. Many small transactions
+//! each rewrote the same index pages into the WAL and took SQLite's locks; a batch writes them
+//! once.
+//!
 //! Writers of one process take turns on a mutex before asking SQLite for the write lock: SQLite
 //! allows one writer at a time anyway, and a writer refused by SQLite backs off by sleeping
-//! (1 ms growing to 100 ms with the stock busy timeout), so a hundred handlers of one process
-//! competing through SQLite spent most of their time asleep with the lock free. The mutex wakes
-//! the next writer as soon as the previous one commits. Against another process's writer the
-//! busy handler still waits, in short naps (0.2 ms, then 1 ms, then 5 ms) up to the busy
-//! timeout.
+//! (1 ms growing to 100 ms with the stock busy timeout). The mutex wakes the next writer as soon
+//! as the previous one commits. Against another process's writer the busy handler still waits,
+//! in short naps (0.2 ms, then 1 ms, then 5 ms) up to the busy timeout.
 
 use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,9 +37,19 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavio
 
 use crate::EmbeddedError;
 
-/// Idle connections kept per process; more are opened under load and closed afterwards.
-const MAX_IDLE_CONNECTIONS: usize = 8;
+/// Idle connections kept per process at any time. More are opened under load and kept while
+/// they are in use: opening one costs several files, a shared-memory mapping and a parse of
+/// the schema, which a burst of readers used to pay a dozen times per asset.
+const MIN_IDLE_CONNECTIONS: usize = 8;
+/// Connections beyond `MIN_IDLE_CONNECTIONS` left unused this long are closed (their page
+/// caches are memory an idle worker should not keep).
+const IDLE_CONNECTION_LIFETIME: Duration = Duration::from_secs(10);
+/// Most idle connections kept whatever their age.
+const MAX_IDLE_CONNECTIONS: usize = 64;
 const STATEMENT_CACHE: usize = 64;
+/// Most writes one transaction of the writer thread takes (a bound on how long the write lock
+/// is held against other processes).
+const MAX_BATCH: usize = 256;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -98,7 +117,27 @@ pub(crate) struct Db {
     path: PathBuf,
     busy_timeout: Duration,
     synchronous_full: bool,
-    idle: Mutex<Vec<Connection>>,
+    /// Idle connections with when each was last returned, most recent last.
+    idle: Mutex<Vec<(Connection, Instant)>>,
+    /// The writer thread's inbox; it ends when the database is dropped.
+    writer: Mutex<Option<mpsc::Sender<Box<dyn WriteJob>>>>,
+    stats: Arc<WriteCounters>,
+}
+
+/// What the writer thread did so far.
+#[derive(Default)]
+struct WriteCounters {
+    transactions: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// Group-commit figures of one open database (this process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteStats {
+    /// Write transactions the writer thread ran (committed or not).
+    pub transactions: u64,
+    /// Callers' writes run in them.
+    pub writes: u64,
 }
 
 impl Db {
@@ -113,6 +152,8 @@ impl Db {
             busy_timeout,
             synchronous_full,
             idle: Mutex::new(Vec::new()),
+            writer: Mutex::new(None),
+            stats: Arc::default(),
         };
         // Processes opening the same fresh file at once (`cuepoint run` and a `cuepoint status`
         // beside it) can get SQLITE_BUSY without SQLite calling the busy handler (switching the
@@ -178,12 +219,20 @@ impl Db {
                 "NORMAL"
             },
         )?;
+        // Statement journals and sorts in memory: a temporary file per statement costs more
+        // than the few pages they hold.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
 
     fn acquire(&self) -> Result<Connection, PortError> {
-        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let pooled = self
+            .idle
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.pop())
+            .map(|(c, _)| c);
         match pooled {
             Some(c) => Ok(c),
             None => self
@@ -193,11 +242,24 @@ impl Db {
     }
 
     fn release(&self, conn: Connection) {
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_IDLE_CONNECTIONS {
-                idle.push(conn);
+        let now = Instant::now();
+        let stale: Vec<(Connection, Instant)> = match self.idle.lock() {
+            Ok(mut idle) => {
+                if idle.len() < MAX_IDLE_CONNECTIONS {
+                    idle.push((conn, now));
+                }
+                // The least recently used sit at the bottom of the stack.
+                let keep_from = idle
+                    .iter()
+                    .position(|(_, t)| now.duration_since(*t) < IDLE_CONNECTION_LIFETIME)
+                    .unwrap_or(idle.len())
+                    .min(idle.len().saturating_sub(MIN_IDLE_CONNECTIONS));
+                idle.drain(..keep_from).collect()
             }
-        }
+            Err(_) => Vec::new(),
+        };
+        // Closed outside the lock.
+        drop(stale);
     }
 
     /// Run `f` on a pooled connection (blocking: call from `spawn_blocking`).
@@ -213,6 +275,195 @@ impl Db {
             self.release(conn);
         }
         out
+    }
+
+    /// Run `f` as one write in the writer thread's next transaction (inside a savepoint of its
+    /// own), and answer once that transaction committed. `f`'s error rolls back only `f`'s
+    /// changes; a failed commit fails every write of its batch (transient: nothing was written).
+    pub(crate) async fn write<T, E>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<PortError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(Box::new(Job {
+            f: Some(f),
+            outcome: None,
+            reply,
+        }))?;
+        match answer.await {
+            Ok(out) => out,
+            Err(_) => {
+                Err(PortError::Transient("database writer stopped before answering".into()).into())
+            }
+        }
+    }
+
+    pub(crate) fn write_stats(&self) -> WriteStats {
+        WriteStats {
+            transactions: self.stats.transactions.load(Ordering::Relaxed),
+            writes: self.stats.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    fn submit(&self, job: Box<dyn WriteJob>) -> Result<(), PortError> {
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let job = match writer.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return Ok(()),
+                // The thread is gone (it panicked): start another.
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let conn = self
+            .connect()
+            .map_err(|e| sql_error(&format!("opening {}", self.path.display()), e))?;
+        let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let stats = Arc::clone(&self.stats);
+        std::thread::Builder::new()
+            .name("cuepoint-db-writer".into())
+            .spawn(move || writer_loop(conn, rx, &stats))
+            .map_err(|e| PortError::Transient(format!("starting the database writer: {e}")))?;
+        tx.send(job)
+            .map_err(|_| PortError::Transient("database writer stopped at once".into()))?;
+        *writer = Some(tx);
+        Ok(())
+    }
+}
+
+/// What one write did inside the batch transaction.
+enum Ran {
+    /// Its changes stay in the transaction; the caller is told after the commit.
+    Kept,
+    /// It failed and its changes were rolled back; the caller gets its error after the commit.
+    RolledBack,
+    /// The transaction itself is no longer usable (SQLite rolled it back, or a savepoint could
+    /// not be managed): the whole batch is rolled back and fails.
+    Broken(PortError),
+}
+
+/// One caller's write, waiting for the writer thread.
+trait WriteJob: Send {
+    /// Run inside the batch transaction (once).
+    fn run(&mut self, conn: &Connection) -> Ran;
+    /// Answer the caller: `None` when the batch committed, or why it did not.
+    fn answer(self: Box<Self>, batch_failed: Option<&PortError>);
+}
+
+struct Job<F, T, E> {
+    f: Option<F>,
+    outcome: Option<Result<T, E>>,
+    reply: tokio::sync::oneshot::Sender<Result<T, E>>,
+}
+
+impl<F, T, E> WriteJob for Job<F, T, E>
+where
+    F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<PortError> + Send + 'static,
+{
+    fn run(&mut self, conn: &Connection) -> Ran {
+        let Some(f) = self.f.take() else {
+            return Ran::Broken(PortError::Permanent("a write ran twice".into()));
+        };
+        if let Err(e) = savepoint(conn, "SAVEPOINT write") {
+            return Ran::Broken(e);
+        }
+        let out = match catch_unwind(AssertUnwindSafe(|| f(conn))) {
+            Ok(out) => out,
+            Err(_) => Err(PortError::Permanent("database write panicked".into()).into()),
+        };
+        // SQLite ends the whole transaction on some errors (a full disk, an I/O error).
+        if conn.is_autocommit() {
+            self.outcome = Some(out);
+            return Ran::Broken(PortError::Transient(
+                "sqlite rolled the write transaction back".into(),
+            ));
+        }
+        let ran = if out.is_ok() {
+            savepoint(conn, "RELEASE write").map(|()| Ran::Kept)
+        } else {
+            savepoint(conn, "ROLLBACK TO write")
+                .and_then(|()| savepoint(conn, "RELEASE write"))
+                .map(|()| Ran::RolledBack)
+        };
+        self.outcome = Some(out);
+        ran.unwrap_or_else(Ran::Broken)
+    }
+
+    fn answer(self: Box<Self>, batch_failed: Option<&PortError>) {
+        let out = match (self.outcome, batch_failed) {
+            // Its own failure stands (its changes were rolled back either way).
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), None) => Ok(v),
+            (_, Some(e)) => Err(e.clone().into()),
+            (None, None) => Err(PortError::Transient("write was not run".into()).into()),
+        };
+        // The caller may have stopped waiting (a cancelled handler): nothing to do then.
+        let _ = self.reply.send(out);
+    }
+}
+
+fn savepoint(conn: &Connection, sql: &str) -> Result<(), PortError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut st| st.execute([]))
+        .map(|_| ())
+        .sql(sql)
+}
+
+/// The writer thread: every write waiting when it looks goes into one transaction.
+fn writer_loop(
+    mut conn: Connection,
+    inbox: mpsc::Receiver<Box<dyn WriteJob>>,
+    stats: &WriteCounters,
+) {
+    while let Ok(first) = inbox.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match inbox.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        stats.transactions.fetch_add(1, Ordering::Relaxed);
+        stats
+            .writes
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        run_batch(&mut conn, batch);
+    }
+}
+
+fn run_batch(conn: &mut Connection, mut batch: Vec<Box<dyn WriteJob>>) {
+    let tx = match write_tx(conn) {
+        Ok(tx) => tx,
+        Err(e) => {
+            for job in batch {
+                job.answer(Some(&e));
+            }
+            return;
+        }
+    };
+    let mut broken = None;
+    for job in batch.iter_mut() {
+        if let Ran::Broken(e) = job.run(&tx) {
+            broken = Some(e);
+            break;
+        }
+    }
+    let failed = match broken {
+        // Dropping the transaction rolls back whatever is left of it.
+        Some(e) => {
+            drop(tx);
+            Some(e)
+        }
+        None => tx.commit().sql("commit").err(),
+    };
+    for job in batch {
+        job.answer(failed.as_ref());
     }
 }
 

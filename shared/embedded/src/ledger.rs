@@ -9,7 +9,7 @@ use cuepoint_runtime::ports::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::db::{blocking, write_tx, Db, SqlResultExt};
+use crate::db::{blocking, Db, SqlResultExt};
 
 pub struct SqliteJobLedger {
     db: Arc<Db>,
@@ -102,52 +102,53 @@ fn json_text(job: &str, col: &str, v: &serde_json::Value) -> PortResult<String> 
 impl JobLedger for SqliteJobLedger {
     async fn create_or_get(&self, job: &LedgerJob) -> PortResult<(LedgerJob, bool)> {
         let job = job.clone();
-        blocking(&self.db, move |conn| {
-            let tx = write_tx(conn)?;
-            let existing = tx
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM jobs WHERE service = ?1 AND client_token = ?2"
+        self.db
+            .write(move |tx| {
+                let existing = tx
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM jobs WHERE service = ?1 AND client_token = ?2"
+                    ))
+                    .and_then(|mut st| {
+                        st.query_row(params![job.service.as_str(), job.client_token], raw)
+                            .optional()
+                    })
+                    .sql("find ledger job by token")?;
+                if let Some(found) = existing {
+                    return Ok((to_job(found)?, false));
+                }
+                let request = json_text(&job.job_id, "request", &job.request)?;
+                let result = job
+                    .result
+                    .as_ref()
+                    .map(|r| json_text(&job.job_id, "result", r))
+                    .transpose()?;
+                tx.prepare_cached(&format!(
+                    "INSERT INTO jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                 ))
                 .and_then(|mut st| {
-                    st.query_row(params![job.service.as_str(), job.client_token], raw)
-                        .optional()
+                    st.execute(params![
+                        job.service.as_str(),
+                        job.job_id,
+                        job.client_token,
+                        job.asset_id,
+                        request,
+                        job.status.as_str(),
+                        result,
+                        job.created_at_ms as i64
+                    ])
                 })
-                .sql("find ledger job by token")?;
-            if let Some(found) = existing {
-                return Ok((to_job(found)?, false));
-            }
-            let request = json_text(&job.job_id, "request", &job.request)?;
-            let result = job
-                .result
-                .as_ref()
-                .map(|r| json_text(&job.job_id, "result", r))
-                .transpose()?;
-            tx.prepare_cached(&format!(
-                "INSERT INTO jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-            ))
-            .and_then(|mut st| {
-                st.execute(params![
-                    job.service.as_str(),
-                    job.job_id,
-                    job.client_token,
-                    job.asset_id,
-                    request,
-                    job.status.as_str(),
-                    result,
-                    job.created_at_ms as i64
-                ])
+                .map_err(|e| match e.sqlite_error_code() {
+                    Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                        PortError::Permanent(format!(
+                            "ledger job id {}/{} is already taken by another client token",
+                            job.service, job.job_id
+                        ))
+                    }
+                    _ => crate::db::sql_error("insert ledger job", e),
+                })?;
+                Ok((job, true))
             })
-            .map_err(|e| match e.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::ConstraintViolation) => PortError::Permanent(format!(
-                    "ledger job id {}/{} is already taken by another client token",
-                    job.service, job.job_id
-                )),
-                _ => crate::db::sql_error("insert ledger job", e),
-            })?;
-            tx.commit().sql("commit ledger job")?;
-            Ok((job, true))
-        })
-        .await
+            .await
     }
 
     async fn get(&self, service: LedgerService, job_id: &str) -> PortResult<Option<LedgerJob>> {
@@ -182,24 +183,23 @@ impl JobLedger for SqliteJobLedger {
         result: serde_json::Value,
     ) -> PortResult<()> {
         let (service, job_id, status) = (service.as_str(), job_id.to_string(), status.as_str());
-        blocking(&self.db, move |conn| {
-            let result = json_text(&job_id, "result", &result)?;
-            let tx = write_tx(conn)?;
-            let n = tx
+        self.db
+            .write(move |tx| {
+                let result = json_text(&job_id, "result", &result)?;
+                let n = tx
                 .prepare_cached(
                     "UPDATE jobs SET status = ?3, result = ?4 WHERE service = ?1 AND job_id = ?2",
                 )
                 .and_then(|mut st| st.execute(params![service, job_id, status, result]))
                 .sql("finish ledger job")?;
-            if n == 0 {
-                return Err(PortError::NotFound(format!(
-                    "ledger job {service}/{job_id}"
-                )));
-            }
-            tx.commit().sql("commit finish")?;
-            Ok(())
-        })
-        .await
+                if n == 0 {
+                    return Err(PortError::NotFound(format!(
+                        "ledger job {service}/{job_id}"
+                    )));
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn unfinished(&self, service: LedgerService) -> PortResult<Vec<LedgerJob>> {

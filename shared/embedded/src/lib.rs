@@ -26,7 +26,7 @@ use cuepoint_runtime::ports::{
 
 pub use blobs::FsBlobStore;
 pub use bus::{PutOutcome, SqliteEventBus, SqliteTopic};
-pub use db::SCHEMA_VERSION;
+pub use db::{WriteStats, SCHEMA_VERSION};
 pub use ids::{new_token, new_uuid};
 pub use ledger::SqliteJobLedger;
 pub use queue::{dead_letter_queue_name, QueueCounts, Redrive, SqliteDeadLetters, SqliteQueue};
@@ -209,6 +209,11 @@ impl EmbeddedBackend {
             notifiers,
             orphans_released,
         }))
+    }
+
+    /// How many writes this process's writer thread grouped into how many transactions.
+    pub fn write_stats(&self) -> WriteStats {
+        self.db.write_stats()
     }
 
     /// Messages this open released from processes that are gone.

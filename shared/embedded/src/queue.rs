@@ -148,13 +148,13 @@ impl SqliteQueue {
             dedup_key.to_string(),
             self.clock.now_ms(),
         );
-        let id = blocking(&self.db, move |conn| {
-            let tx = write_tx(conn)?;
-            let id = insert_message(&tx, &queue, &body, now, now, Some(&key))?;
-            tx.commit().sql("commit send")?;
-            Ok::<_, PortError>(id)
-        })
-        .await?;
+        let id = self
+            .db
+            .write(move |tx| {
+                let id = insert_message(tx, &queue, &body, now, now, Some(&key))?;
+                Ok::<_, PortError>(id)
+            })
+            .await?;
         if id.is_some() {
             self.notifiers.wake(&self.name);
         }
@@ -188,24 +188,24 @@ impl SqliteQueue {
         let redrive = self.redrive.clone();
         let now = self.clock.now_ms();
         let invisible_until = now.saturating_add(ms(visibility));
-        let (received, moved) = blocking(&self.db, move |conn| {
-            // An empty queue is the common case of a long poll: a read (which never waits for
-            // a writer in WAL mode) says so without taking the write lock.
-            let ready: bool = conn
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND visible_at_ms <= ?2)",
-                )
-                .and_then(|mut st| st.query_row(params![queue, now as i64], |r| r.get(0)))
-                .sql("look for visible messages")?;
-            if !ready {
-                return Ok((Vec::new(), 0));
-            }
-            let tx = write_tx(conn)?;
-            let out = claim(&tx, &queue, redrive.as_ref(), now, invisible_until, max)?;
-            tx.commit().sql("commit receive")?;
-            Ok::<_, PortError>(out)
+        // An empty queue is the common case of a long poll: a read (which never waits for a
+        // writer in WAL mode) says so without taking the write lock.
+        let look = queue.clone();
+        let ready: bool = blocking(&self.db, move |conn| {
+            conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND visible_at_ms <= ?2)",
+            )
+            .and_then(|mut st| st.query_row(params![look, now as i64], |r| r.get(0)))
+            .sql("look for visible messages")
         })
         .await?;
+        if !ready {
+            return Ok(Vec::new());
+        }
+        let (received, moved) = self
+            .db
+            .write(move |tx| claim(tx, &queue, redrive.as_ref(), now, invisible_until, max))
+            .await?;
         if moved > 0 {
             if let Some(r) = &self.redrive {
                 tracing::warn!(queue = %self.name, dlq = %r.dead_letter_queue, moved, "messages moved to the dead-letter queue");
@@ -357,35 +357,34 @@ impl Queue for SqliteQueue {
             return Ok(());
         }
         let (queue, receipts) = (self.name.clone(), receipts.to_vec());
-        blocking(&self.db, move |conn| {
-            let tx = write_tx(conn)?;
-            for r in &receipts {
-                // A stale or unknown receipt matches nothing: not an error (SQS behaves the same).
-                tx.prepare_cached("DELETE FROM messages WHERE receipt = ?1 AND queue = ?2")
-                    .and_then(|mut st| st.execute(params![r, queue]))
-                    .sql("delete message")?;
-            }
-            tx.commit().sql("commit delete")?;
-            Ok(())
-        })
-        .await
+        self.db
+            .write(move |tx| {
+                for r in &receipts {
+                    // A stale or unknown receipt matches nothing: not an error (SQS behaves the same).
+                    tx.prepare_cached("DELETE FROM messages WHERE receipt = ?1 AND queue = ?2")
+                        .and_then(|mut st| st.execute(params![r, queue]))
+                        .sql("delete message")?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> PortResult<()> {
         let (queue, receipt_s) = (self.name.clone(), receipt.to_string());
         let until = self.clock.now_ms().saturating_add(ms(timeout));
-        let changed = blocking(&self.db, move |conn| {
-            let tx = write_tx(conn)?;
-            let n = tx
-                .prepare_cached(
-                    "UPDATE messages SET visible_at_ms = ?3 WHERE receipt = ?1 AND queue = ?2",
-                )
-                .and_then(|mut st| st.execute(params![receipt_s, queue, until as i64]))
-                .sql("change visibility")?;
-            tx.commit().sql("commit change visibility")?;
-            Ok::<_, PortError>(n)
-        })
-        .await?;
+        let changed = self
+            .db
+            .write(move |tx| {
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE messages SET visible_at_ms = ?3 WHERE receipt = ?1 AND queue = ?2",
+                    )
+                    .and_then(|mut st| st.execute(params![receipt_s, queue, until as i64]))
+                    .sql("change visibility")?;
+                Ok::<_, PortError>(n)
+            })
+            .await?;
         if changed == 0 {
             return Err(PortError::NotFound(format!(
                 "receipt {receipt} on queue {}: the message was deleted or received again",
@@ -401,32 +400,32 @@ impl Queue for SqliteQueue {
     async fn send(&self, body: &str, delay: Duration) -> PortResult<String> {
         let (queue, body, now) = (self.name.clone(), body.to_string(), self.clock.now_ms());
         let visible_at = now.saturating_add(ms(delay));
-        let id = blocking(&self.db, move |conn| {
-            let tx = write_tx(conn)?;
-            let id = insert_message(&tx, &queue, &body, now, visible_at, None)?;
-            tx.commit().sql("commit send")?;
-            Ok::<_, PortError>(id)
-        })
-        .await?
-        .ok_or_else(|| {
-            PortError::Permanent("message without dedup key reported as duplicate".into())
-        })?;
+        let id = self
+            .db
+            .write(move |tx| {
+                let id = insert_message(tx, &queue, &body, now, visible_at, None)?;
+                Ok::<_, PortError>(id)
+            })
+            .await?
+            .ok_or_else(|| {
+                PortError::Permanent("message without dedup key reported as duplicate".into())
+            })?;
         self.notifiers.wake(&self.name);
         Ok(id)
     }
 
     async fn record_failure(&self, message: &ReceivedMessage, reason: &str) -> PortResult<()> {
         let (id, reason) = (message.message_id.clone(), reason.to_string());
-        let n = blocking(&self.db, move |conn| {
-            let tx = write_tx(conn)?;
-            let n = tx
-                .prepare_cached("UPDATE messages SET failure_reason = ?2 WHERE message_id = ?1")
-                .and_then(|mut st| st.execute(params![id, reason]))
-                .sql("record failure")?;
-            tx.commit().sql("commit record failure")?;
-            Ok::<_, PortError>(n)
-        })
-        .await?;
+        let n = self
+            .db
+            .write(move |tx| {
+                let n = tx
+                    .prepare_cached("UPDATE messages SET failure_reason = ?2 WHERE message_id = ?1")
+                    .and_then(|mut st| st.execute(params![id, reason]))
+                    .sql("record failure")?;
+                Ok::<_, PortError>(n)
+            })
+            .await?;
         if n == 0 {
             tracing::debug!(queue = %self.name, message_id = %message.message_id, "failure recorded for a message that is gone");
         }
@@ -517,8 +516,7 @@ impl DeadLetters for SqliteDeadLetters {
     async fn replay(&self, source_queue: &str) -> PortResult<u64> {
         let dlq = self.dlq_of(source_queue)?;
         let (source, now) = (source_queue.to_string(), self.clock.now_ms() as i64);
-        let moved = blocking(&self.db, move |conn| {
-            let tx = write_tx(conn)?;
+        let moved = self.db.write(move |tx| {
             // A fresh start: receive count and reason reset, as a message moved back by SQS
             // StartMessageMoveTask counts its receives anew.
             let n = tx
@@ -528,7 +526,6 @@ impl DeadLetters for SqliteDeadLetters {
                 )
                 .and_then(|mut st| st.execute(params![dlq, source, now]))
                 .sql("replay dead letters")?;
-            tx.commit().sql("commit replay")?;
             Ok::<_, PortError>(n as u64)
         })
         .await?;

@@ -11,7 +11,7 @@ use cuepoint_runtime::ports::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::db::{blocking, write_tx, Db, SqlResultExt};
+use crate::db::{blocking, Db, SqlResultExt};
 
 pub struct SqliteAssetStore {
     db: Arc<Db>,
@@ -57,7 +57,7 @@ fn move_counter(conn: &Connection, c: &CounterDelta) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn commit_blocking(conn: &mut Connection, write: &AssetWrite) -> Result<(), StoreError> {
+fn commit_in(tx: &Connection, write: &AssetWrite) -> Result<(), StoreError> {
     let asset = &write.asset;
     let id = asset.id.as_str();
     let wanted = write.expected_version.map_or(1, |v| v + 1);
@@ -76,7 +76,6 @@ fn commit_blocking(conn: &mut Connection, write: &AssetWrite) -> Result<(), Stor
             asset.version
         ))
     })?;
-    let tx = write_tx(conn)?;
     match write.expected_version {
         None => {
             let n = tx
@@ -118,10 +117,9 @@ fn commit_blocking(conn: &mut Connection, write: &AssetWrite) -> Result<(), Stor
         }
     }
     if let Some(c) = &write.counter {
-        // Refusal drops `tx`: the asset write rolls back with it.
-        move_counter(&tx, c)?;
+        // A refusal rolls the asset write back with it (the write's savepoint).
+        move_counter(tx, c)?;
     }
-    tx.commit().sql("commit asset")?;
     Ok(())
 }
 
@@ -140,7 +138,7 @@ impl AssetStore for SqliteAssetStore {
     }
 
     async fn commit(&self, write: AssetWrite) -> Result<(), StoreError> {
-        blocking(&self.db, move |conn| commit_blocking(conn, &write)).await
+        self.db.write(move |tx| commit_in(tx, &write)).await
     }
 
     async fn list(&self) -> PortResult<Vec<Asset>> {

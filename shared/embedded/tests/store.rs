@@ -304,3 +304,70 @@ async fn records_survive_reopening() {
     assert_eq!(b.store().get(&a.id).await.unwrap(), Some(a));
     assert_eq!(b.store().counter("open-jobs").await.unwrap(), 1);
 }
+
+/// Writes waiting together share one transaction (group commit), yet each stands or falls on
+/// its own: a lost condition or a refused counter move rolls back that write only, and every
+/// caller hears back after the commit that holds its write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_waiting_together_commit_together_and_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _) = common::backend(&dir);
+    // Another connection holds the write lock, so the writes below queue up behind it.
+    let other = rusqlite::Connection::open(b.database_path()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let before = b.write_stats();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        // Each asset created twice: one of the two creates loses.
+        for _ in 0..2 {
+            let store = b.store();
+            let a = asset(&format!("group/{i}.mov"));
+            tasks.push(tokio::spawn(async move { store.commit(create(&a)).await }));
+        }
+    }
+    for i in 0..10 {
+        // Past the counter's maximum: refused, and the asset is not created either.
+        let store = b.store();
+        let a = asset(&format!("refused/{i}.mov"));
+        tasks.push(tokio::spawn(async move {
+            store
+                .commit(AssetWrite {
+                    asset: a,
+                    expected_version: None,
+                    counter: jobs(5, Some(3)),
+                })
+                .await
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    other.execute_batch("COMMIT").unwrap();
+    let mut ok = 0;
+    let mut conflicts = 0;
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::Conflict { .. }) => conflicts += 1,
+            Err(StoreError::CounterLimit { .. }) => refused += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!((ok, conflicts, refused), (20, 20, 10));
+    let stored = b.store().list().await.unwrap();
+    assert_eq!(stored.len(), 20);
+    assert!(stored
+        .iter()
+        .all(|a| a.source.key.as_str().starts_with("group/")));
+    assert_eq!(b.store().counter("open-jobs").await.unwrap(), 0);
+    let stats = b.write_stats();
+    let (transactions, writes) = (
+        stats.transactions - before.transactions,
+        stats.writes - before.writes,
+    );
+    assert_eq!(writes, 50);
+    // The first write waits alone for the lock; the rest go in together after it.
+    assert!(
+        transactions <= 3,
+        "{transactions} transactions for {writes} writes"
+    );
+}
