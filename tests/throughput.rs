@@ -53,6 +53,7 @@ fn main() {
         let mut settings = chaos_settings(test_settings(&dir.path().join("data")));
         settings.analysis.max_open_jobs = 10 * assets as i64 + 100;
         let target = embedded::target(settings, MAX_RECEIVE_COUNT).await?;
+        let backend = target.embedded.clone();
         let opts = RunOptions {
             assets,
             seed: 1,
@@ -64,11 +65,12 @@ fn main() {
             parallel_uploads: 16,
         };
         let figures = harness::run(target, opts).await?;
+        let writes = backend.map(|b| b.write_stats());
         drop(dir);
-        Ok::<_, harness::BoxError>(figures)
+        Ok::<_, harness::BoxError>((figures, writes))
     });
     runtime.shutdown_timeout(Duration::from_secs(5));
-    let f = match result {
+    let (f, writes) = match result {
         Ok(f) => f,
         Err(e) => {
             eprintln!("throughput bench: {e}");
@@ -112,4 +114,12 @@ fn main() {
         f.races_reapplied, f.races_left_to_backoff
     );
     println!("handler retries               {}", f.handler_transient);
+    if let Some(w) = writes {
+        println!(
+            "database writes per commit    {:.1} ({} writes in {} transactions)",
+            w.writes as f64 / w.transactions.max(1) as f64,
+            w.writes,
+            w.transactions
+        );
+    }
 }

@@ -165,6 +165,7 @@ pub async fn target(mut settings: Settings, max_receive_count: u32) -> Result<Ta
         // EventBridge has no dedup: copies of one event arrive, and consumers dedupe by id.
         bus_dedups_pipeline_events: false,
         database: None,
+        embedded: None,
         settings: settings.clone(),
     };
     eprintln!(

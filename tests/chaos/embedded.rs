@@ -100,6 +100,7 @@ pub async fn target(settings: Settings, max_receive_count: u32) -> Result<Target
         dead_letters: Some(backend.dead_letters()),
         bus_dedups_pipeline_events: true,
         database: Some(settings.data_dir.join(cuepoint_embedded::DATABASE_FILE)),
+        embedded: Some(Arc::clone(&backend)),
         settings,
     })
 }

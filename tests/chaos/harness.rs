@@ -64,6 +64,8 @@ pub struct Target {
     pub bus_dedups_pipeline_events: bool,
     /// The SQLite file another process may lock (embedded only).
     pub database: Option<std::path::PathBuf>,
+    /// The embedded backend itself (its group-commit figures).
+    pub embedded: Option<Arc<cuepoint_embedded::EmbeddedBackend>>,
 }
 
 #[derive(Debug, Clone)]

@@ -171,6 +171,7 @@ fn main() -> ExitCode {
             visibility.as_secs(),
             target.name
         );
+        let backend = target.embedded.clone();
         let opts = RunOptions {
             assets,
             seed,
@@ -190,12 +191,13 @@ fn main() -> ExitCode {
             parallel_uploads: if with_delays { 1 } else { 16 },
         };
         let figures = harness::run(target, opts).await?;
+        let writes = backend.map(|b| b.write_stats());
         drop(dir);
-        Ok::<_, harness::BoxError>(figures)
+        Ok::<_, harness::BoxError>((figures, writes))
     });
     // Background tasks (SQLite pollers) must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_secs(5));
-    let figures = match result {
+    let (figures, writes) = match result {
         Ok(f) => f,
         Err(e) => {
             eprintln!("chaos: the run could not be carried out: {e}");
@@ -209,6 +211,14 @@ fn main() -> ExitCode {
         println!("chaos: FAIL: {}", failures.join("; "));
     }
     figures.print(40);
+    if let Some(w) = writes {
+        println!(
+            "database writes per commit (group commit): {:.1} ({} writes in {} transactions)",
+            w.writes as f64 / w.transactions.max(1) as f64,
+            w.writes,
+            w.transactions
+        );
+    }
     if failures.is_empty() {
         ExitCode::SUCCESS
     } else {

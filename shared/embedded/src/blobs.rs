@@ -104,12 +104,13 @@ impl FsBlobStore {
         Ok(path)
     }
 
-    fn refuse_symlinks(&self, path: &Path, uri: &S3Uri) -> PortResult<()> {
+    fn refuse_symlinks(&self, path: &Path, uri: &S3Uri) -> PortResult<Walked> {
         let rel = path
             .strip_prefix(&self.root)
             .map_err(|_| PortError::Permanent(format!("{uri}: path outside the blob root")))?;
         let mut cur = self.root.clone();
-        for comp in rel.components() {
+        let count = rel.components().count();
+        for (i, comp) in rel.components().enumerate() {
             cur.push(comp);
             match fs::symlink_metadata(&cur) {
                 Ok(m) if m.file_type().is_symlink() => {
@@ -119,15 +120,30 @@ impl FsBlobStore {
                         cur.display()
                     )))
                 }
+                Ok(m) if i + 1 == count => {
+                    return Ok(Walked {
+                        parent_exists: true,
+                        is_dir: m.is_dir(),
+                    })
+                }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Ok(Walked {
+                        parent_exists: i + 1 == count,
+                        is_dir: false,
+                    })
+                }
                 Err(e) => return Err(io_error("inspecting", &cur, e)),
             }
         }
-        Ok(())
+        Ok(Walked {
+            parent_exists: true,
+            is_dir: true,
+        })
     }
 
-    /// Write `fill`'s output to `path` atomically (temp file in the same directory, fsync, rename).
+    /// Write `fill`'s output to `path` atomically (temp file in the same directory, fsync, rename,
+    /// fsync of the directory). Refuses a path through a symbolic link.
     fn write_atomic(
         &self,
         uri: &S3Uri,
@@ -137,12 +153,15 @@ impl FsBlobStore {
         let parent = path
             .parent()
             .ok_or_else(|| PortError::Permanent(format!("{uri}: no parent directory")))?;
-        fs::create_dir_all(parent).map_err(|e| {
-            PortError::Permanent(format!("{uri}: cannot create directory {} (does an object name a prefix of this key?): {e}", parent.display()))
-        })?;
-        // The directories now exist: check again that none of them is a link.
-        self.refuse_symlinks(path, uri)?;
-        if path.is_dir() {
+        let mut walked = self.refuse_symlinks(path, uri)?;
+        if !walked.parent_exists {
+            fs::create_dir_all(parent).map_err(|e| {
+                PortError::Permanent(format!("{uri}: cannot create directory {} (does an object name a prefix of this key?): {e}", parent.display()))
+            })?;
+            // The directories now exist: check again that none of them is a link.
+            walked = self.refuse_symlinks(path, uri)?;
+        }
+        if walked.is_dir {
             return Err(PortError::Permanent(format!(
                 "{uri}: {} is a directory (other objects use this key as a prefix)",
                 path.display()
@@ -317,7 +336,8 @@ impl BlobStore for FsBlobStore {
     async fn put(&self, uri: &S3Uri, bytes: Vec<u8>, _content_type: &str) -> PortResult<()> {
         let (me, uri) = (self.clone(), uri.clone());
         run_blocking(move || {
-            let path = me.checked_path(&uri)?;
+            // `write_atomic` refuses links on the way.
+            let path = me.path_of(&uri)?;
             me.write_atomic(&uri, &path, |f, _| f.write_all(&bytes))
         })
         .await
@@ -392,6 +412,14 @@ impl BlobStore for FsBlobStore {
     fn local_path(&self, uri: &S3Uri) -> Option<PathBuf> {
         self.checked_path(uri).ok()
     }
+}
+
+/// What walking a blob path found (no component being a link).
+struct Walked {
+    /// Every directory above the file exists.
+    parent_exists: bool,
+    /// The path itself is a directory.
+    is_dir: bool,
 }
 
 /// The object does not exist (a missing file, or a file where a directory of the key should be).
