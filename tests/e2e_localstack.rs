@@ -31,9 +31,9 @@ use localstack_support::{ledger, wait_until, worker_binary, Stack, WorkerProcess
 const ASSET_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// The asset version after one pass of a clip with sound: register 1, transcoding 2, media
-/// prepared 3, analysing 4, five video analyses and the transcription completing 5..=10,
-/// scored 11, packaging 12, complete 13.
-const ONE_PASS_VERSION: u64 = 13;
+/// prepared 3, the open-jobs cap taken 4, analysing 5, five video analyses and the
+/// transcription completing 6..=11, scored 12, packaging 13, complete 14.
+const ONE_PASS_VERSION: u64 = 14;
 
 fn handled(workers: &cuepoint_workers::app::RunningWorkers, kind: WorkerKind) -> u64 {
     workers.stats[&kind].snapshot()[1]

@@ -116,9 +116,9 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
 
     // Nothing done twice: one transcode job and one job per analysis in the ledger, and the
     // record's version counts exactly the transitions of one pass
-    // (register 1, transcoding 2, media prepared 3, analysing 4, one completion per analysis:
-    // five video analyses and the transcription of this clip with sound, 5..=10, scored 11,
-    // packaging 12, complete 13).
+    // (register 1, transcoding 2, media prepared 3, the open-jobs cap taken 4, analysing 5, one
+    // completion per analysis: five video analyses and the transcription of this clip with
+    // sound, 6..=11, scored 12, packaging 13, complete 14).
     let routing = RoutingDefinition::load(
         &[
             ("IngestBucket", "cuepoint-ingest"),
@@ -139,7 +139,7 @@ fn kill_dash_nine_then_rerun_finishes_without_doing_anything_twice() {
             6,
             "five video analyses and the transcription"
         );
-        assert_eq!(a.version, 13, "one pass through the state machine");
+        assert_eq!(a.version, 14, "one pass through the state machine");
         let ledger = backend.ledger();
         assert_eq!(
             ledger
