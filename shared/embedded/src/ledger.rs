@@ -183,9 +183,9 @@ impl JobLedger for SqliteJobLedger {
         result: serde_json::Value,
     ) -> PortResult<()> {
         let (service, job_id, status) = (service.as_str(), job_id.to_string(), status.as_str());
+        let result = json_text(&job_id, "result", &result)?;
         self.db
             .write(move |tx| {
-                let result = json_text(&job_id, "result", &result)?;
                 let n = tx
                 .prepare_cached(
                     "UPDATE jobs SET status = ?3, result = ?4 WHERE service = ?1 AND job_id = ?2",

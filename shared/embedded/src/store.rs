@@ -57,7 +57,15 @@ fn move_counter(conn: &Connection, c: &CounterDelta) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn commit_in(tx: &Connection, write: &AssetWrite) -> Result<(), StoreError> {
+/// The checks and the JSON of an asset write, made before it goes to the writer thread (which
+/// then runs only SQL for it).
+struct PreparedWrite {
+    write: AssetWrite,
+    json: String,
+    version: i64,
+}
+
+fn prepare(write: AssetWrite) -> Result<PreparedWrite, StoreError> {
     let asset = &write.asset;
     let id = asset.id.as_str();
     let wanted = write.expected_version.map_or(1, |v| v + 1);
@@ -76,6 +84,21 @@ fn commit_in(tx: &Connection, write: &AssetWrite) -> Result<(), StoreError> {
             asset.version
         ))
     })?;
+    Ok(PreparedWrite {
+        write,
+        json,
+        version,
+    })
+}
+
+fn commit_in(tx: &Connection, prepared: &PreparedWrite) -> Result<(), StoreError> {
+    let PreparedWrite {
+        write,
+        json,
+        version,
+    } = prepared;
+    let asset = &write.asset;
+    let id = asset.id.as_str();
     match write.expected_version {
         None => {
             let n = tx
@@ -138,7 +161,8 @@ impl AssetStore for SqliteAssetStore {
     }
 
     async fn commit(&self, write: AssetWrite) -> Result<(), StoreError> {
-        self.db.write(move |tx| commit_in(tx, &write)).await
+        let prepared = prepare(write)?;
+        self.db.write(move |tx| commit_in(tx, &prepared)).await
     }
 
     async fn list(&self) -> PortResult<Vec<Asset>> {
