@@ -13,6 +13,8 @@ use crate::handlers::WorkerKind;
 /// Run `kinds` until SIGTERM/Ctrl-C. In the embedded backend the process also runs the local
 /// media engine for the jobs it submits.
 pub async fn serve(settings: Settings, kinds: &[WorkerKind]) -> anyhow::Result<()> {
+    // Taken first: a SIGTERM while the backend opens ends the worker gracefully once started.
+    let stop = telemetry::shutdown_signal();
     let backend = backend::build(&settings, false).await?;
     // The process that submits a kind of job runs (and resumes) it: ingest → transcodes,
     // analysis → analyses. Other processes only read results, so no job runs twice.
@@ -40,7 +42,7 @@ pub async fn serve(settings: Settings, kinds: &[WorkerKind]) -> anyhow::Result<(
         |q| backend.queue(q),
         settings.log_format == LogFormat::Json,
     );
-    telemetry::shutdown_signal().await;
+    stop.await;
     workers.shutdown().await;
     backend.shutdown().await;
     Ok(())

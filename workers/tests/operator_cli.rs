@@ -162,7 +162,7 @@ fn worker_binaries_take_the_options_of_cuepoint_worker() {
         while !data.join("cuepoint.db").exists() && t0.elapsed() < Duration::from_secs(30) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(300));
+        // Still starting up (the database is new): a SIGTERM now must stop it gracefully too.
         sigterm(&child);
         let status = child.wait().unwrap();
         assert!(status.success(), "{bin} after SIGTERM: {status}");

@@ -97,9 +97,10 @@ impl RunningServer {
 
 /// `cuepoint serve`: run until SIGTERM / Ctrl-C.
 pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let stop = cuepoint_runtime::telemetry::shutdown_signal();
     let server = start(args).await?;
     println!("cuepoint review app on http://{}/", server.addr);
-    cuepoint_runtime::telemetry::shutdown_signal().await;
+    stop.await;
     server.shutdown().await
 }
 
