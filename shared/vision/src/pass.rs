@@ -232,51 +232,88 @@ impl<'c> VisionModels<'c> {
             mut moderation,
         } = self;
         let mut count = 0;
-        let mut last_moderated: Option<u64> = None;
-        let mut last_faces: Option<u64> = None;
         if labels.running() || faces.running() || moderation.running() {
-            for sample in frames {
-                let sample = sample?;
-                let ts = sample.timestamp_ms;
-                let frame = &sample.frame;
-                count += 1;
-                labels.step(|m| {
-                    Ok(m.next_labels(frame)?
-                        .into_iter()
-                        .map(|label| LabelDetection {
-                            timestamp: ts,
-                            label,
-                        })
-                        .collect())
+            // Two threads on the frames: the label model here, faces and moderation beside it
+            // (each model still sees its frames in order). On two cores the pass takes about
+            // the longer of the two instead of their sum.
+            let others = faces.running() || moderation.running();
+            let others_done = std::sync::atomic::AtomicBool::new(!others);
+            let (returned, read) = std::thread::scope(|scope| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<TimedFrame>>(4);
+                let others_done = &others_done;
+                let beside = scope.spawn(move || {
+                    let mut last_moderated: Option<u64> = None;
+                    let mut last_faces: Option<u64> = None;
+                    for sample in rx {
+                        let ts = sample.timestamp_ms;
+                        let frame = &sample.frame;
+                        if due(last_faces, ts, config.faces_interval) {
+                            last_faces = Some(ts);
+                            faces.step(|m| {
+                                Ok(m.detect(frame)?
+                                    .into_iter()
+                                    .map(|face| FaceDetection {
+                                        timestamp: ts,
+                                        face,
+                                    })
+                                    .collect())
+                            });
+                        }
+                        if due(last_moderated, ts, config.moderation_interval) {
+                            last_moderated = Some(ts);
+                            moderation.step(|m| {
+                                Ok(m.moderate(frame, config.moderation_min_confidence)?
+                                    .into_iter()
+                                    .map(|moderation_label| ModerationDetection {
+                                        timestamp: ts,
+                                        moderation_label,
+                                    })
+                                    .collect())
+                            });
+                        }
+                        if !(faces.running() || moderation.running()) {
+                            break;
+                        }
+                    }
+                    others_done.store(true, std::sync::atomic::Ordering::SeqCst);
+                    (faces, moderation)
                 });
-                if due(last_faces, ts, config.faces_interval) {
-                    last_faces = Some(ts);
-                    faces.step(|m| {
-                        Ok(m.detect(frame)?
-                            .into_iter()
-                            .map(|face| FaceDetection {
-                                timestamp: ts,
-                                face,
-                            })
-                            .collect())
-                    });
-                }
-                if due(last_moderated, ts, config.moderation_interval) {
-                    last_moderated = Some(ts);
-                    moderation.step(|m| {
-                        Ok(m.moderate(frame, config.moderation_min_confidence)?
-                            .into_iter()
-                            .map(|moderation_label| ModerationDetection {
-                                timestamp: ts,
-                                moderation_label,
-                            })
-                            .collect())
-                    });
-                }
-                if !(labels.running() || faces.running() || moderation.running()) {
-                    break;
-                }
-            }
+                let mut tx = others.then_some(tx);
+                let read = (|| -> Result<(), VisionError> {
+                    for sample in frames {
+                        let sample = std::sync::Arc::new(sample?);
+                        count += 1;
+                        if let Some(t) = &tx {
+                            // Gone: faces and moderation have both ended.
+                            if t.send(sample.clone()).is_err() {
+                                tx = None;
+                            }
+                        }
+                        let ts = sample.timestamp_ms;
+                        labels.step(|m| {
+                            Ok(m.next_labels(&sample.frame)?
+                                .into_iter()
+                                .map(|label| LabelDetection {
+                                    timestamp: ts,
+                                    label,
+                                })
+                                .collect())
+                        });
+                        let others_running = !others_done.load(std::sync::atomic::Ordering::SeqCst);
+                        if !labels.running() && !others_running {
+                            break;
+                        }
+                    }
+                    Ok(())
+                })();
+                drop(tx);
+                let returned = beside
+                    .join()
+                    .expect("the face and moderation thread panicked");
+                (returned, read)
+            });
+            (faces, moderation) = returned;
+            read?;
         }
         let labels_reused = match &labels {
             Slot::Running(m, ..) => m.reused,
