@@ -226,6 +226,17 @@ impl World {
             self.config.clone(),
         )
     }
+    /// The shared analysis passes the local Rekognition has kept (one file per pass).
+    fn vision_passes(&self) -> Vec<PathBuf> {
+        let cache = self
+            .config
+            .scratch_dir
+            .as_ref()
+            .unwrap()
+            .join("cuepoint-vision");
+        files_with(&cache, "json")
+    }
+
     fn rekognition(&self, page_size: usize) -> LocalRekognition {
         LocalRekognition::with_options(
             self.blobs.clone(),
@@ -910,13 +921,7 @@ async fn vision_jobs_of_one_video_share_one_pass_across_instances() {
         ));
     }
     rk.wait_idle().await;
-    let cache = w
-        .config
-        .scratch_dir
-        .clone()
-        .unwrap()
-        .join("cuepoint-vision");
-    let results = files_with(&cache, "json");
+    let results = w.vision_passes();
     assert_eq!(results.len(), 1, "one pass for three jobs: {results:?}");
     let written = std::fs::metadata(&results[0]).unwrap().modified().unwrap();
     for (kind, id) in &ids {
@@ -953,7 +958,7 @@ async fn vision_jobs_of_one_video_share_one_pass_across_instances() {
         .await
         .unwrap();
     other.wait_idle().await;
-    let results = files_with(&cache, "json");
+    let results = w.vision_passes();
     assert_eq!(results.len(), 1, "{results:?}");
     assert_eq!(
         std::fs::metadata(&results[0]).unwrap().modified().unwrap(),
@@ -1005,13 +1010,7 @@ async fn segment_and_vision_jobs_of_one_video_share_one_decode() {
         );
     }
     rk.wait_idle().await;
-    let cache = w
-        .config
-        .scratch_dir
-        .clone()
-        .unwrap()
-        .join("cuepoint-vision");
-    let results = files_with(&cache, "json");
+    let results = w.vision_passes();
     assert_eq!(results.len(), 1, "one pass for four jobs: {results:?}");
     for (kind, id) in kinds.iter().zip(&ids) {
         let page = rk.get_page(*kind, id, None).await.unwrap();
