@@ -97,61 +97,13 @@ impl LocalMediaConvert {
             }),
         }
     }
-
-    /// Re-run the jobs the ledger still has `SUBMITTED` (after a crash or restart). Returns how
-    /// many were started.
-    pub async fn resume_unfinished(&self) -> PortResult<usize> {
-        let jobs = self
-            .inner
-            .ledger
-            .unfinished(LedgerService::MediaConvert)
-            .await?;
-        // A rescan finds the jobs this process is running too: only those it takes up now
-        // are resumed (and said so).
-        let mut n = 0;
-        for job in jobs {
-            let (job_id, asset) = (job.job_id.clone(), job.asset_id.clone());
-            if self.spawn(job).await {
-                tracing::info!(%job_id, %asset, "resuming transcode job");
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
-
-    /// Wait until every job started so far has finished and been announced.
-    pub async fn wait_idle(&self) {
-        self.inner.runner.wait_idle().await;
-    }
-
-    /// Unfinished jobs no process holds (see `LocalEngine::unattended`).
-    pub async fn unattended(&self) -> PortResult<Vec<LedgerJob>> {
-        super::unattended_jobs(
-            self.inner.ledger.as_ref(),
-            LedgerService::MediaConvert,
-            self.inner.config.scratch_dir.as_deref(),
-        )
-        .await
-    }
-
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.inner.runner.is_stopping()
-    }
-
-    /// Start no queued job; give the running ones `grace` (see `LocalEngine::drain`).
-    pub async fn drain(&self, grace: std::time::Duration) -> bool {
-        self.inner.runner.drain(grace).await
-    }
-
-    async fn spawn(&self, job: LedgerJob) -> bool {
-        let inner = self.inner.clone();
-        let ledger = self.inner.ledger.clone();
-        self.inner
-            .runner
-            .spawn(job, ledger, move |job| async move { inner.run(job).await })
-            .await
-    }
 }
+
+super::job_control!(
+    LocalMediaConvert,
+    LedgerService::MediaConvert,
+    "transcode job"
+);
 
 /// `<epoch ms>-<6 base-36 characters>`, like MediaConvert's ids (`1515368087458-qnoxtd`).
 fn job_id(now_ms: u64, token: &str) -> String {

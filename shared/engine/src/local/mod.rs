@@ -278,6 +278,110 @@ pub(crate) fn is_unattended(root: Option<&Path>, job_id: &str) -> bool {
     }
 }
 
+/// What the job control the local stand-ins share needs from one of them (its `Inner`): its
+/// ledger service, the runner and ledger of its jobs, and how to run one job.
+pub(crate) trait JobService: Send + Sync + 'static {
+    const SERVICE: LedgerService;
+    /// What the log calls one of its jobs.
+    const JOB: &'static str;
+    fn runner(&self) -> &Runner;
+    fn ledger(&self) -> &Arc<dyn JobLedger>;
+    fn scratch_dir(&self) -> Option<&Path>;
+    fn run_job(self: Arc<Self>, job: LedgerJob) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Queue `job` on the stand-in's runner; whether this call queued it (see `Runner::spawn`).
+pub(crate) async fn spawn_job<S: JobService>(service: &Arc<S>, job: LedgerJob) -> bool {
+    let this = service.clone();
+    service
+        .runner()
+        .spawn(job, service.ledger().clone(), move |job| this.run_job(job))
+        .await
+}
+
+/// Take up the jobs the ledger still has `SUBMITTED` (after a crash or restart, or abandoned
+/// by a dead process). A rescan finds the jobs this process is running too: only those it
+/// takes up now are resumed (and said so). Returns how many.
+pub(crate) async fn resume_jobs<S: JobService>(service: &Arc<S>) -> PortResult<usize> {
+    let mut n = 0;
+    for job in service.ledger().unfinished(S::SERVICE).await? {
+        let (job_id, asset) = (job.job_id.clone(), job.asset_id.clone());
+        if spawn_job(service, job).await {
+            tracing::info!(%job_id, %asset, "resuming {}", S::JOB);
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The job control of a stand-in `$standin { inner: Arc<Inner> }` whose `Inner` has `runner`,
+/// `ledger` and `config` and runs a job with `async fn run(&self, job: LedgerJob)`.
+macro_rules! job_control {
+    ($standin:ty, $service:expr, $job:literal) => {
+        impl super::JobService for Inner {
+            const SERVICE: LedgerService = $service;
+            const JOB: &'static str = $job;
+
+            fn runner(&self) -> &Runner {
+                &self.runner
+            }
+
+            fn ledger(&self) -> &Arc<dyn JobLedger> {
+                &self.ledger
+            }
+
+            fn scratch_dir(&self) -> Option<&std::path::Path> {
+                self.config.scratch_dir.as_deref()
+            }
+
+            fn run_job(
+                self: Arc<Self>,
+                job: LedgerJob,
+            ) -> impl std::future::Future<Output = ()> + Send {
+                async move { self.run(job).await }
+            }
+        }
+
+        impl $standin {
+            /// Re-run the jobs the ledger still has `SUBMITTED` that this process is not
+            /// running yet. Returns how many it took up.
+            pub async fn resume_unfinished(&self) -> PortResult<usize> {
+                super::resume_jobs(&self.inner).await
+            }
+
+            /// Wait until every job started so far has finished and been announced.
+            pub async fn wait_idle(&self) {
+                super::JobService::runner(&*self.inner).wait_idle().await;
+            }
+
+            /// Unfinished jobs no process holds (see `LocalEngine::unattended`).
+            pub async fn unattended(&self) -> PortResult<Vec<LedgerJob>> {
+                let inner = &*self.inner;
+                super::unattended_jobs(
+                    super::JobService::ledger(inner).as_ref(),
+                    <Inner as super::JobService>::SERVICE,
+                    super::JobService::scratch_dir(inner),
+                )
+                .await
+            }
+
+            pub(crate) fn is_stopping(&self) -> bool {
+                super::JobService::runner(&*self.inner).is_stopping()
+            }
+
+            /// Start no queued job; give the running ones `grace` (see `LocalEngine::drain`).
+            pub async fn drain(&self, grace: std::time::Duration) -> bool {
+                super::JobService::runner(&*self.inner).drain(grace).await
+            }
+
+            async fn spawn(&self, job: LedgerJob) -> bool {
+                super::spawn_job(&self.inner, job).await
+            }
+        }
+    };
+}
+pub(crate) use job_control;
+
 /// The unfinished jobs of `service` that no process holds (see `LocalEngine::unattended`).
 pub(crate) async fn unattended_jobs(
     ledger: &dyn JobLedger,
