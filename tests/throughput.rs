@@ -115,11 +115,6 @@ fn main() {
     );
     println!("handler retries               {}", f.handler_transient);
     if let Some(w) = writes {
-        println!(
-            "database writes per commit    {:.1} ({} writes in {} transactions)",
-            w.writes as f64 / w.transactions.max(1) as f64,
-            w.writes,
-            w.transactions
-        );
+        println!("database writes per commit    {w}");
     }
 }

@@ -212,12 +212,7 @@ fn main() -> ExitCode {
     }
     figures.print(40);
     if let Some(w) = writes {
-        println!(
-            "database writes per commit (group commit): {:.1} ({} writes in {} transactions)",
-            w.writes as f64 / w.transactions.max(1) as f64,
-            w.writes,
-            w.transactions
-        );
+        println!("database writes per commit (group commit): {w}");
     }
     if failures.is_empty() {
         ExitCode::SUCCESS

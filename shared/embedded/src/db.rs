@@ -140,6 +140,19 @@ pub struct WriteStats {
     pub writes: u64,
 }
 
+/// `4.1 (4100 writes in 1000 transactions)`: how many writes a commit carried on average.
+impl std::fmt::Display for WriteStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} ({} writes in {} transactions)",
+            self.writes as f64 / self.transactions.max(1) as f64,
+            self.writes,
+            self.transactions
+        )
+    }
+}
+
 impl Db {
     /// Open (creating if needed) and migrate the database file.
     pub(crate) fn open(
