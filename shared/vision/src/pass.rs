@@ -237,10 +237,8 @@ impl<'c> VisionModels<'c> {
             // (each model still sees its frames in order). On two cores the pass takes about
             // the longer of the two instead of their sum.
             let others = faces.running() || moderation.running();
-            let others_done = std::sync::atomic::AtomicBool::new(!others);
             let (returned, read) = std::thread::scope(|scope| {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<TimedFrame>>(4);
-                let others_done = &others_done;
                 let beside = scope.spawn(move || {
                     let mut last_moderated: Option<u64> = None;
                     let mut last_faces: Option<u64> = None;
@@ -275,19 +273,16 @@ impl<'c> VisionModels<'c> {
                             break;
                         }
                     }
-                    others_done.store(true, std::sync::atomic::Ordering::SeqCst);
                     (faces, moderation)
                 });
+                // `None` once faces and moderation have both ended (their thread is gone).
                 let mut tx = others.then_some(tx);
                 let read = (|| -> Result<(), VisionError> {
                     for sample in frames {
                         let sample = std::sync::Arc::new(sample?);
                         count += 1;
-                        if let Some(t) = &tx {
-                            // Gone: faces and moderation have both ended.
-                            if t.send(sample.clone()).is_err() {
-                                tx = None;
-                            }
+                        if tx.as_ref().is_some_and(|t| t.send(sample.clone()).is_err()) {
+                            tx = None;
                         }
                         let ts = sample.timestamp_ms;
                         labels.step(|m| {
@@ -299,8 +294,7 @@ impl<'c> VisionModels<'c> {
                                 })
                                 .collect())
                         });
-                        let others_running = !others_done.load(std::sync::atomic::Ordering::SeqCst);
-                        if !labels.running() && !others_running {
+                        if !labels.running() && tx.is_none() {
                             break;
                         }
                     }
