@@ -12,21 +12,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const require = createRequire(path.join(root, 'web/package.json'));
-const { chromium } = require('playwright-core');
+import { BIN, OUT, launchChromium, root } from './common.mjs';
 
-const OUT = process.env.CUEPOINT_BROWSER_OUT || path.join(here, 'out');
-const BIN = process.env.CUEPOINT_BIN || path.join(process.env.CARGO_TARGET_DIR || path.join(root, 'target'), 'debug/cuepoint');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const HLS_JS = path.join(root, 'web/node_modules/hls.js/dist/hls.min.js');
 const FPS = 25;
 const FRAME = 1 / FPS;
@@ -119,11 +111,7 @@ test('hls.js plays the ladder and reports a cue at every break, frame-exact, in 
   fs.writeFileSync(path.join(work, 'player.html'), '<!doctype html><title>player</title><video id="v" muted playsinline></video>');
   const server = await serve({ hls: hlsDir, vendor: path.dirname(HLS_JS), page: work });
   const base = `http://127.0.0.1:${server.address().port}`;
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-  });
+  const browser = await launchChromium(['--autoplay-policy=no-user-gesture-required']);
   try {
     const page = await browser.newPage();
     const errors = [];

@@ -11,20 +11,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const require = createRequire(path.join(root, 'web/package.json'));
-const { chromium } = require('playwright-core');
+import { BIN, OUT, launchChromium } from './common.mjs';
 
-const OUT = process.env.CUEPOINT_BROWSER_OUT || path.join(here, 'out');
-const BIN = process.env.CUEPOINT_BIN || path.join(process.env.CARGO_TARGET_DIR || path.join(root, 'target'), 'debug/cuepoint');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TOKEN = 'browser-test-token';
 const timings = [];
 
@@ -86,10 +78,7 @@ test('review app in a real browser: upload, play, move a break, search', { timeo
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cuepoint-browser-'));
   const { clip, haveEspeak } = await step('generate clip', async () => makeClip(work));
   const { proc, base } = await startServer(path.join(work, 'data'));
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     const errors = [];

@@ -42,7 +42,8 @@ pub async fn on_media_prepared(
     // Take the cap before starting anything: with many assets prepared at once, the handlers
     // that do not get a share wait in the queue instead of starting jobs past the cap. The
     // reservation is part of the asset's record, so a redelivery (or a crash after it) finds
-    // it taken and goes on to start the jobs.
+    // it taken and goes on to start the jobs. The cap counts Rekognition jobs only: Transcribe
+    // has a quota of its own.
     let asset = if asset.reserved_jobs == 0 {
         let counter = CounterDelta {
             name: OPEN_JOBS_COUNTER.into(),
