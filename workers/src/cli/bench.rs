@@ -62,6 +62,11 @@ pub struct BenchFigures {
     /// The bare encodes one by one: the ladder (packaging's run) and the proxy (the first job's).
     pub bare_ladder_wall_s: f64,
     pub bare_proxy_wall_s: f64,
+    /// CPU seconds of the bare ladder alone.
+    pub bare_ladder_cpu_s: f64,
+    /// Cores this process may use: the pipeline's CPU over them is the least wall time any
+    /// order of its work could take here.
+    pub cores: usize,
     /// Where the pipeline's wall time went, from the asset record's timestamps.
     pub stages: Stages,
     /// CPU seconds of the one pass the local analyses of the proxy share: probe, segment
@@ -141,6 +146,17 @@ impl BenchFigures {
             self.stages.packaging_s,
             self.bare_ladder_wall_s,
             self.pipeline_wall_s / self.bare_ladder_wall_s.max(1e-9)
+        ));
+        // However the work were ordered, it cannot finish sooner than its CPU spread over every
+        // core: that bounds the ratio to the ladder alone on this machine.
+        let floor = self.pipeline_cpu_s / self.cores.max(1) as f64;
+        out.push_str(&format!(
+            "  CPU: ladder alone {:.1} s; the pipeline's {:.1} s over {} cores is at least {:.1} s of wall time ({:.2}x the ladder alone)\n",
+            self.bare_ladder_cpu_s,
+            self.pipeline_cpu_s,
+            self.cores,
+            floor,
+            floor / self.bare_ladder_wall_s.max(1e-9)
         ));
         out.push_str(&format!(
             "local analysis CPU (proxy)            {:>7.2} s   decode-only CPU of the same file           {:>6.2} s   ratio {:.2}x\n",
@@ -267,6 +283,7 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     let started = Instant::now();
     cuepoint_engine::package::package(&bare, None).await?;
     let bare_ladder = started.elapsed();
+    let bare_ladder_cpu = process_cpu() - cpu_before;
     let job = cuepoint_core::mediaconvert::build_job_settings(
         &cuepoint_core::mediaconvert::default_template(),
         &cuepoint_core::domain::S3Uri::parse("s3://bench/in/bench.mov")?,
@@ -345,6 +362,8 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
         pipeline_vs_encode_cpu: pipeline_cpu / bare_cpu.max(1e-9),
         bare_ladder_wall_s: bare_ladder.as_secs_f64(),
         bare_proxy_wall_s: bare_proxy.as_secs_f64(),
+        bare_ladder_cpu_s: bare_ladder_cpu,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         stages,
         analysis_cpu_s: analysis_cpu,
         segments_cpu_s: segments_cpu,
