@@ -8,6 +8,7 @@ use cuepoint_runtime::config::Settings;
 use cuepoint_runtime::metrics::Metrics;
 use cuepoint_runtime::ports::Ports;
 
+use crate::latest::LatestRecords;
 use crate::scoring_config::{Scoring, ScoringConfigError};
 
 /// Name of the counter of open Rekognition jobs (cap: `analysis.max_open_jobs`).
@@ -26,6 +27,8 @@ pub struct WorkerContext {
     pub metrics: Metrics,
     /// Conditional writes lost to another writer (shared by the clones of one context).
     pub races: Arc<RaceStats>,
+    /// The newest record of each asset in flight and its turn (shared by the clones).
+    pub latest: Arc<LatestRecords>,
 }
 
 /// How lost conditional writes on assets were resolved.
@@ -58,6 +61,7 @@ impl WorkerContext {
             packaging_template: Arc::new(cuepoint_core::mediaconvert::default_packaging_template()),
             metrics,
             races: Arc::default(),
+            latest: Arc::default(),
         })
     }
 

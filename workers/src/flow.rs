@@ -108,7 +108,15 @@ pub async fn advance_with(
     asset: &Asset,
     decide: impl Fn(&Asset) -> (AssetEvent, Option<CounterDelta>),
 ) -> Result<Advanced, HandlerError> {
-    let mut current = std::borrow::Cow::Borrowed(asset);
+    // This process's handlers of the asset commit in turn, each from the newest record the
+    // others left (see `crate::latest`); the conditional write still guards against other
+    // processes.
+    let slot = ctx.latest.slot(&asset.id);
+    let mut newest = slot.lock().await;
+    let mut current = match newest.as_ref() {
+        Some(n) if n.version > asset.version => std::borrow::Cow::Owned(n.clone()),
+        _ => std::borrow::Cow::Borrowed(asset),
+    };
     let mut attempt = 1;
     loop {
         let (event, counter) = decide(&current);
@@ -129,6 +137,12 @@ pub async fn advance_with(
         match ctx.ports.store.commit(write).await {
             Ok(()) => {
                 tracing::info!(asset_id = %next.id, from = %current.state, to = %next.state, event = event.name(), "asset advanced");
+                if next.state.is_terminal() {
+                    drop(newest);
+                    ctx.latest.forget(&next.id);
+                } else {
+                    *newest = Some(next.clone());
+                }
                 return Ok(Advanced::Applied(next));
             }
             Err(StoreError::Conflict { detail, .. }) if attempt >= WRITE_ATTEMPTS => {
@@ -140,7 +154,9 @@ pub async fn advance_with(
             Err(StoreError::Conflict { detail, .. }) => {
                 ctx.races.reapplied.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(asset_id = %current.id, attempt, %detail, "lost a conditional write; re-reading");
-                current = std::borrow::Cow::Owned(load(ctx, &current.id).await?);
+                let stored = load(ctx, &current.id).await?;
+                *newest = Some(stored.clone());
+                current = std::borrow::Cow::Owned(stored);
                 attempt += 1;
             }
             Err(e @ StoreError::CounterLimit { .. }) => {
@@ -425,6 +441,46 @@ mod tests {
         let r = advance(&kit.ctx, &b, submitted("mc-1"), Some(full)).await;
         assert!(matches!(r, Err(HandlerError::Delay { .. })), "{r:?}");
         assert_eq!(kit.asset(&b.id).state, AssetState::Registered);
+    }
+
+    #[tokio::test]
+    async fn a_handler_with_an_older_record_starts_from_the_one_this_process_committed() {
+        let kit = Kit::new();
+        let a = registered(&kit);
+        let Advanced::Applied(first) = advance(&kit.ctx, &a, submitted("mc-1"), None)
+            .await
+            .unwrap()
+        else {
+            panic!("expected applied")
+        };
+        // Handlers that read the record before that commit: a redelivery is recognised and a
+        // new event is applied to the newer record, without losing a write.
+        let again = advance(&kit.ctx, &a, submitted("mc-1"), None)
+            .await
+            .unwrap();
+        assert!(matches!(&again, Advanced::AlreadyApplied(r) if *r == first));
+        let failed = AssetEvent::Failed {
+            stage: FailureStage::Transcode,
+            reason: "broken".into(),
+        };
+        let r = advance(&kit.ctx, &a, failed, None).await.unwrap();
+        assert!(
+            matches!(&r, Advanced::Applied(n) if n.version == first.version + 1 && n.state == AssetState::Failed),
+            "{r:?}"
+        );
+        assert_eq!(kit.asset(&a.id).version, first.version + 1);
+        assert_eq!(kit.store.conflicts.load(Ordering::SeqCst), 0);
+        assert_eq!(kit.ctx.races.reapplied.load(Ordering::SeqCst), 0);
+        // A finished asset is forgotten.
+        assert!(kit.ctx.latest.is_empty());
+
+        // Another process's write is still caught by the conditional write.
+        let kit = Kit::new();
+        let a = registered(&kit);
+        kit.store.lose_next_race();
+        let r = advance(&kit.ctx, &a, submitted("mc-1"), None).await;
+        assert!(matches!(&r, Ok(Advanced::Applied(_))), "{r:?}");
+        assert_eq!(kit.ctx.races.reapplied.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ pub mod context;
 pub mod creatives;
 pub mod flow;
 pub mod handlers;
+pub mod latest;
 pub mod redrive;
 pub mod scoring_config;
 pub mod serve;
