@@ -65,7 +65,7 @@ fn main() {
             parallel_uploads: 16,
         };
         let figures = harness::run(target, opts).await?;
-        let writes = backend.map(|b| b.write_stats());
+        let writes = backend.map(|b| (b.write_stats(), b.blob_sync_stats()));
         drop(dir);
         Ok::<_, harness::BoxError>((figures, writes))
     });
@@ -114,7 +114,8 @@ fn main() {
         f.races_reapplied, f.races_left_to_backoff
     );
     println!("handler retries               {}", f.handler_transient);
-    if let Some(w) = writes {
+    if let Some((w, b)) = writes {
         println!("database writes per commit    {w}");
+        println!("blob writes per directory sync {b}");
     }
 }

@@ -24,9 +24,10 @@ use cuepoint_core::events::envelope::PutEventsEntry;
 use cuepoint_core::rekognition::AnalysisKind;
 use cuepoint_runtime::consumer::{Handler, HandlerError};
 use cuepoint_runtime::ports::{
-    AnalysisRequest, AssetStore, AssetWrite, BlobMeta, BlobStore, EventBus, PortError, PortResult,
-    ProbeError, Prober, Queue, ReceivedMessage, ResultsPage, StoreError, Topic, TranscodeRequest,
-    Transcoder, Transcriber, TranscriptionJob, TranscriptionRequest, VideoAnalyzer,
+    AnalysisRequest, AssetStore, AssetWrite, BlobMeta, BlobPut, BlobStore, EventBus, PortError,
+    PortResult, ProbeError, Prober, Queue, ReceivedMessage, ResultsPage, StoreError, Topic,
+    TranscodeRequest, Transcoder, Transcriber, TranscriptionJob, TranscriptionRequest,
+    VideoAnalyzer,
 };
 
 use crate::rng::Dice;
@@ -392,6 +393,13 @@ impl BlobStore for FaultyBlobs {
         self.faults.before(Port::Blobs, "put")?;
         self.inner.put(uri, bytes, content_type).await?;
         self.faults.after(Fault::CrashAfterBlobWrite, "put")
+    }
+
+    async fn put_many(&self, objects: Vec<BlobPut>) -> PortResult<()> {
+        self.faults.disk_full("put_many")?;
+        self.faults.before(Port::Blobs, "put_many")?;
+        self.inner.put_many(objects).await?;
+        self.faults.after(Fault::CrashAfterBlobWrite, "put_many")
     }
 
     async fn head(&self, uri: &S3Uri) -> PortResult<Option<BlobMeta>> {

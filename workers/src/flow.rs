@@ -14,7 +14,7 @@ use cuepoint_core::asset::{
 use cuepoint_core::domain::AssetId;
 use cuepoint_core::events::{PipelineDetail, PipelineEvent};
 use cuepoint_runtime::consumer::HandlerError;
-use cuepoint_runtime::ports::{AssetWrite, CounterDelta, StoreError};
+use cuepoint_runtime::ports::{AssetWrite, BlobPut, CounterDelta, StoreError};
 use std::sync::atomic::Ordering;
 
 use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
@@ -265,6 +265,26 @@ pub async fn announce_failure(ctx: &WorkerContext, asset: &Asset) -> Result<(), 
         )],
     )
     .await
+}
+
+/// Store several result files of an asset (`(layout name, bytes, content type)`), all of
+/// them before the caller goes on: side by side in the results directory, they share its
+/// fsync on the embedded blob store (`BlobStore::put_many`).
+pub async fn put_results(
+    ctx: &WorkerContext,
+    id: &AssetId,
+    files: Vec<(&str, Vec<u8>, &'static str)>,
+) -> Result<(), HandlerError> {
+    let objects = files
+        .into_iter()
+        .map(|(rel, bytes, content_type)| BlobPut {
+            uri: ctx.result_uri(id, rel),
+            bytes,
+            content_type,
+        })
+        .collect();
+    ctx.ports.blobs.put_many(objects).await?;
+    Ok(())
 }
 
 /// Save the asset record next to its results (`asset.json`), best effort: the store is the

@@ -216,6 +216,11 @@ impl EmbeddedBackend {
         self.db.write_stats()
     }
 
+    /// How many blob writes shared how many directory fsyncs in this process.
+    pub fn blob_sync_stats(&self) -> blobs::DirSyncStats {
+        self.blobs.dir_sync_stats()
+    }
+
     /// Messages this open released from processes that are gone.
     pub fn orphans_released(&self) -> u64 {
         self.orphans_released

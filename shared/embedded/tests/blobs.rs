@@ -289,3 +289,109 @@ async fn writes_are_atomic_for_readers() {
     writer.await.unwrap();
     assert!(reads > 0);
 }
+
+/// Writes in flight into one directory share its fsync: every write is counted and covered
+/// (each one's content is there), and no more syncs run than writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn writes_into_one_directory_share_its_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _) = common::backend(&dir);
+    let blobs = b.blobs();
+    let before = b.blob_sync_stats();
+    let writes: Vec<_> = (0..24)
+        .map(|i| {
+            let blobs = blobs.clone();
+            tokio::spawn(async move {
+                let key = if i % 4 == 0 {
+                    format!("other/{i}.json")
+                } else {
+                    format!("asset/{i}.json")
+                };
+                blobs
+                    .put(&uri(&key), format!("{i}").into_bytes(), "application/json")
+                    .await
+            })
+        })
+        .collect();
+    for w in writes {
+        w.await.unwrap().unwrap();
+    }
+    for i in 0..24 {
+        let key = if i % 4 == 0 {
+            format!("other/{i}.json")
+        } else {
+            format!("asset/{i}.json")
+        };
+        assert_eq!(
+            blobs.get(&uri(&key)).await.unwrap(),
+            Some(format!("{i}").into_bytes())
+        );
+    }
+    let after = b.blob_sync_stats();
+    assert_eq!(after.writes - before.writes, 24);
+    let syncs = after.syncs - before.syncs;
+    assert!((2..=24).contains(&syncs), "{after}");
+}
+
+/// `put_many` stores every object as `put` would, with one directory sync per directory.
+#[tokio::test]
+async fn put_many_syncs_each_directory_once() {
+    use cuepoint_runtime::ports::BlobPut;
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _) = common::backend(&dir);
+    let blobs = b.blobs();
+    blobs
+        .put(&uri("many/old.json"), b"old".to_vec(), "t")
+        .await
+        .unwrap();
+    let before = b.blob_sync_stats();
+    let objects: Vec<BlobPut> = [
+        "many/a.json",
+        "many/b.json",
+        "many/old.json",
+        "many/sub/c.csv",
+    ]
+    .iter()
+    .map(|k| BlobPut {
+        uri: uri(k),
+        bytes: k.as_bytes().to_vec(),
+        content_type: "application/json",
+    })
+    .collect();
+    blobs.put_many(objects).await.unwrap();
+    for k in [
+        "many/a.json",
+        "many/b.json",
+        "many/old.json",
+        "many/sub/c.csv",
+    ] {
+        assert_eq!(
+            blobs.get(&uri(k)).await.unwrap().as_deref(),
+            Some(k.as_bytes())
+        );
+    }
+    let after = b.blob_sync_stats();
+    assert_eq!(
+        (after.writes - before.writes, after.syncs - before.syncs),
+        (4, 2),
+        "{after}"
+    );
+    // A refused key fails the call before anything is written.
+    let bad = vec![
+        BlobPut {
+            uri: uri("many/d.json"),
+            bytes: b"d".to_vec(),
+            content_type: "t",
+        },
+        BlobPut {
+            uri: uri("many/.cuepoint-tmp-x"),
+            bytes: b"x".to_vec(),
+            content_type: "t",
+        },
+    ];
+    assert!(matches!(
+        blobs.put_many(bad).await,
+        Err(PortError::Permanent(_))
+    ));
+    assert_eq!(blobs.get(&uri("many/d.json")).await.unwrap(), None);
+}

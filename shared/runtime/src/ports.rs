@@ -169,12 +169,29 @@ pub struct BlobMeta {
     pub etag: Option<String>,
 }
 
+/// One object of `BlobStore::put_many`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobPut {
+    pub uri: S3Uri,
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+}
+
 /// S3 (or a directory tree), addressed by `s3://bucket/key`.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     /// `Ok(None)` when the object does not exist.
     async fn get(&self, uri: &S3Uri) -> PortResult<Option<Vec<u8>>>;
     async fn put(&self, uri: &S3Uri, bytes: Vec<u8>, content_type: &str) -> PortResult<()>;
+    /// Store several objects, each as `put` does (each one atomic on its own; not the set):
+    /// all of them are stored when it returns `Ok`. A store that can share work between them
+    /// (one fsync per directory) does.
+    async fn put_many(&self, objects: Vec<BlobPut>) -> PortResult<()> {
+        for o in objects {
+            self.put(&o.uri, o.bytes, o.content_type).await?;
+        }
+        Ok(())
+    }
     async fn head(&self, uri: &S3Uri) -> PortResult<Option<BlobMeta>>;
     /// Keys under a prefix (recursive).
     async fn list(&self, prefix: &S3Uri) -> PortResult<Vec<S3Uri>>;

@@ -15,7 +15,7 @@ use cuepoint_runtime::consumer::HandlerError;
 use cuepoint_runtime::ports::{AnalysisRequest, CounterDelta, TranscriptionRequest};
 
 use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
-use crate::flow::{advance, load, Advanced};
+use crate::flow::{advance, load, put_results, Advanced};
 
 pub async fn on_media_prepared(
     ctx: &WorkerContext,
@@ -128,16 +128,24 @@ async fn start_transcription(
 ) -> Result<Option<JobRecord>, HandlerError> {
     let audio = asset.audio.as_ref();
     let Some(track) = audio.and_then(|a| a.main_dialogue_track()) else {
-        for (file, body) in [
-            (results::TRANSCRIPT, crate::speech::silent_transcript()),
-            (results::SPEECH, crate::speech::silent_speech()),
-        ] {
-            let bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
-            ctx.ports
-                .blobs
-                .put(&ctx.result_uri(&asset.id, file), bytes, "application/json")
-                .await?;
-        }
+        let json = |body: serde_json::Value| serde_json::to_vec_pretty(&body).unwrap_or_default();
+        put_results(
+            ctx,
+            &asset.id,
+            vec![
+                (
+                    results::TRANSCRIPT,
+                    json(crate::speech::silent_transcript()),
+                    "application/json",
+                ),
+                (
+                    results::SPEECH,
+                    json(crate::speech::silent_speech()),
+                    "application/json",
+                ),
+            ],
+        )
+        .await?;
         return Ok(None);
     };
     let job_name = transcribe::attempt_job_name(&ctx.settings.workflow, &asset.id, asset.retries)

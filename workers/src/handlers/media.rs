@@ -10,6 +10,7 @@ use cuepoint_core::loudness::{AudioOptions, AudioReport, LoudnessLog};
 use cuepoint_core::mediaconvert::{build_job_settings, JobPlan};
 use cuepoint_core::results;
 use cuepoint_runtime::consumer::HandlerError;
+use cuepoint_runtime::ports::BlobPut;
 
 use crate::context::WorkerContext;
 use crate::flow::{advance, announce, announce_failure, fail, load};
@@ -94,6 +95,7 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
         .map_err(|e| HandlerError::Permanent(format!("job plan: {e}")))?;
 
     let mut logs = Vec::with_capacity(tracks as usize);
+    let mut files = Vec::with_capacity(tracks as usize + 1);
     for track in 1..=tracks {
         let uri = plan.loudness_log_uri(track, tracks);
         let Some(bytes) = ctx.ports.blobs.get(&uri).await? else {
@@ -105,8 +107,7 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
             )
             .await;
         };
-        let text = String::from_utf8_lossy(&bytes);
-        let log = match LoudnessLog::parse(&text) {
+        let log = match LoudnessLog::parse(&String::from_utf8_lossy(&bytes)) {
             Ok(l) => l,
             Err(e) => {
                 return fail(
@@ -118,8 +119,11 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
                 .await
             }
         };
-        let dest = ctx.result_uri(&asset.id, &results::loudness_track(track as usize));
-        ctx.ports.blobs.put(&dest, bytes, "text/csv").await?;
+        files.push(BlobPut {
+            uri: ctx.result_uri(&asset.id, &results::loudness_track(track as usize)),
+            bytes,
+            content_type: "text/csv",
+        });
         logs.push(log);
     }
     let opts = AudioOptions {
@@ -132,15 +136,13 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
         .map(|p| p.audio_tracks.iter().map(|t| t.channels).collect())
         .unwrap_or_default();
     let audio = AudioReport::from_logs(&logs, &channels, &opts);
-    let body = serde_json::to_vec_pretty(&audio).unwrap_or_default();
-    ctx.ports
-        .blobs
-        .put(
-            &ctx.result_uri(&asset.id, results::AUDIO),
-            body,
-            "application/json",
-        )
-        .await?;
+    files.push(BlobPut {
+        uri: ctx.result_uri(&asset.id, results::AUDIO),
+        bytes: serde_json::to_vec_pretty(&audio).unwrap_or_default(),
+        content_type: "application/json",
+    });
+    // The copies of the logs and the report, one fsync per directory.
+    ctx.ports.blobs.put_many(files).await?;
 
     let event = AssetEvent::MediaPrepared {
         job_id: job_id.to_string(),

@@ -16,7 +16,7 @@ use cuepoint_runtime::ports::{CounterDelta, TranscriptionStatus};
 use serde_json::Value;
 
 use crate::context::{WorkerContext, OPEN_JOBS_COUNTER};
-use crate::flow::{advance, announce, announce_failure, fail, load_when_ready};
+use crate::flow::{advance, announce, announce_failure, fail, load_when_ready, put_results};
 
 /// Safety net against a service that never stops paging.
 const MAX_PAGES: usize = 10_000;
@@ -205,16 +205,16 @@ pub async fn on_transcription(
             (transcript, speech)
         }
     };
-    for (file, body) in [
-        (results::TRANSCRIPT, &transcript),
-        (results::SPEECH, &speech),
-    ] {
-        let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
-        ctx.ports
-            .blobs
-            .put(&ctx.result_uri(&id, file), bytes, "application/json")
-            .await?;
-    }
+    let json = |body: &Value| serde_json::to_vec_pretty(body).unwrap_or_default();
+    put_results(
+        ctx,
+        &id,
+        vec![
+            (results::TRANSCRIPT, json(&transcript), "application/json"),
+            (results::SPEECH, json(&speech), "application/json"),
+        ],
+    )
+    .await?;
     let event = match failure {
         Some(reason) => {
             tracing::warn!(job = %ev.job_name, %reason, "transcription failed; the asset goes on without it");

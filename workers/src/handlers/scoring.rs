@@ -16,7 +16,7 @@ use cuepoint_core::scoring::ScoringInputs;
 use cuepoint_runtime::consumer::HandlerError;
 
 use crate::context::WorkerContext;
-use crate::flow::{advance, announce, announce_failure, fail, load, write_record};
+use crate::flow::{advance, announce, announce_failure, fail, load, put_results, write_record};
 
 pub async fn on_analyses_completed(
     ctx: &WorkerContext,
@@ -88,23 +88,8 @@ pub async fn on_analyses_completed(
         }
     }
     let slots_json = serde_json::to_vec_pretty(&output).unwrap_or_default();
-    ctx.ports
-        .blobs
-        .put(
-            &ctx.result_uri(&asset.id, results::SLOTS),
-            slots_json,
-            "application/json",
-        )
-        .await?;
     let scenes = cuepoint_core::scenes::of_inputs(&inputs, &scoring.scene_options());
-    ctx.ports
-        .blobs
-        .put(
-            &ctx.result_uri(&asset.id, results::SCENES),
-            serde_json::to_vec_pretty(&scenes).unwrap_or_default(),
-            "application/json",
-        )
-        .await?;
+    let scenes_json = serde_json::to_vec_pretty(&scenes).unwrap_or_default();
     let title = format!("{} ({})", asset.source.key, asset.id);
     let svg = cuepoint_core::timeline::render_svg(&cuepoint_core::timeline::TimelineInput {
         title: &title,
@@ -122,14 +107,6 @@ pub async fn on_analyses_completed(
             cuepoint_core::content::TOP_LABELS,
         ),
     });
-    ctx.ports
-        .blobs
-        .put(
-            &ctx.result_uri(&asset.id, results::TIMELINE),
-            svg.into_bytes(),
-            "image/svg+xml",
-        )
-        .await?;
     let planned = cuepoint_core::vmap::plan_breaks(&output.breaks, &scoring.inventory);
     for b in &planned {
         if let Some(creative) = scoring.placeholders.get(&b.ad_url) {
@@ -141,11 +118,19 @@ pub async fn on_analyses_completed(
         crate::scoring_config::break_seconds(&output),
     )
     .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    // Every file is stored before the record names the VMAP.
+    put_results(
+        ctx,
+        &asset.id,
+        vec![
+            (results::SLOTS, slots_json, "application/json"),
+            (results::SCENES, scenes_json, "application/json"),
+            (results::TIMELINE, svg.into_bytes(), "image/svg+xml"),
+            (results::VMAP, vmap.into_bytes(), "application/xml"),
+        ],
+    )
+    .await?;
     let vmap_uri = ctx.result_uri(&asset.id, results::VMAP);
-    ctx.ports
-        .blobs
-        .put(&vmap_uri, vmap.into_bytes(), "application/xml")
-        .await?;
 
     let breaks = output
         .breaks
