@@ -1124,7 +1124,18 @@ fn retry_re_drives_a_transient_failure_exactly_once_and_refuses_a_permanent_one(
         .to_string();
     let record = status_json(&data, &id);
     assert_eq!(record["state"], "FAILED");
-    assert_eq!(record["failure"]["stage"], "analysis:segments", "{record}");
+    // Every analysis of the shared pass meets the missing tool; the first completion recorded
+    // fails the asset (usually the segments').
+    let stage = record["failure"]["stage"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        ["segments", "labels", "faces", "moderation"]
+            .iter()
+            .any(|k| stage == format!("analysis:{k}")),
+        "{record}"
+    );
     assert_eq!(record["failure"]["kind"], "transient", "{record}");
     let reason = record["failure"]["reason"].as_str().unwrap();
     assert!(reason.contains("ffprobe"), "the cause is named: {reason}");
@@ -1157,7 +1168,7 @@ fn retry_re_drives_a_transient_failure_exactly_once_and_refuses_a_permanent_one(
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stderr}");
         assert!(stdout.contains("COMPLETE"), "{stdout}\n{stderr}");
-        if stderr.contains("re-driven (attempt 1) from FAILED at analysis:segments") {
+        if stderr.contains(&format!("re-driven (attempt 1) from FAILED at {stage}")) {
             redriven += 1;
         } else {
             assert!(stderr.contains("not FAILED"), "{stderr}");
