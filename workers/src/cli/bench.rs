@@ -351,29 +351,9 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
     let before = process_cpu();
     cuepoint_engine::analyze(&proxy, &options, None).await?;
     let segments_cpu = process_cpu() - before;
-    let before = children_cpu();
-    let status = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
-        .arg(&proxy)
-        .args(["-map", "0:v:0", "-f", "null", "-"])
-        .stdin(Stdio::null())
-        .status()
-        .await
-        .context("running ffmpeg")?;
-    anyhow::ensure!(status.success(), "decoding the proxy failed: {status}");
-    let decode_cpu = children_cpu() - before;
-    let before = children_cpu();
-    let status = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-v", "error"])
-        .args(["-skip_loop_filter:v", "all", "-threads", "1", "-i"])
-        .arg(&proxy)
-        .args(["-map", "0:v:0", "-f", "null", "-"])
-        .stdin(Stdio::null())
-        .status()
-        .await
-        .context("running ffmpeg")?;
-    anyhow::ensure!(status.success(), "decoding the proxy failed: {status}");
-    let pass_decode_cpu = children_cpu() - before;
+    let decode_cpu = decode_only_cpu(&proxy, &[]).await?;
+    let pass_decode_cpu =
+        decode_only_cpu(&proxy, &["-skip_loop_filter:v", "all", "-threads", "1"]).await?;
 
     // 4. The pipeline again, each worker in its own process on one data directory.
     eprintln!("running the pipeline with one process per worker...");
@@ -415,6 +395,27 @@ pub async fn run(args: &BenchArgs, cuepoint: &Path) -> anyhow::Result<BenchFigur
         poll_interval_ms: cuepoint_embedded::DEFAULT_POLL_INTERVAL.as_millis() as u64,
         idle_worker_rss_mib: rss,
     })
+}
+
+/// CPU seconds of FFmpeg decoding the video of `file` and nothing else, with `decoder` options.
+async fn decode_only_cpu(file: &Path, decoder: &[&str]) -> anyhow::Result<f64> {
+    let before = children_cpu();
+    let status = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error"])
+        .args(decoder)
+        .arg("-i")
+        .arg(file)
+        .args(["-map", "0:v:0", "-f", "null", "-"])
+        .stdin(Stdio::null())
+        .status()
+        .await
+        .context("running ffmpeg")?;
+    anyhow::ensure!(
+        status.success(),
+        "decoding {} failed: {status}",
+        file.display()
+    );
+    Ok(children_cpu() - before)
 }
 
 /// Run the pipeline on `clip` with `cuepoint worker <name>` in one process per worker sharing the data
