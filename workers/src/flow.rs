@@ -273,12 +273,12 @@ pub async fn announce_failure(ctx: &WorkerContext, asset: &Asset) -> Result<(), 
 pub async fn put_results(
     ctx: &WorkerContext,
     id: &AssetId,
-    files: Vec<(&str, Vec<u8>, &'static str)>,
+    files: Vec<(impl AsRef<str>, Vec<u8>, &'static str)>,
 ) -> Result<(), HandlerError> {
     let objects = files
         .into_iter()
         .map(|(rel, bytes, content_type)| BlobPut {
-            uri: ctx.result_uri(id, rel),
+            uri: ctx.result_uri(id, rel.as_ref()),
             bytes,
             content_type,
         })

@@ -10,10 +10,9 @@ use cuepoint_core::loudness::{AudioOptions, AudioReport, LoudnessLog};
 use cuepoint_core::mediaconvert::{build_job_settings, JobPlan};
 use cuepoint_core::results;
 use cuepoint_runtime::consumer::HandlerError;
-use cuepoint_runtime::ports::BlobPut;
 
 use crate::context::WorkerContext;
-use crate::flow::{advance, announce, announce_failure, fail, load};
+use crate::flow::{advance, announce, announce_failure, fail, load, put_results};
 
 pub async fn on_job_state_change(
     ctx: &WorkerContext,
@@ -119,11 +118,7 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
                 .await
             }
         };
-        files.push(BlobPut {
-            uri: ctx.result_uri(&asset.id, &results::loudness_track(track as usize)),
-            bytes,
-            content_type: "text/csv",
-        });
+        files.push((results::loudness_track(track as usize), bytes, "text/csv"));
         logs.push(log);
     }
     let opts = AudioOptions {
@@ -136,13 +131,13 @@ async fn prepare(ctx: &WorkerContext, asset: &Asset, job_id: &str) -> Result<(),
         .map(|p| p.audio_tracks.iter().map(|t| t.channels).collect())
         .unwrap_or_default();
     let audio = AudioReport::from_logs(&logs, &channels, &opts);
-    files.push(BlobPut {
-        uri: ctx.result_uri(&asset.id, results::AUDIO),
-        bytes: serde_json::to_vec_pretty(&audio).unwrap_or_default(),
-        content_type: "application/json",
-    });
+    files.push((
+        results::AUDIO.to_string(),
+        serde_json::to_vec_pretty(&audio).unwrap_or_default(),
+        "application/json",
+    ));
     // The copies of the logs and the report, one fsync per directory.
-    ctx.ports.blobs.put_many(files).await?;
+    put_results(ctx, &asset.id, files).await?;
 
     let event = AssetEvent::MediaPrepared {
         job_id: job_id.to_string(),
